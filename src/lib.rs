@@ -1,0 +1,23 @@
+//! walstream: continuous replication of SQLite databases to object storage, compatible with the
+//! Litestream v0.3.13 replica format (see `shared/spec/litestream-v0.3-format.md`).
+//!
+//! Module map (each owns one concern; see DESIGN.md):
+//! - [`config`]: YAML config model with Litestream v0.3.13 keys, env expansion, validation, URLs.
+//! - [`storage`]: replica storage over `object_store` (key layout, listing, put/get/delete, retries).
+//! - [`lz4`]: the LZ4 frame codec used for every snapshot and segment.
+//! - [`wal`]: SQLite WAL header/frame parsing and the checksum chain.
+//! - [`db`]: one live database (read lock, shadow WAL, checkpoints, generations).
+//! - [`replica`]: sync, snapshot and retention loops for one replica.
+//! - [`restore`]: restore planning, download, WAL apply and verification.
+//! - [`server`]: HTTP endpoints (metrics, health, API).
+//! - [`cli`]: command-line commands with Litestream's flag syntax and output.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod lz4;
+pub mod replica;
+pub mod restore;
+pub mod server;
+pub mod storage;
+pub mod wal;

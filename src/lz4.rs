@@ -1,0 +1,1 @@
+//! LZ4 frame codec (placeholder).

@@ -113,6 +113,8 @@ pub struct S3Target {
 pub struct GcsTarget {
     pub bucket: String,
     pub path: String,
+    /// `STORAGE_EMULATOR_HOST` (resolved by the config module), e.g. `http://127.0.0.1:4443`.
+    pub emulator_host: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Eq, Default)]

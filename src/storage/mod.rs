@@ -1,1 +1,3 @@
-//! storage (placeholder)
+//! Replica storage over `object_store` (placeholder until the storage module lands).
+
+pub mod layout;

@@ -1,0 +1,1 @@
+//! Replica key layout (placeholder).

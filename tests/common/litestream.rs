@@ -1,0 +1,1 @@
+//! Drives the real Litestream binary to produce replicas (placeholder).

@@ -1,0 +1,368 @@
+//! Writing a restore onto the temporary database file: the snapshot bytes, then each WAL index's
+//! committed frames written straight to their pages (synchronous; runs on a blocking thread).
+//!
+//! Why direct page writes equal Litestream's result: Litestream lets SQLite run
+//! `PRAGMA wal_checkpoint(TRUNCATE)` on each index's WAL. A complete checkpoint copies, for every
+//! page, its newest frame from the valid committed prefix of the WAL to `(pgno−1)·page_size`,
+//! then truncates the database file to `nPage·page_size` of the last commit (and touches nothing
+//! when the WAL holds no frame). Writing every frame in WAL order and then truncating the same
+//! way produces the same bytes; pages beyond `nPage` are cut off by the truncation either way.
+//!
+//! What must stay true:
+//! - Nothing SQLite would ignore is ever applied, and anything SQLite would silently skip is an
+//!   error here instead: bad WAL header, salt or checksum-chain break, page number 0, a partial
+//!   frame, an index that does not end on a commit frame, offset gaps between segments, a
+//!   snapshot shorter than its header's page count, a page-size mismatch. Each error names the
+//!   object key and the WAL offset.
+//! - Bytes may arrive split anywhere (across segments or decoder blocks).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::wal::{FRAME_HEADER_SIZE, FrameHeader, WAL_HEADER_SIZE, WalHeader, checksum};
+
+use super::error::RestoreError;
+
+/// Bytes of the SQLite database header this module reads.
+const DB_HEADER_LEN: usize = 100;
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Writes the decompressed snapshot sequentially to the start of the file.
+pub struct SnapshotSink<'f> {
+    file: &'f File,
+    path: &'f Path,
+    key: String,
+    len: u64,
+    head: Vec<u8>,
+}
+
+/// What the applied snapshot looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbInfo {
+    /// File length after the snapshot.
+    pub len: u64,
+    /// Page size from the database header; `None` for an empty snapshot.
+    pub page_size: Option<u32>,
+}
+
+impl<'f> SnapshotSink<'f> {
+    pub fn new(file: &'f File, path: &'f Path, key: impl Into<String>) -> Self {
+        SnapshotSink {
+            file,
+            path,
+            key: key.into(),
+            len: 0,
+            head: Vec::with_capacity(DB_HEADER_LEN),
+        }
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> Result<(), RestoreError> {
+        let want = DB_HEADER_LEN
+            .saturating_sub(self.head.len())
+            .min(data.len());
+        self.head.extend_from_slice(&data[..want]);
+        self.file
+            .write_all_at(data, self.len)
+            .map_err(|e| RestoreError::io("write", self.path, e))?;
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    /// Checks the header against the length written.
+    pub fn finish(self) -> Result<DbInfo, RestoreError> {
+        if self.len == 0 {
+            return Ok(DbInfo {
+                len: 0,
+                page_size: None,
+            });
+        }
+        let not_sqlite = || RestoreError::SnapshotNotSqlite {
+            key: self.key.clone(),
+        };
+        let h = &self.head;
+        if h.len() < DB_HEADER_LEN || &h[..16] != SQLITE_MAGIC {
+            return Err(not_sqlite());
+        }
+        let page_size = match u16::from_be_bytes([h[16], h[17]]) {
+            1 => 65_536,
+            n => u32::from(n),
+        };
+        if !page_size.is_power_of_two() || !(512..=65_536).contains(&page_size) {
+            return Err(not_sqlite());
+        }
+        let be = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let (change_counter, pages, valid_for) = (be(24), be(28), be(92));
+        // The in-header size is only meaningful when SQLite would trust it (file format §1.3.7).
+        if pages > 0
+            && change_counter == valid_for
+            && self.len < u64::from(pages) * u64::from(page_size)
+        {
+            return Err(RestoreError::SnapshotTruncated {
+                key: self.key,
+                len: self.len,
+                pages,
+                page_size,
+            });
+        }
+        Ok(DbInfo {
+            len: self.len,
+            page_size: Some(page_size),
+        })
+    }
+}
+
+/// State once the WAL header of the index has been read.
+struct Chain {
+    header: WalHeader,
+    big_endian: bool,
+    sum: (u32, u32),
+    frame_size: usize,
+}
+
+/// Result of applying one index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSummary {
+    pub frames: u64,
+    /// Database size in pages after the last commit, if any frame was applied.
+    pub db_pages: Option<u32>,
+    pub page_size: u32,
+}
+
+/// Validates one WAL index's bytes and applies its frames to the database file.
+pub struct IndexApplier<'f> {
+    file: &'f File,
+    path: &'f Path,
+    generation: String,
+    index: u32,
+    db_page_size: Option<u32>,
+    chain: Option<Chain>,
+    /// Bytes of a header or frame not yet complete.
+    pending: Vec<u8>,
+    /// WAL bytes received so far (the offset the next segment must start at).
+    received: u64,
+    /// WAL bytes in complete headers/frames (the offset of `pending`).
+    consumed: u64,
+    key: String,
+    last_frame: Option<LastFrame>,
+    frames: u64,
+    db_pages: Option<u32>,
+}
+
+struct LastFrame {
+    key: String,
+    offset: u64,
+    commit: bool,
+}
+
+impl<'f> IndexApplier<'f> {
+    pub fn new(
+        file: &'f File,
+        path: &'f Path,
+        generation: &str,
+        index: u32,
+        db_page_size: Option<u32>,
+    ) -> Self {
+        IndexApplier {
+            file,
+            path,
+            generation: generation.to_string(),
+            index,
+            db_page_size,
+            chain: None,
+            pending: Vec::new(),
+            received: 0,
+            consumed: 0,
+            key: String::new(),
+            last_frame: None,
+            frames: 0,
+            db_pages: None,
+        }
+    }
+
+    /// Starts the next segment; its offset must be where the previous one ended.
+    pub fn begin_segment(&mut self, key: &str, offset: u64) -> Result<(), RestoreError> {
+        if offset != self.received {
+            return Err(RestoreError::Gap {
+                key: key.to_string(),
+                expected: self.received,
+                got: offset,
+            });
+        }
+        self.key = key.to_string();
+        Ok(())
+    }
+
+    /// Feeds decompressed WAL bytes in order.
+    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), RestoreError> {
+        self.received += data.len() as u64;
+        while !data.is_empty() {
+            let unit = self.unit_len();
+            if self.pending.is_empty() && data.len() >= unit {
+                let (whole, rest) = data.split_at(unit);
+                self.consume(whole)?;
+                data = rest;
+                continue;
+            }
+            let take = (unit - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() == unit {
+                let unit_bytes = std::mem::take(&mut self.pending);
+                self.consume(&unit_bytes)?;
+                self.pending = unit_bytes;
+                self.pending.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the index: checks it ended on a commit frame and truncates the file like SQLite's
+    /// checkpoint does.
+    pub fn finish(self) -> Result<IndexSummary, RestoreError> {
+        let offset = self.consumed;
+        let Some(chain) = &self.chain else {
+            return Err(RestoreError::WalHeader {
+                key: self.key,
+                source: format!("wal header: short read: {} bytes", self.pending.len()).into(),
+            });
+        };
+        if !self.pending.is_empty() {
+            return Err(RestoreError::TruncatedFrame {
+                generation: self.generation,
+                index: self.index,
+                key: self.key,
+                offset,
+            });
+        }
+        if let Some(last) = &self.last_frame
+            && !last.commit
+        {
+            return Err(RestoreError::NotCommitted {
+                generation: self.generation.clone(),
+                index: self.index,
+                key: last.key.clone(),
+                offset: last.offset,
+            });
+        }
+        let page_size = chain.header.page_size;
+        if let Some(pages) = self.db_pages {
+            let len = u64::from(pages) * u64::from(page_size);
+            self.file
+                .set_len(len)
+                .map_err(|e| RestoreError::io("truncate", self.path, e))?;
+        }
+        Ok(IndexSummary {
+            frames: self.frames,
+            db_pages: self.db_pages,
+            page_size,
+        })
+    }
+
+    fn unit_len(&self) -> usize {
+        self.chain
+            .as_ref()
+            .map_or(WAL_HEADER_SIZE, |c| c.frame_size)
+    }
+
+    /// Handles one complete header or frame.
+    fn consume(&mut self, unit: &[u8]) -> Result<(), RestoreError> {
+        let offset = self.consumed;
+        self.consumed += unit.len() as u64;
+        match &self.chain {
+            None => self.start(unit),
+            Some(_) => self.apply_frame(unit, offset),
+        }
+    }
+
+    fn start(&mut self, unit: &[u8]) -> Result<(), RestoreError> {
+        let header = WalHeader::parse(unit).map_err(|e| RestoreError::WalHeader {
+            key: self.key.clone(),
+            source: Box::new(e),
+        })?;
+        if let Some(db) = self.db_page_size
+            && db != header.page_size
+        {
+            return Err(RestoreError::PageSize {
+                key: self.key.clone(),
+                wal: header.page_size,
+                db,
+            });
+        }
+        self.chain = Some(Chain {
+            big_endian: header.big_endian_checksum(),
+            sum: header.checksum(),
+            frame_size: FRAME_HEADER_SIZE + header.page_size as usize,
+            header,
+        });
+        Ok(())
+    }
+
+    fn apply_frame(&mut self, frame: &[u8], offset: u64) -> Result<(), RestoreError> {
+        let Some(chain) = self.chain.as_mut() else {
+            return Ok(()); // unreachable: consume() only calls this with a chain
+        };
+        let fh = FrameHeader::parse(frame, offset).map_err(|e| RestoreError::WalHeader {
+            key: self.key.clone(),
+            source: Box::new(e),
+        })?;
+        if fh.salts() != chain.header.salts() {
+            return Err(RestoreError::FrameSalt {
+                key: self.key.clone(),
+                offset,
+            });
+        }
+        let (head, page) = frame.split_at(FRAME_HEADER_SIZE);
+        let sum = checksum(
+            chain.big_endian,
+            checksum(chain.big_endian, chain.sum, &head[..8]),
+            page,
+        );
+        if sum != fh.checksum() {
+            return Err(RestoreError::FrameChecksum {
+                key: self.key.clone(),
+                offset,
+            });
+        }
+        if fh.pgno == 0 {
+            return Err(RestoreError::FramePageZero {
+                key: self.key.clone(),
+                offset,
+            });
+        }
+        chain.sum = sum;
+        let at = u64::from(fh.pgno - 1) * page.len() as u64;
+        self.file
+            .write_all_at(page, at)
+            .map_err(|e| RestoreError::io("write", self.path, e))?;
+        self.frames += 1;
+        if fh.is_commit() {
+            self.db_pages = Some(fh.commit);
+        }
+        self.note_last_frame(offset, fh.is_commit());
+        Ok(())
+    }
+
+    fn note_last_frame(&mut self, offset: u64, commit: bool) {
+        match &mut self.last_frame {
+            Some(last) => {
+                if last.key != self.key {
+                    last.key.clone_from(&self.key);
+                }
+                last.offset = offset;
+                last.commit = commit;
+            }
+            None => {
+                self.last_frame = Some(LastFrame {
+                    key: self.key.clone(),
+                    offset,
+                    commit,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;

@@ -1,0 +1,102 @@
+//! The restore error type. Every variant that comes from replica data names the object key and,
+//! for WAL problems, the byte offset inside the uncompressed WAL of that index, so an operator
+//! can find the bad object.
+//!
+//! What must stay true: messages that Litestream v0.3.13 also prints keep its exact wording
+//! (spec §5.4), because scripts match on them.
+
+use std::path::PathBuf;
+
+use super::plan::PlanError;
+
+/// A boxed lower-level error (storage client, LZ4 decoder, WAL parser).
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("no matching backups found")]
+    NoMatchingBackups,
+    #[error("cannot restore, output path already exists: {}", .0.display())]
+    OutputExists(PathBuf),
+    #[error("cannot specify index & timestamp to restore")]
+    IndexAndTimestamp,
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("list replica {replica}: {source}")]
+    List { replica: String, source: Source },
+    #[error("read {key}: {source}")]
+    Read { key: String, source: Source },
+    #[error("decompress {key}: {source}")]
+    Decompress { key: String, source: Source },
+    #[error(
+        "wal segment gap: {key} starts at wal offset {got} but the previous segments end at {expected}"
+    )]
+    Gap {
+        key: String,
+        expected: u64,
+        got: u64,
+    },
+    #[error("invalid wal header in {key}: {source}")]
+    WalHeader { key: String, source: Source },
+    #[error("wal frame salt mismatch in {key} at wal offset {offset}")]
+    FrameSalt { key: String, offset: u64 },
+    #[error("wal frame checksum mismatch in {key} at wal offset {offset}")]
+    FrameChecksum { key: String, offset: u64 },
+    #[error("wal frame with page number 0 in {key} at wal offset {offset}")]
+    FramePageZero { key: String, offset: u64 },
+    #[error("wal index {generation}/{index:08x} ends inside a frame: {key} at wal offset {offset}")]
+    TruncatedFrame {
+        generation: String,
+        index: u32,
+        key: String,
+        offset: u64,
+    },
+    #[error(
+        "wal index {generation}/{index:08x} does not end on a commit frame: last frame in {key} at wal offset {offset}"
+    )]
+    NotCommitted {
+        generation: String,
+        index: u32,
+        key: String,
+        offset: u64,
+    },
+    #[error("page size mismatch: {key} has page size {wal}, the database has {db}")]
+    PageSize { key: String, wal: u32, db: u32 },
+    #[error("snapshot {key} is not an SQLite database")]
+    SnapshotNotSqlite { key: String },
+    #[error(
+        "snapshot {key} is truncated: {len} bytes, but its header says {pages} pages of {page_size} bytes"
+    )]
+    SnapshotTruncated {
+        key: String,
+        len: u64,
+        pages: u32,
+        page_size: u32,
+    },
+    #[error("integrity check of {} failed: {detail}", path.display())]
+    Integrity { path: PathBuf, detail: String },
+    #[error("sqlite {}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("restore task failed: {0}")]
+    Task(String),
+}
+
+impl RestoreError {
+    /// Helper for I/O errors with the operation and path.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        RestoreError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

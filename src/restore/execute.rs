@@ -1,0 +1,278 @@
+//! Running a [`RestorePlan`]: parallel download and decompression, in-order apply on a blocking
+//! thread, fsync, verification, atomic move into place.
+//!
+//! ```text
+//! snapshot task ──blocks (≤2 in flight)──▶ ┐
+//!                                          ├─▶ disk thread: OUT.tmp ← snapshot, then each
+//! segment tasks (≤ parallelism, in order) ─┘    index's frames (validated) → fsync
+//!                                           ──▶ integrity check ──▶ link OUT, unlink OUT.tmp
+//! ```
+//!
+//! What must stay true:
+//! - The disk thread consumes the snapshot first and segments strictly in (index, offset)
+//!   order; downloads run ahead by at most `parallelism` segments, so memory stays bounded by
+//!   `parallelism × SPILL_THRESHOLD` plus a few decoder blocks, never by database size.
+//! - Any failure (download, decode, validation, verification, a panicked task) ends the
+//!   restore with that error; the [`TempOutput`] guard then removes every temporary file and
+//!   in-flight download tasks are aborted.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{Future, StreamExt};
+use tokio::sync::mpsc::{self, Receiver, Sender};
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::storage::{ReplicaClient, SegmentInfo};
+
+use super::apply::{IndexApplier, SnapshotSink};
+use super::error::RestoreError;
+use super::fetch::{FetchedSegment, decompressed, fetch_segment, snapshot_key};
+use super::output::TempOutput;
+use super::plan::RestorePlan;
+use super::progress::Progress;
+use super::verify::{IntegrityCheck, verify};
+
+/// Default number of concurrent downloads (Litestream's `DefaultRestoreParallelism`).
+pub const DEFAULT_PARALLELISM: usize = 8;
+/// Decompressed snapshot blocks queued ahead of the disk thread.
+const SNAPSHOT_QUEUE: usize = 2;
+
+/// How to run a plan.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Concurrent segment downloads (values below 1 mean 1, as in Litestream).
+    pub parallelism: usize,
+    pub integrity_check: IntegrityCheck,
+    /// Show a progress bar if stderr is a terminal.
+    pub progress: bool,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            parallelism: DEFAULT_PARALLELISM,
+            integrity_check: IntegrityCheck::Full,
+            progress: false,
+        }
+    }
+}
+
+/// What a finished restore did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreSummary {
+    pub generation: String,
+    pub snapshot_index: u32,
+    /// Highest WAL index applied.
+    pub max_index: Option<u32>,
+    /// WAL frames written.
+    pub frames: u64,
+    /// Size of the restored database file.
+    pub db_size: u64,
+}
+
+/// Message from the snapshot task: a block, or the end of the snapshot.
+type SnapshotMsg = Result<Option<Bytes>, RestoreError>;
+type SegmentMsg = Result<FetchedSegment, RestoreError>;
+
+/// Executes `plan` into `output` (which must not exist; checked again at the final move).
+pub async fn execute(
+    client: &ReplicaClient,
+    plan: &RestorePlan,
+    output: &Path,
+    opts: &ExecOptions,
+) -> Result<RestoreSummary, RestoreError> {
+    let (guard, file) = TempOutput::create(output)?;
+    let tmp = guard.tmp_path().to_path_buf();
+    let progress = Progress::new(plan.download_size(), opts.progress);
+    info!(generation = %plan.generation, index = plan.snapshot.index, path = %tmp.display(), "restoring snapshot");
+
+    let (snap_tx, snap_rx) = mpsc::channel(SNAPSHOT_QUEUE);
+    let (seg_tx, seg_rx) = mpsc::channel(1);
+    let key = snapshot_key(client, &plan.generation, plan.snapshot.index);
+    let snap_task = tokio::spawn(send_snapshot(
+        client.clone(),
+        plan.clone(),
+        key.clone(),
+        progress.clone(),
+        snap_tx,
+    ));
+    let segments: Vec<SegmentInfo> = plan.wal.iter().flat_map(|p| p.segments.clone()).collect();
+    let seg_task = tokio::spawn(send_segments(
+        client.clone(),
+        segments,
+        output.to_path_buf(),
+        opts.parallelism.max(1),
+        progress.clone(),
+        seg_tx,
+    ));
+    let disk_plan = plan.clone();
+    let disk_tmp = tmp.clone();
+    let disk = tokio::task::spawn_blocking(move || {
+        write_database(&file, &disk_tmp, &disk_plan, &key, snap_rx, seg_rx)
+    });
+    let written = join(disk).await;
+    snap_task.abort();
+    seg_task.abort();
+    let (frames, db_size) = written?;
+
+    progress.set_phase("verifying");
+    let check = opts.integrity_check;
+    let verify_path = tmp.clone();
+    join(tokio::task::spawn_blocking(move || {
+        verify(&verify_path, check)
+    }))
+    .await?;
+    progress.finish();
+
+    if plan.snapshot_only {
+        info!("snapshot only, finalizing database");
+    } else {
+        info!("renaming database from temporary location");
+    }
+    join(tokio::task::spawn_blocking(move || guard.commit())).await?;
+    Ok(RestoreSummary {
+        generation: plan.generation.clone(),
+        snapshot_index: plan.snapshot.index,
+        max_index: plan.max_index(),
+        frames,
+        db_size,
+    })
+}
+
+/// Flattens a task's panic or cancellation into a [`RestoreError`].
+async fn join<T>(h: JoinHandle<Result<T, RestoreError>>) -> Result<T, RestoreError> {
+    h.await.map_err(|e| RestoreError::Task(e.to_string()))?
+}
+
+async fn send_snapshot(
+    client: ReplicaClient,
+    plan: RestorePlan,
+    key: String,
+    progress: Progress,
+    tx: Sender<SnapshotMsg>,
+) {
+    let raw = match client
+        .open_snapshot(&plan.generation, plan.snapshot.index)
+        .await
+    {
+        Ok(raw) => raw,
+        Err(e) => {
+            let _ = tx
+                .send(Err(RestoreError::Read {
+                    key,
+                    source: Box::new(e),
+                }))
+                .await;
+            return;
+        }
+    };
+    let mut blocks = std::pin::pin!(decompressed(raw, key, progress));
+    while let Some(block) = blocks.next().await {
+        let failed = block.is_err();
+        if tx.send(block.map(Some)).await.is_err() || failed {
+            return; // the disk thread stopped, or it now has the error
+        }
+    }
+    let _ = tx.send(Ok(None)).await;
+}
+
+async fn send_segments(
+    client: ReplicaClient,
+    segments: Vec<SegmentInfo>,
+    output: PathBuf,
+    parallelism: usize,
+    progress: Progress,
+    tx: Sender<SegmentMsg>,
+) {
+    let mut fetched = futures::stream::iter(segments)
+        .map(|info| {
+            let task = fetch_segment(client.clone(), info, output.clone(), progress.clone());
+            AbortOnDrop(tokio::spawn(task))
+        })
+        .buffered(parallelism);
+    while let Some(seg) = fetched.next().await {
+        let failed = seg.is_err();
+        if tx.send(seg).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// A spawned task that is aborted when dropped (so a failed restore stops its downloads).
+struct AbortOnDrop<T>(JoinHandle<Result<T, RestoreError>>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, RestoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| {
+            r.map_err(|e| RestoreError::Task(e.to_string()))
+                .and_then(|r| r)
+        })
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The disk thread: snapshot, then every index in order, then fsync. Returns (frames, size).
+fn write_database(
+    file: &File,
+    path: &Path,
+    plan: &RestorePlan,
+    snapshot_key: &str,
+    mut snap_rx: Receiver<SnapshotMsg>,
+    mut seg_rx: Receiver<SegmentMsg>,
+) -> Result<(u64, u64), RestoreError> {
+    let mut sink = SnapshotSink::new(file, path, snapshot_key);
+    loop {
+        match snap_rx.blocking_recv() {
+            Some(Ok(Some(block))) => sink.write(&block)?,
+            Some(Ok(None)) => break,
+            Some(Err(e)) => return Err(e),
+            None => return Err(stopped(snapshot_key)),
+        }
+    }
+    let db = sink.finish()?;
+    let mut page_size = db.page_size;
+    let mut frames = 0;
+    if let (Some(first), Some(last)) = (plan.wal.first(), plan.wal.last()) {
+        info!(generation = %plan.generation, index_min = first.index, index_max = last.index, "restoring wal files");
+    }
+    for index in &plan.wal {
+        let started = Instant::now();
+        let mut applier = IndexApplier::new(file, path, &plan.generation, index.index, page_size);
+        for _ in &index.segments {
+            let seg = match seg_rx.blocking_recv() {
+                Some(seg) => seg?,
+                None => return Err(stopped("wal segments")),
+            };
+            applier.begin_segment(&seg.key, seg.info.offset)?;
+            seg.body.for_each(&seg.key, |bytes| applier.feed(bytes))?;
+        }
+        let summary = applier.finish()?;
+        page_size = Some(summary.page_size);
+        frames += summary.frames;
+        info!(generation = %plan.generation, index = index.index, elapsed = ?started.elapsed(), "applied wal");
+    }
+    file.sync_all()
+        .map_err(|e| RestoreError::io("fsync", path, e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| RestoreError::io("stat", path, e))?
+        .len();
+    Ok((frames, size))
+}
+
+fn stopped(what: &str) -> RestoreError {
+    RestoreError::Task(format!("download of {what} stopped unexpectedly"))
+}

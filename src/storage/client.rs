@@ -1,0 +1,346 @@
+//! The [`ReplicaClient`] operations: listing generations/snapshots/segments, uploading, opening
+//! and deleting replica objects.
+//!
+//! What must stay true:
+//! - Generation ids passed in are validated before any key is built from them.
+//! - Listings use one delimiter listing per directory (like Litestream) and keep only names the
+//!   layout parses; results are sorted by (index, offset).
+//! - Deleting a missing object is not an error (deletes are idempotent).
+
+use std::io;
+
+use bytes::Bytes;
+use futures::stream::{self, BoxStream};
+use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{GetOptions, ListResult, ObjectMeta};
+
+use super::retry::{AttemptError, classify, retry};
+use super::{Op, ReplicaClient, SegmentInfo, SnapshotInfo, StorageError, layout, upload};
+
+/// Keys per delete request (S3 DeleteObjects accepts at most 1000, like Litestream's batches).
+const DELETE_BATCH: usize = 1000;
+
+impl ReplicaClient {
+    /// Generation ids present in the replica (directories/prefixes named `^[0-9a-f]{16}$`), sorted.
+    pub async fn generations(&self) -> Result<Vec<String>, StorageError> {
+        let listing = self.list_dir(&layout::generations_dir(self.root())).await?;
+        let mut ids: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename())
+            .filter_map(layout::parse_generation)
+            .map(str::to_string)
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Snapshots of `generation`, sorted by index.
+    pub async fn snapshots(&self, generation: &str) -> Result<Vec<SnapshotInfo>, StorageError> {
+        check_generation(generation)?;
+        let listing = self
+            .list_dir(&layout::snapshots_dir(self.root(), generation))
+            .await?;
+        let mut out: Vec<SnapshotInfo> = listing
+            .objects
+            .iter()
+            .filter_map(|meta| {
+                let index = layout::parse_snapshot_name(meta.location.filename()?)?;
+                Some(SnapshotInfo {
+                    generation: generation.to_string(),
+                    index,
+                    size: meta.size,
+                    created_at: meta.last_modified,
+                })
+            })
+            .collect();
+        out.sort_by_key(|s| s.index);
+        Ok(out)
+    }
+
+    /// WAL segments of `generation`, sorted by (index, offset).
+    pub async fn wal_segments(&self, generation: &str) -> Result<Vec<SegmentInfo>, StorageError> {
+        check_generation(generation)?;
+        let listing = self
+            .list_dir(&layout::wal_dir(self.root(), generation))
+            .await?;
+        let mut out: Vec<SegmentInfo> = listing
+            .objects
+            .iter()
+            .filter_map(|meta| segment_info(generation, meta))
+            .collect();
+        out.sort_by_key(|s| (s.index, s.offset));
+        Ok(out)
+    }
+
+    /// Uploads a snapshot (body already LZ4-framed). `make_body` is called once per attempt.
+    /// Returns the stored size in bytes.
+    pub async fn put_snapshot<F, S>(
+        &self,
+        generation: &str,
+        index: u32,
+        make_body: F,
+    ) -> Result<u64, StorageError>
+    where
+        F: Fn() -> S,
+        S: Stream<Item = io::Result<Bytes>> + Send + 'static,
+    {
+        check_generation(generation)?;
+        let key = layout::snapshot_key(self.root(), generation, index);
+        self.put_object(key, make_body).await
+    }
+
+    /// Uploads a WAL segment (body already LZ4-framed). Same contract as [`Self::put_snapshot`].
+    pub async fn put_segment<F, S>(
+        &self,
+        generation: &str,
+        index: u32,
+        offset: u64,
+        make_body: F,
+    ) -> Result<u64, StorageError>
+    where
+        F: Fn() -> S,
+        S: Stream<Item = io::Result<Bytes>> + Send + 'static,
+    {
+        check_generation(generation)?;
+        let key = layout::segment_key(self.root(), generation, index, offset);
+        self.put_object(key, make_body).await
+    }
+
+    /// Streams a snapshot's stored (compressed) bytes.
+    pub async fn open_snapshot(
+        &self,
+        generation: &str,
+        index: u32,
+    ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
+        check_generation(generation)?;
+        self.open(layout::snapshot_key(self.root(), generation, index))
+            .await
+    }
+
+    /// Streams a WAL segment's stored (compressed) bytes.
+    pub async fn open_segment(
+        &self,
+        generation: &str,
+        index: u32,
+        offset: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
+        check_generation(generation)?;
+        self.open(layout::segment_key(self.root(), generation, index, offset))
+            .await
+    }
+
+    /// Deletes every object under `<root>/generations/<generation>/` (foreign ones too, like
+    /// Litestream) and, on the file backend, the generation directory itself.
+    pub async fn delete_generation(&self, generation: &str) -> Result<(), StorageError> {
+        check_generation(generation)?;
+        let dir = layout::generation_dir(self.root(), generation);
+        let keys = self.list_all(&dir).await?;
+        self.delete_keys(keys).await?;
+        self.remove_local_dir(&dir).await
+    }
+
+    pub async fn delete_snapshots(&self, items: &[SnapshotInfo]) -> Result<(), StorageError> {
+        let mut keys = Vec::with_capacity(items.len());
+        for s in items {
+            check_generation(&s.generation)?;
+            keys.push(layout::snapshot_key(self.root(), &s.generation, s.index));
+        }
+        self.delete_keys(keys).await
+    }
+
+    pub async fn delete_segments(&self, items: &[SegmentInfo]) -> Result<(), StorageError> {
+        let mut keys = Vec::with_capacity(items.len());
+        for s in items {
+            check_generation(&s.generation)?;
+            keys.push(layout::segment_key(
+                self.root(),
+                &s.generation,
+                s.index,
+                s.offset,
+            ));
+        }
+        self.delete_keys(keys).await
+    }
+
+    async fn put_object<F, S>(&self, key: String, make_body: F) -> Result<u64, StorageError>
+    where
+        F: Fn() -> S,
+        S: Stream<Item = io::Result<Bytes>> + Send + 'static,
+    {
+        let path = parse_path(&key)?;
+        let store = self.inner.store.as_ref();
+        let size = retry(&self.policy, self.stats(), Op::Put, &key, || {
+            upload::upload(store, &path, &key, make_body())
+        })
+        .await?;
+        self.stats().record_op(Op::Put);
+        self.stats().record_bytes(Op::Put, size);
+        Ok(size)
+    }
+
+    async fn open(
+        &self,
+        key: String,
+    ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
+        let path = parse_path(&key)?;
+        let store = self.inner.store.as_ref();
+        let result = retry(&self.policy, self.stats(), Op::Get, &key, || async {
+            Ok(store.get_opts(&path, GetOptions::default()).await?)
+        })
+        .await?;
+        self.stats().record_op(Op::Get);
+        let inner = std::sync::Arc::clone(&self.inner);
+        let body = result.into_stream().map(move |chunk| match chunk {
+            Ok(bytes) => {
+                inner.stats.record_bytes(Op::Get, bytes.len() as u64);
+                Ok(bytes)
+            }
+            Err(e) => Err(inner.stats.record_error(classify(Op::Get, &key, 1, e))),
+        });
+        Ok(body.boxed())
+    }
+
+    /// One delimiter listing of `dir_key` (no recursion).
+    async fn list_dir(&self, dir_key: &str) -> Result<ListResult, StorageError> {
+        let path = parse_path(dir_key)?;
+        let store = self.inner.store.as_ref();
+        let listing = retry(&self.policy, self.stats(), Op::List, dir_key, || async {
+            Ok(store.list_with_delimiter(Some(&path)).await?)
+        })
+        .await?;
+        self.stats().record_op(Op::List);
+        Ok(listing)
+    }
+
+    /// Every object key under `dir_key`, recursively.
+    async fn list_all(&self, dir_key: &str) -> Result<Vec<Path>, StorageError> {
+        let path = parse_path(dir_key)?;
+        let store = self.inner.store.as_ref();
+        let metas: Vec<ObjectMeta> =
+            retry(&self.policy, self.stats(), Op::List, dir_key, || async {
+                Ok(store.list(Some(&path)).try_collect().await?)
+            })
+            .await?;
+        self.stats().record_op(Op::List);
+        Ok(metas.into_iter().map(|m| m.location).collect())
+    }
+
+    async fn delete_keys(&self, keys: Vec<impl Into<KeyOrPath>>) -> Result<(), StorageError> {
+        let paths = keys
+            .into_iter()
+            .map(|k| k.into().into_path())
+            .collect::<Result<Vec<Path>, StorageError>>()?;
+        for batch in paths.chunks(DELETE_BATCH) {
+            self.delete_batch(batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_batch(&self, batch: &[Path]) -> Result<(), StorageError> {
+        let Some(first) = batch.first() else {
+            return Ok(());
+        };
+        let label = match batch.len() {
+            1 => first.to_string(),
+            n => format!("{first} (+{} more)", n - 1),
+        };
+        let store = self.inner.store.as_ref();
+        retry(&self.policy, self.stats(), Op::Delete, &label, || async {
+            let input = stream::iter(batch.iter().cloned().map(Ok).collect::<Vec<_>>()).boxed();
+            let mut results = store.delete_stream(input);
+            while let Some(res) = results.next().await {
+                match res {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(AttemptError::Store(e)),
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        self.stats().record_op(Op::Delete);
+        Ok(())
+    }
+
+    /// File backend only: removes `<replica dir>/<dir_key>` with whatever is left in it
+    /// (staging files, foreign files, empty subdirectories), like Litestream's `os.RemoveAll`.
+    async fn remove_local_dir(&self, dir_key: &str) -> Result<(), StorageError> {
+        let Some(local_root) = &self.inner.local_root else {
+            return Ok(());
+        };
+        let dir = local_root.join(dir_key);
+        let res = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+        match res {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Ok(Err(source)) => Err(self.local_error(dir_key, source)),
+            Err(join) => Err(self.local_error(dir_key, io::Error::other(join))),
+        }
+    }
+
+    fn local_error(&self, key: &str, source: io::Error) -> StorageError {
+        let err = StorageError::Io {
+            op: Op::Delete,
+            key: key.to_string(),
+            source,
+        };
+        self.stats().record_error(err)
+    }
+}
+
+/// Keys are either built strings (validated here) or paths returned by a listing.
+enum KeyOrPath {
+    Key(String),
+    Path(Path),
+}
+
+impl KeyOrPath {
+    fn into_path(self) -> Result<Path, StorageError> {
+        match self {
+            KeyOrPath::Key(k) => parse_path(&k),
+            KeyOrPath::Path(p) => Ok(p),
+        }
+    }
+}
+
+impl From<String> for KeyOrPath {
+    fn from(k: String) -> Self {
+        KeyOrPath::Key(k)
+    }
+}
+
+impl From<Path> for KeyOrPath {
+    fn from(p: Path) -> Self {
+        KeyOrPath::Path(p)
+    }
+}
+
+fn segment_info(generation: &str, meta: &ObjectMeta) -> Option<SegmentInfo> {
+    let (index, offset) = layout::parse_segment_name(meta.location.filename()?)?;
+    Some(SegmentInfo {
+        generation: generation.to_string(),
+        index,
+        offset,
+        size: meta.size,
+        created_at: meta.last_modified,
+    })
+}
+
+fn check_generation(generation: &str) -> Result<(), StorageError> {
+    match layout::parse_generation(generation) {
+        Some(_) => Ok(()),
+        None => Err(StorageError::InvalidGeneration {
+            generation: generation.to_string(),
+        }),
+    }
+}
+
+/// Converts a layout key into an object path. A leading `/` (explicit config path) cannot be
+/// represented by `object_store` and is dropped.
+fn parse_path(key: &str) -> Result<Path, StorageError> {
+    Path::parse(key).map_err(|source| StorageError::InvalidKey {
+        key: key.to_string(),
+        source,
+    })
+}

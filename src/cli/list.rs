@@ -1,0 +1,103 @@
+//! Helpers shared by the listing commands (`generations`, `snapshots`, `wal`): argument checks,
+//! time formatting and per-replica error logging, all as Litestream v0.3.13 does them.
+//!
+//! What must stay true: times print as RFC 3339 UTC with whole seconds (truncated, like Go's
+//! `Format(time.RFC3339)`); listing errors are logged (with `db=` and `replica=` when Litestream
+//! has them) and never fail the command.
+
+use std::path::Path;
+
+use anyhow::bail;
+use chrono::{DateTime, Utc};
+
+use super::log::{self, LogValue};
+use crate::config::LogLevel;
+
+/// How Go prints a zero `time.Time` in RFC 3339.
+pub(super) const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// The single positional argument; `missing` is the command's message when there is none.
+pub(super) fn single_target<'a>(args: &'a [String], missing: &str) -> anyhow::Result<&'a str> {
+    match args {
+        [] => bail!("{missing}"),
+        [first, ..] if first.is_empty() => bail!("{missing}"),
+        [one] => Ok(one),
+        _ => bail!("too many arguments"),
+    }
+}
+
+/// Generations in listing order (lexicographic, like the storage listings Litestream reads).
+pub(super) fn sorted(mut generations: Vec<String>) -> Vec<String> {
+    generations.sort();
+    generations.dedup();
+    generations
+}
+
+/// A storage timestamp as UTC.
+pub(super) fn created<T: Copy + Into<DateTime<Utc>>>(t: &T) -> DateTime<Utc> {
+    (*t).into()
+}
+
+/// `2026-11-22T02:48:45Z` (sub-seconds truncated).
+pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Logs a replica-scoped listing error the way Litestream's `r.Logger().Error(...)` does.
+pub(super) fn log_replica_error(db: Option<&Path>, replica: &str, msg: &str, err: &anyhow::Error) {
+    let mut attrs = Vec::new();
+    if let Some(db) = db {
+        attrs.push(("db", LogValue::Str(db.display().to_string())));
+    }
+    attrs.push(("replica", LogValue::Str(replica.to_string())));
+    attrs.push(("error", LogValue::Str(format!("{err:#}"))));
+    log::emit(LogLevel::Error, msg, &attrs);
+}
+
+/// Logs an error with no replica context (Litestream's global `slog.Error`).
+pub(super) fn log_error(msg: &str, err: &anyhow::Error) {
+    log::emit(
+        LogLevel::Error,
+        msg,
+        &[("error", LogValue::Str(format!("{err:#}")))],
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn target_checks_use_litestream_messages() {
+        let missing = "database path required";
+        assert_eq!(
+            single_target(&s(&[]), missing).unwrap_err().to_string(),
+            missing
+        );
+        assert_eq!(
+            single_target(&s(&[""]), missing).unwrap_err().to_string(),
+            missing
+        );
+        assert_eq!(
+            single_target(&s(&["a", "b"]), missing)
+                .unwrap_err()
+                .to_string(),
+            "too many arguments"
+        );
+        assert_eq!(single_target(&s(&["a"]), missing).unwrap(), "a");
+    }
+
+    #[test]
+    fn rfc3339_truncates_subseconds() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 22, 2, 48, 45).unwrap()
+            + chrono::TimeDelta::milliseconds(999);
+        assert_eq!(rfc3339(t), "2026-11-22T02:48:45Z");
+        let sys: std::time::SystemTime = t.into();
+        assert_eq!(rfc3339(created(&sys)), "2026-11-22T02:48:45Z");
+    }
+}

@@ -1,0 +1,63 @@
+//! `walstream snapshots [-config P] [-no-expand-env] [-replica NAME] DB_PATH|REPLICA_URL`:
+//! every snapshot of every generation, per replica, sorted by (generation, index) (spec §6.1).
+//!
+//! What must stay true: `size` is the stored (compressed) size; if listing any generation of a
+//! replica fails, nothing of that replica is printed and `cannot determine snapshots` is logged
+//! (Litestream discards the partial list); the command still exits 0.
+
+use super::flags::FlagSet;
+use super::source::{self, SourceArgs, SourceReplica};
+use super::table::Table;
+use super::{block_on, list, parse_flags, print_table};
+
+pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
+    let mut fs = FlagSet::new();
+    source::register_config_flags(&mut fs).string("replica", "");
+    let p = parse_flags(&fs, args, "snapshots")?;
+    let target = list::single_target(&p.args, "database path required")?;
+    let src = source::resolve(SourceArgs {
+        config: p.str("config"),
+        no_expand_env: p.bool("no-expand-env"),
+        replica: p.str("replica"),
+        target,
+    })?;
+    let mut table = Table::new();
+    table.row(["replica", "generation", "index", "size", "created"]);
+    block_on(async {
+        for r in &src.replicas {
+            match replica_rows(r).await {
+                Ok(rows) => rows.into_iter().for_each(|row| {
+                    table.row(row);
+                }),
+                Err(e) => list::log_error("cannot determine snapshots", &e),
+            }
+        }
+    })?;
+    print_table(&table)
+}
+
+/// All rows of one replica, or the first listing error.
+async fn replica_rows(r: &SourceReplica) -> anyhow::Result<Vec<[String; 5]>> {
+    let generations = r
+        .client
+        .generations()
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("cannot fetch generations"))?;
+    let mut infos = Vec::new();
+    for generation in list::sorted(generations) {
+        infos.extend(r.client.snapshots(&generation).await?);
+    }
+    infos.sort_by(|a, b| (&a.generation, a.index).cmp(&(&b.generation, b.index)));
+    Ok(infos
+        .into_iter()
+        .map(|s| {
+            [
+                r.name.clone(),
+                s.generation.clone(),
+                s.index.to_string(),
+                s.size.to_string(),
+                list::rfc3339(list::created(&s.created_at)),
+            ]
+        })
+        .collect())
+}

@@ -1,0 +1,273 @@
+//! Usage texts of every command, worded and laid out exactly like Litestream v0.3.13's (tabs,
+//! blank lines and trailing whitespace included) with the program name changed to `walstream`.
+//!
+//! What must stay true: the text is printed to stdout as is; `{config}` stands for the default
+//! config path (`LITESTREAM_CONFIG` or `/etc/litestream.yml`), which Litestream prints there.
+
+/// Placeholder replaced by the default config path.
+const CONFIG_PLACEHOLDER: &str = "{config}";
+const MAIN: &str = r#"walstream is a tool for replicating SQLite databases.
+
+Usage:
+
+	walstream <command> [arguments]
+
+The commands are:
+
+	databases    list databases specified in config file
+	generations  list available generations for a database
+	replicate    runs a server to replicate databases
+	restore      recovers database backup from a replica
+	snapshots    list available snapshots for a database
+	version      prints the binary version
+	wal          list available WAL files for a database
+
+"#;
+const VERSION: &str = r#"Prints the version.
+
+Usage:
+
+	walstream version
+
+"#;
+const DATABASES: &str = r#"The databases command lists all databases in the configuration file.
+
+Usage:
+
+	walstream databases [arguments]
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to {config}
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+"#;
+const GENERATIONS: &str = r#"The generations command lists all generations for a database or replica. It also
+lists stats about their lag behind the primary database and the time range they
+cover.
+
+Usage:
+
+	walstream generations [arguments] DB_PATH
+	
+	walstream generations [arguments] REPLICA_URL
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to {config}
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+	-replica NAME
+	    Optional, filters by replica.
+
+"#;
+const SNAPSHOTS: &str = r#"The snapshots command lists all snapshots available for a database or replica.
+
+Usage:
+
+	walstream snapshots [arguments] DB_PATH
+
+	walstream snapshots [arguments] REPLICA_URL
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to {config}
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+	-replica NAME
+	    Optional, filter by a specific replica.
+
+Examples:
+
+	# List all snapshots for a database.
+	$ walstream snapshots /path/to/db
+
+	# List all snapshots on S3.
+	$ walstream snapshots -replica s3 /path/to/db
+
+	# List all snapshots by replica URL.
+	$ walstream snapshots s3://mybkt/db
+
+"#;
+const WAL: &str = r#"The wal command lists all wal segments available for a database.
+
+Usage:
+
+	walstream wal [arguments] DB_PATH
+
+	walstream wal [arguments] REPLICA_URL
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to {config}
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+	-replica NAME
+	    Optional, filter by a specific replica.
+
+	-generation NAME
+	    Optional, filter by a specific generation.
+
+Examples:
+
+	# List all WAL segments for a database.
+	$ walstream wal /path/to/db
+
+	# List all WAL segments on S3 for a specific generation.
+	$ walstream wal -replica s3 -generation xxxxxxxx /path/to/db
+
+	# List all WAL segments for replica URL.
+	$ walstream wal s3://mybkt/db
+
+"#;
+const RESTORE: &str = r#"
+The restore command recovers a database from a previous snapshot and WAL.
+
+Usage:
+
+	walstream restore [arguments] DB_PATH
+
+	walstream restore [arguments] REPLICA_URL
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to {config}
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+	-replica NAME
+	    Restore from a specific replica.
+	    Defaults to replica with latest data.
+
+	-generation NAME
+	    Restore from a specific generation.
+	    Defaults to generation with latest data.
+
+	-index NUM
+	    Restore up to a specific hex-encoded WAL index (inclusive).
+	    Defaults to use the highest available index.
+
+	-timestamp TIMESTAMP
+	    Restore to a specific point-in-time.
+	    Defaults to use the latest available backup.
+
+	-o PATH
+	    Output path of the restored database.
+	    Defaults to original DB path.
+
+	-if-db-not-exists
+	    Returns exit code of 0 if the database already exists.
+
+	-if-replica-exists
+	    Returns exit code of 0 if no backups found.
+
+	-parallelism NUM
+	    Determines the number of WAL files downloaded in parallel.
+	    Defaults to 8
+
+	-v
+	    Verbose output.
+
+
+Examples:
+
+	# Restore latest replica for database to original location.
+	$ walstream restore /path/to/db
+
+	# Restore replica for database to a given point in time.
+	$ walstream restore -timestamp 2020-01-01T00:00:00Z /path/to/db
+
+	# Restore latest replica for database to new /tmp directory
+	$ walstream restore -o /tmp/db /path/to/db
+
+	# Restore database from latest generation on S3.
+	$ walstream restore -replica s3 /path/to/db
+
+	# Restore database from specific generation on S3.
+	$ walstream restore -replica s3 -generation xxxxxxxx /path/to/db
+
+"#;
+const REPLICATE: &str = r#"The replicate command starts a server to monitor & replicate databases. 
+You can specify your database & replicas in a configuration file or you can
+replicate a single database file by specifying its path and its replicas in the
+command line arguments.
+
+Usage:
+
+	walstream replicate [arguments]
+
+	walstream replicate [arguments] DB_PATH REPLICA_URL [REPLICA_URL...]
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to {config}
+
+	-exec CMD
+	    Executes a subcommand. walstream will exit when the child
+	    process exits. Useful for simple process management.
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+"#;
+
+/// The usage text of `command` (`""` for the program's own usage), or `None` if unknown.
+pub fn usage(command: &str, default_config: &str) -> Option<String> {
+    let text = match command {
+        "" => MAIN,
+        "version" => VERSION,
+        "databases" => DATABASES,
+        "generations" => GENERATIONS,
+        "snapshots" => SNAPSHOTS,
+        "wal" => WAL,
+        "restore" => RESTORE,
+        "replicate" => REPLICATE,
+        _ => return None,
+    };
+    Some(text.replace(CONFIG_PLACEHOLDER, default_config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_usage_with_config_default() {
+        for c in [
+            "databases",
+            "generations",
+            "snapshots",
+            "wal",
+            "restore",
+            "replicate",
+        ] {
+            let u = usage(c, "/x/y.yml").unwrap();
+            assert!(u.contains("Defaults to /x/y.yml\n"), "{c}");
+            assert!(u.contains(&format!("walstream {c} [arguments]")), "{c}");
+            assert!(!u.contains("litestream"), "{c}");
+        }
+        assert!(usage("", "").unwrap().ends_with("database\n\n"));
+        assert!(usage("nope", "").is_none());
+    }
+}

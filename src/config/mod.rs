@@ -3,10 +3,38 @@
 //!
 //! Invariant: everything outside this module receives fully-resolved, validated values
 //! ([`Config`], [`DbConfig`], [`ReplicaConfig`], [`ReplicaTarget`]); no other module reads
-//! configuration environment variables.
+//! configuration environment variables (`*_CONFIG`, `LITESTREAM_*`, `STORAGE_EMULATOR_HOST`).
+//!
+//! Files: `build.rs` (top level, logging, dbs), `build_replica.rs` (replicas), `node.rs` (typed
+//! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`, `duration.rs`,
+//! `expand.rs` (env expansion), `credentials.rs` (env-derived credentials), `defaults.rs`,
+//! `error.rs`.
 
-use std::path::PathBuf;
+mod build;
+mod build_replica;
+mod credentials;
+mod defaults;
+pub mod duration;
+mod error;
+pub mod expand;
+mod node;
+mod paths;
+mod url;
+
+#[cfg(test)]
+mod tests;
+
+pub use build::check_unique_names;
+pub use defaults::*;
+pub use duration::{format_go_duration, parse_go_duration, parse_go_duration_nanos, round_lag};
+pub use error::ConfigError;
+pub use paths::{META_DIR_SUFFIX, clean_unix_path, default_meta_path, normalize_db_path};
+pub use url::{is_url, parse_replica_url, redact_password};
+
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use credentials::{EnvLookup, GlobalKeys, process_env, resolve_target};
 
 /// Whole configuration file, validated, with defaults applied.
 #[derive(Debug, Clone, Default)]
@@ -137,8 +165,14 @@ impl std::fmt::Debug for S3Target {
             .field("endpoint", &self.endpoint)
             .field("force_path_style", &self.force_path_style)
             .field("skip_verify", &self.skip_verify)
-            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "<set>"))
-            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "access_key_id",
+                &self.access_key_id.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -147,10 +181,173 @@ impl std::fmt::Debug for AbsTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AbsTarget")
             .field("account_name", &self.account_name)
-            .field("account_key", &self.account_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "account_key",
+                &self.account_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("bucket", &self.bucket)
             .field("path", &self.path)
             .field("endpoint", &self.endpoint)
             .finish()
+    }
+}
+
+/// A loaded configuration plus one warning line per unknown key.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    /// e.g. `unknown key "sync-intervall" in dbs[0].replicas[0] (db /data/app.db)`.
+    pub warnings: Vec<String>,
+}
+
+/// Reads and validates the config file at `path` (`~` expanded, made absolute first, like
+/// Litestream). A missing file is [`ConfigError::NotFound`] (`config file not found: <path>`).
+pub fn load(path: &Path, expand_env: bool) -> Result<LoadedConfig, ConfigError> {
+    let text = path
+        .to_str()
+        .ok_or_else(|| ConfigError::NonUtf8Path(path.to_path_buf()))?;
+    let path = normalize_db_path(text)?;
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConfigError::NotFound(path));
+        }
+        Err(e) => {
+            return Err(ConfigError::Read {
+                path,
+                reason: e.to_string(),
+            });
+        }
+    };
+    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Read {
+        path: path.clone(),
+        reason: "file is not valid UTF-8".to_string(),
+    })?;
+    parse_str(&text, expand_env, Some(&path))
+}
+
+/// Parses and validates config text; `source` names the file in messages and
+/// [`Config::source`]. Environment variables are read from the process.
+pub fn parse_str(
+    text: &str,
+    expand_env: bool,
+    source: Option<&Path>,
+) -> Result<LoadedConfig, ConfigError> {
+    parse_with_env(text, expand_env, source, &process_env)
+}
+
+/// [`parse_str`] with an injected environment (used for `$VAR` expansion and credentials).
+pub(crate) fn parse_with_env(
+    text: &str,
+    expand_env: bool,
+    source: Option<&Path>,
+    env: EnvLookup<'_>,
+) -> Result<LoadedConfig, ConfigError> {
+    let origin = match source {
+        Some(p) => format!("config {}", p.display()),
+        None => "config".to_string(),
+    };
+    let text = if expand_env {
+        expand::expand_env(text, env)
+    } else {
+        text.to_string()
+    };
+    let mut root: serde_yaml::Value =
+        serde_yaml::from_str(&text).map_err(|e| yaml_error(&origin, &e))?;
+    root.apply_merge().map_err(|e| yaml_error(&origin, &e))?;
+    let mut warnings = Vec::new();
+    let mut config = build::build_config(&root, &origin, env, &mut warnings)?;
+    config.source = source.map(Path::to_path_buf);
+    Ok(LoadedConfig { config, warnings })
+}
+
+fn yaml_error(origin: &str, e: &serde_yaml::Error) -> ConfigError {
+    let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+    let mut message = e.to_string();
+    // serde_yaml inserts " at line L column C" for the primary location, reported separately.
+    let primary = format!(" at line {line} column {column}");
+    if let Some(i) = message.find(&primary) {
+        message.replace_range(i..i + primary.len(), "");
+    }
+    ConfigError::Yaml {
+        origin: origin.to_string(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// The config path used without `-config`: `WALSTREAM_CONFIG` if non-empty, else
+/// `LITESTREAM_CONFIG` if non-empty, else `/etc/walstream.yml` if it exists, else
+/// `/etc/litestream.yml`.
+pub fn default_config_path() -> PathBuf {
+    resolve_config_path(process_env, |p| p.exists())
+}
+
+/// The decision of [`default_config_path`] with injected environment and existence checks.
+pub fn resolve_config_path(
+    env: impl Fn(&str) -> Option<String>,
+    exists: impl Fn(&Path) -> bool,
+) -> PathBuf {
+    for name in ["WALSTREAM_CONFIG", "LITESTREAM_CONFIG"] {
+        if let Some(v) = env(name).filter(|v| !v.is_empty()) {
+            return PathBuf::from(v);
+        }
+    }
+    let preferred = Path::new(WALSTREAM_CONFIG_PATH);
+    if exists(preferred) {
+        return preferred.to_path_buf();
+    }
+    PathBuf::from(LITESTREAM_CONFIG_PATH)
+}
+
+/// A URL-mode replica (`litestream generations s3://…`, `replicate DB URL…`): all defaults,
+/// name = type, credentials and emulator settings from the environment.
+pub fn replica_from_url(url: &str) -> Result<ReplicaConfig, ConfigError> {
+    replica_from_url_with_env(url, &process_env)
+}
+
+pub(crate) fn replica_from_url_with_env(
+    url: &str,
+    env: EnvLookup<'_>,
+) -> Result<ReplicaConfig, ConfigError> {
+    let mut target = parse_replica_url(url)?;
+    resolve_target(&mut target, &GlobalKeys::default(), env);
+    Ok(ReplicaConfig::with_defaults(
+        target.type_name().to_string(),
+        target,
+    ))
+}
+
+/// The configuration of `replicate DB_PATH URL…`: one database with defaults, one URL-mode
+/// replica per URL; two URLs of the same type fail with `duplicate replica name: "<type>"`.
+pub fn config_for_urls<I>(db_path: &str, urls: I) -> Result<Config, ConfigError>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let mut db = DbConfig::with_defaults(normalize_db_path(db_path)?);
+    for url in urls {
+        db.replicas.push(replica_from_url(url.as_ref())?);
+    }
+    check_unique_names(&db.replicas)?;
+    Ok(Config {
+        dbs: vec![db],
+        ..Config::default()
+    })
+}
+
+impl Config {
+    /// The database whose normalised path equals `path` after `~`/absolute normalisation.
+    pub fn db_by_path(&self, path: &Path) -> Option<&DbConfig> {
+        let wanted = normalize_db_path(path.to_str()?).ok()?;
+        self.dbs.iter().find(|db| db.path == wanted)
+    }
+}
+
+impl DbConfig {
+    /// The replica called `name`.
+    pub fn replica(&self, name: &str) -> Option<&ReplicaConfig> {
+        self.replicas.iter().find(|r| r.name == name)
     }
 }

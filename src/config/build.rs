@@ -1,0 +1,200 @@
+//! Building the validated [`Config`] from parsed YAML: top-level keys, `logging`, `dbs[]`
+//! (spec §7.1, §7.2). Replicas are built in `build_replica.rs`.
+//!
+//! Invariants: defaults are applied only to absent keys; database paths are normalised before
+//! they are used in messages, lookups or the meta-path default; replica names are unique per
+//! database; two databases never share a path.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde_yaml::Value;
+
+use super::build_replica::{ReplicaScope, build_replica};
+use super::credentials::{EnvLookup, GlobalKeys};
+use super::defaults::*;
+use super::duration::non_negative;
+use super::node::Section;
+use super::paths::{default_meta_path, normalize_db_path};
+use super::url::split_host_port;
+use super::{Config, ConfigError, DbConfig, LogLevel, LoggingConfig, ReplicaConfig};
+
+const TOP_KEYS: &[&str] = &[
+    "dbs",
+    "addr",
+    "exec",
+    "access-key-id",
+    "secret-access-key",
+    "logging",
+];
+const LOGGING_KEYS: &[&str] = &["level", "type", "stderr"];
+const DB_KEYS: &[&str] = &[
+    "path",
+    "meta-path",
+    "monitor-interval",
+    "checkpoint-interval",
+    "min-checkpoint-page-count",
+    "max-checkpoint-page-count",
+    "replicas",
+];
+
+/// Builds the whole configuration from the YAML document `root`.
+pub(crate) fn build_config(
+    root: &Value,
+    origin: &str,
+    env: EnvLookup<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Config, ConfigError> {
+    let top = Section::new(root, origin, "")?;
+    top.warn_unknown(TOP_KEYS, "at top level", warnings);
+    let global = GlobalKeys {
+        access_key_id: top.non_empty("access-key-id")?,
+        secret_access_key: top.non_empty("secret-access-key")?,
+    };
+    let addr = top.non_empty("addr")?;
+    if let Some(a) = &addr
+        && split_host_port(a).is_none_or(|(_, port)| port.is_empty())
+    {
+        return Err(top.err("addr", format!("must specify port for bind address: {a:?}")));
+    }
+    let logging = build_logging(&top.child("logging")?, warnings)?;
+    let mut dbs: Vec<DbConfig> = Vec::new();
+    for (i, value) in top.seq("dbs")?.into_iter().enumerate() {
+        let db = build_db(value, i, origin, &global, env, warnings)?;
+        if let Some(first) = dbs.iter().position(|d| d.path == db.path) {
+            let msg = format!("duplicate database path (also dbs[{first}])");
+            return Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                location: format!("dbs[{i}] ({})", db.path.display()),
+                message: msg,
+            });
+        }
+        dbs.push(db);
+    }
+    Ok(Config {
+        dbs,
+        addr,
+        exec: top.non_empty("exec")?,
+        logging,
+        source: None,
+    })
+}
+
+fn build_logging(
+    s: &Section<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<LoggingConfig, ConfigError> {
+    s.warn_unknown(LOGGING_KEYS, "in logging", warnings);
+    let level = LogLevel::parse_lenient(&s.string("level")?.unwrap_or_default());
+    let json = match s.string("type")?.as_deref() {
+        None | Some("") | Some("text") => false,
+        Some("json") => true,
+        Some(other) => {
+            let msg = format!("unsupported log type {other:?} (expected \"text\" or \"json\")");
+            return Err(s.err("type", msg));
+        }
+    };
+    let stderr = s.bool("stderr")?.unwrap_or(false);
+    Ok(LoggingConfig {
+        level,
+        json,
+        stderr,
+    })
+}
+
+impl LogLevel {
+    /// Litestream's level rule: case-insensitive `debug`, `info`, `warn`/`warning`, `error`;
+    /// anything else (including empty) is `info`.
+    pub fn parse_lenient(s: &str) -> LogLevel {
+        match s.to_ascii_uppercase().as_str() {
+            "DEBUG" => LogLevel::Debug,
+            "WARN" | "WARNING" => LogLevel::Warn,
+            "ERROR" => LogLevel::Error,
+            _ => LogLevel::Info,
+        }
+    }
+}
+
+fn build_db(
+    value: &Value,
+    index: usize,
+    origin: &str,
+    global: &GlobalKeys,
+    env: EnvLookup<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<DbConfig, ConfigError> {
+    let key = format!("dbs[{index}]");
+    let bare = Section::new(value, origin, &key)?;
+    let Some(raw_path) = bare.non_empty("path")? else {
+        return Err(bare.err_here("missing required key \"path\""));
+    };
+    let path = normalize_db_path(&raw_path).map_err(|e| bare.err("path", e.to_string()))?;
+    let location = format!("{key} ({})", path.display());
+    let s = Section::new(value, origin, &location)?;
+    let shown_path = path.display().to_string();
+    s.warn_unknown(DB_KEYS, &format!("in {key} (db {shown_path})"), warnings);
+
+    let mut db = DbConfig::with_defaults(path);
+    if let Some(meta) = s.non_empty("meta-path")? {
+        db.meta_path = normalize_db_path(&meta).map_err(|e| s.err("meta-path", e.to_string()))?;
+    }
+    if let Some(v) = s.duration("monitor-interval")? {
+        db.monitor_interval = non_negative(v);
+    }
+    if let Some(v) = s.duration("checkpoint-interval")? {
+        db.checkpoint_interval = non_negative(v);
+    }
+    if let Some(v) = s.int("min-checkpoint-page-count")? {
+        if v <= 0 {
+            return Err(s.err(
+                "min-checkpoint-page-count",
+                format!("must be greater than 0, got {v}"),
+            ));
+        }
+        db.min_checkpoint_page_count = v.unsigned_abs();
+    }
+    if let Some(v) = s.int("max-checkpoint-page-count")? {
+        // Go disables the RESTART checkpoint for any value ≤ 0.
+        db.max_checkpoint_page_count = u64::try_from(v).unwrap_or(0);
+    }
+    let scope = ReplicaScope {
+        origin,
+        db_location: &location,
+        db_key: &key,
+        db_path: &shown_path,
+        global,
+        env,
+    };
+    for (i, item) in s.seq("replicas")?.into_iter().enumerate() {
+        db.replicas.push(build_replica(item, i, &scope, warnings)?);
+    }
+    check_unique_names(&db.replicas).map_err(|e| e.at(origin, &location))?;
+    Ok(db)
+}
+
+/// Replica names must be unique within one database (`duplicate replica name: "file"`).
+pub fn check_unique_names(replicas: &[ReplicaConfig]) -> Result<(), ConfigError> {
+    let mut seen = HashSet::new();
+    for r in replicas {
+        if !seen.insert(r.name.as_str()) {
+            return Err(ConfigError::DuplicateReplicaName(r.name.clone()));
+        }
+    }
+    Ok(())
+}
+
+impl DbConfig {
+    /// A database at `path` (already normalised) with every default of spec §7.2 and no replicas.
+    pub fn with_defaults(path: impl AsRef<Path>) -> DbConfig {
+        let path = path.as_ref().to_path_buf();
+        DbConfig {
+            meta_path: default_meta_path(&path),
+            path,
+            monitor_interval: DEFAULT_MONITOR_INTERVAL,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            min_checkpoint_page_count: DEFAULT_MIN_CHECKPOINT_PAGE_COUNT,
+            max_checkpoint_page_count: DEFAULT_MAX_CHECKPOINT_PAGE_COUNT,
+            replicas: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! Building one validated [`ReplicaConfig`] from a `replicas[]` entry (spec §7.3, §7.4, §9),
+//! following Litestream v0.3.13's `NewReplicaFromConfig` rules.
+//!
+//! Invariants: the type comes from the URL scheme, else `type`, else `file`; `url` excludes
+//! `path`/`bucket`; config `region`/`endpoint` beat URL-derived values; an explicit duration (even
+//! 0) replaces its default; sftp is refused; age keys are checked for shape but never echoed.
+
+use std::path::PathBuf;
+
+use serde_yaml::Value;
+
+use super::credentials::{EnvLookup, GlobalKeys, resolve_target};
+use super::defaults::*;
+use super::duration::non_negative;
+use super::node::Section;
+use super::paths::normalize_db_path;
+use super::url::{is_url, parse_replica_url, redact_password};
+use super::{AbsTarget, AgeConfig, ConfigError, GcsTarget, ReplicaConfig, ReplicaTarget, S3Target};
+
+const REPLICA_KEYS: &[&str] = &[
+    "type",
+    "name",
+    "path",
+    "url",
+    "retention",
+    "retention-check-interval",
+    "sync-interval",
+    "snapshot-interval",
+    "validation-interval",
+    "access-key-id",
+    "secret-access-key",
+    "region",
+    "bucket",
+    "endpoint",
+    "force-path-style",
+    "skip-verify",
+    "account-name",
+    "account-key",
+    "host",
+    "user",
+    "password",
+    "key-path",
+    "age",
+];
+const AGE_KEYS: &[&str] = &["identities", "recipients"];
+
+/// What the caller knows about the enclosing database.
+pub(crate) struct ReplicaScope<'a> {
+    pub origin: &'a str,
+    /// Error location of the database, e.g. `dbs[0] (/data/app.db)`.
+    pub db_location: &'a str,
+    /// Warning prefix of the database, e.g. `dbs[0]`.
+    pub db_key: &'a str,
+    /// Database path for warnings.
+    pub db_path: &'a str,
+    pub global: &'a GlobalKeys,
+    pub env: EnvLookup<'a>,
+}
+
+/// Raw string/bool keys of a replica entry (empty strings already mapped to `None`).
+struct Fields {
+    kind: Option<String>,
+    path: Option<String>,
+    url: Option<String>,
+    bucket: Option<String>,
+    region: Option<String>,
+    endpoint: Option<String>,
+    force_path_style: Option<bool>,
+    skip_verify: bool,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    account_name: Option<String>,
+    account_key: Option<String>,
+    host: Option<String>,
+    user: Option<String>,
+}
+
+impl Fields {
+    fn read(s: &Section<'_>) -> Result<Fields, ConfigError> {
+        Ok(Fields {
+            kind: s.non_empty("type")?,
+            path: s.non_empty("path")?,
+            url: s.non_empty("url")?,
+            bucket: s.non_empty("bucket")?,
+            region: s.non_empty("region")?,
+            endpoint: s.non_empty("endpoint")?,
+            force_path_style: s.bool("force-path-style")?,
+            skip_verify: s.bool("skip-verify")?.unwrap_or(false),
+            access_key_id: s.non_empty("access-key-id")?,
+            secret_access_key: s.non_empty("secret-access-key")?,
+            account_name: s.non_empty("account-name")?,
+            account_key: s.non_empty("account-key")?,
+            host: s.non_empty("host")?,
+            user: s.non_empty("user")?,
+        })
+    }
+
+    fn replica_type(&self) -> String {
+        replica_type(self.url.as_deref(), self.kind.as_deref())
+    }
+}
+
+/// Litestream's `ReplicaType()`: URL scheme (`gs` meaning `gcs`), else `type`, else `file`.
+fn replica_type(url: Option<&str>, kind: Option<&str>) -> String {
+    let scheme = url.filter(|u| is_url(u)).and_then(|u| u.split_once("://"));
+    match scheme.map(|(s, _)| s.to_ascii_lowercase()) {
+        Some(s) if s == "gs" => "gcs".to_string(),
+        Some(s) => s,
+        None => kind.unwrap_or("file").to_string(),
+    }
+}
+
+/// The label used in error locations: the name, else the type.
+fn replica_label(bare: &Section<'_>) -> Result<String, ConfigError> {
+    if let Some(name) = bare.non_empty("name")? {
+        return Ok(name);
+    }
+    let url = bare.non_empty("url")?;
+    Ok(replica_type(
+        url.as_deref(),
+        bare.non_empty("type")?.as_deref(),
+    ))
+}
+
+/// Builds replica `index` of a database.
+pub(crate) fn build_replica(
+    value: &Value,
+    index: usize,
+    scope: &ReplicaScope<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<ReplicaConfig, ConfigError> {
+    let base = format!("{}: replicas[{index}]", scope.db_location);
+    let label = replica_label(&Section::new(value, scope.origin, &base)?)?;
+    let s = Section::new(value, scope.origin, &format!("{base} {label:?}"))?;
+    let fields = Fields::read(&s)?;
+    let kind = fields.replica_type();
+    let place = format!("{}.replicas[{index}]", scope.db_key);
+    s.warn_unknown(
+        REPLICA_KEYS,
+        &format!("in {place} (db {})", scope.db_path),
+        warnings,
+    );
+
+    if let Some(path) = fields.path.as_deref().filter(|p| is_url(p)) {
+        let msg = format!(
+            "replica path cannot be a url, please use the 'url' field instead: {}",
+            redact_password(path)
+        );
+        return Err(s.err("path", msg));
+    }
+    if s.is_empty() {
+        return Err(s.err_here("empty replica: set \"url\", or \"type\" with its settings"));
+    }
+    let mut target = match kind.as_str() {
+        "file" => file_target(&s, &fields)?,
+        "s3" => ReplicaTarget::S3(s3_target(&s, &fields)?),
+        "gcs" => ReplicaTarget::Gcs(gcs_target(&s, &fields)?),
+        "abs" => ReplicaTarget::Abs(abs_target(&s, &fields)?),
+        "sftp" => return Err(s.err_here(sftp_refusal(&fields).to_string())),
+        _ if fields.url.is_some() => return Err(url_error(&s, &fields)),
+        other => return Err(s.err("type", format!("unknown replica type in config: {other:?}"))),
+    };
+    resolve_target(&mut target, scope.global, scope.env);
+
+    let mut replica = ReplicaConfig::with_defaults(label, target);
+    apply_durations(&s, &mut replica)?;
+    replica.age = read_age(
+        &s.child("age")?,
+        &format!("in {place}.age (db {})", scope.db_path),
+        warnings,
+    )?;
+    Ok(replica)
+}
+
+/// The error `parse_replica_url` gives for the URL (unknown scheme, bad syntax …) at key `url`.
+fn url_error(s: &Section<'_>, f: &Fields) -> ConfigError {
+    let url = f.url.as_deref().unwrap_or_default();
+    match parse_replica_url(url) {
+        Err(e) => s.err("url", e.to_string()),
+        Ok(_) => s.err(
+            "url",
+            format!("unsupported replica url: {}", redact_password(url)),
+        ),
+    }
+}
+
+/// Parses the `url` key; any URL problem is reported at `url`.
+fn url_target(s: &Section<'_>, url: &str) -> Result<ReplicaTarget, ConfigError> {
+    parse_replica_url(url).map_err(|e| s.err("url", e.to_string()))
+}
+
+fn reject_url_with(s: &Section<'_>, f: &Fields, kind: &str) -> Result<(), ConfigError> {
+    if f.url.is_none() {
+        return Ok(());
+    }
+    if f.path.is_some() {
+        return Err(s.err_here(format!("cannot specify url & path for {kind} replica")));
+    }
+    if f.bucket.is_some() && kind != "file" {
+        return Err(s.err_here(format!("cannot specify url & bucket for {kind} replica")));
+    }
+    Ok(())
+}
+
+fn file_target(s: &Section<'_>, f: &Fields) -> Result<ReplicaTarget, ConfigError> {
+    reject_url_with(s, f, "file")?;
+    if let Some(url) = &f.url {
+        if !is_url(url) {
+            return Err(s.err(
+                "url",
+                ConfigError::MissingScheme(redact_password(url)).to_string(),
+            ));
+        }
+        return url_target(s, url);
+    }
+    let Some(path) = &f.path else {
+        return Err(if f.kind.is_none() {
+            s.err_here(
+                "replica has neither \"url\" nor \"path\" (without \"type\" it is a file replica)",
+            )
+        } else {
+            s.err_here("file replica path required")
+        });
+    };
+    let path: PathBuf = normalize_db_path(path).map_err(|e| s.err("path", e.to_string()))?;
+    Ok(ReplicaTarget::File { path })
+}
+
+fn s3_target(s: &Section<'_>, f: &Fields) -> Result<S3Target, ConfigError> {
+    reject_url_with(s, f, "s3")?;
+    let mut t = S3Target {
+        bucket: f.bucket.clone().unwrap_or_default(),
+        path: f.path.clone().unwrap_or_default(),
+        region: f.region.clone(),
+        endpoint: f.endpoint.clone(),
+        // Path style whenever an endpoint is configured, unless explicitly switched off.
+        force_path_style: f.force_path_style.unwrap_or(f.endpoint.is_some()),
+        skip_verify: f.skip_verify,
+        access_key_id: f.access_key_id.clone(),
+        secret_access_key: f.secret_access_key.clone(),
+    };
+    if let Some(url) = &f.url {
+        let ReplicaTarget::S3(u) = url_target(s, url)? else {
+            return Err(s.err("url", "expected an s3:// url"));
+        };
+        t.bucket = u.bucket;
+        t.path = u.path;
+        t.region = t.region.or(u.region);
+        t.endpoint = t.endpoint.or(u.endpoint);
+        // A provider pattern forces path style; `force-path-style: false` cannot undo it.
+        t.force_path_style = t.force_path_style || u.force_path_style;
+    }
+    if t.bucket.is_empty() {
+        return Err(s.err_here("bucket required for s3 replica"));
+    }
+    Ok(t)
+}
+
+fn gcs_target(s: &Section<'_>, f: &Fields) -> Result<GcsTarget, ConfigError> {
+    reject_url_with(s, f, "gcs")?;
+    if let Some(url) = &f.url {
+        let ReplicaTarget::Gcs(u) = url_target(s, url)? else {
+            return Err(s.err("url", "expected a gcs:// url"));
+        };
+        return Ok(u);
+    }
+    let Some(bucket) = f.bucket.clone() else {
+        return Err(s.err_here("bucket required for gcs replica"));
+    };
+    Ok(GcsTarget {
+        bucket,
+        path: f.path.clone().unwrap_or_default(),
+        emulator_host: None,
+    })
+}
+
+fn abs_target(s: &Section<'_>, f: &Fields) -> Result<AbsTarget, ConfigError> {
+    reject_url_with(s, f, "abs")?;
+    let mut t = AbsTarget {
+        account_name: f.account_name.clone(),
+        account_key: f.account_key.clone(),
+        bucket: f.bucket.clone().unwrap_or_default(),
+        path: f.path.clone().unwrap_or_default(),
+        endpoint: f.endpoint.clone(),
+    };
+    if let Some(url) = &f.url {
+        let ReplicaTarget::Abs(u) = url_target(s, url)? else {
+            return Err(s.err("url", "expected an abs:// url"));
+        };
+        t.account_name = t.account_name.or(u.account_name);
+        t.bucket = u.bucket;
+        t.path = u.path;
+    }
+    if t.bucket.is_empty() {
+        return Err(s.err_here("bucket required for abs replica"));
+    }
+    Ok(t)
+}
+
+fn sftp_refusal(f: &Fields) -> ConfigError {
+    let shown = match &f.url {
+        Some(url) => redact_password(url),
+        None => format!(
+            "sftp://{}{}{}",
+            f.user
+                .as_deref()
+                .map(|u| format!("{u}@"))
+                .unwrap_or_default(),
+            f.host.as_deref().unwrap_or_default(),
+            f.path.as_deref().unwrap_or_default()
+        ),
+    };
+    ConfigError::Sftp(shown)
+}
+
+fn apply_durations(s: &Section<'_>, r: &mut ReplicaConfig) -> Result<(), ConfigError> {
+    if let Some(v) = s.duration("retention")? {
+        r.retention = non_negative(v);
+    }
+    let check = s.duration("retention-check-interval")?;
+    if let Some(v) = check {
+        r.retention_check_interval = non_negative(v);
+    }
+    if !r.retention.is_zero() {
+        if r.retention_check_interval.is_zero() {
+            let msg = "must be greater than 0 when retention is enabled";
+            return Err(s.err("retention-check-interval", msg));
+        }
+        r.retention_check_interval = r.retention_check_interval.min(r.retention);
+    }
+    if let Some(v) = s.duration("sync-interval")? {
+        if v <= 0 {
+            return Err(s.err("sync-interval", "must be greater than 0"));
+        }
+        r.sync_interval = non_negative(v);
+    }
+    if let Some(v) = s.duration("snapshot-interval")? {
+        r.snapshot_interval = non_negative(v);
+    }
+    if let Some(v) = s.duration("validation-interval")? {
+        r.validation_interval = non_negative(v);
+    }
+    Ok(())
+}
+
+fn read_age(
+    s: &Section<'_>,
+    place: &str,
+    warnings: &mut Vec<String>,
+) -> Result<AgeConfig, ConfigError> {
+    s.warn_unknown(AGE_KEYS, place, warnings);
+    let identities = s.string_list("identities")?;
+    for (i, text) in identities.iter().enumerate() {
+        check_age_lines(text, "AGE-SECRET-KEY-1", "age identity")
+            .map_err(|m| s.err(&format!("identities[{i}]"), m))?;
+    }
+    let recipients = s.string_list("recipients")?;
+    for (i, text) in recipients.iter().enumerate() {
+        check_age_lines(text, "age1", "age recipient")
+            .map_err(|m| s.err(&format!("recipients[{i}]"), m))?;
+    }
+    Ok(AgeConfig {
+        identities,
+        recipients,
+    })
+}
+
+/// Each non-blank, non-`#` line must start with `prefix` (case-insensitive, Bech32); at least one
+/// line is required. The message never repeats the (possibly secret) text.
+fn check_age_lines(text: &str, prefix: &str, what: &str) -> Result<(), String> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    if lines.is_empty() {
+        return Err(format!("no {what} found"));
+    }
+    for (n, line) in lines.iter().enumerate() {
+        let ok = line.len() > prefix.len()
+            && line
+                .get(..prefix.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(prefix));
+        if !ok || line.contains(char::is_whitespace) {
+            return Err(format!(
+                "malformed {what} at line {} (expected \"{prefix}…\")",
+                n + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl ReplicaConfig {
+    /// A replica with every default of spec §4.1 applied.
+    pub fn with_defaults(name: String, target: ReplicaTarget) -> ReplicaConfig {
+        ReplicaConfig {
+            name,
+            target,
+            retention: DEFAULT_RETENTION,
+            retention_check_interval: DEFAULT_RETENTION_CHECK_INTERVAL,
+            sync_interval: DEFAULT_SYNC_INTERVAL,
+            snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
+            validation_interval: DEFAULT_VALIDATION_INTERVAL,
+            age: AgeConfig::default(),
+        }
+    }
+}

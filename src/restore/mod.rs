@@ -23,6 +23,8 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod select;
+#[doc(hidden)]
+pub mod testkit;
 pub mod verify;
 
 use std::path::PathBuf;

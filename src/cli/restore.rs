@@ -1,0 +1,214 @@
+//! `walstream restore [flags] DB_PATH|REPLICA_URL` (spec §5.4): Litestream v0.3.13's flags and
+//! outcomes, plus `-integrity-check full|quick|none`.
+//!
+//! What must stay true: checks happen in Litestream's order, so the same message wins —
+//! flags, positional args, `-timestamp` format, then (URL) `-config` conflict, `output path
+//! required`, `-if-db-not-exists`, replica construction, or (DB path) config load, DB lookup,
+//! replica construction, `-o` default, `-if-db-not-exists`; then the target choice (`no
+//! matching backups found` / `-if-replica-exists`), `-index` + `-timestamp`, output exists.
+//! `-replica NAME` that matches nothing is `no matching backups found`, as in Litestream.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use chrono::{DateTime, Utc};
+use regex::Regex;
+use tracing::info;
+
+use super::flags::{FlagSet, Parsed};
+use super::source::{self, SourceArgs};
+use super::{block_on, list, parse_flags};
+use crate::config;
+use crate::restore::{
+    self, DEFAULT_PARALLELISM, ExecOptions, IntegrityCheck, ReplicaRef, RestoreRequest,
+};
+
+/// Litestream's message; the space before "format" is a U+00A0 in the v0.3.13 binary.
+const BAD_TIMESTAMP: &str =
+    "invalid -timestamp, must specify in ISO 8601\u{a0}format (e.g. 2000-01-01T00:00:00Z)";
+
+/// Runs the command with the arguments after the word `restore`.
+pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&flag_set(), args, "restore")?;
+    let target = list::single_target(&p.args, "database path or replica URL required")?;
+    let timestamp = parse_timestamp(p.str("timestamp"))?;
+    let integrity_check: IntegrityCheck = p
+        .str("integrity-check")
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let mut req = RestoreRequest {
+        output: PathBuf::from(p.str("o")),
+        generation: Some(p.str("generation").to_string()).filter(|g| !g.is_empty()),
+        index: parse_go_hex_i32(p.str("index")),
+        timestamp,
+        exec: ExecOptions {
+            parallelism: usize::try_from(p.int("parallelism")).unwrap_or(1).max(1),
+            integrity_check,
+            progress: true,
+        },
+        if_replica_exists: p.bool("if-replica-exists"),
+    };
+    let is_url = config::is_url(target);
+    if is_url {
+        if !p.str("config").is_empty() {
+            bail!("cannot specify a replica URL and the -config flag");
+        }
+        if req.output.as_os_str().is_empty() {
+            bail!("output path required");
+        }
+        if skip_existing(&p, &req.output) {
+            return Ok(());
+        }
+    }
+    let src = source::resolve(SourceArgs {
+        config: p.str("config"),
+        no_expand_env: p.bool("no-expand-env"),
+        replica: "",
+        target,
+    })?;
+    if let Some(db) = &src.db {
+        if req.output.as_os_str().is_empty() {
+            req.output = db.path.clone();
+        }
+        if skip_existing(&p, &req.output) {
+            return Ok(());
+        }
+    }
+    let wanted = p.str("replica");
+    let replicas: Vec<ReplicaRef<'_>> = src
+        .replicas
+        .iter()
+        .filter(|r| is_url || wanted.is_empty() || r.name == wanted)
+        .map(|r| ReplicaRef {
+            name: &r.name,
+            client: &r.client,
+        })
+        .collect();
+    block_on(restore::restore(&replicas, &req))??;
+    Ok(())
+}
+
+fn flag_set() -> FlagSet {
+    let mut fs = FlagSet::new();
+    source::register_config_flags(&mut fs)
+        .string("o", "")
+        .string("replica", "")
+        .string("generation", "")
+        .custom("index", "", check_index)
+        .int("parallelism", DEFAULT_PARALLELISM as i64)
+        .bool("if-db-not-exists", false)
+        .bool("if-replica-exists", false)
+        .string("timestamp", "")
+        .custom("integrity-check", "full", check_integrity);
+    fs
+}
+
+fn check_index(s: &str) -> Result<(), String> {
+    match parse_go_hex_i32(s) {
+        Some(_) => Ok(()),
+        None => Err("invalid hexadecimal format".to_string()),
+    }
+}
+
+fn check_integrity(s: &str) -> Result<(), String> {
+    s.parse::<IntegrityCheck>().map(|_| ())
+}
+
+/// `-if-db-not-exists` with an existing output: log and stop (Go treats any stat result other
+/// than "does not exist" as existing).
+fn skip_existing(p: &Parsed, output: &std::path::Path) -> bool {
+    let exists =
+        !matches!(std::fs::metadata(output), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    if exists && p.bool("if-db-not-exists") {
+        info!("database already exists, skipping");
+        return true;
+    }
+    false
+}
+
+/// Go's `strconv.ParseInt(s, 16, 32)`: optional sign, hex digits, no prefix, 32-bit range.
+pub fn parse_go_hex_i32(s: &str) -> Option<i64> {
+    let (neg, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let magnitude = i64::from_str_radix(digits, 16).ok()?;
+    let value = if neg { -magnitude } else { magnitude };
+    (i64::from(i32::MIN)..=i64::from(i32::MAX))
+        .contains(&value)
+        .then_some(value)
+}
+
+/// Go's `time.Parse(time.RFC3339, s)`: `T` and `Z` upper-case, optional fractional seconds,
+/// numeric offsets with a colon.
+pub fn parse_timestamp(s: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let shape = Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+        .expect("static regex is valid");
+    if !shape.is_match(s) {
+        bail!("{BAD_TIMESTAMP}");
+    }
+    match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => Ok(Some(t.with_timezone(&Utc))),
+        Err(_) => bail!("{BAD_TIMESTAMP}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_index_like_go_parse_int() {
+        assert_eq!(parse_go_hex_i32("0"), Some(0));
+        assert_eq!(parse_go_hex_i32("1f"), Some(31));
+        assert_eq!(parse_go_hex_i32("1F"), Some(31));
+        assert_eq!(parse_go_hex_i32("7fffffff"), Some(i64::from(i32::MAX)));
+        assert_eq!(parse_go_hex_i32("-1"), Some(-1));
+        assert_eq!(parse_go_hex_i32("+a"), Some(10));
+        for bad in ["", "zz", "0x1", "80000000", "1_0", "-", " 1"] {
+            assert_eq!(parse_go_hex_i32(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_like_go_rfc3339() {
+        let t = parse_timestamp("2000-01-01T00:00:00Z")
+            .expect("ok")
+            .expect("some");
+        assert_eq!(t.timestamp(), 946_684_800);
+        let t = parse_timestamp("2000-01-01T01:00:00.5+01:00")
+            .expect("ok")
+            .expect("some");
+        assert_eq!(t.timestamp_millis(), 946_684_800_500);
+        assert_eq!(parse_timestamp("").expect("empty"), None);
+        for bad in [
+            "2000-01-01",
+            "2000-01-01t00:00:00z",
+            "2000-01-01 00:00:00Z",
+            "yesterday",
+        ] {
+            let err = parse_timestamp(bad).expect_err(bad).to_string();
+            assert_eq!(err, BAD_TIMESTAMP);
+        }
+        assert!(BAD_TIMESTAMP.contains("8601\u{a0}format"));
+    }
+
+    #[test]
+    fn flags_parse_with_defaults() {
+        let p = flag_set().parse(&["x.db".to_string()]).expect("parse");
+        assert_eq!(p.int("parallelism"), 8);
+        assert_eq!(p.str("integrity-check"), "full");
+        let bad = flag_set().parse(&["-index".into(), "zz".into(), "x".into()]);
+        assert_eq!(
+            bad.expect_err("bad index").to_string(),
+            "invalid value \"zz\" for flag -index: invalid hexadecimal format"
+        );
+    }
+}

@@ -21,6 +21,7 @@ pub mod usage;
 mod databases;
 mod generations;
 mod list;
+mod restore;
 mod snapshots;
 mod source;
 mod version;
@@ -64,7 +65,8 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "generations" => generations::run(rest),
         "snapshots" => snapshots::run(rest),
         "wal" => wal::run(rest),
-        "replicate" | "restore" => bail!("walstream {cmd}: not implemented yet"),
+        "restore" => restore::run(rest),
+        "replicate" => bail!("walstream {cmd}: not implemented yet"),
         "" | "help" => print_usage_and_stop(""),
         c if c.starts_with('-') => print_usage_and_stop(""),
         c => bail!("walstream {c}: unknown command"),

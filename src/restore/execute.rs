@@ -113,7 +113,9 @@ pub async fn execute(
     ));
     let disk_plan = plan.clone();
     let disk_tmp = tmp.clone();
+    let span = tracing::Span::current();
     let disk = tokio::task::spawn_blocking(move || {
+        let _in_span = span.enter();
         write_database(&file, &disk_tmp, &disk_plan, &key, snap_rx, seg_rx)
     });
     let written = join(disk).await;

@@ -30,7 +30,7 @@ pub mod verify;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use tracing::info;
+use tracing::{Instrument, info};
 
 pub use error::RestoreError;
 pub use execute::{DEFAULT_PARALLELISM, ExecOptions, RestoreSummary, execute};
@@ -83,7 +83,10 @@ pub async fn restore(
         return Err(RestoreError::OutputExists(req.output.clone()));
     }
     let plan = plan::plan(&choice.listing, &target)?;
-    let client = replicas[choice.replica].client;
-    let summary = execute(client, &plan, &req.output, &req.exec).await?;
+    let replica = replicas[choice.replica];
+    let span = tracing::info_span!("restore", replica = %replica.name);
+    let summary = execute(replica.client, &plan, &req.output, &req.exec)
+        .instrument(span)
+        .await?;
     Ok(Outcome::Restored(summary))
 }

@@ -17,6 +17,7 @@ pub mod config;
 pub mod db;
 pub mod lz4;
 pub mod replica;
+pub mod replicate;
 pub mod restore;
 pub mod server;
 pub mod storage;

@@ -1,1 +1,135 @@
-//! Placeholder: filled in by the issue that builds this part.
+//! One replica of one database: WAL segment uploads, snapshots and retention (spec §4).
+//!
+//! What must stay true:
+//! - the replica never opens the live database: it reads shadow WAL files and the snapshot file
+//!   handle the db hands out (`Db::begin_snapshot`);
+//! - one upload round at a time per replica (the position mutex serializes them); the in-memory
+//!   position only advances after a segment is durably stored, and on any error it is cleared and
+//!   recomputed from storage (spec §4.3), so positions never skip or repeat;
+//! - objects are uploaded in position order and never rewritten (except snapshots of the same
+//!   index, which Litestream also overwrites);
+//! - retention never deletes what the oldest retained snapshot needs (see [`retention`]).
+//!
+//! Layout: [`plan`] (pure upload stepping), [`retention`] (pure retention planning), [`rate`]
+//! (pacing and backoff), [`body`] (re-creatable upload bodies), `sync`/`snapshot`/`retain`
+//! (storage operations), `run` (the background loops), [`status`].
+
+pub mod body;
+pub mod plan;
+pub mod rate;
+mod retain;
+pub mod retention;
+mod run;
+mod snapshot;
+pub mod status;
+mod sync;
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, watch};
+
+use crate::config::ReplicaConfig;
+use crate::db::{Db, DbError, DbState, Pos};
+use crate::storage::{ReplicaClient, StorageError};
+
+pub use plan::StepError;
+pub use status::{ReplicaStatus, SnapshotMark};
+
+/// Errors of one replica operation; the loops log them and retry.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("no snapshot available: generation={0}")]
+    NoSnapshot(String),
+    #[error("no generation")]
+    NoGeneration,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("shadow wal {path}: {source}")]
+    Shadow {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("generation {generation}: {source}")]
+    Position {
+        generation: String,
+        source: StepError,
+    },
+    #[error("read segment {generation}/{index:08x}:{offset}: {source}")]
+    ReadSegment {
+        generation: String,
+        index: u32,
+        offset: u64,
+        source: crate::lz4::Lz4Error,
+    },
+    #[error("snapshot file: {0}")]
+    SnapshotFile(std::io::Error),
+}
+
+/// One replica of one database.
+pub struct Replica {
+    cfg: ReplicaConfig,
+    db: Arc<Db>,
+    db_state: watch::Receiver<DbState>,
+    client: ReplicaClient,
+    /// Last uploaded position; `None` = unknown, recompute from storage. Held for a whole round.
+    pos: Mutex<Option<Pos>>,
+    /// Serializes snapshots (sync's first-snapshot, the snapshotter and retention).
+    snapshot_lock: Mutex<()>,
+    status: watch::Sender<ReplicaStatus>,
+    /// `db=` label for logs.
+    db_label: String,
+}
+
+impl Replica {
+    /// A replica of `db` writing through `client`. Starts nothing.
+    pub fn new(db: Arc<Db>, cfg: ReplicaConfig, client: ReplicaClient) -> Arc<Self> {
+        let status = ReplicaStatus {
+            name: cfg.name.clone(),
+            kind: cfg.target.type_name(),
+            ..ReplicaStatus::default()
+        };
+        Arc::new(Self {
+            db_state: db.subscribe(),
+            db_label: db.path().display().to_string(),
+            db,
+            client,
+            pos: Mutex::new(None),
+            snapshot_lock: Mutex::new(()),
+            status: watch::channel(status).0,
+            cfg,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    pub fn config(&self) -> &ReplicaConfig {
+        &self.cfg
+    }
+
+    pub fn client(&self) -> &ReplicaClient {
+        &self.client
+    }
+
+    /// Status updates (last sync, position, lag, errors, latest snapshot).
+    pub fn subscribe_status(&self) -> watch::Receiver<ReplicaStatus> {
+        self.status.subscribe()
+    }
+
+    /// The current status.
+    pub fn status(&self) -> ReplicaStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Last position known to be stored (`None` until the first round).
+    pub async fn position(&self) -> Option<Pos> {
+        self.pos.lock().await.clone()
+    }
+
+    fn update_status(&self, f: impl FnOnce(&mut ReplicaStatus)) {
+        self.status.send_modify(f);
+    }
+}

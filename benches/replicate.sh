@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# benches/replicate.sh — replication benchmark, walstream vs Litestream v0.3.13 (run by hand).
+#
+# Measures, on a file:// replica, in the same run and on the same machine:
+#   * commit-to-replica lag p50/p99 at 50 and 500 commits/s, with sync-interval 1s and 10ms;
+#   * CPU seconds (user+sys) and peak RSS of the replicator during each of those runs;
+#   * peak RSS while the replicator takes the initial snapshot of a 1 GiB database.
+#
+# Lag of a commit = time its WAL segment file appeared in the replica − time the commit returned.
+# A watcher polls the replica's wal/ directory every 1 ms and records when each
+# `<index>_<offset>.wal.lz4` appears; the segment starting at offset o_k holds the commits whose
+# WAL end lies in (o_k, o_{k+1}]. Checkpoints are disabled during lag runs so the whole run stays
+# in WAL index 0 (offsets in the real WAL = offsets in the replica). monitor-interval is set equal
+# to sync-interval for both tools (Litestream only notices changes on its monitor tick).
+#
+# Usage:  benches/replicate.sh [SECONDS_PER_RUN] [SNAPSHOT_DB_MIB]
+#         (defaults 20 and 1024). Needs: cargo, python3; LITESTREAM=path/to/litestream v0.3.13
+#         (default: .testenv's v0.3.13 venv, else `litestream` on PATH).
+# Output: a Markdown table on stdout; work files under $BENCH_DIR (default a fresh temp dir).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SECONDS_PER_RUN="${1:-20}"
+SNAPSHOT_MIB="${2:-1024}"
+BENCH_DIR="${BENCH_DIR:-$(mktemp -d /tmp/walstream-bench.XXXXXX)}"
+
+if [[ -z "${LITESTREAM:-}" ]]; then
+  for cand in "$ROOT/.testenv/litestream3/bin/litestream" "$(command -v litestream || true)"; do
+    if [[ -n "$cand" && -x "$cand" ]]; then LITESTREAM="$cand"; break; fi
+  done
+fi
+[[ -n "${LITESTREAM:-}" ]] || { echo "set LITESTREAM to a litestream v0.3.13 binary" >&2; exit 1; }
+"$LITESTREAM" version | grep -q 'v0.3.13' || { echo "$LITESTREAM is not v0.3.13" >&2; exit 1; }
+
+(cd "$ROOT" && cargo build --release --quiet)
+WALSTREAM="$ROOT/target/release/walstream"
+
+echo "bench dir: $BENCH_DIR" >&2
+exec python3 - "$WALSTREAM" "$LITESTREAM" "$BENCH_DIR" "$SECONDS_PER_RUN" "$SNAPSHOT_MIB" <<'PY'
+import os, re, signal, sqlite3, subprocess, sys, threading, time
+
+WALSTREAM, LITESTREAM, BENCH_DIR, SECS, SNAP_MIB = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+SEG = re.compile(r"^([0-9a-f]{8})_([0-9a-f]{8})\.wal\.lz4$")
+DEADLINE = 120.0
+
+def proc_stats(pid):
+    """(cpu seconds user+sys, peak RSS MiB) of a live process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    hwm = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) / 1024
+    return cpu, hwm
+
+def write_config(work, db, replica, interval, checkpoints=False):
+    ckpt = "" if checkpoints else (
+        "    checkpoint-interval: 0s\n    min-checkpoint-page-count: 100000000\n"
+        "    max-checkpoint-page-count: 0\n")
+    cfg = os.path.join(work, "config.yml")
+    with open(cfg, "w") as f:
+        f.write(f"dbs:\n  - path: {db}\n    monitor-interval: {interval}\n{ckpt}"
+                f"    replicas:\n      - url: file://{replica}\n        sync-interval: {interval}\n")
+    return cfg
+
+def start(tool, cfg, work):
+    bin_ = WALSTREAM if tool == "walstream" else LITESTREAM
+    log = open(os.path.join(work, f"{tool}.log"), "w")
+    return subprocess.Popen([bin_, "replicate", "-config", cfg], stdout=log, stderr=log)
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=DEADLINE)
+
+def wait_for(what, cond):
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > DEADLINE:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+def generation_dir(replica):
+    gens = os.path.join(replica, "generations")
+    names = os.listdir(gens) if os.path.isdir(gens) else []
+    return os.path.join(gens, names[0]) if names else None
+
+def lag_run(tool, rate, interval):
+    work = os.path.join(BENCH_DIR, f"{tool}-{rate}-{interval}")
+    os.makedirs(work)
+    db, replica = os.path.join(work, "app.db"), os.path.join(work, "replica")
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=wal")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+    p = start(tool, write_config(work, db, replica, interval), work)
+    wait_for("first snapshot", lambda: generation_dir(replica) and
+             os.path.isdir(os.path.join(generation_dir(replica), "snapshots")) and
+             os.listdir(os.path.join(generation_dir(replica), "snapshots")))
+    wal_dir = os.path.join(generation_dir(replica), "wal")
+    seen, stop_flag = {}, threading.Event()
+    def watch():
+        while not stop_flag.is_set():
+            now = time.monotonic()
+            for n in os.listdir(wal_dir) if os.path.isdir(wal_dir) else []:
+                m = SEG.match(n)
+                if m and n not in seen:
+                    seen[n] = (int(m.group(1), 16), int(m.group(2), 16), now)
+            time.sleep(0.001)
+    w = threading.Thread(target=watch); w.start()
+    cpu0, _ = proc_stats(p.pid)
+    commits, period, t_start = [], 1.0 / rate, time.monotonic()
+    i = 0
+    while time.monotonic() - t_start < SECS:
+        target = t_start + i * period
+        delay = target - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        conn.execute("INSERT INTO t(v) VALUES (randomblob(200))")
+        commits.append((os.path.getsize(db + "-wal"), time.monotonic()))
+        i += 1
+    final_end = commits[-1][0]
+    # The last measured commit is known to be uploaded once a segment starts at or after its
+    # end; uncounted marker commits keep upload rounds coming until then.
+    t_wait = time.monotonic()
+    while not any(o >= final_end for _, o, _ in list(seen.values())):
+        if time.monotonic() - t_wait > DEADLINE:
+            raise SystemExit("timed out waiting for catch-up")
+        conn.execute("INSERT INTO t(v) VALUES (randomblob(10))")
+        time.sleep(0.05)
+    cpu1, hwm = proc_stats(p.pid)
+    stop(p); stop_flag.set(); w.join()
+    segs = sorted(seen.values())
+    idx0 = [s for s in segs if s[0] == 0]
+    lags = []
+    for end, t_commit in commits:
+        # The segment holding this commit is the last one starting before its end.
+        owner = None
+        for _, off, t_seen in idx0:
+            if off < end:
+                owner = t_seen
+            else:
+                break
+        if owner is not None:
+            lags.append(max(0.0, owner - t_commit))
+    lags.sort()
+    pct = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] * 1000
+    return dict(tool=tool, rate=rate, interval=interval, commits=len(commits), segments=len(idx0),
+                p50=pct(0.50), p99=pct(0.99), cpu=cpu1 - cpu0, rss=hwm)
+
+def snapshot_run(tool):
+    work = os.path.join(BENCH_DIR, f"{tool}-snapshot")
+    os.makedirs(work)
+    db, replica = os.path.join(work, "app.db"), os.path.join(work, "replica")
+    src = os.path.join(BENCH_DIR, "snapshot-source.db")
+    if not os.path.exists(src):
+        c = sqlite3.connect(src, isolation_level=None)
+        c.execute("PRAGMA journal_mode=wal")
+        c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+        for _ in range(SNAP_MIB // 64):
+            c.execute("BEGIN")
+            c.executemany("INSERT INTO t(v) VALUES (randomblob(65536))", [()] * 1024)
+            c.execute("COMMIT")
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        c.close()
+    subprocess.run(["cp", src, db], check=True)
+    p = start(tool, write_config(work, db, replica, "1s", checkpoints=True), work)
+    t0 = time.monotonic()
+    def done():
+        g = generation_dir(replica)
+        d = g and os.path.join(g, "snapshots")
+        return d and os.path.isdir(d) and any(n.endswith(".snapshot.lz4") for n in os.listdir(d))
+    wait_for("snapshot", done)
+    elapsed = time.monotonic() - t0
+    cpu, hwm = proc_stats(p.pid)
+    stop(p)
+    return dict(tool=tool, secs=elapsed, cpu=cpu, rss=hwm, size=os.path.getsize(db) / 2**20)
+
+rows = []
+for rate in (50, 500):
+    for interval in ("1s", "10ms"):
+        for tool in ("walstream", "litestream"):
+            r = lag_run(tool, rate, interval)
+            print(f"  {r}", file=sys.stderr)
+            rows.append(r)
+print(f"\n### Commit-to-replica lag ({SECS:g} s per run, file:// replica)\n")
+print("| tool | commits/s | sync-interval | commits | segments | lag p50 (ms) | lag p99 (ms) | CPU s | peak RSS (MiB) |")
+print("|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    print(f"| {r['tool']} | {r['rate']} | {r['interval']} | {r['commits']} | {r['segments']} | "
+          f"{r['p50']:.1f} | {r['p99']:.1f} | {r['cpu']:.2f} | {r['rss']:.1f} |")
+snaps = [snapshot_run(t) for t in ("walstream", "litestream")]
+print(f"\n### Initial snapshot of a {snaps[0]['size']:.0f} MiB database\n")
+print("| tool | time to snapshot (s) | CPU s | peak RSS (MiB) |")
+print("|---|---|---|---|")
+for s in snaps:
+    print(f"| {s['tool']} | {s['secs']:.1f} | {s['cpu']:.2f} | {s['rss']:.1f} |")
+PY

@@ -1,0 +1,40 @@
+//! Per-replica status published on a `watch` channel (read by the HTTP server and tests).
+//!
+//! What must stay true: the status is only ever replaced as a whole (readers see a consistent
+//! value); `position` is the last position durably uploaded (never ahead of storage);
+//! `pending_since` is set while local commits exist that are not yet uploaded.
+
+use std::time::SystemTime;
+
+use crate::db::Pos;
+
+/// The newest snapshot this replica knows of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotMark {
+    pub generation: String,
+    pub index: u32,
+    pub at: SystemTime,
+}
+
+/// A status snapshot of one replica.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaStatus {
+    pub name: String,
+    /// Replica type (`file`, `s3`, `gcs`, `abs`).
+    pub kind: &'static str,
+    /// Last position known to be in storage.
+    pub position: Option<Pos>,
+    /// When the last upload round succeeded.
+    pub last_sync: Option<SystemTime>,
+    /// When the oldest local change not yet uploaded was first seen (`None`: caught up).
+    pub pending_since: Option<SystemTime>,
+    /// Last error text and when it happened (kept after recovery, for diagnosis).
+    pub last_error: Option<(SystemTime, String)>,
+    /// Failed rounds since start.
+    pub error_count: u64,
+    /// Consecutive failed rounds (0 when healthy).
+    pub failure_streak: u32,
+    pub latest_snapshot: Option<SnapshotMark>,
+    /// Uncompressed WAL bytes uploaded since start.
+    pub wal_bytes: u64,
+}

@@ -39,7 +39,7 @@ WS_PIDS=()
 WS_NAMES=()
 WS_RUN_DIR=""
 WS_LOG_DIR=""
-WS_LAST_PORT=""
+declare -A WS_SRV_PID=() WS_SRV_PORT=()
 
 ws_log() { printf '[test-env] %s\n' "$*" >&2; }
 
@@ -107,34 +107,40 @@ ws_install() {
 # ---------------------------------------------------------------------------------------------
 # Start / stop
 
-# ws_start NAME READY_PATH READY_STATUS CMD... — start CMD ("{PORT}" replaced by a free port)
-# under timeout, wait until ready; sets WS_LAST_PORT. READY_STATUS "" accepts any HTTP answer.
-ws_start() {
+# ws_spawn NAME CMD... — start CMD ("{PORT}" replaced by a free port) under timeout, in the
+# background; records WS_SRV_PID[NAME] and WS_SRV_PORT[NAME].
+ws_spawn() {
+    local name="$1"; shift
+    local log="$WS_LOG_DIR/$name.log" placeholder='{PORT}' port
+    port="$("$WS_PYTHON" "$WS_HELPER" free-ports 1)"
+    local cmd=("${@//"$placeholder"/$port}")
+    printf '=== port %s: %s\n' "$port" "${cmd[*]}" >>"$log"
+    timeout -k 10s "$WS_LIFETIME" "${cmd[@]}" >>"$log" 2>&1 </dev/null &
+    WS_PIDS+=("$!")
+    WS_NAMES+=("$name")
+    WS_SRV_PID[$name]=$!
+    WS_SRV_PORT[$name]=$port
+}
+
+# ws_await NAME READY_PATH READY_STATUS CMD... — wait until NAME (spawned with CMD) answers;
+# respawn on a fresh port when it died during start-up (its port was most likely taken).
+# READY_STATUS "" accepts any HTTP answer. Prints the log and fails when it never gets ready.
+ws_await() {
     local name="$1" path="$2" status="$3"; shift 3
-    local log="$WS_LOG_DIR/$name.log" placeholder='{PORT}' attempt port pid rc
+    local attempt rc port pid
     for ((attempt = 1; attempt <= WS_START_ATTEMPTS; attempt++)); do
-        port="$("$WS_PYTHON" "$WS_HELPER" free-ports 1)"
-        local cmd=("${@//"$placeholder"/$port}")
-        printf '=== attempt %d on port %s: %s\n' "$attempt" "$port" "${cmd[*]}" >>"$log"
-        timeout -k 10s "$WS_LIFETIME" "${cmd[@]}" >>"$log" 2>&1 </dev/null &
-        pid=$!
-        WS_PIDS+=("$pid")
-        WS_NAMES+=("$name")
-        rc=0
+        pid="${WS_SRV_PID[$name]}" port="${WS_SRV_PORT[$name]}" rc=0
         "$WS_PYTHON" "$WS_HELPER" wait --pid "$pid" --port "$port" \
             --url "http://127.0.0.1:$port$path" ${status:+--status "$status"} \
             --deadline "$WS_READY_DEADLINE" || rc=$?
-        if ((rc == 0)); then
-            WS_LAST_PORT="$port"
-            return 0
-        fi
+        ((rc == 0)) && return 0
         ws_stop_pid "$pid"
-        # 3 = the server exited during start-up (most likely its port was taken): retry.
-        ((rc == 3)) || break
+        ((rc == 3 && attempt < WS_START_ATTEMPTS)) || break
         ws_log "$name exited during start-up; retrying on another port"
+        ws_spawn "$name" "$@"
     done
-    ws_log "$name did not become ready; its log ($log):"
-    cat "$log" >&2
+    ws_log "$name did not become ready; its log ($WS_LOG_DIR/$name.log):"
+    cat "$WS_LOG_DIR/$name.log" >&2
     return 1
 }
 
@@ -175,23 +181,29 @@ ws_new_run_dirs() {
 ws_start_all() {
     local started=$SECONDS s3 azure gcs proxy
     ws_new_run_dirs
+    local moto=("$WS_ENV/servers/bin/moto_server" -H 127.0.0.1 -p '{PORT}')
+    local azurite=("$WS_ENV/azurite/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1
+        --blobPort '{PORT}' --location "$WS_RUN_DIR/azurite" --skipApiVersionCheck --loose
+        --disableTelemetry --silent)
+    local fake_gcs=("$WS_FAKE_GCS" -scheme http -host 127.0.0.1 -port '{PORT}' -backend memory
+        -public-host '127.0.0.1:{PORT}' -external-url 'http://127.0.0.1:{PORT}' -log-level warn)
 
-    ws_start moto /moto-api/ 200 "$WS_ENV/servers/bin/moto_server" -H 127.0.0.1 -p '{PORT}'
-    s3="http://127.0.0.1:$WS_LAST_PORT"
+    # The three servers start side by side; the proxy needs fake-gcs-server's port.
+    ws_spawn moto "${moto[@]}"
+    ws_spawn azurite "${azurite[@]}"
+    ws_spawn fake-gcs-server "${fake_gcs[@]}"
+    ws_await moto /moto-api/ 200 "${moto[@]}"
+    ws_await azurite / "" "${azurite[@]}"
+    ws_await fake-gcs-server /storage/v1/b 200 "${fake_gcs[@]}"
+    s3="http://127.0.0.1:${WS_SRV_PORT[moto]}"
+    azure="http://127.0.0.1:${WS_SRV_PORT[azurite]}"
+    gcs="http://127.0.0.1:${WS_SRV_PORT[fake-gcs-server]}"
 
-    ws_start azurite / "" "$WS_ENV/azurite/node_modules/.bin/azurite-blob" \
-        --blobHost 127.0.0.1 --blobPort '{PORT}' --location "$WS_RUN_DIR/azurite" \
-        --skipApiVersionCheck --loose --disableTelemetry --silent
-    azure="http://127.0.0.1:$WS_LAST_PORT"
-
-    ws_start fake-gcs-server /storage/v1/b 200 "$WS_FAKE_GCS" -scheme http -host 127.0.0.1 \
-        -port '{PORT}' -backend memory -public-host '127.0.0.1:{PORT}' \
-        -external-url 'http://127.0.0.1:{PORT}' -log-level warn
-    gcs="http://127.0.0.1:$WS_LAST_PORT"
-
-    ws_start gcs-proxy /storage/v1/b 200 "$WS_PYTHON" "$WS_ROOT/scripts/gcs_proxy.py" \
-        --port '{PORT}' --upstream "$gcs" --tmpdir "$WS_RUN_DIR/gcs-proxy"
-    proxy="http://127.0.0.1:$WS_LAST_PORT"
+    local gcs_proxy=("$WS_PYTHON" "$WS_ROOT/scripts/gcs_proxy.py" --port '{PORT}'
+        --upstream "$gcs" --tmpdir "$WS_RUN_DIR/gcs-proxy")
+    ws_spawn gcs-proxy "${gcs_proxy[@]}"
+    ws_await gcs-proxy /storage/v1/b 200 "${gcs_proxy[@]}"
+    proxy="http://127.0.0.1:${WS_SRV_PORT[gcs-proxy]}"
 
     "$WS_PYTHON" "$WS_HELPER" s3-bucket "$s3" "$WS_BUCKET"
     "$WS_PYTHON" "$WS_HELPER" azure-container "$azure" "$WS_BUCKET"

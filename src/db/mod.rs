@@ -1,1 +1,443 @@
-//! Placeholder: filled in by the issue that builds this part.
+//! One live database (spec §3): attach, the long-running read transaction, the shadow WAL in
+//! Litestream v0.3.13's meta-dir layout, generations, walstream's own checkpoints, snapshot
+//! guards and shadow cleanup. Shared as `Arc<Db>`; all SQLite and file work runs in
+//! `spawn_blocking` under one mutex per database.
+//!
+//! What must stay true:
+//! - the meta dir is byte-for-byte Litestream's, so either program continues the other's
+//!   generation when the WAL is continuous;
+//! - shadow files only grow at their end with whole committed transactions, fsynced before the
+//!   new position is published on the [`DbState`] channel; readers must not read a shadow file
+//!   past the published offset of the current index (older indices are complete);
+//! - no frame committed by the application is lost between walstream's final copy and a WAL
+//!   reset (see [`checkpoint`]); checkpoints never run while a [`SnapshotGuard`] lives;
+//! - shadow files are deleted only below `min(replica floor) − 1`, and only once every
+//!   configured replica reported a floor in the current generation.
+//!
+//! Files: [`conn`] (SQLite connections), [`meta`] (layout), [`shadow`] (frame copying),
+//! `sync` (attach and the tick), [`checkpoint`] (policy and procedure), [`watch`] (inotify).
+
+pub mod checkpoint;
+mod conn;
+mod error;
+mod meta;
+pub mod shadow;
+mod sync;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use tokio::sync::watch as tokio_watch;
+
+use crate::config::DbConfig;
+use checkpoint::CheckpointPolicy;
+pub use checkpoint::{CheckpointMode, TRUNCATE_PAGE_COUNT};
+use conn::Conns;
+pub use error::DbError;
+use meta::{Meta, Perms};
+pub use shadow::COPY_BUFFER_BYTES;
+pub use sync::{MAX_INDEX, reason};
+pub use watch::WalWatcher;
+
+/// A position in the shadow WAL: `offset` = bytes in the shadow file of `index`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pos {
+    pub generation: String,
+    pub index: u32,
+    pub offset: u64,
+}
+
+/// Published on a watch channel; receivers are woken when the generation, position, page size
+/// or error changes (sizes and `last_sync` are refreshed silently on every tick).
+#[derive(Clone, Debug, Default)]
+pub struct DbState {
+    pub generation: Option<String>,
+    /// End of the shadow WAL (aligned to the last copied commit).
+    pub pos: Option<Pos>,
+    pub page_size: u32,
+    pub db_size: u64,
+    pub wal_size: u64,
+    pub last_sync: Option<SystemTime>,
+    pub last_error: Option<String>,
+}
+
+/// What one sync tick did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncOutcome {
+    /// Shadow end after the tick.
+    pub pos: Pos,
+    /// The position differs from the previous tick's (replicas have work).
+    pub changed: bool,
+    /// Reason when this tick started a new generation (spec §3.4 strings).
+    pub new_generation: Option<&'static str>,
+    /// Checkpoint performed by this tick.
+    pub checkpoint: Option<CheckpointMode>,
+}
+
+/// Counters of one checkpoint mode (Litestream's `litestream_checkpoint_*` metrics).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckpointStats {
+    pub count: u64,
+    /// Failed or skipped because the write lock stayed busy.
+    pub error_count: u64,
+    pub seconds: f64,
+}
+
+/// Counters and gauges of one database, for metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DbStats {
+    pub sync_count: u64,
+    pub sync_error_count: u64,
+    pub sync_seconds: f64,
+    /// Bytes appended to shadow WALs.
+    pub total_wal_bytes: u64,
+    pub shadow_wal_index: u32,
+    /// Total bytes of the generation's shadow files.
+    pub shadow_wal_size: u64,
+    pub db_size: u64,
+    pub wal_size: u64,
+    /// Per mode, in [`CheckpointMode::ALL`] order.
+    pub checkpoints: [CheckpointStats; 3],
+    /// Largest copy buffer allocation (bytes) used to copy frames: bounded whatever the WAL size.
+    pub max_copy_buffer: usize,
+}
+
+impl DbStats {
+    pub fn checkpoint(&self, mode: CheckpointMode) -> &CheckpointStats {
+        &self.checkpoints[mode_slot(mode)]
+    }
+
+    pub(crate) fn checkpoint_mut(&mut self, mode: CheckpointMode) -> &mut CheckpointStats {
+        &mut self.checkpoints[mode_slot(mode)]
+    }
+}
+
+fn mode_slot(mode: CheckpointMode) -> usize {
+    match mode {
+        CheckpointMode::Passive => 0,
+        CheckpointMode::Restart => 1,
+        CheckpointMode::Truncate => 2,
+    }
+}
+
+/// Returned by [`Db::begin_snapshot`]. While it lives walstream runs no checkpoint and keeps
+/// its read transaction, so no WAL frame past `pos` can reach the database file: the bytes
+/// read through `file` hold every transaction of indices `< pos.index` and possibly part of
+/// `pos.index` (restore replays that index from offset 0). A concurrent checkpoint by another
+/// process may shrink the file, so read up to `size` or EOF, whichever comes first.
+pub struct SnapshotGuard {
+    pub pos: Pos,
+    /// Read-only handle on the main database file.
+    pub file: File,
+    /// File size when the guard was taken.
+    pub size: u64,
+    _active: GuardToken,
+}
+
+struct GuardToken(Arc<Shared>);
+
+impl Drop for GuardToken {
+    fn drop(&mut self) {
+        self.0.guards.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One live database. See the module docs.
+pub struct Db {
+    shared: Arc<Shared>,
+}
+
+/// State shared with blocking tasks.
+pub(crate) struct Shared {
+    path: PathBuf,
+    wal_path: PathBuf,
+    meta: Meta,
+    policy: CheckpointPolicy,
+    attached: Mutex<Option<Attached>>,
+    state: tokio_watch::Sender<DbState>,
+    guards: AtomicUsize,
+    /// Last index reported per replica in the current generation (`None`: not yet).
+    floors: Mutex<HashMap<String, Option<u32>>>,
+    stats: Mutex<DbStats>,
+    page_size: AtomicU32,
+}
+
+/// Connections and facts of an attached database.
+pub(crate) struct Attached {
+    conns: Conns,
+    page_size: u32,
+    perms: Perms,
+}
+
+impl Db {
+    /// A database handle; does not touch the file yet.
+    pub fn new(cfg: &DbConfig) -> Arc<Db> {
+        let mut wal = cfg.path.clone().into_os_string();
+        wal.push("-wal");
+        let floors = cfg
+            .replicas
+            .iter()
+            .map(|r| (r.name.clone(), None))
+            .collect();
+        let shared = Shared {
+            path: cfg.path.clone(),
+            wal_path: PathBuf::from(wal),
+            meta: Meta::new(cfg.meta_path.clone()),
+            policy: CheckpointPolicy {
+                min_page_count: cfg.min_checkpoint_page_count,
+                max_page_count: cfg.max_checkpoint_page_count,
+                truncate_page_count: TRUNCATE_PAGE_COUNT,
+                interval: cfg.checkpoint_interval,
+            },
+            attached: Mutex::new(None),
+            state: tokio_watch::Sender::new(DbState::default()),
+            guards: AtomicUsize::new(0),
+            floors: Mutex::new(floors),
+            stats: Mutex::new(DbStats::default()),
+            page_size: AtomicU32::new(0),
+        };
+        Arc::new(Db {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// Attach sequence (spec §3.2). [`DbError::NotFound`] while the file does not exist.
+    pub async fn open(&self) -> Result<(), DbError> {
+        self.blocking(|s| s.attach()).await
+    }
+
+    /// One sync tick (spec §3.3–§3.5); attaches first if needed. Publishes [`DbState`].
+    pub async fn sync(&self) -> Result<SyncOutcome, DbError> {
+        self.blocking(|s| s.sync_and_publish()).await
+    }
+
+    /// The state channel (current value + change notifications).
+    pub fn subscribe(&self) -> tokio_watch::Receiver<DbState> {
+        self.shared.state.subscribe()
+    }
+
+    /// The last published state.
+    pub fn state(&self) -> DbState {
+        self.shared.state.borrow().clone()
+    }
+
+    /// Counters and gauges for metrics.
+    pub fn stats(&self) -> DbStats {
+        lock(&self.shared.stats).clone()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    pub fn wal_path(&self) -> &Path {
+        &self.shared.wal_path
+    }
+
+    pub fn meta_path(&self) -> &Path {
+        self.shared.meta.root()
+    }
+
+    /// `<meta>/generations/<gen>/wal/<index:08x>.wal`.
+    pub fn shadow_wal_path(&self, generation: &str, index: u32) -> PathBuf {
+        self.shared.meta.shadow_path(generation, index)
+    }
+
+    /// Page size; 0 before the first successful attach.
+    pub fn page_size(&self) -> u32 {
+        self.shared.page_size.load(Ordering::Acquire)
+    }
+
+    /// True while attached.
+    pub fn is_open(&self) -> bool {
+        lock(&self.shared.attached).is_some()
+    }
+
+    /// Wakes on changes of the database file or its WAL (see [`WalWatcher`]); the caller keeps
+    /// its own `monitor-interval` tick as the fallback.
+    pub fn watch_changes(&self) -> WalWatcher {
+        WalWatcher::new(&self.shared.path)
+    }
+
+    /// Snapshot support (spec §4.4): syncs, blocks walstream's checkpoints, runs a PASSIVE
+    /// checkpoint and hands out the position and a read-only handle on the database file.
+    pub async fn begin_snapshot(&self) -> Result<SnapshotGuard, DbError> {
+        let shared = Arc::clone(&self.shared);
+        self.blocking(move |s| s.begin_snapshot(&shared)).await
+    }
+
+    /// A replica reports the shadow index it has uploaded up to in the current generation.
+    /// Shadow files below `min(floor over all replicas) − 1` are deleted on the next tick.
+    /// A floor above the current index (stale, from an earlier generation) is ignored.
+    pub fn set_replica_floor(&self, replica_name: &str, index: u32) {
+        lock(&self.shared.floors).insert(replica_name.to_string(), Some(index));
+    }
+
+    /// Releases the read transaction and closes the connections; `-wal` stays in place.
+    pub async fn close(&self) -> Result<(), DbError> {
+        self.blocking(|s| {
+            let taken = lock(&s.attached).take();
+            taken.map_or(Ok(()), |att| att.conns.close())
+        })
+        .await
+    }
+
+    /// Runs `f` on a blocking thread with the shared state.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared) -> Result<T, DbError> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        match tokio::task::spawn_blocking(move || f(&shared)).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(DbError::Io {
+                path: self.shared.path.clone(),
+                op: "blocking task",
+                source: std::io::Error::other(e.to_string()),
+            }),
+        }
+    }
+}
+
+impl Shared {
+    fn lock_attached(&self) -> MutexGuard<'_, Option<Attached>> {
+        lock(&self.attached)
+    }
+
+    pub(crate) fn with_stats(&self, f: impl FnOnce(&mut DbStats)) {
+        f(&mut lock(&self.stats));
+    }
+
+    pub(crate) fn snapshot_running(&self) -> bool {
+        self.guards.load(Ordering::Acquire) > 0
+    }
+
+    /// Attach if needed, tick, publish the outcome (or the error).
+    fn sync_and_publish(&self) -> Result<SyncOutcome, DbError> {
+        self.attach()?;
+        let mut slot = self.lock_attached();
+        let att = slot.as_mut().ok_or_else(|| DbError::NotOpen {
+            path: self.path.clone(),
+        })?;
+        let result = self.timed_tick(att);
+        drop(slot);
+        self.publish(result)
+    }
+
+    fn begin_snapshot(&self, me: &Arc<Shared>) -> Result<SnapshotGuard, DbError> {
+        let mut slot = self.lock_attached();
+        let att = slot.as_mut().ok_or_else(|| DbError::NotOpen {
+            path: self.path.clone(),
+        })?;
+        self.guards.fetch_add(1, Ordering::AcqRel);
+        let token = GuardToken(Arc::clone(me));
+        let result = self.timed_tick(att);
+        let published = self.publish(result);
+        let pos = published?.pos;
+        att.conns.checkpoint_passive()?;
+        let file = File::open(&self.path).map_err(DbError::io(&self.path, "open database"))?;
+        let size = file
+            .metadata()
+            .map_err(DbError::io(&self.path, "stat database"))?
+            .len();
+        Ok(SnapshotGuard {
+            pos,
+            file,
+            size,
+            _active: token,
+        })
+    }
+
+    /// Publishes the tick's result on the state channel and refreshes the gauges.
+    fn publish(&self, result: Result<SyncOutcome, DbError>) -> Result<SyncOutcome, DbError> {
+        let db_size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let wal_size = std::fs::metadata(&self.wal_path)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let page_size = self.page_size.load(Ordering::Acquire);
+        let mut result = result;
+        self.state.send_if_modified(|st| {
+            let before = (st.pos.clone(), st.page_size, st.last_error.clone());
+            st.db_size = db_size;
+            st.wal_size = wal_size;
+            st.page_size = page_size;
+            st.last_sync = Some(SystemTime::now());
+            match &mut result {
+                Ok(outcome) => {
+                    outcome.changed = st.pos.as_ref() != Some(&outcome.pos);
+                    st.generation = Some(outcome.pos.generation.clone());
+                    st.pos = Some(outcome.pos.clone());
+                    st.last_error = None;
+                }
+                Err(e) => st.last_error = Some(e.to_string()),
+            }
+            before != (st.pos.clone(), st.page_size, st.last_error.clone())
+        });
+        let shadow = match &result {
+            Ok(o) => Some((o.pos.index, self.meta.current_index(&o.pos.generation))),
+            Err(_) => None,
+        };
+        self.with_stats(|s| {
+            s.db_size = db_size;
+            s.wal_size = wal_size;
+            if let Some((index, Ok((_, total)))) = shadow {
+                s.shadow_wal_index = index;
+                s.shadow_wal_size = total;
+            }
+        });
+        result
+    }
+
+    /// Forgets every replica floor (a new generation started).
+    pub(crate) fn reset_floors(&self) {
+        for floor in lock(&self.floors).values_mut() {
+            *floor = None;
+        }
+    }
+
+    /// `min(floor) − 1` when every replica reported a usable floor, else `None`.
+    pub(crate) fn shadow_cleanup_bound(&self, current: u32) -> Option<u32> {
+        cleanup_bound(lock(&self.floors).values().copied(), current)
+    }
+}
+
+/// Litestream's `cleanWAL` bound over the replicas' floors: delete indices below the result.
+fn cleanup_bound(floors: impl Iterator<Item = Option<u32>>, current: u32) -> Option<u32> {
+    let mut min: Option<u32> = None;
+    for floor in floors {
+        let f = floor.filter(|&f| f <= current)?;
+        min = Some(min.map_or(f, |m| m.min(f)));
+    }
+    min.filter(|&m| m > 0).map(|m| m - 1)
+}
+
+/// Locks a mutex, recovering from poisoning (state on disk is re-verified every tick).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleanup_bound_follows_litestream_clean_wal() {
+        // No replicas: nothing is ever deleted.
+        assert_eq!(cleanup_bound([].into_iter(), 9), None);
+        // A replica that has not reported yet blocks cleanup.
+        assert_eq!(cleanup_bound([Some(5), None].into_iter(), 9), None);
+        // Keep one extra file below the lowest floor.
+        assert_eq!(cleanup_bound([Some(5), Some(7)].into_iter(), 9), Some(4));
+        assert_eq!(cleanup_bound([Some(1)].into_iter(), 9), Some(0));
+        assert_eq!(cleanup_bound([Some(0)].into_iter(), 9), None);
+        // A floor above the current index is stale (earlier generation): ignored.
+        assert_eq!(cleanup_bound([Some(12)].into_iter(), 9), None);
+    }
+}

@@ -1,0 +1,312 @@
+//! The SQLite side of one attached database: three connections with Litestream's settings
+//! (spec §3.2) and the few statements walstream ever runs.
+//!
+//! - `main`: pragmas, `_litestream_seq` upserts and checkpoints;
+//! - `reader`: holds the long-running read transaction (`BEGIN` + `SELECT COUNT(1) FROM
+//!   _litestream_seq`) that pins a WAL read mark so no other process can checkpoint past it
+//!   or reset the WAL;
+//! - `writer`: takes SQLite's write lock (`BEGIN IMMEDIATE`, always rolled back) around the
+//!   final copy and checkpoint.
+//!
+//! What must stay true: every connection has busy timeout 1 s, `SQLITE_FCNTL_PERSIST_WAL = 1`
+//! (closing our connections never deletes `-wal`) and `wal_autocheckpoint = 0`; connections
+//! are opened without `SQLITE_OPEN_CREATE`, so a vanished file is never recreated empty.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, ffi};
+
+use super::error::DbError;
+
+/// Litestream's `BusyTimeout`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
+
+const UPSERT_SEQ: &str = "INSERT INTO _litestream_seq (id, seq) VALUES (1, 1) \
+                          ON CONFLICT (id) DO UPDATE SET seq = seq + 1";
+
+/// Result row of `PRAGMA wal_checkpoint`: (busy, frames in the WAL, frames checkpointed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointResult {
+    pub busy: i64,
+    pub log: i64,
+    pub checkpointed: i64,
+}
+
+impl CheckpointResult {
+    /// Every frame of the WAL was copied into the database file.
+    pub fn complete(&self) -> bool {
+        self.busy == 0 && self.log == self.checkpointed
+    }
+}
+
+/// The three connections of an attached database.
+pub(crate) struct Conns {
+    path: PathBuf,
+    main: Connection,
+    reader: Connection,
+    writer: Connection,
+    read_held: bool,
+}
+
+impl Conns {
+    /// Steps 1–6 of the attach sequence: WAL mode (converting a rollback-journal database),
+    /// autocheckpoint off, the two Litestream tables, the long-running read transaction.
+    pub fn attach(path: &Path) -> Result<Conns, DbError> {
+        let main = open(path)?;
+        enable_wal(&main, path)?;
+        main.execute_batch(
+            "CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);
+             CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);",
+        )
+        .map_err(DbError::sqlite(path, "create litestream tables"))?;
+        let mut conns = Conns {
+            path: path.to_path_buf(),
+            main,
+            reader: open(path)?,
+            writer: open(path)?,
+            read_held: false,
+        };
+        conns.acquire_read()?;
+        Ok(conns)
+    }
+
+    /// `PRAGMA page_size`.
+    pub fn page_size(&self) -> Result<u32, DbError> {
+        let ps: i64 = self
+            .main
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(DbError::sqlite(&self.path, "read page size"))?;
+        u32::try_from(ps)
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| DbError::Sqlite {
+                path: self.path.clone(),
+                op: "read page size",
+                source: rusqlite::Error::IntegralValueOutOfRange(0, ps),
+            })
+    }
+
+    /// Starts the long-running read transaction if it is not held.
+    pub fn acquire_read(&mut self) -> Result<(), DbError> {
+        if self.read_held {
+            return Ok(());
+        }
+        let op = "acquire read lock";
+        self.reader
+            .execute_batch("BEGIN")
+            .map_err(DbError::sqlite(&self.path, op))?;
+        let counted = self
+            .reader
+            .query_row("SELECT COUNT(1) FROM _litestream_seq", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        if let Err(e) = counted {
+            let _ = self.reader.execute_batch("ROLLBACK");
+            return Err(DbError::sqlite(&self.path, op)(e));
+        }
+        self.read_held = true;
+        Ok(())
+    }
+
+    /// Ends the long-running read transaction if it is held.
+    pub fn release_read(&mut self) -> Result<(), DbError> {
+        if !self.read_held {
+            return Ok(());
+        }
+        self.read_held = false;
+        self.reader
+            .execute_batch("ROLLBACK")
+            .map_err(DbError::sqlite(&self.path, "release read lock"))
+    }
+
+    /// Forces a WAL write: upserts row 1 of `_litestream_seq`. With `truncate_wal`, the WAL
+    /// file is cut to the frames of this transaction when it restarts the WAL (SQLite's
+    /// `journal_size_limit` rule), which is how walstream's TRUNCATE reclaims disk space.
+    pub fn upsert_seq(&self, truncate_wal: bool) -> Result<(), DbError> {
+        let op = "upsert _litestream_seq";
+        if truncate_wal {
+            self.set_journal_size_limit(0)?;
+        }
+        let result = self.main.execute(UPSERT_SEQ, []);
+        if truncate_wal {
+            self.set_journal_size_limit(-1)?;
+        }
+        result.map(|_| ()).map_err(DbError::sqlite(&self.path, op))
+    }
+
+    fn set_journal_size_limit(&self, limit: i64) -> Result<(), DbError> {
+        self.main
+            .execute_batch(&format!("PRAGMA journal_size_limit = {limit}"))
+            .map_err(DbError::sqlite(&self.path, "set journal_size_limit"))
+    }
+
+    /// Takes SQLite's write lock on the writer connection. `Ok(false)` when another
+    /// connection kept it for the whole busy timeout.
+    pub fn begin_write_lock(&self) -> Result<bool, DbError> {
+        match self.writer.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => Ok(true),
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(false),
+            Err(e) => Err(DbError::sqlite(&self.path, "begin write lock")(e)),
+        }
+    }
+
+    /// Releases the write lock (rolls the empty transaction back).
+    pub fn end_write_lock(&self) -> Result<(), DbError> {
+        self.writer
+            .execute_batch("ROLLBACK")
+            .map_err(DbError::sqlite(&self.path, "release write lock"))
+    }
+
+    /// `PRAGMA wal_checkpoint(PASSIVE)` on the main connection.
+    pub fn checkpoint_passive(&self) -> Result<CheckpointResult, DbError> {
+        self.main
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok(CheckpointResult {
+                    busy: r.get(0)?,
+                    log: r.get(1)?,
+                    checkpointed: r.get(2)?,
+                })
+            })
+            .map_err(DbError::sqlite(&self.path, "checkpoint"))
+    }
+
+    /// Ends the read transaction; the connections close when dropped (the WAL stays).
+    pub fn close(mut self) -> Result<(), DbError> {
+        self.release_read()
+    }
+}
+
+/// Opens one connection with Litestream's settings.
+fn open(path: &Path) -> Result<Connection, DbError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(DbError::sqlite(path, "open database"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(DbError::sqlite(path, "set busy timeout"))?;
+    persist_wal(&conn, path)?;
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+        .map_err(DbError::sqlite(path, "disable autocheckpoint"))?;
+    Ok(conn)
+}
+
+/// `PRAGMA journal_mode = wal` must answer `wal`.
+fn enable_wal(conn: &Connection, path: &Path) -> Result<(), DbError> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = wal", [], |r| r.get(0))
+        .map_err(DbError::sqlite(path, "enable wal"))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        Ok(())
+    } else {
+        Err(DbError::WalModeRefused {
+            path: path.to_path_buf(),
+            mode,
+        })
+    }
+}
+
+/// `SQLITE_FCNTL_PERSIST_WAL = 1` on the main database of `conn`.
+fn persist_wal(conn: &Connection, path: &Path) -> Result<(), DbError> {
+    let mut on: std::ffi::c_int = 1;
+    // SAFETY: `conn` owns a live handle for the duration of the call; the schema name is a
+    // NUL-terminated literal; PERSIST_WAL reads and writes exactly one c_int through `arg`.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut on as *mut std::ffi::c_int).cast(),
+        )
+    };
+    if rc == ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(DbError::Sqlite {
+            path: path.to_path_buf(),
+            op: "set persist wal",
+            source: rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app_db(dir: &Path) -> (PathBuf, Connection) {
+        let path = dir.join("t.db");
+        let app = Connection::open(&path).expect("open");
+        app.execute_batch(
+            "PRAGMA journal_mode = wal; PRAGMA wal_autocheckpoint = 0;
+             CREATE TABLE t (v BLOB);",
+        )
+        .expect("setup");
+        (path, app)
+    }
+
+    fn wal_len(db: &Path) -> u64 {
+        std::fs::metadata(format!("{}-wal", db.display()))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn truncate_upsert_cuts_the_wal_to_the_restarting_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, app) = app_db(dir.path());
+        let mut conns = Conns::attach(&path).expect("attach");
+        app.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
+             INSERT INTO t SELECT randomblob(3000) FROM n",
+        )
+        .expect("fill");
+        let big = wal_len(&path);
+        conns.release_read().expect("release");
+        let r = conns.checkpoint_passive().expect("checkpoint");
+        assert!(r.complete(), "{r:?}");
+        conns.upsert_seq(true).expect("upsert");
+        let fs = 24 + u64::from(conns.page_size().expect("page size"));
+        assert!(big > 32 + 10 * fs);
+        assert_eq!(
+            wal_len(&path),
+            32 + fs,
+            "WAL cut to header + the upsert frame"
+        );
+        // A plain upsert after that leaves the file alone (journal_size_limit is back to -1).
+        conns.upsert_seq(false).expect("upsert");
+        assert_eq!(wal_len(&path), 32 + 2 * fs);
+    }
+
+    #[test]
+    fn closing_walstream_last_keeps_the_wal_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, app) = app_db(dir.path());
+        app.execute_batch("INSERT INTO t VALUES (1)")
+            .expect("insert");
+        let conns = Conns::attach(&path).expect("attach");
+        drop(app);
+        conns.close().expect("close");
+        assert!(
+            wal_len(&path) >= 32,
+            "persist-WAL keeps -wal after the last close"
+        );
+    }
+
+    #[test]
+    fn write_lock_blocks_other_writers_until_released() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, app) = app_db(dir.path());
+        let conns = Conns::attach(&path).expect("attach");
+        assert!(conns.begin_write_lock().expect("lock"));
+        app.busy_timeout(Duration::from_millis(10))
+            .expect("timeout");
+        let blocked = app.execute_batch("INSERT INTO t VALUES (1)");
+        assert_eq!(
+            blocked.expect_err("busy").sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy)
+        );
+        conns.end_write_lock().expect("unlock");
+        app.execute_batch("INSERT INTO t VALUES (1)")
+            .expect("insert after unlock");
+    }
+}

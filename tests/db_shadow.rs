@@ -1,0 +1,860 @@
+//! The live-database module against real SQLite files: attach, shadow WAL copying, generation
+//! reasons, walstream's checkpoints, snapshot guards, shadow cleanup, and continuing a meta dir
+//! left by the real Litestream v0.3.13.
+//!
+//! Must stay true: every test uses its own temp dir and a real application connection
+//! (rusqlite) as the writer; nothing sleeps for readiness (polling with a deadline only); shadow
+//! contents are checked byte for byte against the real WAL.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use walstream::config::{AgeConfig, DbConfig, ReplicaConfig, ReplicaTarget};
+use walstream::db::{COPY_BUFFER_BYTES, CheckpointMode, Db, DbError, Pos, reason};
+use walstream::wal::{FrameHeader, WalHeader, align, frame_size};
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+fn db_config(db: &Path) -> DbConfig {
+    let name = db.file_name().expect("db file name").to_string_lossy();
+    DbConfig {
+        path: db.to_path_buf(),
+        meta_path: db.with_file_name(format!(".{name}-litestream")),
+        monitor_interval: Duration::from_secs(1),
+        checkpoint_interval: Duration::ZERO,
+        // Tests that want checkpoints lower these.
+        min_checkpoint_page_count: 1_000_000,
+        max_checkpoint_page_count: 0,
+        replicas: Vec::new(),
+    }
+}
+
+/// The application: one connection in WAL mode.
+struct App {
+    conn: Connection,
+}
+
+impl App {
+    fn open(path: &Path) -> App {
+        let conn = Connection::open(path).expect("open app connection");
+        conn.busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = wal", [], |r| r.get(0))
+            .expect("wal mode");
+        assert_eq!(mode, "wal");
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v BLOB)")
+            .expect("create table");
+        App { conn }
+    }
+
+    /// One transaction inserting `rows` rows of `size` random bytes.
+    fn insert(&self, rows: usize, size: usize) {
+        self.conn.execute_batch("BEGIN").expect("begin");
+        for _ in 0..rows {
+            self.conn
+                .execute("INSERT INTO t (v) VALUES (randomblob(?1))", [size as i64])
+                .expect("insert");
+        }
+        self.conn.execute_batch("COMMIT").expect("commit");
+    }
+
+    fn checkpoint(&self, mode: &str) -> (i64, i64, i64) {
+        self.conn
+            .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .expect("app checkpoint")
+    }
+
+    fn rows(&self) -> Vec<(i64, Vec<u8>)> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, v FROM t ORDER BY id")
+            .expect("select");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    app: App,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("app.db");
+    let app = App::open(&path);
+    Fixture {
+        _dir: dir,
+        path,
+        app,
+    }
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+async fn opened(cfg: &DbConfig) -> Arc<Db> {
+    let db = Db::new(cfg);
+    db.open().await.expect("open db");
+    db
+}
+
+/// The shadow of `pos.index` is exactly the real WAL's first `pos.offset` bytes.
+fn assert_shadow_is_wal_prefix(db: &Db, pos: &Pos) {
+    let shadow = read(&db.shadow_wal_path(&pos.generation, pos.index));
+    assert_eq!(
+        shadow.len() as u64,
+        pos.offset,
+        "shadow length = published offset"
+    );
+    let wal = read(db.wal_path());
+    assert!(
+        wal.len() >= shadow.len(),
+        "real WAL shorter than its shadow"
+    );
+    assert!(
+        wal[..shadow.len()] == shadow[..],
+        "shadow {}/{:08x} differs from the real WAL",
+        pos.generation,
+        pos.index
+    );
+}
+
+/// The last frame of a shadow file is a commit frame.
+fn assert_ends_on_commit(bytes: &[u8], page_size: u32) {
+    let fs = frame_size(page_size) as usize;
+    assert!(bytes.len() > 32, "shadow holds frames");
+    let last = FrameHeader::parse(&bytes[bytes.len() - fs..], 0).expect("frame header");
+    assert!(last.is_commit(), "shadow ends on a non-commit frame");
+}
+
+// ---------------------------------------------------------------------------------------------
+// attach
+
+#[tokio::test]
+async fn missing_file_is_not_found_until_it_exists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("later.db");
+    let db = Db::new(&db_config(&path));
+    assert!(matches!(db.open().await, Err(DbError::NotFound { .. })));
+    assert!(matches!(db.sync().await, Err(DbError::NotFound { .. })));
+    let app = App::open(&path);
+    app.insert(1, 10);
+    db.open().await.expect("open once the file exists");
+    let out = db.sync().await.expect("sync");
+    assert_eq!(out.new_generation, Some(reason::NO_GENERATION));
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_sqlite_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notes.db");
+    fs::write(&path, "these are my notes, not a database\n".repeat(64)).expect("write");
+    let db = Db::new(&db_config(&path));
+    let err = db.open().await.expect_err("not a database");
+    assert!(matches!(err, DbError::NotADatabase { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("{}: file is not a database", path.display())
+    );
+    assert_eq!(
+        read(&path),
+        "these are my notes, not a database\n".repeat(64).as_bytes()
+    );
+}
+
+#[tokio::test]
+async fn a_rollback_journal_database_is_converted_to_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("old.db");
+    {
+        let conn = Connection::open(&path).expect("open");
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = delete", [], |r| r.get(0))
+            .expect("delete mode");
+        assert_eq!(mode, "delete");
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2);")
+            .expect("fill");
+    }
+    assert_eq!(
+        &read(&path)[18..20],
+        &[1, 1],
+        "starts as a rollback-journal database"
+    );
+    let db = opened(&db_config(&path)).await;
+    assert_eq!(&read(&path)[18..20], &[2, 2], "file header says WAL");
+    let out = db.sync().await.expect("sync");
+    assert_shadow_is_wal_prefix(&db, &out.pos);
+    let conn = Connection::open(&path).expect("reopen");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("mode");
+    assert_eq!(mode, "wal");
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("tables");
+    assert_eq!(tables, ["_litestream_lock", "_litestream_seq", "t"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// shadow WAL copying
+
+#[tokio::test]
+async fn sync_copies_exactly_the_committed_frames() {
+    let f = fixture();
+    f.app.insert(3, 100);
+    let cfg = db_config(&f.path);
+    let db = opened(&cfg).await;
+    let first = db.sync().await.expect("first sync");
+    assert_eq!(first.new_generation, Some(reason::NO_GENERATION));
+    assert!(first.changed);
+    assert_eq!(first.pos.index, 0);
+    let wal_len = read(db.wal_path()).len() as u64;
+    assert_eq!(first.pos.offset, align(wal_len, db.page_size()));
+    assert_shadow_is_wal_prefix(&db, &first.pos);
+    let generation_file = read(&cfg.meta_path.join("generation"));
+    assert_eq!(
+        generation_file,
+        format!("{}\n", first.pos.generation).as_bytes()
+    );
+    let state = db.state();
+    assert_eq!(state.pos.as_ref(), Some(&first.pos));
+    assert_eq!(
+        state.generation.as_deref(),
+        Some(first.pos.generation.as_str())
+    );
+    assert_eq!(state.page_size, 4096);
+
+    f.app.insert(10, 3000);
+    let second = db.sync().await.expect("second sync");
+    assert_eq!(second.new_generation, None);
+    assert_eq!(second.pos.generation, first.pos.generation);
+    assert!(second.pos.offset > first.pos.offset);
+    assert!(second.changed);
+    assert_shadow_is_wal_prefix(&db, &second.pos);
+    assert_ends_on_commit(&read(&db.shadow_wal_path(&second.pos.generation, 0)), 4096);
+
+    let idle = db.sync().await.expect("idle sync");
+    assert_eq!(idle.pos, second.pos);
+    assert!(!idle.changed);
+    let stats = db.stats();
+    assert_eq!(stats.sync_count, 3);
+    assert_eq!(stats.total_wal_bytes, second.pos.offset - 32);
+}
+
+#[tokio::test]
+async fn uncommitted_trailing_frames_are_not_copied() {
+    let f = fixture();
+    f.app.insert(1, 10);
+    let db = opened(&db_config(&f.path)).await;
+    let committed = db.sync().await.expect("sync").pos;
+    // A tiny page cache makes SQLite spill the open transaction's pages into the WAL.
+    f.app
+        .conn
+        .execute_batch("PRAGMA cache_size = 2; BEGIN")
+        .expect("begin");
+    for _ in 0..50 {
+        f.app
+            .conn
+            .execute("INSERT INTO t (v) VALUES (randomblob(2000))", [])
+            .expect("insert");
+    }
+    let wal_len = read(db.wal_path()).len() as u64;
+    assert!(
+        wal_len > committed.offset,
+        "the open transaction spilled frames into the WAL"
+    );
+    let during = db.sync().await.expect("sync during transaction");
+    assert_eq!(
+        during.pos, committed,
+        "no uncommitted frame reached the shadow"
+    );
+    assert!(!during.changed);
+
+    f.app.conn.execute_batch("COMMIT").expect("commit");
+    let after = db.sync().await.expect("sync after commit");
+    assert!(after.pos.offset > wal_len - frame_size(4096));
+    assert_shadow_is_wal_prefix(&db, &after.pos);
+    assert_ends_on_commit(&read(&db.shadow_wal_path(&after.pos.generation, 0)), 4096);
+}
+
+#[tokio::test]
+async fn a_64_mib_transaction_is_copied_with_bounded_buffers() {
+    let f = fixture();
+    f.app.insert(1, 10);
+    let db = opened(&db_config(&f.path)).await;
+    db.sync().await.expect("first sync");
+    f.app.insert(64, 1 << 20);
+    let out = db.sync().await.expect("sync");
+    let wal = wal_path(&f.path);
+    assert!(fs::metadata(&wal).expect("wal").len() > 64 << 20);
+    assert_eq!(
+        out.pos.offset,
+        align(fs::metadata(&wal).expect("wal").len(), 4096)
+    );
+    assert_files_equal_prefix(&db.shadow_wal_path(&out.pos.generation, 0), &wal);
+    let buffers = db.stats().max_copy_buffer;
+    assert!(buffers > 0);
+    assert!(
+        buffers <= 2 * COPY_BUFFER_BYTES + frame_size(4096) as usize,
+        "copy buffers {buffers} exceed the fixed bound"
+    );
+    assert!(
+        buffers < 4 << 20,
+        "copying 64 MiB allocated {buffers} bytes of buffers"
+    );
+}
+
+/// `shadow` equals the first `len(shadow)` bytes of `real`, compared chunk by chunk.
+fn assert_files_equal_prefix(shadow: &Path, real: &Path) {
+    let open = |p: &Path| fs::File::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let (mut a, mut b) = (open(shadow), open(real));
+    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut offset = 0u64;
+    loop {
+        let n = a.read(&mut x).expect("read shadow");
+        if n == 0 {
+            return;
+        }
+        b.read_exact(&mut y[..n])
+            .expect("real WAL at least as long as the shadow");
+        assert!(
+            x[..n] == y[..n],
+            "shadow differs from the real WAL near offset {offset}"
+        );
+        offset += n as u64;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// checkpoints
+
+#[tokio::test]
+async fn checkpoint_at_min_page_count_starts_the_next_index() {
+    let f = fixture();
+    f.app.insert(1, 10);
+    let mut cfg = db_config(&f.path);
+    cfg.min_checkpoint_page_count = 8;
+    let db = opened(&cfg).await;
+    let first = db.sync().await.expect("first sync");
+    assert_eq!((first.pos.index, first.checkpoint), (0, None));
+    let old_header = WalHeader::parse(&read(db.wal_path())).expect("header");
+
+    f.app.insert(20, 1000);
+    let before = read(db.wal_path());
+    let out = db.sync().await.expect("sync");
+    assert_eq!(out.checkpoint, Some(CheckpointMode::Passive));
+    assert_eq!(out.pos.index, 1);
+    // Index 0 holds everything committed in the old WAL cycle.
+    let shadow0 = read(&db.shadow_wal_path(&out.pos.generation, 0));
+    assert_eq!(shadow0.len() as u64, align(before.len() as u64, 4096));
+    assert!(before[..shadow0.len()] == shadow0[..]);
+    // Index 1 starts with the new real header: next checkpoint sequence, salt-1 + 1.
+    let real = read(db.wal_path());
+    let new_header = WalHeader::parse(&real).expect("new header");
+    assert_eq!(new_header.checkpoint_seq, old_header.checkpoint_seq + 1);
+    assert_eq!(new_header.salt1, old_header.salt1.wrapping_add(1));
+    assert_shadow_is_wal_prefix(&db, &out.pos);
+    assert_eq!(
+        out.pos.offset,
+        32 + frame_size(4096),
+        "header + the _litestream_seq frame"
+    );
+    let stats = db.stats();
+    assert_eq!(stats.checkpoint(CheckpointMode::Passive).count, 1);
+    assert_eq!(stats.checkpoint(CheckpointMode::Passive).error_count, 0);
+    assert_eq!(stats.shadow_wal_index, 1);
+}
+
+#[tokio::test]
+async fn restart_threshold_resets_the_wal() {
+    let f = fixture();
+    f.app.insert(1, 10);
+    let mut cfg = db_config(&f.path);
+    cfg.min_checkpoint_page_count = 4;
+    cfg.max_checkpoint_page_count = 6;
+    let db = opened(&cfg).await;
+    let first = db.sync().await.expect("first sync");
+    let restarts = db.stats().checkpoint(CheckpointMode::Restart).count;
+    f.app.insert(20, 1000);
+    let out = db.sync().await.expect("sync");
+    assert_eq!(out.checkpoint, Some(CheckpointMode::Restart));
+    assert_eq!(out.pos.index, first.pos.index + 1);
+    assert_shadow_is_wal_prefix(&db, &out.pos);
+    assert_eq!(
+        db.stats().checkpoint(CheckpointMode::Restart).count,
+        restarts + 1
+    );
+}
+
+#[tokio::test]
+async fn an_app_checkpoint_cannot_reset_the_wal_while_attached() {
+    let f = fixture();
+    f.app.insert(2, 100);
+    let db = opened(&db_config(&f.path)).await;
+    let first = db.sync().await.expect("sync");
+    f.app.insert(5, 3000);
+    let wal_before = read(db.wal_path());
+    f.app
+        .conn
+        .busy_timeout(Duration::from_millis(200))
+        .expect("short busy timeout");
+
+    let (busy, log, done) = f.app.checkpoint("TRUNCATE");
+    assert_eq!(
+        busy, 1,
+        "TRUNCATE is refused while walstream holds its read mark"
+    );
+    assert!(
+        done < log,
+        "only frames below walstream's read mark were checkpointed"
+    );
+    let (busy, log, done) = f.app.checkpoint("PASSIVE");
+    assert_eq!(busy, 0);
+    assert!(done < log, "PASSIVE is partial");
+
+    let wal_after = read(db.wal_path());
+    assert_eq!(wal_after.len(), wal_before.len(), "WAL not truncated");
+    assert_eq!(wal_after[..32], wal_before[..32], "WAL header not reset");
+    let out = db.sync().await.expect("sync");
+    assert_eq!(out.new_generation, None);
+    assert_eq!(
+        (out.pos.generation.as_str(), out.pos.index),
+        (first.pos.generation.as_str(), 0)
+    );
+    assert_shadow_is_wal_prefix(&db, &out.pos);
+}
+
+/// A writer commits continuously while walstream syncs and checkpoints every few pages; the
+/// snapshot plus every shadow index, replayed in order, must give the writer's final database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writer_loses_no_transaction_across_checkpoints() {
+    let f = fixture();
+    f.app.insert(1, 10);
+    let mut cfg = db_config(&f.path);
+    cfg.min_checkpoint_page_count = 3;
+    let db = opened(&cfg).await;
+    db.sync().await.expect("first sync");
+    let base = f._dir.path().join("restore.db");
+    let start = {
+        let guard = db.begin_snapshot().await.expect("snapshot");
+        let mut bytes = Vec::new();
+        (&guard.file)
+            .take(guard.size)
+            .read_to_end(&mut bytes)
+            .expect("read db");
+        fs::write(&base, bytes).expect("write base");
+        guard.pos
+    };
+
+    let path = f.path.clone();
+    let writer = std::thread::spawn(move || {
+        let app = App::open(&path);
+        for _ in 0..300 {
+            app.insert(1, 700);
+        }
+    });
+    let mut checkpoints = 0;
+    while !writer.is_finished() {
+        let out = db.sync().await.expect("sync while writing");
+        checkpoints += usize::from(out.checkpoint.is_some());
+    }
+    writer.join().expect("writer thread");
+    let last = db.sync().await.expect("final sync");
+    assert!(
+        checkpoints + usize::from(last.checkpoint.is_some()) > 0,
+        "no checkpoint ran"
+    );
+    assert_eq!(
+        last.pos.generation, start.generation,
+        "stayed in one generation"
+    );
+
+    for index in start.index..=last.pos.index {
+        let shadow = db.shadow_wal_path(&last.pos.generation, index);
+        fs::copy(&shadow, wal_path(&base)).expect("place shadow as wal");
+        let conn = Connection::open(&base).expect("open restore");
+        let busy: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .expect("apply wal");
+        assert_eq!(busy, 0);
+    }
+    let restored = Connection::open(&base).expect("open restored");
+    let ok: String = restored
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity");
+    assert_eq!(ok, "ok");
+    let restored_rows = App { conn: restored }.rows();
+    assert_eq!(restored_rows.len(), 301);
+    assert!(
+        restored_rows == f.app.rows(),
+        "restored rows differ from the live database"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// snapshots and cleanup
+
+#[tokio::test]
+async fn a_snapshot_guard_blocks_checkpoints_until_dropped() {
+    let f = fixture();
+    f.app.insert(1, 10);
+    let mut cfg = db_config(&f.path);
+    cfg.min_checkpoint_page_count = 4;
+    let db = opened(&cfg).await;
+    db.sync().await.expect("first sync");
+    let guard = db.begin_snapshot().await.expect("snapshot");
+    assert_eq!(db.state().pos.as_ref(), Some(&guard.pos));
+    let mut head = [0u8; 16];
+    (&guard.file).read_exact(&mut head).expect("read db header");
+    assert_eq!(&head, b"SQLite format 3\0");
+    assert_eq!(guard.size, fs::metadata(&f.path).expect("stat").len());
+
+    f.app.insert(20, 1000);
+    let held = db.sync().await.expect("sync under guard");
+    assert_eq!(held.checkpoint, None);
+    assert_eq!(held.pos.index, guard.pos.index);
+    drop(guard);
+    let freed = db.sync().await.expect("sync after guard");
+    assert_eq!(freed.checkpoint, Some(CheckpointMode::Passive));
+    assert_eq!(freed.pos.index, held.pos.index + 1);
+}
+
+fn replica(name: &str, dir: &Path) -> ReplicaConfig {
+    ReplicaConfig {
+        name: name.to_string(),
+        target: ReplicaTarget::File {
+            path: dir.join(name),
+        },
+        retention: Duration::from_secs(86400),
+        retention_check_interval: Duration::from_secs(3600),
+        sync_interval: Duration::from_secs(1),
+        snapshot_interval: Duration::ZERO,
+        validation_interval: Duration::ZERO,
+        age: AgeConfig::default(),
+    }
+}
+
+fn shadow_indices(db: &Db, generation: &str) -> Vec<u32> {
+    let dir = db.shadow_wal_path(generation, 0).with_file_name("");
+    let mut v: Vec<u32> = fs::read_dir(&dir)
+        .expect("list shadow dir")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            u32::from_str_radix(name.strip_suffix(".wal")?, 16).ok()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn shadow_files_are_removed_below_the_lowest_replica_floor_minus_one() {
+    let f = fixture();
+    f.app.insert(1, 10);
+    let mut cfg = db_config(&f.path);
+    cfg.min_checkpoint_page_count = 2;
+    cfg.replicas = vec![replica("a", f._dir.path()), replica("b", f._dir.path())];
+    let db = opened(&cfg).await;
+    let mut pos = db.sync().await.expect("sync").pos;
+    while pos.index < 6 {
+        f.app.insert(3, 1000);
+        pos = db.sync().await.expect("sync").pos;
+    }
+    let all = shadow_indices(&db, &pos.generation);
+    assert_eq!(all, (0..=pos.index).collect::<Vec<_>>());
+
+    db.set_replica_floor("a", 5);
+    db.sync().await.expect("sync");
+    assert_eq!(
+        shadow_indices(&db, &pos.generation),
+        all,
+        "replica b has not reported yet"
+    );
+    db.set_replica_floor("b", 3);
+    let now = db.sync().await.expect("sync").pos;
+    assert_eq!(
+        shadow_indices(&db, &now.generation),
+        (2..=now.index).collect::<Vec<_>>()
+    );
+    db.set_replica_floor("b", 40);
+    db.sync().await.expect("sync");
+    assert_eq!(
+        shadow_indices(&db, &now.generation)[0],
+        2,
+        "a floor beyond the index is ignored"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// generations
+
+#[tokio::test]
+async fn restart_on_an_intact_meta_dir_continues_the_generation() {
+    let f = fixture();
+    f.app.insert(2, 500);
+    let cfg = db_config(&f.path);
+    let db = opened(&cfg).await;
+    db.sync().await.expect("sync");
+    f.app.insert(2, 500);
+    let before = db.sync().await.expect("sync").pos;
+    db.close().await.expect("close");
+    assert!(wal_path(&f.path).exists(), "-wal left in place");
+    f.app.insert(4, 500);
+
+    let again = opened(&cfg).await;
+    let out = again.sync().await.expect("sync after restart");
+    assert_eq!(out.new_generation, None);
+    assert_eq!(out.pos.generation, before.generation);
+    assert_eq!(out.pos.index, before.index);
+    assert!(out.pos.offset > before.offset);
+    assert_shadow_is_wal_prefix(&again, &out.pos);
+}
+
+/// Opens, syncs two transactions, closes the app and walstream (walstream last, so the WAL
+/// stays), and returns the config and the last position.
+async fn stopped_with_shadow(f: Fixture) -> (tempfile::TempDir, DbConfig, Pos) {
+    let cfg = db_config(&f.path);
+    let db = opened(&cfg).await;
+    db.sync().await.expect("sync");
+    f.app.insert(4, 1000);
+    let pos = db.sync().await.expect("sync").pos;
+    drop(f.app);
+    db.close().await.expect("close");
+    (f._dir, cfg, pos)
+}
+
+async fn reason_after_restart(cfg: &DbConfig) -> (Option<&'static str>, Pos) {
+    let db = opened(cfg).await;
+    let out = db.sync().await.expect("sync");
+    assert_shadow_is_wal_prefix(&db, &out.pos);
+    (out.new_generation, out.pos)
+}
+
+#[tokio::test]
+async fn wal_truncated_while_stopped_is_detected() {
+    let f = fixture();
+    f.app.insert(1, 10);
+    let (_dir, cfg, old) = stopped_with_shadow(f).await;
+    let wal = fs::OpenOptions::new()
+        .write(true)
+        .open(wal_path(&cfg.path))
+        .expect("open wal");
+    wal.set_len(32 + frame_size(4096)).expect("truncate wal");
+    let (why, pos) = reason_after_restart(&cfg).await;
+    assert_eq!(why, Some(reason::WAL_TRUNCATED));
+    assert_ne!(pos.generation, old.generation);
+}
+
+#[tokio::test]
+async fn wal_overwritten_while_stopped_is_detected() {
+    let f = fixture();
+    f.app.insert(1, 10);
+    let (_dir, cfg, old) = stopped_with_shadow(f).await;
+    let mut wal = read(&wal_path(&cfg.path));
+    wal[old.offset as usize - 100] ^= 0xff;
+    fs::write(wal_path(&cfg.path), &wal).expect("rewrite wal");
+    let (why, pos) = reason_after_restart(&cfg).await;
+    assert_eq!(why, Some(reason::WAL_OVERWRITTEN));
+    assert_ne!(pos.generation, old.generation);
+}
+
+#[tokio::test]
+async fn wal_deleted_while_stopped_clears_the_generation() {
+    let f = fixture();
+    f.app.insert(1, 10);
+    let (_dir, cfg, old) = stopped_with_shadow(f).await;
+    fs::remove_file(wal_path(&cfg.path)).expect("delete wal");
+    let (why, pos) = reason_after_restart(&cfg).await;
+    assert_eq!(why, Some(reason::NO_GENERATION));
+    assert_ne!(pos.generation, old.generation);
+    let generations: Vec<_> = fs::read_dir(cfg.meta_path.join("generations"))
+        .expect("list")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        generations,
+        [pos.generation],
+        "the old generation directory is gone"
+    );
+}
+
+/// Damages the meta dir of an attached database and checks the reason of the next sync.
+async fn reason_after(damage: impl FnOnce(&Db, &Pos)) -> Option<&'static str> {
+    let f = fixture();
+    f.app.insert(2, 1000);
+    let db = opened(&db_config(&f.path)).await;
+    let pos = db.sync().await.expect("sync").pos;
+    damage(&db, &pos);
+    let out = db.sync().await.expect("sync");
+    assert_ne!(
+        out.pos.generation, pos.generation,
+        "a new generation started"
+    );
+    assert_eq!(out.pos.index, 0);
+    assert_shadow_is_wal_prefix(&db, &out.pos);
+    out.new_generation
+}
+
+#[tokio::test]
+async fn each_damaged_shadow_state_has_its_reason() {
+    let no_shadow = reason_after(|db, p| {
+        fs::remove_file(db.shadow_wal_path(&p.generation, p.index)).expect("remove")
+    });
+    assert_eq!(no_shadow.await, Some(reason::NO_SHADOW_WAL));
+
+    let short = reason_after(|db, p| {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(db.shadow_wal_path(&p.generation, p.index))
+            .expect("open shadow");
+        f.set_len(20).expect("truncate shadow");
+    });
+    assert_eq!(short.await, Some(reason::SHORT_SHADOW_WAL));
+
+    let header_only = reason_after(|db, p| {
+        let other = WalHeader::new(false, 4096, 0, (1, 2)).encode();
+        fs::write(db.shadow_wal_path(&p.generation, p.index), other).expect("write")
+    });
+    assert_eq!(header_only.await, Some(reason::HEADER_ONLY_MISMATCH));
+
+    let max = reason_after(|db, p| {
+        fs::write(db.shadow_wal_path(&p.generation, 0x7fff_ffff), b"").expect("write")
+    });
+    assert_eq!(max.await, Some(reason::MAX_INDEX));
+
+    let no_file = reason_after(|db, _| {
+        fs::remove_file(db.meta_path().join("generation")).expect("remove generation file")
+    });
+    assert_eq!(no_file.await, Some(reason::NO_GENERATION));
+}
+
+// ---------------------------------------------------------------------------------------------
+// watching
+
+#[tokio::test]
+async fn a_commit_wakes_the_watcher() {
+    let f = fixture();
+    f.app.insert(1, 10);
+    let db = opened(&db_config(&f.path)).await;
+    let first = db.sync().await.expect("sync").pos;
+    let mut changes = db.watch_changes();
+    f.app.insert(1, 10);
+    tokio::time::timeout(Duration::from_secs(10), changes.changed())
+        .await
+        .expect("a commit is reported by the watcher");
+    let out = db.sync().await.expect("sync");
+    assert!(out.pos.offset > first.offset);
+}
+
+// ---------------------------------------------------------------------------------------------
+// hand-over from the real Litestream v0.3.13
+
+#[tokio::test]
+async fn continues_the_generation_left_by_litestream() {
+    let bin = common::litestream_bin();
+    let f = fixture();
+    f.app.insert(2, 500);
+    let cfg = db_config(&f.path);
+    let yaml = f._dir.path().join("litestream.yml");
+    let replica_dir = f._dir.path().join("replica");
+    fs::write(
+        &yaml,
+        format!(
+            "dbs:\n  - path: {}\n    replicas:\n      - path: {}\n",
+            f.path.display(),
+            replica_dir.display()
+        ),
+    )
+    .expect("write config");
+    let mut child = Command::new(&bin)
+        .args(["replicate", "-config"])
+        .arg(&yaml)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start litestream");
+    let generation_file = cfg.meta_path.join("generation");
+    let shadow_caught_up = || {
+        common::wait_for(
+            "litestream shadow WAL to catch up",
+            Duration::from_secs(60),
+            || {
+                let generation = fs::read_to_string(&generation_file).ok()?;
+                let shadow = cfg
+                    .meta_path
+                    .join("generations")
+                    .join(generation.trim())
+                    .join("wal");
+                let newest = fs::read_dir(&shadow)
+                    .ok()?
+                    .flatten()
+                    .map(|e| e.path())
+                    .max()?;
+                let len = fs::metadata(&newest).ok()?.len();
+                let wal = fs::metadata(wal_path(&cfg.path)).ok()?.len();
+                (len == align(wal, 4096) && len > 32).then_some((generation, newest, len))
+            },
+        )
+    };
+    shadow_caught_up();
+    f.app.insert(3, 700);
+    let (generation, newest, len) = shadow_caught_up();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("signal litestream");
+    child.wait().expect("litestream exits");
+    let generation_bytes = read(&generation_file);
+    assert_eq!(generation_bytes, generation.as_bytes());
+
+    let db = opened(&cfg).await;
+    let out = db.sync().await.expect("sync after hand-over");
+    assert_eq!(
+        out.new_generation, None,
+        "Litestream's generation is continued"
+    );
+    assert_eq!(format!("{}\n", out.pos.generation), generation);
+    assert_eq!(
+        db.shadow_wal_path(&out.pos.generation, out.pos.index),
+        newest
+    );
+    assert!(out.pos.offset >= len);
+    f.app.insert(2, 700);
+    let next = db.sync().await.expect("sync");
+    assert_eq!(
+        (next.pos.generation.as_str(), next.pos.index),
+        (out.pos.generation.as_str(), out.pos.index)
+    );
+    assert!(next.pos.offset > out.pos.offset);
+    assert_shadow_is_wal_prefix(&db, &next.pos);
+    assert_eq!(
+        read(&generation_file),
+        generation_bytes,
+        "generation file unchanged"
+    );
+}

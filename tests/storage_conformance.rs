@@ -8,13 +8,16 @@
 //! foreign names, deletes, a streamed 20 MiB multipart upload, storage timestamps, NotFound, retry
 //! of transient faults (and none of permanent ones), and that failed uploads leave nothing.
 
+mod common;
+
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use common::Backend;
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt};
 use object_store::ObjectStoreExt;
@@ -27,28 +30,9 @@ use walstream::storage::{
     layout,
 };
 
-/// Azurite's published development account and key (not a secret).
-const AZURITE_ACCOUNT: &str = "devstoreaccount1";
-const AZURITE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-/// moto accepts any credentials; a distinctive secret lets us check it never leaks.
-const S3_SECRET: &str = "conformance-secret-do-not-print";
 const GEN_A: &str = "0123456789abcdef";
 const GEN_B: &str = "fedcba9876543210";
 const MIB: usize = 1024 * 1024;
-
-fn require_env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test.sh"))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    File,
-    S3,
-    Abs,
-    Gcs,
-}
 
 /// One test's replica: a client under a unique prefix (or temp dir for `file`).
 struct Fixture {
@@ -93,10 +77,7 @@ impl Fixture {
 }
 
 fn target_for(backend: Backend, test: &str) -> (ReplicaTarget, Option<TempDir>, Option<PathBuf>) {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    let prefix = format!("conformance/{test}-{}-{nanos}-{seq}", std::process::id());
+    let prefix = format!("conformance/{}", common::unique_name(test));
     match backend {
         Backend::File => {
             let tmp = tempfile::tempdir().expect("tempdir");
@@ -109,31 +90,35 @@ fn target_for(backend: Backend, test: &str) -> (ReplicaTarget, Option<TempDir>, 
         }
         Backend::S3 => {
             let t = S3Target {
-                bucket: require_env("WALSTREAM_TEST_BUCKET"),
+                bucket: common::bucket(),
                 path: prefix,
-                endpoint: Some(require_env("WALSTREAM_TEST_S3_ENDPOINT")),
-                access_key_id: Some("conformance-key".into()),
-                secret_access_key: Some(S3_SECRET.into()),
+                endpoint: Some(common::s3_endpoint()),
+                access_key_id: Some(common::S3_ACCESS_KEY_ID.into()),
+                secret_access_key: Some(common::S3_SECRET_ACCESS_KEY.into()),
                 ..Default::default()
             };
             (ReplicaTarget::S3(t), None, None)
         }
         Backend::Abs => {
-            let url = require_env("WALSTREAM_TEST_AZURITE_URL");
+            let url = common::azurite_url();
             let t = AbsTarget {
-                account_name: Some(AZURITE_ACCOUNT.into()),
-                account_key: Some(AZURITE_KEY.into()),
-                bucket: require_env("WALSTREAM_TEST_BUCKET"),
+                account_name: Some(common::AZURITE_ACCOUNT.into()),
+                account_key: Some(common::AZURITE_KEY.into()),
+                bucket: common::bucket(),
                 path: prefix,
-                endpoint: Some(format!("{}/{AZURITE_ACCOUNT}", url.trim_end_matches('/'))),
+                endpoint: Some(format!(
+                    "{}/{}",
+                    url.trim_end_matches('/'),
+                    common::AZURITE_ACCOUNT
+                )),
             };
             (ReplicaTarget::Abs(t), None, None)
         }
         Backend::Gcs => {
             let t = GcsTarget {
-                bucket: require_env("WALSTREAM_TEST_BUCKET"),
+                bucket: common::bucket(),
                 path: prefix,
-                emulator_host: Some(require_env("WALSTREAM_TEST_GCS_PROXY")),
+                emulator_host: Some(common::gcs_proxy()),
             };
             (ReplicaTarget::Gcs(t), None, None)
         }
@@ -589,17 +574,12 @@ mod checks {
             Backend::Gcs => "gcs://",
         };
         assert!(d.starts_with(expected_scheme), "{d}");
-        assert!(!d.contains(S3_SECRET) && !d.contains(AZURITE_KEY), "{d}");
+        assert!(!d.contains(common::S3_SECRET_ACCESS_KEY), "{d}");
+        assert!(!d.contains(common::AZURITE_KEY), "{d}");
         if fx.backend != Backend::File {
             assert!(d.contains(fx.client.root()), "{d}");
         }
-        let type_name = match fx.backend {
-            Backend::File => "file",
-            Backend::S3 => "s3",
-            Backend::Abs => "abs",
-            Backend::Gcs => "gcs",
-        };
-        assert_eq!(fx.client.replica_type(), type_name);
+        assert_eq!(fx.client.replica_type(), fx.backend.name());
     }
 }
 

@@ -15,10 +15,8 @@ mod common;
 #[path = "replicate_support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-use rusqlite::Connection;
 
 use common::walstream_bin;
 use support::*;
@@ -47,10 +45,16 @@ impl Setup {
         format!("file://{}", self.replica().display())
     }
 
-    /// Writes `walstream.yml` with fast intervals; `extra` is appended to the replica entry.
+    /// Writes `walstream.yml` with fast intervals (sync-interval 100ms unless `replica_extra`
+    /// sets one); the extras are appended to the database and replica entries.
     fn config(&self, db_extra: &str, replica_extra: &str) -> String {
+        let sync = if replica_extra.contains("sync-interval") {
+            ""
+        } else {
+            "        sync-interval: 100ms\n"
+        };
         let text = format!(
-            "dbs:\n  - path: {}\n    monitor-interval: 50ms\n{db_extra}    replicas:\n      - url: {}\n        sync-interval: 100ms\n{replica_extra}",
+            "dbs:\n  - path: {}\n    monitor-interval: 50ms\n{db_extra}    replicas:\n      - url: {}\n{sync}{replica_extra}",
             self.db().display(),
             self.url()
         );
@@ -88,13 +92,13 @@ fn segments_and_snapshot_appear_and_restore_matches() {
     let app = open_app(&s.db());
     let cfg = s.config("", "");
     let ws = walstream(&s.path(), &["-config", &cfg]);
-    for id in 1..=50 {
-        insert(&app, id);
-    }
+    let mut id = 0;
     poll_until("a snapshot and segments", || {
+        id += 1;
+        insert(&app, id);
         s.generations()
             .first()
-            .is_some_and(|g| !s.snapshots(g).is_empty() && s.segments(g).len() >= 2)
+            .is_some_and(|g| !s.snapshots(g).is_empty() && s.segments(g).len() >= 3)
     });
     let log = ws.stop();
     assert!(log.contains("replicating to"), "{log}");
@@ -193,15 +197,22 @@ fn retention_removes_old_snapshots_and_wal() {
     );
     let ws = walstream(&s.path(), &["-config", &cfg]);
     let writer = Writer::start(s.db(), 1);
-    poll_until("retention to drop index 0", || {
-        let Some(g) = s.generations().first().cloned() else {
+    let mut first: Option<(String, String)> = None;
+    poll_until("a first snapshot", || {
+        first = s
+            .generations()
+            .first()
+            .and_then(|g| Some((g.clone(), s.snapshots(g).first()?.clone())));
+        first.is_some()
+    });
+    let (g, first_snapshot) = first.expect("polled");
+    poll_until("retention to drop the first snapshot and its WAL", || {
+        let snaps = s.snapshots(&g);
+        let Some(oldest) = snaps.first() else {
             return false;
         };
-        let snaps = s.snapshots(&g);
         let segs = s.segments(&g);
-        !snaps.is_empty()
-            && !snaps.iter().any(|n| n.starts_with("00000000"))
-            && !segs.iter().any(|n| n.starts_with("00000000_"))
+        oldest[..8] > first_snapshot[..8] && segs.iter().all(|n| n[..8] >= oldest[..8])
     });
     let last = writer.finish();
     let log = ws.stop();
@@ -237,7 +248,7 @@ fn exec_child_exit_code_is_propagated() {
     assert!(status.success(), "{log}");
     // A signal is forwarded to the child; its death by that signal is a clean shutdown.
     let ws = walstream(&s.path(), &["-exec", "sleep 60", &db, &url]);
-    poll_until("replication to start", || !s.generations().is_empty());
+    poll_until("start-up", || ws.log_text().contains("initialized db"));
     let log = ws.stop();
     assert!(log.contains("sending signal to exec process"), "{log}");
 }

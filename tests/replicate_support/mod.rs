@@ -29,32 +29,25 @@ pub struct Proc {
     name: &'static str,
 }
 
-/// `walstream replicate ARGS` with walstream's test environment.
+/// `walstream replicate ARGS` (file replicas: no extra environment).
 pub fn walstream(dir: &Path, args: &[&str]) -> Proc {
-    let env = crate::common::env_for_walstream();
-    Proc::start(
-        "walstream",
-        &crate::common::walstream_bin(),
-        dir,
-        args,
-        &env,
-    )
+    walstream_env(dir, args, &[])
 }
 
-/// `litestream replicate ARGS` (v0.3.13) with Litestream's test environment.
-pub fn litestream(dir: &Path, args: &[&str]) -> Proc {
-    let env = crate::common::env_for_litestream();
-    Proc::start(
-        "litestream",
-        &crate::common::litestream_bin(),
-        dir,
-        args,
-        &env,
-    )
+/// `walstream replicate ARGS` with extra environment (a backend's credentials).
+pub fn walstream_env(dir: &Path, args: &[&str], env: &[(String, String)]) -> Proc {
+    let bin = crate::common::walstream_bin();
+    Proc::start("walstream", &bin, dir, args, env)
+}
+
+/// `litestream replicate ARGS` (v0.3.13) with extra environment.
+pub fn litestream_env(dir: &Path, args: &[&str], env: &[(String, String)]) -> Proc {
+    let bin = crate::common::litestream_bin();
+    Proc::start("litestream", &bin, dir, args, env)
 }
 
 impl Proc {
-    fn start(
+    pub fn start(
         name: &'static str,
         bin: &Path,
         dir: &Path,
@@ -185,11 +178,10 @@ pub fn rows(c: &Connection) -> Vec<(i64, String)> {
         .expect("rows")
 }
 
-/// Restores with the real Litestream v0.3.13: `litestream restore -o OUT SOURCE_ARGS…` (a
-/// replica URL, or `-config C DB_PATH`); returns the restored rows after checking integrity.
+/// Restores a file replica with the real Litestream v0.3.13: `litestream restore -o OUT
+/// SOURCE_ARGS…`; returns the restored rows after checking integrity.
 pub fn litestream_restore(source_args: &[&str], out: &Path) -> Vec<(i64, String)> {
-    let bin = crate::common::litestream_bin();
-    restore_with(&bin, &crate::common::env_for_litestream(), source_args, out)
+    restore_with(&crate::common::litestream_bin(), &[], source_args, out)
 }
 
 /// Runs `BIN restore -o OUT SOURCE_ARGS…`, then checks and reads the output database.

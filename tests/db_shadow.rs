@@ -409,6 +409,43 @@ async fn restart_threshold_resets_the_wal() {
     );
 }
 
+/// Sets the database file's mtime `age` into the past.
+fn age_db_file(path: &Path, age: Duration) {
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open db file");
+    f.set_modified(std::time::SystemTime::now() - age)
+        .expect("set mtime");
+}
+
+#[tokio::test]
+async fn checkpoint_interval_applies_to_an_idle_database_file() {
+    let f = fixture();
+    f.app.insert(1, 10);
+    let mut cfg = db_config(&f.path);
+    cfg.checkpoint_interval = Duration::from_secs(60);
+    let db = opened(&cfg).await;
+    age_db_file(&f.path, Duration::from_secs(600));
+    let first = db.sync().await.expect("first sync");
+    assert_eq!(
+        first.checkpoint, None,
+        "not on the tick that starts a generation"
+    );
+    age_db_file(&f.path, Duration::from_secs(10));
+    f.app.insert(2, 100);
+    let recent = db.sync().await.expect("sync");
+    assert_eq!(recent.checkpoint, None, "database file modified 10 s ago");
+    age_db_file(&f.path, Duration::from_secs(61));
+    let idle = db.sync().await.expect("sync");
+    assert_eq!(idle.checkpoint, Some(CheckpointMode::Passive));
+    assert_eq!(idle.pos.index, first.pos.index + 1);
+    assert_eq!(idle.pos.offset, 32 + frame_size(4096));
+    // The checkpoint wrote the database file; a WAL of one frame never triggers the rule.
+    age_db_file(&f.path, Duration::from_secs(61));
+    assert_eq!(db.sync().await.expect("sync").checkpoint, None);
+}
+
 #[tokio::test]
 async fn an_app_checkpoint_cannot_reset_the_wal_while_attached() {
     let f = fixture();
@@ -701,6 +738,72 @@ async fn wal_deleted_while_stopped_clears_the_generation() {
         [pos.generation],
         "the old generation directory is gone"
     );
+}
+
+/// Log lines of every test in this binary (one global subscriber, installed once).
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captured log lines mentioning `needle`.
+fn log_lines(needle: &str) -> Vec<String> {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| LogSink)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("install log capture");
+    });
+    let text = String::from_utf8_lossy(&LOGS.lock().expect("log buffer")).into_owned();
+    text.lines()
+        .filter(|l| l.contains(needle))
+        .map(String::from)
+        .collect()
+}
+
+#[tokio::test]
+async fn generation_changes_are_logged_with_generation_and_reason() {
+    log_lines("install");
+    let f = fixture();
+    f.app.insert(1, 10);
+    let (_dir, cfg, old) = stopped_with_shadow(f).await;
+    let db_label = cfg.path.display().to_string();
+    let first: Vec<_> = log_lines(&db_label);
+    let created = first
+        .iter()
+        .find(|l| l.contains("sync: new generation"))
+        .expect("new generation logged");
+    assert!(created.contains(" INFO "), "{created}");
+    assert!(
+        created.contains(&format!("generation={}", old.generation)),
+        "{created}"
+    );
+    assert!(
+        created.contains("reason=\"no generation exists\""),
+        "{created}"
+    );
+
+    fs::remove_file(wal_path(&cfg.path)).expect("delete wal");
+    reason_after_restart(&cfg).await;
+    let lines = log_lines(&db_label);
+    let warned = lines
+        .iter()
+        .find(|l| l.contains("init: cannot determine last wal position, clearing generation"))
+        .expect("cleared generation logged");
+    assert!(warned.contains(" WARN "), "{warned}");
+    // SQLite recreates an empty -wal when walstream attaches (spec §3.2 observed message).
+    assert!(warned.contains("error=primary wal header: EOF"), "{warned}");
 }
 
 /// Damages the meta dir of an attached database and checks the reason of the next sync.

@@ -148,12 +148,14 @@ impl Shared {
             }
         };
         let mut adv = self.advance(att, &generation)?;
-        let mode = self.policy.decide(
-            att.page_size,
-            adv.wal_size,
-            adv.shadow_size,
-            self.db_mtime_age(),
-        );
+        // Like Litestream, the time rule does not apply on the tick that starts a generation.
+        let db_age = new_generation
+            .is_none()
+            .then(|| self.db_mtime_age())
+            .flatten();
+        let mode = self
+            .policy
+            .decide(att.page_size, adv.wal_size, adv.shadow_size, db_age);
         let mut checkpoint = None;
         if let Some(mode) = mode
             && let Some(after) = self.checkpoint(att, &generation, mode)?

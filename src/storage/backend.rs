@@ -6,9 +6,9 @@
 //!   (AWS web identity / container credentials / instance profile, Azure workload and managed
 //!   identity, GCS application default credentials); explicit config values are applied on top.
 //! - S3: region = configured, else `us-east-1` when an endpoint is set, else `AWS_REGION` /
-//!   `AWS_DEFAULT_REGION` (through `from_env`), else `us-east-1` (Litestream would look the bucket
-//!   region up with GetBucketLocation instead). Path-style requests when an endpoint is set or
-//!   `force-path-style`; virtual-hosted otherwise.
+//!   `AWS_DEFAULT_REGION` (through `from_env`), else looked up from the bucket on first use
+//!   (HeadBucket, like Litestream's GetBucketLocation; see [`super::lazy`]). Path-style requests
+//!   when an endpoint is set or `force-path-style`; virtual-hosted otherwise.
 //! - Descriptions never contain keys or secrets.
 //! - The file backend is rooted at the replica directory (created if missing) and fsyncs written
 //!   files and their directories; its staging files (`<name>#<n>`) never parse as replica names.
@@ -17,18 +17,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsCredential};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsCredential, resolve_bucket_region};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::{ClientOptions, ObjectStore, StaticCredentialProvider};
 
 use super::StorageError;
+use super::lazy::{InitFn, LazyStore};
 use super::retry::inner_retry_config;
 use crate::config::{AbsTarget, GcsTarget, ReplicaTarget, S3Target};
 
-/// Region used when none is configured and none is found in the environment (and always when a
-/// custom endpoint is set without a region, like Litestream).
+/// Region used when a custom endpoint is set without a region (like Litestream).
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
 /// Time allowed to establish a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,7 +81,7 @@ fn s3_backend(t: &S3Target) -> Result<Backend, StorageError> {
     match (&t.region, &endpoint) {
         (Some(region), _) => b = b.with_region(region),
         (None, Some(_)) => b = b.with_region(DEFAULT_S3_REGION),
-        (None, None) => {} // from_env's AWS_REGION / AWS_DEFAULT_REGION, else object_store's us-east-1
+        (None, None) => {} // from_env's AWS_REGION / AWS_DEFAULT_REGION, else looked up lazily
     }
     let path_style = endpoint.is_some() || t.force_path_style;
     b = b.with_virtual_hosted_style_request(!path_style);
@@ -95,14 +95,40 @@ fn s3_backend(t: &S3Target) -> Result<Backend, StorageError> {
         b = b.with_credentials(Arc::new(StaticCredentialProvider::new(credential)));
     }
     let allow_http = endpoint.as_deref().is_some_and(is_http);
-    b = b.with_client_options(client_options(allow_http, t.skip_verify));
-    let store = b.build().map_err(|e| config_error("s3", e))?;
+    let options = client_options(allow_http, t.skip_verify);
+    b = b.with_client_options(options.clone());
+    // Built now even when the region is looked up later, so configuration errors surface here.
+    let built = b.clone().build().map_err(|e| config_error("s3", e))?;
+    let store: Arc<dyn ObjectStore> = match b.get_config_value(&AmazonS3ConfigKey::Region) {
+        Some(_) => Arc::new(built),
+        None => Arc::new(region_lookup_store(b, &t.bucket, options)),
+    };
     Ok(Backend {
-        store: Arc::new(store),
+        store,
         root: t.path.clone(),
         description: s3_description(t, endpoint.as_deref()),
         local_root: None,
     })
+}
+
+/// An S3 store whose region is taken from the bucket (HeadBucket) before its first request.
+fn region_lookup_store(
+    builder: AmazonS3Builder,
+    bucket: &str,
+    options: ClientOptions,
+) -> LazyStore {
+    let bucket = bucket.to_string();
+    let label = format!("s3://{bucket}");
+    let init: InitFn = Arc::new(move || {
+        let (builder, bucket, options) = (builder.clone(), bucket.clone(), options.clone());
+        Box::pin(async move {
+            let region = resolve_bucket_region(&bucket, &options).await?;
+            tracing::info!(bucket, region, "resolved S3 bucket region");
+            let store = builder.with_region(region).build()?;
+            Ok(Arc::new(store) as Arc<dyn ObjectStore>)
+        })
+    });
+    LazyStore::new(label, init)
 }
 
 fn s3_description(t: &S3Target, endpoint: Option<&str>) -> String {
@@ -271,6 +297,44 @@ mod tests {
         let b = s3_backend(&t).expect("builds");
         assert_eq!(b.description, "s3://b/db/x?endpoint=http://127.0.0.1:9000");
         assert!(!b.description.contains("SECRET"));
+    }
+
+    #[test]
+    fn s3_region_is_looked_up_only_without_region_endpoint_and_env() {
+        let no_env_region = std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none();
+        let bare = S3Target {
+            bucket: "b".into(),
+            ..Default::default()
+        };
+        let lazy = s3_backend(&bare)
+            .expect("builds")
+            .store
+            .to_string()
+            .starts_with("Lazy(");
+        assert_eq!(lazy, no_env_region);
+        let with_region = S3Target {
+            region: Some("eu-west-1".into()),
+            ..bare.clone()
+        };
+        assert!(
+            !s3_backend(&with_region)
+                .expect("builds")
+                .store
+                .to_string()
+                .starts_with("Lazy(")
+        );
+        let with_endpoint = S3Target {
+            endpoint: Some("http://127.0.0.1:1".into()),
+            ..bare
+        };
+        assert!(
+            !s3_backend(&with_endpoint)
+                .expect("builds")
+                .store
+                .to_string()
+                .starts_with("Lazy(")
+        );
     }
 
     #[test]

@@ -4,7 +4,15 @@
 //! What must stay true:
 //! - Keys come only from [`layout`]; listings return only names that parse there (foreign files,
 //!   upper-case hex, `*.tmp`, staging files are skipped), sorted by position.
-//! - `CreatedAt` is the storage timestamp of the object (`ObjectMeta::last_modified`, spec §1.6).
+//! - `CreatedAt` is the storage timestamp of the object (`ObjectMeta::last_modified`, spec §1.6):
+//!   file mtime (ns), S3 `LastModified` (1 s), GCS XML-listing `LastModified` (= the object
+//!   generation's creation unless its metadata is later patched), Azure `Last-Modified`.
+//!   Litestream uses Azure's `Creation-Time`, which `object_store` does not expose; the two differ
+//!   only for an overwritten snapshot if the service keeps `Creation-Time` across overwrites
+//!   (azurite does not: both are the overwrite time). We then report the overwrite time, which is
+//!   when the stored content was actually taken.
+//! - An explicit config path with a leading `/` cannot be represented by `object_store` paths:
+//!   the leading `/` is dropped from object keys (Litestream keeps it, spec §1.1).
 //! - Uploads are streamed (single PUT up to 5 MiB, 5 MiB multipart parts above) and are never
 //!   visible half-written; every call is retried through [`retry::retry`] and counted in
 //!   [`StorageStats`].
@@ -17,6 +25,7 @@ mod backend;
 mod client;
 pub mod fault;
 pub mod layout;
+mod lazy;
 pub mod retry;
 mod stats;
 mod upload;

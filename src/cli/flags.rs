@@ -322,10 +322,10 @@ fn underscores_ok(s: &str) -> bool {
     let mut saw = b'^';
     let mut i = 0;
     let mut hex = false;
-    if b.len() >= 2 && matches!(b[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
+    if b.len() >= 2 && b[0] == b'0' && matches!(b[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
         i = 2;
         saw = b'0';
-        hex = b[1].to_ascii_lowercase() == b'x';
+        hex = b[1].eq_ignore_ascii_case(&b'x');
     }
     for &c in &b[i..] {
         if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {

@@ -50,7 +50,7 @@ pub(super) fn log_replica_error(db: Option<&Path>, replica: &str, msg: &str, err
         attrs.push(("db", LogValue::Str(db.display().to_string())));
     }
     attrs.push(("replica", LogValue::Str(replica.to_string())));
-    attrs.push(("error", LogValue::Str(format!("{err:#}"))));
+    attrs.push(("error", LogValue::Str(log::error_text(err))));
     log::emit(LogLevel::Error, msg, &attrs);
 }
 
@@ -59,7 +59,7 @@ pub(super) fn log_error(msg: &str, err: &anyhow::Error) {
     log::emit(
         LogLevel::Error,
         msg,
-        &[("error", LogValue::Str(format!("{err:#}")))],
+        &[("error", LogValue::Str(log::error_text(err)))],
     );
 }
 

@@ -99,8 +99,24 @@ pub fn failed_to_run(err: &anyhow::Error) {
     emit(
         LogLevel::Error,
         "failed to run",
-        &[("error", LogValue::Str(format!("{err:#}")))],
+        &[("error", LogValue::Str(error_text(err)))],
     );
+}
+
+/// An error and its causes on one line (`context: cause: cause`), like anyhow's `{:#}` but
+/// skipping a cause whose text the line already contains (many library errors print their source
+/// in their own message, which would otherwise repeat).
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut chain = err.chain();
+    let mut text = chain.next().map(|e| e.to_string()).unwrap_or_default();
+    for cause in chain {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
 
 /// A field value; numbers and bools stay unquoted in JSON.
@@ -422,6 +438,18 @@ mod tests {
             assert!(text.contains(".170"), "{text}");
             assert!(json.contains(".1705"), "{json}");
         }
+    }
+
+    #[test]
+    fn error_text_skips_repeated_causes() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("list x: {0}")]
+        struct Outer(#[source] std::io::Error);
+        let io = std::io::Error::other("connection refused");
+        let err = anyhow::Error::new(Outer(io)).context("cannot fetch generations");
+        assert_eq!(error_text(&err), "cannot fetch generations: list x: connection refused");
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_text(&plain), "outer: inner");
     }
 
     #[test]

@@ -1,1 +1,281 @@
-//! Drives the real Litestream binary to produce replicas (placeholder).
+//! Makes a replica written by the real Litestream v0.3.13 on any test backend, for the
+//! compatibility tests (listing now, restore later).
+//!
+//! What [`make_litestream_replica`] produces, and what callers may rely on:
+//! - a WAL-mode database `<dir>/app.db` with one table `t(id INTEGER PRIMARY KEY, v TEXT)` holding
+//!   [`LitestreamReplica::rows`] rows, and a config `<dir>/litestream.yml` naming it with a single
+//!   replica on `backend` (`monitor-interval: 100ms`, `min-checkpoint-page-count: 4`,
+//!   `sync-interval: 100ms`, so WAL indexes roll every few transactions and segments are many);
+//! - **two generations**: Litestream runs once, is stopped with SIGTERM, the application then
+//!   resets the WAL (`PRAGMA wal_checkpoint(TRUNCATE)`) and writes more while Litestream is down,
+//!   so the second run logs `sync: new generation` (checked; the driver panics otherwise);
+//! - after each run the replica holds every committed row: the driver polls
+//!   `litestream restore` (with a deadline) until the restored copy has all rows, before stopping
+//!   Litestream;
+//! - Litestream's own logs are kept in `<dir>/litestream-run<N>.log` for debugging failures.
+//!
+//! Pacing: writes are spaced by a few milliseconds so that Litestream's 100 ms sync loop cuts them
+//! into many segments. That pause shapes the workload; it is never used to wait for readiness.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use super::{Backend, litestream_bin, unique_name};
+
+/// Transactions written during each Litestream run.
+const WRITES_PER_RUN: usize = 120;
+/// Transactions written while Litestream is stopped (they start the second generation's WAL).
+const WRITES_WHILE_STOPPED: usize = 5;
+/// Spacing between transactions, so one 100 ms sync interval sees only a few of them.
+const WRITE_SPACING: Duration = Duration::from_millis(15);
+/// How long Litestream may take to get every row onto the replica.
+const REPLICA_DEADLINE: Duration = Duration::from_secs(90);
+/// How long Litestream may take to exit after SIGTERM (it does a final sync).
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
+/// Poll period for the deadline loops.
+const POLL: Duration = Duration::from_millis(200);
+
+/// A replica written by Litestream v0.3.13, and how to reach it.
+#[derive(Debug, Clone)]
+pub struct LitestreamReplica {
+    /// Working directory holding the DB, config and logs.
+    pub dir: PathBuf,
+    /// Config naming `db_path` and its single replica (valid for Litestream and walstream).
+    pub config_path: PathBuf,
+    /// The source database (absolute).
+    pub db_path: PathBuf,
+    /// The replica as a URL both tools accept (`Backend::replica_url`; `None` for abs).
+    pub replica_url: Option<String>,
+    /// Environment for running `litestream` against this replica.
+    pub env: Vec<(String, String)>,
+    /// Environment for running `walstream` against this replica.
+    pub walstream_env: Vec<(String, String)>,
+    /// Rows in `t` after the last committed transaction (the replica holds all of them).
+    pub rows: i64,
+}
+
+/// Runs Litestream v0.3.13 twice against a fresh database in `dir` (see the module docs) and
+/// returns the replica it wrote. Panics with context on any failure.
+pub fn make_litestream_replica(backend: Backend, dir: &Path) -> LitestreamReplica {
+    let dir = fs::canonicalize(dir).expect("canonicalize replica work dir");
+    let db_path = dir.join("app.db");
+    let replica_dir = dir.join("replica");
+    let prefix = unique_name("lsrepl");
+    let config_path = dir.join("litestream.yml");
+    fs::write(
+        &config_path,
+        config_text(&db_path, &prefix, &replica_dir, backend),
+    )
+    .expect("write litestream config");
+    let mut replica = LitestreamReplica {
+        dir: dir.clone(),
+        config_path,
+        db_path: db_path.clone(),
+        replica_url: backend.replica_url(&prefix, &replica_dir),
+        env: backend.env_for_litestream(),
+        walstream_env: backend.env_for_walstream(),
+        rows: 0,
+    };
+    let app = open_app_db(&db_path);
+    run_once(&mut replica, &app, 1);
+    reset_wal_while_stopped(&mut replica, &app);
+    let log = run_once(&mut replica, &app, 2);
+    assert!(
+        log.contains("sync: new generation"),
+        "second Litestream run did not start a new generation; log:\n{log}"
+    );
+    replica
+}
+
+/// The config: one DB, the backend's replica entry from the shared test helpers plus a fast
+/// sync interval.
+fn config_text(db: &Path, prefix: &str, file_dir: &Path, backend: Backend) -> String {
+    format!(
+        "dbs:\n  - path: {db}\n    monitor-interval: 100ms\n    min-checkpoint-page-count: 4\n    \
+         replicas:\n{entry}        sync-interval: 100ms\n",
+        db = db.display(),
+        entry = backend.replica_list_item(prefix, file_dir, 6),
+    )
+}
+
+/// The application's connection, kept open for the whole scenario so that SQLite never deletes
+/// the WAL behind Litestream's back (only the explicit reset does that job).
+fn open_app_db(path: &Path) -> Connection {
+    let conn = Connection::open(path).expect("open app db");
+    conn.busy_timeout(Duration::from_secs(5))
+        .expect("set busy timeout");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .expect("enable WAL");
+    assert_eq!(mode, "wal");
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);")
+        .expect("create table");
+    conn
+}
+
+/// One committed transaction adding a ~300-byte row.
+fn write_row(app: &Connection, replica: &mut LitestreamReplica, tag: &str) {
+    let n = replica.rows;
+    let v = format!("{tag}-{n:06}-").repeat(20);
+    app.execute("INSERT INTO t(v) VALUES (?1)", [v])
+        .expect("insert row");
+    replica.rows += 1;
+}
+
+/// Starts Litestream, writes, waits for the replica to hold every row, stops it; returns its log.
+fn run_once(replica: &mut LitestreamReplica, app: &Connection, run: usize) -> String {
+    let log_path = replica.dir.join(format!("litestream-run{run}.log"));
+    let mut child = LitestreamProcess::start(replica, &log_path);
+    for _ in 0..WRITES_PER_RUN {
+        write_row(app, replica, &format!("run{run}"));
+        std::thread::sleep(WRITE_SPACING);
+    }
+    wait_for_rows(replica, &mut child, &log_path);
+    child.stop();
+    fs::read_to_string(&log_path).expect("read litestream log")
+}
+
+/// While Litestream is down: checkpoint and truncate the WAL, then write, so the WAL header
+/// Litestream saw last no longer exists.
+fn reset_wal_while_stopped(replica: &mut LitestreamReplica, app: &Connection) {
+    let (busy, _, _): (i64, i64, i64) = app
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .expect("truncate checkpoint");
+    assert_eq!(
+        busy, 0,
+        "TRUNCATE checkpoint was blocked with Litestream stopped"
+    );
+    for _ in 0..WRITES_WHILE_STOPPED {
+        write_row(app, replica, "stopped");
+    }
+}
+
+/// Polls `litestream restore` until the restored copy has every row (or the deadline passes).
+fn wait_for_rows(replica: &LitestreamReplica, child: &mut LitestreamProcess, log: &Path) {
+    let deadline = Instant::now() + REPLICA_DEADLINE;
+    let mut attempt = 0;
+    loop {
+        child.assert_running(log);
+        attempt += 1;
+        let out = replica.dir.join(format!("probe-{attempt}.db"));
+        let last = match restored_rows(replica, &out) {
+            Ok(n) if n == replica.rows => return,
+            Ok(n) => format!("restored {n} of {} rows", replica.rows),
+            Err(e) => e,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "replica did not receive all {} rows in time; last probe: {last}",
+            replica.rows
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Restores the replica with Litestream into `out` and counts its rows; removes the probe files.
+fn restored_rows(replica: &LitestreamReplica, out: &Path) -> Result<i64, String> {
+    let output = Command::new(litestream_bin())
+        .arg("restore")
+        .arg("-config")
+        .arg(&replica.config_path)
+        .arg("-o")
+        .arg(out)
+        .arg(&replica.db_path)
+        .envs(replica.env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .map_err(|e| format!("run litestream restore: {e}"))?;
+    let result = if output.status.success() {
+        Connection::open(out)
+            .and_then(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)))
+            .map_err(|e| format!("read restored db: {e}"))
+    } else {
+        Err(format!(
+            "litestream restore failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    };
+    remove_probe(out);
+    result
+}
+
+fn remove_probe(out: &Path) {
+    for suffix in ["", "-wal", "-shm", ".tmp", ".tmp-wal", ".tmp-shm"] {
+        let mut p = out.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = fs::remove_file(PathBuf::from(p));
+    }
+}
+
+/// A running `litestream replicate`; killed on drop if a test panics before stopping it.
+struct LitestreamProcess {
+    child: Option<Child>,
+}
+
+impl LitestreamProcess {
+    fn start(replica: &LitestreamReplica, log: &Path) -> Self {
+        let log_file = fs::File::create(log).expect("create litestream log");
+        let err_file = log_file.try_clone().expect("clone log handle");
+        let child = Command::new(litestream_bin())
+            .arg("replicate")
+            .arg("-config")
+            .arg(&replica.config_path)
+            .envs(replica.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(err_file)
+            .spawn()
+            .expect("start litestream replicate");
+        LitestreamProcess { child: Some(child) }
+    }
+
+    fn assert_running(&mut self, log: &Path) {
+        let child = self.child.as_mut().expect("litestream child present");
+        if let Some(status) = child.try_wait().expect("poll litestream") {
+            let text = fs::read_to_string(log).unwrap_or_default();
+            panic!("litestream replicate exited early ({status}); log:\n{text}");
+        }
+    }
+
+    /// SIGTERM, then wait (with a deadline) for a clean exit 0.
+    fn stop(mut self) {
+        let mut child = self.child.take().expect("litestream child present");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + STOP_DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait().expect("poll litestream") {
+                assert!(
+                    status.success(),
+                    "litestream exited with {status} after SIGTERM"
+                );
+                return;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("litestream did not exit within {STOP_DEADLINE:?} of SIGTERM");
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for LitestreamProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

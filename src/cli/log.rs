@@ -447,7 +447,10 @@ mod tests {
         struct Outer(#[source] std::io::Error);
         let io = std::io::Error::other("connection refused");
         let err = anyhow::Error::new(Outer(io)).context("cannot fetch generations");
-        assert_eq!(error_text(&err), "cannot fetch generations: list x: connection refused");
+        assert_eq!(
+            error_text(&err),
+            "cannot fetch generations: list x: connection refused"
+        );
         let plain = anyhow::anyhow!("inner").context("outer");
         assert_eq!(error_text(&plain), "outer: inner");
     }

@@ -17,7 +17,9 @@ use super::duration::non_negative;
 use super::node::Section;
 use super::paths::{default_meta_path, normalize_db_path};
 use super::url::split_host_port;
-use super::{Config, ConfigError, DbConfig, LogLevel, LoggingConfig, ReplicaConfig};
+use super::{
+    Config, ConfigError, DbConfig, HttpConfig, LogLevel, LoggingConfig, ReplicaConfig,
+};
 
 const TOP_KEYS: &[&str] = &[
     "dbs",
@@ -26,6 +28,9 @@ const TOP_KEYS: &[&str] = &[
     "access-key-id",
     "secret-access-key",
     "logging",
+    "readiness-max-lag",
+    "http-token",
+    "http-protect-reads",
 ];
 const LOGGING_KEYS: &[&str] = &["level", "type", "stderr"];
 const DB_KEYS: &[&str] = &[
@@ -76,8 +81,27 @@ pub(crate) fn build_config(
         addr,
         exec: top.non_empty("exec")?,
         logging,
+        http: build_http(&top, env)?,
         source: None,
     })
+}
+
+/// walstream's HTTP keys: `readiness-max-lag` (default [`DEFAULT_READINESS_MAX_LAG`]),
+/// `http-token` (else `WALSTREAM_HTTP_TOKEN`), `http-protect-reads` (needs a token).
+fn build_http(top: &Section<'_>, env: EnvLookup<'_>) -> Result<HttpConfig, ConfigError> {
+    let mut http = HttpConfig::default();
+    if let Some(v) = top.duration("readiness-max-lag")? {
+        http.readiness_max_lag = non_negative(v);
+    }
+    http.token = top
+        .non_empty("http-token")?
+        .or_else(|| env(HTTP_TOKEN_ENV).filter(|v| !v.is_empty()));
+    http.protect_reads = top.bool("http-protect-reads")?.unwrap_or(false);
+    if http.protect_reads && http.token.is_none() {
+        let msg = format!("needs http-token (or {HTTP_TOKEN_ENV}) to be set");
+        return Err(top.err("http-protect-reads", msg));
+    }
+    Ok(http)
 }
 
 fn build_logging(

@@ -47,3 +47,11 @@ pub const LITESTREAM_CONFIG_PATH: &str = "/etc/litestream.yml";
 
 /// Preferred default config file of walstream; used when it exists.
 pub const WALSTREAM_CONFIG_PATH: &str = "/etc/walstream.yml";
+
+/// `readiness-max-lag` (walstream only): `/readyz` answers 503 once a replica's oldest commit not
+/// yet in storage is older than this. One minute tolerates a few failed upload rounds (backoff
+/// starts at 1 s) without flapping, yet reports a real outage quickly.
+pub const DEFAULT_READINESS_MAX_LAG: Duration = Duration::from_secs(60);
+
+/// Environment variable holding the HTTP bearer token when the config has no `http-token`.
+pub const HTTP_TOKEN_ENV: &str = "WALSTREAM_HTTP_TOKEN";

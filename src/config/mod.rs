@@ -3,7 +3,8 @@
 //!
 //! Invariant: everything outside this module receives fully-resolved, validated values
 //! ([`Config`], [`DbConfig`], [`ReplicaConfig`], [`ReplicaTarget`]); no other module reads
-//! configuration environment variables (`*_CONFIG`, `LITESTREAM_*`, `STORAGE_EMULATOR_HOST`).
+//! configuration environment variables (`*_CONFIG`, `LITESTREAM_*`, `STORAGE_EMULATOR_HOST`,
+//! `WALSTREAM_HTTP_TOKEN`).
 //!
 //! Files: `build.rs` (top level, logging, dbs), `build_replica.rs` (replicas), `node.rs` (typed
 //! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`, `duration.rs`,
@@ -45,8 +46,49 @@ pub struct Config {
     /// Subprocess command (`exec`).
     pub exec: Option<String>,
     pub logging: LoggingConfig,
+    /// walstream's HTTP settings (`readiness-max-lag`, `http-token`, `http-protect-reads`).
+    pub http: HttpConfig,
     /// Where the file was loaded from (absent for URL-mode commands).
     pub source: Option<PathBuf>,
+}
+
+/// walstream's own top-level HTTP keys (not in Litestream): readiness threshold and the bearer
+/// token that enables the mutating endpoints. The token never appears in `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// `/readyz` fails when a replica's oldest unreplicated commit is older than this.
+    pub readiness_max_lag: Duration,
+    /// `http-token`, else the environment variable [`HTTP_TOKEN_ENV`]; `None` = mutating
+    /// endpoints disabled.
+    pub token: Option<String>,
+    /// `http-protect-reads`: `/metrics` and the `/api/v1` GET endpoints also need the token.
+    pub protect_reads: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            readiness_max_lag: DEFAULT_READINESS_MAX_LAG,
+            token: None,
+            protect_reads: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("readiness_max_lag", &self.readiness_max_lag)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("protect_reads", &self.protect_reads)
+            .finish()
+    }
+}
+
+/// The HTTP token from the process environment ([`HTTP_TOKEN_ENV`]), for commands that run
+/// without a config file (`walstream status -addr URL`).
+pub fn http_token_from_env() -> Option<String> {
+    process_env(HTTP_TOKEN_ENV).filter(|v| !v.is_empty())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

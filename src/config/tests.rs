@@ -700,3 +700,37 @@ fn example_configs_all_load() {
     }
     assert!(seen >= 5, "expected the five example configs, found {seen}");
 }
+
+#[test]
+fn http_keys_defaults_env_token_and_validation() {
+    let c = ok("addr: \":9090\"\n").config;
+    assert_eq!(c.http, HttpConfig::default());
+    assert_eq!(c.http.readiness_max_lag, DEFAULT_READINESS_MAX_LAG);
+    assert_eq!(c.http.readiness_max_lag, secs(60));
+    assert_eq!((c.http.token.as_deref(), c.http.protect_reads), (None, false));
+
+    let c = ok("readiness-max-lag: 5s\nhttp-token: s3cret\nhttp-protect-reads: true\n").config;
+    assert_eq!(c.http.readiness_max_lag, secs(5));
+    assert_eq!(c.http.token.as_deref(), Some("s3cret"));
+    assert!(c.http.protect_reads);
+    assert!(!format!("{:?}", c.http).contains("s3cret"), "Debug leaks the token");
+
+    // The environment supplies the token only when the key is absent or empty.
+    let env = |name: &str| (name == HTTP_TOKEN_ENV).then(|| "from-env".to_string());
+    let from_env = |text: &str| {
+        parse_with_env(text, true, Some(Path::new(SRC)), &env)
+            .expect("valid")
+            .config
+            .http
+            .token
+    };
+    assert_eq!(from_env("addr: \":1\"\n").as_deref(), Some("from-env"));
+    assert_eq!(from_env("http-token: \"\"\n").as_deref(), Some("from-env"));
+    assert_eq!(from_env("http-token: mine\n").as_deref(), Some("mine"));
+
+    assert_eq!(
+        err("http-protect-reads: true\n"),
+        "config /etc/litestream.yml: http-protect-reads: needs http-token (or WALSTREAM_HTTP_TOKEN) to be set"
+    );
+    assert!(err("readiness-max-lag: 1d\n").contains("readiness-max-lag"));
+}

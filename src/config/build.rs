@@ -17,9 +17,7 @@ use super::duration::non_negative;
 use super::node::Section;
 use super::paths::{default_meta_path, normalize_db_path};
 use super::url::split_host_port;
-use super::{
-    Config, ConfigError, DbConfig, HttpConfig, LogLevel, LoggingConfig, ReplicaConfig,
-};
+use super::{Config, ConfigError, DbConfig, HttpConfig, LogLevel, LoggingConfig, ReplicaConfig};
 
 const TOP_KEYS: &[&str] = &[
     "dbs",

@@ -707,13 +707,19 @@ fn http_keys_defaults_env_token_and_validation() {
     assert_eq!(c.http, HttpConfig::default());
     assert_eq!(c.http.readiness_max_lag, DEFAULT_READINESS_MAX_LAG);
     assert_eq!(c.http.readiness_max_lag, secs(60));
-    assert_eq!((c.http.token.as_deref(), c.http.protect_reads), (None, false));
+    assert_eq!(
+        (c.http.token.as_deref(), c.http.protect_reads),
+        (None, false)
+    );
 
     let c = ok("readiness-max-lag: 5s\nhttp-token: s3cret\nhttp-protect-reads: true\n").config;
     assert_eq!(c.http.readiness_max_lag, secs(5));
     assert_eq!(c.http.token.as_deref(), Some("s3cret"));
     assert!(c.http.protect_reads);
-    assert!(!format!("{:?}", c.http).contains("s3cret"), "Debug leaks the token");
+    assert!(
+        !format!("{:?}", c.http).contains("s3cret"),
+        "Debug leaks the token"
+    );
 
     // The environment supplies the token only when the key is absent or empty.
     let env = |name: &str| (name == HTTP_TOKEN_ENV).then(|| "from-env".to_string());

@@ -127,6 +127,8 @@ impl Shared {
             c.seconds += elapsed;
             if !matches!(result, Ok(Some(_))) {
                 c.error_count += 1;
+            } else {
+                s.last_checkpoint = Some((std::time::SystemTime::now(), mode));
             }
         });
         result

@@ -105,6 +105,8 @@ pub struct DbStats {
     pub checkpoints: [CheckpointStats; 3],
     /// Largest copy buffer allocation (bytes) used to copy frames: bounded whatever the WAL size.
     pub max_copy_buffer: usize,
+    /// When walstream's last successful checkpoint finished, and its mode (HTTP status API).
+    pub last_checkpoint: Option<(SystemTime, CheckpointMode)>,
 }
 
 impl DbStats {

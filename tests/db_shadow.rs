@@ -93,10 +93,12 @@ struct Fixture {
     app: App,
 }
 
+/// A database with one committed row.
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("app.db");
     let app = App::open(&path);
+    app.insert(1, 10);
     Fixture {
         _dir: dir,
         path,
@@ -118,6 +120,16 @@ async fn opened(cfg: &DbConfig) -> Arc<Db> {
     let db = Db::new(cfg);
     db.open().await.expect("open db");
     db
+}
+
+/// [`fixture`] attached with `tune(cfg)` and synced once.
+async fn started(tune: impl FnOnce(&mut DbConfig)) -> (Fixture, DbConfig, Arc<Db>, Pos) {
+    let f = fixture();
+    let mut cfg = db_config(&f.path);
+    tune(&mut cfg);
+    let db = opened(&cfg).await;
+    let pos = db.sync().await.expect("first sync").pos;
+    (f, cfg, db, pos)
 }
 
 /// The shadow of `pos.index` is exactly the real WAL's first `pos.offset` bytes.
@@ -266,10 +278,7 @@ async fn sync_copies_exactly_the_committed_frames() {
 
 #[tokio::test]
 async fn uncommitted_trailing_frames_are_not_copied() {
-    let f = fixture();
-    f.app.insert(1, 10);
-    let db = opened(&db_config(&f.path)).await;
-    let committed = db.sync().await.expect("sync").pos;
+    let (f, _, db, committed) = started(|_| {}).await;
     // A tiny page cache makes SQLite spill the open transaction's pages into the WAL.
     f.app
         .conn
@@ -302,10 +311,7 @@ async fn uncommitted_trailing_frames_are_not_copied() {
 
 #[tokio::test]
 async fn a_64_mib_transaction_is_copied_with_bounded_buffers() {
-    let f = fixture();
-    f.app.insert(1, 10);
-    let db = opened(&db_config(&f.path)).await;
-    db.sync().await.expect("first sync");
+    let (f, _, db, _) = started(|_| {}).await;
     f.app.insert(64, 1 << 20);
     let out = db.sync().await.expect("sync");
     let wal = wal_path(&f.path);
@@ -354,7 +360,6 @@ fn assert_files_equal_prefix(shadow: &Path, real: &Path) {
 #[tokio::test]
 async fn checkpoint_at_min_page_count_starts_the_next_index() {
     let f = fixture();
-    f.app.insert(1, 10);
     let mut cfg = db_config(&f.path);
     cfg.min_checkpoint_page_count = 8;
     let db = opened(&cfg).await;
@@ -390,18 +395,16 @@ async fn checkpoint_at_min_page_count_starts_the_next_index() {
 
 #[tokio::test]
 async fn restart_threshold_resets_the_wal() {
-    let f = fixture();
-    f.app.insert(1, 10);
-    let mut cfg = db_config(&f.path);
-    cfg.min_checkpoint_page_count = 4;
-    cfg.max_checkpoint_page_count = 6;
-    let db = opened(&cfg).await;
-    let first = db.sync().await.expect("first sync");
+    let (f, _, db, first) = started(|c| {
+        c.min_checkpoint_page_count = 4;
+        c.max_checkpoint_page_count = 6;
+    })
+    .await;
     let restarts = db.stats().checkpoint(CheckpointMode::Restart).count;
     f.app.insert(20, 1000);
     let out = db.sync().await.expect("sync");
     assert_eq!(out.checkpoint, Some(CheckpointMode::Restart));
-    assert_eq!(out.pos.index, first.pos.index + 1);
+    assert_eq!(out.pos.index, first.index + 1);
     assert_shadow_is_wal_prefix(&db, &out.pos);
     assert_eq!(
         db.stats().checkpoint(CheckpointMode::Restart).count,
@@ -422,7 +425,6 @@ fn age_db_file(path: &Path, age: Duration) {
 #[tokio::test]
 async fn checkpoint_interval_applies_to_an_idle_database_file() {
     let f = fixture();
-    f.app.insert(1, 10);
     let mut cfg = db_config(&f.path);
     cfg.checkpoint_interval = Duration::from_secs(60);
     let db = opened(&cfg).await;
@@ -448,10 +450,7 @@ async fn checkpoint_interval_applies_to_an_idle_database_file() {
 
 #[tokio::test]
 async fn an_app_checkpoint_cannot_reset_the_wal_while_attached() {
-    let f = fixture();
-    f.app.insert(2, 100);
-    let db = opened(&db_config(&f.path)).await;
-    let first = db.sync().await.expect("sync");
+    let (f, _, db, first) = started(|_| {}).await;
     f.app.insert(5, 3000);
     let wal_before = read(db.wal_path());
     f.app
@@ -479,7 +478,7 @@ async fn an_app_checkpoint_cannot_reset_the_wal_while_attached() {
     assert_eq!(out.new_generation, None);
     assert_eq!(
         (out.pos.generation.as_str(), out.pos.index),
-        (first.pos.generation.as_str(), 0)
+        (first.generation.as_str(), 0)
     );
     assert_shadow_is_wal_prefix(&db, &out.pos);
 }
@@ -488,12 +487,7 @@ async fn an_app_checkpoint_cannot_reset_the_wal_while_attached() {
 /// snapshot plus every shadow index, replayed in order, must give the writer's final database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writer_loses_no_transaction_across_checkpoints() {
-    let f = fixture();
-    f.app.insert(1, 10);
-    let mut cfg = db_config(&f.path);
-    cfg.min_checkpoint_page_count = 3;
-    let db = opened(&cfg).await;
-    db.sync().await.expect("first sync");
+    let (f, _, db, _) = started(|c| c.min_checkpoint_page_count = 3).await;
     let base = f._dir.path().join("restore.db");
     let start = {
         let guard = db.begin_snapshot().await.expect("snapshot");
@@ -556,12 +550,7 @@ async fn concurrent_writer_loses_no_transaction_across_checkpoints() {
 
 #[tokio::test]
 async fn a_snapshot_guard_blocks_checkpoints_until_dropped() {
-    let f = fixture();
-    f.app.insert(1, 10);
-    let mut cfg = db_config(&f.path);
-    cfg.min_checkpoint_page_count = 4;
-    let db = opened(&cfg).await;
-    db.sync().await.expect("first sync");
+    let (f, _, db, _) = started(|c| c.min_checkpoint_page_count = 4).await;
     let guard = db.begin_snapshot().await.expect("snapshot");
     assert_eq!(db.state().pos.as_ref(), Some(&guard.pos));
     let mut head = [0u8; 16];
@@ -610,13 +599,12 @@ fn shadow_indices(db: &Db, generation: &str) -> Vec<u32> {
 
 #[tokio::test]
 async fn shadow_files_are_removed_below_the_lowest_replica_floor_minus_one() {
-    let f = fixture();
-    f.app.insert(1, 10);
-    let mut cfg = db_config(&f.path);
-    cfg.min_checkpoint_page_count = 2;
-    cfg.replicas = vec![replica("a", f._dir.path()), replica("b", f._dir.path())];
-    let db = opened(&cfg).await;
-    let mut pos = db.sync().await.expect("sync").pos;
+    let (f, _, db, mut pos) = started(|c| {
+        c.min_checkpoint_page_count = 2;
+        let dir = c.path.parent().expect("db dir").to_path_buf();
+        c.replicas = vec![replica("a", &dir), replica("b", &dir)];
+    })
+    .await;
     while pos.index < 6 {
         f.app.insert(3, 1000);
         pos = db.sync().await.expect("sync").pos;
@@ -651,11 +639,7 @@ async fn shadow_files_are_removed_below_the_lowest_replica_floor_minus_one() {
 
 #[tokio::test]
 async fn restart_on_an_intact_meta_dir_continues_the_generation() {
-    let f = fixture();
-    f.app.insert(2, 500);
-    let cfg = db_config(&f.path);
-    let db = opened(&cfg).await;
-    db.sync().await.expect("sync");
+    let (f, cfg, db, _) = started(|_| {}).await;
     f.app.insert(2, 500);
     let before = db.sync().await.expect("sync").pos;
     db.close().await.expect("close");
@@ -673,7 +657,8 @@ async fn restart_on_an_intact_meta_dir_continues_the_generation() {
 
 /// Opens, syncs two transactions, closes the app and walstream (walstream last, so the WAL
 /// stays), and returns the config and the last position.
-async fn stopped_with_shadow(f: Fixture) -> (tempfile::TempDir, DbConfig, Pos) {
+async fn stopped_with_shadow() -> (tempfile::TempDir, DbConfig, Pos) {
+    let f = fixture();
     let cfg = db_config(&f.path);
     let db = opened(&cfg).await;
     db.sync().await.expect("sync");
@@ -693,9 +678,7 @@ async fn reason_after_restart(cfg: &DbConfig) -> (Option<&'static str>, Pos) {
 
 #[tokio::test]
 async fn wal_truncated_while_stopped_is_detected() {
-    let f = fixture();
-    f.app.insert(1, 10);
-    let (_dir, cfg, old) = stopped_with_shadow(f).await;
+    let (_dir, cfg, old) = stopped_with_shadow().await;
     let wal = fs::OpenOptions::new()
         .write(true)
         .open(wal_path(&cfg.path))
@@ -708,9 +691,7 @@ async fn wal_truncated_while_stopped_is_detected() {
 
 #[tokio::test]
 async fn wal_overwritten_while_stopped_is_detected() {
-    let f = fixture();
-    f.app.insert(1, 10);
-    let (_dir, cfg, old) = stopped_with_shadow(f).await;
+    let (_dir, cfg, old) = stopped_with_shadow().await;
     let mut wal = read(&wal_path(&cfg.path));
     wal[old.offset as usize - 100] ^= 0xff;
     fs::write(wal_path(&cfg.path), &wal).expect("rewrite wal");
@@ -721,9 +702,7 @@ async fn wal_overwritten_while_stopped_is_detected() {
 
 #[tokio::test]
 async fn wal_deleted_while_stopped_clears_the_generation() {
-    let f = fixture();
-    f.app.insert(1, 10);
-    let (_dir, cfg, old) = stopped_with_shadow(f).await;
+    let (_dir, cfg, old) = stopped_with_shadow().await;
     fs::remove_file(wal_path(&cfg.path)).expect("delete wal");
     let (why, pos) = reason_after_restart(&cfg).await;
     assert_eq!(why, Some(reason::NO_GENERATION));
@@ -775,9 +754,7 @@ fn log_lines(needle: &str) -> Vec<String> {
 #[tokio::test]
 async fn generation_changes_are_logged_with_generation_and_reason() {
     log_lines("install");
-    let f = fixture();
-    f.app.insert(1, 10);
-    let (_dir, cfg, old) = stopped_with_shadow(f).await;
+    let (_dir, cfg, old) = stopped_with_shadow().await;
     let db_label = cfg.path.display().to_string();
     let first: Vec<_> = log_lines(&db_label);
     let created = first
@@ -862,7 +839,6 @@ async fn each_damaged_shadow_state_has_its_reason() {
 #[tokio::test]
 async fn a_commit_wakes_the_watcher() {
     let f = fixture();
-    f.app.insert(1, 10);
     let db = opened(&db_config(&f.path)).await;
     let first = db.sync().await.expect("sync").pos;
     let mut changes = db.watch_changes();

@@ -80,8 +80,12 @@ fn start(db_path: &Path, notify: Arc<Notify>) -> notify::Result<RecommendedWatch
     Ok(watcher)
 }
 
-/// A content change of one of `names` (file names inside the watched directory).
+/// A content change of one of `names` (file names inside the watched directory), or a
+/// notice that events were lost.
 fn is_relevant(event: &Event, names: &[OsString]) -> bool {
+    if event.need_rescan() {
+        return true; // events were dropped (queue overflow): assume a change
+    }
     let kind_matters = match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
         EventKind::Access(_) => false,
@@ -126,6 +130,8 @@ mod tests {
         assert!(is_relevant(&event(closed, "/d/app.db-wal"), &n));
         let chmod = EventKind::Modify(ModifyKind::Metadata(MetadataKind::Permissions));
         assert!(!is_relevant(&event(chmod, "/d/app.db"), &n));
+        let overflow = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
+        assert!(is_relevant(&overflow, &n));
     }
 
     #[tokio::test]

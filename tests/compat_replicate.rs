@@ -1,0 +1,439 @@
+//! Replica compatibility of `walstream replicate` with the real Litestream, on every backend
+//! (file, S3/moto, Azure/azurite, GCS/fake-gcs-server):
+//! - a database replicated by walstream through inserts, updates, deletes, a transaction larger
+//!   than 4 MiB (several LZ4 blocks, multipart upload), enough writes to roll many WAL indexes, a
+//!   restart (same generation), and a forced new generation (WAL reset while walstream is down)
+//!   is restored by `litestream restore` v0.3.13 — and by v0.5.17 on the backends v0.5 reads v0.3
+//!   replicas from (file, S3; spec §11) — to content equal to the source, with
+//!   `PRAGMA integrity_check` = ok;
+//! - `litestream generations|snapshots|wal` list walstream's replica exactly like walstream does
+//!   (and, on the file backend, like the files on disk);
+//! - hand-over both ways: Litestream → walstream and walstream → Litestream continue the same
+//!   generation without a new snapshot, and the result restores to the source.
+//!
+//! Needs the servers and binaries of `scripts/test.sh` (`WALSTREAM_TEST_*`).
+
+mod common;
+#[path = "replicate_support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rusqlite::Connection;
+
+use common::{Backend, litestream_bin, litestream5_bin, unique_name, walstream_bin};
+use support::*;
+
+/// One database replicated to one backend, with the config both tools read.
+struct Case {
+    backend: Backend,
+    dir: tempfile::TempDir,
+    prefix: String,
+}
+
+impl Case {
+    fn new(backend: Backend) -> Case {
+        Case {
+            backend,
+            dir: tempfile::tempdir().expect("tempdir"),
+            prefix: unique_name(&format!("replicate-{}", backend.name())),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        std::fs::canonicalize(self.dir.path()).expect("canonicalize")
+    }
+
+    fn db(&self) -> PathBuf {
+        self.path().join("app.db")
+    }
+
+    fn replica_dir(&self) -> PathBuf {
+        self.path().join("replica")
+    }
+
+    /// The config for both tools: fast intervals, WAL indexes rolling every few writes.
+    fn config(&self) -> String {
+        let path = self.path().join("replicate.yml");
+        if !path.exists() {
+            let replica = self
+                .backend
+                .replica_list_item(&self.prefix, &self.replica_dir(), 6);
+            let text = format!(
+                "dbs:\n  - path: {}\n    monitor-interval: 50ms\n    min-checkpoint-page-count: 16\n    replicas:\n{replica}        sync-interval: 100ms\n",
+                self.db().display()
+            );
+            std::fs::write(&path, text).expect("write config");
+        }
+        path.display().to_string()
+    }
+
+    fn walstream(&self) -> Proc {
+        walstream_env(
+            &self.path(),
+            &["-config", &self.config()],
+            &self.backend.env_for_walstream(),
+        )
+    }
+
+    fn litestream(&self) -> Proc {
+        litestream_env(
+            &self.path(),
+            &["-config", &self.config()],
+            &self.backend.env_for_litestream(),
+        )
+    }
+
+    /// `litestream restore` v0.3.13 through the config.
+    fn restore3(&self, name: &str) -> Vec<(i64, String)> {
+        let db = self.db().display().to_string();
+        let out = self.path().join(name);
+        let env = self.backend.env_for_litestream();
+        restore_with(
+            &litestream_bin(),
+            &env,
+            &["-config", &self.config(), &db],
+            &out,
+        )
+    }
+
+    /// `litestream restore` v0.5.17 (v0.3 replicas: file and S3 clients only).
+    fn restore5(&self, name: &str) -> Vec<(i64, String)> {
+        let cfg = self.path().join("litestream5.yml");
+        let replica = self.backend.replica_yaml(&self.prefix, &self.replica_dir());
+        let indented: String = replica.lines().map(|l| format!("      {l}\n")).collect();
+        let text = format!(
+            "dbs:\n  - path: {}\n    replica:\n{indented}",
+            self.db().display()
+        );
+        std::fs::write(&cfg, text).expect("write v0.5 config");
+        let db = self.db().display().to_string();
+        let out = self.path().join(name);
+        let cfg = cfg.display().to_string();
+        let env = self.backend.env_for_litestream();
+        restore_with(&litestream5_bin(), &env, &["-config", &cfg, &db], &out)
+    }
+
+    /// stdout of `BIN <cmd> -config C DB` (a listing command); must succeed.
+    fn listing(&self, bin: &Path, env: &[(String, String)], cmd: &str) -> String {
+        let db = self.db().display().to_string();
+        let out = common::run(
+            Command::new(bin)
+                .args([cmd, "-config", &self.config(), &db])
+                .envs(env.iter().map(|(k, v)| (k, v))),
+        );
+        common::stdout_text(&out)
+    }
+
+    /// Polls `litestream restore` until the replica holds exactly the source's content. Litestream
+    /// v0.3.13 can hang or fail at shutdown when SIGTERM arrives in the middle of an upload, so
+    /// it is only stopped once idle.
+    fn wait_replicated(&self) {
+        let want = content(&self.db());
+        let mut n = 0;
+        poll_until("the replica to hold every row", || {
+            n += 1;
+            let out = self.path().join(format!("probe-{n}.db"));
+            let db = self.db().display().to_string();
+            let res = Command::new(litestream_bin())
+                .args(["restore", "-o"])
+                .arg(&out)
+                .args(["-config", &self.config(), &db])
+                .envs(self.backend.env_for_litestream())
+                .output()
+                .expect("run litestream restore");
+            res.status.success() && content(&out) == want
+        });
+    }
+
+    fn litestream_listing(&self, cmd: &str) -> String {
+        self.listing(&litestream_bin(), &self.backend.env_for_litestream(), cmd)
+    }
+
+    fn walstream_listing(&self, cmd: &str) -> String {
+        self.listing(&walstream_bin(), &self.backend.env_for_walstream(), cmd)
+    }
+}
+
+/// Table rows split into fields, header dropped.
+fn table(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// The application schema and a connection for writes. The application never checkpoints by
+/// itself (`wal_autocheckpoint=0`): otherwise a commit in the gap between one replicator's exit
+/// and the next one's attach could reset the WAL, which rightly starts a new generation and would
+/// make the "same generation" checks racy.
+fn app(db: &Path) -> Connection {
+    let c = open_app(db);
+    c.execute_batch("PRAGMA wal_autocheckpoint=0;")
+        .expect("disable autocheckpoint");
+    c.execute_batch("CREATE TABLE IF NOT EXISTS blobs(id INTEGER PRIMARY KEY, b BLOB NOT NULL);")
+        .expect("create blobs");
+    c
+}
+
+/// Inserts ids `from..to`, one transaction each, spaced by a few milliseconds so the 100 ms
+/// upload rounds cut them into many segments (workload shaping, not waiting).
+fn insert_range(c: &Connection, from: i64, to: i64) {
+    for id in from..to {
+        insert(c, id);
+        std::thread::sleep(std::time::Duration::from_millis(3));
+    }
+}
+
+/// Updates and deletes spread over the table, then one transaction of more than 4 MiB of
+/// incompressible data (several 4 MiB LZ4 blocks; a multipart upload on object stores).
+fn mixed_changes(c: &Connection, big_id: i64) {
+    c.execute("UPDATE t SET v = v || '-updated' WHERE id % 3 = 0", [])
+        .expect("update");
+    c.execute("DELETE FROM t WHERE id % 5 = 0", [])
+        .expect("delete");
+    c.execute_batch("BEGIN").expect("begin");
+    for i in 0..80 {
+        c.execute(
+            "INSERT INTO blobs(id, b) VALUES (?1, randomblob(65536))",
+            [big_id * 1000 + i],
+        )
+        .expect("insert blob");
+    }
+    c.execute_batch("COMMIT").expect("commit");
+}
+
+/// Every row of both tables plus a digest of the blobs, for comparing databases.
+fn content(db: &Path) -> (Vec<(i64, String)>, Vec<(i64, i64, String)>) {
+    let c = Connection::open(db).expect("open");
+    assert_eq!(integrity(&c), "ok", "{}", db.display());
+    let mut st = c
+        .prepare("SELECT id, length(b), hex(substr(b, 1, 16)) || hex(substr(b, -16)) FROM blobs ORDER BY id")
+        .expect("prepare");
+    let blobs = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("blobs");
+    (rows(&c), blobs)
+}
+
+/// Runs the whole replication story; returns the number of `t` rows ever inserted.
+fn replicate_story(case: &Case) {
+    let c = app(&case.db());
+    let ws = case.walstream();
+    insert_range(&c, 1, 150);
+    mixed_changes(&c, 1);
+    insert_range(&c, 150, 300);
+    let log = ws.stop();
+    assert!(log.contains("sync: new generation"), "{log}");
+
+    // Restart: same generation, no new snapshot.
+    let generations = table(&case.litestream_listing("generations"));
+    let snapshots = case.litestream_listing("snapshots");
+    let ws = case.walstream();
+    insert_range(&c, 300, 400);
+    let log = ws.stop();
+    assert!(!log.contains("new generation"), "{log}");
+    assert_eq!(
+        table(&case.litestream_listing("generations")).len(),
+        generations.len()
+    );
+    assert_eq!(
+        case.litestream_listing("snapshots"),
+        snapshots,
+        "restart took a snapshot"
+    );
+
+    // WAL reset while walstream is down: the next start must begin a new generation.
+    let (busy, _, _): (i64, i64, i64) = c
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .expect("checkpoint");
+    assert_eq!(busy, 0);
+    insert_range(&c, 400, 420);
+    let ws = case.walstream();
+    insert_range(&c, 420, 500);
+    mixed_changes(&c, 2);
+    insert_range(&c, 500, 600);
+    let log = ws.stop();
+    assert!(log.contains("sync: new generation"), "{log}");
+}
+
+/// Drops the columns that may legitimately differ between the two tools' listings: `lag` of
+/// `generations` (measured at different instants) and, on Azure, every timestamp — Litestream
+/// reads a blob's `CreationTime` while object_store only exposes `Last-Modified`, which azurite
+/// sets when a multipart (block list) upload commits, up to a second later.
+fn comparable(case: &Case, cmd: &str, text: &str) -> Vec<Vec<String>> {
+    let abs = case.backend == Backend::Abs;
+    let drop: &[usize] = match (cmd, abs) {
+        ("generations", false) => &[2],
+        ("generations", true) => &[2, 3, 4],
+        ("snapshots", true) => &[4],
+        ("wal", true) => &[5],
+        _ => &[],
+    };
+    table(text)
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .enumerate()
+                .filter(|(i, _)| !drop.contains(i))
+                .map(|(_, f)| f)
+                .collect()
+        })
+        .collect()
+}
+
+fn assert_listings_match(case: &Case) {
+    for cmd in ["snapshots", "wal", "generations"] {
+        let lt = case.litestream_listing(cmd);
+        let ws = case.walstream_listing(cmd);
+        if case.backend != Backend::Abs && cmd != "generations" {
+            assert_eq!(lt, ws, "{cmd}");
+        }
+        assert_eq!(
+            comparable(case, cmd, &lt),
+            comparable(case, cmd, &ws),
+            "{cmd}"
+        );
+    }
+    assert_eq!(table(&case.litestream_listing("generations")).len(), 2);
+    let wal = table(&case.litestream_listing("wal"));
+    let indexes: std::collections::BTreeSet<(String, String)> =
+        wal.iter().map(|r| (r[1].clone(), r[2].clone())).collect();
+    assert!(wal.len() >= 20, "few segments: {wal:?}");
+    assert!(indexes.len() >= 4, "WAL indexes did not roll: {indexes:?}");
+    if case.backend == Backend::File {
+        // Ground truth: one `wal` row per segment file, sizes equal.
+        let mut files = Vec::new();
+        for g in list(&case.replica_dir().join("generations")) {
+            let dir = case.replica_dir().join("generations").join(&g).join("wal");
+            for name in list(&dir) {
+                let size = std::fs::metadata(dir.join(&name)).expect("stat").len();
+                files.push((g.clone(), name, size));
+            }
+        }
+        assert_eq!(files.len(), wal.len());
+        for (row, (g, name, size)) in wal.iter().zip(&files) {
+            let want = format!(
+                "{:08x}_{:08x}.wal.lz4",
+                row[2].parse::<u32>().expect("index"),
+                row[3].parse::<u64>().expect("offset")
+            );
+            assert_eq!((&row[1], &want, &row[4]), (g, name, &size.to_string()));
+        }
+    }
+}
+
+fn compat(backend: Backend) {
+    let case = Case::new(backend);
+    replicate_story(&case);
+    let source = content(&case.db());
+    // ids 1..=599, minus the multiples of 5 up to 499 deleted by the two mixed_changes.
+    assert_eq!(source.0.len(), 500, "source rows");
+    let restored = case.restore3("restored3.db");
+    assert_eq!(restored, source.0);
+    assert_eq!(content(&case.path().join("restored3.db")), source);
+    if matches!(backend, Backend::File | Backend::S3) {
+        case.restore5("restored5.db");
+        assert_eq!(content(&case.path().join("restored5.db")), source);
+    }
+    assert_listings_match(&case);
+}
+
+/// Litestream writes first, walstream continues: same generation, no new snapshot.
+fn handover_from_litestream(backend: Backend) {
+    let case = Case::new(backend);
+    let c = app(&case.db());
+    let lt = case.litestream();
+    insert_range(&c, 1, 100);
+    mixed_changes(&c, 1);
+    case.wait_replicated();
+    lt.stop_litestream();
+    let generations = case.litestream_listing("generations");
+    let snapshots = case.litestream_listing("snapshots");
+    assert_eq!(table(&generations).len(), 1);
+    let ws = case.walstream();
+    insert_range(&c, 100, 200);
+    let log = ws.stop();
+    assert!(!log.contains("new generation"), "{log}");
+    assert!(!log.contains("write snapshot"), "{log}");
+    assert_eq!(table(&case.litestream_listing("generations")).len(), 1);
+    assert_eq!(case.litestream_listing("snapshots"), snapshots);
+    case.restore3("restored.db");
+    assert_eq!(
+        content(&case.path().join("restored.db")),
+        content(&case.db())
+    );
+}
+
+/// walstream writes first, Litestream continues: same generation, no new snapshot.
+fn handover_to_litestream(backend: Backend) {
+    let case = Case::new(backend);
+    let c = app(&case.db());
+    let ws = case.walstream();
+    insert_range(&c, 1, 100);
+    mixed_changes(&c, 1);
+    ws.stop();
+    let snapshots = case.litestream_listing("snapshots");
+    assert_eq!(table(&case.litestream_listing("generations")).len(), 1);
+    let lt = case.litestream();
+    insert_range(&c, 100, 200);
+    case.wait_replicated();
+    let log = lt.stop_litestream();
+    assert!(!log.contains("new generation"), "{log}");
+    assert_eq!(table(&case.litestream_listing("generations")).len(), 1);
+    assert_eq!(case.litestream_listing("snapshots"), snapshots);
+    case.restore3("restored.db");
+    assert_eq!(
+        content(&case.path().join("restored.db")),
+        content(&case.db())
+    );
+}
+
+#[test]
+fn compat_file() {
+    compat(Backend::File);
+}
+
+#[test]
+fn compat_s3() {
+    compat(Backend::S3);
+}
+
+#[test]
+fn compat_abs() {
+    compat(Backend::Abs);
+}
+
+#[test]
+fn compat_gcs() {
+    compat(Backend::Gcs);
+}
+
+#[test]
+fn handover_file() {
+    handover_from_litestream(Backend::File);
+    handover_to_litestream(Backend::File);
+}
+
+#[test]
+fn handover_s3() {
+    handover_from_litestream(Backend::S3);
+    handover_to_litestream(Backend::S3);
+}
+
+#[test]
+fn handover_abs() {
+    handover_from_litestream(Backend::Abs);
+    handover_to_litestream(Backend::Abs);
+}
+
+#[test]
+fn handover_gcs() {
+    handover_from_litestream(Backend::Gcs);
+    handover_to_litestream(Backend::Gcs);
+}

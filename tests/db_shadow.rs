@@ -230,6 +230,25 @@ async fn a_rollback_journal_database_is_converted_to_wal() {
     assert_eq!(tables, ["_litestream_lock", "_litestream_seq", "t"]);
 }
 
+#[tokio::test]
+async fn meta_files_take_the_database_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture();
+    let dir = f.path.parent().expect("db dir");
+    fs::set_permissions(&f.path, fs::Permissions::from_mode(0o640)).expect("chmod db");
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o750)).expect("chmod dir");
+    let cfg = db_config(&f.path);
+    let db = opened(&cfg).await;
+    let pos = db.sync().await.expect("sync").pos;
+    let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&db.shadow_wal_path(&pos.generation, 0)), 0o640);
+    assert_eq!(mode(&cfg.meta_path.join("generation")), 0o640);
+    assert_eq!(mode(&cfg.meta_path), 0o750);
+    let generation_dir = cfg.meta_path.join("generations").join(&pos.generation);
+    assert_eq!(mode(&generation_dir), 0o750);
+    assert_eq!(mode(&generation_dir.join("wal")), 0o750);
+}
+
 // ---------------------------------------------------------------------------------------------
 // shadow WAL copying
 

@@ -872,63 +872,63 @@ async fn a_commit_wakes_the_watcher() {
 // ---------------------------------------------------------------------------------------------
 // hand-over from the real Litestream v0.3.13
 
-#[tokio::test]
-async fn continues_the_generation_left_by_litestream() {
-    let bin = common::litestream_bin();
-    let f = fixture();
-    f.app.insert(2, 500);
-    let cfg = db_config(&f.path);
-    let yaml = f._dir.path().join("litestream.yml");
-    let replica_dir = f._dir.path().join("replica");
-    fs::write(
-        &yaml,
-        format!(
-            "dbs:\n  - path: {}\n    replicas:\n      - path: {}\n",
-            f.path.display(),
-            replica_dir.display()
-        ),
-    )
-    .expect("write config");
-    let mut child = Command::new(&bin)
+/// Runs the real Litestream on `yaml`, logging to `log`.
+fn start_litestream(yaml: &Path, log: &Path) -> std::process::Child {
+    let out = fs::File::create(log).expect("create log");
+    let err = out.try_clone().expect("clone log");
+    Command::new(common::litestream_bin())
         .args(["replicate", "-config"])
-        .arg(&yaml)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .arg(yaml)
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
         .spawn()
-        .expect("start litestream");
-    let generation_file = cfg.meta_path.join("generation");
-    let shadow_caught_up = || {
-        common::wait_for(
-            "litestream shadow WAL to catch up",
-            Duration::from_secs(60),
-            || {
-                let generation = fs::read_to_string(&generation_file).ok()?;
-                let shadow = cfg
-                    .meta_path
-                    .join("generations")
-                    .join(generation.trim())
-                    .join("wal");
-                let newest = fs::read_dir(&shadow)
-                    .ok()?
-                    .flatten()
-                    .map(|e| e.path())
-                    .max()?;
-                let len = fs::metadata(&newest).ok()?.len();
-                let wal = fs::metadata(wal_path(&cfg.path)).ok()?.len();
-                (len == align(wal, 4096) && len > 32).then_some((generation, newest, len))
-            },
-        )
-    };
-    shadow_caught_up();
-    f.app.insert(3, 700);
-    let (generation, newest, len) = shadow_caught_up();
+        .expect("start litestream")
+}
+
+fn stop_litestream(mut child: std::process::Child) {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .expect("signal litestream");
     child.wait().expect("litestream exits");
-    let generation_bytes = read(&generation_file);
-    assert_eq!(generation_bytes, generation.as_bytes());
+}
+
+/// Waits until the newest shadow WAL of the current generation covers the whole real WAL;
+/// returns (generation file content, newest shadow path, its length).
+fn shadow_caught_up(cfg: &DbConfig) -> (String, PathBuf, u64) {
+    common::wait_for("shadow WAL to catch up", Duration::from_secs(60), || {
+        let generation = fs::read_to_string(cfg.meta_path.join("generation")).ok()?;
+        let dir = cfg
+            .meta_path
+            .join("generations")
+            .join(generation.trim())
+            .join("wal");
+        let newest = fs::read_dir(&dir).ok()?.flatten().map(|e| e.path()).max()?;
+        let len = fs::metadata(&newest).ok()?.len();
+        let wal = fs::metadata(wal_path(&cfg.path)).ok()?.len();
+        (len == align(wal, 4096) && len > 32).then_some((generation, newest, len))
+    })
+}
+
+/// Litestream → walstream → Litestream on one database: each continues the other's generation,
+/// index and offset.
+#[tokio::test]
+async fn hands_over_the_generation_with_litestream_both_ways() {
+    let f = fixture();
+    let cfg = db_config(&f.path);
+    let yaml = f._dir.path().join("litestream.yml");
+    let config = format!(
+        "dbs:\n  - path: {}\n    replicas:\n      - path: {}\n",
+        f.path.display(),
+        f._dir.path().join("replica").display()
+    );
+    fs::write(&yaml, config).expect("write config");
+    let log = f._dir.path().join("litestream.log");
+    let child = start_litestream(&yaml, &log);
+    shadow_caught_up(&cfg);
+    f.app.insert(3, 700);
+    let (generation, newest, len) = shadow_caught_up(&cfg);
+    stop_litestream(child);
 
     let db = opened(&cfg).await;
     let out = db.sync().await.expect("sync after hand-over");
@@ -941,18 +941,28 @@ async fn continues_the_generation_left_by_litestream() {
         db.shadow_wal_path(&out.pos.generation, out.pos.index),
         newest
     );
-    assert!(out.pos.offset >= len);
+    assert_eq!(out.pos.offset, len);
     f.app.insert(2, 700);
-    let next = db.sync().await.expect("sync");
+    let ours = db.sync().await.expect("sync").pos;
     assert_eq!(
-        (next.pos.generation.as_str(), next.pos.index),
+        (ours.generation.as_str(), ours.index),
         (out.pos.generation.as_str(), out.pos.index)
     );
-    assert!(next.pos.offset > out.pos.offset);
-    assert_shadow_is_wal_prefix(&db, &next.pos);
+    assert!(ours.offset > out.pos.offset);
+    assert_shadow_is_wal_prefix(&db, &ours);
+    db.close().await.expect("close");
+
+    let back = f._dir.path().join("litestream-again.log");
+    let child = start_litestream(&yaml, &back);
+    f.app.insert(2, 700);
+    let (again, newest, len) = shadow_caught_up(&cfg);
+    stop_litestream(child);
     assert_eq!(
-        read(&generation_file),
-        generation_bytes,
-        "generation file unchanged"
+        again, generation,
+        "Litestream continued walstream's generation"
     );
+    assert_eq!(newest, db.shadow_wal_path(&ours.generation, ours.index));
+    assert!(len > ours.offset);
+    let text = fs::read_to_string(&back).expect("litestream log");
+    assert!(!text.contains("new generation"), "{text}");
 }

@@ -294,3 +294,42 @@ fn empty_config_keeps_running_until_signal() {
     let log = ws.stop();
     assert!(log.contains("walstream shut down"), "{log}");
 }
+
+#[test]
+fn non_sqlite_database_fails_alone_and_missing_database_is_awaited() {
+    let s = Setup::new();
+    let bad = s.path().join("bad.db");
+    std::fs::write(&bad, vec![b'x'; 8192]).expect("write garbage");
+    let late = s.path().join("late.db");
+    let late_replica = s.path().join("late-replica");
+    let text = format!(
+        "dbs:\n  - path: {bad}\n    replicas:\n      - url: file://{bad_r}\n  - path: {late}\n    monitor-interval: 50ms\n    replicas:\n      - url: file://{late_r}\n        sync-interval: 100ms\n",
+        bad = bad.display(),
+        bad_r = s.path().join("bad-replica").display(),
+        late = late.display(),
+        late_r = late_replica.display(),
+    );
+    let cfg = s.path().join("two.yml");
+    std::fs::write(&cfg, text).expect("write config");
+    let ws = walstream(&s.path(), &["-config", &cfg.display().to_string()]);
+    poll_until(
+        "the bad database's error and the wait for the missing one",
+        || {
+            let log = ws.log_text();
+            log.contains("cannot open database") && log.contains("waiting for database file")
+        },
+    );
+    // The second database does not exist yet: it is picked up once created.
+    let app = open_app(&late);
+    insert(&app, 1);
+    poll_until("the late database's first segment", || {
+        let g = list(&late_replica.join("generations"));
+        g.first().is_some_and(|g| {
+            !list(&late_replica.join("generations").join(g).join("wal")).is_empty()
+        })
+    });
+    ws.stop();
+    let url = format!("file://{}", late_replica.display());
+    let restored = litestream_restore(&[&url], &s.path().join("late-out.db"));
+    assert_eq!(restored, rows(&app));
+}

@@ -23,6 +23,8 @@ mod run;
 mod snapshot;
 pub mod status;
 mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -641,7 +641,10 @@ def append_part(path, etag, out):
 
 class ProxyServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
-    allow_reuse_address = False
+    # Linux SO_REUSEADDR never lets two listeners share a port; it only ignores TIME_WAIT.
+    allow_reuse_address = True
+    # object_store opens many pooled connections at once (parallel parts, racing writers).
+    request_queue_size = 128
 
     def __init__(self, address, upstream, tmpdir, quiet):
         super().__init__(address, Handler)

@@ -5,8 +5,8 @@
 //! What must stay true: every loop ends promptly when its token is cancelled (an upload round in
 //! flight is finished first, so no segment is written twice; snapshots and retention in flight
 //! are abandoned); the orchestrator's final sync runs afterwards without the token; a failure
-//! streak is logged once (ERROR `sync error`) and counted in the status on every failure; while
-//! failing, retries follow the backoff, not db changes.
+//! streak is logged once (ERROR `monitor error`, Litestream's wording) and counted in the status
+//! on every failure; while failing, retries follow the backoff, not db changes.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -64,10 +64,11 @@ impl Replica {
                 Err(e) => {
                     let (wait, first_failure) = backoff.fail();
                     retry_at = Some(Instant::now() + wait);
+                    // Litestream's wording for a failed replica round.
                     if first_failure {
-                        error!(db = %self.db_label, replica = %self.name(), error = %e, "sync error");
+                        error!(db = %self.db_label, replica = %self.name(), error = %e, "monitor error");
                     } else {
-                        debug!(db = %self.db_label, replica = %self.name(), error = %e, "sync error");
+                        debug!(db = %self.db_label, replica = %self.name(), error = %e, "monitor error");
                     }
                     let text = e.to_string();
                     self.update_status(|s| {

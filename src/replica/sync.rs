@@ -24,6 +24,7 @@ impl Replica {
         let Some(local) = local else {
             return Ok(None);
         };
+        let started = SystemTime::now();
         let mut guard = self.pos.lock().await;
         let result = self.sync_locked(&mut guard, &local).await;
         match &result {
@@ -36,9 +37,8 @@ impl Replica {
                 self.update_status(|s| {
                     s.position = pos;
                     s.last_sync = Some(SystemTime::now());
-                    if caught_up {
-                        s.pending_since = None;
-                    }
+                    // What is still pending was published after this round read the db state.
+                    s.pending_since = (!caught_up).then_some(started);
                 });
             }
             Err(_) => *guard = None,

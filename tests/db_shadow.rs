@@ -661,7 +661,9 @@ async fn restart_on_an_intact_meta_dir_continues_the_generation() {
     let (f, cfg, db, _) = started(|_| {}).await;
     f.app.insert(2, 500);
     let before = db.sync().await.expect("sync").pos;
+    assert!(db.is_open());
     db.close().await.expect("close");
+    assert!(!db.is_open());
     assert!(wal_path(&f.path).exists(), "-wal left in place");
     f.app.insert(4, 500);
 

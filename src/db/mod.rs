@@ -28,7 +28,7 @@ pub mod watch;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -167,6 +167,8 @@ pub(crate) struct Shared {
     floors: Mutex<HashMap<String, Option<u32>>>,
     stats: Mutex<DbStats>,
     page_size: AtomicU32,
+    /// Mirrors `attached.is_some()` without taking the mutex (a tick may hold it for seconds).
+    open: AtomicBool,
 }
 
 /// Connections and facts of an attached database.
@@ -202,6 +204,7 @@ impl Db {
             floors: Mutex::new(floors),
             stats: Mutex::new(DbStats::default()),
             page_size: AtomicU32::new(0),
+            open: AtomicBool::new(false),
         };
         Arc::new(Db {
             shared: Arc::new(shared),
@@ -257,7 +260,7 @@ impl Db {
 
     /// True while attached.
     pub fn is_open(&self) -> bool {
-        lock(&self.shared.attached).is_some()
+        self.shared.open.load(Ordering::Acquire)
     }
 
     /// Wakes on changes of the database file or its WAL (see [`WalWatcher`]); the caller keeps
@@ -284,6 +287,7 @@ impl Db {
     pub async fn close(&self) -> Result<(), DbError> {
         self.blocking(|s| {
             let taken = lock(&s.attached).take();
+            s.open.store(false, Ordering::Release);
             taken.map_or(Ok(()), |att| att.conns.close())
         })
         .await

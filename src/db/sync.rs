@@ -12,6 +12,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use tracing::{info, warn};
@@ -87,13 +88,13 @@ impl Shared {
         }
         let generation = self.meta.read_generation()?;
         self.meta.remove_other_generations(generation.as_deref())?;
-        self.page_size
-            .store(page_size, std::sync::atomic::Ordering::Release);
+        self.page_size.store(page_size, Ordering::Release);
         *slot = Some(Attached {
             conns,
             page_size,
             perms,
         });
+        self.open.store(true, Ordering::Release);
         Ok(())
     }
 

@@ -42,8 +42,10 @@ pub use status::{ReplicaStatus, SnapshotMark};
 pub enum ReplicaError {
     #[error("no snapshot available: generation={0}")]
     NoSnapshot(String),
-    #[error("no generation")]
-    NoGeneration,
+    /// Retention kept finding nothing retained even after taking snapshots (a storage clock far
+    /// behind ours); nothing was deleted.
+    #[error("retention: no snapshot counts as retained even after taking one")]
+    RetentionUnsettled,
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]

@@ -81,7 +81,7 @@ impl Replica {
                 }
             }
         }
-        Err(ReplicaError::NoGeneration)
+        Err(ReplicaError::RetentionUnsettled)
     }
 
     async fn list_all(&self) -> Result<Listing, ReplicaError> {

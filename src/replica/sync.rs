@@ -11,7 +11,7 @@ use tracing::{debug, info};
 
 use super::body::{Source, range_stream};
 use super::plan::{IndexOffset, Step, next_step};
-use super::{Replica, ReplicaError};
+use super::{Replica, ReplicaError, SnapshotMark};
 use crate::db::Pos;
 use crate::storage::layout::format_position;
 
@@ -150,6 +150,15 @@ impl Replica {
             .into_iter()
             .max_by_key(|s| s.index)
             .ok_or_else(|| ReplicaError::NoSnapshot(generation.to_string()))?;
+        self.update_status(|s| {
+            if s.latest_snapshot.is_none() {
+                s.latest_snapshot = Some(SnapshotMark {
+                    generation: generation.to_string(),
+                    index: snapshot.index,
+                    at: snapshot.created_at.into(),
+                });
+            }
+        });
         let last = self
             .client
             .wal_segments(generation)

@@ -3,8 +3,9 @@
 #
 # Owns: the whole test run on a fresh clone: install the test tools into .testenv/ (idempotent),
 # start the storage servers (scripts/services.sh), then `cargo fmt --check`, `cargo clippy
-# --all-targets -- -D warnings`, `cargo test --all-targets` and `cargo test --doc`, and stop every
-# server on exit. Exits with the first failing step's status.
+# --all-targets -- -D warnings`, `cargo test --all-targets --no-fail-fast` and `cargo test --doc`,
+# and stop every server on exit. Lint failures stop the run; test failures of both test steps are
+# reported before it exits non-zero.
 #
 # Must stay true: with no arguments it runs everything CI needs and never skips a test; servers
 # that do not come up fail the run (their log is printed); nothing it started outlives it.
@@ -73,7 +74,10 @@ if ((lint)); then
     ws_log "cargo clippy --all-targets -- -D warnings"
     cargo clippy --all-targets -- -D warnings
 fi
-ws_log "cargo test --all-targets"
-cargo test --all-targets
-ws_log "cargo test --doc"
-cargo test --doc
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+status=0
+ws_log "cargo test --all-targets --no-fail-fast"
+cargo test --all-targets --no-fail-fast || status=$?
+ws_log "cargo test --doc --no-fail-fast"
+cargo test --doc --no-fail-fast || status=$?
+exit "$status"

@@ -10,10 +10,13 @@
 //!   (HeadBucket, like Litestream's GetBucketLocation; see [`super::lazy`]). Path-style requests
 //!   when an endpoint is set or `force-path-style`; virtual-hosted otherwise.
 //! - Descriptions never contain keys or secrets.
-//! - The file backend is rooted at the replica directory (created if missing) and fsyncs written
-//!   files and their directories; its staging files (`<name>#<n>`) never parse as replica names.
+//! - An object-store path starting with `/` is refused (see [`check_object_path`]).
+//! - Azure listings use our own List Blobs request ([`super::azure_list`]) sharing the store's
+//!   credential provider and client options.
+//! - The file backend touches nothing when built: its store is rooted at `/` (directories are
+//!   created by uploads only), its root is the absolute replica directory, it fsyncs written files
+//!   and their directories, and its staging files (`<name>#<n>`) never parse as replica names.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +27,9 @@ use object_store::local::LocalFileSystem;
 use object_store::{ClientOptions, ObjectStore, StaticCredentialProvider};
 
 use super::StorageError;
+use super::azure_list;
 use super::lazy::{InitFn, LazyStore};
+use super::listing::Lister;
 use super::retry::inner_retry_config;
 use crate::config::{AbsTarget, GcsTarget, ReplicaTarget, S3Target};
 
@@ -43,10 +48,21 @@ pub(super) struct Backend {
     pub store: Arc<dyn ObjectStore>,
     pub root: String,
     pub description: String,
-    pub local_root: Option<PathBuf>,
+    pub lister: Lister,
+    /// File backend (keys are absolute file-system paths).
+    pub local: bool,
 }
 
 pub(super) fn build(target: &ReplicaTarget) -> Result<Backend, StorageError> {
+    let object_path = match target {
+        ReplicaTarget::File { .. } => None,
+        ReplicaTarget::S3(t) => Some(&t.path),
+        ReplicaTarget::Gcs(t) => Some(&t.path),
+        ReplicaTarget::Abs(t) => Some(&t.path),
+    };
+    if let Some(path) = object_path {
+        check_object_path(path)?;
+    }
     match target {
         ReplicaTarget::File { path } => file_backend(path),
         ReplicaTarget::S3(t) => s3_backend(t),
@@ -55,18 +71,38 @@ pub(super) fn build(target: &ReplicaTarget) -> Result<Backend, StorageError> {
     }
 }
 
+/// Refuses a replica path with a leading `/`: Litestream keeps it in object keys
+/// (`/x/generations/...`, spec §1.1), but `object_store` paths cannot start with an empty
+/// segment, so we could neither read nor write the objects Litestream uses.
+fn check_object_path(path: &str) -> Result<(), StorageError> {
+    if !path.starts_with('/') {
+        return Ok(());
+    }
+    Err(StorageError::Config(format!(
+        "replica path {path:?} starts with \"/\": Litestream keeps the leading slash in object \
+         keys (\"{}/generations/...\"), which walstream's object-store client cannot represent, \
+         so such a path is not supported; remove the leading slash from the replica path \
+         (objects already written under the slashed keys are then not seen)",
+        path.trim_end_matches('/')
+    )))
+}
+
 fn file_backend(dir: &std::path::Path) -> Result<Backend, StorageError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        StorageError::Config(format!("create replica directory {}: {e}", dir.display()))
+    let absolute = std::path::absolute(dir)
+        .map_err(|e| StorageError::Config(format!("replica directory {}: {e}", dir.display())))?;
+    let root = absolute.to_str().ok_or_else(|| {
+        StorageError::Config(format!(
+            "replica directory {} is not valid UTF-8",
+            dir.display()
+        ))
     })?;
-    let store = LocalFileSystem::new_with_prefix(dir)
-        .map_err(|e| config_error("file", e))?
-        .with_fsync(true);
+    let store = LocalFileSystem::new().with_fsync(true);
     Ok(Backend {
         store: Arc::new(store),
-        root: String::new(),
+        root: root.to_string(),
         description: format!("file://{}", dir.display()),
-        local_root: Some(dir.to_path_buf()),
+        lister: Lister::Local,
+        local: true,
     })
 }
 
@@ -107,7 +143,8 @@ fn s3_backend(t: &S3Target) -> Result<Backend, StorageError> {
         store,
         root: t.path.clone(),
         description: s3_description(t, endpoint.as_deref()),
-        local_root: None,
+        lister: Lister::Store,
+        local: false,
     })
 }
 
@@ -167,7 +204,8 @@ fn gcs_backend(t: &GcsTarget) -> Result<Backend, StorageError> {
         store: Arc::new(store),
         root: t.path.clone(),
         description,
-        local_root: None,
+        lister: Lister::Store,
+        local: false,
     })
 }
 
@@ -209,8 +247,10 @@ fn abs_backend(t: &AbsTarget) -> Result<Backend, StorageError> {
         b = b.with_endpoint(endpoint.trim_end_matches('/').to_string());
     }
     let allow_http = t.endpoint.as_deref().is_some_and(is_http);
-    b = b.with_client_options(client_options(allow_http, false));
-    let store = b.build().map_err(|e| config_error("abs", e))?;
+    let options = client_options(allow_http, false);
+    b = b.with_client_options(options.clone());
+    let store = b.clone().build().map_err(|e| config_error("abs", e))?;
+    let lister = azure_list::lister_for(&b, &store, &options)?;
     let container = match &t.account_name {
         Some(a) => format!("{a}@{}", t.bucket),
         None => t.bucket.clone(),
@@ -223,7 +263,8 @@ fn abs_backend(t: &AbsTarget) -> Result<Backend, StorageError> {
         store: Arc::new(store),
         root: t.path.clone(),
         description,
-        local_root: None,
+        lister: Lister::Azure(lister),
+        local: false,
     })
 }
 
@@ -351,12 +392,50 @@ mod tests {
     }
 
     #[test]
-    fn file_backend_creates_directory() {
+    fn file_backend_creates_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let sub = dir.path().join("a/b");
         let b = file_backend(&sub).expect("builds");
-        assert!(sub.is_dir());
-        assert_eq!(b.root, "");
+        assert!(!dir.path().join("a").exists(), "nothing created");
+        assert_eq!(b.root, sub.to_str().expect("utf-8"));
         assert_eq!(b.description, format!("file://{}", sub.display()));
+    }
+
+    #[test]
+    fn file_backend_root_is_absolute() {
+        let b = file_backend(std::path::Path::new("rel/replica")).expect("builds");
+        assert!(b.root.starts_with('/'), "{}", b.root);
+        assert!(b.root.ends_with("/rel/replica"), "{}", b.root);
+    }
+
+    #[test]
+    fn leading_slash_object_paths_are_refused() {
+        let s3 = ReplicaTarget::S3(S3Target {
+            bucket: "b".into(),
+            path: "/x".into(),
+            endpoint: Some("http://127.0.0.1:1".into()),
+            ..Default::default()
+        });
+        let gcs = ReplicaTarget::Gcs(GcsTarget {
+            bucket: "b".into(),
+            path: "/x/y".into(),
+            emulator_host: None,
+        });
+        let abs = ReplicaTarget::Abs(AbsTarget {
+            account_name: Some("acct".into()),
+            account_key: Some("a2V5".into()),
+            bucket: "cont".into(),
+            path: "/x".into(),
+            endpoint: None,
+        });
+        for target in [s3, gcs, abs] {
+            let err = build(&target).err().expect("refused");
+            let text = err.to_string();
+            assert!(matches!(err, StorageError::Config(_)), "{err:?}");
+            assert!(text.contains("starts with \"/\""), "{text}");
+            assert!(text.contains("remove the leading slash"), "{text}");
+        }
+        assert!(check_object_path("x/y").is_ok());
+        assert!(check_object_path("").is_ok());
     }
 }

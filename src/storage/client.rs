@@ -3,8 +3,10 @@
 //!
 //! What must stay true:
 //! - Generation ids passed in are validated before any key is built from them.
-//! - Listings use one delimiter listing per directory (like Litestream) and keep only names the
-//!   layout parses; results are sorted by (index, offset).
+//! - Listings use one delimiter listing per directory (like Litestream; Azure: one request per
+//!   page, following `NextMarker`) and keep only names the layout parses; results are sorted by
+//!   (index, offset). Reads and listings never create anything (a mistyped file replica path
+//!   lists as empty); only uploads create directories.
 //! - Deleting a missing object is not an error (deletes are idempotent).
 
 use std::io;
@@ -13,8 +15,10 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{GetOptions, ListResult, ObjectMeta};
+use object_store::{GetOptions, ObjectMeta};
 
+use super::azure_list::AzureLister;
+use super::listing::{self, DirListing, Lister};
 use super::retry::{AttemptError, classify, retry};
 use super::{Op, ReplicaClient, SegmentInfo, SnapshotInfo, StorageError, layout, upload};
 
@@ -26,11 +30,9 @@ impl ReplicaClient {
     pub async fn generations(&self) -> Result<Vec<String>, StorageError> {
         let listing = self.list_dir(&layout::generations_dir(self.root())).await?;
         let mut ids: Vec<String> = listing
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename())
-            .filter_map(layout::parse_generation)
-            .map(str::to_string)
+            .dirs
+            .into_iter()
+            .filter(|name| layout::parse_generation(name).is_some())
             .collect();
         ids.sort();
         Ok(ids)
@@ -43,15 +45,14 @@ impl ReplicaClient {
             .list_dir(&layout::snapshots_dir(self.root(), generation))
             .await?;
         let mut out: Vec<SnapshotInfo> = listing
-            .objects
-            .iter()
-            .filter_map(|meta| {
-                let index = layout::parse_snapshot_name(meta.location.filename()?)?;
+            .files
+            .into_iter()
+            .filter_map(|f| {
                 Some(SnapshotInfo {
                     generation: generation.to_string(),
-                    index,
-                    size: meta.size,
-                    created_at: meta.last_modified,
+                    index: layout::parse_snapshot_name(&f.name)?,
+                    size: f.size,
+                    created_at: f.created_at,
                 })
             })
             .collect();
@@ -66,9 +67,18 @@ impl ReplicaClient {
             .list_dir(&layout::wal_dir(self.root(), generation))
             .await?;
         let mut out: Vec<SegmentInfo> = listing
-            .objects
-            .iter()
-            .filter_map(|meta| segment_info(generation, meta))
+            .files
+            .into_iter()
+            .filter_map(|f| {
+                let (index, offset) = layout::parse_segment_name(&f.name)?;
+                Some(SegmentInfo {
+                    generation: generation.to_string(),
+                    index,
+                    offset,
+                    size: f.size,
+                    created_at: f.created_at,
+                })
+            })
             .collect();
         out.sort_by_key(|s| (s.index, s.offset));
         Ok(out)
@@ -202,8 +212,16 @@ impl ReplicaClient {
         Ok(body.boxed())
     }
 
-    /// One delimiter listing of `dir_key` (no recursion).
-    async fn list_dir(&self, dir_key: &str) -> Result<ListResult, StorageError> {
+    /// One delimiter listing of `dir_key` (no recursion), by the client's [`Lister`].
+    async fn list_dir(&self, dir_key: &str) -> Result<DirListing, StorageError> {
+        match &self.inner.lister {
+            Lister::Store => self.list_dir_store(dir_key).await,
+            Lister::Local => self.list_dir_local(dir_key).await,
+            Lister::Azure(azure) => self.list_dir_azure(azure, dir_key).await,
+        }
+    }
+
+    async fn list_dir_store(&self, dir_key: &str) -> Result<DirListing, StorageError> {
         let path = parse_path(dir_key)?;
         let store = self.inner.store.as_ref();
         let listing = retry(&self.policy, self.stats(), Op::List, dir_key, || async {
@@ -211,7 +229,52 @@ impl ReplicaClient {
         })
         .await?;
         self.stats().record_op(Op::List);
-        Ok(listing)
+        Ok(DirListing::from_store(listing))
+    }
+
+    /// File backend: `dir_key` is an absolute path. Local errors are not retried.
+    async fn list_dir_local(&self, dir_key: &str) -> Result<DirListing, StorageError> {
+        let dir = std::path::PathBuf::from(dir_key);
+        let res = tokio::task::spawn_blocking(move || listing::list_local(&dir)).await;
+        let source = match res {
+            Ok(Ok(listing)) => {
+                self.stats().record_op(Op::List);
+                return Ok(listing);
+            }
+            Ok(Err(e)) => e,
+            Err(join) => io::Error::other(join),
+        };
+        let err = StorageError::Io {
+            op: Op::List,
+            key: dir_key.to_string(),
+            source,
+        };
+        Err(self.stats().record_error(err))
+    }
+
+    /// Azure: one List Blobs request per page, each retried and counted (like Litestream, which
+    /// counts every page it requests).
+    async fn list_dir_azure(
+        &self,
+        azure: &AzureLister,
+        dir_key: &str,
+    ) -> Result<DirListing, StorageError> {
+        let mut listing = DirListing::default();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = retry(&self.policy, self.stats(), Op::List, dir_key, || async {
+                Ok(azure
+                    .list_page(dir_key, marker.as_deref(), self.list_page_size)
+                    .await?)
+            })
+            .await?;
+            self.stats().record_op(Op::List);
+            listing.append(page.listing);
+            match page.next_marker {
+                Some(next) => marker = Some(next),
+                None => return Ok(listing),
+            }
+        }
     }
 
     /// Every object key under `dir_key`, recursively.
@@ -263,13 +326,13 @@ impl ReplicaClient {
         Ok(())
     }
 
-    /// File backend only: removes `<replica dir>/<dir_key>` with whatever is left in it
+    /// File backend only: removes the directory `dir_key` (an absolute path) with whatever is left in it
     /// (staging files, foreign files, empty subdirectories), like Litestream's `os.RemoveAll`.
     async fn remove_local_dir(&self, dir_key: &str) -> Result<(), StorageError> {
-        let Some(local_root) = &self.inner.local_root else {
+        if !self.inner.local {
             return Ok(());
-        };
-        let dir = local_root.join(dir_key);
+        }
+        let dir = std::path::PathBuf::from(dir_key);
         let res = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
         match res {
             Ok(Ok(())) => Ok(()),
@@ -316,17 +379,6 @@ impl From<Path> for KeyOrPath {
     }
 }
 
-fn segment_info(generation: &str, meta: &ObjectMeta) -> Option<SegmentInfo> {
-    let (index, offset) = layout::parse_segment_name(meta.location.filename()?)?;
-    Some(SegmentInfo {
-        generation: generation.to_string(),
-        index,
-        offset,
-        size: meta.size,
-        created_at: meta.last_modified,
-    })
-}
-
 fn check_generation(generation: &str) -> Result<(), StorageError> {
     match layout::parse_generation(generation) {
         Some(_) => Ok(()),
@@ -336,8 +388,9 @@ fn check_generation(generation: &str) -> Result<(), StorageError> {
     }
 }
 
-/// Converts a layout key into an object path. A leading `/` (explicit config path) cannot be
-/// represented by `object_store` and is dropped.
+/// Converts a layout key into an object path. A leading `/` is dropped: object stores refuse such
+/// roots at client creation, and the file backend's keys are absolute file-system paths under a
+/// store rooted at `/`.
 fn parse_path(key: &str) -> Result<Path, StorageError> {
     Path::parse(key).map_err(|source| StorageError::InvalidKey {
         key: key.to_string(),

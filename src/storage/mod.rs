@@ -4,15 +4,19 @@
 //! What must stay true:
 //! - Keys come only from [`layout`]; listings return only names that parse there (foreign files,
 //!   upper-case hex, `*.tmp`, staging files are skipped), sorted by position.
-//! - `CreatedAt` is the storage timestamp of the object (`ObjectMeta::last_modified`, spec §1.6):
-//!   file mtime (ns), S3 `LastModified` (1 s), GCS XML-listing `LastModified` (= the object
-//!   generation's creation unless its metadata is later patched), Azure `Last-Modified`.
-//!   Litestream uses Azure's `Creation-Time`, which `object_store` does not expose; the two differ
-//!   only for an overwritten snapshot if the service keeps `Creation-Time` across overwrites
-//!   (azurite does not: both are the overwrite time). We then report the overwrite time, which is
-//!   when the stored content was actually taken.
-//! - An explicit config path with a leading `/` cannot be represented by `object_store` paths:
-//!   the leading `/` is dropped from object keys (Litestream keeps it, spec §1.1).
+//! - `CreatedAt` is the storage timestamp Litestream uses (spec §1.6): file mtime (ns, read with
+//!   `std::fs` like Litestream's `os.ReadDir`), S3 `LastModified` (1 s), GCS XML-listing
+//!   `LastModified` (= `updated`, which equals `timeCreated` for objects never modified after
+//!   upload, as replica objects are), Azure `Creation-Time` (our own List Blobs request,
+//!   [`azure_list`], since `object_store` only exposes `Last-Modified`, which can be a second
+//!   later).
+//! - An explicit object-store path with a leading `/` (Litestream keeps it in the key, spec §1.1)
+//!   cannot be represented by `object_store` paths (no empty first segment): client creation
+//!   refuses it with [`StorageError::Config`].
+//! - The file backend touches the file system only when used: creating a client creates nothing,
+//!   listing a missing directory is empty, uploads create directories. Its store is rooted at `/`
+//!   and its [`ReplicaClient::root`] is the absolute replica directory, so keys in errors are
+//!   real paths.
 //! - Uploads are streamed (single PUT up to 5 MiB, 5 MiB multipart parts above) and are never
 //!   visible half-written; every call is retried through [`retry::retry`] and counted in
 //!   [`StorageStats`].
@@ -21,22 +25,24 @@
 //! - No SQLite knowledge and no reading of configuration environment variables here (cloud SDK
 //!   default credential chains are used through the builders' `from_env`).
 
+mod azure_list;
 mod backend;
 mod client;
 pub mod fault;
 pub mod layout;
 mod lazy;
+mod listing;
 pub mod retry;
 mod stats;
 mod upload;
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use object_store::ObjectStore;
 
+pub use azure_list::{ListFormatError, ListStatusError};
 pub use retry::RetryPolicy;
 pub use stats::{ErrorClass, StorageStats};
 pub use upload::PART_SIZE;
@@ -159,77 +165,106 @@ impl StorageError {
 pub struct ReplicaClient {
     inner: Arc<Inner>,
     policy: RetryPolicy,
+    /// Entries per Azure List Blobs page (`maxresults`); `None` = the service default (5000).
+    list_page_size: Option<u32>,
+}
+
+/// What [`ReplicaClient::from_parts`] assembles.
+struct Parts {
+    store: Arc<dyn ObjectStore>,
+    root: String,
+    replica_type: &'static str,
+    description: String,
+    lister: listing::Lister,
+    local: bool,
 }
 
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn ObjectStore>,
-    /// Key prefix given to [`layout`] (empty for the file backend, whose store is rooted at the
-    /// replica directory).
+    /// Key prefix given to [`layout`] (file backend: the absolute replica directory).
     root: String,
     replica_type: &'static str,
     description: String,
-    /// Replica directory of the file backend, for removing emptied generation directories.
-    local_root: Option<PathBuf>,
+    lister: listing::Lister,
+    /// File backend: keys are file-system paths (emptied generation directories are removed).
+    local: bool,
     stats: StorageStats,
 }
 
 impl ReplicaClient {
-    /// Builds the client for a configured replica target (creates a file replica's directory).
+    /// Builds the client for a configured replica target. Nothing is created or contacted yet;
+    /// an object-store path starting with `/` is refused ([`StorageError::Config`]).
     pub fn new(target: &crate::config::ReplicaTarget) -> Result<Self, StorageError> {
         let b = backend::build(target)?;
-        Ok(Self::from_parts(
-            b.store,
-            b.root,
-            target.type_name(),
-            b.description,
-            b.local_root,
-        ))
+        let parts = Parts {
+            store: b.store,
+            root: b.root,
+            replica_type: target.type_name(),
+            description: b.description,
+            lister: b.lister,
+            local: b.local,
+        };
+        Ok(Self::from_parts(parts))
     }
 
     /// A client over any store (tests, fault injection). `root` is the key prefix.
     pub fn with_store(store: Arc<dyn ObjectStore>, root: &str, replica_type: &'static str) -> Self {
         let description = format!("{replica_type}:{store}/{root}");
-        Self::from_parts(store, root.to_string(), replica_type, description, None)
+        Self::from_parts(Parts {
+            store,
+            root: root.to_string(),
+            replica_type,
+            description,
+            lister: listing::Lister::Store,
+            local: false,
+        })
     }
 
     /// The same replica seen through `wrap(store)` (e.g. a [`fault::FaultInjectingStore`]), with
-    /// fresh counters and the same retry policy.
+    /// fresh counters and the same retry policy. Listings then go through the wrapped store too
+    /// (`ObjectStore::list_with_delimiter`, so Azure reports `Last-Modified` there).
     pub fn wrap_store(
         &self,
         wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
     ) -> Self {
         let i = &self.inner;
-        let store = wrap(Arc::clone(&i.store));
-        Self::from_parts(
-            store,
-            i.root.clone(),
-            i.replica_type,
-            i.description.clone(),
-            i.local_root.clone(),
-        )
-        .with_retry_policy(self.policy.clone())
+        let parts = Parts {
+            store: wrap(Arc::clone(&i.store)),
+            root: i.root.clone(),
+            replica_type: i.replica_type,
+            description: i.description.clone(),
+            lister: listing::Lister::Store,
+            local: i.local,
+        };
+        let mut wrapped = Self::from_parts(parts).with_retry_policy(self.policy.clone());
+        wrapped.list_page_size = self.list_page_size;
+        wrapped
     }
 
-    fn from_parts(
-        store: Arc<dyn ObjectStore>,
-        root: String,
-        replica_type: &'static str,
-        description: String,
-        local_root: Option<PathBuf>,
-    ) -> Self {
+    fn from_parts(p: Parts) -> Self {
         let inner = Inner {
-            store,
-            root,
-            replica_type,
-            description,
-            local_root,
+            store: p.store,
+            root: p.root,
+            replica_type: p.replica_type,
+            description: p.description,
+            lister: p.lister,
+            local: p.local,
             stats: StorageStats::default(),
         };
         Self {
             inner: Arc::new(inner),
             policy: RetryPolicy::default(),
+            list_page_size: None,
         }
+    }
+
+    /// Limits Azure listings to `entries` per List Blobs request, so tests can exercise paging
+    /// without thousands of blobs. Other backends ignore it.
+    #[doc(hidden)]
+    pub fn with_list_page_size(mut self, entries: u32) -> Self {
+        self.list_page_size = Some(entries);
+        self
     }
 
     /// Replaces the retry policy of this handle (clones made afterwards inherit it).
@@ -252,7 +287,8 @@ impl ReplicaClient {
         self.inner.description.clone()
     }
 
-    /// The key prefix under which `generations/` lives.
+    /// The key prefix under which `generations/` lives (file backend: the absolute replica
+    /// directory, e.g. `/var/lib/replica`).
     pub fn root(&self) -> &str {
         &self.inner.root
     }

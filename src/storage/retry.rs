@@ -17,6 +17,7 @@ use std::time::Duration;
 use object_store::client::HttpError;
 use object_store::{BackoffConfig, RetryConfig};
 
+use super::azure_list::ListStatusError;
 use super::stats::StorageStats;
 use super::{Op, StorageError};
 
@@ -171,12 +172,16 @@ pub fn is_permanent(err: &object_store::Error) -> bool {
 /// Classifies the source of a `Generic` error by walking its chain. `object_store` keeps its HTTP
 /// status error type private, so an HTTP status is recognised by its message
 /// (`"... status code: 503 Service Unavailable ..."`); transport errors by [`HttpError`]; local
-/// file errors by [`std::io::Error`]. Anything unrecognised is treated as transient.
+/// file errors by [`std::io::Error`]; our own Azure listing's statuses by [`ListStatusError`].
+/// Anything unrecognised is treated as transient.
 fn generic_is_permanent(source: &(dyn StdError + Send + Sync + 'static)) -> bool {
     let mut current: Option<&(dyn StdError + 'static)> = Some(source);
     while let Some(err) = current {
         if err.downcast_ref::<HttpError>().is_some() {
             return false;
+        }
+        if let Some(status) = err.downcast_ref::<ListStatusError>() {
+            return status_is_permanent(status.status);
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return io_is_permanent(io);
@@ -262,6 +267,18 @@ mod tests {
         assert!(is_permanent(&generic(Box::new(FakeStatus(
             "301 Moved Permanently"
         )))));
+    }
+
+    #[test]
+    fn azure_listing_status_classification() {
+        let status = |status| ListStatusError {
+            status,
+            body: String::new(),
+        };
+        assert!(is_permanent(&generic(Box::new(status(403)))));
+        assert!(is_permanent(&generic(Box::new(status(400)))));
+        assert!(!is_permanent(&generic(Box::new(status(503)))));
+        assert!(!is_permanent(&generic(Box::new(status(429)))));
     }
 
     #[test]

@@ -292,13 +292,22 @@ class Lister:
 def render_entry(kind, entry):
     if kind == "p":
         return f"<CommonPrefixes><Prefix>{escape(entry)}</Prefix></CommonPrefixes>"
-    # Whole seconds, like the Last-Modified header of GET/HEAD, so list and head agree.
-    modified = entry["updated"][:19] + "Z"
+    modified = listing_time(entry)
     return (
         f"<Contents><Key>{escape(entry['name'])}</Key><LastModified>{modified}</LastModified>"
         f"<ETag>{escape(quoted_etag(entry))}</ETag><Size>{int(entry['size'])}</Size>"
         f"<Generation>{entry['generation']}</Generation></Contents>"
     )
+
+
+def listing_time(entry):
+    """<LastModified> as real GCS's XML listing reports it: millisecond precision (while the
+    Last-Modified header of GET/HEAD has whole seconds). The value is the object's `timeCreated`,
+    which is what Litestream reads through the JSON API (`attrs.Created`) and what real GCS's
+    XML `LastModified` (= `updated`) equals for an object never modified after upload."""
+    stamp = entry.get("timeCreated") or entry["updated"]  # e.g. 2025-05-06T10:00:00.123456789Z
+    whole, _, frac = stamp.rstrip("Z").partition(".")
+    return f"{whole[:19]}.{(frac + '000')[:3]}Z"
 
 
 def encode_token(kind, value):

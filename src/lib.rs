@@ -10,12 +10,14 @@
 //! - [`replica`]: sync, snapshot and retention loops for one replica.
 //! - [`restore`]: restore planning, download, WAL apply and verification.
 //! - [`server`]: HTTP endpoints (metrics, health, API).
+//! - [`metrics`]: the Prometheus registry (Litestream's metric names plus walstream's).
 //! - [`cli`]: command-line commands with Litestream's flag syntax and output.
 
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod lz4;
+pub mod metrics;
 pub mod replica;
 pub mod replicate;
 pub mod restore;

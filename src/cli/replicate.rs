@@ -72,6 +72,12 @@ struct Ending {
 }
 
 async fn replicate(cfg: Config, shutdown_timeout: Duration) -> anyhow::Result<()> {
+    // The HTTP server (when `addr` is set) binds before anything starts and serves the
+    // handles once they exist (see crate::server).
+    let server = match cfg.addr.as_deref() {
+        Some(addr) => Some(crate::server::Server::bind(addr, cfg.http.clone())?),
+        None => None,
+    };
     let mut sigint = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     let child = match cfg.exec.as_deref().filter(|c| !c.is_empty()) {
@@ -84,7 +90,12 @@ async fn replicate(cfg: Config, shutdown_timeout: Duration) -> anyhow::Result<()
         shutdown_timeout,
         ..Default::default()
     };
-    crate::replicate::run_with(cfg, shutdown, opts, |_| {}).await?;
+    crate::replicate::run_with(cfg, shutdown, opts, move |handles| {
+        if let Some(Err(e)) = server.map(|s| s.start(handles)) {
+            tracing::error!(error = %e, "http server error");
+        }
+    })
+    .await?;
     let child_exit = ending.lock().map(|e| e.child_exit).unwrap_or(None);
     match child_exit {
         Some(status) if !status.success() => bail!("{}", describe_exit(status)),

@@ -1,0 +1,682 @@
+//! Prometheus metrics in an owned [`Registry`] (never the global one): every metric Litestream
+//! v0.3.13 exports (spec §8) with its name, type, labels and meaning, plus walstream's own
+//! (`walstream_*`). Documented in `docs/metrics.md`.
+//!
+//! What must stay true:
+//! - values are computed at scrape time from an [`Observation`] (status snapshots and the
+//!   monotonic counters kept by `db`, `replica` and `storage`), so no other module updates
+//!   metrics and a scrape never waits for I/O;
+//! - counters only come from monotonic sources; label `db` is the absolute database path and
+//!   `name` the replica name, as in Litestream;
+//! - series appear like Litestream's: checkpoint series after a mode's first use, validation
+//!   series pre-initialised, storage operation series only for object-store replica types
+//!   (Litestream's file replica counts none);
+//! - [`FAMILIES`] lists every family once; `docs/metrics.md` documents each one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, Registry, TextEncoder};
+
+use crate::server::{DbObservation, Observation, ReplicaObservation};
+use crate::storage::Op;
+
+/// One metric family: name, help text, type and label names.
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub counter: bool,
+    pub labels: &'static [&'static str],
+}
+
+const fn gauge(name: &'static str, labels: &'static [&'static str], help: &'static str) -> Family {
+    Family {
+        name,
+        help,
+        counter: false,
+        labels,
+    }
+}
+
+const fn counter(
+    name: &'static str,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Family {
+    Family {
+        name,
+        help,
+        counter: true,
+        labels,
+    }
+}
+
+const DB: &[&str] = &["db"];
+const DB_MODE: &[&str] = &["db", "mode"];
+const REPLICA: &[&str] = &["db", "name"];
+const OPERATION: &[&str] = &["replica_type", "operation"];
+
+pub const DB_SIZE: Family = gauge("litestream_db_size", DB, "The current size of the real DB");
+pub const WAL_SIZE: Family = gauge(
+    "litestream_wal_size",
+    DB,
+    "The current size of the real WAL",
+);
+pub const TOTAL_WAL_BYTES: Family = counter(
+    "litestream_total_wal_bytes",
+    DB,
+    "Total number of bytes written to shadow WAL",
+);
+pub const SHADOW_WAL_INDEX: Family = gauge(
+    "litestream_shadow_wal_index",
+    DB,
+    "The current index of the shadow WAL",
+);
+pub const SHADOW_WAL_SIZE: Family = gauge(
+    "litestream_shadow_wal_size",
+    DB,
+    "Current size of shadow WAL, in bytes",
+);
+pub const SYNC_COUNT: Family = counter(
+    "litestream_sync_count",
+    DB,
+    "Number of sync operations performed",
+);
+pub const SYNC_ERROR_COUNT: Family = counter(
+    "litestream_sync_error_count",
+    DB,
+    "Number of sync errors that have occurred",
+);
+pub const SYNC_SECONDS: Family = counter(
+    "litestream_sync_seconds",
+    DB,
+    "Time spent syncing shadow WAL, in seconds",
+);
+pub const CHECKPOINT_COUNT: Family = counter(
+    "litestream_checkpoint_count",
+    DB_MODE,
+    "Number of checkpoint operations",
+);
+pub const CHECKPOINT_ERROR_COUNT: Family = counter(
+    "litestream_checkpoint_error_count",
+    DB_MODE,
+    "Number of checkpoint errors",
+);
+pub const CHECKPOINT_SECONDS: Family = counter(
+    "litestream_checkpoint_seconds",
+    DB_MODE,
+    "Time spent checkpointing WAL, in seconds",
+);
+pub const REPLICA_WAL_BYTES: Family = counter(
+    "litestream_replica_wal_bytes",
+    REPLICA,
+    "The number wal bytes written by a replica",
+);
+pub const REPLICA_WAL_INDEX: Family = gauge(
+    "litestream_replica_wal_index",
+    REPLICA,
+    "The current WAL index",
+);
+pub const REPLICA_WAL_OFFSET: Family = gauge(
+    "litestream_replica_wal_offset",
+    REPLICA,
+    "The current WAL offset",
+);
+pub const REPLICA_VALIDATION_TOTAL: Family = counter(
+    "litestream_replica_validation_total",
+    &["db", "name", "status"],
+    "The number of validations performed",
+);
+pub const REPLICA_OPERATION_TOTAL: Family = counter(
+    "litestream_replica_operation_total",
+    OPERATION,
+    "The number of replica operations performed",
+);
+pub const REPLICA_OPERATION_BYTES: Family = counter(
+    "litestream_replica_operation_bytes",
+    OPERATION,
+    "The number of bytes used by replica operations",
+);
+
+pub const DB_ATTACHED: Family = gauge(
+    "walstream_db_attached",
+    DB,
+    "1 while the database is attached (read transaction held), else 0",
+);
+pub const LAST_SYNC: Family = gauge(
+    "walstream_replica_last_sync_timestamp_seconds",
+    REPLICA,
+    "Unix time of the replica's last successful upload round (0: none yet)",
+);
+pub const LAG: Family = gauge(
+    "walstream_replica_lag_seconds",
+    REPLICA,
+    "Age of the oldest commit not yet durable in the replica (0 when caught up)",
+);
+pub const SYNC_ERRORS: Family = counter(
+    "walstream_replica_sync_errors_total",
+    REPLICA,
+    "Failed upload rounds of the replica",
+);
+pub const STORAGE_ERRORS: Family = counter(
+    "walstream_replica_storage_errors_total",
+    &["db", "name", "kind"],
+    "Storage calls that returned an error, by kind (not_found, permanent, transient, other)",
+);
+pub const STORAGE_RETRIES: Family = counter(
+    "walstream_replica_storage_retries_total",
+    REPLICA,
+    "Storage call attempts after the first",
+);
+pub const STORAGE_OPERATIONS: Family = counter(
+    "walstream_replica_storage_operations_total",
+    &["db", "name", "operation"],
+    "Successful storage calls of the replica, any replica type",
+);
+pub const UPLOADED_BYTES: Family = counter(
+    "walstream_replica_uploaded_bytes_total",
+    REPLICA,
+    "Stored (compressed) bytes uploaded: snapshots and WAL segments",
+);
+pub const LATEST_SNAPSHOT: Family = gauge(
+    "walstream_replica_latest_snapshot_timestamp_seconds",
+    REPLICA,
+    "Unix time of the newest snapshot in the replica",
+);
+pub const OLDEST_RESTORE_POINT: Family = gauge(
+    "walstream_replica_oldest_restore_point_timestamp_seconds",
+    REPLICA,
+    "Unix time of the oldest point the replica can restore to (its oldest snapshot)",
+);
+
+/// Every family, in the order of `docs/metrics.md`.
+pub const FAMILIES: &[Family] = &[
+    DB_SIZE,
+    WAL_SIZE,
+    TOTAL_WAL_BYTES,
+    SHADOW_WAL_INDEX,
+    SHADOW_WAL_SIZE,
+    SYNC_COUNT,
+    SYNC_ERROR_COUNT,
+    SYNC_SECONDS,
+    CHECKPOINT_COUNT,
+    CHECKPOINT_ERROR_COUNT,
+    CHECKPOINT_SECONDS,
+    REPLICA_WAL_BYTES,
+    REPLICA_WAL_INDEX,
+    REPLICA_WAL_OFFSET,
+    REPLICA_VALIDATION_TOTAL,
+    REPLICA_OPERATION_TOTAL,
+    REPLICA_OPERATION_BYTES,
+    DB_ATTACHED,
+    LAST_SYNC,
+    LAG,
+    SYNC_ERRORS,
+    STORAGE_ERRORS,
+    STORAGE_RETRIES,
+    STORAGE_OPERATIONS,
+    UPLOADED_BYTES,
+    LATEST_SNAPSHOT,
+    OLDEST_RESTORE_POINT,
+];
+
+/// Errors of building or rendering the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("metric {name}: {source}")]
+    Describe {
+        name: &'static str,
+        source: prometheus::Error,
+    },
+    #[error("register collector: {0}")]
+    Register(prometheus::Error),
+    #[error("encode metrics: {0}")]
+    Encode(prometheus::Error),
+}
+
+/// Where the collector reads its values at each scrape.
+pub type Source = Arc<dyn Fn() -> Observation + Send + Sync>;
+
+/// The registry with walstream's collector.
+pub struct Metrics {
+    registry: Registry,
+}
+
+impl Metrics {
+    /// A registry whose only collector renders [`FAMILIES`] from `source()` at each scrape.
+    pub fn new(source: Source) -> Result<Self, MetricsError> {
+        let descs = FAMILIES
+            .iter()
+            .map(|f| {
+                let labels = f.labels.iter().map(|l| l.to_string()).collect();
+                Desc::new(f.name.into(), f.help.into(), labels, Default::default()).map_err(
+                    |source| MetricsError::Describe {
+                        name: f.name,
+                        source,
+                    },
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let registry = Registry::new();
+        registry
+            .register(Box::new(ObservationCollector { descs, source }))
+            .map_err(MetricsError::Register)?;
+        Ok(Metrics { registry })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> Result<String, MetricsError> {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .map_err(MetricsError::Encode)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+}
+
+/// `Content-Type` of [`Metrics::render`].
+pub fn content_type() -> &'static str {
+    prometheus::TEXT_FORMAT
+}
+
+struct ObservationCollector {
+    descs: Vec<Desc>,
+    source: Source,
+}
+
+impl Collector for ObservationCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        families(&(self.source)())
+    }
+}
+
+/// Collects samples per family.
+#[derive(Default)]
+struct Samples {
+    by_name: BTreeMap<&'static str, (Family, Vec<Metric>)>,
+}
+
+impl Samples {
+    fn add(&mut self, f: Family, labels: &[&str], value: f64) {
+        let pairs = f
+            .labels
+            .iter()
+            .zip(labels)
+            .map(|(name, value)| {
+                let mut p = LabelPair::default();
+                p.set_name(name.to_string());
+                p.set_value(value.to_string());
+                p
+            })
+            .collect();
+        let mut m = Metric::from_label(pairs);
+        if f.counter {
+            let mut c = Counter::default();
+            c.set_value(value);
+            m.set_counter(c);
+        } else {
+            let mut g = Gauge::default();
+            g.set_value(value);
+            m.set_gauge(g);
+        }
+        self.by_name
+            .entry(f.name)
+            .or_insert_with(|| (f, Vec::new()))
+            .1
+            .push(m);
+    }
+
+    fn into_families(self) -> Vec<MetricFamily> {
+        self.by_name
+            .into_values()
+            .map(|(f, metrics)| {
+                let mut mf = MetricFamily::default();
+                mf.set_name(f.name.to_string());
+                mf.set_help(f.help.to_string());
+                mf.set_field_type(if f.counter {
+                    MetricType::COUNTER
+                } else {
+                    MetricType::GAUGE
+                });
+                mf.set_metric(metrics);
+                mf
+            })
+            .collect()
+    }
+}
+
+/// Unix seconds (fractional) of `t`; 0 before the epoch.
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Every family's samples for `obs` (pure; the unit under test).
+pub fn families(obs: &Observation) -> Vec<MetricFamily> {
+    let mut s = Samples::default();
+    // Litestream's operation counters are per replica type: (type, operation) → (calls, bytes).
+    let mut ops: BTreeMap<(&'static str, &'static str), (u64, u64)> = BTreeMap::new();
+    for db in &obs.dbs {
+        db_samples(&mut s, db);
+        let label = db.path.display().to_string();
+        for r in &db.replicas {
+            replica_samples(&mut s, &label, r);
+            if r.replica_type != "file" {
+                for &(op, n, bytes) in &r.storage.ops {
+                    let e = ops.entry((r.replica_type, op.as_str())).or_default();
+                    e.0 += n;
+                    e.1 += bytes;
+                }
+            }
+        }
+    }
+    for ((kind, op), (n, bytes)) in ops {
+        s.add(REPLICA_OPERATION_TOTAL, &[kind, op], n as f64);
+        if op == Op::Get.as_str() || op == Op::Put.as_str() {
+            s.add(REPLICA_OPERATION_BYTES, &[kind, op], bytes as f64);
+        }
+    }
+    s.into_families()
+}
+
+fn db_samples(s: &mut Samples, db: &DbObservation) {
+    let label = db.path.display().to_string();
+    let l = [label.as_str()];
+    let st = &db.stats;
+    s.add(DB_SIZE, &l, st.db_size as f64);
+    s.add(WAL_SIZE, &l, st.wal_size as f64);
+    s.add(TOTAL_WAL_BYTES, &l, st.total_wal_bytes as f64);
+    s.add(SHADOW_WAL_INDEX, &l, f64::from(st.shadow_wal_index));
+    s.add(SHADOW_WAL_SIZE, &l, st.shadow_wal_size as f64);
+    s.add(SYNC_COUNT, &l, st.sync_count as f64);
+    s.add(SYNC_ERROR_COUNT, &l, st.sync_error_count as f64);
+    s.add(SYNC_SECONDS, &l, st.sync_seconds);
+    for mode in crate::db::CheckpointMode::ALL {
+        let c = st.checkpoint(mode);
+        if c.count == 0 && c.error_count == 0 {
+            continue;
+        }
+        let lm = [label.as_str(), mode.as_str()];
+        s.add(CHECKPOINT_COUNT, &lm, c.count as f64);
+        s.add(CHECKPOINT_ERROR_COUNT, &lm, c.error_count as f64);
+        s.add(CHECKPOINT_SECONDS, &lm, c.seconds);
+    }
+    s.add(DB_ATTACHED, &l, if db.attached { 1.0 } else { 0.0 });
+}
+
+fn replica_samples(s: &mut Samples, db: &str, r: &ReplicaObservation) {
+    let st = &r.status;
+    let l = [db, st.name.as_str()];
+    s.add(REPLICA_WAL_BYTES, &l, st.wal_bytes as f64);
+    if let Some(p) = &st.position {
+        s.add(REPLICA_WAL_INDEX, &l, f64::from(p.index));
+        s.add(REPLICA_WAL_OFFSET, &l, p.offset as f64);
+    }
+    for status in ["error", "ok"] {
+        s.add(REPLICA_VALIDATION_TOTAL, &[db, &st.name, status], 0.0);
+    }
+    s.add(LAST_SYNC, &l, st.last_sync.map_or(0.0, unix));
+    s.add(LAG, &l, r.lag.as_secs_f64());
+    s.add(SYNC_ERRORS, &l, st.error_count as f64);
+    for &(class, n) in &r.storage.errors {
+        s.add(STORAGE_ERRORS, &[db, &st.name, class.as_str()], n as f64);
+    }
+    s.add(STORAGE_RETRIES, &l, r.storage.retries as f64);
+    for &(op, n, _) in &r.storage.ops {
+        s.add(STORAGE_OPERATIONS, &[db, &st.name, op.as_str()], n as f64);
+    }
+    s.add(UPLOADED_BYTES, &l, r.storage.bytes(Op::Put) as f64);
+    if let Some((_, _, at)) = r.latest_snapshot() {
+        s.add(LATEST_SNAPSHOT, &l, unix(at));
+    }
+    if let Some(at) = r.points.oldest_restore_point() {
+        s.add(OLDEST_RESTORE_POINT, &l, unix(at));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::db::{CheckpointMode, DbState, DbStats, Pos};
+    use crate::replica::ReplicaStatus;
+    use crate::server::StorageCounters;
+    use crate::storage::ErrorClass;
+
+    fn replica(name: &str, kind: &'static str, puts: u64) -> ReplicaObservation {
+        ReplicaObservation {
+            status: ReplicaStatus {
+                name: name.to_string(),
+                kind,
+                position: Some(Pos {
+                    generation: "0123456789abcdef".into(),
+                    index: 3,
+                    offset: 8272,
+                }),
+                last_sync: Some(UNIX_EPOCH + Duration::from_secs(1000)),
+                wal_bytes: 12345,
+                error_count: 2,
+                ..ReplicaStatus::default()
+            },
+            replica_type: kind,
+            url: format!("{kind}://bucket/path"),
+            lag: Duration::from_millis(1500),
+            storage: StorageCounters {
+                ops: vec![
+                    (Op::Get, 1, 10),
+                    (Op::Put, puts, 100 * puts),
+                    (Op::List, 4, 0),
+                ],
+                retries: 7,
+                errors: vec![(ErrorClass::Transient, 3)],
+            },
+            points: Arc::default(),
+        }
+    }
+
+    fn observation() -> Observation {
+        let mut stats = DbStats {
+            db_size: 4096,
+            wal_size: 8272,
+            total_wal_bytes: 99,
+            shadow_wal_index: 3,
+            shadow_wal_size: 5000,
+            sync_count: 10,
+            sync_error_count: 1,
+            sync_seconds: 0.25,
+            ..DbStats::default()
+        };
+        stats.checkpoint_mut(CheckpointMode::Passive).count = 2;
+        Observation {
+            at: SystemTime::now(),
+            dbs: vec![DbObservation {
+                id: "app.db".into(),
+                path: PathBuf::from("/data/app.db"),
+                attached: true,
+                state: DbState::default(),
+                stats,
+                failing_since: None,
+                replicas: vec![
+                    replica("file", "file", 5),
+                    replica("s3", "s3", 2),
+                    replica("s3b", "s3", 3),
+                ],
+            }],
+        }
+    }
+
+    /// `(labels, value)` of every sample of `name`.
+    fn samples(fams: &[MetricFamily], name: &str) -> Vec<(Vec<String>, f64)> {
+        let Some(f) = fams.iter().find(|f| f.name() == name) else {
+            return Vec::new();
+        };
+        f.get_metric()
+            .iter()
+            .map(|m| {
+                let labels = m
+                    .get_label()
+                    .iter()
+                    .map(|l| l.value().to_string())
+                    .collect();
+                let v = if f.get_field_type() == MetricType::COUNTER {
+                    m.get_counter().get_value()
+                } else {
+                    m.get_gauge().get_value()
+                };
+                (labels, v)
+            })
+            .collect()
+    }
+
+    fn one(fams: &[MetricFamily], name: &str, labels: &[&str]) -> f64 {
+        let found: Vec<f64> = samples(fams, name)
+            .into_iter()
+            .filter(|(l, _)| l.iter().map(String::as_str).eq(labels.iter().copied()))
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(found.len(), 1, "{name}{labels:?}: {found:?}");
+        found[0]
+    }
+
+    #[test]
+    fn litestream_families_carry_db_and_replica_values() {
+        let f = families(&observation());
+        let db = ["/data/app.db"];
+        assert_eq!(one(&f, "litestream_db_size", &db), 4096.0);
+        assert_eq!(one(&f, "litestream_wal_size", &db), 8272.0);
+        assert_eq!(one(&f, "litestream_total_wal_bytes", &db), 99.0);
+        assert_eq!(one(&f, "litestream_shadow_wal_index", &db), 3.0);
+        assert_eq!(one(&f, "litestream_shadow_wal_size", &db), 5000.0);
+        assert_eq!(one(&f, "litestream_sync_count", &db), 10.0);
+        assert_eq!(one(&f, "litestream_sync_error_count", &db), 1.0);
+        assert_eq!(one(&f, "litestream_sync_seconds", &db), 0.25);
+        // Only the mode in use has series.
+        assert_eq!(
+            one(
+                &f,
+                "litestream_checkpoint_count",
+                &["/data/app.db", "PASSIVE"]
+            ),
+            2.0
+        );
+        assert_eq!(samples(&f, "litestream_checkpoint_count").len(), 1);
+        let r = ["/data/app.db", "s3"];
+        assert_eq!(one(&f, "litestream_replica_wal_bytes", &r), 12345.0);
+        assert_eq!(one(&f, "litestream_replica_wal_index", &r), 3.0);
+        assert_eq!(one(&f, "litestream_replica_wal_offset", &r), 8272.0);
+        for status in ["ok", "error"] {
+            let l = ["/data/app.db", "s3", status];
+            assert_eq!(one(&f, "litestream_replica_validation_total", &l), 0.0);
+        }
+        // Per replica type, summed over replicas; the file type is not counted (Litestream).
+        assert_eq!(
+            one(&f, "litestream_replica_operation_total", &["s3", "PUT"]),
+            5.0
+        );
+        assert_eq!(
+            one(&f, "litestream_replica_operation_bytes", &["s3", "PUT"]),
+            500.0
+        );
+        assert_eq!(
+            one(&f, "litestream_replica_operation_total", &["s3", "LIST"]),
+            8.0
+        );
+        let types: Vec<_> = samples(&f, "litestream_replica_operation_total")
+            .into_iter()
+            .map(|(l, _)| l[0].clone())
+            .collect();
+        assert!(types.iter().all(|t| t == "s3"), "{types:?}");
+        assert!(
+            samples(&f, "litestream_replica_operation_bytes")
+                .iter()
+                .all(|(l, _)| l[1] == "GET" || l[1] == "PUT")
+        );
+    }
+
+    #[test]
+    fn walstream_families() {
+        let f = families(&observation());
+        let r = ["/data/app.db", "file"];
+        assert_eq!(one(&f, "walstream_db_attached", &["/data/app.db"]), 1.0);
+        assert_eq!(
+            one(&f, "walstream_replica_last_sync_timestamp_seconds", &r),
+            1000.0
+        );
+        assert_eq!(one(&f, "walstream_replica_lag_seconds", &r), 1.5);
+        assert_eq!(one(&f, "walstream_replica_sync_errors_total", &r), 2.0);
+        let transient = ["/data/app.db", "file", "transient"];
+        assert_eq!(
+            one(&f, "walstream_replica_storage_errors_total", &transient),
+            3.0
+        );
+        assert_eq!(one(&f, "walstream_replica_storage_retries_total", &r), 7.0);
+        let put = ["/data/app.db", "file", "PUT"];
+        assert_eq!(
+            one(&f, "walstream_replica_storage_operations_total", &put),
+            5.0
+        );
+        assert_eq!(one(&f, "walstream_replica_uploaded_bytes_total", &r), 500.0);
+        // Unknown until a snapshot / a listing exists.
+        assert!(samples(&f, "walstream_replica_latest_snapshot_timestamp_seconds").is_empty());
+        assert!(
+            samples(
+                &f,
+                "walstream_replica_oldest_restore_point_timestamp_seconds"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn registry_renders_text_with_help_and_type() {
+        let m = Metrics::new(Arc::new(observation)).expect("registry");
+        let text = m.render().expect("render");
+        assert!(
+            text.contains("# TYPE litestream_sync_count counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE litestream_db_size gauge\n"), "{text}");
+        assert!(
+            text.contains("litestream_db_size{db=\"/data/app.db\"} 4096\n"),
+            "{text}"
+        );
+        assert!(content_type().starts_with("text/plain"));
+    }
+
+    #[test]
+    fn every_family_is_documented() {
+        let doc = include_str!("../docs/metrics.md");
+        for f in FAMILIES {
+            let row = format!(
+                "| `{}` | {} |",
+                f.name,
+                if f.counter { "counter" } else { "gauge" }
+            );
+            assert!(
+                doc.contains(&row),
+                "docs/metrics.md lacks the row starting {row:?}"
+            );
+            for l in f.labels {
+                assert!(
+                    doc.contains(&format!("`{l}`")),
+                    "label {l} of {} undocumented",
+                    f.name
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! JSON documents of the `/api/v1` and `/readyz` endpoints (documented in `docs/http-api.md`)
+//! and their construction from an [`Observation`]. Deserialisable too, for `walstream status`.
+//!
+//! What must stay true: times are RFC 3339 UTC strings with as many fraction digits as needed
+//! (restore-point times are exact storage times, usable as `restore -timestamp`); replica URLs
+//! come from `ReplicaClient::describe()` and never hold credentials; a field is `null` when
+//! unknown rather than absent; adding fields is compatible, renaming is not.
+
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::restore_points::{GenerationPoints, ReplicaPoints};
+use super::state::{DbObservation, Observation, ReplicaObservation};
+use crate::db::Pos;
+
+/// RFC 3339 UTC with the needed fraction digits, e.g. `2026-11-22T02:48:45.123456789Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn opt_time(t: Option<SystemTime>) -> Option<String> {
+    t.map(rfc3339)
+}
+
+/// A replica position (spec §4.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub generation: String,
+    pub index: u32,
+    pub offset: u64,
+}
+
+impl From<&Pos> for Position {
+    fn from(p: &Pos) -> Self {
+        Position {
+            generation: p.generation.clone(),
+            index: p.index,
+            offset: p.offset,
+        }
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{:08x}:{}", self.generation, self.index, self.offset)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimedError {
+    pub time: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub time: String,
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotRef {
+    pub generation: String,
+    pub index: u32,
+    pub time: String,
+}
+
+/// `GET /api/v1/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusDoc {
+    pub version: String,
+    pub time: String,
+    pub databases: Vec<DatabaseStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseStatus {
+    /// URL id (`/api/v1/databases/{name}/…`).
+    pub name: String,
+    pub path: String,
+    pub attached: bool,
+    /// Main database file size (bytes).
+    pub size: u64,
+    pub wal_size: u64,
+    pub page_size: u32,
+    pub generation: Option<String>,
+    /// End of the shadow WAL: everything committed that walstream has seen.
+    pub position: Option<Position>,
+    pub last_sync: Option<String>,
+    pub last_checkpoint: Option<Checkpoint>,
+    /// Error of the last sync tick (`null` once a tick succeeds).
+    pub last_error: Option<String>,
+    /// Since when sync ticks keep failing.
+    pub failing_since: Option<String>,
+    pub replicas: Vec<ReplicaStatusDoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaStatusDoc {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Credential-free description of the location.
+    pub url: String,
+    /// Last position known to be in storage.
+    pub position: Option<Position>,
+    pub last_sync: Option<String>,
+    /// Age of the oldest commit not yet in storage (0 when caught up).
+    pub lag_seconds: f64,
+    pub last_error: Option<TimedError>,
+    pub error_count: u64,
+    pub failure_streak: u32,
+    pub latest_snapshot: Option<SnapshotRef>,
+    pub oldest_restore_point: Option<String>,
+    /// When the restore points were last listed from storage.
+    pub restore_points_refreshed_at: Option<String>,
+}
+
+impl StatusDoc {
+    pub fn from_observation(obs: &Observation) -> Self {
+        StatusDoc {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            time: rfc3339(obs.at),
+            databases: obs.dbs.iter().map(database_status).collect(),
+        }
+    }
+}
+
+fn database_status(db: &DbObservation) -> DatabaseStatus {
+    DatabaseStatus {
+        name: db.id.clone(),
+        path: db.path.display().to_string(),
+        attached: db.attached,
+        size: db.state.db_size,
+        wal_size: db.state.wal_size,
+        page_size: db.state.page_size,
+        generation: db.state.generation.clone(),
+        position: db.state.pos.as_ref().map(Position::from),
+        last_sync: opt_time(db.state.last_sync),
+        last_checkpoint: db.stats.last_checkpoint.map(|(t, mode)| Checkpoint {
+            time: rfc3339(t),
+            mode: mode.as_str().to_string(),
+        }),
+        last_error: db.state.last_error.clone(),
+        failing_since: opt_time(db.failing_since),
+        replicas: db.replicas.iter().map(replica_status).collect(),
+    }
+}
+
+fn replica_status(r: &ReplicaObservation) -> ReplicaStatusDoc {
+    let st = &r.status;
+    ReplicaStatusDoc {
+        name: st.name.clone(),
+        kind: r.replica_type.to_string(),
+        url: r.url.clone(),
+        position: st.position.as_ref().map(Position::from),
+        last_sync: opt_time(st.last_sync),
+        lag_seconds: r.lag.as_secs_f64(),
+        last_error: st.last_error.as_ref().map(|(t, m)| TimedError {
+            time: rfc3339(*t),
+            message: m.clone(),
+        }),
+        error_count: st.error_count,
+        failure_streak: st.failure_streak,
+        latest_snapshot: r
+            .latest_snapshot()
+            .map(|(generation, index, t)| SnapshotRef {
+                generation,
+                index,
+                time: rfc3339(t),
+            }),
+        oldest_restore_point: opt_time(r.points.oldest_restore_point()),
+        restore_points_refreshed_at: opt_time(r.points.refreshed_at),
+    }
+}
+
+/// `GET /api/v1/databases/{db}/restore-points`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestorePointsDoc {
+    pub database: String,
+    pub path: String,
+    pub replicas: Vec<ReplicaRestorePoints>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaRestorePoints {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub url: String,
+    pub refreshed_at: Option<String>,
+    pub error: Option<TimedError>,
+    pub oldest_restore_point: Option<String>,
+    pub generations: Vec<GenerationDoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationDoc {
+    pub generation: String,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    /// Any `-timestamp` in `[restorable_from, restorable_to]` restores this generation.
+    pub restorable_from: Option<String>,
+    pub restorable_to: Option<String>,
+    pub snapshots: Vec<SnapshotDoc>,
+    pub wal: Vec<WalSpanDoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotDoc {
+    pub index: u32,
+    pub size: u64,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WalSpanDoc {
+    pub index: u32,
+    pub segments: usize,
+    pub first_offset: u64,
+    pub last_offset: u64,
+    pub size: u64,
+    pub first_created_at: String,
+    pub last_created_at: String,
+}
+
+impl RestorePointsDoc {
+    pub fn from_observation(db: &DbObservation) -> Self {
+        RestorePointsDoc {
+            database: db.id.clone(),
+            path: db.path.display().to_string(),
+            replicas: db
+                .replicas
+                .iter()
+                .map(|r| replica_points(r, &r.points))
+                .collect(),
+        }
+    }
+}
+
+fn replica_points(r: &ReplicaObservation, p: &ReplicaPoints) -> ReplicaRestorePoints {
+    ReplicaRestorePoints {
+        name: r.status.name.clone(),
+        kind: r.replica_type.to_string(),
+        url: r.url.clone(),
+        refreshed_at: opt_time(p.refreshed_at),
+        error: p.error.as_ref().map(|(t, m)| TimedError {
+            time: rfc3339(*t),
+            message: m.clone(),
+        }),
+        oldest_restore_point: opt_time(p.oldest_restore_point()),
+        generations: p.generations.iter().map(generation_doc).collect(),
+    }
+}
+
+fn generation_doc(g: &GenerationPoints) -> GenerationDoc {
+    GenerationDoc {
+        generation: g.generation.clone(),
+        created_at: opt_time(g.created_at),
+        updated_at: opt_time(g.updated_at),
+        restorable_from: opt_time(g.restorable_from()),
+        restorable_to: opt_time(g.restorable_to()),
+        snapshots: g
+            .snapshots
+            .iter()
+            .map(|s| SnapshotDoc {
+                index: s.index,
+                size: s.size,
+                created_at: rfc3339(s.created_at),
+            })
+            .collect(),
+        wal: g
+            .wal
+            .iter()
+            .map(|w| WalSpanDoc {
+                index: w.index,
+                segments: w.segments,
+                first_offset: w.first_offset,
+                last_offset: w.last_offset,
+                size: w.size,
+                first_created_at: rfc3339(w.first_created_at),
+                last_created_at: rfc3339(w.last_created_at),
+            })
+            .collect(),
+    }
+}
+
+/// `GET /readyz`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadyDoc {
+    pub ready: bool,
+    pub max_lag_seconds: f64,
+    pub problems: Vec<Problem>,
+}
+
+/// Why one database or replica is not ready.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    pub db: String,
+    /// `null` for database-level problems.
+    pub replica: Option<String>,
+    pub reason: String,
+}
+
+/// Readiness: every database attached and syncing, every replica synced at least once and
+/// lagging at most `max_lag`.
+pub fn readiness(obs: &Observation, max_lag: Duration) -> ReadyDoc {
+    let mut problems = Vec::new();
+    let age = |t: SystemTime| obs.at.duration_since(t).unwrap_or(Duration::ZERO);
+    let limit = crate::config::format_go_duration(max_lag.as_nanos() as i128);
+    for db in &obs.dbs {
+        let mut problem = |replica: Option<&str>, reason: String| {
+            problems.push(Problem {
+                db: db.id.clone(),
+                replica: replica.map(str::to_string),
+                reason,
+            })
+        };
+        if !db.attached {
+            problem(None, "database not attached".into());
+            continue;
+        }
+        if let Some(since) = db.failing_since.filter(|&t| age(t) > max_lag) {
+            let err = db.state.last_error.clone().unwrap_or_default();
+            let secs = age(since).as_secs_f64();
+            problem(
+                None,
+                format!("sync failing for {secs:.1}s (> {limit}): {err}"),
+            );
+        }
+        for r in &db.replicas {
+            let name = Some(r.status.name.as_str());
+            if r.status.last_sync.is_none() {
+                problem(name, "replica has not completed a sync yet".into());
+            } else if r.lag > max_lag {
+                let lag = r.lag.as_secs_f64();
+                let mut reason = format!("replica lag {lag:.1}s exceeds {limit}");
+                if let Some((_, e)) = r
+                    .status
+                    .last_error
+                    .as_ref()
+                    .filter(|_| r.status.failure_streak > 0)
+                {
+                    reason.push_str(&format!(": {e}"));
+                }
+                problem(name, reason);
+            }
+        }
+    }
+    ReadyDoc {
+        ready: problems.is_empty(),
+        max_lag_seconds: max_lag.as_secs_f64(),
+        problems,
+    }
+}
+
+/// Body of every error answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDoc {
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub database: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub replica: Option<String>,
+}
+
+/// `POST /api/v1/databases/{db}/sync`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncDoc {
+    pub database: String,
+    /// The database position every replica now holds.
+    pub position: Position,
+    pub replicas: Vec<ReplicaPosition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaPosition {
+    pub name: String,
+    pub position: Position,
+}
+
+/// `POST /api/v1/databases/{db}/snapshot`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotTakenDoc {
+    pub database: String,
+    pub replicas: Vec<SnapshotTaken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotTaken {
+    pub name: String,
+    pub generation: String,
+    pub index: u32,
+}
+
+#[cfg(test)]
+#[path = "api_tests.rs"]
+mod tests;

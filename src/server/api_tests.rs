@@ -1,0 +1,181 @@
+//! Tests of the JSON documents and the readiness rule (pure, from hand-made observations).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::*;
+use crate::db::{DbState, DbStats};
+use crate::replica::{ReplicaStatus, SnapshotMark};
+use crate::server::StorageCounters;
+use crate::server::restore_points::{SnapshotPoint, WalSpan};
+
+fn at(s: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s)
+}
+
+fn pos(offset: u64) -> Pos {
+    Pos {
+        generation: "0123456789abcdef".into(),
+        index: 1,
+        offset,
+    }
+}
+
+fn replica(name: &str, lag_s: u64, synced: bool) -> ReplicaObservation {
+    ReplicaObservation {
+        status: ReplicaStatus {
+            name: name.into(),
+            kind: "s3",
+            position: synced.then(|| pos(4152)),
+            last_sync: synced.then(|| at(90)),
+            last_error: Some((at(80), "PUT k: connection refused".into())),
+            failure_streak: 1,
+            latest_snapshot: Some(SnapshotMark {
+                generation: "0123456789abcdef".into(),
+                index: 1,
+                at: at(50),
+            }),
+            ..ReplicaStatus::default()
+        },
+        replica_type: "s3",
+        url: "s3://bucket/db".into(),
+        lag: Duration::from_secs(lag_s),
+        storage: StorageCounters::default(),
+        points: Arc::new(ReplicaPoints {
+            refreshed_at: Some(at(95)),
+            generations: vec![GenerationPoints {
+                generation: "0123456789abcdef".into(),
+                created_at: Some(at(10)),
+                updated_at: Some(at(60)),
+                snapshots: vec![SnapshotPoint {
+                    index: 0,
+                    size: 421,
+                    created_at: at(10),
+                }],
+                wal: vec![WalSpan {
+                    index: 0,
+                    segments: 2,
+                    first_offset: 0,
+                    last_offset: 4152,
+                    size: 600,
+                    first_created_at: at(10),
+                    last_created_at: at(60),
+                }],
+            }],
+            error: None,
+        }),
+    }
+}
+
+fn observation(replicas: Vec<ReplicaObservation>, attached: bool) -> Observation {
+    Observation {
+        at: at(100),
+        dbs: vec![DbObservation {
+            id: "app.db".into(),
+            path: PathBuf::from("/data/app.db"),
+            attached,
+            state: DbState {
+                generation: Some("0123456789abcdef".into()),
+                pos: Some(pos(8272)),
+                page_size: 4096,
+                db_size: 8192,
+                wal_size: 8272,
+                last_sync: Some(at(99)),
+                last_error: None,
+            },
+            stats: DbStats::default(),
+            failing_since: None,
+            replicas,
+        }],
+    }
+}
+
+#[test]
+fn times_are_rfc3339_utc_with_needed_digits() {
+    assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+    let t = UNIX_EPOCH + Duration::new(1, 5_000_000);
+    assert_eq!(rfc3339(t), "1970-01-01T00:00:01.005Z");
+    let t = UNIX_EPOCH + Duration::new(1, 123_456_789);
+    assert_eq!(rfc3339(t), "1970-01-01T00:00:01.123456789Z");
+}
+
+#[test]
+fn status_document_shape() {
+    let doc = StatusDoc::from_observation(&observation(vec![replica("s3", 3, true)], true));
+    let v = serde_json::to_value(&doc).expect("json");
+    let db = &v["databases"][0];
+    assert_eq!(db["name"], "app.db");
+    assert_eq!(db["path"], "/data/app.db");
+    assert_eq!(db["size"], 8192);
+    assert_eq!(db["wal_size"], 8272);
+    assert_eq!(db["generation"], "0123456789abcdef");
+    assert_eq!(db["position"]["offset"], 8272);
+    assert!(db["last_checkpoint"].is_null());
+    assert!(db["last_error"].is_null());
+    let r = &db["replicas"][0];
+    assert_eq!(r["type"], "s3");
+    assert_eq!(r["url"], "s3://bucket/db");
+    assert_eq!(r["lag_seconds"], 3.0);
+    assert_eq!(r["last_error"]["message"], "PUT k: connection refused");
+    // The newer of the own snapshot (t+50) and the listed one (t+10).
+    assert_eq!(r["latest_snapshot"]["time"], rfc3339(at(50)));
+    assert_eq!(r["oldest_restore_point"], rfc3339(at(10)));
+    let back: StatusDoc = serde_json::from_value(v).expect("round trip");
+    assert_eq!(back, doc);
+}
+
+#[test]
+fn restore_points_document_shape() {
+    let obs = observation(vec![replica("s3", 0, true)], true);
+    let doc = RestorePointsDoc::from_observation(&obs.dbs[0]);
+    let v = serde_json::to_value(&doc).expect("json");
+    let g = &v["replicas"][0]["generations"][0];
+    assert_eq!(g["restorable_from"], rfc3339(at(10)));
+    assert_eq!(g["restorable_to"], rfc3339(at(60)));
+    assert_eq!(g["snapshots"][0]["size"], 421);
+    assert_eq!(g["wal"][0]["last_offset"], 4152);
+    assert_eq!(g["wal"][0]["segments"], 2);
+}
+
+#[test]
+fn ready_when_attached_synced_and_within_lag() {
+    let max = Duration::from_secs(5);
+    let ok = readiness(&observation(vec![replica("s3", 5, true)], true), max);
+    assert!(ok.ready, "{ok:?}");
+    assert!(ok.problems.is_empty());
+
+    let lagging = readiness(&observation(vec![replica("s3", 6, true)], true), max);
+    assert!(!lagging.ready);
+    assert_eq!(lagging.problems.len(), 1);
+    let p = &lagging.problems[0];
+    assert_eq!(
+        (p.db.as_str(), p.replica.as_deref()),
+        ("app.db", Some("s3"))
+    );
+    assert!(p.reason.contains("lag 6.0s exceeds 5s"), "{}", p.reason);
+    assert!(p.reason.contains("connection refused"), "{}", p.reason);
+
+    let never = readiness(&observation(vec![replica("s3", 0, false)], true), max);
+    assert_eq!(
+        never.problems[0].reason,
+        "replica has not completed a sync yet"
+    );
+
+    let detached = readiness(&observation(vec![replica("s3", 0, true)], false), max);
+    assert_eq!(detached.problems[0].reason, "database not attached");
+    assert_eq!(detached.problems[0].replica, None);
+}
+
+#[test]
+fn db_failing_longer_than_max_lag_is_not_ready() {
+    let max = Duration::from_secs(5);
+    let mut obs = observation(vec![replica("s3", 0, true)], true);
+    obs.dbs[0].state.last_error = Some("database is locked".into());
+    obs.dbs[0].failing_since = Some(at(97));
+    assert!(readiness(&obs, max).ready);
+    obs.dbs[0].failing_since = Some(at(90));
+    let doc = readiness(&obs, max);
+    assert!(!doc.ready);
+    assert!(doc.problems[0].reason.contains("database is locked"));
+}

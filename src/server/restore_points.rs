@@ -1,0 +1,351 @@
+//! Restore points of every replica, listed from storage by a background refresher and kept in
+//! memory, so HTTP handlers never wait for storage: generations with their time range, their
+//! snapshots, and the span (offsets, times, stored bytes) each WAL index covers.
+//!
+//! What must stay true:
+//! - times are the storage `CreatedAt` of the objects (spec §1.6), the same values `restore
+//!   -timestamp` compares against, so any time in `[restorable_from, restorable_to]` of a
+//!   generation restores (spec §5.1, §5.2);
+//! - a failed listing keeps the previous result and records the error beside it;
+//! - refreshes are rate limited ([`MIN_INTERVAL`]) except when asked for explicitly (after a
+//!   `POST …/sync` or `…/snapshot`), and happen at least every [`MAX_AGE`] (retention deletes).
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, select_all};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use crate::replica::{Replica, ReplicaStatus};
+use crate::storage::{ReplicaClient, SegmentInfo, SnapshotInfo, StorageError};
+
+/// Least time between two refreshes triggered by replica activity. Each refresh costs
+/// `1 + 2 × generations` listings per replica.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
+/// Longest time between two refreshes (catches retention and foreign writers).
+pub const MAX_AGE: Duration = Duration::from_secs(300);
+
+/// One snapshot object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotPoint {
+    pub index: u32,
+    /// Stored (compressed) bytes.
+    pub size: u64,
+    pub created_at: SystemTime,
+}
+
+/// The WAL segments of one index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalSpan {
+    pub index: u32,
+    pub segments: usize,
+    /// Offset of the first and of the last segment (uncompressed WAL bytes).
+    pub first_offset: u64,
+    pub last_offset: u64,
+    /// Stored (compressed) bytes of all segments.
+    pub size: u64,
+    pub first_created_at: SystemTime,
+    pub last_created_at: SystemTime,
+}
+
+/// One generation of a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerationPoints {
+    pub generation: String,
+    /// Earliest / latest `CreatedAt` over snapshots and segments (Litestream's bounds).
+    pub created_at: Option<SystemTime>,
+    pub updated_at: Option<SystemTime>,
+    pub snapshots: Vec<SnapshotPoint>,
+    pub wal: Vec<WalSpan>,
+}
+
+impl GenerationPoints {
+    /// Earliest time a `-timestamp` restore of this generation can use (its oldest snapshot).
+    pub fn restorable_from(&self) -> Option<SystemTime> {
+        self.snapshots.iter().map(|s| s.created_at).min()
+    }
+
+    /// Latest time a `-timestamp` restore can use (= `updated_at`) when there is a snapshot.
+    pub fn restorable_to(&self) -> Option<SystemTime> {
+        self.restorable_from().and(self.updated_at)
+    }
+
+    pub fn latest_snapshot(&self) -> Option<&SnapshotPoint> {
+        self.snapshots.iter().max_by_key(|s| s.created_at)
+    }
+}
+
+/// Summarises one generation's listings (`snapshots` and `segments` in any order).
+pub fn summarize(
+    generation: &str,
+    snapshots: &[SnapshotInfo],
+    segments: &[SegmentInfo],
+) -> GenerationPoints {
+    let mut snaps: Vec<SnapshotPoint> = snapshots
+        .iter()
+        .map(|s| SnapshotPoint {
+            index: s.index,
+            size: s.size,
+            created_at: s.created_at.into(),
+        })
+        .collect();
+    snaps.sort_by_key(|s| s.index);
+    let mut segs: Vec<&SegmentInfo> = segments.iter().collect();
+    segs.sort_by_key(|s| (s.index, s.offset));
+    let mut wal: Vec<WalSpan> = Vec::new();
+    for s in segs {
+        let t: SystemTime = s.created_at.into();
+        match wal.last_mut() {
+            Some(span) if span.index == s.index => {
+                span.segments += 1;
+                span.last_offset = s.offset;
+                span.size += s.size;
+                span.first_created_at = span.first_created_at.min(t);
+                span.last_created_at = span.last_created_at.max(t);
+            }
+            _ => wal.push(WalSpan {
+                index: s.index,
+                segments: 1,
+                first_offset: s.offset,
+                last_offset: s.offset,
+                size: s.size,
+                first_created_at: t,
+                last_created_at: t,
+            }),
+        }
+    }
+    let times = snaps.iter().map(|s| s.created_at).chain(
+        wal.iter()
+            .flat_map(|w| [w.first_created_at, w.last_created_at]),
+    );
+    let (created_at, updated_at) = times.fold((None, None), |(lo, hi), t| {
+        (
+            Some(lo.map_or(t, |l: SystemTime| l.min(t))),
+            Some(hi.map_or(t, |h: SystemTime| h.max(t))),
+        )
+    });
+    GenerationPoints {
+        generation: generation.to_string(),
+        created_at,
+        updated_at,
+        snapshots: snaps,
+        wal,
+    }
+}
+
+/// What the cache holds for one replica.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaPoints {
+    /// When the last successful listing finished (`None`: never).
+    pub refreshed_at: Option<SystemTime>,
+    pub generations: Vec<GenerationPoints>,
+    /// The last listing error and when it happened (cleared by a successful listing).
+    pub error: Option<(SystemTime, String)>,
+}
+
+impl ReplicaPoints {
+    /// The oldest time any generation can be restored to.
+    pub fn oldest_restore_point(&self) -> Option<SystemTime> {
+        self.generations
+            .iter()
+            .filter_map(|g| g.restorable_from())
+            .min()
+    }
+
+    /// The newest snapshot over all generations: (generation, snapshot).
+    pub fn latest_snapshot(&self) -> Option<(&str, &SnapshotPoint)> {
+        self.generations
+            .iter()
+            .filter_map(|g| g.latest_snapshot().map(|s| (g.generation.as_str(), s)))
+            .max_by_key(|(_, s)| s.created_at)
+    }
+}
+
+/// The shared cache slot of one replica.
+pub type PointsSlot = Arc<RwLock<Arc<ReplicaPoints>>>;
+
+/// Reads the current cache content (never waits for storage).
+pub fn read(slot: &PointsSlot) -> Arc<ReplicaPoints> {
+    match slot.read() {
+        Ok(g) => Arc::clone(&g),
+        Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+    }
+}
+
+fn store(slot: &PointsSlot, value: ReplicaPoints) {
+    let mut g = match slot.write() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    *g = Arc::new(value);
+}
+
+/// Lists every generation of one replica.
+pub async fn list(client: &ReplicaClient) -> Result<Vec<GenerationPoints>, StorageError> {
+    let mut out = Vec::new();
+    for generation in client.generations().await? {
+        let snapshots = client.snapshots(&generation).await?;
+        let segments = client.wal_segments(&generation).await?;
+        out.push(summarize(&generation, &snapshots, &segments));
+    }
+    Ok(out)
+}
+
+/// Refreshes one replica's slot (keeping the old listing on error).
+async fn refresh_one(replica: &Replica, slot: &PointsSlot) {
+    let result = list(replica.client()).await;
+    let previous = read(slot);
+    let next = match result {
+        Ok(generations) => ReplicaPoints {
+            refreshed_at: Some(SystemTime::now()),
+            generations,
+            error: None,
+        },
+        Err(e) => {
+            tracing::debug!(replica = %replica.name(), error = %e, "restore points listing failed");
+            ReplicaPoints {
+                error: Some((SystemTime::now(), e.to_string())),
+                ..(*previous).clone()
+            }
+        }
+    };
+    store(slot, next);
+}
+
+/// Keeps the slots of one database's replicas fresh: at start, after replica activity (at most
+/// every [`MIN_INTERVAL`]), when `force` is notified, and at least every [`MAX_AGE`].
+pub async fn refresher(replicas: Vec<(Arc<Replica>, PointsSlot)>, force: Arc<Notify>) {
+    let mut statuses: Vec<watch::Receiver<ReplicaStatus>> =
+        replicas.iter().map(|(r, _)| r.subscribe_status()).collect();
+    loop {
+        for (replica, slot) in &replicas {
+            refresh_one(replica, slot).await;
+        }
+        let earliest = Instant::now() + MIN_INTERVAL;
+        let latest = Instant::now() + MAX_AGE;
+        for s in &mut statuses {
+            s.borrow_and_update();
+        }
+        let activity = async {
+            if any_changed(&mut statuses).await {
+                tokio::time::sleep_until(earliest).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = force.notified() => {}
+            _ = tokio::time::sleep_until(latest) => {}
+            _ = activity => {}
+        }
+    }
+}
+
+/// Resolves when any status changes (true) or every channel closed (false).
+async fn any_changed(statuses: &mut [watch::Receiver<ReplicaStatus>]) -> bool {
+    if statuses.is_empty() {
+        return false;
+    }
+    let futures: Vec<BoxFuture<'_, bool>> = statuses
+        .iter_mut()
+        .map(|s| async move { s.changed().await.is_ok() }.boxed())
+        .collect();
+    let (changed, _, _) = select_all(futures).await;
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).expect("valid time")
+    }
+
+    fn snap(index: u32, s: i64) -> SnapshotInfo {
+        SnapshotInfo {
+            generation: "g".into(),
+            index,
+            size: 100,
+            created_at: t(s),
+        }
+    }
+
+    fn seg(index: u32, offset: u64, s: i64) -> SegmentInfo {
+        SegmentInfo {
+            generation: "g".into(),
+            index,
+            offset,
+            size: 10,
+            created_at: t(s),
+        }
+    }
+
+    #[test]
+    fn summary_groups_segments_by_index_with_bounds() {
+        let g = summarize(
+            "g",
+            &[snap(1, 50), snap(0, 5)],
+            &[
+                seg(1, 0, 50),
+                seg(0, 4152, 20),
+                seg(0, 0, 5),
+                seg(0, 8272, 40),
+            ],
+        );
+        assert_eq!(
+            g.snapshots.iter().map(|s| s.index).collect::<Vec<_>>(),
+            [0, 1]
+        );
+        assert_eq!(g.wal.len(), 2);
+        let w0 = &g.wal[0];
+        assert_eq!(
+            (
+                w0.index,
+                w0.segments,
+                w0.first_offset,
+                w0.last_offset,
+                w0.size
+            ),
+            (0, 3, 0, 8272, 30)
+        );
+        assert_eq!(
+            (w0.first_created_at, w0.last_created_at),
+            (t(5).into(), t(40).into())
+        );
+        assert_eq!(g.wal[1].segments, 1);
+        assert_eq!(g.created_at, Some(t(5).into()));
+        assert_eq!(g.updated_at, Some(t(50).into()));
+        assert_eq!(g.restorable_from(), Some(t(5).into()));
+        assert_eq!(g.restorable_to(), Some(t(50).into()));
+        assert_eq!(g.latest_snapshot().map(|s| s.index), Some(1));
+    }
+
+    #[test]
+    fn generation_without_snapshot_is_not_restorable() {
+        let g = summarize("g", &[], &[seg(0, 0, 5)]);
+        assert_eq!(g.updated_at, Some(t(5).into()));
+        assert_eq!((g.restorable_from(), g.restorable_to()), (None, None));
+        let empty = summarize("g", &[], &[]);
+        assert_eq!((empty.created_at, empty.updated_at), (None, None));
+    }
+
+    #[test]
+    fn replica_points_pick_oldest_restore_point_and_newest_snapshot() {
+        let a = summarize("a", &[snap(0, 10)], &[seg(0, 0, 12)]);
+        let mut b = summarize("b", &[snap(3, 30), snap(4, 20)], &[]);
+        b.generation = "b".into();
+        let p = ReplicaPoints {
+            refreshed_at: None,
+            generations: vec![a, b],
+            error: None,
+        };
+        assert_eq!(p.oldest_restore_point(), Some(t(10).into()));
+        let (generation, s) = p.latest_snapshot().expect("a snapshot");
+        assert_eq!((generation, s.index), ("b", 3));
+        assert_eq!(ReplicaPoints::default().oldest_restore_point(), None);
+    }
+}

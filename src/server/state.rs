@@ -1,0 +1,261 @@
+//! The server's view of the running replication: one [`DbEntry`] per database (with its URL id,
+//! health tracker and restore-point refresh trigger) and one [`ReplicaEntry`] per replica (lag
+//! tracker, restore-point cache), plus [`AppState::observe`], which copies everything the
+//! endpoints and metrics need into a plain [`Observation`].
+//!
+//! What must stay true: observing only reads watch channels, atomics and short-held in-memory
+//! locks — never SQLite, never storage, never the database's attach mutex (held during sync
+//! ticks) — so every read endpoint answers at once; database ids are unique, derived from the
+//! file name (`app.db`, then `app.db-2`, … for clashes in config order), never a raw path.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+
+use super::lag::{self, DbHealth, LagTracker};
+use super::restore_points::{self, PointsSlot, ReplicaPoints};
+use crate::config::HttpConfig;
+use crate::db::{DbState, DbStats};
+use crate::replica::{Replica, ReplicaStatus};
+use crate::replicate::DbHandle;
+use crate::storage::{ErrorClass, Op, StorageStats};
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub dbs: Vec<Arc<DbEntry>>,
+    pub settings: HttpConfig,
+}
+
+/// One database as the HTTP API names it.
+pub struct DbEntry {
+    /// URL id: the file name, made unique.
+    pub id: String,
+    pub handle: Arc<DbHandle>,
+    pub replicas: Vec<ReplicaEntry>,
+    pub health: Arc<Mutex<DbHealth>>,
+    /// Asks the restore-point refresher for an immediate listing.
+    pub refresh: Arc<Notify>,
+}
+
+/// One replica of a [`DbEntry`].
+pub struct ReplicaEntry {
+    pub replica: Arc<Replica>,
+    pub lag: Arc<Mutex<LagTracker>>,
+    pub points: PointsSlot,
+}
+
+/// Storage counters of one replica client.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StorageCounters {
+    /// (operation, successful calls, stored bytes moved).
+    pub ops: Vec<(Op, u64, u64)>,
+    pub retries: u64,
+    pub errors: Vec<(ErrorClass, u64)>,
+}
+
+impl StorageCounters {
+    pub fn read(stats: &StorageStats) -> Self {
+        StorageCounters {
+            ops: Op::ALL
+                .iter()
+                .map(|&op| (op, stats.operations(op), stats.bytes(op)))
+                .collect(),
+            retries: stats.retries(),
+            errors: ErrorClass::ALL
+                .iter()
+                .map(|&c| (c, stats.errors(c)))
+                .collect(),
+        }
+    }
+
+    pub fn bytes(&self, op: Op) -> u64 {
+        self.ops.iter().find(|o| o.0 == op).map_or(0, |o| o.2)
+    }
+}
+
+/// A consistent-enough copy of one database's state at one instant.
+#[derive(Debug, Clone)]
+pub struct DbObservation {
+    pub id: String,
+    pub path: PathBuf,
+    pub attached: bool,
+    pub state: DbState,
+    pub stats: DbStats,
+    pub failing_since: Option<SystemTime>,
+    pub replicas: Vec<ReplicaObservation>,
+}
+
+/// A copy of one replica's state.
+#[derive(Debug, Clone)]
+pub struct ReplicaObservation {
+    pub status: ReplicaStatus,
+    pub replica_type: &'static str,
+    /// `ReplicaClient::describe()`: no credentials.
+    pub url: String,
+    pub lag: Duration,
+    pub storage: StorageCounters,
+    pub points: Arc<ReplicaPoints>,
+}
+
+impl ReplicaObservation {
+    /// Newest snapshot time known from this process's own snapshots or the storage listing.
+    pub fn latest_snapshot(&self) -> Option<(String, u32, SystemTime)> {
+        let own = self
+            .status
+            .latest_snapshot
+            .as_ref()
+            .map(|m| (m.generation.clone(), m.index, m.at));
+        let listed = self
+            .points
+            .latest_snapshot()
+            .map(|(g, s)| (g.to_string(), s.index, s.created_at));
+        match (own, listed) {
+            (Some(a), Some(b)) => Some(if a.2 >= b.2 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Everything observed at `at`.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub at: SystemTime,
+    pub dbs: Vec<DbObservation>,
+}
+
+impl AppState {
+    /// Builds the entries for `handles` (does not start anything).
+    pub fn new(handles: &[Arc<DbHandle>], settings: HttpConfig) -> Self {
+        let ids = unique_ids(handles.iter().map(|h| h.db.path().to_path_buf()));
+        let dbs = handles
+            .iter()
+            .zip(ids)
+            .map(|(h, id)| {
+                Arc::new(DbEntry {
+                    id,
+                    handle: Arc::clone(h),
+                    replicas: h
+                        .replicas
+                        .iter()
+                        .map(|r| ReplicaEntry {
+                            replica: Arc::clone(r),
+                            lag: Arc::new(Mutex::new(LagTracker::new())),
+                            points: Arc::new(RwLock::new(Arc::new(ReplicaPoints::default()))),
+                        })
+                        .collect(),
+                    health: Arc::new(Mutex::new(DbHealth::default())),
+                    refresh: Arc::new(Notify::new()),
+                })
+            })
+            .collect();
+        AppState { dbs, settings }
+    }
+
+    /// Starts the trackers and restore-point refreshers on the current runtime.
+    pub fn spawn_background(&self) {
+        for entry in &self.dbs {
+            let db = &entry.handle.db;
+            tokio::spawn(lag::track_db(db.subscribe(), Arc::clone(&entry.health)));
+            for r in &entry.replicas {
+                tokio::spawn(lag::track_replica(
+                    db.subscribe(),
+                    r.replica.subscribe_status(),
+                    Arc::clone(&r.lag),
+                ));
+            }
+            let slots = entry
+                .replicas
+                .iter()
+                .map(|r| (Arc::clone(&r.replica), Arc::clone(&r.points)))
+                .collect();
+            tokio::spawn(restore_points::refresher(slots, Arc::clone(&entry.refresh)));
+        }
+    }
+
+    /// The database called `id` in URLs.
+    pub fn db(&self, id: &str) -> Option<&Arc<DbEntry>> {
+        self.dbs.iter().find(|d| d.id == id)
+    }
+
+    /// Copies the current state of every database and replica (never blocks on I/O).
+    pub fn observe(&self) -> Observation {
+        let at = SystemTime::now();
+        Observation {
+            at,
+            dbs: self.dbs.iter().map(|d| d.observe(at)).collect(),
+        }
+    }
+}
+
+impl DbEntry {
+    fn observe(&self, at: SystemTime) -> DbObservation {
+        let db = &self.handle.db;
+        DbObservation {
+            id: self.id.clone(),
+            path: db.path().to_path_buf(),
+            attached: self.handle.is_open(),
+            state: db.state(),
+            stats: db.stats(),
+            failing_since: lag::lock(&self.health).failing_since,
+            replicas: self.replicas.iter().map(|r| r.observe(at)).collect(),
+        }
+    }
+}
+
+impl ReplicaEntry {
+    fn observe(&self, at: SystemTime) -> ReplicaObservation {
+        let client = self.replica.client();
+        ReplicaObservation {
+            status: self.replica.status(),
+            replica_type: client.replica_type(),
+            url: client.describe(),
+            lag: lag::lock(&self.lag).lag(at),
+            storage: StorageCounters::read(client.stats()),
+            points: restore_points::read(&self.points),
+        }
+    }
+}
+
+/// File names as ids; a clash gets `-2`, `-3`, … in order.
+pub fn unique_ids(paths: impl Iterator<Item = PathBuf>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for path in paths {
+        let base = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "db".to_string());
+        let mut id = base.clone();
+        let mut n = 2;
+        while !seen.insert(id.clone()) {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+        out.push(id);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_file_names_made_unique() {
+        let paths = [
+            "/a/app.db",
+            "/b/app.db",
+            "/c/other.db",
+            "/d/app.db",
+            "/e/app.db-2",
+        ];
+        let ids = unique_ids(paths.iter().map(PathBuf::from));
+        assert_eq!(
+            ids,
+            ["app.db", "app.db-2", "other.db", "app.db-3", "app.db-2-2"]
+        );
+    }
+}

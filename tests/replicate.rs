@@ -254,6 +254,27 @@ fn exec_child_exit_code_is_propagated() {
 }
 
 #[test]
+fn second_signal_exits_at_once() {
+    let s = Setup::new();
+    drop(open_app(&s.db()));
+    let db = s.db().display().to_string();
+    let url = s.url();
+    // The child ignores SIGTERM, so the first signal leaves walstream waiting for it; the child
+    // ends when the test closes walstream's stdin (which it reads).
+    let child = "sh -c 'trap \"\" TERM INT; read x'";
+    let ws = walstream(&s.path(), &["-exec", child, &db, &url]);
+    poll_until("start-up", || ws.log_text().contains("initialized db"));
+    ws.signal(libc::SIGTERM);
+    poll_until("the wait for the child", || {
+        ws.log_text().contains("waiting for exec process to close")
+    });
+    ws.signal(libc::SIGTERM);
+    let (status, log) = ws.wait();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(!log.contains("walstream shut down"), "{log}");
+}
+
+#[test]
 fn argument_errors_use_litestream_wording() {
     let s = Setup::new();
     let db = s.db().display().to_string();

@@ -154,15 +154,16 @@ async fn wait_for_end(
     }
 }
 
-/// After the first signal, any further SIGINT/SIGTERM ends the process at once.
+/// After the first signal, any further SIGINT/SIGTERM ends the process at once. The streams are
+/// registered before this returns, so a signal sent right after the first one is not missed.
 fn exit_on_second_signal() {
-    tokio::spawn(async {
-        let (Ok(mut i), Ok(mut t)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
+    let (Ok(mut i), Ok(mut t)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::spawn(async move {
         tokio::select! {
             _ = i.recv() => {}
             _ = t.recv() => {}

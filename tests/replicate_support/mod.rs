@@ -25,6 +25,9 @@ pub const POLL: Duration = Duration::from_millis(50);
 /// file.
 pub struct Proc {
     child: Child,
+    /// The write end of the process's stdin: closed when the handle is dropped, so an `-exec`
+    /// child blocked reading it ends with the test.
+    _stdin: Option<std::process::ChildStdin>,
     log: PathBuf,
     name: &'static str,
 }
@@ -58,15 +61,22 @@ impl Proc {
         let log = dir.join(format!("{name}-{n}.log"));
         let out = std::fs::File::create(&log).expect("create log");
         let err = out.try_clone().expect("clone log handle");
-        let child = Command::new(bin)
+        let mut child = Command::new(bin)
             .arg("replicate")
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        Proc { child, log, name }
+        let stdin = child.stdin.take();
+        Proc {
+            child,
+            _stdin: stdin,
+            log,
+            name,
+        }
     }
 
     pub fn signal(&self, sig: i32) {

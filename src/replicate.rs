@@ -59,6 +59,8 @@ pub struct DbHandle {
     pub replicas: Vec<Arc<Replica>>,
     opened: AtomicBool,
     monitor_interval: Duration,
+    /// Minimum time between two db syncs started by file-change events.
+    sync_pace: Duration,
 }
 
 impl DbHandle {
@@ -147,6 +149,7 @@ fn build_db(cfg: &DbConfig) -> anyhow::Result<Arc<DbHandle>> {
         replicas,
         opened: AtomicBool::new(false),
         monitor_interval: cfg.monitor_interval,
+        sync_pace: db_sync_pace(cfg),
     }))
 }
 
@@ -222,8 +225,20 @@ async fn open_when_present(h: &DbHandle, cancel: &CancellationToken, poll: Durat
     }
 }
 
-/// The sync loop of one database: on every file change (watcher) and at least every
-/// `monitor-interval`. A monitor interval of 0 disables syncing (Litestream's semantics).
+/// How often file-change events may start a db sync: no more often than the fastest consumer
+/// (the smallest replica `sync-interval`) can use the result, and never slower than
+/// `monitor-interval`. Syncing on every commit would copy the WAL in tiny pieces for nothing.
+pub fn db_sync_pace(cfg: &DbConfig) -> Duration {
+    cfg.replicas
+        .iter()
+        .map(|r| r.sync_interval)
+        .min()
+        .map_or(cfg.monitor_interval, |s| s.min(cfg.monitor_interval))
+}
+
+/// The sync loop of one database: on file changes (watcher, paced by [`db_sync_pace`]) and at
+/// least every `monitor-interval`. A monitor interval of 0 disables syncing (Litestream's
+/// semantics).
 async fn monitor(h: &DbHandle, cancel: &CancellationToken, label: &str) {
     if h.monitor_interval.is_zero() {
         return;
@@ -231,12 +246,17 @@ async fn monitor(h: &DbHandle, cancel: &CancellationToken, label: &str) {
     let mut changes = h.db.watch_changes();
     let mut tick = tokio::time::interval(h.monitor_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pace = crate::replica::rate::RateLimiter::new(h.sync_pace);
     let mut failing = false;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
             _ = changes.changed() => {}
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = pace.acquire() => {}
         }
         match h.db.sync().await {
             Ok(_) => {
@@ -269,4 +289,33 @@ async fn final_sync(handles: &[Arc<DbHandle>]) {
         futures::future::join_all(replicas).await;
     });
     futures::future::join_all(jobs).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ReplicaConfig;
+
+    fn replica(sync: Duration) -> ReplicaConfig {
+        let target = ReplicaTarget::File { path: "/r".into() };
+        let mut r = ReplicaConfig::with_defaults("file".into(), target);
+        r.sync_interval = sync;
+        r
+    }
+
+    #[test]
+    fn db_sync_pace_follows_fastest_replica_capped_by_monitor_interval() {
+        let ms = Duration::from_millis;
+        let mut cfg = DbConfig::with_defaults("/data/app.db");
+        cfg.monitor_interval = ms(1000);
+        assert_eq!(
+            db_sync_pace(&cfg),
+            ms(1000),
+            "no replicas: monitor interval"
+        );
+        cfg.replicas = vec![replica(ms(1000)), replica(ms(10))];
+        assert_eq!(db_sync_pace(&cfg), ms(10));
+        cfg.replicas = vec![replica(ms(5000))];
+        assert_eq!(db_sync_pace(&cfg), ms(1000));
+    }
 }

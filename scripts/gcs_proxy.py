@@ -412,7 +412,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.log_message("error %s %s: %s", err.status, err.code, err.message)
         doc = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{err.code}</Code>"
         doc += f"<Message>{escape(err.message)}</Message></Error>"
-        self.send_bytes(err.status, doc.encode("utf-8"), "application/xml")
+        try:
+            self.send_bytes(err.status, doc.encode("utf-8"), "application/xml")
+        except OSError:
+            self.close_connection = True  # the client went away (e.g. an aborted upload)
 
     def read_body(self):
         spool = tempfile.SpooledTemporaryFile(max_size=16 << 20, dir=self.server.tmpdir)

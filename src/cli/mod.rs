@@ -24,6 +24,7 @@ mod list;
 mod restore;
 mod snapshots;
 mod source;
+mod status;
 mod version;
 mod wal;
 
@@ -66,6 +67,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "snapshots" => snapshots::run(rest),
         "wal" => wal::run(rest),
         "restore" => restore::run(rest),
+        "status" => status::run(rest),
         "replicate" => bail!("walstream {cmd}: not implemented yet"),
         "" | "help" => print_usage_and_stop(""),
         c if c.starts_with('-') => print_usage_and_stop(""),

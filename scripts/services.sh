@@ -219,6 +219,8 @@ ws_start_all() {
     export WALSTREAM_TEST_LITESTREAM5="$WS_LITESTREAM5"
     export WALSTREAM_TEST_BUCKET="$WS_BUCKET"
     export WALSTREAM_TEST_LOG_DIR="$WS_LOG_DIR"
+    # For tests that need an S3 server of their own (to stop and restart it): tests/http.rs.
+    export WALSTREAM_TEST_MOTO_SERVER="$WS_ENV/servers/bin/moto_server"
     ws_log "servers ready in $((SECONDS - started)) s; logs in ${WS_LOG_DIR#"$WS_ROOT/"}"
 }
 
@@ -226,7 +228,8 @@ ws_print_exports() {
     local var
     for var in WALSTREAM_TEST_S3_ENDPOINT WALSTREAM_TEST_AZURITE_URL AZURITE_BLOB_STORAGE_URL \
         WALSTREAM_TEST_GCS_SERVER WALSTREAM_TEST_GCS_PROXY WALSTREAM_TEST_LITESTREAM \
-        WALSTREAM_TEST_LITESTREAM5 WALSTREAM_TEST_BUCKET WALSTREAM_TEST_LOG_DIR; do
+        WALSTREAM_TEST_LITESTREAM5 WALSTREAM_TEST_BUCKET WALSTREAM_TEST_LOG_DIR \
+        WALSTREAM_TEST_MOTO_SERVER; do
         printf 'export %s=%q\n' "$var" "${!var}"
     done
 }

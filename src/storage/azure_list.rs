@@ -509,7 +509,7 @@ mod tests {
                 replica_type: "abs",
                 description: "abs://test".into(),
                 lister: listing::Lister::Azure(Arc::new(lister)),
-                local: false,
+                local_root: None,
             })
             .with_retry_policy(RetryPolicy::fast(3))
             .with_list_page_size(1)

@@ -13,10 +13,12 @@
 //! - An object-store path starting with `/` is refused (see [`check_object_path`]).
 //! - Azure listings use our own List Blobs request ([`super::azure_list`]) sharing the store's
 //!   credential provider and client options.
-//! - The file backend touches nothing when built: its store is rooted at `/` (directories are
-//!   created by uploads only), its root is the absolute replica directory, it fsyncs written files
-//!   and their directories, and its staging files (`<name>#<n>`) never parse as replica names.
+//! - The file backend touches nothing when built: its store is a prefix (the absolute replica
+//!   directory) over a store rooted at `/`, so directories are created by uploads only; keys stay
+//!   relative (`generations/...`); it fsyncs written files and their directories, and its staging
+//!   files (`<name>#<n>`) never parse as replica names.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +26,8 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsCredential, resol
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{ClientOptions, ObjectStore, StaticCredentialProvider};
 
 use super::StorageError;
@@ -49,8 +53,8 @@ pub(super) struct Backend {
     pub root: String,
     pub description: String,
     pub lister: Lister,
-    /// File backend (keys are absolute file-system paths).
-    pub local: bool,
+    /// File backend: the absolute replica directory.
+    pub local_root: Option<PathBuf>,
 }
 
 pub(super) fn build(target: &ReplicaTarget) -> Result<Backend, StorageError> {
@@ -90,19 +94,17 @@ fn check_object_path(path: &str) -> Result<(), StorageError> {
 fn file_backend(dir: &std::path::Path) -> Result<Backend, StorageError> {
     let absolute = std::path::absolute(dir)
         .map_err(|e| StorageError::Config(format!("replica directory {}: {e}", dir.display())))?;
-    let root = absolute.to_str().ok_or_else(|| {
-        StorageError::Config(format!(
-            "replica directory {} is not valid UTF-8",
-            dir.display()
-        ))
-    })?;
-    let store = LocalFileSystem::new().with_fsync(true);
+    // A prefix over a store rooted at `/`: unlike `LocalFileSystem::new_with_prefix`, this needs
+    // no existing directory, so nothing is created before the first upload.
+    let prefix = Path::from_absolute_path(&absolute)
+        .map_err(|e| StorageError::Config(format!("replica directory {}: {e}", dir.display())))?;
+    let store = PrefixStore::new(LocalFileSystem::new().with_fsync(true), prefix);
     Ok(Backend {
         store: Arc::new(store),
-        root: root.to_string(),
+        root: String::new(),
         description: format!("file://{}", dir.display()),
         lister: Lister::Local,
-        local: true,
+        local_root: Some(absolute),
     })
 }
 
@@ -144,7 +146,7 @@ fn s3_backend(t: &S3Target) -> Result<Backend, StorageError> {
         root: t.path.clone(),
         description: s3_description(t, endpoint.as_deref()),
         lister: Lister::Store,
-        local: false,
+        local_root: None,
     })
 }
 
@@ -205,7 +207,7 @@ fn gcs_backend(t: &GcsTarget) -> Result<Backend, StorageError> {
         root: t.path.clone(),
         description,
         lister: Lister::Store,
-        local: false,
+        local_root: None,
     })
 }
 
@@ -264,7 +266,7 @@ fn abs_backend(t: &AbsTarget) -> Result<Backend, StorageError> {
         root: t.path.clone(),
         description,
         lister: Lister::Azure(lister),
-        local: false,
+        local_root: None,
     })
 }
 
@@ -397,15 +399,17 @@ mod tests {
         let sub = dir.path().join("a/b");
         let b = file_backend(&sub).expect("builds");
         assert!(!dir.path().join("a").exists(), "nothing created");
-        assert_eq!(b.root, sub.to_str().expect("utf-8"));
+        assert_eq!(b.root, "");
+        assert_eq!(b.local_root.as_deref(), Some(sub.as_path()));
         assert_eq!(b.description, format!("file://{}", sub.display()));
     }
 
     #[test]
-    fn file_backend_root_is_absolute() {
+    fn file_backend_local_root_is_absolute() {
         let b = file_backend(std::path::Path::new("rel/replica")).expect("builds");
-        assert!(b.root.starts_with('/'), "{}", b.root);
-        assert!(b.root.ends_with("/rel/replica"), "{}", b.root);
+        let root = b.local_root.expect("file backend");
+        assert!(root.is_absolute(), "{}", root.display());
+        assert!(root.ends_with("rel/replica"), "{}", root.display());
     }
 
     #[test]

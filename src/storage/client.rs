@@ -232,9 +232,14 @@ impl ReplicaClient {
         Ok(DirListing::from_store(listing))
     }
 
-    /// File backend: `dir_key` is an absolute path. Local errors are not retried.
+    /// File backend: lists `<replica dir>/<dir_key>`. Local errors are not retried; they name
+    /// the full path.
     async fn list_dir_local(&self, dir_key: &str) -> Result<DirListing, StorageError> {
-        let dir = std::path::PathBuf::from(dir_key);
+        let Some(local_root) = &self.inner.local_root else {
+            return self.list_dir_store(dir_key).await;
+        };
+        let dir = local_root.join(dir_key);
+        let shown = dir.display().to_string();
         let res = tokio::task::spawn_blocking(move || listing::list_local(&dir)).await;
         let source = match res {
             Ok(Ok(listing)) => {
@@ -246,7 +251,7 @@ impl ReplicaClient {
         };
         let err = StorageError::Io {
             op: Op::List,
-            key: dir_key.to_string(),
+            key: shown,
             source,
         };
         Err(self.stats().record_error(err))
@@ -326,13 +331,13 @@ impl ReplicaClient {
         Ok(())
     }
 
-    /// File backend only: removes the directory `dir_key` (an absolute path) with whatever is left in it
+    /// File backend only: removes `<replica dir>/<dir_key>` with whatever is left in it
     /// (staging files, foreign files, empty subdirectories), like Litestream's `os.RemoveAll`.
     async fn remove_local_dir(&self, dir_key: &str) -> Result<(), StorageError> {
-        if !self.inner.local {
+        let Some(local_root) = &self.inner.local_root else {
             return Ok(());
-        }
-        let dir = std::path::PathBuf::from(dir_key);
+        };
+        let dir = local_root.join(dir_key);
         let res = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
         match res {
             Ok(Ok(())) => Ok(()),
@@ -388,9 +393,8 @@ fn check_generation(generation: &str) -> Result<(), StorageError> {
     }
 }
 
-/// Converts a layout key into an object path. A leading `/` is dropped: object stores refuse such
-/// roots at client creation, and the file backend's keys are absolute file-system paths under a
-/// store rooted at `/`.
+/// Converts a layout key into an object path. A leading `/` would be dropped, which is why client
+/// creation refuses object-store roots that start with `/`.
 fn parse_path(key: &str) -> Result<Path, StorageError> {
     Path::parse(key).map_err(|source| StorageError::InvalidKey {
         key: key.to_string(),

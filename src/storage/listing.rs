@@ -40,7 +40,7 @@ pub(super) struct ListedFile {
 pub(super) enum Lister {
     /// `ObjectStore::list_with_delimiter` (S3, GCS, and any store given to the client).
     Store,
-    /// `std::fs::read_dir` of the key, which is an absolute file-system path (file backend).
+    /// `std::fs::read_dir` of `<replica dir>/<key>` (file backend).
     Local,
     /// List Blobs with `Creation-Time` (Azure).
     Azure(Arc<AzureLister>),

@@ -14,9 +14,7 @@
 //!   cannot be represented by `object_store` paths (no empty first segment): client creation
 //!   refuses it with [`StorageError::Config`].
 //! - The file backend touches the file system only when used: creating a client creates nothing,
-//!   listing a missing directory is empty, uploads create directories. Its store is rooted at `/`
-//!   and its [`ReplicaClient::root`] is the absolute replica directory, so keys in errors are
-//!   real paths.
+//!   listing a missing directory is empty, uploads create directories.
 //! - Uploads are streamed (single PUT up to 5 MiB, 5 MiB multipart parts above) and are never
 //!   visible half-written; every call is retried through [`retry::retry`] and counted in
 //!   [`StorageStats`].
@@ -37,6 +35,7 @@ mod stats;
 mod upload;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -176,19 +175,21 @@ struct Parts {
     replica_type: &'static str,
     description: String,
     lister: listing::Lister,
-    local: bool,
+    local_root: Option<PathBuf>,
 }
 
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn ObjectStore>,
-    /// Key prefix given to [`layout`] (file backend: the absolute replica directory).
+    /// Key prefix given to [`layout`] (empty for the file backend, whose store is a prefix store
+    /// at the replica directory).
     root: String,
     replica_type: &'static str,
     description: String,
     lister: listing::Lister,
-    /// File backend: keys are file-system paths (emptied generation directories are removed).
-    local: bool,
+    /// Replica directory of the file backend (local listings, removing emptied generation
+    /// directories).
+    local_root: Option<PathBuf>,
     stats: StorageStats,
 }
 
@@ -203,7 +204,7 @@ impl ReplicaClient {
             replica_type: target.type_name(),
             description: b.description,
             lister: b.lister,
-            local: b.local,
+            local_root: b.local_root,
         };
         Ok(Self::from_parts(parts))
     }
@@ -217,7 +218,7 @@ impl ReplicaClient {
             replica_type,
             description,
             lister: listing::Lister::Store,
-            local: false,
+            local_root: None,
         })
     }
 
@@ -235,7 +236,7 @@ impl ReplicaClient {
             replica_type: i.replica_type,
             description: i.description.clone(),
             lister: listing::Lister::Store,
-            local: i.local,
+            local_root: i.local_root.clone(),
         };
         let mut wrapped = Self::from_parts(parts).with_retry_policy(self.policy.clone());
         wrapped.list_page_size = self.list_page_size;
@@ -249,7 +250,7 @@ impl ReplicaClient {
             replica_type: p.replica_type,
             description: p.description,
             lister: p.lister,
-            local: p.local,
+            local_root: p.local_root,
             stats: StorageStats::default(),
         };
         Self {
@@ -287,8 +288,7 @@ impl ReplicaClient {
         self.inner.description.clone()
     }
 
-    /// The key prefix under which `generations/` lives (file backend: the absolute replica
-    /// directory, e.g. `/var/lib/replica`).
+    /// The key prefix under which `generations/` lives.
     pub fn root(&self) -> &str {
         &self.inner.root
     }

@@ -9,7 +9,8 @@
 //! of transient faults (and none of permanent ones), and that failed uploads leave nothing.
 //! Backend-specific checks follow: file replica paths that are missing (nothing is created by
 //! reads) or regular files (only their operations fail, naming the path); object-store paths with
-//! a leading `/` (refused); Azure listings that report `Creation-Time` and follow pages.
+//! a leading `/` (refused); Azure listings that report `Creation-Time` and follow pages; GCS
+//! listings that report `timeCreated` to the millisecond (spec §1.6).
 
 mod common;
 
@@ -866,5 +867,66 @@ mod abs_listing {
         );
         // 4 generation entries (3 prefixes + stray.txt), 5 snapshots, 7 segments; 2 per page.
         assert_eq!(c.stats().operations(Op::List) - before, 2 + 3 + 4);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GCS: CreatedAt is the object's `timeCreated` (what Litestream reads), to the millisecond that
+// the XML listing carries.
+
+mod gcs_listing {
+    use super::*;
+
+    /// `timeCreated` of `key` from fake-gcs-server's JSON API (as Litestream reads it).
+    async fn time_created(key: &str) -> DateTime<Utc> {
+        let url = format!(
+            "{}/storage/v1/b/{}/o/{}",
+            common::gcs_server().trim_end_matches('/'),
+            common::bucket(),
+            key.replace('/', "%2F")
+        );
+        let meta: serde_json::Value = reqwest::get(&url)
+            .await
+            .and_then(|r| r.error_for_status())
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .json()
+            .await
+            .expect("object metadata");
+        let raw = meta["timeCreated"].as_str().expect("timeCreated");
+        DateTime::parse_from_rfc3339(raw)
+            .expect("rfc3339")
+            .with_timezone(&Utc)
+    }
+
+    fn millis(t: DateTime<Utc>) -> i64 {
+        t.timestamp_millis()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn created_times_are_time_created() {
+        let fx = Fixture::new(Backend::Gcs, "time_created");
+        let c = &fx.client;
+        put_snap(c, GEN_A, 0, small(1, 32)).await;
+        for offset in 0..4u64 {
+            put_seg(c, GEN_A, 0, offset * 0x20, small(2, 32)).await;
+        }
+        let snaps = c.snapshots(GEN_A).await.expect("snapshots");
+        let mut pairs = vec![(
+            snaps[0].created_at,
+            time_created(&layout::snapshot_key(c.root(), GEN_A, 0)).await,
+        )];
+        for s in c.wal_segments(GEN_A).await.expect("segments") {
+            let key = layout::segment_key(c.root(), GEN_A, s.index, s.offset);
+            pairs.push((s.created_at, time_created(&key).await));
+        }
+        for (listed, created) in &pairs {
+            assert_eq!(millis(*listed), millis(*created), "{listed} vs {created}");
+        }
+        assert!(
+            pairs
+                .iter()
+                .any(|(listed, _)| listed.timestamp_subsec_millis() != 0),
+            "listing times carry milliseconds: {pairs:?}"
+        );
     }
 }

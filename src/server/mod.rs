@@ -173,20 +173,26 @@ struct Shared {
 type Ctx = State<Arc<Shared>>;
 
 fn router(shared: Arc<Shared>) -> Router {
-    let reads = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/api/v1/status", get(status))
-        .route("/api/v1/databases/{db}/restore-points", get(restore_points))
-        .route_layer(from_fn_with_state(Arc::clone(&shared), require_read));
-    let writes = Router::new()
-        .route("/api/v1/databases/{db}/sync", post(sync))
-        .route("/api/v1/databases/{db}/snapshot", post(snapshot))
-        .route_layer(from_fn_with_state(Arc::clone(&shared), require_mutate));
+    // Layers sit on the method routers, so a wrong method is 405 before any token check.
+    let read = || from_fn_with_state(Arc::clone(&shared), require_read);
+    let mutate = || from_fn_with_state(Arc::clone(&shared), require_mutate);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(reads)
-        .merge(writes)
+        .route("/metrics", get(metrics).route_layer(read()))
+        .route("/api/v1/status", get(status).route_layer(read()))
+        .route(
+            "/api/v1/databases/{db}/restore-points",
+            get(restore_points).route_layer(read()),
+        )
+        .route(
+            "/api/v1/databases/{db}/sync",
+            post(sync).route_layer(mutate()),
+        )
+        .route(
+            "/api/v1/databases/{db}/snapshot",
+            post(snapshot).route_layer(mutate()),
+        )
         .fallback(not_found)
         .layer(axum::middleware::from_fn(limit_body))
         .with_state(shared)

@@ -138,7 +138,8 @@ pub fn summarize(
 /// What the cache holds for one replica.
 #[derive(Debug, Clone, Default)]
 pub struct ReplicaPoints {
-    /// When the last successful listing finished (`None`: never).
+    /// When the last successful listing started (`None`: never): every object stored before
+    /// this instant is in [`ReplicaPoints::generations`].
     pub refreshed_at: Option<SystemTime>,
     pub generations: Vec<GenerationPoints>,
     /// The last listing error and when it happened (cleared by a successful listing).
@@ -195,11 +196,12 @@ pub async fn list(client: &ReplicaClient) -> Result<Vec<GenerationPoints>, Stora
 
 /// Refreshes one replica's slot (keeping the old listing on error).
 async fn refresh_one(replica: &Replica, slot: &PointsSlot) {
+    let started = SystemTime::now();
     let result = list(replica.client()).await;
     let previous = read(slot);
     let next = match result {
         Ok(generations) => ReplicaPoints {
-            refreshed_at: Some(SystemTime::now()),
+            refreshed_at: Some(started),
             generations,
             error: None,
         },

@@ -1,0 +1,1072 @@
+//! End-to-end tests of the HTTP server of `walstream replicate` (the real binary, `addr` on a
+//! free loopback port): `/metrics` parsed with a Prometheus text-format parser and checked
+//! against the replica's files, readiness and lag through an S3 outage (our own moto instance,
+//! stopped and restarted), `/api/v1/status` and `/restore-points` shapes, a `-timestamp` from
+//! the restore points restoring with `walstream restore`, `POST …/sync` durability, bearer-token
+//! cases, credentials never echoed, and `walstream status`.
+//!
+//! Pacing: nothing sleeps for readiness; every wait polls with a deadline ([`DEADLINE`]).
+
+mod common;
+#[path = "replicate_support/mod.rs"]
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+use support::{
+    DEADLINE, Proc, assert_prefix, insert, integrity, open_app, poll_until, rows, walstream_env,
+};
+
+/// The token used by the tests that enable mutating endpoints.
+const TOKEN: &str = "http-test-token-5f2c";
+
+// ---------------------------------------------------------------------------------------------
+// A running instance and its HTTP client
+
+struct Instance {
+    proc: Proc,
+    base: String,
+    client: Client,
+}
+
+struct Resp {
+    status: u16,
+    body: String,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+impl Instance {
+    /// Writes `config` into `dir` and starts `walstream replicate -config` with `env`; waits for
+    /// the `serving metrics on url=…` line.
+    fn start(dir: &Path, config: &str, env: &[(String, String)]) -> Instance {
+        let path = dir.join("walstream.yml");
+        std::fs::write(&path, config).expect("write config");
+        let proc = walstream_env(dir, &["-config", &path.display().to_string()], env);
+        let mut base = String::new();
+        poll_until("the serving metrics log line", || {
+            let log = proc.log_text();
+            match log.split("url=http://").nth(1) {
+                Some(rest) => {
+                    let url = rest.split_whitespace().next().unwrap_or_default();
+                    base = format!("http://{}", url.trim_end_matches("/metrics"));
+                    true
+                }
+                None => false,
+            }
+        });
+        let client = Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client");
+        Instance { proc, base, client }
+    }
+
+    fn send(&self, req: reqwest::blocking::RequestBuilder) -> Resp {
+        let resp = req.send().expect("http request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.text().expect("response body");
+        Resp {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    fn get(&self, path: &str) -> Resp {
+        self.send(self.client.get(format!("{}{path}", self.base)))
+    }
+
+    fn get_auth(&self, path: &str, token: &str) -> Resp {
+        let req = self.client.get(format!("{}{path}", self.base));
+        self.send(req.bearer_auth(token))
+    }
+
+    fn post(&self, path: &str, auth: Option<&str>) -> Resp {
+        let mut req = self.client.post(format!("{}{path}", self.base));
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        self.send(req)
+    }
+
+    fn status(&self) -> Value {
+        let r = self.get("/api/v1/status");
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    }
+
+    fn metrics(&self) -> Scrape {
+        let r = self.get("/metrics");
+        assert_eq!(r.status, 200, "{}", r.body);
+        let ct = r.headers.get("content-type").expect("content type");
+        assert!(ct.to_str().unwrap_or_default().starts_with("text/plain"));
+        parse_prometheus(&r.body)
+    }
+
+    /// Polls until every replica's stored position equals the database position.
+    fn wait_caught_up(&self) -> Value {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let st = self.status();
+            let db = &st["databases"][0];
+            let caught_up = !db["position"].is_null()
+                && db["replicas"]
+                    .as_array()
+                    .expect("replicas")
+                    .iter()
+                    .all(|r| r["position"] == db["position"] && r["lag_seconds"] == 0.0);
+            if caught_up {
+                return st;
+            }
+            assert!(Instant::now() < end, "replicas never caught up: {st:#}");
+            std::thread::sleep(support::POLL);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small Prometheus text-format (0.0.4) parser
+
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+#[derive(Debug, Default)]
+struct Scrape {
+    types: HashMap<String, String>,
+    samples: Vec<Sample>,
+}
+
+impl Scrape {
+    /// The value of the sample `name` with exactly `labels`.
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let want: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.samples
+            .iter()
+            .find(|s| s.name == name && s.labels == want)
+            .map(|s| s.value)
+    }
+
+    fn must(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.value(name, labels)
+            .unwrap_or_else(|| panic!("no sample {name}{labels:?} in {:#?}", self.names()))
+    }
+
+    fn of(&self, name: &str) -> Vec<&Sample> {
+        self.samples.iter().filter(|s| s.name == name).collect()
+    }
+
+    fn names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.types.keys().map(String::as_str).collect();
+        v.sort();
+        v
+    }
+}
+
+fn is_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Parses the text exposition format; panics (failing the test) on any malformed line, on a
+/// sample without a preceding `# TYPE`, and on an unknown type.
+fn parse_prometheus(text: &str) -> Scrape {
+    let mut scrape = Scrape::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            assert!(is_metric_name(name), "bad name in {line:?}");
+            let known = ["counter", "gauge", "histogram", "summary", "untyped"];
+            assert!(known.contains(&kind), "bad type in {line:?}");
+            scrape.types.insert(name.to_string(), kind.to_string());
+        } else if line.starts_with('#') {
+            continue;
+        } else {
+            let sample = parse_sample(line);
+            assert!(
+                scrape.types.contains_key(&sample.name),
+                "sample before its TYPE: {line:?}"
+            );
+            scrape.samples.push(sample);
+        }
+    }
+    scrape
+}
+
+fn parse_sample(line: &str) -> Sample {
+    let chars: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    while chars.get(i).is_some_and(|&c| c != '{' && c != ' ') {
+        i += 1;
+    }
+    let name: String = chars[..i].iter().collect();
+    assert!(is_metric_name(&name), "bad metric name in {line:?}");
+    let mut labels = BTreeMap::new();
+    if chars.get(i) == Some(&'{') {
+        i += 1;
+        while chars.get(i) != Some(&'}') {
+            let start = i;
+            while chars.get(i).is_some_and(|&c| c != '=') {
+                i += 1;
+            }
+            let key: String = chars[start..i].iter().collect();
+            assert!(is_metric_name(&key), "bad label name in {line:?}");
+            assert_eq!(chars.get(i + 1), Some(&'"'), "unquoted value in {line:?}");
+            i += 2;
+            let mut value = String::new();
+            loop {
+                match chars.get(i) {
+                    None => panic!("unterminated value in {line:?}"),
+                    Some('"') => break,
+                    Some('\\') => {
+                        value.push(match chars.get(i + 1) {
+                            Some('n') => '\n',
+                            Some('\\') => '\\',
+                            Some('"') => '"',
+                            other => panic!("bad escape {other:?} in {line:?}"),
+                        });
+                        i += 2;
+                    }
+                    Some(&c) => {
+                        value.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            i += 1;
+            labels.insert(key, value);
+            match chars.get(i) {
+                Some(',') => i += 1,
+                Some('}') => {}
+                other => panic!("expected , or }} but found {other:?} in {line:?}"),
+            }
+        }
+        i += 1;
+    }
+    let rest: String = chars[i..].iter().collect();
+    let mut fields = rest.split_whitespace();
+    let value = fields
+        .next()
+        .unwrap_or_else(|| panic!("no value in {line:?}"));
+    let value: f64 = value
+        .parse()
+        .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+    if let Some(ts) = fields.next() {
+        ts.parse::<i64>()
+            .unwrap_or_else(|_| panic!("bad timestamp in {line:?}"));
+    }
+    assert!(fields.next().is_none(), "trailing fields in {line:?}");
+    Sample {
+        name,
+        labels,
+        value,
+    }
+}
+
+#[test]
+fn prometheus_parser_reads_labels_escapes_and_rejects_garbage() {
+    let s = parse_prometheus(
+        "# HELP a x\n# TYPE a gauge\na{x=\"1\",y=\"q\\\"\\\\\\n\"} 2.5\na 3 1700000000\n",
+    );
+    assert_eq!(s.value("a", &[("x", "1"), ("y", "q\"\\\n")]), Some(2.5));
+    assert_eq!(s.value("a", &[]), Some(3.0));
+    let bad_lines = [
+        "a 1\n",
+        "# TYPE a gauge\na{x=1} 2\n",
+        "# TYPE a gauge\na x\n",
+        "# TYPE a gauge\na{x=\"1\" 2\n",
+        "# TYPE a bogus\na 1\n",
+    ];
+    for bad in bad_lines {
+        let caught = std::panic::catch_unwind(|| parse_prometheus(bad));
+        assert!(caught.is_err(), "accepted {bad:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configs, replicas and files
+
+fn tempdir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = std::fs::canonicalize(dir.path()).expect("canonicalize");
+    (dir, path)
+}
+
+/// A config with `addr` on a free loopback port, one database with fast ticks and a small
+/// checkpoint threshold (so checkpoints happen), and the given replica entries.
+fn config(db: &Path, top_extra: &str, replicas: &str) -> String {
+    format!(
+        "addr: \"127.0.0.1:0\"\n{top_extra}dbs:\n  - path: \"{}\"\n    monitor-interval: 50ms\n    min-checkpoint-page-count: 8\n    replicas:\n{replicas}",
+        db.display()
+    )
+}
+
+fn file_replica(dir: &Path, sync_interval: &str) -> String {
+    format!(
+        "      - name: file\n        url: \"file://{}\"\n        sync-interval: {sync_interval}\n",
+        dir.display()
+    )
+}
+
+/// An S3 replica on `endpoint` with explicit keys (moto accepts any).
+fn s3_replica(endpoint: &str, bucket: &str, prefix: &str, key: &str, secret: &str) -> String {
+    format!(
+        "      - name: s3\n        type: s3\n        bucket: \"{bucket}\"\n        path: \"{prefix}\"\n        endpoint: \"{endpoint}\"\n        region: us-east-1\n        force-path-style: true\n        access-key-id: \"{key}\"\n        secret-access-key: \"{secret}\"\n        sync-interval: 100ms\n"
+    )
+}
+
+/// The newest segment of the newest generation of a file replica: (index, end offset), where
+/// end = offset + decompressed length.
+fn newest_segment_end(replica: &Path) -> Option<(String, u32, u64)> {
+    let generation = support::list(&replica.join("generations")).pop()?;
+    let wal = replica.join("generations").join(&generation).join("wal");
+    let newest = support::list(&wal)
+        .into_iter()
+        .filter_map(|n| {
+            let (i, o) = n.strip_suffix(".wal.lz4")?.split_once('_')?;
+            Some((
+                u32::from_str_radix(i, 16).ok()?,
+                u64::from_str_radix(o, 16).ok()?,
+                n,
+            ))
+        })
+        .max()?;
+    let bytes = std::fs::read(wal.join(&newest.2)).ok()?;
+    let len = walstream::lz4::decompress(&bytes).ok()?.len() as u64;
+    Some((generation, newest.0, newest.1 + len))
+}
+
+fn file_len(p: &Path) -> f64 {
+    std::fs::metadata(p).map(|m| m.len() as f64).unwrap_or(0.0)
+}
+
+/// Sum of the shadow WAL file sizes of `generation`.
+fn shadow_size(db: &Path, generation: &str) -> f64 {
+    let dir = db
+        .parent()
+        .expect("parent")
+        .join(format!(
+            ".{}-litestream",
+            db.file_name().expect("name").to_string_lossy()
+        ))
+        .join("generations")
+        .join(generation)
+        .join("wal");
+    support::list(&dir)
+        .iter()
+        .map(|n| file_len(&dir.join(n)))
+        .sum()
+}
+
+/// Creates `bucket` on an S3 server (moto accepts an unsigned PUT).
+fn create_bucket(endpoint: &str, bucket: &str) {
+    let resp = Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .expect("create bucket");
+    assert!(
+        resp.status().is_success(),
+        "create bucket: {}",
+        resp.status()
+    );
+}
+
+/// An RFC 3339 string of a JSON document as a time.
+fn time(v: &Value) -> SystemTime {
+    let text = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(SystemTime::from)
+        .unwrap_or_else(|e| panic!("bad time {text}: {e}"))
+}
+
+fn walstream_restore(args: &[&str], env: &[(String, String)], out: &Path) -> Vec<(i64, String)> {
+    support::restore_with(&common::walstream_bin(), env, args, out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+/// Every Litestream metric family with its type.
+const LITESTREAM_FAMILIES: &[(&str, &str)] = &[
+    ("litestream_db_size", "gauge"),
+    ("litestream_wal_size", "gauge"),
+    ("litestream_total_wal_bytes", "counter"),
+    ("litestream_shadow_wal_index", "gauge"),
+    ("litestream_shadow_wal_size", "gauge"),
+    ("litestream_sync_count", "counter"),
+    ("litestream_sync_error_count", "counter"),
+    ("litestream_sync_seconds", "counter"),
+    ("litestream_checkpoint_count", "counter"),
+    ("litestream_checkpoint_error_count", "counter"),
+    ("litestream_checkpoint_seconds", "counter"),
+    ("litestream_replica_wal_bytes", "counter"),
+    ("litestream_replica_wal_index", "gauge"),
+    ("litestream_replica_wal_offset", "gauge"),
+    ("litestream_replica_validation_total", "counter"),
+    ("litestream_replica_operation_total", "counter"),
+    ("litestream_replica_operation_bytes", "counter"),
+];
+
+#[test]
+fn metrics_status_and_credentials_after_commits() {
+    let (_keep, dir) = tempdir();
+    let db = dir.join("app.db");
+    let replica = dir.join("replica");
+    let (key, secret) = ("AKIA-HTTP-TEST-KEY", "s3cr3t-http-test-value");
+    let prefix = common::unique_name("http-metrics");
+    let replicas = file_replica(&replica, "100ms")
+        + &s3_replica(
+            &common::s3_endpoint(),
+            &common::bucket(),
+            &prefix,
+            key,
+            secret,
+        );
+    let top = format!("http-token: \"{TOKEN}\"\n");
+    let app = open_app(&db);
+    let ws = Instance::start(&dir, &config(&db, &top, &replicas), &[]);
+    let last = write_until_checkpointed(&ws, &app, 1);
+    let (scrape, st) = converge(&ws, &db, &replica);
+    check_litestream_metrics(&scrape, &st, &db);
+    check_status_shape(&st, &db, &replica);
+
+    // walstream's own metrics move with more commits.
+    let file = [("db", db.to_str().expect("utf-8")), ("name", "file")];
+    let before = (
+        scrape.must("walstream_replica_uploaded_bytes_total", &file),
+        scrape.must("walstream_replica_last_sync_timestamp_seconds", &file),
+        scrape.must("litestream_replica_wal_bytes", &file),
+    );
+    for id in last + 1..=last + 20 {
+        insert(&app, id);
+    }
+    let (after, _) = converge(&ws, &db, &replica);
+    assert!(after.must("walstream_replica_uploaded_bytes_total", &file) > before.0);
+    assert!(after.must("walstream_replica_last_sync_timestamp_seconds", &file) > before.1);
+    assert!(after.must("litestream_replica_wal_bytes", &file) > before.2);
+    assert_eq!(after.must("walstream_replica_lag_seconds", &file), 0.0);
+    assert_eq!(after.must("walstream_db_attached", &[file[0]]), 1.0);
+    let put = [file[0], file[1], ("operation", "PUT")];
+    assert!(after.must("walstream_replica_storage_operations_total", &put) >= 2.0);
+
+    // `walstream status` prints the same state.
+    let out =
+        common::run(Command::new(common::walstream_bin()).args(["status", "-addr", &ws.base]));
+    let text = common::stdout_text(&out);
+    assert!(text.starts_with("database  path"), "{text}");
+    assert!(text.contains("app.db    s3 "), "{text}");
+    let out = common::run(
+        Command::new(common::walstream_bin()).args(["status", "-json", "-addr", &ws.base]),
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("status -json");
+    assert_eq!(doc["databases"][0]["name"], "app.db");
+
+    assert_no_secret(&ws, &[key, secret, TOKEN], &common::stdout_text(&out));
+    ws.proc.stop();
+}
+
+/// Inserts rows from id `first` on until walstream has checkpointed (the database position is
+/// past WAL index 0); returns the last id written.
+fn write_until_checkpointed(ws: &Instance, app: &rusqlite::Connection, first: i64) -> i64 {
+    let mut id = first - 1;
+    poll_until("a walstream checkpoint (WAL index 1)", || {
+        id += 1;
+        insert(app, id);
+        let st = ws.status();
+        st["databases"][0]["position"]["index"].as_u64() >= Some(1)
+    });
+    id
+}
+
+/// Polls until the replicas caught up and the metrics agree with the files on disk; returns the
+/// scrape and the status document of that moment.
+fn converge(ws: &Instance, db: &Path, replica: &Path) -> (Scrape, Value) {
+    let label = db.to_str().expect("utf-8");
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let st = ws.wait_caught_up();
+        let s = ws.metrics();
+        let pos = &st["databases"][0]["position"];
+        let generation = pos["generation"].as_str().unwrap_or_default();
+        let newest = newest_segment_end(replica);
+        let mut mismatches = Vec::new();
+        for name in ["file", "s3"] {
+            let l = [("db", label), ("name", name)];
+            let got = (
+                s.value("litestream_replica_wal_index", &l),
+                s.value("litestream_replica_wal_offset", &l),
+            );
+            let want = newest
+                .as_ref()
+                .map(|n| (Some(f64::from(n.1)), Some(n.2 as f64)));
+            if Some(got) != want || newest.as_ref().map(|n| n.0.as_str()) != Some(generation) {
+                mismatches.push(format!(
+                    "{name}: metrics {got:?}, newest segment {newest:?}"
+                ));
+            }
+        }
+        let d = [("db", label)];
+        let db_wal = PathBuf::from(format!("{label}-wal"));
+        let pairs = [
+            ("litestream_db_size", file_len(db)),
+            ("litestream_wal_size", file_len(&db_wal)),
+            ("litestream_shadow_wal_size", shadow_size(db, generation)),
+            (
+                "litestream_shadow_wal_index",
+                pos["index"].as_f64().unwrap_or(-1.0),
+            ),
+        ];
+        for (name, want) in pairs {
+            if s.value(name, &d) != Some(want) {
+                mismatches.push(format!("{name}: {:?} != {want}", s.value(name, &d)));
+            }
+        }
+        if mismatches.is_empty() {
+            return (s, st);
+        }
+        assert!(
+            Instant::now() < end,
+            "metrics never matched the files: {mismatches:?}"
+        );
+        std::thread::sleep(support::POLL);
+    }
+}
+
+fn check_litestream_metrics(s: &Scrape, st: &Value, db: &Path) {
+    for (name, kind) in LITESTREAM_FAMILIES {
+        assert_eq!(
+            s.types.get(*name).map(String::as_str),
+            Some(*kind),
+            "{name}: {:?}",
+            s.names()
+        );
+        assert!(!s.of(name).is_empty(), "{name} has no sample");
+    }
+    let label = db.to_str().expect("utf-8");
+    let d = [("db", label)];
+    assert!(s.must("litestream_sync_count", &d) > 0.0);
+    assert_eq!(s.must("litestream_sync_error_count", &d), 0.0);
+    assert!(s.must("litestream_sync_seconds", &d) > 0.0);
+    assert!(s.must("litestream_total_wal_bytes", &d) > 0.0);
+    // With min-checkpoint-page-count 8 walstream checkpointed, so the index moved.
+    assert!(
+        st["databases"][0]["position"]["index"].as_u64() >= Some(1),
+        "{st:#}"
+    );
+    let passive = [("db", label), ("mode", "PASSIVE")];
+    assert!(s.must("litestream_checkpoint_count", &passive) >= 1.0);
+    assert_eq!(s.must("litestream_checkpoint_error_count", &passive), 0.0);
+    assert!(s.must("litestream_checkpoint_seconds", &passive) > 0.0);
+    assert_eq!(st["databases"][0]["last_checkpoint"]["mode"], "PASSIVE");
+    for name in ["file", "s3"] {
+        let r = [("db", label), ("name", name)];
+        assert!(s.must("litestream_replica_wal_bytes", &r) > 0.0);
+        for status in ["ok", "error"] {
+            let v = [("db", label), ("name", name), ("status", status)];
+            assert_eq!(s.must("litestream_replica_validation_total", &v), 0.0);
+        }
+    }
+    let s3put = [("replica_type", "s3"), ("operation", "PUT")];
+    assert!(s.must("litestream_replica_operation_total", &s3put) >= 2.0);
+    assert!(s.must("litestream_replica_operation_bytes", &s3put) > 0.0);
+    let s3list = [("replica_type", "s3"), ("operation", "LIST")];
+    assert!(s.must("litestream_replica_operation_total", &s3list) >= 1.0);
+    let types: Vec<&str> = s
+        .of("litestream_replica_operation_total")
+        .iter()
+        .map(|x| x.labels["replica_type"].as_str())
+        .collect();
+    assert!(
+        types.iter().all(|t| *t == "s3"),
+        "file replicas are not counted: {types:?}"
+    );
+}
+
+/// The documented `/api/v1/status` fields (docs/http-api.md).
+fn check_status_shape(st: &Value, db: &Path, replica: &Path) {
+    assert!(st["version"].is_string() && st["time"].is_string());
+    let d = &st["databases"][0];
+    assert_eq!(d["name"], "app.db");
+    assert_eq!(d["path"], db.to_str().expect("utf-8"));
+    assert_eq!(d["attached"], true);
+    assert_eq!(d["size"].as_f64(), Some(file_len(db)));
+    assert!(d["wal_size"].is_u64() && d["page_size"] == 4096);
+    assert_eq!(d["generation"], d["position"]["generation"]);
+    assert!(d["position"]["index"].is_u64() && d["position"]["offset"].is_u64());
+    assert!(d["last_sync"].is_string());
+    assert!(d["last_checkpoint"]["time"].is_string());
+    assert!(d["last_error"].is_null() && d["failing_since"].is_null());
+    let reps = d["replicas"].as_array().expect("replicas");
+    assert_eq!(reps.len(), 2);
+    let file = &reps[0];
+    assert_eq!(
+        (&file["name"], &file["type"]),
+        (&Value::from("file"), &Value::from("file"))
+    );
+    assert_eq!(file["url"], format!("file://{}", replica.display()));
+    assert!(file["last_sync"].is_string() && file["last_error"].is_null());
+    assert_eq!(file["error_count"], 0);
+    assert_eq!(file["failure_streak"], 0);
+    assert_eq!(file["latest_snapshot"]["generation"], d["generation"]);
+    assert!(
+        file["latest_snapshot"]["index"].is_u64() && file["latest_snapshot"]["time"].is_string()
+    );
+    for key in ["oldest_restore_point", "restore_points_refreshed_at"] {
+        assert!(file.get(key).is_some(), "missing {key}");
+    }
+    let s3 = &reps[1];
+    assert_eq!(s3["type"], "s3");
+    let url = s3["url"].as_str().expect("url");
+    assert!(url.starts_with("s3://"), "{url}");
+}
+
+/// No response of any endpoint (nor `extra` text) contains any of `secrets`.
+fn assert_no_secret(ws: &Instance, secrets: &[&str], extra: &str) {
+    let mut bodies = vec![extra.to_string()];
+    for path in [
+        "/metrics",
+        "/healthz",
+        "/readyz",
+        "/api/v1/status",
+        "/api/v1/databases/app.db/restore-points",
+        "/api/v1/databases/nope/restore-points",
+        "/nope",
+    ] {
+        let r = ws.get(path);
+        bodies.push(format!("{:?} {}", r.headers, r.body));
+    }
+    for auth in [None, Some("Bearer wrong")] {
+        let r = ws.post("/api/v1/databases/app.db/sync", auth);
+        bodies.push(format!("{:?} {}", r.headers, r.body));
+    }
+    let r = ws.post(
+        "/api/v1/databases/app.db/sync",
+        Some(&format!("Bearer {TOKEN}")),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    bodies.push(r.body);
+    for body in &bodies {
+        for secret in secrets {
+            assert!(
+                !body.contains(secret),
+                "a response contains {secret:?}: {body}"
+            );
+        }
+    }
+}
+
+/// Our own moto (S3) server, which this test may stop and restart on the same port.
+struct OwnMoto {
+    child: Option<Child>,
+    port: u16,
+    log: PathBuf,
+}
+
+impl OwnMoto {
+    fn start(log: PathBuf) -> OwnMoto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut m = OwnMoto {
+            child: None,
+            port,
+            log,
+        };
+        m.restart();
+        m
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts moto on the same port (after [`OwnMoto::stop`]) and waits until it answers.
+    fn restart(&mut self) {
+        let bin = common::require_env("WALSTREAM_TEST_MOTO_SERVER");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("moto log");
+        let err = out.try_clone().expect("clone log");
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start moto_server");
+        self.child = Some(child);
+        let url = format!("{}/moto-api/", self.endpoint());
+        let client = Client::new();
+        poll_until("our moto to answer", || {
+            if let Some(c) = self.child.as_mut() {
+                let exited = c.try_wait().expect("try_wait");
+                assert!(
+                    exited.is_none(),
+                    "moto exited: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            client
+                .get(&url)
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+        });
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn s3_outage_fails_readiness_grows_lag_and_recovers_without_loss() {
+    let (_keep, dir) = tempdir();
+    let db = dir.join("app.db");
+    let mut moto = OwnMoto::start(dir.join("moto.log"));
+    let bucket = "walstream-http-outage";
+    create_bucket(&moto.endpoint(), bucket);
+    let replicas = s3_replica(&moto.endpoint(), bucket, "db", "key", "secret");
+    let cfg = config(&db, "readiness-max-lag: 1s\n", &replicas);
+    let app = open_app(&db);
+    let ws = Instance::start(&dir, &cfg, &[]);
+    let mut id = 0;
+    let mut write = || {
+        id += 1;
+        insert(&app, id);
+    };
+    write();
+    poll_until("ready before the outage", || {
+        ws.get("/readyz").status == 200
+    });
+
+    moto.stop();
+    // While the application writes, the replica falls behind: 503 naming the replica.
+    let mut body = Value::Null;
+    poll_until("/readyz to fail", || {
+        write();
+        let r = ws.get("/readyz");
+        body = r.json();
+        r.status == 503
+    });
+    assert_eq!(body["ready"], false);
+    let problem = &body["problems"][0];
+    assert_eq!(
+        (&problem["db"], &problem["replica"]),
+        (&Value::from("app.db"), &Value::from("s3"))
+    );
+    assert!(
+        problem["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("lag"),
+        "{body:#}"
+    );
+    let l = [("db", db.to_str().expect("utf-8")), ("name", "s3")];
+    let first = ws.metrics().must("walstream_replica_lag_seconds", &l);
+    assert!(first > 1.0, "lag {first}");
+    poll_until("the lag to grow", || {
+        write();
+        ws.metrics().must("walstream_replica_lag_seconds", &l) > first
+    });
+    // The failing upload round ends (after its storage retries) and reports its error.
+    poll_until("the replica to report its error", || {
+        write();
+        ws.status()["databases"][0]["replicas"][0]["last_error"]["message"].is_string()
+    });
+
+    // The server comes back (empty: moto keeps nothing); walstream re-snapshots and catches up.
+    moto.restart();
+    create_bucket(&moto.endpoint(), bucket);
+    write();
+    let recovered = Instant::now() + Duration::from_secs(150);
+    while ws.get("/readyz").status != 200 {
+        assert!(
+            Instant::now() < recovered,
+            "never ready again: {}",
+            ws.get("/readyz").body
+        );
+        std::thread::sleep(support::POLL);
+    }
+    ws.wait_caught_up();
+    let s = ws.metrics();
+    assert_eq!(s.must("walstream_replica_lag_seconds", &l), 0.0);
+    assert!(s.must("walstream_replica_sync_errors_total", &l) >= 1.0);
+    let transient = [l[0], l[1], ("kind", "transient")];
+    assert!(s.must("walstream_replica_storage_errors_total", &transient) >= 1.0);
+
+    // No data lost: every row, including those written during the outage, restores.
+    ws.proc.stop();
+    let cfg_path = dir.join("walstream.yml").display().to_string();
+    let out = dir.join("restored.db");
+    let restored = walstream_restore(
+        &["-config", &cfg_path, db.to_str().expect("utf-8")],
+        &[],
+        &out,
+    );
+    assert_eq!(restored, rows(&app));
+    moto.stop();
+}
+
+#[test]
+fn restore_points_give_a_timestamp_that_restores() {
+    let (_keep, dir) = tempdir();
+    let db = dir.join("app.db");
+    let replica = dir.join("replica");
+    let cfg = config(
+        &db,
+        &format!("http-token: \"{TOKEN}\"\n"),
+        &file_replica(&replica, "100ms"),
+    );
+    let app = open_app(&db);
+    let ws = Instance::start(&dir, &cfg, &[]);
+    write_until_checkpointed(&ws, &app, 1);
+    let bearer = format!("Bearer {TOKEN}");
+    let synced = ws.post("/api/v1/databases/app.db/sync", Some(&bearer));
+    assert_eq!(synced.status, 200, "{}", synced.body);
+    // Everything is stored now. A second sync (nothing new) asks for a listing that starts
+    // after this instant: `refreshed_at` is when a listing started.
+    let after_sync = SystemTime::now();
+    let again = ws.post("/api/v1/databases/app.db/sync", Some(&bearer));
+    assert_eq!(again.status, 200, "{}", again.body);
+
+    // The refresher lists storage in the background; wait for a listing newer than the sync.
+    let mut doc = Value::Null;
+    poll_until("a fresh restore-point listing", || {
+        let r = ws.get("/api/v1/databases/app.db/restore-points");
+        assert_eq!(r.status, 200, "{}", r.body);
+        doc = r.json();
+        doc["replicas"][0]["refreshed_at"]
+            .as_str()
+            .is_some_and(|_| time(&doc["replicas"][0]["refreshed_at"]) > after_sync)
+    });
+    assert_eq!(doc["database"], "app.db");
+    assert_eq!(doc["path"], db.to_str().expect("utf-8"));
+    let rep = &doc["replicas"][0];
+    assert_eq!(
+        (&rep["name"], &rep["type"]),
+        (&Value::from("file"), &Value::from("file"))
+    );
+    assert!(rep["error"].is_null());
+    let gens = rep["generations"].as_array().expect("generations");
+    assert_eq!(gens.len(), 1, "{doc:#}");
+    let g = &gens[0];
+    assert_eq!(g["generation"], ws.status()["databases"][0]["generation"]);
+    assert_eq!(rep["oldest_restore_point"], g["restorable_from"]);
+    assert_eq!(g["restorable_to"], g["updated_at"]);
+    let snaps = g["snapshots"].as_array().expect("snapshots");
+    // One generation, no snapshot-interval: exactly its first snapshot.
+    assert_eq!(snaps.len(), 1, "{doc:#}");
+    assert!(snaps[0]["size"].as_u64() > Some(0));
+    assert_eq!(g["restorable_from"], snaps[0]["created_at"]);
+    let wal = g["wal"].as_array().expect("wal spans");
+    let indexes: Vec<u64> = wal.iter().filter_map(|w| w["index"].as_u64()).collect();
+    assert!(indexes.windows(2).all(|w| w[1] == w[0] + 1), "{indexes:?}");
+    assert!(
+        indexes.len() >= 2,
+        "checkpoints should have produced several indexes: {doc:#}"
+    );
+    for w in wal {
+        assert_eq!(w["first_offset"], 0);
+        assert!(w["segments"].as_u64() >= Some(1) && w["size"].as_u64() > Some(0));
+        assert!(time(&w["first_created_at"]) <= time(&w["last_created_at"]));
+    }
+
+    // `restorable_to` restores everything; `restorable_from` restores a consistent prefix.
+    let url = format!("file://{}", replica.display());
+    let to = g["restorable_to"].as_str().expect("restorable_to");
+    let out = dir.join("to.db");
+    let all = walstream_restore(&["-timestamp", to, &url], &[], &out);
+    assert_eq!(all, rows(&app));
+    let from = g["restorable_from"].as_str().expect("restorable_from");
+    let early_path = dir.join("from.db");
+    common::run(
+        Command::new(common::walstream_bin())
+            .args(["restore", "-timestamp", from, "-o"])
+            .arg(&early_path)
+            .arg(&url),
+    );
+    let early = rusqlite::Connection::open(&early_path).expect("open restored");
+    assert_eq!(integrity(&early), "ok");
+    let has_table: i64 = early
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 't'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("sqlite_master");
+    if has_table == 1 {
+        assert_prefix(&rows(&early), &rows(&app));
+    }
+
+    let unknown = ws.get("/api/v1/databases/missing.db/restore-points");
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("app.db")
+    );
+    ws.proc.stop();
+}
+
+#[test]
+fn post_sync_returns_only_after_the_last_commit_is_in_the_replica() {
+    let (_keep, dir) = tempdir();
+    let db = dir.join("app.db");
+    let replica = dir.join("replica");
+    // With a one-hour sync interval only the first round uploads by itself.
+    let cfg = config(
+        &db,
+        &format!("http-token: \"{TOKEN}\"\n"),
+        &file_replica(&replica, "1h"),
+    );
+    let app = open_app(&db);
+    insert(&app, 1);
+    let ws = Instance::start(&dir, &cfg, &[]);
+    poll_until("the first upload", || {
+        newest_segment_end(&replica).is_some()
+    });
+    for id in 2..=25 {
+        insert(&app, id);
+    }
+    let r = ws.post(
+        "/api/v1/databases/app.db/sync",
+        Some(&format!("Bearer {TOKEN}")),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Straight after the answer, without waiting: the replica holds every commit.
+    let url = format!("file://{}", replica.display());
+    let restored = walstream_restore(&[&url], &[], &dir.join("out.db"));
+    assert_eq!(restored, rows(&app));
+    let doc = r.json();
+    assert_eq!(doc["database"], "app.db");
+    let (generation, index, end) = newest_segment_end(&replica).expect("segments");
+    assert_eq!(doc["position"]["generation"], generation.as_str());
+    assert_eq!(
+        (
+            doc["position"]["index"].as_u64(),
+            doc["position"]["offset"].as_u64()
+        ),
+        (Some(u64::from(index)), Some(end))
+    );
+    assert_eq!(doc["replicas"][0]["name"], "file");
+    assert_eq!(doc["replicas"][0]["position"], doc["position"]);
+
+    let snap = ws.post(
+        "/api/v1/databases/app.db/snapshot",
+        Some(&format!("Bearer {TOKEN}")),
+    );
+    assert_eq!(snap.status, 200, "{}", snap.body);
+    let s = snap.json();
+    assert_eq!(s["replicas"][0]["generation"], generation.as_str());
+    let snapshot = replica
+        .join("generations")
+        .join(&generation)
+        .join("snapshots")
+        .join(format!(
+            "{:08x}.snapshot.lz4",
+            s["replicas"][0]["index"].as_u64().expect("index")
+        ));
+    assert!(snapshot.exists(), "{}", snapshot.display());
+    ws.proc.stop();
+}
+
+#[test]
+fn mutating_endpoints_need_a_configured_token() {
+    let (_keep, dir) = tempdir();
+    let db = dir.join("app.db");
+    let _app = open_app(&db);
+    let cfg = config(&db, "", &file_replica(&dir.join("replica"), "100ms"));
+    let ws = Instance::start(&dir, &cfg, &[]);
+    for path in [
+        "/api/v1/databases/app.db/sync",
+        "/api/v1/databases/app.db/snapshot",
+    ] {
+        let r = ws.post(path, Some("Bearer anything"));
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("http-token"),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(ws.get("/metrics").status, 200);
+    assert_eq!(ws.get("/api/v1/status").status, 200);
+    assert_eq!(ws.get("/healthz").status, 200);
+    assert_eq!(ws.get("/nothing-here").status, 404);
+    assert_eq!(ws.get("/api/v1/databases/app.db/sync").status, 405);
+    ws.proc.stop();
+}
+
+#[test]
+fn bearer_token_from_env_guards_mutations_and_protected_reads() {
+    let (_keep, dir) = tempdir();
+    let db = dir.join("app.db");
+    let _app = open_app(&db);
+    let cfg = config(
+        &db,
+        "http-protect-reads: true\n",
+        &file_replica(&dir.join("replica"), "100ms"),
+    );
+    let env = [("WALSTREAM_HTTP_TOKEN".to_string(), TOKEN.to_string())];
+    let ws = Instance::start(&dir, &cfg, &env);
+    poll_until("ready", || ws.get("/readyz").status == 200);
+    let sync = "/api/v1/databases/app.db/sync";
+    let missing = ws.post(sync, None);
+    assert_eq!(missing.status, 401, "{}", missing.body);
+    let challenge = missing.headers.get("www-authenticate").expect("challenge");
+    assert!(challenge.to_str().unwrap_or_default().starts_with("Bearer"));
+    assert_eq!(ws.post(sync, Some("Bearer wrong-token")).status, 403);
+    assert_eq!(ws.post(sync, Some(&format!("Basic {TOKEN}"))).status, 401);
+    assert_eq!(ws.post(sync, Some(&format!("Bearer {TOKEN}"))).status, 200);
+    // Reads are protected too; probes never are.
+    for path in [
+        "/metrics",
+        "/api/v1/status",
+        "/api/v1/databases/app.db/restore-points",
+    ] {
+        assert_eq!(ws.get(path).status, 401, "{path}");
+        assert_eq!(ws.get_auth(path, "wrong-token").status, 403, "{path}");
+        assert_eq!(ws.get_auth(path, TOKEN).status, 200, "{path}");
+    }
+    assert_eq!(ws.get("/healthz").status, 200);
+    assert_eq!(ws.get("/readyz").status, 200);
+    ws.proc.stop();
+}

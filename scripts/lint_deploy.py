@@ -18,7 +18,6 @@ reporting, so the linter cannot silently pass everything.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import posixpath
@@ -30,6 +29,8 @@ from pathlib import Path
 
 import kubernetes_validate
 import yaml
+
+import lint_deploy_selftest  # beside this file
 
 K8S_VERSIONS = ("1.29.0", "1.37.0")  # native sidecars (restartPolicy: Always) need >= 1.29
 WALSTREAM_IMAGE = "walstream"
@@ -198,6 +199,10 @@ def check_dashboard(path: Path, tools: Tools, metrics: dict, rep: Report) -> Non
     except json.JSONDecodeError as e:
         rep.add(where, f"invalid JSON: {e}")
         return
+    check_dashboard_doc(where, dash, tools, metrics, rep)
+
+
+def check_dashboard_doc(where: str, dash: dict, tools: Tools, metrics: dict, rep: Report) -> None:
     queries = dashboard_queries(dash)
     if not queries:
         rep.add(where, "no queries found")
@@ -511,9 +516,8 @@ def dockerfile_stages(text: str) -> list[list[tuple[str, str]]]:
     return stages[1:]
 
 
-def check_dockerfile(path: Path, rep: Report) -> None:
-    where = path.name
-    stages = dockerfile_stages(path.read_text())
+def check_dockerfile(where: str, text: str, rep: Report) -> None:
+    stages = dockerfile_stages(text)
     runs = [rest for st in stages for kw, rest in st if kw == "RUN"]
     if not any("cargo build --release --locked" in r for r in runs):
         rep.add(where, "no RUN with `cargo build --release --locked`")
@@ -614,7 +618,7 @@ def render_all(tools: Tools, rep: Report) -> dict[str, list[dict]]:
 def lint(tools: Tools, renders: dict[str, list[dict]], rep: Report) -> None:
     root = tools.root
     metrics = documented_metrics(root)
-    check_dockerfile(root / "Dockerfile", rep)
+    check_dockerfile("Dockerfile", (root / "Dockerfile").read_text(), rep)
     check_context(root, rep)
     examples = example_resources(root)
     external = {d["metadata"]["name"] for _, d in examples if d.get("kind") == "Secret"}
@@ -659,13 +663,12 @@ def main() -> int:
     lint(tools, renders, rep)
     for e in rep.errors:
         print(f"error: {e}", file=sys.stderr)
-    import lint_deploy_selftest
-    failures = lint_deploy_selftest.run(sys.modules[__name__], tools, renders)
+    failures, cases = lint_deploy_selftest.run(sys.modules[__name__], tools, renders)
     for f in failures:
         print(f"self-test: {f}", file=sys.stderr)
     n_res = sum(len(d) for d in renders.values())
-    print(f"deploy lint: {len(renders)} kustomizations, {n_res} resources, "
-          f"{len(rep.errors)} errors; self-test: {len(failures)} cases not detected", file=sys.stderr)
+    print(f"deploy lint: {len(renders)} kustomizations, {n_res} resources, {len(rep.errors)} errors; "
+          f"self-test: {cases - len(failures)} of {cases} broken variants detected", file=sys.stderr)
     return 1 if rep.errors or failures else 0
 
 

@@ -106,7 +106,23 @@ def _cases(m: ModuleType, tools, renders: dict) -> list[tuple[str, str, object]]
         ("annotation label", "$labels.mode",
          rules('walstream_replica_lag_seconds{job="walstream"} > 1', "{{ $labels.mode }}")),
         ("dockerignore semantics", "dockerignore", lambda rep: _dockerignore(m, rep)),
+        ("overlay without its identity annotation", "lacks annotation",
+         workloads(_mutate(s3, lambda d: next(x for x in d if x["kind"] == "ServiceAccount")[
+             "metadata"].pop("annotations")), "s3")),
+        ("database directory not on the volume claim", "not mounted from the data volume claim",
+         workloads(_mutate(base, lambda d: _pod(d)["containers"][0].update(volumeMounts=[])))),
+        ("dashboard legend label", "legend uses", lambda rep: m.check_dashboard_doc(
+            "t", _dashboard('walstream_replica_lag_seconds{job="walstream"}', "{{mode}}"), tools,
+            m.documented_metrics(tools.root), rep)),
+        ("Dockerfile without --locked", "cargo build --release --locked", lambda rep: m.check_dockerfile(
+            "t", (tools.root / "Dockerfile").read_text().replace(" --locked", ""), rep)),
+        ("Dockerfile running as root", "USER", lambda rep: m.check_dockerfile(
+            "t", (tools.root / "Dockerfile").read_text().replace("USER 65532:65532", "USER root"), rep)),
     ]
+
+
+def _dashboard(expr: str, legend: str) -> dict:
+    return {"panels": [{"id": 1, "title": "t", "targets": [{"refId": "A", "expr": expr, "legendFormat": legend}]}]}
 
 
 def _dockerignore(m: ModuleType, rep) -> None:
@@ -118,13 +134,15 @@ def _dockerignore(m: ModuleType, rep) -> None:
         rep.add("t", "dockerignore matcher agrees with Docker on every sample")
 
 
-def run(m: ModuleType, tools, renders: dict) -> list[str]:
-    """Runs every case; returns a description of each case whose error was not reported."""
+def run(m: ModuleType, tools, renders: dict) -> tuple[list[str], int]:
+    """Runs every case; returns a description of each case whose error was not reported, and
+    the number of cases."""
     needed = ["deploy/base", "deploy/monitoring", "deploy/overlays/s3"]
     if not all(k in renders for k in needed):
-        return [f"cannot run: needs the renders of {needed}"]
+        return [f"cannot run: needs the renders of {needed}"], 0
     failures = []
-    for name, expected, fn in _cases(m, tools, renders):
+    cases = _cases(m, tools, renders)
+    for name, expected, fn in cases:
         rep = m.Report()
         try:
             fn(rep)
@@ -133,4 +151,4 @@ def run(m: ModuleType, tools, renders: dict) -> list[str]:
             continue
         if not any(expected in e for e in rep.errors):
             failures.append(f"{name}: no error containing {expected!r} (got {rep.errors})")
-    return failures
+    return failures, len(cases)

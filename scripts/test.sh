@@ -12,7 +12,7 @@
 #
 # Usage:
 #   scripts/test.sh                    full run (what CI does)
-#   scripts/test.sh --no-lint          skip fmt and clippy
+#   scripts/test.sh --no-lint          skip fmt, clippy and scripts/lint-deploy.sh
 #   scripts/test.sh -- CMD [ARGS...]   start the servers, run CMD with the WALSTREAM_TEST_* exports
 #                                      (e.g. scripts/test.sh -- cargo test --test storage)
 #   scripts/test.sh --services-shell   start the servers, print the exports, open a shell; the
@@ -73,6 +73,8 @@ if ((lint)); then
     cargo fmt --check
     ws_log "cargo clippy --all-targets -- -D warnings"
     cargo clippy --all-targets -- -D warnings
+    ws_log "scripts/lint-deploy.sh (Dockerfile, deploy/ manifests, release check of the image build)"
+    bash scripts/lint-deploy.sh
 fi
 # --no-fail-fast: one failing test binary must not hide the results of the others.
 status=0

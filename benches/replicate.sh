@@ -14,7 +14,8 @@
 # to sync-interval for both tools (Litestream only notices changes on its monitor tick).
 #
 # Usage:  benches/replicate.sh [SECONDS_PER_RUN] [SNAPSHOT_DB_MIB]
-#         (defaults 20 and 1024). Needs: cargo, python3; LITESTREAM=path/to/litestream v0.3.13
+#         (defaults 20 and 1024; SNAPSHOT_DB_MIB=0 skips the snapshot runs). BENCH_RATES="50 500"
+#         and BENCH_INTERVALS="1s 10ms" select the lag runs. Needs: cargo, python3; LITESTREAM=path/to/litestream v0.3.13
 #         (default: .testenv's v0.3.13 venv, else `litestream` on PATH).
 # Output: a Markdown table on stdout; work files under $BENCH_DIR (default a fresh temp dir).
 set -euo pipefail
@@ -36,6 +37,7 @@ fi
 WALSTREAM="$ROOT/target/release/walstream"
 
 echo "bench dir: $BENCH_DIR" >&2
+export BENCH_RATES="${BENCH_RATES:-50 500}" BENCH_INTERVALS="${BENCH_INTERVALS:-1s 10ms}"
 exec python3 - "$WALSTREAM" "$LITESTREAM" "$BENCH_DIR" "$SECONDS_PER_RUN" "$SNAPSHOT_MIB" <<'PY'
 import os, re, signal, sqlite3, subprocess, sys, threading, time
 
@@ -179,8 +181,8 @@ def snapshot_run(tool):
     return dict(tool=tool, secs=elapsed, cpu=cpu, rss=hwm, size=os.path.getsize(db) / 2**20)
 
 rows = []
-for rate in (50, 500):
-    for interval in ("1s", "10ms"):
+for rate in [int(r) for r in os.environ["BENCH_RATES"].split()]:
+    for interval in os.environ["BENCH_INTERVALS"].split():
         for tool in ("walstream", "litestream"):
             r = lag_run(tool, rate, interval)
             print(f"  {r}", file=sys.stderr)
@@ -191,6 +193,8 @@ print("|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     print(f"| {r['tool']} | {r['rate']} | {r['interval']} | {r['commits']} | {r['segments']} | "
           f"{r['p50']:.1f} | {r['p99']:.1f} | {r['cpu']:.2f} | {r['rss']:.1f} |")
+if SNAP_MIB <= 0:
+    sys.exit(0)
 snaps = [snapshot_run(t) for t in ("walstream", "litestream")]
 print(f"\n### Initial snapshot of a {snaps[0]['size']:.0f} MiB database\n")
 print("| tool | time to snapshot (s) | CPU s | peak RSS (MiB) |")

@@ -204,8 +204,11 @@ fn mixed_changes(c: &Connection, big_id: i64) {
     c.execute_batch("COMMIT").expect("commit");
 }
 
+/// Rows of `t`, and per blob its id, length and first/last 16 bytes in hex.
+type Content = (Vec<(i64, String)>, Vec<(i64, i64, String)>);
+
 /// Every row of both tables plus a digest of the blobs, for comparing databases.
-fn content(db: &Path) -> (Vec<(i64, String)>, Vec<(i64, i64, String)>) {
+fn content(db: &Path) -> Content {
     let c = Connection::open(db).expect("open");
     assert_eq!(integrity(&c), "ok", "{}", db.display());
     let mut st = c

@@ -15,6 +15,7 @@
 
 pub mod flags;
 pub mod log;
+pub mod replicate;
 pub mod table;
 pub mod usage;
 
@@ -68,7 +69,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "wal" => wal::run(rest),
         "restore" => restore::run(rest),
         "status" => status::run(rest),
-        "replicate" => bail!("walstream {cmd}: not implemented yet"),
+        "replicate" => replicate::command(rest),
         "" | "help" => print_usage_and_stop(""),
         c if c.starts_with('-') => print_usage_and_stop(""),
         c => bail!("walstream {c}: unknown command"),

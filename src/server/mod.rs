@@ -341,12 +341,13 @@ fn action_error(id: &str, e: &ActionError) -> Response {
     )
 }
 
-/// Runs `action` on database `id` under the request's deadline.
+/// Runs `action` on database `id` in its own task and waits at most the request's deadline. On
+/// timeout the task goes on (an upload round is never abandoned half-way) and the answer is 504.
 async fn run_action<T, F, Fut>(s: &Shared, id: &str, q: &ActionQuery, action: F) -> Response
 where
-    T: serde::Serialize,
+    T: serde::Serialize + Send + 'static,
     F: FnOnce(Arc<state::DbEntry>) -> Fut,
-    Fut: std::future::Future<Output = Result<T, ActionError>>,
+    Fut: std::future::Future<Output = Result<T, ActionError>> + Send + 'static,
 {
     let Some(entry) = s.state.db(id).cloned() else {
         return unknown_db(s, id);
@@ -355,14 +356,16 @@ where
         Ok(d) => d,
         Err(text) => return message(StatusCode::BAD_REQUEST, text),
     };
-    match tokio::time::timeout(limit, action(entry)).await {
-        Ok(Ok(doc)) => Json(doc).into_response(),
-        Ok(Err(e)) => action_error(id, &e),
+    let task = tokio::spawn(action(entry));
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(Ok(doc))) => Json(doc).into_response(),
+        Ok(Ok(Err(e))) => action_error(id, &e),
+        Ok(Err(join)) => message(StatusCode::INTERNAL_SERVER_ERROR, join.to_string()),
         Err(_) => error_response(
             StatusCode::GATEWAY_TIMEOUT,
             ErrorDoc {
                 error: format!(
-                    "not finished within {}",
+                    "not finished within {}; still running",
                     crate::config::format_go_duration(limit.as_nanos() as i128)
                 ),
                 database: Some(id.to_string()),

@@ -35,7 +35,7 @@ use super::error::RestoreError;
 use super::fetch::{FetchedSegment, decompressed, fetch_segment, snapshot_key};
 use super::output::TempOutput;
 use super::plan::RestorePlan;
-use super::progress::Progress;
+use super::progress::{FinishOnDrop, Progress};
 use super::verify::{IntegrityCheck, verify};
 
 /// Default number of concurrent downloads (Litestream's `DefaultRestoreParallelism`).
@@ -90,47 +90,15 @@ pub async fn execute(
     let (guard, file) = TempOutput::create(output)?;
     let tmp = guard.tmp_path().to_path_buf();
     let progress = Progress::new(plan.download_size(), opts.progress);
+    let clear_bar = FinishOnDrop(progress.clone());
     info!(generation = %plan.generation, index = plan.snapshot.index, path = %tmp.display(), "restoring snapshot");
-
-    let (snap_tx, snap_rx) = mpsc::channel(SNAPSHOT_QUEUE);
-    let (seg_tx, seg_rx) = mpsc::channel(1);
-    let key = snapshot_key(client, &plan.generation, plan.snapshot.index);
-    let snap_task = tokio::spawn(send_snapshot(
-        client.clone(),
-        plan.clone(),
-        key.clone(),
-        progress.clone(),
-        snap_tx,
-    ));
-    let segments: Vec<SegmentInfo> = plan.wal.iter().flat_map(|p| p.segments.clone()).collect();
-    let seg_task = tokio::spawn(send_segments(
-        client.clone(),
-        segments,
-        output.to_path_buf(),
-        opts.parallelism.max(1),
-        progress.clone(),
-        seg_tx,
-    ));
-    let disk_plan = plan.clone();
-    let disk_tmp = tmp.clone();
-    let span = tracing::Span::current();
-    let disk = tokio::task::spawn_blocking(move || {
-        let _in_span = span.enter();
-        write_database(&file, &disk_tmp, &disk_plan, &key, snap_rx, seg_rx)
-    });
-    let written = join(disk).await;
-    snap_task.abort();
-    seg_task.abort();
-    let (frames, db_size) = written?;
+    let (frames, db_size) =
+        download_and_apply(client, plan, output, &tmp, file, opts, &progress).await?;
 
     progress.set_phase("verifying");
     let check = opts.integrity_check;
-    let verify_path = tmp.clone();
-    join(tokio::task::spawn_blocking(move || {
-        verify(&verify_path, check)
-    }))
-    .await?;
-    progress.finish();
+    join(tokio::task::spawn_blocking(move || verify(&tmp, check))).await?;
+    drop(clear_bar);
 
     if plan.snapshot_only {
         info!("snapshot only, finalizing database");
@@ -147,6 +115,49 @@ pub async fn execute(
     })
 }
 
+/// Starts the download tasks and the disk thread; returns (frames applied, file size) once the
+/// file is complete and fsynced. Download tasks are aborted when this returns.
+async fn download_and_apply(
+    client: &ReplicaClient,
+    plan: &RestorePlan,
+    output: &Path,
+    tmp: &Path,
+    file: File,
+    opts: &ExecOptions,
+    progress: &Progress,
+) -> Result<(u64, u64), RestoreError> {
+    let (snap_tx, snap_rx) = mpsc::channel(SNAPSHOT_QUEUE);
+    let (seg_tx, seg_rx) = mpsc::channel(1);
+    let key = snapshot_key(client, &plan.generation, plan.snapshot.index);
+    let snap_task = tokio::spawn(send_snapshot(
+        client.clone(),
+        plan.generation.clone(),
+        plan.snapshot.index,
+        key.clone(),
+        progress.clone(),
+        snap_tx,
+    ));
+    let segments: Vec<SegmentInfo> = plan.wal.iter().flat_map(|p| p.segments.clone()).collect();
+    let seg_task = tokio::spawn(send_segments(
+        client.clone(),
+        segments,
+        output.to_path_buf(),
+        opts.parallelism.max(1),
+        progress.clone(),
+        seg_tx,
+    ));
+    let (disk_plan, disk_tmp) = (plan.clone(), tmp.to_path_buf());
+    let span = tracing::Span::current();
+    let disk = tokio::task::spawn_blocking(move || {
+        let _in_span = span.enter();
+        write_database(&file, &disk_tmp, &disk_plan, &key, snap_rx, seg_rx)
+    });
+    let written = join(disk).await;
+    snap_task.abort();
+    seg_task.abort();
+    written
+}
+
 /// Flattens a task's panic or cancellation into a [`RestoreError`].
 async fn join<T>(h: JoinHandle<Result<T, RestoreError>>) -> Result<T, RestoreError> {
     h.await.map_err(|e| RestoreError::Task(e.to_string()))?
@@ -154,15 +165,13 @@ async fn join<T>(h: JoinHandle<Result<T, RestoreError>>) -> Result<T, RestoreErr
 
 async fn send_snapshot(
     client: ReplicaClient,
-    plan: RestorePlan,
+    generation: String,
+    index: u32,
     key: String,
     progress: Progress,
     tx: Sender<SnapshotMsg>,
 ) {
-    let raw = match client
-        .open_snapshot(&plan.generation, plan.snapshot.index)
-        .await
-    {
+    let raw = match client.open_snapshot(&generation, index).await {
         Ok(raw) => raw,
         Err(e) => {
             let _ = tx

@@ -55,3 +55,13 @@ impl Progress {
         }
     }
 }
+
+/// Clears the bar when dropped, so a failed restore does not leave a stale bar on screen.
+#[derive(Debug)]
+pub struct FinishOnDrop(pub Progress);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# benches/restore.sh — restore speed of walstream vs Litestream v0.3.13 on the same replica.
+#
+# Run by hand (not in CI). Builds a WAL-mode database of --db-mb MiB, lets the real Litestream
+# v0.3.13 replicate it (one snapshot) and then about --wal-mb MiB of WAL written by updates
+# (Litestream's default checkpointing cuts that into many indexes and segments), stops Litestream,
+# then restores the latest point with both tools, in alternation, --runs times each, measuring
+# wall-clock seconds, MB/s (restored database bytes per second) and peak RSS with
+# `/usr/bin/time -v`. Restored files are compared byte for byte. walstream is measured with its
+# default `-integrity-check full` and with `-integrity-check none` (Litestream checks nothing).
+#
+# Usage:
+#   benches/restore.sh [--db-mb N] [--wal-mb N] [--pace-ms N] [--runs N] [--s3] [--keep] [--dir DIR]
+#     --db-mb N   size of the database before replication starts (default 1024)
+#     --wal-mb N  approximate WAL volume written while replicating (default 256)
+#     --pace-ms N pause between the ~1 MiB update transactions (default 100), so Litestream's 1 s
+#                 sync loop cuts the WAL into many segments and checkpoints into many indexes
+#     --runs N    restores per tool and variant (default 2)
+#     --s3        also benchmark an S3 replica on moto (needs WALSTREAM_TEST_S3_ENDPOINT and
+#                 WALSTREAM_TEST_BUCKET: run as `scripts/test.sh -- benches/restore.sh --s3`)
+#     --keep      keep the work directory
+#     --dir DIR   work directory (default: a new one under ${TMPDIR:-/tmp})
+#   Environment: WALSTREAM_BIN (default target/release/walstream, built with
+#   `cargo build --release` when absent), LITESTREAM_BIN (default: WALSTREAM_TEST_LITESTREAM,
+#   else .testenv/litestream-0.3.13/bin/litestream, installed by scripts/test.sh --install-only).
+#
+# Must stay true: both tools restore the same replica to the same point in the same run; nothing
+# this script starts outlives it (Litestream is stopped by PID on exit).
+set -euo pipefail
+
+db_mb=1024
+wal_mb=256
+runs=2
+pace_ms=100
+use_s3=0
+keep=0
+work=""
+while (($#)); do
+    case "$1" in
+        --db-mb) db_mb=$2; shift ;;
+        --wal-mb) wal_mb=$2; shift ;;
+        --runs) runs=$2; shift ;;
+        --pace-ms) pace_ms=$2; shift ;;
+        --s3) use_s3=1 ;;
+        --keep) keep=1 ;;
+        --dir) work=$2; shift ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+walstream=${WALSTREAM_BIN:-$root/target/release/walstream}
+if [[ ! -x $walstream ]]; then
+    log "building walstream (release)"
+    (cd "$root" && cargo build --release --bin walstream)
+fi
+litestream=${LITESTREAM_BIN:-${WALSTREAM_TEST_LITESTREAM:-$root/.testenv/litestream-0.3.13/bin/litestream}}
+[[ -x $litestream ]] || { echo "Litestream not found at $litestream (scripts/test.sh --install-only)" >&2; exit 1; }
+[[ -x /usr/bin/time ]] || { echo "/usr/bin/time (GNU time) is required" >&2; exit 1; }
+
+if [[ -z $work ]]; then work=$(mktemp -d "${TMPDIR:-/tmp}/walstream-bench.XXXXXX"); fi
+mkdir -p "$work"
+ls_pid=""
+cleanup() {
+    if [[ -n $ls_pid ]] && kill -0 "$ls_pid" 2>/dev/null; then kill "$ls_pid"; wait "$ls_pid" || true; fi
+    if ((keep)); then log "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+db=$work/app.db
+export LITESTREAM_ACCESS_KEY_ID=bench-key LITESTREAM_SECRET_ACCESS_KEY=bench-secret
+
+# --- 1. the database ---------------------------------------------------------------------------
+log "writing a ${db_mb} MiB database"
+python3 - "$db" "$db_mb" <<'PY'
+import os, sqlite3, sys
+path, mb = sys.argv[1], int(sys.argv[2])
+c = sqlite3.connect(path)
+c.execute("PRAGMA page_size=4096")
+c.execute("PRAGMA journal_mode=WAL")
+c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+# ~1000-byte rows, half random (incompressible) and half text, so LZ4 has real work to do.
+row = lambda i: os.urandom(500) + (b"%010d-" % i) * 45
+batch, i = 10000, 0
+while os.path.getsize(path) + os.path.getsize(path + "-wal") < mb << 20:
+    c.executemany("INSERT INTO t(v) VALUES (?)", [(row(i + k),) for k in range(batch)])
+    c.commit()
+    i += batch
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+print(i, file=open(path + ".rows", "w"))
+PY
+rows=$(cat "$db.rows")
+
+# --- 2. replicas written by Litestream ---------------------------------------------------------
+replicas="      - name: file
+        type: file
+        path: $work/replica"
+if ((use_s3)); then
+    : "${WALSTREAM_TEST_S3_ENDPOINT:?--s3 needs WALSTREAM_TEST_S3_ENDPOINT (run under scripts/test.sh --)}"
+    prefix="bench-$(date +%s%N)"
+    replicas="$replicas
+      - name: s3
+        type: s3
+        bucket: ${WALSTREAM_TEST_BUCKET:-walstream-test}
+        path: $prefix
+        endpoint: $WALSTREAM_TEST_S3_ENDPOINT
+        region: us-east-1
+        force-path-style: true"
+fi
+cat >"$work/litestream.yml" <<EOF
+dbs:
+  - path: $db
+    replicas:
+$replicas
+EOF
+
+log "replicating with Litestream (snapshot, then ~${wal_mb} MiB of WAL)"
+"$litestream" replicate -config "$work/litestream.yml" >"$work/litestream.log" 2>&1 &
+ls_pid=$!
+deadline=$((SECONDS + 600))
+until compgen -G "$work/replica/generations/*/snapshots/*.snapshot.lz4" >/dev/null; do
+    ((SECONDS < deadline)) || { cat "$work/litestream.log"; echo "no snapshot after 600 s" >&2; exit 1; }
+    kill -0 "$ls_pid" || { cat "$work/litestream.log"; exit 1; }
+    sleep 0.5
+done
+python3 - "$db" "$wal_mb" "$rows" "$pace_ms" <<'PY'
+import os, random, sqlite3, sys, time
+path, mb, rows, pace = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]) / 1000
+c = sqlite3.connect(path, timeout=30)
+# ~1000 consecutive ~1000-byte rows per transaction ≈ 250 leaf pages ≈ 1 MiB of WAL frames.
+for n in range(mb):
+    start = random.randrange(1, max(2, rows - 1000))
+    c.execute("UPDATE t SET v = randomblob(500) || substr(v, 501) WHERE id BETWEEN ? AND ?",
+              (start, start + 999))
+    c.commit()
+    time.sleep(pace)  # shapes the workload into many segments; not a readiness wait
+PY
+log "stopping Litestream (final sync)"
+kill -TERM "$ls_pid"
+wait "$ls_pid" || true
+ls_pid=""
+
+db_bytes=$(stat -c %s "$db")
+replica_bytes=$(du -sb "$work/replica" | cut -f1)
+segments=$(find "$work/replica" -name '*.wal.lz4' | wc -l)
+indexes=$(find "$work/replica" -name '*_00000000.wal.lz4' | wc -l)
+log "replica: $((replica_bytes >> 20)) MiB stored, $segments segments in $indexes indexes; database $((db_bytes >> 20)) MiB"
+
+# --- 3. restores ---------------------------------------------------------------------------------
+# measure NAME OUT CMD...: runs CMD under GNU time; prints
+# "NAME <wall> s <MB/s> MB/s <peak RSS> MiB <user+sys> cpu-s".
+measure() {
+    local name=$1 out=$2
+    shift 2
+    rm -f "$out" "$out".tmp*
+    /usr/bin/time -v -o "$work/time.txt" "$@" >"$work/run.log" 2>&1 || { cat "$work/run.log"; exit 1; }
+    local secs rss size cpu
+    cpu=$(awk -F': ' '/User time|System time/ {c += $2} END {print c}' "$work/time.txt")
+    secs=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$work/time.txt")
+    rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$work/time.txt")
+    size=$(stat -c %s "$out")
+    awk -v n="$name" -v s="$secs" -v b="$size" -v r="$rss" -v c="$cpu" \
+        'BEGIN { printf "%-32s %8.2f s %9.1f MB/s %7d MiB %7.2f cpu-s\n", n, s, b / 1e6 / s, r, c }'
+}
+
+results=$work/results.txt
+: >"$results"
+bench_source() {
+    local label=$1
+    shift
+    local src=("$@")
+    for ((i = 1; i <= runs; i++)); do
+        measure "litestream $label" "$work/lt.db" "$litestream" restore -o "$work/lt.db" "${src[@]}" | tee -a "$results"
+        measure "walstream $label (full check)" "$work/ws.db" "$walstream" restore -o "$work/ws.db" "${src[@]}" | tee -a "$results"
+        cmp "$work/lt.db" "$work/ws.db" || { echo "restored files differ ($label)" >&2; exit 1; }
+        measure "walstream $label (no check)" "$work/ws.db" "$walstream" restore -integrity-check none -o "$work/ws.db" "${src[@]}" | tee -a "$results"
+        cmp "$work/lt.db" "$work/ws.db" || { echo "restored files differ ($label)" >&2; exit 1; }
+    done
+}
+log "restoring (each tool $runs times, alternating)"
+bench_source "file" "file://$work/replica"
+if ((use_s3)); then
+    bench_source "s3" -config "$work/litestream.yml" -replica s3 "$db"
+fi
+
+echo
+echo "database $((db_bytes >> 20)) MiB, replica $((replica_bytes >> 20)) MiB stored ($segments segments, $indexes indexes); restored files identical"
+echo "best of $runs:"
+# Lines are "%-32s <seconds> s <MB/s> MB/s <rss> MiB": the first 32 columns name the variant.
+best() {
+    awk '{ key = substr($0, 1, 32); split(substr($0, 33), f, " "); t = f[1] + 0;
+           if (!(key in b) || t < b[key]) { b[key] = t; line[key] = $0 } }
+         END { for (k in line) print line[k] }' "$results" | sort
+}
+best
+best | awk '{ key = substr($0, 1, 32); split(substr($0, 33), f, " "); t[key] = f[1] }
+     END { for (k in t) if (k ~ /^litestream file/) lt = t[k];
+           for (k in t) if (k ~ /^walstream file \(full/) wf = t[k]; else if (k ~ /^walstream file \(no/) wn = t[k];
+           if (lt && wf && wn) printf "litestream/walstream time ratio (file): %.2fx with full check, %.2fx without\n", lt / wf, lt / wn }'

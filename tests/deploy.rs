@@ -224,8 +224,10 @@ fn run_prestop(sidecar: &Sidecar, token: &str) -> std::process::Output {
         "preStop command does not call {POD_URL}: {command:?}"
     );
     let mut cmd = Command::new(program);
+    // Only what the container has: PATH and the token from the Secret.
     cmd.args(&args)
         .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("WALSTREAM_HTTP_TOKEN", token);
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot run preStop {command:?}: {e}"))

@@ -134,8 +134,10 @@ fn mode_slot(mode: CheckpointMode) -> usize {
 /// process may shrink the file, so read up to `size` or EOF, whichever comes first.
 pub struct SnapshotGuard {
     pub pos: Pos,
-    /// Read-only handle on the main database file.
-    pub file: File,
+    /// Read-only handle on the main database file, shared with the attached database: read it
+    /// positionally (`read_at`) and never duplicate it (closing a duplicate descriptor would
+    /// release SQLite's locks on the file, see `Attached::db_file`).
+    pub file: Arc<File>,
     /// File size when the guard was taken.
     pub size: u64,
     _active: GuardToken,
@@ -176,6 +178,12 @@ pub(crate) struct Attached {
     conns: Conns,
     page_size: u32,
     perms: Perms,
+    /// The one read handle on the main database file that this process ever opens outside
+    /// SQLite. POSIX record locks belong to the process and are ALL released when ANY descriptor
+    /// of the file is closed, so opening and closing the database file beside SQLite would drop
+    /// SQLite's SHARED lock and let the application's last connection delete the `-wal` while we
+    /// are attached. Snapshots share this handle; it is closed only when we detach.
+    db_file: Arc<File>,
 }
 
 impl Db {
@@ -348,7 +356,7 @@ impl Shared {
         let published = self.publish(result);
         let pos = published?.pos;
         att.conns.checkpoint_passive()?;
-        let file = File::open(&self.path).map_err(DbError::io(&self.path, "open database"))?;
+        let file = Arc::clone(&att.db_file);
         let size = file
             .metadata()
             .map_err(DbError::io(&self.path, "stat database"))?

@@ -10,8 +10,9 @@
 //! - a header change with frames in the shadow is a WAL restart: the old shadow is finished
 //!   (frames that still validate against its salts) before shadow `index+1` starts.
 
-use std::fs;
+use std::fs::{self, File};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
@@ -89,10 +90,12 @@ impl Shared {
         let generation = self.meta.read_generation()?;
         self.meta.remove_other_generations(generation.as_deref())?;
         self.page_size.store(page_size, Ordering::Release);
+        let db_file = File::open(&self.path).map_err(DbError::io(&self.path, "open database"))?;
         *slot = Some(Attached {
             conns,
             page_size,
             perms,
+            db_file: Arc::new(db_file),
         });
         self.open.store(true, Ordering::Release);
         Ok(())

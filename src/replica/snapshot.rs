@@ -23,7 +23,7 @@ impl Replica {
         let guard = self.db.begin_snapshot().await?;
         let pos = guard.pos.clone();
         let size = guard.size;
-        let file = Arc::new(guard.file.try_clone().map_err(ReplicaError::SnapshotFile)?);
+        let file = Arc::clone(&guard.file);
         let position = format_position(&pos.generation, pos.index, pos.offset);
         info!(db = %self.db_label, replica = %self.name(), position = %position, "write snapshot");
         let started = Instant::now();

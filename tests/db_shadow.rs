@@ -511,7 +511,7 @@ async fn concurrent_writer_loses_no_transaction_across_checkpoints() {
     let start = {
         let guard = db.begin_snapshot().await.expect("snapshot");
         let mut bytes = Vec::new();
-        (&guard.file)
+        (&*guard.file)
             .take(guard.size)
             .read_to_end(&mut bytes)
             .expect("read db");
@@ -573,7 +573,9 @@ async fn a_snapshot_guard_blocks_checkpoints_until_dropped() {
     let guard = db.begin_snapshot().await.expect("snapshot");
     assert_eq!(db.state().pos.as_ref(), Some(&guard.pos));
     let mut head = [0u8; 16];
-    (&guard.file).read_exact(&mut head).expect("read db header");
+    (&*guard.file)
+        .read_exact(&mut head)
+        .expect("read db header");
     assert_eq!(&head, b"SQLite format 3\0");
     assert_eq!(guard.size, fs::metadata(&f.path).expect("stat").len());
 

@@ -134,6 +134,8 @@ fn build_db(cfg: &DbConfig) -> anyhow::Result<Arc<DbHandle>> {
     info!(path = %cfg.path.display(), "initialized db");
     let mut replicas = Vec::with_capacity(cfg.replicas.len());
     for rc in &cfg.replicas {
+        rc.ensure_supported()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.path.display()))?;
         let client = ReplicaClient::new(&rc.target).with_context(|| {
             format!(
                 "cannot open replica {:?} of {}",

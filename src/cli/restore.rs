@@ -84,6 +84,13 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
             client: &r.client,
         })
         .collect();
+    for r in src
+        .replicas
+        .iter()
+        .filter(|r| replicas.iter().any(|c| c.name == r.name))
+    {
+        r.config.ensure_supported().map_err(anyhow::Error::msg)?;
+    }
     block_on(restore::restore(&replicas, &req))??;
     Ok(())
 }

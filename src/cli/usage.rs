@@ -19,6 +19,7 @@ The commands are:
 	replicate    runs a server to replicate databases
 	restore      recovers database backup from a replica
 	snapshots    list available snapshots for a database
+	status       prints the status of a running walstream replicate
 	version      prints the binary version
 	wal          list available WAL files for a database
 

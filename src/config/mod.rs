@@ -145,6 +145,28 @@ pub struct AgeConfig {
     pub recipients: Vec<String>,
 }
 
+impl AgeConfig {
+    /// True when any age key is configured.
+    pub fn is_configured(&self) -> bool {
+        !self.identities.is_empty() || !self.recipients.is_empty()
+    }
+}
+
+impl ReplicaConfig {
+    /// Refuses settings walstream parses but cannot honour yet, so that a replica configured
+    /// for encryption is never written in plain text nor misread as corrupt LZ4.
+    pub fn ensure_supported(&self) -> Result<(), String> {
+        if self.age.is_configured() {
+            return Err(format!(
+                "replica {:?}: age encryption (age.identities / age.recipients) is not supported \
+                 by walstream yet; refusing to use this replica",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Where a replica lives. Built from `url:` or from `type:` + per-type keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplicaTarget {

@@ -147,6 +147,52 @@ pub struct IndexApplier<'f> {
     last_frame: Option<LastFrame>,
     frames: u64,
     db_pages: Option<u32>,
+    run: PageRun,
+}
+
+/// Most bytes of consecutive pages gathered into one write.
+const MAX_RUN: usize = 1 << 20;
+
+/// Pages with consecutive numbers, written with one `pwrite` (SQLite writes each transaction's
+/// pages in page-number order, so runs are common). Runs hold distinct pages in frame order, so
+/// writing a run at once never reorders two writes of the same page.
+#[derive(Default)]
+struct PageRun {
+    first: u64,
+    pages: u64,
+    buf: Vec<u8>,
+}
+
+impl PageRun {
+    fn push(
+        &mut self,
+        file: &File,
+        path: &Path,
+        pgno: u32,
+        page: &[u8],
+    ) -> Result<(), RestoreError> {
+        let pgno = u64::from(pgno);
+        let extends = self.pages > 0 && pgno == self.first + self.pages;
+        if !extends || self.buf.len() + page.len() > MAX_RUN {
+            self.flush(file, path)?;
+            self.first = pgno;
+        }
+        self.buf.extend_from_slice(page);
+        self.pages += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self, file: &File, path: &Path) -> Result<(), RestoreError> {
+        if self.pages == 0 {
+            return Ok(());
+        }
+        let page_size = (self.buf.len() as u64) / self.pages;
+        file.write_all_at(&self.buf, (self.first - 1) * page_size)
+            .map_err(|e| RestoreError::io("write", path, e))?;
+        self.buf.clear();
+        self.pages = 0;
+        Ok(())
+    }
 }
 
 struct LastFrame {
@@ -177,6 +223,7 @@ impl<'f> IndexApplier<'f> {
             last_frame: None,
             frames: 0,
             db_pages: None,
+            run: PageRun::default(),
         }
     }
 
@@ -246,6 +293,8 @@ impl<'f> IndexApplier<'f> {
             });
         }
         let page_size = chain.header.page_size;
+        let mut run = self.run;
+        run.flush(self.file, self.path)?;
         if let Some(pages) = self.db_pages {
             let len = u64::from(pages) * u64::from(page_size);
             self.file
@@ -331,10 +380,7 @@ impl<'f> IndexApplier<'f> {
             });
         }
         chain.sum = sum;
-        let at = u64::from(fh.pgno - 1) * page.len() as u64;
-        self.file
-            .write_all_at(page, at)
-            .map_err(|e| RestoreError::io("write", self.path, e))?;
+        self.run.push(self.file, self.path, fh.pgno, page)?;
         self.frames += 1;
         if fh.is_commit() {
             self.db_pages = Some(fh.commit);

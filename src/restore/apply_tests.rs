@@ -266,3 +266,20 @@ fn snapshot_header_is_checked() {
         Some(65_536)
     );
 }
+
+#[test]
+fn consecutive_pages_are_written_in_runs_without_reordering() {
+    let (tmp, file) = db_file(&[1, 2, 3, 4, 5]);
+    // 3,4,5 form one run; page 4 is then rewritten by a later transaction and must win.
+    let w = wal(
+        &header(),
+        &[(3, 0, 30), (4, 0, 40), (5, 5, 50), (4, 5, 41), (1, 5, 10)],
+    );
+    apply(&file, tmp.path(), &[(0, &w)]).expect("apply");
+    let got = read_all(&tmp);
+    let page_fill = |pgno: usize| got[(pgno - 1) * PS as usize];
+    assert_eq!(
+        (1..=5).map(page_fill).collect::<Vec<u8>>(),
+        vec![10, 2, 30, 41, 50]
+    );
+}

@@ -33,6 +33,7 @@ use crate::storage::{ReplicaClient, SegmentInfo};
 use super::apply::{IndexApplier, SnapshotSink};
 use super::error::RestoreError;
 use super::fetch::{FetchedSegment, decompressed, fetch_segment, snapshot_key};
+use super::flush::Flusher;
 use super::output::TempOutput;
 use super::plan::RestorePlan;
 use super::progress::{FinishOnDrop, Progress};
@@ -244,10 +245,14 @@ fn write_database(
     mut snap_rx: Receiver<SnapshotMsg>,
     mut seg_rx: Receiver<SegmentMsg>,
 ) -> Result<(u64, u64), RestoreError> {
+    let mut flusher = Flusher::start(file).map_err(|e| RestoreError::io("sync", path, e))?;
     let mut sink = SnapshotSink::new(file, path, snapshot_key);
     loop {
         match snap_rx.blocking_recv() {
-            Some(Ok(Some(block))) => sink.write(&block)?,
+            Some(Ok(Some(block))) => {
+                sink.write(&block)?;
+                flusher.wrote(block.len() as u64);
+            }
             Some(Ok(None)) => break,
             Some(Err(e)) => return Err(e),
             None => return Err(stopped(snapshot_key)),
@@ -268,13 +273,19 @@ fn write_database(
                 None => return Err(stopped("wal segments")),
             };
             applier.begin_segment(&seg.key, seg.info.offset)?;
-            seg.body.for_each(&seg.key, |bytes| applier.feed(bytes))?;
+            seg.body.for_each(&seg.key, |bytes| {
+                flusher.wrote(bytes.len() as u64);
+                applier.feed(bytes)
+            })?;
         }
         let summary = applier.finish()?;
         page_size = Some(summary.page_size);
         frames += summary.frames;
         info!(generation = %plan.generation, index = index.index, elapsed = ?started.elapsed(), "applied wal");
     }
+    flusher
+        .finish()
+        .map_err(|e| RestoreError::io("sync", path, e))?;
     file.sync_all()
         .map_err(|e| RestoreError::io("fsync", path, e))?;
     let size = file

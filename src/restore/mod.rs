@@ -19,6 +19,7 @@ pub mod apply;
 pub mod error;
 pub mod execute;
 pub mod fetch;
+pub mod flush;
 pub mod output;
 pub mod plan;
 pub mod progress;

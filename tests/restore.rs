@@ -415,3 +415,51 @@ fn integrity_check_modes_are_accepted() {
             .contains("invalid value \"maybe\" for flag -integrity-check")
     );
 }
+
+/// SIGTERM during a restore (an init container being stopped): either the restore finished
+/// first and the output is complete, or it stopped, failed and left nothing — never a partial
+/// file or a temporary file.
+#[test]
+fn sigterm_leaves_nothing_or_a_complete_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let replica = dir.path().join("replica");
+    let mut w = ReplicaWriter::new(dir.path(), &replica, GEN, 4096, start(), STEP).expect("writer");
+    w.insert(40_000, 1000).expect("40 MB of rows");
+    w.checkpoint().expect("checkpoint");
+    w.snapshot().expect("snapshot");
+    w.insert(100, 100).expect("insert");
+    w.upload_segment().expect("segment");
+    let out_dir = tempfile::tempdir().expect("out dir");
+    let out = out_dir.path().join("out.db");
+    let mut child = Command::new(walstream_bin())
+        .args(["restore", "-o", out.to_str().expect("utf8"), &url(&replica)])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start restore");
+    let tmp = out_dir.path().join("out.db.tmp");
+    let started = common::wait_for(
+        "the restore to start or finish",
+        Duration::from_secs(60),
+        || (tmp.exists() || child.try_wait().expect("poll").is_some()).then_some(()),
+    );
+    let () = started;
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    let out_put = child.wait_with_output().expect("wait for restore");
+    let stderr = String::from_utf8_lossy(&out_put.stderr);
+    if out_put.status.success() {
+        // Finished before the signal (or the signal raced the last step).
+        assert_eq!(restored_rows(&out), w.rows().expect("source"));
+        assert_eq!(strays(out_dir.path(), &["out.db"]), Vec::<String>::new());
+    } else {
+        assert!(kill.success(), "kill failed and restore failed: {stderr}");
+        assert_eq!(out_put.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("restore interrupted by SIGTERM"),
+            "{stderr}"
+        );
+        assert_eq!(strays(out_dir.path(), &[]), Vec::<String>::new());
+    }
+}

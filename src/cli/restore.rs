@@ -7,6 +7,7 @@
 //! replica construction, `-o` default, `-if-db-not-exists`; then the target choice (`no
 //! matching backups found` / `-if-replica-exists`), `-index` + `-timestamp`, output exists.
 //! `-replica NAME` that matches nothing is `no matching backups found`, as in Litestream.
+//! SIGINT/SIGTERM stop the restore, remove its temporary files and fail the command.
 
 use std::path::PathBuf;
 
@@ -91,8 +92,30 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     {
         r.config.ensure_supported().map_err(anyhow::Error::msg)?;
     }
-    block_on(restore::restore(&replicas, &req))??;
+    block_on(async {
+        tokio::select! {
+            done = restore::restore(&replicas, &req) => done.map(|_| ()).map_err(anyhow::Error::from),
+            // Dropping the restore removes its temporary files before the process exits.
+            signal = termination() => Err(anyhow::anyhow!("restore interrupted by {signal}")),
+        }
+    })??;
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM (e.g. an init container being stopped), naming the signal.
+async fn termination() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        // Without handlers the default action (exit) applies; never resolve.
+        _ => std::future::pending().await,
+    }
 }
 
 fn flag_set() -> FlagSet {

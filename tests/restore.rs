@@ -437,12 +437,11 @@ fn sigterm_leaves_nothing_or_a_complete_database() {
         .spawn()
         .expect("start restore");
     let tmp = out_dir.path().join("out.db.tmp");
-    let started = common::wait_for(
+    common::wait_for(
         "the restore to start or finish",
         Duration::from_secs(60),
         || (tmp.exists() || child.try_wait().expect("poll").is_some()).then_some(()),
     );
-    let () = started;
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -133,30 +133,9 @@ fn join(parts: &[&str]) -> String {
     clean(&joined)
 }
 
-/// Go `path.Clean`: collapses slashes, drops `.`, resolves `..` (never above a rooted `/`),
-/// removes any trailing slash; an empty result is `.` (or `/` when rooted).
+/// Go `path.Clean` (shared with the config module's path rules).
 fn clean(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut stack: Vec<&str> = Vec::new();
-    for seg in path.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => match stack.last() {
-                Some(&top) if top != ".." => {
-                    stack.pop();
-                }
-                _ if rooted => {}
-                _ => stack.push(".."),
-            },
-            _ => stack.push(seg),
-        }
-    }
-    let body = stack.join("/");
-    match (rooted, body.is_empty()) {
-        (true, _) => format!("/{body}"),
-        (false, true) => ".".to_string(),
-        (false, false) => body,
-    }
+    crate::config::clean_unix_path(path)
 }
 
 #[cfg(test)]

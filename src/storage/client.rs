@@ -8,6 +8,8 @@
 //!   (index, offset). Reads and listings never create anything (a mistyped file replica path
 //!   lists as empty); only uploads create directories.
 //! - Deleting a missing object is not an error (deletes are idempotent).
+//! - Downloads count one GET and the bytes yielded; local files (file backend) are streamed in
+//!   1 MiB chunks by [`local_read`], remote bodies as the store delivers them.
 
 use std::io;
 
@@ -15,10 +17,11 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{GetOptions, ObjectMeta};
+use object_store::{GetOptions, GetResultPayload, ObjectMeta};
 
 use super::azure_list::AzureLister;
 use super::listing::{self, DirListing, Lister};
+use super::local_read;
 use super::retry::{AttemptError, classify, retry};
 use super::{Op, ReplicaClient, SegmentInfo, SnapshotInfo, StorageError, layout, upload};
 
@@ -202,7 +205,13 @@ impl ReplicaClient {
         .await?;
         self.stats().record_op(Op::Get);
         let inner = std::sync::Arc::clone(&self.inner);
-        let body = result.into_stream().map(move |chunk| match chunk {
+        let raw = match result.payload {
+            GetResultPayload::File(file, local) => {
+                local_read::chunked_file_stream(file, local, result.range)
+            }
+            GetResultPayload::Stream(stream) => stream,
+        };
+        let body = raw.map(move |chunk| match chunk {
             Ok(bytes) => {
                 inner.stats.record_bytes(Op::Get, bytes.len() as u64);
                 Ok(bytes)

@@ -30,6 +30,7 @@ pub mod fault;
 pub mod layout;
 mod lazy;
 mod listing;
+mod local_read;
 pub mod retry;
 mod stats;
 mod upload;

@@ -698,7 +698,7 @@ fn example_configs_all_load() {
         );
         seen += 1;
     }
-    assert!(seen >= 5, "expected the five example configs, found {seen}");
+    assert!(seen >= 6, "expected the six example configs, found {seen}");
 }
 
 #[test]

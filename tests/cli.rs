@@ -107,6 +107,22 @@ fn usage_texts_match_litestream() {
                 1,
             );
         }
+        // walstream's extra flags, documented after Litestream's own.
+        let extra = match cmd {
+            "restore" => Some((
+                "\t-v\n\t    Verbose output.\n\n",
+                "\t-integrity-check MODE\n\t    walstream: verify the restored database before it is moved\n\t    into place: full (PRAGMA integrity_check), quick\n\t    (PRAGMA quick_check) or none. Defaults to full\n\n",
+            )),
+            "replicate" => Some((
+                "\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\n",
+                "\t-shutdown-timeout DURATION\n\t    walstream: deadline for the final sync after SIGINT/SIGTERM.\n\t    Defaults to 30s\n\n",
+            )),
+            _ => None,
+        };
+        if let Some((after, added)) = extra {
+            assert!(expected.contains(after), "{expected}");
+            expected = expected.replacen(after, &format!("{after}{added}"), 1);
+        }
         assert_eq!(r.stdout, expected, "usage of {cmd:?}");
     }
 }

@@ -188,6 +188,11 @@ Arguments:
 	-v
 	    Verbose output.
 
+	-integrity-check MODE
+	    walstream: verify the restored database before it is moved
+	    into place: full (PRAGMA integrity_check), quick
+	    (PRAGMA quick_check) or none. Defaults to full
+
 
 Examples:
 
@@ -230,6 +235,10 @@ Arguments:
 
 	-no-expand-env
 	    Disables environment variable expansion in configuration file.
+
+	-shutdown-timeout DURATION
+	    walstream: deadline for the final sync after SIGINT/SIGTERM.
+	    Defaults to 30s
 
 "#;
 

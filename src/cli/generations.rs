@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 
 use super::flags::FlagSet;
-use super::source::{self, SourceArgs, SourceReplica};
+use super::source::{self, SourceReplica};
 use super::table::Table;
 use super::{block_on, list, parse_flags, print_table};
 use crate::config;
@@ -20,13 +20,7 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut fs = FlagSet::new();
     source::register_config_flags(&mut fs).string("replica", "");
     let p = parse_flags(&fs, args, "generations")?;
-    let target = list::single_target(&p.args, "database path or replica URL required")?;
-    let src = source::resolve(SourceArgs {
-        config: p.str("config"),
-        no_expand_env: p.bool("no-expand-env"),
-        replica: p.str("replica"),
-        target,
-    })?;
+    let src = list::resolve_source(&p, "database path or replica URL required")?;
     let reference = match &src.db {
         Some(db) => source::db_updated_at(&db.path)?,
         None => SystemTime::now(),

@@ -10,11 +10,25 @@ use std::path::Path;
 use anyhow::bail;
 use chrono::{DateTime, Utc};
 
+use super::flags::Parsed;
 use super::log::{self, LogValue};
+use super::source::{self, Source, SourceArgs};
 use crate::config::LogLevel;
 
 /// How Go prints a zero `time.Time` in RFC 3339.
 pub(super) const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Resolves a listing command's one `DB_PATH|REPLICA_URL` argument through the common flags
+/// (`-config`, `-no-expand-env`, `-replica`), shared by `generations`, `snapshots` and `wal`.
+pub(super) fn resolve_source(p: &Parsed, missing: &str) -> anyhow::Result<Source> {
+    let target = single_target(&p.args, missing)?;
+    source::resolve(SourceArgs {
+        config: p.str("config"),
+        no_expand_env: p.bool("no-expand-env"),
+        replica: p.str("replica"),
+        target,
+    })
+}
 
 /// The single positional argument; `missing` is the command's message when there is none.
 pub(super) fn single_target<'a>(args: &'a [String], missing: &str) -> anyhow::Result<&'a str> {

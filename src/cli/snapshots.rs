@@ -6,7 +6,7 @@
 //! (Litestream discards the partial list); the command still exits 0.
 
 use super::flags::FlagSet;
-use super::source::{self, SourceArgs, SourceReplica};
+use super::source::{self, SourceReplica};
 use super::table::Table;
 use super::{block_on, list, parse_flags, print_table};
 
@@ -14,13 +14,7 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut fs = FlagSet::new();
     source::register_config_flags(&mut fs).string("replica", "");
     let p = parse_flags(&fs, args, "snapshots")?;
-    let target = list::single_target(&p.args, "database path required")?;
-    let src = source::resolve(SourceArgs {
-        config: p.str("config"),
-        no_expand_env: p.bool("no-expand-env"),
-        replica: p.str("replica"),
-        target,
-    })?;
+    let src = list::resolve_source(&p, "database path required")?;
     let mut table = Table::new();
     table.row(["replica", "generation", "index", "size", "created"]);
     block_on(async {

@@ -7,7 +7,7 @@
 //! skipped; the command exits 0 once the source is resolved.
 
 use super::flags::FlagSet;
-use super::source::{self, SourceArgs, SourceReplica};
+use super::source::{self, SourceReplica};
 use super::table::Table;
 use super::{block_on, list, parse_flags, print_table};
 use crate::storage::layout::is_valid_generation;
@@ -18,13 +18,7 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
         .string("replica", "")
         .string("generation", "");
     let p = parse_flags(&fs, args, "wal")?;
-    let target = list::single_target(&p.args, "database path required")?;
-    let src = source::resolve(SourceArgs {
-        config: p.str("config"),
-        no_expand_env: p.bool("no-expand-env"),
-        replica: p.str("replica"),
-        target,
-    })?;
+    let src = list::resolve_source(&p, "database path required")?;
     let db_path = src.db.as_ref().map(|d| d.path.clone());
     let filter = p.str("generation");
     let mut table = Table::new();

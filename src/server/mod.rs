@@ -20,6 +20,7 @@ mod actions;
 pub mod api;
 pub mod auth;
 pub mod lag;
+pub mod page;
 pub mod restore_points;
 pub mod state;
 
@@ -177,6 +178,9 @@ fn router(shared: Arc<Shared>) -> Router {
     let read = || from_fn_with_state(Arc::clone(&shared), require_read);
     let mutate = || from_fn_with_state(Arc::clone(&shared), require_mutate);
     Router::new()
+        .route("/", get(page::index))
+        .route("/assets/app.js", get(page::app_js))
+        .route("/assets/app.css", get(page::app_css))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics).route_layer(read()))

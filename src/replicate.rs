@@ -57,6 +57,8 @@ impl Default for Options {
 pub struct DbHandle {
     pub db: Arc<Db>,
     pub replicas: Vec<Arc<Replica>>,
+    /// Where the admin API keeps this database's backups (`dbs[].backups`).
+    pub backups: crate::config::BackupsConfig,
     opened: AtomicBool,
     monitor_interval: Duration,
     /// Minimum time between two db syncs started by file-change events.
@@ -134,9 +136,7 @@ fn build_db(cfg: &DbConfig) -> anyhow::Result<Arc<DbHandle>> {
     info!(path = %cfg.path.display(), "initialized db");
     let mut replicas = Vec::with_capacity(cfg.replicas.len());
     for rc in &cfg.replicas {
-        rc.ensure_supported()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.path.display()))?;
-        let client = ReplicaClient::new(&rc.target).with_context(|| {
+        let client = ReplicaClient::for_replica(rc).with_context(|| {
             format!(
                 "cannot open replica {:?} of {}",
                 rc.name,
@@ -149,6 +149,7 @@ fn build_db(cfg: &DbConfig) -> anyhow::Result<Arc<DbHandle>> {
     Ok(Arc::new(DbHandle {
         db,
         replicas,
+        backups: cfg.backups.clone(),
         opened: AtomicBool::new(false),
         monitor_interval: cfg.monitor_interval,
         sync_pace: db_sync_pace(cfg),

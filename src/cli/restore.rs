@@ -85,13 +85,6 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
             client: &r.client,
         })
         .collect();
-    for r in src
-        .replicas
-        .iter()
-        .filter(|r| replicas.iter().any(|c| c.name == r.name))
-    {
-        r.config.ensure_supported().map_err(anyhow::Error::msg)?;
-    }
     block_on(async {
         tokio::select! {
             done = restore::restore(&replicas, &req) => done.map(|_| ()).map_err(anyhow::Error::from),

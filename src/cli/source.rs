@@ -113,7 +113,7 @@ fn find_db(cfg: &Config, target: &str) -> anyhow::Result<DbConfig> {
 }
 
 fn open_replica(rc: ReplicaConfig) -> anyhow::Result<SourceReplica> {
-    let client = ReplicaClient::new(&rc.target)?;
+    let client = ReplicaClient::for_replica(&rc)?;
     Ok(SourceReplica {
         name: rc.name.clone(),
         config: rc,

@@ -3,7 +3,7 @@
 //!
 //! Invariants: the type comes from the URL scheme, else `type`, else `file`; `url` excludes
 //! `path`/`bucket`; config `region`/`endpoint` beat URL-derived values; an explicit duration (even
-//! 0) replaces its default; sftp is refused; age keys are checked for shape but never echoed.
+//! 0) replaces its default; sftp is refused; age keys are parsed (X25519) but never echoed.
 
 use std::path::PathBuf;
 
@@ -351,44 +351,16 @@ fn read_age(
     s.warn_unknown(AGE_KEYS, place, warnings);
     let identities = s.string_list("identities")?;
     for (i, text) in identities.iter().enumerate() {
-        check_age_lines(text, "AGE-SECRET-KEY-1", "age identity")
-            .map_err(|m| s.err(&format!("identities[{i}]"), m))?;
+        super::age::parse_identities(text).map_err(|m| s.err(&format!("identities[{i}]"), m))?;
     }
     let recipients = s.string_list("recipients")?;
     for (i, text) in recipients.iter().enumerate() {
-        check_age_lines(text, "age1", "age recipient")
-            .map_err(|m| s.err(&format!("recipients[{i}]"), m))?;
+        super::age::parse_recipients(text).map_err(|m| s.err(&format!("recipients[{i}]"), m))?;
     }
     Ok(AgeConfig {
         identities,
         recipients,
     })
-}
-
-/// Each non-blank, non-`#` line must start with `prefix` (case-insensitive, Bech32); at least one
-/// line is required. The message never repeats the (possibly secret) text.
-fn check_age_lines(text: &str, prefix: &str, what: &str) -> Result<(), String> {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    if lines.is_empty() {
-        return Err(format!("no {what} found"));
-    }
-    for (n, line) in lines.iter().enumerate() {
-        let ok = line.len() > prefix.len()
-            && line
-                .get(..prefix.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(prefix));
-        if !ok || line.contains(char::is_whitespace) {
-            return Err(format!(
-                "malformed {what} at line {} (expected \"{prefix}…\")",
-                n + 1
-            ));
-        }
-    }
-    Ok(())
 }
 
 impl ReplicaConfig {

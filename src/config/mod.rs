@@ -11,6 +11,7 @@
 //! `expand.rs` (env expansion), `credentials.rs` (env-derived credentials), `defaults.rs`,
 //! `error.rs`.
 
+pub mod age;
 mod build;
 mod build_replica;
 mod credentials;
@@ -139,7 +140,8 @@ pub struct ReplicaConfig {
     pub age: AgeConfig,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `age:` of a replica. `Debug` shows only how many keys there are: identities are secrets.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct AgeConfig {
     pub identities: Vec<String>,
     pub recipients: Vec<String>,
@@ -150,21 +152,38 @@ impl AgeConfig {
     pub fn is_configured(&self) -> bool {
         !self.identities.is_empty() || !self.recipients.is_empty()
     }
+
+    /// Every configured identity, parsed (spec §9). The config loader already validated them;
+    /// the error names the list entry, never the key text.
+    pub fn parsed_identities(&self) -> Result<Vec<::age::x25519::Identity>, String> {
+        parse_all(&self.identities, "identities", age::parse_identities)
+    }
+
+    /// Every configured recipient, parsed (spec §9).
+    pub fn parsed_recipients(&self) -> Result<Vec<::age::x25519::Recipient>, String> {
+        parse_all(&self.recipients, "recipients", age::parse_recipients)
+    }
 }
 
-impl ReplicaConfig {
-    /// Refuses settings walstream parses but cannot honour yet, so that a replica configured
-    /// for encryption is never written in plain text nor misread as corrupt LZ4.
-    pub fn ensure_supported(&self) -> Result<(), String> {
-        if self.age.is_configured() {
-            return Err(format!(
-                "replica {:?}: age encryption (age.identities / age.recipients) is not supported \
-                 by walstream yet; refusing to use this replica",
-                self.name
-            ));
-        }
-        Ok(())
+impl std::fmt::Debug for AgeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgeConfig")
+            .field("identities", &self.identities.len())
+            .field("recipients", &self.recipients.len())
+            .finish()
     }
+}
+
+fn parse_all<K>(
+    texts: &[String],
+    field: &str,
+    parse: fn(&str) -> Result<Vec<K>, String>,
+) -> Result<Vec<K>, String> {
+    let mut keys = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        keys.extend(parse(text).map_err(|m| format!("age.{field}[{i}]: {m}"))?);
+    }
+    Ok(keys)
 }
 
 /// Where a replica lives. Built from `url:` or from `type:` + per-type keys.

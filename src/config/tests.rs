@@ -75,8 +75,8 @@ dbs:
         snapshot-interval: 6h
         validation-interval: 12h
         age:
-          identities: ["AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"]
-          recipients: ["age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"]
+          identities: ["AGE-SECRET-KEY-1GQ9778VQXMMJVE8SK7J6VT8UJ4HDQAJUVSFCWCM02D8GEWQ72PVQ2Y5J33"]
+          recipients: ["age1t7rxyev2z3rw82stdlrrepyc39nvn86l5078zqkf5uasdy86jp6svpy7pa"]
       - type: abs
         account-name: acct
         account-key: az-key
@@ -508,9 +508,9 @@ fn invalid_cases_have_exact_messages() {
         ),
         (
             format!(
-                "{db}      - path: /b\n        age:\n          identities: [\"AGE-SECRET-KEY-1X\", \"secret-not-a-key\"]\n"
+                "{db}      - path: /b\n        age:\n          identities: [\"AGE-SECRET-KEY-1GQ9778VQXMMJVE8SK7J6VT8UJ4HDQAJUVSFCWCM02D8GEWQ72PVQ2Y5J33\", \"secret-not-a-key\"]\n"
             ),
-            "config /etc/litestream.yml: dbs[0] (/data/app.db): replicas[0] \"file\": age.identities[1]: malformed age identity at line 1 (expected \"AGE-SECRET-KEY-1…\")",
+            "config /etc/litestream.yml: dbs[0] (/data/app.db): replicas[0] \"file\": age.identities[1]: malformed age identity at line 1 (expected \"AGE-SECRET-KEY-1…\"): invalid Bech32 encoding",
         ),
         (
             format!(

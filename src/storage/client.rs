@@ -8,6 +8,8 @@
 //!   (index, offset). Reads and listings never create anything (a mistyped file replica path
 //!   lists as empty); only uploads create directories.
 //! - Deleting a missing object is not an error (deletes are idempotent).
+//! - Uploads are encrypted and downloads decrypted by [`age`] with the client's keys (spec §9);
+//!   PUT/GET byte counts are of the stored (encrypted) bytes, like Litestream's.
 //! - Downloads count one GET and the bytes yielded; local files (file backend) are streamed in
 //!   1 MiB chunks by [`local_read`], remote bodies as the store delivers them.
 
@@ -23,7 +25,7 @@ use super::azure_list::AzureLister;
 use super::listing::{self, DirListing, Lister};
 use super::local_read;
 use super::retry::{AttemptError, classify, retry};
-use super::{Op, ReplicaClient, SegmentInfo, SnapshotInfo, StorageError, layout, upload};
+use super::{Op, ReplicaClient, SegmentInfo, SnapshotInfo, StorageError, age, layout, upload};
 
 /// Keys per delete request (S3 DeleteObjects accepts at most 1000, like Litestream's batches).
 const DELETE_BATCH: usize = 1000;
@@ -87,8 +89,8 @@ impl ReplicaClient {
         Ok(out)
     }
 
-    /// Uploads a snapshot (body already LZ4-framed). `make_body` is called once per attempt.
-    /// Returns the stored size in bytes.
+    /// Uploads a snapshot (body already LZ4-framed; encrypted here when the client has age
+    /// recipients). `make_body` is called once per attempt. Returns the stored size in bytes.
     pub async fn put_snapshot<F, S>(
         &self,
         generation: &str,
@@ -121,7 +123,8 @@ impl ReplicaClient {
         self.put_object(key, make_body).await
     }
 
-    /// Streams a snapshot's stored (compressed) bytes.
+    /// Streams a snapshot's stored (compressed) bytes, decrypted when age identities are
+    /// configured. Age refusals ([`StorageError::Age`]) are reported here, before any body byte.
     pub async fn open_snapshot(
         &self,
         generation: &str,
@@ -132,7 +135,7 @@ impl ReplicaClient {
             .await
     }
 
-    /// Streams a WAL segment's stored (compressed) bytes.
+    /// Streams a WAL segment's stored (compressed) bytes; same age rules as [`Self::open_snapshot`].
     pub async fn open_segment(
         &self,
         generation: &str,
@@ -185,7 +188,8 @@ impl ReplicaClient {
         let path = parse_path(&key)?;
         let store = self.inner.store.as_ref();
         let size = retry(&self.policy, self.stats(), Op::Put, &key, || {
-            upload::upload(store, &path, &key, make_body())
+            let body = age::encrypt_body(make_body().boxed(), &self.age);
+            upload::upload(store, &path, &key, body)
         })
         .await?;
         self.stats().record_op(Op::Put);
@@ -198,6 +202,7 @@ impl ReplicaClient {
         key: String,
     ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
         let path = parse_path(&key)?;
+        let shown = key.clone();
         let store = self.inner.store.as_ref();
         let result = retry(&self.policy, self.stats(), Op::Get, &key, || async {
             Ok(store.get_opts(&path, GetOptions::default()).await?)
@@ -218,7 +223,7 @@ impl ReplicaClient {
             }
             Err(e) => Err(inner.stats.record_error(classify(Op::Get, &key, 1, e))),
         });
-        Ok(body.boxed())
+        age::decrypt_body(body.boxed(), &shown, &self.age).await
     }
 
     /// One delimiter listing of `dir_key` (no recursion), by the client's [`Lister`].

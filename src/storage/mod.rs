@@ -23,6 +23,7 @@
 //! - No SQLite knowledge and no reading of configuration environment variables here (cloud SDK
 //!   default credential chains are used through the builders' `from_env`).
 
+pub mod age;
 mod azure_list;
 mod backend;
 mod client;
@@ -42,6 +43,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use object_store::ObjectStore;
 
+pub use age::{AgeError, AgeKeys};
 pub use azure_list::{ListFormatError, ListStatusError};
 pub use retry::RetryPolicy;
 pub use stats::{ErrorClass, StorageStats};
@@ -138,6 +140,9 @@ pub enum StorageError {
     },
     #[error("invalid generation id {generation:?}")]
     InvalidGeneration { generation: String },
+    /// An object that cannot be read with the replica's age settings (spec §9).
+    #[error("{key}: {source}")]
+    Age { key: String, source: AgeError },
 }
 
 impl StorageError {
@@ -165,6 +170,8 @@ impl StorageError {
 pub struct ReplicaClient {
     inner: Arc<Inner>,
     policy: RetryPolicy,
+    /// age keys: recipients encrypt uploads, identities decrypt downloads (spec §9).
+    age: AgeKeys,
     /// Entries per Azure List Blobs page (`maxresults`); `None` = the service default (5000).
     list_page_size: Option<u32>,
 }
@@ -210,6 +217,13 @@ impl ReplicaClient {
         Ok(Self::from_parts(parts))
     }
 
+    /// The client of a configured replica: its target plus its age keys (spec §9).
+    pub fn for_replica(replica: &crate::config::ReplicaConfig) -> Result<Self, StorageError> {
+        let keys = AgeKeys::from_config(&replica.age)
+            .map_err(|e| StorageError::Config(format!("replica {:?}: {e}", replica.name)))?;
+        Ok(Self::new(&replica.target)?.with_age(keys))
+    }
+
     /// A client over any store (tests, fault injection). `root` is the key prefix.
     pub fn with_store(store: Arc<dyn ObjectStore>, root: &str, replica_type: &'static str) -> Self {
         let description = format!("{replica_type}:{store}/{root}");
@@ -239,7 +253,9 @@ impl ReplicaClient {
             lister: listing::Lister::Store,
             local_root: i.local_root.clone(),
         };
-        let mut wrapped = Self::from_parts(parts).with_retry_policy(self.policy.clone());
+        let mut wrapped = Self::from_parts(parts)
+            .with_retry_policy(self.policy.clone())
+            .with_age(self.age.clone());
         wrapped.list_page_size = self.list_page_size;
         wrapped
     }
@@ -257,6 +273,7 @@ impl ReplicaClient {
         Self {
             inner: Arc::new(inner),
             policy: RetryPolicy::default(),
+            age: AgeKeys::default(),
             list_page_size: None,
         }
     }
@@ -273,6 +290,16 @@ impl ReplicaClient {
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = policy;
         self
+    }
+
+    /// Replaces the age keys of this handle (clones made afterwards inherit them).
+    pub fn with_age(mut self, keys: AgeKeys) -> Self {
+        self.age = keys;
+        self
+    }
+
+    pub fn age(&self) -> &AgeKeys {
+        &self.age
     }
 
     pub fn retry_policy(&self) -> &RetryPolicy {

@@ -424,9 +424,17 @@ fn replica_samples(s: &mut Samples, db: &str, r: &ReplicaObservation) {
         s.add(REPLICA_WAL_INDEX, &l, f64::from(p.index));
         s.add(REPLICA_WAL_OFFSET, &l, p.offset as f64);
     }
-    for status in ["error", "ok"] {
-        s.add(REPLICA_VALIDATION_TOTAL, &[db, &st.name, status], 0.0);
-    }
+    // Pre-initialised like Litestream's; `error` counts mismatches and failed validations.
+    s.add(
+        REPLICA_VALIDATION_TOTAL,
+        &[db, &st.name, "error"],
+        st.validations_failed as f64,
+    );
+    s.add(
+        REPLICA_VALIDATION_TOTAL,
+        &[db, &st.name, "ok"],
+        st.validations_ok as f64,
+    );
     s.add(LAST_SYNC, &l, st.last_sync.map_or(0.0, unix));
     s.add(LAG, &l, r.lag.as_secs_f64());
     s.add(SYNC_ERRORS, &l, st.error_count as f64);
@@ -470,6 +478,8 @@ mod tests {
                 last_sync: Some(UNIX_EPOCH + Duration::from_secs(1000)),
                 wal_bytes: 12345,
                 error_count: 2,
+                validations_ok: 4,
+                validations_failed: 1,
                 ..ReplicaStatus::default()
             },
             replica_type: kind,
@@ -578,9 +588,9 @@ mod tests {
         assert_eq!(one(&f, "litestream_replica_wal_bytes", &r), 12345.0);
         assert_eq!(one(&f, "litestream_replica_wal_index", &r), 3.0);
         assert_eq!(one(&f, "litestream_replica_wal_offset", &r), 8272.0);
-        for status in ["ok", "error"] {
+        for (status, n) in [("ok", 4.0), ("error", 1.0)] {
             let l = ["/data/app.db", "s3", status];
-            assert_eq!(one(&f, "litestream_replica_validation_total", &l), 0.0);
+            assert_eq!(one(&f, "litestream_replica_validation_total", &l), n);
         }
         // Per replica type, summed over replicas; the file type is not counted (Litestream).
         assert_eq!(

@@ -15,7 +15,8 @@
 //!   configured replica reported a floor in the current generation.
 //!
 //! Files: [`conn`] (SQLite connections), [`meta`] (layout), [`shadow`] (frame copying),
-//! `sync` (attach and the tick), [`checkpoint`] (policy and procedure), [`watch`] (inotify).
+//! `sync` (attach and the tick), [`checkpoint`] (policy and procedure), [`watch`] (inotify),
+//! `validate` (the RESTART checkpoint + guard of validation).
 
 pub mod checkpoint;
 mod conn;
@@ -23,6 +24,7 @@ mod error;
 mod meta;
 pub mod shadow;
 mod sync;
+mod validate;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -42,6 +44,7 @@ pub use error::DbError;
 use meta::{Meta, Perms};
 pub use shadow::COPY_BUFFER_BYTES;
 pub use sync::{MAX_INDEX, reason};
+pub use validate::RestartSnapshot;
 pub use watch::WalWatcher;
 
 /// A position in the shadow WAL: `offset` = bytes in the shadow file of `index`.
@@ -282,6 +285,14 @@ impl Db {
     pub async fn begin_snapshot(&self) -> Result<SnapshotGuard, DbError> {
         let shared = Arc::clone(&self.shared);
         self.blocking(move |s| s.begin_snapshot(&shared)).await
+    }
+
+    /// Validation support (spec §4.6): syncs, runs a RESTART checkpoint and, when it restarted
+    /// the WAL, hands out a guard whose file holds exactly the shadow indices below `pos.index`.
+    pub async fn begin_restart_snapshot(&self) -> Result<RestartSnapshot, DbError> {
+        let shared = Arc::clone(&self.shared);
+        self.blocking(move |s| s.begin_restart_snapshot(&shared))
+            .await
     }
 
     /// A replica reports the shadow index it has uploaded up to in the current generation.

@@ -12,9 +12,11 @@
 //!
 //! Layout: [`plan`] (pure upload stepping), [`retention`] (pure retention planning), [`rate`]
 //! (pacing and backoff), [`body`] (re-creatable upload bodies), `sync`/`snapshot`/`retain`
-//! (storage operations), `run` (the background loops), [`status`].
+//! (storage operations), `validate` (restore-and-compare) with [`crc64`], `run` (the background
+//! loops), [`status`].
 
 pub mod body;
+pub mod crc64;
 pub mod plan;
 pub mod rate;
 mod retain;
@@ -25,6 +27,7 @@ pub mod status;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod validate;
 
 use std::sync::Arc;
 
@@ -35,7 +38,7 @@ use crate::db::{Db, DbError, DbState, Pos};
 use crate::storage::{ReplicaClient, StorageError};
 
 pub use plan::StepError;
-pub use status::{ReplicaStatus, SnapshotMark};
+pub use status::{ReplicaStatus, SnapshotMark, ValidationOutcome, ValidationResult};
 
 /// Errors of one replica operation; the loops log them and retry.
 #[derive(Debug, thiserror::Error)]

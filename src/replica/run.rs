@@ -1,6 +1,6 @@
 //! The replica's background loops: uploads (woken by db changes, paced by `sync-interval`,
-//! backing off on failure), the snapshotter (`snapshot-interval`) and the retainer
-//! (`retention-check-interval`).
+//! backing off on failure), the snapshotter (`snapshot-interval`), the retainer
+//! (`retention-check-interval`) and the validator (`validation-interval`).
 //!
 //! What must stay true: every loop ends promptly when its token is cancelled (an upload round in
 //! flight is finished first, so no segment is written twice; snapshots and retention in flight
@@ -15,9 +15,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info};
 
-use super::Replica;
 use super::rate::{Backoff, RateLimiter};
 use super::snapshot::first_snapshot_delay;
+use super::{Replica, ValidationOutcome};
 
 /// First retry after a failed round; doubles up to [`BACKOFF_MAX`].
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -25,12 +25,13 @@ const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 impl Replica {
-    /// Runs the upload, snapshot and retention loops until `cancel` fires.
+    /// Runs the upload, snapshot, retention and validation loops until `cancel` fires.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         tokio::join!(
             self.sync_loop(cancel.clone()),
             self.snapshot_loop(cancel.clone()),
-            self.retention_loop(cancel),
+            self.retention_loop(cancel.clone()),
+            self.validation_loop(cancel),
         );
     }
 
@@ -184,6 +185,36 @@ impl Replica {
             };
             if let Err(e) = result {
                 error!(db = %self.db_label, replica = %self.name(), error = %e, "retainer error");
+            }
+        }
+    }
+
+    /// Every `validation-interval` (first one an interval after start, like Go's ticker):
+    /// [`Replica::validate`]; a failed validation is logged as ERROR `validation error`.
+    async fn validation_loop(&self, cancel: CancellationToken) {
+        let every = self.cfg.validation_interval;
+        if every.is_zero() {
+            return;
+        }
+        let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            if self.db_state.borrow().generation.is_none() {
+                continue;
+            }
+            let result = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = self.validate() => r,
+            };
+            if let Some(e) = result
+                .message
+                .filter(|_| result.outcome != ValidationOutcome::Ok)
+            {
+                error!(db = %self.db_label, replica = %self.name(), error = %e, "validation error");
             }
         }
     }

@@ -37,4 +37,44 @@ pub struct ReplicaStatus {
     pub latest_snapshot: Option<SnapshotMark>,
     /// Uncompressed WAL bytes uploaded since start.
     pub wal_bytes: u64,
+    /// The last validation (`validation-interval`), `None` before the first one.
+    pub validation: Option<ValidationResult>,
+    /// Validations that matched, and those that did not (mismatch or error), since start.
+    pub validations_ok: u64,
+    pub validations_failed: u64,
+}
+
+/// How a validation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidationOutcome {
+    /// The restored replica has the database file's checksum.
+    Ok,
+    /// The restore succeeded but the checksums differ.
+    Mismatch,
+    /// The validation could not complete (checkpoint, wait, restore or read failed).
+    Error,
+}
+
+impl ValidationOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationOutcome::Ok => "ok",
+            ValidationOutcome::Mismatch => "mismatch",
+            ValidationOutcome::Error => "error",
+        }
+    }
+}
+
+/// The result of one validation (spec §4.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationResult {
+    pub at: SystemTime,
+    pub outcome: ValidationOutcome,
+    /// Error text (`Error`) or a description of the mismatch.
+    pub message: Option<String>,
+    /// Position `P` validated against (`None` when the checkpoint failed).
+    pub position: Option<Pos>,
+    /// CRC-64/ISO of the database file and of the restored replica, when computed.
+    pub db_checksum: Option<u64>,
+    pub replica_checksum: Option<u64>,
 }

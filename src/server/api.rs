@@ -116,6 +116,27 @@ pub struct ReplicaStatusDoc {
     pub oldest_restore_point: Option<String>,
     /// When the restore points were last listed from storage.
     pub restore_points_refreshed_at: Option<String>,
+    /// The last validation (`validation-interval`); `null` before the first one.
+    #[serde(default)]
+    pub validation: Option<ValidationDoc>,
+}
+
+/// Result of a replica's last validation (spec §4.6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationDoc {
+    pub last_at: String,
+    /// `ok`, `mismatch` or `error`.
+    pub status: String,
+    /// Why it failed (`null` when `ok`).
+    pub message: Option<String>,
+    /// The position validated against.
+    pub position: Option<Position>,
+    /// CRC-64/ISO as 16 hex digits, like the `validator` log line.
+    pub db_checksum: Option<String>,
+    pub replica_checksum: Option<String>,
+    /// Validations since start: `ok`, and mismatches plus errors.
+    pub ok_count: u64,
+    pub error_count: u64,
 }
 
 impl StatusDoc {
@@ -173,7 +194,22 @@ fn replica_status(r: &ReplicaObservation) -> ReplicaStatusDoc {
             }),
         oldest_restore_point: opt_time(r.points.oldest_restore_point()),
         restore_points_refreshed_at: opt_time(r.points.refreshed_at),
+        validation: validation_doc(st),
     }
+}
+
+fn validation_doc(st: &crate::replica::ReplicaStatus) -> Option<ValidationDoc> {
+    let v = st.validation.as_ref()?;
+    Some(ValidationDoc {
+        last_at: rfc3339(v.at),
+        status: v.outcome.as_str().to_string(),
+        message: v.message.clone(),
+        position: v.position.as_ref().map(Position::from),
+        db_checksum: v.db_checksum.map(|c| format!("{c:016x}")),
+        replica_checksum: v.replica_checksum.map(|c| format!("{c:016x}")),
+        ok_count: st.validations_ok,
+        error_count: st.validations_failed,
+    })
 }
 
 /// `GET /api/v1/databases/{db}/restore-points`.

@@ -179,3 +179,38 @@ fn db_failing_longer_than_max_lag_is_not_ready() {
     assert!(!doc.ready);
     assert!(doc.problems[0].reason.contains("database is locked"));
 }
+
+#[test]
+fn validation_is_null_until_the_first_one_then_its_last_result() {
+    use crate::replica::{ValidationOutcome, ValidationResult};
+    let doc = StatusDoc::from_observation(&observation(vec![replica("s3", 0, true)], true));
+    let v = serde_json::to_value(&doc).expect("json");
+    assert!(v["databases"][0]["replicas"][0]["validation"].is_null());
+
+    let mut r = replica("s3", 0, true);
+    r.status.validation = Some(ValidationResult {
+        at: at(70),
+        outcome: ValidationOutcome::Mismatch,
+        message: Some("invalid replica, checksum mismatch".into()),
+        position: Some(pos(0)),
+        db_checksum: Some(0xb909_56c7_75a4_1001),
+        replica_checksum: Some(0x1f),
+    });
+    r.status.validations_ok = 2;
+    r.status.validations_failed = 1;
+    let doc = StatusDoc::from_observation(&observation(vec![r], true));
+    let v = serde_json::to_value(&doc).expect("json");
+    let val = &v["databases"][0]["replicas"][0]["validation"];
+    assert_eq!(val["status"], "mismatch");
+    assert_eq!(val["last_at"], rfc3339(at(70)));
+    assert_eq!(val["message"], "invalid replica, checksum mismatch");
+    assert_eq!(val["db_checksum"], "b90956c775a41001");
+    assert_eq!(val["replica_checksum"], "000000000000001f");
+    assert_eq!(val["position"]["index"], 1);
+    assert_eq!(
+        (val["ok_count"].clone(), val["error_count"].clone()),
+        (2.into(), 1.into())
+    );
+    let back: StatusDoc = serde_json::from_value(v).expect("round trip");
+    assert_eq!(back, doc);
+}

@@ -253,6 +253,7 @@ fn s3_target(s: &Section<'_>, f: &Fields) -> Result<S3Target, ConfigError> {
     if t.bucket.is_empty() {
         return Err(s.err_here("bucket required for s3 replica"));
     }
+    refuse_rooted_object_path(s, "s3", &t.path)?;
     Ok(t)
 }
 
@@ -267,9 +268,11 @@ fn gcs_target(s: &Section<'_>, f: &Fields) -> Result<GcsTarget, ConfigError> {
     let Some(bucket) = f.bucket.clone() else {
         return Err(s.err_here("bucket required for gcs replica"));
     };
+    let path = f.path.clone().unwrap_or_default();
+    refuse_rooted_object_path(s, "gcs", &path)?;
     Ok(GcsTarget {
         bucket,
-        path: f.path.clone().unwrap_or_default(),
+        path,
         emulator_host: None,
     })
 }
@@ -294,7 +297,22 @@ fn abs_target(s: &Section<'_>, f: &Fields) -> Result<AbsTarget, ConfigError> {
     if t.bucket.is_empty() {
         return Err(s.err_here("bucket required for abs replica"));
     }
+    refuse_rooted_object_path(s, "abs", &t.path)?;
     Ok(t)
+}
+
+/// Litestream keeps a leading `/` of an object-store `path` in its keys (`/x/generations/…`),
+/// which walstream's object-store client cannot represent (the storage layer refuses it too);
+/// refused here so the message names the file and key. URL paths never start with `/`.
+fn refuse_rooted_object_path(s: &Section<'_>, kind: &str, path: &str) -> Result<(), ConfigError> {
+    if !path.starts_with('/') {
+        return Ok(());
+    }
+    let msg = format!(
+        "{kind} replica path {path:?} starts with \"/\": Litestream keeps the slash in object keys, \
+         which walstream does not support; remove the leading slash"
+    );
+    Err(s.err("path", msg))
 }
 
 fn sftp_refusal(f: &Fields) -> ConfigError {

@@ -2,6 +2,7 @@
 //! Litestream v0.3.13 replica format (see `shared/spec/litestream-v0.3-format.md`).
 //!
 //! Module map (each owns one concern; see DESIGN.md):
+//! - [`admin`]: manual backups, safe live restore and the per-database operation lock.
 //! - [`config`]: YAML config model with Litestream v0.3.13 keys, env expansion, validation, URLs.
 //! - [`storage`]: replica storage over `object_store` (key layout, listing, put/get/delete, retries).
 //! - [`lz4`]: the LZ4 frame codec used for every snapshot and segment.
@@ -13,6 +14,7 @@
 //! - [`metrics`]: the Prometheus registry (Litestream's metric names plus walstream's).
 //! - [`cli`]: command-line commands with Litestream's flag syntax and output.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -34,6 +34,7 @@ fn db_config(db: &Path) -> DbConfig {
         min_checkpoint_page_count: 1_000_000,
         max_checkpoint_page_count: 0,
         replicas: Vec::new(),
+        backups: walstream::config::BackupsConfig::for_db(db),
     }
 }
 

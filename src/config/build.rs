@@ -17,7 +17,9 @@ use super::duration::non_negative;
 use super::node::Section;
 use super::paths::{default_meta_path, normalize_db_path};
 use super::url::split_host_port;
-use super::{Config, ConfigError, DbConfig, HttpConfig, LogLevel, LoggingConfig, ReplicaConfig};
+use super::{
+    BackupsConfig, Config, ConfigError, DbConfig, HttpConfig, LogLevel, LoggingConfig, ReplicaConfig,
+};
 
 const TOP_KEYS: &[&str] = &[
     "dbs",
@@ -39,7 +41,9 @@ const DB_KEYS: &[&str] = &[
     "min-checkpoint-page-count",
     "max-checkpoint-page-count",
     "replicas",
+    "backups",
 ];
+const BACKUPS_KEYS: &[&str] = &["path", "retain", "pre-restore-retain"];
 
 /// Builds the whole configuration from the YAML document `root`.
 pub(crate) fn build_config(
@@ -191,7 +195,34 @@ fn build_db(
         db.replicas.push(build_replica(item, i, &scope, warnings)?);
     }
     check_unique_names(&db.replicas).map_err(|e| e.at(origin, &location))?;
+    db.backups = build_backups(&s.child("backups")?, &db.path, warnings)?;
     Ok(db)
+}
+
+/// `dbs[].backups` (walstream only): `path` (absolute after `~` expansion), `retain` and
+/// `pre-restore-retain` (each ≥ 1).
+fn build_backups(
+    s: &Section<'_>,
+    db_path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<BackupsConfig, ConfigError> {
+    s.warn_unknown(BACKUPS_KEYS, &format!("in {}", s.location), warnings);
+    let mut b = BackupsConfig::for_db(db_path);
+    if let Some(p) = s.non_empty("path")? {
+        b.path = normalize_db_path(&p).map_err(|e| s.err("path", e.to_string()))?;
+    }
+    for (key, slot) in [
+        ("retain", &mut b.retain),
+        ("pre-restore-retain", &mut b.pre_restore_retain),
+    ] {
+        if let Some(v) = s.int(key)? {
+            *slot = usize::try_from(v)
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| s.err(key, format!("must be at least 1, got {v}")))?;
+        }
+    }
+    Ok(b)
 }
 
 /// Replica names must be unique within one database (`duplicate replica name: "file"`).
@@ -211,6 +242,7 @@ impl DbConfig {
         let path = path.as_ref().to_path_buf();
         DbConfig {
             meta_path: default_meta_path(&path),
+            backups: BackupsConfig::for_db(&path),
             path,
             monitor_interval: DEFAULT_MONITOR_INTERVAL,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,

@@ -55,3 +55,11 @@ pub const DEFAULT_READINESS_MAX_LAG: Duration = Duration::from_secs(60);
 
 /// Environment variable holding the HTTP bearer token when the config has no `http-token`.
 pub const HTTP_TOKEN_ENV: &str = "WALSTREAM_HTTP_TOKEN";
+
+/// `backups.retain` (walstream only): manual backups kept per database. Ten covers a release
+/// cycle of "before migration" copies without filling the disk with full database copies.
+pub const DEFAULT_BACKUPS_RETAIN: usize = 10;
+
+/// `backups.pre-restore-retain` (walstream only): safety backups taken before live restores.
+/// Five undo steps; they are full copies, so fewer than the manual ones.
+pub const DEFAULT_PRE_RESTORE_RETAIN: usize = 5;

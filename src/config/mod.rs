@@ -121,6 +121,38 @@ pub struct DbConfig {
     pub min_checkpoint_page_count: u64,
     pub max_checkpoint_page_count: u64,
     pub replicas: Vec<ReplicaConfig>,
+    /// walstream's manual backups of this database (`backups:`; not in Litestream).
+    pub backups: BackupsConfig,
+}
+
+/// `dbs[].backups` (walstream only): where manual and pre-restore backups are kept and how
+/// many of each kind survive retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupsConfig {
+    /// Folder of the backups; defaults to `<db dir>/backups/<db file name>`.
+    pub path: PathBuf,
+    /// Keep-last-N of `manual` backups (≥ 1).
+    pub retain: usize,
+    /// Keep-last-N of `pre-restore` safety backups (≥ 1).
+    pub pre_restore_retain: usize,
+}
+
+impl BackupsConfig {
+    /// The defaults for the database at `db_path` (already normalised).
+    pub fn for_db(db_path: &Path) -> BackupsConfig {
+        BackupsConfig {
+            path: default_backups_path(db_path),
+            retain: DEFAULT_BACKUPS_RETAIN,
+            pre_restore_retain: DEFAULT_PRE_RESTORE_RETAIN,
+        }
+    }
+}
+
+/// `<db dir>/backups/<db file name>`.
+pub fn default_backups_path(db_path: &Path) -> PathBuf {
+    let dir = db_path.parent().unwrap_or_else(|| Path::new("/"));
+    let name = db_path.file_name().unwrap_or_else(|| std::ffi::OsStr::new("db"));
+    dir.join("backups").join(name)
 }
 
 /// One replica (`replicas[]`) with defaults applied.

@@ -17,6 +17,7 @@
 //! refresher), this file (routes, bind, spawn).
 
 mod actions;
+mod admin_api;
 pub mod api;
 pub mod auth;
 pub mod lag;
@@ -197,6 +198,7 @@ fn router(shared: Arc<Shared>) -> Router {
             "/api/v1/databases/{db}/snapshot",
             post(snapshot).route_layer(mutate()),
         )
+        .merge(admin_api::routes(&shared))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(limit_body))
         .with_state(shared)

@@ -1,0 +1,381 @@
+//! The backups folder of one database: `<id>.db` (the copy) beside `<id>.json` (its
+//! [`BackupRecord`]), created with SQLite's online backup API, listed newest first, deleted,
+//! and trimmed per kind (keep-last-N `manual`, keep-last-N `pre-restore`, independently).
+//!
+//! What must stay true:
+//! - a copy is written to `.<id>.db.tmp`, fsynced, given the database file's mode and renamed;
+//!   the record is written the same way afterwards, then the folder is fsynced — a listed
+//!   backup (one with a record) is always complete, and a crash leaves only dot-files, which
+//!   listing ignores and the next create removes;
+//! - the size and SHA-256 in the record are those of the renamed file's bytes;
+//! - retention of one kind never deletes a backup of the other kind;
+//! - every path is `dir/<id>.*` with an id that passed [`names::check_id`].
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use chrono::{SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use super::names::{self, check_description, check_id, check_name};
+use super::{AdminError, sqlite};
+use crate::config::BackupsConfig;
+
+/// Why a backup was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackupKind {
+    Manual,
+    PreRestore,
+}
+
+impl BackupKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupKind::Manual => "manual",
+            BackupKind::PreRestore => "pre-restore",
+        }
+    }
+}
+
+/// walstream's position of the live database when the backup was taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePos {
+    pub generation: String,
+    pub index: u32,
+    pub offset: u64,
+}
+
+/// The metadata stored in `<id>.json` (the API adds `download_url`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRecord {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub kind: BackupKind,
+    /// RFC 3339 UTC with milliseconds.
+    pub created: String,
+    pub size: u64,
+    pub sha256: String,
+    pub source: Option<SourcePos>,
+}
+
+/// What to back up and how to label it.
+#[derive(Debug, Clone)]
+pub struct NewBackup<'a> {
+    pub kind: BackupKind,
+    /// Defaults to the id.
+    pub name: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub source: Option<SourcePos>,
+}
+
+/// The backups folder of one database.
+#[derive(Debug, Clone)]
+pub struct BackupStore {
+    db_path: PathBuf,
+    dir: PathBuf,
+    retain: usize,
+    pre_restore_retain: usize,
+}
+
+/// Removes the listed files when dropped, unless disarmed.
+struct Cleanup(Vec<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+impl BackupStore {
+    pub fn new(db_path: &Path, cfg: &BackupsConfig) -> Self {
+        BackupStore {
+            db_path: db_path.to_path_buf(),
+            dir: cfg.path.clone(),
+            retain: cfg.retain.max(1),
+            pre_restore_retain: cfg.pre_restore_retain.max(1),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// How many backups of `kind` survive retention.
+    pub fn keep(&self, kind: BackupKind) -> usize {
+        match kind {
+            BackupKind::Manual => self.retain,
+            BackupKind::PreRestore => self.pre_restore_retain,
+        }
+    }
+
+    /// `dir/<id>.db` (the id must be valid).
+    pub fn data_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.db"))
+    }
+
+    fn record_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    /// Mode bits of the database file (backups get the same).
+    fn db_mode(&self) -> Result<u32, AdminError> {
+        let meta = fs::metadata(&self.db_path).map_err(AdminError::io("stat", &self.db_path))?;
+        Ok(meta.permissions().mode() & 0o7777)
+    }
+
+    /// Creates the folder with the database's mode plus search bits where it has read bits.
+    pub fn ensure_dir(&self) -> Result<(), AdminError> {
+        let mode = self.db_mode()?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode((mode | ((mode & 0o444) >> 2)) & 0o777)
+            .create(&self.dir)
+            .map_err(AdminError::io("create backups folder", &self.dir))
+    }
+
+    /// Takes a backup of the live database with SQLite's online backup API, records it and
+    /// applies the retention of its kind.
+    pub fn create(&self, req: NewBackup<'_>) -> Result<BackupRecord, AdminError> {
+        if let Some(n) = req.name {
+            check_name(n)?;
+        }
+        check_description(req.description.unwrap_or(""))?;
+        self.ensure_dir()?;
+        self.remove_stale_temporaries();
+        let now = Utc::now();
+        let mut id = names::new_id(now);
+        while self.record_path(&id).exists() || self.data_path(&id).exists() {
+            id = names::new_id(now);
+        }
+        let tmp = self.dir.join(format!(".{id}.db.tmp"));
+        let guard = Cleanup(vec![tmp.clone(), side_file(&tmp, "-journal")]);
+        self.online_copy(&tmp)?;
+        let (size, sha256) = seal(&tmp, self.db_mode()?)?;
+        let data = self.data_path(&id);
+        fs::rename(&tmp, &data).map_err(AdminError::io("rename backup", &data))?;
+        drop(guard);
+        let record = BackupRecord {
+            name: req.name.unwrap_or(&id).to_string(),
+            id,
+            description: req.description.unwrap_or("").to_string(),
+            kind: req.kind,
+            created: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            size,
+            sha256,
+            source: req.source,
+        };
+        if let Err(e) = self.write_record(&record) {
+            let _ = fs::remove_file(&data);
+            return Err(e);
+        }
+        info!(db = %self.db_path.display(), id = %record.id, kind = record.kind.as_str(), size, "backup created");
+        if let Err(e) = self.apply_retention(record.kind) {
+            warn!(db = %self.db_path.display(), error = %e, "backup retention failed");
+        }
+        Ok(record)
+    }
+
+    /// Online backup of the live database into `tmp` (a new file).
+    fn online_copy(&self, tmp: &Path) -> Result<(), AdminError> {
+        let src = sqlite::open_read_only(&self.db_path)?;
+        let mut dst = sqlite::open_new(tmp)?;
+        sqlite::copy_database(&src, &mut dst, tmp)?;
+        dst.close()
+            .map_err(|(_, e)| AdminError::sqlite("close backup", tmp)(e))?;
+        src.close()
+            .map_err(|(_, e)| AdminError::sqlite("close database", &self.db_path)(e))
+    }
+
+    fn write_record(&self, record: &BackupRecord) -> Result<(), AdminError> {
+        let path = self.record_path(&record.id);
+        let tmp = self.dir.join(format!(".{}.json.tmp", record.id));
+        let guard = Cleanup(vec![tmp.clone()]);
+        let text = serde_json::to_vec_pretty(record).map_err(|e| AdminError::Metadata {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(self.db_mode()? & 0o666)
+            .open(&tmp)
+            .map_err(AdminError::io("create", &tmp))?;
+        f.write_all(&text)
+            .and_then(|()| f.sync_all())
+            .map_err(AdminError::io("write", &tmp))?;
+        fs::rename(&tmp, &path).map_err(AdminError::io("rename", &path))?;
+        drop(guard);
+        sync_dir(&self.dir)
+    }
+
+    /// Every recorded backup, newest first (unreadable records are logged and skipped).
+    pub fn list(&self) -> Result<Vec<BackupRecord>, AdminError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(AdminError::io("list backups folder", &self.dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(AdminError::io("list backups folder", &self.dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".json") else {
+                continue;
+            };
+            if check_id(id).is_err() {
+                continue;
+            }
+            match self.read_record(id) {
+                Ok(r) => out.push(r),
+                Err(e) => warn!(error = %e, "skipping unreadable backup record"),
+            }
+        }
+        out.sort_by(|a, b| (&b.created, &b.id).cmp(&(&a.created, &a.id)));
+        Ok(out)
+    }
+
+    fn read_record(&self, id: &str) -> Result<BackupRecord, AdminError> {
+        let path = self.record_path(id);
+        let bytes = match fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(AdminError::NotFound {
+                    id: id.to_string(),
+                    dir: self.dir.clone(),
+                });
+            }
+            other => other.map_err(AdminError::io("read", &path))?,
+        };
+        let record: BackupRecord =
+            serde_json::from_slice(&bytes).map_err(|e| AdminError::Metadata {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        if record.id != id {
+            return Err(AdminError::Metadata {
+                path,
+                reason: format!("records id {:?}", record.id),
+            });
+        }
+        Ok(record)
+    }
+
+    /// The record and data path of backup `id` (validated; 404 when absent).
+    pub fn get(&self, id: &str) -> Result<(BackupRecord, PathBuf), AdminError> {
+        check_id(id)?;
+        let record = self.read_record(id)?;
+        let data = self.data_path(id);
+        if !data.is_file() {
+            return Err(AdminError::NotFound {
+                id: id.to_string(),
+                dir: self.dir.clone(),
+            });
+        }
+        Ok((record, data))
+    }
+
+    /// Deletes backup `id` (record first, so a half-deleted backup is never listed).
+    pub fn delete(&self, id: &str) -> Result<(), AdminError> {
+        check_id(id)?;
+        self.read_record(id)?;
+        let record = self.record_path(id);
+        fs::remove_file(&record).map_err(AdminError::io("delete", &record))?;
+        let data = self.data_path(id);
+        match fs::remove_file(&data) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(AdminError::io("delete", &data)(e));
+            }
+            _ => {}
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// Deletes the backups of `kind` beyond the newest `keep(kind)`; returns their ids.
+    pub fn apply_retention(&self, kind: BackupKind) -> Result<Vec<String>, AdminError> {
+        let doomed: Vec<String> = self
+            .list()?
+            .into_iter()
+            .filter(|r| r.kind == kind)
+            .skip(self.keep(kind))
+            .map(|r| r.id)
+            .collect();
+        for id in &doomed {
+            self.delete(id)?;
+            info!(db = %self.db_path.display(), id = %id, kind = kind.as_str(), "backup removed by retention");
+        }
+        Ok(doomed)
+    }
+
+    /// Removes `.<id>.*.tmp` files a crashed create left behind (best effort).
+    fn remove_stale_temporaries(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".tmp") && entry.path().is_file() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// `path` + `suffix` (SQLite's side files).
+pub fn side_file(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Sets `mode`, fsyncs and hashes the finished copy at `path`: (size, lowercase hex SHA-256).
+fn seal(path: &Path, mode: u32) -> Result<(u64, String), AdminError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(AdminError::io("set mode", path))?;
+    let file = File::open(path).map_err(AdminError::io("open", path))?;
+    file.sync_all().map_err(AdminError::io("fsync", path))?;
+    hash_reader(file, path)
+}
+
+/// (bytes read, lowercase hex SHA-256) of everything `r` yields.
+pub fn hash_reader(mut r: impl Read, path: &Path) -> Result<(u64, String), AdminError> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = r.read(&mut buf).map_err(AdminError::io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let hex = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((size, hex))
+}
+
+/// fsync of a directory (makes renames and unlinks durable).
+pub fn sync_dir(dir: &Path) -> Result<(), AdminError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(AdminError::io("fsync folder", dir))
+}
+
+#[cfg(test)]
+#[path = "backups_tests.rs"]
+mod tests;

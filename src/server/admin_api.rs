@@ -1,0 +1,526 @@
+//! The admin endpoints of issue 6 (contract: `docs/http-api.md`, "Backups and live restore"):
+//! manual backups (list, create, download, delete), live restore from a backup or from the
+//! first replica, and a verified download of the replica's latest (or point-in-time) database.
+//!
+//! What must stay true:
+//! - mutating endpoints sit behind the bearer-token layer (`mutate`), reads behind `read`;
+//! - one mutating operation per database at a time: a second one is answered 409 at once with
+//!   what runs (`running`), never queued;
+//! - the work of a mutating request runs in its own task that owns the lock guard, so a client
+//!   that disconnects mid-restore neither cancels the copy half-way nor frees the lock early;
+//! - ids are validated before any path is built (400); downloads stream from an open file
+//!   handle (the replica download's temporary file is unlinked before streaming starts);
+//! - after a live restore walstream syncs the database and its replicas at once, so the
+//!   restored content is replicated like any other write.
+
+// Helpers return a finished error `Response` for the handler to pass on; it is built once per
+// failed request, so boxing it would only add an allocation.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_util::io::ReaderStream;
+use tracing::{error, warn};
+
+use super::state::DbEntry;
+use super::{DEFAULT_ACTION_TIMEOUT, Shared, message, require_mutate, require_read};
+use crate::admin::backups::NewBackup;
+use crate::admin::live_restore::{WorkDir, restore_replica};
+use crate::admin::{
+    AdminError, BackupKind, BackupRecord, BackupStore, Busy, OpGuard, OpLock, RestoreSource,
+    SourcePos, blocking, lock, restore_live,
+};
+use crate::restore::RestoreError;
+
+/// Chunk size of streamed downloads.
+const STREAM_CHUNK: usize = 256 * 1024;
+
+/// Handler state: the server's shared state plus each database's backups folder and lock.
+struct Admin {
+    shared: Arc<Shared>,
+    dbs: HashMap<String, AdminDb>,
+}
+
+struct AdminDb {
+    entry: Arc<DbEntry>,
+    store: BackupStore,
+    lock: Arc<OpLock>,
+}
+
+type Ctx = State<Arc<Admin>>;
+
+/// The admin routes, ready to be merged into the server's router.
+pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> Router<S> {
+    let dbs = shared
+        .state
+        .dbs
+        .iter()
+        .map(|e| {
+            let db = AdminDb {
+                entry: Arc::clone(e),
+                store: BackupStore::new(e.handle.db.path(), &e.handle.backups),
+                lock: OpLock::new(&e.id),
+            };
+            (e.id.clone(), db)
+        })
+        .collect();
+    let admin = Arc::new(Admin {
+        shared: Arc::clone(shared),
+        dbs,
+    });
+    let read = || axum::middleware::from_fn_with_state(Arc::clone(shared), require_read);
+    let mutate = || axum::middleware::from_fn_with_state(Arc::clone(shared), require_mutate);
+    let base = "/api/v1/databases/{db}";
+    Router::new()
+        .route(
+            &format!("{base}/backups"),
+            get(list_backups)
+                .route_layer(read())
+                .merge(post(create_backup).route_layer(mutate())),
+        )
+        .route(
+            &format!("{base}/backups/{{id}}"),
+            get(download_backup)
+                .route_layer(read())
+                .merge(axum::routing::delete(delete_backup).route_layer(mutate())),
+        )
+        .route(
+            &format!("{base}/backups/{{id}}/restore"),
+            post(restore_backup).route_layer(mutate()),
+        )
+        .route(
+            &format!("{base}/restore"),
+            post(restore_from_replica).route_layer(mutate()),
+        )
+        .route(
+            &format!("{base}/replica/latest.db"),
+            get(replica_latest).route_layer(read()),
+        )
+        .with_state(admin)
+}
+
+/// A backup record as the API shows it.
+#[derive(Debug, Serialize)]
+struct RecordDoc {
+    #[serde(flatten)]
+    record: BackupRecord,
+    download_url: String,
+}
+
+fn record_doc(db: &str, record: BackupRecord) -> RecordDoc {
+    let download_url = format!("/api/v1/databases/{db}/backups/{}", record.id);
+    RecordDoc {
+        record,
+        download_url,
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ListDoc {
+    database: String,
+    backups: Vec<RecordDoc>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreBody {
+    timestamp: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LatestQuery {
+    timestamp: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum RestoredFrom {
+    Backup {
+        backup: String,
+    },
+    Replica {
+        replica: String,
+        timestamp: Option<String>,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct RestoreDoc {
+    database: String,
+    restored_from: RestoredFrom,
+    safety_backup: RecordDoc,
+    integrity: &'static str,
+    duration_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct BusyDoc {
+    error: String,
+    database: String,
+    running: String,
+}
+
+impl Admin {
+    fn db(&self, id: &str) -> Result<&AdminDb, Response> {
+        self.dbs
+            .get(id)
+            .ok_or_else(|| super::unknown_db(&self.shared, id))
+    }
+}
+
+impl AdminDb {
+    /// Takes the operation lock or answers 409.
+    fn begin(&self, op: &'static str) -> Result<OpGuard, Response> {
+        self.lock.try_begin(op).map_err(busy)
+    }
+
+    fn position(&self) -> Option<SourcePos> {
+        self.entry.handle.db.state().pos.map(|p| SourcePos {
+            generation: p.generation,
+            index: p.index,
+            offset: p.offset,
+        })
+    }
+}
+
+fn busy(b: Busy) -> Response {
+    let doc = BusyDoc {
+        error: b.to_string(),
+        database: b.database,
+        running: b.running,
+    };
+    (StatusCode::CONFLICT, Json(doc)).into_response()
+}
+
+/// The HTTP answer of an admin failure.
+fn admin_error(e: &AdminError) -> Response {
+    let status = match e {
+        AdminError::Invalid { .. } => StatusCode::BAD_REQUEST,
+        AdminError::NotFound { .. } | AdminError::NoReplica { .. } => StatusCode::NOT_FOUND,
+        AdminError::Restore {
+            source: RestoreError::NoMatchingBackups,
+            ..
+        } => StatusCode::NOT_FOUND,
+        AdminError::Restore { .. } => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if status.is_server_error() {
+        error!(error = %e, "admin operation failed");
+    }
+    message(status, e.to_string())
+}
+
+fn respond<T: Serialize>(status: StatusCode, r: Result<T, AdminError>) -> Response {
+    match r {
+        Ok(doc) => (status, Json(doc)).into_response(),
+        Err(e) => admin_error(&e),
+    }
+}
+
+/// Parses an optional JSON body (empty = all defaults).
+fn parse_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        message(
+            StatusCode::BAD_REQUEST,
+            format!("invalid request body: {e}"),
+        )
+    })
+}
+
+/// An RFC 3339 timestamp (empty or absent = latest).
+fn parse_timestamp(t: Option<&str>) -> Result<Option<DateTime<Utc>>, Response> {
+    match t.filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) => DateTime::parse_from_rfc3339(t)
+            .map(|d| Some(d.with_timezone(&Utc)))
+            .map_err(|e| {
+                message(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid timestamp {t:?}: {e}"),
+                )
+            }),
+    }
+}
+
+/// Runs `work` in its own task (owning `guard`) after the test hook; a panic is a 500.
+async fn run_locked<T, F>(guard: OpGuard, work: F) -> Result<T, Response>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let task = tokio::spawn(async move {
+        lock::hold_for_tests().await;
+        let out = work.await;
+        drop(guard);
+        out
+    });
+    task.await
+        .map_err(|e| message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn list_backups(State(a): Ctx, Path(db): Path<String>) -> Response {
+    let d = match a.db(&db) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let store = d.store.clone();
+    let listed = blocking(move || store.list()).await.map(|records| ListDoc {
+        backups: records.into_iter().map(|r| record_doc(&db, r)).collect(),
+        database: db,
+    });
+    respond(StatusCode::OK, listed)
+}
+
+async fn create_backup(State(a): Ctx, Path(db): Path<String>, body: Bytes) -> Response {
+    let d = match a.db(&db) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let req: CreateBody = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let guard = match d.begin("backup") {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    let (store, position) = (d.store.clone(), d.position());
+    let work = blocking(move || {
+        store.create(NewBackup {
+            kind: BackupKind::Manual,
+            name: req.name.as_deref(),
+            description: req.description.as_deref(),
+            source: position,
+        })
+    });
+    match run_locked(guard, work).await {
+        Ok(r) => respond(StatusCode::CREATED, r.map(|rec| record_doc(&db, rec))),
+        Err(resp) => resp,
+    }
+}
+
+async fn download_backup(State(a): Ctx, Path((db, id)): Path<(String, String)>) -> Response {
+    let d = match a.db(&db) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let store = d.store.clone();
+    let opened = blocking(move || {
+        let (record, path) = store.get(&id)?;
+        let file = std::fs::File::open(&path).map_err(AdminError::io("open", &path))?;
+        Ok((record, file))
+    })
+    .await;
+    match opened {
+        Ok((record, file)) => stream_file(file, record.size, &attachment(&d.entry, &record.id)),
+        Err(e) => admin_error(&e),
+    }
+}
+
+async fn delete_backup(State(a): Ctx, Path((db, id)): Path<(String, String)>) -> Response {
+    let d = match a.db(&db) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    if let Err(e) = crate::admin::names::check_id(&id) {
+        return admin_error(&e);
+    }
+    let guard = match d.begin("delete") {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    let store = d.store.clone();
+    match run_locked(guard, blocking(move || store.delete(&id))).await {
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => admin_error(&e),
+        Err(resp) => resp,
+    }
+}
+
+async fn restore_backup(State(a): Ctx, Path((db, id)): Path<(String, String)>) -> Response {
+    let d = match a.db(&db) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    if let Err(e) = crate::admin::names::check_id(&id) {
+        return admin_error(&e);
+    }
+    let from = RestoredFrom::Backup { backup: id.clone() };
+    live_restore(d, from, |_| RestoreSource::Backup(id)).await
+}
+
+async fn restore_from_replica(State(a): Ctx, Path(db): Path<String>, body: Bytes) -> Response {
+    let d = match a.db(&db) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let req: RestoreBody = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let timestamp = match parse_timestamp(req.timestamp.as_deref()) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let Some(first) = d.entry.replicas.first() else {
+        return admin_error(&AdminError::NoReplica {
+            path: d.store.db_path().to_path_buf(),
+        });
+    };
+    let from = RestoredFrom::Replica {
+        replica: first.replica.client().describe(),
+        timestamp: req.timestamp.filter(|t| !t.is_empty()),
+    };
+    live_restore(d, from, move |entry| {
+        let r = &entry.replicas[0].replica;
+        RestoreSource::Replica {
+            name: r.name(),
+            client: r.client(),
+            timestamp,
+        }
+    })
+    .await
+}
+
+/// The shared part of both restores: lock, attached check, restore, sync, answer.
+async fn live_restore<F>(d: &AdminDb, from: RestoredFrom, source: F) -> Response
+where
+    F: for<'e> FnOnce(&'e DbEntry) -> RestoreSource<'e> + Send + 'static,
+{
+    let guard = match d.begin("restore") {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    if !d.entry.handle.is_open() {
+        return message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database is not attached yet; nothing to restore into",
+        );
+    }
+    let (entry, store, position) = (Arc::clone(&d.entry), d.store.clone(), d.position());
+    let started = Instant::now();
+    let work = async move {
+        let safety = restore_live(&store, source(&entry), position).await?;
+        replicate_now(&entry).await;
+        Ok::<_, AdminError>(safety)
+    };
+    let db = d.entry.id.clone();
+    match run_locked(guard, work).await {
+        Ok(r) => respond(
+            StatusCode::OK,
+            r.map(|safety| RestoreDoc {
+                safety_backup: record_doc(&db, safety),
+                database: db.clone(),
+                restored_from: from,
+                integrity: "ok",
+                duration_seconds: started.elapsed().as_secs_f64(),
+            }),
+        ),
+        Err(resp) => resp,
+    }
+}
+
+/// Syncs the database and every replica now (the restore is one big commit); failures are
+/// logged — the background loops retry them like any other sync.
+async fn replicate_now(entry: &DbEntry) {
+    match tokio::time::timeout(DEFAULT_ACTION_TIMEOUT, super::actions::sync(entry)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => warn!(db = %entry.id, error = %e, "sync after live restore failed"),
+        Err(_) => warn!(db = %entry.id, "sync after live restore still running"),
+    }
+}
+
+async fn replica_latest(
+    State(a): Ctx,
+    Path(db): Path<String>,
+    Query(q): Query<LatestQuery>,
+) -> Response {
+    let d = match a.db(&db) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let timestamp = match parse_timestamp(q.timestamp.as_deref()) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let Some(first) = d.entry.replicas.first() else {
+        return admin_error(&AdminError::NoReplica {
+            path: d.store.db_path().to_path_buf(),
+        });
+    };
+    match restored_file(&d.store, first, timestamp).await {
+        Ok((file, size)) => stream_file(file, size, &attachment(&d.entry, "latest")),
+        Err(e) => admin_error(&e),
+    }
+}
+
+/// Restores the replica into a work folder and returns the open file; the folder (and so the
+/// file's name) is gone before this returns, the open handle keeps the bytes readable.
+async fn restored_file(
+    store: &BackupStore,
+    r: &super::state::ReplicaEntry,
+    timestamp: Option<DateTime<Utc>>,
+) -> Result<(std::fs::File, u64), AdminError> {
+    let s = store.clone();
+    let work = blocking(move || WorkDir::create(&s)).await?;
+    let out = work.path().join("latest.db");
+    restore_replica(r.replica.name(), r.replica.client(), timestamp, &out).await?;
+    blocking(move || {
+        let file = std::fs::File::open(&out).map_err(AdminError::io("open", &out))?;
+        let size = file.metadata().map_err(AdminError::io("stat", &out))?.len();
+        drop(work);
+        Ok((file, size))
+    })
+    .await
+}
+
+/// `attachment; filename="<db stem>-<suffix>.db"`.
+fn attachment(entry: &DbEntry, suffix: &str) -> String {
+    let path = entry.handle.db.path();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "db".into());
+    let safe: String = stem
+        .chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{safe}-{suffix}.db\"")
+}
+
+fn stream_file(file: std::fs::File, size: u64, disposition: &str) -> Response {
+    let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), STREAM_CHUNK);
+    let headers = [
+        (header::CONTENT_TYPE, "application/vnd.sqlite3".to_string()),
+        (header::CONTENT_LENGTH, size.to_string()),
+        (header::CONTENT_DISPOSITION, disposition.to_string()),
+    ];
+    (headers, Body::from_stream(stream)).into_response()
+}

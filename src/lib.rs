@@ -18,6 +18,8 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod db;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lz4;
 pub mod metrics;
 pub mod replica;

@@ -3,7 +3,8 @@
 //! re-encoded, so it still restores) is a `mismatch`; a replica whose WAL segment page content was
 //! altered (re-encoded too) fails the restore's frame checksum chain, an `error`. Each outcome is
 //! checked in the `validator` log line, `litestream_replica_validation_total` and
-//! `/api/v1/status`. The validator's temporary directory (under the process's `TMPDIR`) must be
+//! `/api/v1/status`. A healthy S3 replica (moto, via `scripts/test.sh`) validates `ok` too. The
+//! validator's temporary directory (under the process's `TMPDIR`) must be
 //! empty again after each validation.
 //!
 //! Pacing: nothing sleeps for readiness; every wait polls with a deadline.
@@ -20,7 +21,7 @@ use regex::Regex;
 use rusqlite::Connection;
 use serde_json::Value;
 
-use http_support::{Instance, config, file_replica, tempdir};
+use http_support::{Instance, config, file_replica, s3_replica, tempdir};
 use support::{insert, list, open_app, poll_until};
 
 /// The byte value of the large blob written before replication starts.
@@ -60,14 +61,14 @@ fn wait_validation(ws: &Instance, want: &str) -> Value {
     last
 }
 
-/// `(ok, error)` of `litestream_replica_validation_total` for replica `file`.
-fn counters(ws: &Instance, db: &Path) -> (f64, f64) {
+/// `(ok, error)` of `litestream_replica_validation_total` for replica `name`.
+fn counters(ws: &Instance, db: &Path, name: &str) -> (f64, f64) {
     let scrape = ws.metrics();
     let db = db.to_str().expect("utf-8");
     let at = |status| {
         scrape.must(
             "litestream_replica_validation_total",
-            &[("db", db), ("name", "file"), ("status", status)],
+            &[("db", db), ("name", name), ("status", status)],
         )
     };
     (at("ok"), at("error"))
@@ -126,7 +127,7 @@ fn healthy_replica_validates_ok_and_cleans_up() {
         let v = &ws.status()["databases"][0]["replicas"][0]["validation"];
         v["status"] == "ok" && v["ok_count"].as_u64() > Some(first_ok)
     });
-    let (ok, error) = counters(&ws, &db);
+    let (ok, error) = counters(&ws, &db, "file");
     assert!(ok >= 2.0, "ok={ok}");
     assert_eq!(error, 0.0);
 
@@ -166,7 +167,7 @@ fn altered_snapshot_content_is_a_mismatch() {
     assert_eq!(v["message"], "invalid replica, checksum mismatch");
     assert_ne!(hex16(&v["db_checksum"]), hex16(&v["replica_checksum"]));
     assert!(v["error_count"].as_u64() >= Some(1), "{v}");
-    let (_, error) = counters(&ws, &db);
+    let (_, error) = counters(&ws, &db, "file");
     assert!(error >= 1.0, "error={error}");
     let log = ws.proc.log_text();
     assert!(
@@ -208,7 +209,7 @@ fn altered_wal_segment_content_is_an_error() {
         "{v}"
     );
     assert!(v["replica_checksum"].is_null(), "{v}");
-    let (_, error) = counters(&ws, &db);
+    let (_, error) = counters(&ws, &db, "file");
     assert!(error >= 1.0, "error={error}");
     let log = ws.proc.log_text();
     assert!(
@@ -217,4 +218,24 @@ fn altered_wal_segment_content_is_an_error() {
     );
     // The failed restore left nothing behind either.
     poll_until("an empty TMPDIR", || list(&tmp).is_empty());
+}
+
+#[test]
+fn healthy_s3_replica_validates_ok() {
+    let (_keep, dir) = tempdir();
+    let db = dir.join("app.db");
+    let app = app_with_blob(&db);
+    let prefix = common::unique_name("validation");
+    let endpoint = common::s3_endpoint();
+    let replicas = s3_replica(&endpoint, &common::bucket(), &prefix, "key", "secret")
+        + "        validation-interval: 300ms\n";
+    let ws = Instance::start(&dir, &config(&db, "", &replicas), &[]);
+    for id in 1..=50 {
+        insert(&app, id);
+    }
+    let v = wait_validation(&ws, "ok");
+    assert_eq!(hex16(&v["db_checksum"]), hex16(&v["replica_checksum"]));
+    let (ok, error) = counters(&ws, &db, "s3");
+    assert!(ok >= 1.0, "ok={ok}");
+    assert_eq!(error, 0.0);
 }

@@ -1,0 +1,333 @@
+//! The storage-fault suite: the real `walstream replicate` binary replicates to moto (S3)
+//! through a fault-injecting TCP proxy (`tests/faults_support/proxy.rs`) while an application
+//! commits steadily, and the suite checks what an operator would: retries show in `/metrics`,
+//! `/readyz` and the lag follow an outage, the application's `-wal` stays bounded, replication
+//! resumes in the same generation, and after a `POST …/sync` both `walstream restore` and the
+//! real Litestream v0.3.13 restore exactly the source (nothing lost), from a replica whose WAL
+//! segments neither overlap nor repeat.
+//!
+//! Pacing: nothing sleeps for readiness; every wait polls with a deadline. The hang test lasts
+//! about a minute because walstream's storage client gives up on a silent server after its 60 s
+//! read timeout (`src/storage/backend.rs`), which is the behaviour under test.
+
+mod common;
+#[path = "faults_support/mod.rs"]
+mod faults_support;
+#[path = "http_support/mod.rs"]
+mod http_support;
+#[path = "replicate_support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use faults_support::proxy::{Fault, FaultPlan, Mode, Proxy, Weights};
+use faults_support::{Settings, TOKEN, Writer};
+use http_support::{Instance, tempdir};
+use support::{insert, open_app, rows};
+
+/// Spacing of the application's commits (about 60 per second).
+const WRITE_SPACING: Duration = Duration::from_millis(15);
+
+/// One test's world: app database, proxy, running walstream.
+struct World {
+    _keep: tempfile::TempDir,
+    dir: PathBuf,
+    db: PathBuf,
+    app: rusqlite::Connection,
+    prefix: String,
+    proxy: Proxy,
+    ws: Instance,
+}
+
+impl World {
+    /// Creates the database with one row, starts the proxy (pass-through) and walstream, and
+    /// waits until the replica holds that row (ready).
+    fn start(tag: &str, settings: &Settings) -> World {
+        let (keep, dir) = tempdir();
+        let db = dir.join("app.db");
+        let app = open_app(&db);
+        insert(&app, 1);
+        let prefix = common::unique_name(tag);
+        let proxy = Proxy::start(&common::s3_endpoint());
+        let cfg = faults_support::config(&db, &proxy.endpoint(), &prefix, settings);
+        let ws = Instance::start(&dir, &cfg, &faults_support::env());
+        wait("walstream to become ready", Duration::from_secs(60), || {
+            ws.get("/readyz").status == 200
+        });
+        World {
+            _keep: keep,
+            dir,
+            db,
+            app,
+            prefix,
+            proxy,
+            ws,
+        }
+    }
+
+    fn labels(&self) -> [(&str, &str); 2] {
+        [("db", self.db.to_str().expect("utf-8")), ("name", "s3")]
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        self.ws.metrics().must(name, &self.labels())
+    }
+
+    fn checkpoints(&self) -> f64 {
+        let s = self.ws.metrics();
+        s.of("litestream_checkpoint_count")
+            .iter()
+            .map(|x| x.value)
+            .sum()
+    }
+
+    fn db_status(&self) -> Value {
+        self.ws.status()["databases"][0].clone()
+    }
+
+    /// `POST …/sync` with the token; panics unless 200.
+    fn sync(&self) -> Value {
+        let r = self.ws.post(
+            "/api/v1/databases/app.db/sync?timeout=50s",
+            Some(&format!("Bearer {TOKEN}")),
+        );
+        assert_eq!(r.status, 200, "sync: {}", r.body);
+        r.json()
+    }
+
+    /// Stops walstream; checks the replica has one clean generation `generation` and that
+    /// both restores equal the source. Returns the number of WAL segments.
+    fn finish(self, generation: &str) -> usize {
+        // The proxy stays up (passing) for walstream's final sync.
+        let World {
+            dir,
+            db,
+            app,
+            prefix,
+            ws,
+            proxy: _proxy,
+            ..
+        } = self;
+        ws.proc.stop();
+        let segments = faults_support::assert_one_clean_generation(&prefix, generation);
+        let source = rows(&app);
+        let [ours, theirs] = faults_support::restore_both(&dir, &db, &prefix);
+        assert_eq!(ours.len(), source.len(), "walstream restore lost rows");
+        assert_eq!(ours, source, "walstream restore differs from the source");
+        assert_eq!(theirs, source, "litestream restore differs from the source");
+        segments
+    }
+}
+
+/// Polls `f` every 50 ms until it is true; panics after `deadline` naming `what`.
+fn wait(what: &str, deadline: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !f() {
+        assert!(Instant::now() < end, "timed out after {deadline:?}: {what}");
+        std::thread::sleep(support::POLL);
+    }
+}
+
+fn generation_of(db_status: &Value) -> String {
+    db_status["generation"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no generation: {db_status:#}"))
+        .to_string()
+}
+
+#[test]
+fn mixed_5xx_resets_and_slow_answers_are_retried_without_loss() {
+    let w = World::start("faults-mixed", &Settings::default());
+    let generation = generation_of(&w.db_status());
+    let writer = Writer::start(&w.db, 2, WRITE_SPACING);
+    let plan = FaultPlan {
+        burst_rate: 0.1,
+        burst_max: 4,
+        weights: Weights {
+            error_500: 1,
+            slow_down_503: 1,
+            reset_before: 1,
+            reset_after: 1,
+        },
+        slow_rate: 0.1,
+        slow_delay: Duration::from_millis(800),
+    };
+    let start_pos = w.db_status()["replicas"][0]["position"].clone();
+    w.proxy.set_mode(Mode::Faults(plan));
+    let kinds = [
+        Fault::Error500,
+        Fault::SlowDown503,
+        Fault::ResetBefore,
+        Fault::ResetAfter,
+        Fault::Slow,
+    ];
+    wait(
+        "every fault kind injected twice and a retry counted",
+        Duration::from_secs(60),
+        || {
+            let c = w.proxy.counts();
+            kinds.iter().all(|k| c.of(*k) >= 2)
+                && w.metric("walstream_replica_storage_retries_total") >= 1.0
+        },
+    );
+    // Replication went on under the faults.
+    let moved = w.db_status()["replicas"][0]["position"].clone();
+    assert_ne!(moved, start_pos, "the replica did not advance under faults");
+    let last = writer.finish();
+    // The flush itself runs under the same faults.
+    let synced = w.sync();
+    w.proxy.set_mode(Mode::Pass);
+    assert_eq!(synced["position"]["generation"], generation.as_str());
+    assert_eq!(rows(&w.app).last().map(|r| r.0), Some(last));
+    let counts = w.proxy.counts();
+    let retries = w.metric("walstream_replica_storage_retries_total");
+    eprintln!("mixed faults: {counts:?}; walstream retries {retries}");
+    let segments = w.finish(&generation);
+    eprintln!("mixed faults: {last} rows, {segments} segments, one generation");
+}
+
+#[test]
+fn full_outage_grows_lag_fails_readiness_bounds_the_wal_and_catches_up() {
+    let settings = Settings {
+        sync_interval: "200ms",
+        ..Settings::default()
+    };
+    let w = World::start("faults-outage", &settings);
+    let writer = Writer::start(&w.db, 2, WRITE_SPACING);
+    let before = w.db_status();
+    let generation = generation_of(&before);
+    let page = before["page_size"].as_u64().expect("page size");
+    // A RESTART checkpoint at max-checkpoint-page-count keeps the WAL near that many frames;
+    // allow twice that plus a monitor tick's worth of commits.
+    let frame = page + 24;
+    let bound = 32 + 2 * settings.max_checkpoint_pages * frame;
+    let wal_bytes_before = w.metric_total_wal_bytes();
+    let checkpoints_before = w.checkpoints();
+
+    w.proxy.set_mode(Mode::Outage);
+    let mut max_wal = 0;
+    let mut first_lag = None;
+    let mut last_lag = 0.0;
+    wait(
+        "unready, lag growing, several failed rounds and WAL traffic well past the bound",
+        Duration::from_secs(60),
+        || {
+            max_wal = max_wal.max(faults_support::wal_len(&w.db));
+            let lag = w.metric("walstream_replica_lag_seconds");
+            first_lag.get_or_insert(lag);
+            last_lag = lag;
+            let streak = w.db_status()["replicas"][0]["failure_streak"]
+                .as_u64()
+                .unwrap_or(0);
+            w.ws.get("/readyz").status == 503
+                && lag > 4.0
+                && streak >= 2
+                && w.metric_total_wal_bytes() - wal_bytes_before > 4.0 * bound as f64
+                && w.checkpoints() >= checkpoints_before + 3.0
+        },
+    );
+    let first_lag = first_lag.expect("sampled");
+    assert!(last_lag > first_lag, "lag {first_lag} -> {last_lag}");
+    let status_lag = w.db_status()["replicas"][0]["lag_seconds"]
+        .as_f64()
+        .expect("lag_seconds");
+    assert!(status_lag > 2.0, "status lag {status_lag}");
+    let refused = w.proxy.counts().of(Fault::Refused);
+    assert!(refused > 0, "the outage refused nothing");
+    assert!(w.metric("walstream_replica_sync_errors_total") >= 2.0);
+    let transient = [w.labels()[0], w.labels()[1], ("kind", "transient")];
+    assert!(
+        w.ws.metrics()
+            .must("walstream_replica_storage_errors_total", &transient)
+            >= 1.0
+    );
+
+    w.proxy.set_mode(Mode::Pass);
+    wait(
+        "ready again after the outage",
+        Duration::from_secs(60),
+        || {
+            max_wal = max_wal.max(faults_support::wal_len(&w.db));
+            w.ws.get("/readyz").status == 200
+        },
+    );
+    assert!(
+        max_wal <= bound,
+        "the -wal reached {max_wal} bytes (bound {bound}) during the outage"
+    );
+    let last = writer.finish();
+    let synced = w.sync();
+    assert_eq!(
+        synced["position"]["generation"],
+        generation.as_str(),
+        "a new generation after the outage"
+    );
+    assert_eq!(generation_of(&w.db_status()), generation);
+    assert_eq!(w.metric("walstream_replica_lag_seconds"), 0.0);
+    eprintln!(
+        "outage: {refused} connections refused, lag {first_lag:.1}s -> {last_lag:.1}s, \
+         max -wal {max_wal} bytes (bound {bound}), {last} rows"
+    );
+    let segments = w.finish(&generation);
+    eprintln!("outage: {segments} segments, one generation");
+}
+
+#[test]
+fn a_hung_upload_times_out_and_is_retried() {
+    let w = World::start("faults-hang", &Settings::default());
+    let generation = generation_of(&w.db_status());
+    let writer = Writer::start(&w.db, 2, WRITE_SPACING);
+    let retries_before = w.metric("walstream_replica_storage_retries_total");
+    // The next WAL upload hangs: the server never answers it. Everything else passes.
+    w.proxy.set_mode(Mode::HangNext {
+        method: "PUT",
+        count: 1,
+    });
+    wait("an upload to hang", Duration::from_secs(30), || {
+        w.proxy.counts().of(Fault::Hang) >= 1
+    });
+    let during = w.db_status()["position"].clone();
+    // The upload loop waits on the hung request, so the lag passes readiness-max-lag.
+    wait(
+        "/readyz to fail while the upload hangs",
+        Duration::from_secs(30),
+        || w.ws.get("/readyz").status == 503,
+    );
+    wait(
+        "the client to give up on the hung request (its read timeout)",
+        Duration::from_secs(90),
+        || w.proxy.counts().hangs_abandoned >= 1,
+    );
+    wait(
+        "the replica to pass the position reached during the hang, and readiness",
+        Duration::from_secs(30),
+        || {
+            let st = w.db_status();
+            let replica = &st["replicas"][0]["position"];
+            replica["generation"] == during["generation"]
+                && (replica["index"].as_u64(), replica["offset"].as_u64())
+                    >= (during["index"].as_u64(), during["offset"].as_u64())
+                && w.ws.get("/readyz").status == 200
+        },
+    );
+    let retries = w.metric("walstream_replica_storage_retries_total");
+    assert!(retries > retries_before, "the hung request was not retried");
+    let last = writer.finish();
+    let synced = w.sync();
+    assert_eq!(synced["position"]["generation"], generation.as_str());
+    let counts = w.proxy.counts();
+    eprintln!("hang: {counts:?}; walstream retries {retries}; {last} rows");
+    w.finish(&generation);
+}
+
+impl World {
+    fn metric_total_wal_bytes(&self) -> f64 {
+        let db = self.db.to_str().expect("utf-8");
+        self.ws
+            .metrics()
+            .must("litestream_total_wal_bytes", &[("db", db)])
+    }
+}

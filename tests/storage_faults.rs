@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use faults_support::proxy::{Fault, FaultPlan, Mode, Proxy, Weights};
+use faults_support::proxy::{Counts, Fault, FaultPlan, Mode, Proxy, Weights};
 use faults_support::{Settings, TOKEN, Writer};
 use http_support::{Instance, tempdir};
 use support::{insert, open_app, rows};
@@ -43,15 +43,16 @@ struct World {
 }
 
 impl World {
-    /// Creates the database with one row, starts the proxy (pass-through) and walstream, and
-    /// waits until the replica holds that row (ready).
-    fn start(tag: &str, settings: &Settings) -> World {
+    /// Creates the database with one row, starts the proxy in `mode` and walstream, and waits
+    /// until the replica holds that row (ready).
+    fn start(tag: &str, settings: &Settings, mode: Mode) -> World {
         let (keep, dir) = tempdir();
         let db = dir.join("app.db");
         let app = open_app(&db);
         insert(&app, 1);
         let prefix = common::unique_name(tag);
         let proxy = Proxy::start(&common::s3_endpoint());
+        proxy.set_mode(mode);
         let cfg = faults_support::config(&db, &proxy.endpoint(), &prefix, settings);
         let ws = Instance::start(&dir, &cfg, &faults_support::env());
         wait("walstream to become ready", Duration::from_secs(60), || {
@@ -99,8 +100,10 @@ impl World {
     }
 
     /// Stops walstream; checks the replica has one clean generation `generation` and that
-    /// both restores equal the source. Returns the number of WAL segments.
-    fn finish(self, generation: &str) -> usize {
+    /// both restores from moto directly equal the source, and with `through_proxy`, that
+    /// `walstream restore` through the proxy (in whatever mode it is) does too. Returns the
+    /// number of WAL segments and the proxy's final counts.
+    fn finish(self, generation: &str, through_proxy: bool) -> (usize, Counts) {
         // The proxy stays up (passing) for walstream's final sync.
         let World {
             dir,
@@ -108,17 +111,28 @@ impl World {
             app,
             prefix,
             ws,
-            proxy: _proxy,
+            proxy,
             ..
         } = self;
         ws.proc.stop();
         let segments = faults_support::assert_one_clean_generation(&prefix, generation);
         let source = rows(&app);
+        if through_proxy {
+            let cfg = dir.join("walstream.yml");
+            let args = [cfg.to_str().expect("utf-8"), db.to_str().expect("utf-8")];
+            let restored = support::restore_with(
+                &common::walstream_bin(),
+                &faults_support::env(),
+                &["-config", args[0], args[1]],
+                &dir.join("through-proxy.db"),
+            );
+            assert_eq!(restored, source, "restore through the proxy differs");
+        }
         let [ours, theirs] = faults_support::restore_both(&dir, &db, &prefix);
         assert_eq!(ours.len(), source.len(), "walstream restore lost rows");
         assert_eq!(ours, source, "walstream restore differs from the source");
         assert_eq!(theirs, source, "litestream restore differs from the source");
-        segments
+        (segments, proxy.counts())
     }
 }
 
@@ -140,9 +154,6 @@ fn generation_of(db_status: &Value) -> String {
 
 #[test]
 fn mixed_5xx_resets_and_slow_answers_are_retried_without_loss() {
-    let w = World::start("faults-mixed", &Settings::default());
-    let generation = generation_of(&w.db_status());
-    let writer = Writer::start(&w.db, 2, WRITE_SPACING);
     let plan = FaultPlan {
         burst_rate: 0.1,
         burst_max: 4,
@@ -155,8 +166,12 @@ fn mixed_5xx_resets_and_slow_answers_are_retried_without_loss() {
         slow_rate: 0.1,
         slow_delay: Duration::from_millis(800),
     };
+    // Faults from the start: the first listing, the generation's snapshot and first segment
+    // go through them too.
+    let w = World::start("faults-mixed", &Settings::default(), Mode::Faults(plan));
+    let generation = generation_of(&w.db_status());
     let start_pos = w.db_status()["replicas"][0]["position"].clone();
-    w.proxy.set_mode(Mode::Faults(plan));
+    let writer = Writer::start(&w.db, 2, WRITE_SPACING);
     let kinds = [
         Fault::Error500,
         Fault::SlowDown503,
@@ -165,11 +180,12 @@ fn mixed_5xx_resets_and_slow_answers_are_retried_without_loss() {
         Fault::Slow,
     ];
     wait(
-        "every fault kind injected twice and a retry counted",
+        "every fault kind injected twice, five uploads faulted and a retry counted",
         Duration::from_secs(60),
         || {
             let c = w.proxy.counts();
             kinds.iter().all(|k| c.of(*k) >= 2)
+                && c.faulted_methods.get("PUT").copied() >= Some(5)
                 && w.metric("walstream_replica_storage_retries_total") >= 1.0
         },
     );
@@ -179,13 +195,20 @@ fn mixed_5xx_resets_and_slow_answers_are_retried_without_loss() {
     let last = writer.finish();
     // The flush itself runs under the same faults.
     let synced = w.sync();
-    w.proxy.set_mode(Mode::Pass);
     assert_eq!(synced["position"]["generation"], generation.as_str());
     assert_eq!(rows(&w.app).last().map(|r| r.0), Some(last));
-    let counts = w.proxy.counts();
     let retries = w.metric("walstream_replica_storage_retries_total");
+    // The final sync on shutdown and a walstream restore (GETs) run under denser faults (short
+    // bursts, which object_store's own retries absorb or pass on to walstream's).
+    w.proxy.set_mode(Mode::Faults(FaultPlan {
+        burst_rate: 0.3,
+        burst_max: 2,
+        ..plan
+    }));
+    let (segments, counts) = w.finish(&generation, true);
+    let gets = counts.faulted_methods.get("GET").copied().unwrap_or(0);
+    assert!(gets >= 1, "the restore met no fault: {counts:?}");
     eprintln!("mixed faults: {counts:?}; walstream retries {retries}");
-    let segments = w.finish(&generation);
     eprintln!("mixed faults: {last} rows, {segments} segments, one generation");
 }
 
@@ -195,7 +218,7 @@ fn full_outage_grows_lag_fails_readiness_bounds_the_wal_and_catches_up() {
         sync_interval: "200ms",
         ..Settings::default()
     };
-    let w = World::start("faults-outage", &settings);
+    let w = World::start("faults-outage", &settings, Mode::Pass);
     let writer = Writer::start(&w.db, 2, WRITE_SPACING);
     let before = w.db_status();
     let generation = generation_of(&before);
@@ -271,13 +294,13 @@ fn full_outage_grows_lag_fails_readiness_bounds_the_wal_and_catches_up() {
         "outage: {refused} connections refused, lag {first_lag:.1}s -> {last_lag:.1}s, \
          max -wal {max_wal} bytes (bound {bound}), {last} rows"
     );
-    let segments = w.finish(&generation);
+    let (segments, _) = w.finish(&generation, false);
     eprintln!("outage: {segments} segments, one generation");
 }
 
 #[test]
 fn a_hung_upload_times_out_and_is_retried() {
-    let w = World::start("faults-hang", &Settings::default());
+    let w = World::start("faults-hang", &Settings::default(), Mode::Pass);
     let generation = generation_of(&w.db_status());
     let writer = Writer::start(&w.db, 2, WRITE_SPACING);
     let retries_before = w.metric("walstream_replica_storage_retries_total");
@@ -320,7 +343,7 @@ fn a_hung_upload_times_out_and_is_retried() {
     assert_eq!(synced["position"]["generation"], generation.as_str());
     let counts = w.proxy.counts();
     eprintln!("hang: {counts:?}; walstream retries {retries}; {last} rows");
-    w.finish(&generation);
+    w.finish(&generation, false);
 }
 
 impl World {

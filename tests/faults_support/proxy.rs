@@ -97,6 +97,8 @@ pub struct Counts {
     /// Requests forwarded to the server and answered normally (slow ones included).
     pub forwarded: u64,
     pub faults: BTreeMap<String, u64>,
+    /// Faulted requests (slow ones included) by HTTP method.
+    pub faulted_methods: BTreeMap<String, u64>,
     /// Hung requests whose client closed the connection (gave up waiting).
     pub hangs_abandoned: u64,
     /// Forwarding failures (server unreachable or closed early): the client saw a reset.
@@ -293,6 +295,8 @@ fn decide(shared: &Shared, req: &Request) -> Action {
     };
     if let Some(kind) = kind {
         *st.counts.faults.entry(format!("{kind:?}")).or_default() += 1;
+        let method = req.line().split(' ').next().unwrap_or_default().to_string();
+        *st.counts.faulted_methods.entry(method).or_default() += 1;
     }
     action
 }

@@ -1,7 +1,12 @@
 //! `walstream restore` on damaged replicas: each damage must end the restore with exit 1 and a
 //! clear error naming the object (and WAL offset where it applies), with nothing at `-o` and no
 //! temporary file beside it. Litestream v0.3.13 silently restores an older database for several
-//! of these (spec §5.2); walstream must not.
+//! of these (spec §5.2: gaps, reordered or duplicated segments, a snapshot of another page
+//! size); walstream must not.
+//!
+//! Entries that are not part of the layout (stray files, `*.tmp`, upper-case hex, directories
+//! with other names) are ignored like Litestream does; the tests that compare with the real
+//! Litestream v0.3.13 need `WALSTREAM_TEST_LITESTREAM` (scripts/test.sh sets it).
 
 mod common;
 
@@ -183,7 +188,7 @@ fn flipped_byte_in_segment() {
 fn object_that_is_not_lz4() {
     let f = Fixture::new();
     let seg = f.segment(1, 0);
-    f.rewrite(seg, b"age-encryption.org/v1\n-> X25519 not really\n");
+    f.rewrite(seg, b"PK\x03\x04 a zip archive, not an lz4 frame\n");
     let err = f.restore_fails(&[]);
     assert_has(
         &err,
@@ -320,4 +325,220 @@ fn output_path_that_cannot_be_created_leaves_nothing() {
     fs::remove_file(&blocker).expect("cleanup");
     assert_eq!(fs::read_dir(&f.out_dir).expect("list").count(), 0);
     assert!(!Path::new(&out).exists());
+}
+
+/// Restores the fixture with `bin` (walstream or Litestream) into `out_dir/name`.
+fn restore_with(bin: &Path, f: &Fixture, name: &str) -> (PathBuf, std::process::Output) {
+    let out = f.out_dir.join(name);
+    let run = Command::new(bin)
+        .arg("restore")
+        .arg("-o")
+        .arg(&out)
+        .arg(format!("file://{}", f.replica.display()))
+        .env_remove("LITESTREAM_CONFIG")
+        .output()
+        .expect("run restore");
+    (out, run)
+}
+
+/// Rows of `t` in a restored database after `PRAGMA integrity_check` said `ok`.
+fn restored_rows(path: &Path) -> walstream::restore::testkit::Rows {
+    let conn = rusqlite::Connection::open(path).expect("open restored db");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check");
+    assert_eq!(check, "ok", "{}", path.display());
+    let mut stmt = conn
+        .prepare("SELECT id, v FROM t ORDER BY id")
+        .expect("prepare");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+/// Writes `bytes` at replica-relative `key` with modification time `at`.
+fn put_object(f: &Fixture, key: &str, bytes: &[u8], at: SystemTime) {
+    let path = f.replica.join(key);
+    fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    fs::write(&path, bytes).expect("write object");
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .expect("open object")
+        .set_modified(at)
+        .expect("set mtime");
+}
+
+#[test]
+fn reordered_segments_break_the_checksum_chain() {
+    let f = Fixture::new();
+    // Swap the contents of two later segments of index 1: names, sizes and LZ4 stay valid.
+    let (a, b) = (f.segment(1, 1), f.segment(1, 2));
+    let (bytes_a, bytes_b) = (
+        fs::read(f.path(a)).expect("read"),
+        fs::read(f.path(b)).expect("read"),
+    );
+    f.rewrite(a, &bytes_b);
+    f.rewrite(b, &bytes_a);
+    let err = f.restore_fails(&[]);
+    assert_has(
+        &err,
+        &format!(
+            "wal frame checksum mismatch in {} at wal offset {}",
+            a.key,
+            a.offset.expect("offset")
+        ),
+    );
+}
+
+#[test]
+fn reordered_first_segment_has_no_wal_header() {
+    let f = Fixture::new();
+    let (a, b) = (f.segment(1, 0), f.segment(1, 1));
+    let (bytes_a, bytes_b) = (
+        fs::read(f.path(a)).expect("read"),
+        fs::read(f.path(b)).expect("read"),
+    );
+    f.rewrite(a, &bytes_b);
+    f.rewrite(b, &bytes_a);
+    let err = f.restore_fails(&[]);
+    assert_has(
+        &err,
+        &format!(
+            "invalid wal header in {}: wal header: bad magic 0x00000001",
+            a.key
+        ),
+    );
+}
+
+#[test]
+fn duplicated_segment_under_the_next_offset() {
+    let f = Fixture::new();
+    let last = f.segment(1, 2);
+    let offset = last.offset.expect("offset") + last.len;
+    let key = walstream::storage::layout::segment_key("", GEN, 1, offset);
+    let bytes = fs::read(f.path(last)).expect("read");
+    put_object(&f, &key, &bytes, last.created_at + Duration::from_secs(1));
+    let err = f.restore_fails(&[]);
+    assert_has(
+        &err,
+        &format!("wal frame checksum mismatch in {key} at wal offset {offset}"),
+    );
+}
+
+#[test]
+fn snapshot_with_another_page_size_than_the_segments() {
+    let f = Fixture::new();
+    let db = f.out_dir.with_file_name("page-1024.db");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    conn.execute_batch(
+        "PRAGMA page_size = 1024; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+         INSERT INTO t VALUES (1, 'other database');",
+    )
+    .expect("create");
+    drop(conn);
+    f.rewrite(f.snapshot(), &lz4::compress(&fs::read(&db).expect("read")));
+    let err = f.restore_fails(&[]);
+    assert_has(
+        &err,
+        &format!(
+            "page size mismatch: {} has page size {PAGE}, the database has 1024",
+            f.segment(0, 0).key
+        ),
+    );
+}
+
+#[test]
+fn generation_dir_with_an_invalid_name_is_not_a_generation() {
+    // Like Litestream (its listing only accepts ^[0-9a-f]{16}$), such a directory is skipped.
+    for bad in [
+        "00FF00FF00FF00FF",
+        "00ff00ff00ff00f",
+        "00ff00ff00ff00ff.old",
+    ] {
+        let f = Fixture::new();
+        let generations = f.replica.join("generations");
+        fs::rename(generations.join(GEN), generations.join(bad)).expect("rename");
+        let err = f.restore_fails(&[]);
+        assert_has(&err, "no matching backups found");
+        let (_, run) = restore_with(&common::litestream_bin(), &f, "litestream.db");
+        let ls_err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{ls_err}");
+        assert_has(&ls_err, "no matching backups found");
+    }
+}
+
+/// Files and directories that are not part of the layout, at every level of the tree.
+fn add_foreign_entries(f: &Fixture, segment_named_dir: bool) {
+    let at = f.events.last().expect("events").created_at + Duration::from_secs(60);
+    let gen_dir = format!("generations/{GEN}");
+    let snapshot = fs::read(f.path(f.snapshot())).expect("read snapshot");
+    put_object(f, "README.txt", b"not a replica file", at);
+    put_object(f, "generations/README.txt", b"x", at);
+    // A look-alike generation with a valid snapshot: its name does not match, so it is ignored.
+    let fake = "generations/not-a-generation/snapshots/00000000.snapshot.lz4";
+    put_object(f, fake, &snapshot, at);
+    put_object(f, &format!("{gen_dir}/notes.md"), b"x", at);
+    put_object(f, &format!("{gen_dir}/snapshots/README.txt"), b"x", at);
+    put_object(
+        f,
+        &format!("{gen_dir}/snapshots/00000009.snapshot.lz4.tmp"),
+        b"x",
+        at,
+    );
+    put_object(f, &format!("{gen_dir}/wal/x.wal.lz4.tmp"), b"x", at);
+    put_object(
+        f,
+        &format!("{gen_dir}/wal/00000003_00000000.wal.lz4.tmp"),
+        b"x",
+        at,
+    );
+    put_object(
+        f,
+        &format!("{gen_dir}/wal/0000000A_00000000.wal.lz4"),
+        b"x",
+        at,
+    );
+    fs::create_dir_all(f.replica.join(&gen_dir).join("wal/subdir")).expect("mkdir");
+    if segment_named_dir {
+        let dir = f
+            .replica
+            .join(&gen_dir)
+            .join("wal/00000004_00000000.wal.lz4");
+        fs::create_dir_all(dir).expect("mkdir");
+    }
+}
+
+#[test]
+fn foreign_files_in_the_replica_tree_are_ignored() {
+    let f = Fixture::new();
+    add_foreign_entries(&f, false);
+    let want = &f.events.last().expect("events").rows;
+    for (bin, name) in [
+        (walstream_bin(), "walstream.db"),
+        (common::litestream_bin(), "litestream.db"),
+    ] {
+        let (out, run) = restore_with(&bin, &f, name);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{name}: {stderr}");
+        assert_eq!(&restored_rows(&out), want, "{name}");
+    }
+}
+
+#[test]
+fn directory_named_like_a_segment_is_ignored() {
+    // Litestream v0.3.13's file backend lists such a directory as segment 4 and then fails with
+    // `missing WAL index: <gen>/00000003`; walstream lists only regular files (a directory can
+    // never hold WAL data), so the restore succeeds.
+    let f = Fixture::new();
+    add_foreign_entries(&f, true);
+    let (out, run) = restore_with(&walstream_bin(), &f, "walstream.db");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert_eq!(&restored_rows(&out), &f.events.last().expect("events").rows);
+    let (_, run) = restore_with(&common::litestream_bin(), &f, "litestream.db");
+    let ls_err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{ls_err}");
+    assert_has(&ls_err, &format!("missing WAL index: {GEN}/00000003"));
 }

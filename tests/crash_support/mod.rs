@@ -1,0 +1,118 @@
+//! The crash suite (`tests/crash.rs`): a seeded driver runs an application writer (its own
+//! process) against a database while the real `walstream replicate` ships it to a file (or S3)
+//! replica, kills walstream (and sometimes the writer) at random moments, restarts them and checks
+//! every restore against a deterministic replay of the workload.
+//!
+//! Must stay true: a run is a pure function of its seed except for timing; every loss and error
+//! is reported with the seed and round; nothing started here outlives the test process.
+
+#![allow(dead_code)]
+
+pub mod check;
+pub mod driver;
+pub mod model;
+pub mod points;
+pub mod rng;
+pub mod walstream;
+pub mod workload;
+pub mod writer;
+
+use std::time::Duration;
+
+use workload::CHECKPOINT_MODES;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub rounds: u64,
+    pub seed: u64,
+    /// Replica on the test S3 server (moto, `scripts/test.sh`) instead of a local directory.
+    pub s3: bool,
+    /// Keep the working directory (database, replica, logs) after the run.
+    pub keep: bool,
+}
+
+/// Figures of a run.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub rounds: u64,
+    pub walstream_starts: u64,
+    /// SIGKILLs of walstream (every kind).
+    pub walstream_kills: u64,
+    /// ... of which cut a snapshot upload short (per walstream's log).
+    pub mid_snapshot_kills: u64,
+    /// ... of which cut a WAL segment upload short (per walstream's log).
+    pub mid_upload_kills: u64,
+    /// Clean SIGTERM stops (final sync checked).
+    pub graceful_stops: u64,
+    pub writer_kills: u64,
+    /// ... of which inside a large transaction.
+    pub writer_kills_in_big: u64,
+    pub syncs: u64,
+    pub forced_snapshots: u64,
+    /// Application checkpoints per mode (PASSIVE, FULL, RESTART, TRUNCATE).
+    pub checkpoints: [u64; 4],
+    pub restores_latest: u64,
+    pub restores_timestamp: u64,
+    pub model_rebuilds: u64,
+    pub restore_time: Duration,
+    pub compare_time: Duration,
+    pub last_seq: u64,
+    pub last_durable: u64,
+    pub losses: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+impl Stats {
+    pub fn report(&self, opts: &Options, elapsed: Duration) -> String {
+        let ckpt: Vec<String> = CHECKPOINT_MODES
+            .iter()
+            .zip(self.checkpoints)
+            .map(|(m, n)| format!("{m} {n}"))
+            .collect();
+        let mut s = format!(
+            "crash suite: seed {} backend {} rounds {}/{} in {:.1}s\n\
+             faults: walstream SIGKILL {} (mid-snapshot {}, mid-upload {}), clean SIGTERM {}, writer SIGKILL {} (inside a large transaction {})\n\
+             activity: walstream starts {}, syncs {}, forced snapshots {}, application checkpoints {} ({}), last seq {}, last durable seq {}\n\
+             checks: restores checked {} (latest {}, -timestamp {}), replays from 0 {}, {:.1}s restoring, {:.1}s comparing\n\
+             losses {}, errors {}\n",
+            opts.seed,
+            if opts.s3 { "s3" } else { "file" },
+            self.rounds,
+            opts.rounds,
+            elapsed.as_secs_f64(),
+            self.walstream_kills,
+            self.mid_snapshot_kills,
+            self.mid_upload_kills,
+            self.graceful_stops,
+            self.writer_kills,
+            self.writer_kills_in_big,
+            self.walstream_starts,
+            self.syncs,
+            self.forced_snapshots,
+            self.checkpoints.iter().sum::<u64>(),
+            ckpt.join(", "),
+            self.last_seq,
+            self.last_durable,
+            self.restores_latest + self.restores_timestamp,
+            self.restores_latest,
+            self.restores_timestamp,
+            self.model_rebuilds,
+            self.restore_time.as_secs_f64(),
+            self.compare_time.as_secs_f64(),
+            self.losses.len(),
+            self.errors.len(),
+        );
+        for l in &self.losses {
+            s.push_str(&format!("LOSS: {l}\n"));
+        }
+        for e in &self.errors {
+            s.push_str(&format!("ERROR: {e}\n"));
+        }
+        s
+    }
+
+    pub fn failed(&self) -> bool {
+        !self.losses.is_empty() || !self.errors.is_empty()
+    }
+}

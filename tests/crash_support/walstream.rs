@@ -1,0 +1,275 @@
+//! The `walstream replicate` process under test: its config (varied per round), start-up and
+//! readiness, the HTTP calls the driver makes (`sync`, `snapshot`, `status`), SIGKILL and SIGTERM.
+//!
+//! Must stay true: every wait polls with a deadline; the process is killed when its handle is
+//! dropped and dies with the driver (`PR_SET_PDEATHSIG`), so a failing run leaves nothing behind.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+use super::rng::Rng;
+
+/// Bearer token of the mutating endpoints.
+pub const TOKEN: &str = "crash-suite-token";
+/// The database's id in the HTTP API (its file name).
+pub const DB_ID: &str = "crash.db";
+/// Upper bound for start-up, readiness, a sync and a graceful stop.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(20);
+
+/// Where the replica lives.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    File {
+        dir: PathBuf,
+    },
+    S3 {
+        endpoint: String,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+impl Backend {
+    fn replica_yaml(&self) -> String {
+        match self {
+            Backend::File { dir } => format!("        url: \"file://{}\"\n", dir.display()),
+            Backend::S3 {
+                endpoint,
+                bucket,
+                prefix,
+            } => format!(
+                "        type: s3\n        bucket: \"{bucket}\"\n        path: \"{prefix}\"\n        endpoint: \"{endpoint}\"\n        region: us-east-1\n        force-path-style: true\n        access-key-id: \"{}\"\n        secret-access-key: \"{}\"\n",
+                crate::common::S3_ACCESS_KEY_ID,
+                crate::common::S3_SECRET_ACCESS_KEY
+            ),
+        }
+    }
+}
+
+/// The config of one round: the database's tick, checkpoint thresholds and the replica's
+/// intervals are drawn from `rng`, so rounds exercise different pacing.
+pub fn config(db: &Path, backend: &Backend, rng: &mut Rng) -> String {
+    let monitor = rng.pick(&["50ms", "200ms", "1s"]);
+    let ckpt_interval = rng.pick(&["1s", "10s", "1m"]);
+    let min_pages = rng.pick(&[16, 100, 1000]);
+    let max_pages = rng.pick(&[2000, 10000]);
+    let sync = rng.pick(&["10ms", "100ms", "1s"]);
+    let snapshot = rng.pick(&[
+        "",
+        "        snapshot-interval: 2s\n",
+        "        snapshot-interval: 30s\n",
+    ]);
+    format!(
+        "addr: \"127.0.0.1:0\"\nhttp-token: \"{TOKEN}\"\ndbs:\n  - path: \"{}\"\n    monitor-interval: {monitor}\n    checkpoint-interval: {ckpt_interval}\n    min-checkpoint-page-count: {min_pages}\n    max-checkpoint-page-count: {max_pages}\n    replicas:\n      - name: r\n{}        sync-interval: {sync}\n{snapshot}",
+        db.display(),
+        backend.replica_yaml()
+    )
+}
+
+/// A running `walstream replicate -config …`.
+pub struct Walstream {
+    child: Child,
+    log: PathBuf,
+    base: String,
+    client: Client,
+}
+
+impl Walstream {
+    /// Starts walstream with `config_path`, logging to `log`, and waits for its HTTP address.
+    pub fn start(config_path: &Path, log: &Path) -> Result<Walstream, String> {
+        let out =
+            std::fs::File::create(log).map_err(|e| format!("create {}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| format!("clone log: {e}"))?;
+        let mut cmd = Command::new(crate::common::walstream_bin());
+        cmd.arg("replicate")
+            .arg("-config")
+            .arg(config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        // SAFETY: prctl(2) is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| format!("spawn walstream: {e}"))?;
+        let client = Client::builder()
+            .timeout(DEADLINE + Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("http client: {e}"))?;
+        let mut ws = Walstream {
+            child,
+            log: log.to_path_buf(),
+            base: String::new(),
+            client,
+        };
+        ws.base = ws.poll("the `serving metrics on` log line", |ws| {
+            let log = ws.log_text();
+            let rest = log.split("url=http://").nth(1)?;
+            let url = rest.split_whitespace().next()?;
+            Some(format!("http://{}", url.trim_end_matches("/metrics")))
+        })?;
+        Ok(ws)
+    }
+
+    /// Polls `f` until it gives a value; fails when the deadline passes or walstream exits.
+    fn poll<T>(
+        &mut self,
+        what: &str,
+        mut f: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Result<T, String> {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(v) = f(self) {
+                return Ok(v);
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "walstream exited ({status}) waiting for {what}; log:\n{}",
+                    self.log_text()
+                ));
+            }
+            if Instant::now() > end {
+                return Err(format!(
+                    "timed out after {DEADLINE:?} waiting for {what}; log:\n{}",
+                    self.log_text()
+                ));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits until `/readyz` answers 200 (attached, every replica synced at least once).
+    pub fn wait_ready(&mut self) -> Result<(), String> {
+        let url = format!("{}/readyz", self.base);
+        self.poll("/readyz to answer 200", |ws| {
+            let r = ws.client.get(&url).send().ok()?;
+            r.status().is_success().then_some(())
+        })
+    }
+
+    /// `POST /api/v1/databases/{db}/{action}`: status code and body.
+    pub fn post(&self, action: &str) -> Result<(u16, String), String> {
+        post(&self.client, &self.base, action)
+    }
+
+    /// A cheap handle for a `POST` from another thread.
+    pub fn poster(&self) -> (Client, String) {
+        (self.client.clone(), self.base.clone())
+    }
+
+    /// `GET /api/v1/status` as JSON.
+    pub fn status(&self) -> Result<Value, String> {
+        let r = self
+            .client
+            .get(format!("{}/api/v1/status", self.base))
+            .send()
+            .map_err(|e| format!("GET status: {e}"))?;
+        r.json().map_err(|e| format!("status body: {e}"))
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit status.
+    pub fn terminate(mut self) -> Result<ExitStatus, String> {
+        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let end = Instant::now() + DEADLINE;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => return Ok(s),
+                Ok(None) if Instant::now() > end => {
+                    return Err(format!(
+                        "walstream did not stop after SIGTERM; log:\n{}",
+                        self.log_text()
+                    ));
+                }
+                Ok(None) => std::thread::sleep(POLL),
+                Err(e) => return Err(format!("wait: {e}")),
+            }
+        }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Uploads started and not finished according to the log so far.
+    pub fn in_flight(&self) -> InFlight {
+        InFlight::from_log(&self.log_text())
+    }
+
+    /// Polls the log until `want` holds for the uploads in flight (at most `limit`).
+    pub fn wait_in_flight(&self, limit: Duration, want: impl Fn(InFlight) -> bool) -> bool {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if want(self.in_flight()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        false
+    }
+}
+
+/// Which uploads the log shows as started (`write snapshot`, `write wal segment`) without their
+/// completion line (`snapshot written`, `wal segment written`). Read after a SIGKILL, it says
+/// what the kill interrupted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InFlight {
+    pub snapshot: bool,
+    pub segment: bool,
+}
+
+impl InFlight {
+    pub fn from_log(log: &str) -> InFlight {
+        let mut f = InFlight::default();
+        for line in log.lines() {
+            if line.contains("msg=\"write snapshot\"") {
+                f.snapshot = true;
+            } else if line.contains("msg=\"snapshot written\"") {
+                f.snapshot = false;
+            } else if line.contains("msg=\"write wal segment\"") {
+                f.segment = true;
+            } else if line.contains("msg=\"wal segment written\"") {
+                f.segment = false;
+            }
+        }
+        f
+    }
+}
+
+impl Drop for Walstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `POST {base}/api/v1/databases/{DB_ID}/{action}` with the token.
+pub fn post(client: &Client, base: &str, action: &str) -> Result<(u16, String), String> {
+    let url = format!("{base}/api/v1/databases/{DB_ID}/{action}");
+    let r = client
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    let status = r.status().as_u16();
+    Ok((status, r.text().unwrap_or_default()))
+}

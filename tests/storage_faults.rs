@@ -39,12 +39,13 @@ struct World {
     app: rusqlite::Connection,
     prefix: String,
     proxy: Proxy,
-    ws: Instance,
+    cfg: String,
+    ws: Option<Instance>,
 }
 
 impl World {
     /// Creates the database with one row, starts the proxy in `mode` and walstream, and waits
-    /// until the replica holds that row (ready).
+    /// until the replica holds that row (ready; not waited for in an outage).
     fn start(tag: &str, settings: &Settings, mode: Mode) -> World {
         let (keep, dir) = tempdir();
         let db = dir.join("app.db");
@@ -54,19 +55,48 @@ impl World {
         let proxy = Proxy::start(&common::s3_endpoint());
         proxy.set_mode(mode);
         let cfg = faults_support::config(&db, &proxy.endpoint(), &prefix, settings);
-        let ws = Instance::start(&dir, &cfg, &faults_support::env());
-        wait("walstream to become ready", Duration::from_secs(60), || {
-            ws.get("/readyz").status == 200
-        });
-        World {
+        let mut w = World {
             _keep: keep,
             dir,
             db,
             app,
             prefix,
             proxy,
-            ws,
+            cfg,
+            ws: None,
+        };
+        if matches!(mode, Mode::Outage) {
+            w.launch_walstream();
+        } else {
+            w.start_walstream();
         }
+        w
+    }
+
+    /// Starts walstream (again) and waits until it is ready.
+    fn start_walstream(&mut self) {
+        self.launch_walstream();
+        wait("walstream to become ready", Duration::from_secs(60), || {
+            self.ws().get("/readyz").status == 200
+        });
+    }
+
+    /// Starts walstream (again) without waiting for readiness.
+    fn launch_walstream(&mut self) {
+        self.ws = Some(Instance::start(
+            &self.dir,
+            &self.cfg,
+            &faults_support::env(),
+        ));
+    }
+
+    /// Stops walstream (SIGTERM; it must exit 0); returns its log.
+    fn stop_walstream(&mut self) -> String {
+        self.ws.take().expect("walstream running").proc.stop()
+    }
+
+    fn ws(&self) -> &Instance {
+        self.ws.as_ref().expect("walstream running")
     }
 
     fn labels(&self) -> [(&str, &str); 2] {
@@ -74,11 +104,11 @@ impl World {
     }
 
     fn metric(&self, name: &str) -> f64 {
-        self.ws.metrics().must(name, &self.labels())
+        self.ws().metrics().must(name, &self.labels())
     }
 
     fn checkpoints(&self) -> f64 {
-        let s = self.ws.metrics();
+        let s = self.ws().metrics();
         s.of("litestream_checkpoint_count")
             .iter()
             .map(|x| x.value)
@@ -86,12 +116,12 @@ impl World {
     }
 
     fn db_status(&self) -> Value {
-        self.ws.status()["databases"][0].clone()
+        self.ws().status()["databases"][0].clone()
     }
 
     /// `POST …/sync` with the token; panics unless 200.
     fn sync(&self) -> Value {
-        let r = self.ws.post(
+        let r = self.ws().post(
             "/api/v1/databases/app.db/sync?timeout=50s",
             Some(&format!("Bearer {TOKEN}")),
         );
@@ -105,16 +135,18 @@ impl World {
     /// number of WAL segments and the proxy's final counts.
     fn finish(self, generation: &str, through_proxy: bool) -> (usize, Counts) {
         // The proxy stays up (passing) for walstream's final sync.
+        let mut w = self;
+        if w.ws.is_some() {
+            w.stop_walstream();
+        }
         let World {
             dir,
             db,
             app,
             prefix,
-            ws,
             proxy,
             ..
-        } = self;
-        ws.proc.stop();
+        } = w;
         let segments = faults_support::assert_one_clean_generation(&prefix, generation);
         let source = rows(&app);
         if through_proxy {
@@ -245,7 +277,7 @@ fn full_outage_grows_lag_fails_readiness_bounds_the_wal_and_catches_up() {
             let streak = w.db_status()["replicas"][0]["failure_streak"]
                 .as_u64()
                 .unwrap_or(0);
-            w.ws.get("/readyz").status == 503
+            w.ws().get("/readyz").status == 503
                 && lag > 4.0
                 && streak >= 2
                 && w.metric_total_wal_bytes() - wal_bytes_before > 4.0 * bound as f64
@@ -263,7 +295,8 @@ fn full_outage_grows_lag_fails_readiness_bounds_the_wal_and_catches_up() {
     assert!(w.metric("walstream_replica_sync_errors_total") >= 2.0);
     let transient = [w.labels()[0], w.labels()[1], ("kind", "transient")];
     assert!(
-        w.ws.metrics()
+        w.ws()
+            .metrics()
             .must("walstream_replica_storage_errors_total", &transient)
             >= 1.0
     );
@@ -274,7 +307,7 @@ fn full_outage_grows_lag_fails_readiness_bounds_the_wal_and_catches_up() {
         Duration::from_secs(60),
         || {
             max_wal = max_wal.max(faults_support::wal_len(&w.db));
-            w.ws.get("/readyz").status == 200
+            w.ws().get("/readyz").status == 200
         },
     );
     assert!(
@@ -317,7 +350,7 @@ fn a_hung_upload_times_out_and_is_retried() {
     wait(
         "/readyz to fail while the upload hangs",
         Duration::from_secs(30),
-        || w.ws.get("/readyz").status == 503,
+        || w.ws().get("/readyz").status == 503,
     );
     wait(
         "the client to give up on the hung request (its read timeout)",
@@ -333,7 +366,7 @@ fn a_hung_upload_times_out_and_is_retried() {
             replica["generation"] == during["generation"]
                 && (replica["index"].as_u64(), replica["offset"].as_u64())
                     >= (during["index"].as_u64(), during["offset"].as_u64())
-                && w.ws.get("/readyz").status == 200
+                && w.ws().get("/readyz").status == 200
         },
     );
     let retries = w.metric("walstream_replica_storage_retries_total");
@@ -346,10 +379,80 @@ fn a_hung_upload_times_out_and_is_retried() {
     w.finish(&generation, false);
 }
 
+#[test]
+fn an_outage_across_a_restart_continues_the_same_generation() {
+    let mut w = World::start("faults-restart", &Settings::default(), Mode::Pass);
+    let generation = generation_of(&w.db_status());
+    let writer = Writer::start(&w.db, 2, WRITE_SPACING);
+    w.proxy.set_mode(Mode::Outage);
+    wait(
+        "a failed round and commits waiting past readiness-max-lag",
+        Duration::from_secs(60),
+        || {
+            let st = w.db_status();
+            st["replicas"][0]["failure_streak"].as_u64() >= Some(1)
+                && w.ws().get("/readyz").status == 503
+        },
+    );
+    // Stopped during the outage: the final sync fails, the shadow WAL keeps what is pending.
+    let log = w.stop_walstream();
+    assert!(log.contains("final replica sync error"), "{log}");
+    let at_stop = writer.last();
+    wait(
+        "commits while walstream is down",
+        Duration::from_secs(30),
+        || writer.last() > at_stop + 50,
+    );
+    w.proxy.set_mode(Mode::Pass);
+    w.start_walstream();
+    let last = writer.finish();
+    let synced = w.sync();
+    assert_eq!(
+        synced["position"]["generation"],
+        generation.as_str(),
+        "a new generation after the restart"
+    );
+    let (segments, counts) = w.finish(&generation, false);
+    eprintln!(
+        "restart: {} refused, {last} rows, {segments} segments, one generation",
+        counts.of(Fault::Refused)
+    );
+}
+
+#[test]
+fn storage_down_at_start_up_then_the_first_generation_completes() {
+    let w = World::start("faults-startup", &Settings::default(), Mode::Outage);
+    let writer = Writer::start(&w.db, 2, WRITE_SPACING);
+    wait(
+        "failed rounds while storage is down at start-up",
+        Duration::from_secs(60),
+        || {
+            let st = w.db_status();
+            st["replicas"][0]["failure_streak"].as_u64() >= Some(2)
+                && w.ws().get("/readyz").status == 503
+        },
+    );
+    let generation = generation_of(&w.db_status());
+    w.proxy.set_mode(Mode::Pass);
+    wait(
+        "ready once storage is back",
+        Duration::from_secs(60),
+        || w.ws().get("/readyz").status == 200,
+    );
+    let last = writer.finish();
+    let synced = w.sync();
+    assert_eq!(synced["position"]["generation"], generation.as_str());
+    let (segments, counts) = w.finish(&generation, false);
+    eprintln!(
+        "start-up outage: {} refused, {last} rows, {segments} segments, one generation",
+        counts.of(Fault::Refused)
+    );
+}
+
 impl World {
     fn metric_total_wal_bytes(&self) -> f64 {
         let db = self.db.to_str().expect("utf-8");
-        self.ws
+        self.ws()
             .metrics()
             .must("litestream_total_wal_bytes", &[("db", db)])
     }

@@ -1,0 +1,173 @@
+//! Faults of the live database host under a running `walstream replicate`: the shadow WAL
+//! folder (meta-path) running out of space, and the database file replaced or deleted.
+//!
+//! What must stay true: a fault shows up as a clear log line and in `/api/v1/status`; once the
+//! fault is gone replication resumes without a restart where walstream can (disk full), and a
+//! restore equals the source database. The disk-full test mounts a small tmpfs, so it needs
+//! root (CI runs the tests as root); it fails loudly when the mount is refused.
+
+mod common;
+#[path = "http_support/mod.rs"]
+mod http_support;
+#[path = "replicate_support/mod.rs"]
+mod support;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use http_support::{Instance, tempdir, walstream_restore};
+use support::{insert, open_app, rows};
+
+/// A tmpfs of `size` mounted at `dir` for the life of the guard.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).expect("mkdir mount point");
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mount -t tmpfs at {} failed (this test needs root): {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+    }
+}
+
+/// Writes zeros into `path` until the file system reports it is full.
+fn fill(path: &Path) {
+    let mut f = fs::File::create(path).expect("create filler");
+    let chunk = vec![0u8; 16 * 1024];
+    loop {
+        if let Err(e) = f.write_all(&chunk) {
+            assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "fill: {e}");
+            break;
+        }
+    }
+    // Also the last partial block.
+    while f.write_all(&[0u8; 512]).is_ok() {}
+}
+
+fn config(db: &Path, meta: &Path, replica: &Path) -> String {
+    format!(
+        "addr: \"127.0.0.1:0\"\ndbs:\n  - path: \"{}\"\n    meta-path: \"{}\"\n    \
+         monitor-interval: 50ms\n    replicas:\n      - name: file\n        url: \"file://{}\"\n        \
+         sync-interval: 100ms\n",
+        db.display(),
+        meta.display(),
+        replica.display()
+    )
+}
+
+/// Polls `check` until it holds; on timeout the panic shows walstream's log and status.
+fn wait(inst: &Instance, what: &str, mut check: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + support::DEADLINE;
+    while !check() {
+        if std::time::Instant::now() > end {
+            let status = inst.get("/api/v1/status").body;
+            panic!(
+                "timed out waiting for {what}\nstatus: {status}\nlog:\n{}",
+                inst.proc.log_text()
+            );
+        }
+        std::thread::sleep(support::POLL);
+    }
+}
+
+fn first_db(status: &Value) -> &Value {
+    &status["databases"][0]
+}
+
+/// True once the database synced without error and its replica holds its position.
+fn caught_up(inst: &Instance) -> bool {
+    let status = inst.get("/api/v1/status").json();
+    let db = first_db(&status);
+    db["last_error"].is_null()
+        && !db["position"].is_null()
+        && db["position"] == db["replicas"][0]["position"]
+}
+
+#[test]
+fn meta_path_out_of_space_reports_and_recovers() {
+    let (_tmp, dir) = tempdir();
+    let meta = dir.join("meta");
+    let _mount = Tmpfs::mount(&meta, "8m");
+    let (db, replica) = (dir.join("app.db"), dir.join("replica"));
+    let app = open_app(&db);
+    for id in 1..=20 {
+        insert(&app, id);
+    }
+    let inst = Instance::start(&dir, &config(&db, &meta, &replica), &[]);
+    wait(&inst, "first sync replicated", || caught_up(&inst));
+
+    fill(&meta.join("filler"));
+    for id in 21..=60 {
+        insert(&app, id);
+    }
+    let mut seen = String::new();
+    wait(&inst, "a no-space error in /api/v1/status", || {
+        let status = inst.get("/api/v1/status").json();
+        seen = first_db(&status)["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        seen.contains("No space left on device")
+    });
+    let shadow = meta.join("generations");
+    assert!(seen.contains(&shadow.display().to_string()), "{seen}");
+    assert!(
+        seen.contains("write shadow wal: No space left on device"),
+        "{seen}"
+    );
+    wait(&inst, "the no-space error in the log", || {
+        let log = inst.proc.log_text();
+        log.lines()
+            .any(|l| l.contains("sync error") && l.contains("No space left on device"))
+    });
+
+    fs::remove_file(meta.join("filler")).expect("free space");
+    for id in 61..=80 {
+        insert(&app, id);
+    }
+    wait(&inst, "replication resumed", || caught_up(&inst));
+    let log = inst.proc.stop();
+    assert!(log.contains("sync recovered"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+
+    let source = rows(&app);
+    assert_eq!(source.len(), 80);
+    let out = dir.join("restored.db");
+    let url = format!("file://{}", replica.display());
+    assert_eq!(walstream_restore(&[&url], &[], &out), source);
+}

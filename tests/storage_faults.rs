@@ -302,6 +302,7 @@ fn full_outage_grows_lag_fails_readiness_bounds_the_wal_and_catches_up() {
     );
 
     w.proxy.set_mode(Mode::Pass);
+    let recovery = Instant::now();
     wait(
         "ready again after the outage",
         Duration::from_secs(60),
@@ -310,6 +311,7 @@ fn full_outage_grows_lag_fails_readiness_bounds_the_wal_and_catches_up() {
             w.ws().get("/readyz").status == 200
         },
     );
+    let ready_after = recovery.elapsed().as_secs_f64();
     assert!(
         max_wal <= bound,
         "the -wal reached {max_wal} bytes (bound {bound}) during the outage"
@@ -325,7 +327,8 @@ fn full_outage_grows_lag_fails_readiness_bounds_the_wal_and_catches_up() {
     assert_eq!(w.metric("walstream_replica_lag_seconds"), 0.0);
     eprintln!(
         "outage: {refused} connections refused, lag {first_lag:.1}s -> {last_lag:.1}s, \
-         max -wal {max_wal} bytes (bound {bound}), {last} rows"
+         max -wal {max_wal} bytes (bound {bound}), ready {ready_after:.1}s after storage \
+         returned, {last} rows"
     );
     let (segments, _) = w.finish(&generation, false);
     eprintln!("outage: {segments} segments, one generation");

@@ -6,6 +6,8 @@
 //! - walstream encrypts (every stored object starts with `age-encryption.org/v1`), restarts on the
 //!   same generation without a new snapshot (resume decrypts the last segment, spec §4.3), and
 //!   Litestream restores its replica to content equal to the source.
+//! - hand-over both ways on one encrypted generation: each tool resumes from the other's last
+//!   encrypted segment (no new generation, no new snapshot).
 //!
 //! Needs the servers and binaries of `scripts/test.sh` (`WALSTREAM_TEST_*`).
 
@@ -142,6 +144,7 @@ impl Case {
         let stderr = String::from_utf8_lossy(&run.stdout).into_owned()
             + &String::from_utf8_lossy(&run.stderr);
         assert_eq!(run.status.code(), Some(1), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
         let left: Vec<_> = std::fs::read_dir(out_dir)
             .expect("list out dir")
             .map(|e| e.expect("entry").file_name())
@@ -395,6 +398,40 @@ fn walstream_to_litestream(backend: Backend) {
     assert_eq!(case.restore_ok(&walstream_bin(), "restored-ws.db"), source);
 }
 
+/// Hand-over both ways on one encrypted generation: each tool resumes from the other's last
+/// (encrypted) segment without a new generation or snapshot.
+fn handover(backend: Backend) {
+    let case = Case::new(backend);
+    let c = app(&case.db());
+    let lt = case.litestream();
+    insert_range(&c, 1, 100);
+    case.wait_replicated();
+    lt.stop_litestream();
+    let (generations, _) = case.assert_all_encrypted();
+    assert_eq!(generations.len(), 1);
+    let snapshots = case.raw_snapshot_count(&generations[0]);
+
+    let ws = case.walstream();
+    insert_range(&c, 100, 200);
+    mixed_changes(&c, 1);
+    let log = ws.stop();
+    assert!(!log.contains("new generation"), "{log}");
+    assert!(!log.contains("write snapshot"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+
+    let lt = case.litestream();
+    insert_range(&c, 200, 300);
+    case.wait_replicated();
+    let log = lt.stop_litestream();
+    assert!(!log.contains("new generation"), "{log}");
+    assert_eq!(case.assert_all_encrypted().0, generations);
+    assert_eq!(case.raw_snapshot_count(&generations[0]), snapshots);
+
+    let source = content(&case.db());
+    assert_eq!(case.restore_ok(&walstream_bin(), "restored-ws.db"), source);
+    assert_eq!(case.restore_ok(&litestream_bin(), "restored3.db"), source);
+}
+
 impl Case {
     fn raw_snapshot_count(&self, generation: &str) -> usize {
         let client = self.raw_client();
@@ -423,4 +460,14 @@ fn walstream_encrypted_resumed_and_restored_by_litestream_file() {
 #[test]
 fn walstream_encrypted_resumed_and_restored_by_litestream_s3() {
     walstream_to_litestream(Backend::S3);
+}
+
+#[test]
+fn encrypted_handover_both_ways_file() {
+    handover(Backend::File);
+}
+
+#[test]
+fn encrypted_handover_both_ways_s3() {
+    handover(Backend::S3);
 }

@@ -205,7 +205,8 @@ pub(super) async fn decrypt_body(
     }
 }
 
-/// Reads chunks until at least `want` bytes (or the end) are buffered.
+/// Reads chunks until at least `want` bytes (or the end) are buffered. An ended stream is never
+/// polled again (the returned rest is then empty): `unfold`-based streams panic otherwise.
 async fn peek(
     mut raw: BoxStream<'static, Result<Bytes, StorageError>>,
     want: usize,
@@ -219,7 +220,7 @@ async fn peek(
                 have += chunk.len();
                 head.push(chunk);
             }
-            None => break,
+            None => return Ok((head, stream::empty().boxed())),
         }
     }
     Ok((head, raw))

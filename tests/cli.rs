@@ -96,7 +96,15 @@ fn usage_texts_match_litestream() {
         assert_eq!(r.stderr, "", "{cmd} -h");
         let mut expected = litestream_usage(&words);
         if cmd.is_empty() {
-            // walstream's one extra command, listed in Litestream's alphabetical order.
+            // walstream's extra commands, listed in Litestream's alphabetical order.
+            let databases = "\tdatabases    list databases specified in config file\n";
+            expected = expected.replacen(
+                databases,
+                &format!(
+                    "\tbackup       creates, lists and deletes manual backups of a database\n{databases}"
+                ),
+                1,
+            );
             let snapshots = "\tsnapshots    list available snapshots for a database\n";
             assert!(expected.contains(snapshots), "{expected}");
             expected = expected.replacen(

@@ -19,6 +19,7 @@ pub mod replicate;
 pub mod table;
 pub mod usage;
 
+mod backup;
 mod databases;
 mod generations;
 mod list;
@@ -63,6 +64,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     };
     match cmd {
         "version" => version::run(rest),
+        "backup" => backup::run(rest),
         "databases" => databases::run(rest),
         "generations" => generations::run(rest),
         "snapshots" => snapshots::run(rest),

@@ -14,6 +14,7 @@ Usage:
 
 The commands are:
 
+	backup       creates, lists and deletes manual backups of a database
 	databases    list databases specified in config file
 	generations  list available generations for a database
 	replicate    runs a server to replicate databases
@@ -137,6 +138,35 @@ Examples:
 	$ walstream wal s3://mybkt/db
 
 "#;
+const BACKUP: &str = r#"The backup command creates, lists and deletes manual backups of a database in
+its backups folder (dbs[].backups.path, default <db dir>/backups/<db file name>),
+the same folder the HTTP admin API uses. No running server is needed: create
+copies the database with SQLite's online backup API, safe while it is in use.
+
+Usage:
+
+	walstream backup create [arguments] DB_PATH
+
+	walstream backup list [arguments] DB_PATH
+
+	walstream backup delete [arguments] DB_PATH ID
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to {config}
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+	-name NAME
+	    create: name of the backup. Defaults to its id.
+
+	-description TEXT
+	    create: free text stored with the backup.
+
+"#;
 const RESTORE: &str = r#"
 The restore command recovers a database from a previous snapshot and WAL.
 
@@ -253,6 +283,7 @@ pub fn usage(command: &str, default_config: &str) -> Option<String> {
         "wal" => WAL,
         "restore" => RESTORE,
         "replicate" => REPLICATE,
+        "backup" => BACKUP,
         _ => return None,
     };
     Some(text.replace(CONFIG_PLACEHOLDER, default_config))

@@ -1,0 +1,108 @@
+//! `walstream backup create|list|delete [arguments] DB_PATH [ID]`: the admin API's manual
+//! backups without a running server, on the same backups folder (`dbs[].backups`).
+//!
+//! What must stay true: `create` takes the copy with SQLite's online backup API on the database
+//! file (safe while an application and `walstream replicate` run) and applies the same
+//! retention as the server; ids are validated before any path is built; the database must be
+//! in the config file (`database not found in config: <abs path>`), like the other commands.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+
+use super::flags::FlagSet;
+use super::table::Table;
+use super::{parse_flags, print_table, print_usage_and_stop, source};
+use crate::admin::backups::NewBackup;
+use crate::admin::{BackupKind, BackupStore};
+use crate::config;
+
+/// Runs `backup SUBCOMMAND …` with the arguments after the word `backup`.
+pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
+    let (sub, rest) = match args.split_first() {
+        Some((s, rest)) => (s.as_str(), rest),
+        None => ("", args),
+    };
+    match sub {
+        "create" => create(rest),
+        "list" => list(rest),
+        "delete" => delete(rest),
+        "" | "help" | "-h" | "-help" | "--help" => print_usage_and_stop("backup"),
+        other => bail!("walstream backup {other}: unknown subcommand (create, list or delete)"),
+    }
+}
+
+fn flag_set(extra: impl FnOnce(&mut FlagSet)) -> FlagSet {
+    let mut fs = FlagSet::new();
+    source::register_config_flags(&mut fs);
+    extra(&mut fs);
+    fs
+}
+
+/// The backups folder of the database at `db_arg` as the config file describes it.
+fn store_for(config_flag: &str, no_expand_env: bool, db_arg: &str) -> anyhow::Result<BackupStore> {
+    let cfg = source::load_config(config_flag, no_expand_env)?;
+    let Some(db) = cfg.db_by_path(Path::new(db_arg)) else {
+        let abs = config::normalize_db_path(db_arg)?;
+        bail!("database not found in config: {}", abs.display());
+    };
+    Ok(BackupStore::new(&db.path, &db.backups))
+}
+
+fn create(args: &[String]) -> anyhow::Result<()> {
+    let fs = flag_set(|fs| {
+        fs.string("name", "").string("description", "");
+    });
+    let p = parse_flags(&fs, args, "backup")?;
+    let [db] = p.args.as_slice() else {
+        bail!("usage: walstream backup create [arguments] DB_PATH");
+    };
+    let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
+    let name = Some(p.str("name")).filter(|n| !n.is_empty());
+    let record = store
+        .create(NewBackup {
+            kind: BackupKind::Manual,
+            name,
+            description: Some(p.str("description")),
+            source: None,
+        })
+        .with_context(|| format!("back up {db}"))?;
+    println!(
+        "{}\t{} bytes\tsha256 {}\t{}",
+        record.id,
+        record.size,
+        record.sha256,
+        store.data_path(&record.id).display()
+    );
+    Ok(())
+}
+
+fn list(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&flag_set(|_| {}), args, "backup")?;
+    let [db] = p.args.as_slice() else {
+        bail!("usage: walstream backup list [arguments] DB_PATH");
+    };
+    let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
+    let mut table = Table::new();
+    table.row(["id", "kind", "created", "size", "name"]);
+    for r in store.list()? {
+        table.row([
+            r.id,
+            r.kind.as_str().to_string(),
+            r.created,
+            r.size.to_string(),
+            r.name,
+        ]);
+    }
+    print_table(&table)
+}
+
+fn delete(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&flag_set(|_| {}), args, "backup")?;
+    let [db, id] = p.args.as_slice() else {
+        bail!("usage: walstream backup delete [arguments] DB_PATH ID");
+    };
+    let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
+    store.delete(id)?;
+    Ok(())
+}

@@ -48,6 +48,8 @@ enum Fault {
     Kill,
     MidSnapshot,
     MidUpload,
+    /// SIGKILL as soon as a forced snapshot answered 200.
+    AfterSnapshot,
     Graceful,
 }
 
@@ -134,6 +136,7 @@ impl Driver {
             Fault::Kill,
             Fault::MidSnapshot,
             Fault::MidUpload,
+            Fault::AfterSnapshot,
             Fault::Graceful,
         ]);
         let t1 = Instant::now();
@@ -186,6 +189,11 @@ impl Driver {
                     sleep(Duration::from_millis(rng.range(0, 20)));
                 }
                 "SIGKILL after a large commit".to_string()
+            }
+            Fault::AfterSnapshot => {
+                self.snapshot(&proc)?;
+                self.stats.after_snapshot_kills += 1;
+                "SIGKILL right after POST snapshot answered".to_string()
             }
             Fault::Graceful => return self.stop(proc),
         };

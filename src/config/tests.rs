@@ -740,3 +740,37 @@ fn http_keys_defaults_env_token_and_validation() {
     );
     assert!(err("readiness-max-lag: 1d\n").contains("readiness-max-lag"));
 }
+
+#[test]
+fn backups_keys_defaults_validation_and_unknown_keys() {
+    let loaded = ok(
+        "dbs:\n  - path: /data/app.db\n  - path: /data/b.db\n    backups:\n      path: /bk/b\n      retain: 3\n      pre-restore-retain: 1\n      keep: 9\n",
+    );
+    let dbs = &loaded.config.dbs;
+    assert_eq!(
+        dbs[0].backups,
+        BackupsConfig {
+            path: PathBuf::from("/data/backups/app.db"),
+            retain: DEFAULT_BACKUPS_RETAIN,
+            pre_restore_retain: DEFAULT_PRE_RESTORE_RETAIN,
+        }
+    );
+    assert_eq!(
+        (dbs[1].backups.path.as_path(), dbs[1].backups.retain),
+        (Path::new("/bk/b"), 3)
+    );
+    assert_eq!(dbs[1].backups.pre_restore_retain, 1);
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("unknown key \"keep\" in dbs[1] (/data/b.db): backups")),
+        "{:?}",
+        loaded.warnings
+    );
+    for bad in ["retain: 0", "pre-restore-retain: -1", "retain: \"2\""] {
+        let text = format!("dbs:\n  - path: /data/app.db\n    backups:\n      {bad}\n");
+        let e = err(&text);
+        assert!(e.contains("dbs[0] (/data/app.db): backups."), "{e}");
+    }
+}

@@ -112,9 +112,17 @@ impl Driver {
         let log = self.dir.join(format!("walstream-{round}.log"));
         let t0 = Instant::now();
         let mut proc = Walstream::start(&self.config, &log)?;
+        self.stats.walstream_starts += 1;
+        if rng.chance(1, 8) {
+            let snapshot_first = proc
+                .wait_ready_or_snapshot()
+                .map_err(|e| format!("walstream not ready after restart: {e}"))?;
+            if snapshot_first {
+                return self.after_new_generation(round, proc, &mut rng);
+            }
+        }
         proc.wait_ready()
             .map_err(|e| format!("walstream not ready after restart: {e}"))?;
-        self.stats.walstream_starts += 1;
 
         let steps = rng.range(1, 4) as usize;
         let writer_kill_at = rng
@@ -156,6 +164,39 @@ impl Driver {
             (t1 - t0).as_secs_f64(),
             (t2 - t1).as_secs_f64(),
             t2.elapsed().as_secs_f64(),
+            if problems.is_empty() {
+                "restores ok".to_string()
+            } else {
+                format!("{} problem(s)", problems.len())
+            }
+        );
+        let seed = self.opts.seed;
+        self.stats.losses.extend(
+            problems
+                .into_iter()
+                .map(|p| format!("seed {seed} round {round}: {p}")),
+        );
+        Ok(())
+    }
+
+    /// SIGKILL right after a new generation's first snapshot (before its WAL is stored, when
+    /// quick enough), then the usual checks.
+    fn after_new_generation(
+        &mut self,
+        round: u64,
+        proc: Walstream,
+        rng: &mut Rng,
+    ) -> Result<(), String> {
+        let log = proc.log_path();
+        proc.kill();
+        self.stats.walstream_kills += 1;
+        let cut = InFlight::from_log(&std::fs::read_to_string(log).unwrap_or_default());
+        self.stats.new_generation_kills += u64::from(cut.bare_snapshot);
+        let problems = self.checker.check_round(rng, &self.durable);
+        println!(
+            "round {round}/{}: SIGKILL after a new generation's snapshot (no segment after it: {}); {}",
+            self.opts.rounds,
+            cut.bare_snapshot,
             if problems.is_empty() {
                 "restores ok".to_string()
             } else {

@@ -45,6 +45,8 @@ pub struct Stats {
     pub mid_upload_kills: u64,
     /// ... of which right after a forced snapshot completed.
     pub after_snapshot_kills: u64,
+    /// ... of which right after a new generation's first snapshot, before any segment of it.
+    pub new_generation_kills: u64,
     /// Clean SIGTERM stops (final sync checked).
     pub graceful_stops: u64,
     pub writer_kills: u64,
@@ -74,7 +76,7 @@ impl Stats {
             .collect();
         let mut s = format!(
             "crash suite: seed {} backend {} rounds {}/{} in {:.1}s\n\
-             faults: walstream SIGKILL {} (mid-snapshot {}, mid-upload {}, right after a snapshot {}), clean SIGTERM {}, writer SIGKILL {} (inside a large transaction {})\n\
+             faults: walstream SIGKILL {} (mid-snapshot {}, mid-upload {}, right after a snapshot {}, new generation without WAL {}), clean SIGTERM {}, writer SIGKILL {} (inside a large transaction {})\n\
              activity: walstream starts {}, syncs {}, forced snapshots {}, application checkpoints {} ({}), last seq {}, last durable seq {}\n\
              checks: restores checked {} (latest {}, -timestamp {}), replays from 0 {}, {:.1}s restoring, {:.1}s comparing\n\
              losses {}, errors {}\n",
@@ -87,6 +89,7 @@ impl Stats {
             self.mid_snapshot_kills,
             self.mid_upload_kills,
             self.after_snapshot_kills,
+            self.new_generation_kills,
             self.graceful_stops,
             self.writer_kills,
             self.writer_kills_in_big,

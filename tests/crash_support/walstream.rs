@@ -156,6 +156,19 @@ impl Walstream {
         })
     }
 
+    /// Waits for readiness, or until the log shows a snapshot written (a new generation's first
+    /// snapshot at start-up): `Ok(true)` when the snapshot came first.
+    pub fn wait_ready_or_snapshot(&mut self) -> Result<bool, String> {
+        let url = format!("{}/readyz", self.base);
+        self.poll("/readyz or a snapshot", |ws| {
+            if ws.log_text().contains("msg=\"snapshot written\"") {
+                return Some(true);
+            }
+            let r = ws.client.get(&url).send().ok()?;
+            r.status().is_success().then_some(false)
+        })
+    }
+
     /// `POST /api/v1/databases/{db}/{action}`: status code and body.
     pub fn post(&self, action: &str) -> Result<(u16, String), String> {
         post(&self.client, &self.base, action)
@@ -235,6 +248,8 @@ impl Walstream {
 pub struct InFlight {
     pub snapshot: bool,
     pub segment: bool,
+    /// The last snapshot written has no segment written after it.
+    pub bare_snapshot: bool,
 }
 
 impl InFlight {
@@ -245,10 +260,12 @@ impl InFlight {
                 f.snapshot = true;
             } else if line.contains("msg=\"snapshot written\"") {
                 f.snapshot = false;
+                f.bare_snapshot = true;
             } else if line.contains("msg=\"write wal segment\"") {
                 f.segment = true;
             } else if line.contains("msg=\"wal segment written\"") {
                 f.segment = false;
+                f.bare_snapshot = false;
             }
         }
         f

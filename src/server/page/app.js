@@ -62,9 +62,10 @@ function parseTime(text) {
   return text ? Date.parse(text.replace(/(\.\d{3})\d+/, '$1')) : NaN;
 }
 
+/** "2026-11-22 06:34:37.123 UTC": unambiguous, and close restore points stay apart. */
 function formatTime(text) {
   const ms = parseTime(text);
-  return Number.isNaN(ms) ? '—' : new Date(ms).toLocaleString();
+  return Number.isNaN(ms) ? '—' : new Date(ms).toISOString().replace('T', ' ').replace('Z', ' UTC');
 }
 
 function formatAgo(seconds) {
@@ -234,9 +235,10 @@ function renderDatabases(dbs) {
 function renderPanel(section, db) {
   const health = !db.attached ? 'waiting for the database file'
     : db.last_error ? `sync failing: ${db.last_error}` : 'replicating';
+  section.headline.replaceChildren(
+    el('span', { class: db.last_error || !db.attached ? 'bad' : 'good' }, health), ' · ',
+    'Last sync: ', agoSpan(db.last_sync));
   section.summary.replaceChildren(
-    el('dt', {}, 'Status'), el('dd', { class: db.last_error ? 'bad' : 'good' }, health),
-    el('dt', {}, 'Last sync'), el('dd', {}, 'Last sync: ', agoSpan(db.last_sync)),
     el('dt', {}, 'Size'), el('dd', {}, `${formatBytes(db.size)} (WAL ${formatBytes(db.wal_size)})`),
     el('dt', {}, 'Position'), el('dd', {}, el('code', {}, formatPosition(db.position))),
   );
@@ -264,6 +266,7 @@ function createSection(db) {
   const name = db.name;
   const titleId = `db-${view.sections.size}`;
   const s = { name };
+  s.headline = el('p', { class: 'headline' });
   s.summary = el('dl', { class: 'summary' });
   s.replicas = el('div', { class: 'replicas' });
   s.points = el('div', { class: 'points', hidden: true });
@@ -272,7 +275,7 @@ function createSection(db) {
   s.root = el('section', { class: 'db', 'aria-labelledby': titleId, 'data-db': name },
     el('h2', { id: titleId }, name), el('p', { class: 'muted', text: db.path }),
     el('div', { class: 'panel' },
-      el('h3', {}, 'Continuous backup'), s.summary, s.replicas,
+      el('h3', {}, 'Continuous backup'), s.headline, s.summary, s.replicas,
       el('div', { class: 'actions' }, s.pointsButton,
         downloadLink(`${dbPath(name)}/replica/latest.db`, 'Download latest from replica', `Download the latest state of ${name} from the replica`)),
       s.points),
@@ -325,7 +328,7 @@ function renderPointsReplica(s, r) {
         el('p', {}, `Generation ${g.generation}: restorable from ${formatTime(g.restorable_from)} to ${formatTime(g.restorable_to)}`),
         el('ul', {}, points.slice(0, POINTS_SHOWN).map((t) => el('li', {},
           el('time', { datetime: t, title: t }, formatTime(t)), ' ',
-          el('button', { type: 'button', 'aria-label': `Restore ${s.name} to ${t}`, onclick: (e) => restoreToPoint(s, t, e.currentTarget) }, 'Restore to this point')))),
+          el('button', { type: 'button', 'aria-label': `Restore to this point: ${s.name} at ${t}`, onclick: (e) => restoreToPoint(s, t, e.currentTarget) }, 'Restore to this point')))),
         points.length > POINTS_SHOWN
           ? el('p', { class: 'muted', text: `${points.length - POINTS_SHOWN} older points not shown (walstream restore -timestamp reaches them).` }) : null);
     }));
@@ -394,13 +397,13 @@ function backupRow(s, b) {
   const label = `backup ${b.name}`;
   return el('tr', { 'data-id': b.id },
     el('td', { title: b.description || '' }, b.name, b.description ? el('div', { class: 'muted', text: b.description }) : null),
-    el('td', {}, el('time', { datetime: b.created, title: b.created }, formatTime(b.created))),
-    el('td', {}, formatBytes(b.size)),
-    el('td', {}, b.kind),
-    el('td', { class: 'actions' },
+    el('td', { class: 'nowrap' }, el('time', { datetime: b.created, title: b.created }, formatTime(b.created))),
+    el('td', { class: 'nowrap' }, formatBytes(b.size)),
+    el('td', { class: 'nowrap' }, b.kind),
+    el('td', {}, el('div', { class: 'actions' },
       downloadLink(b.download_url || `${dbPath(s.name)}/backups/${encodeURIComponent(b.id)}`, 'Download', `Download ${label}`),
       el('button', { type: 'button', 'aria-label': `Restore ${label}`, onclick: (e) => restoreBackup(s, b, e.currentTarget) }, 'Restore'),
-      el('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${label}`, onclick: (e) => deleteBackup(s, b, e.currentTarget) }, 'Delete')));
+      el('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${label}`, onclick: (e) => deleteBackup(s, b, e.currentTarget) }, 'Delete'))));
 }
 
 function restoreBackup(s, b, button) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh — THE project test command (README; .ci/run runs it with no arguments).
 #
-# Owns: the whole test run on a fresh clone: install the test tools into .testenv/ (idempotent),
+# Owns: the whole test run on a fresh clone: install the test tools into .testenv/ (idempotent)
+# and the browser test's Chromium and playwright-core (scripts/install-browser.sh),
 # start the storage servers (scripts/services.sh), then `cargo fmt --check`, `cargo clippy
 # --all-targets -- -D warnings`, `cargo test --all-targets --no-fail-fast` and `cargo test --doc`,
 # and stop every server on exit. Lint failures stop the run; test failures of both test steps are
@@ -46,6 +47,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 cd "$WS_ROOT"
 
 ws_install
+bash scripts/install-browser.sh  # Chromium + playwright-core for tests/admin_page.rs
 [[ $mode == install ]] && exit 0
 
 trap ws_stop_all EXIT

@@ -5,9 +5,11 @@
 # v0.3.13 replicate it (one snapshot) and then about --wal-mb MiB of WAL written by updates
 # (Litestream's default checkpointing cuts that into many indexes and segments), stops Litestream,
 # then restores the latest point with both tools, in alternation, --runs times each, measuring
-# wall-clock seconds, MB/s (restored database bytes per second) and peak RSS with
-# `/usr/bin/time -v`. Restored files are compared byte for byte. walstream is measured with its
-# default `-integrity-check full` and with `-integrity-check none` (Litestream checks nothing).
+# wall-clock seconds, MB/s (restored database bytes per second), peak RSS (`/usr/bin/time -v`) and
+# user+system CPU seconds (less sensitive to a loaded machine than wall time; the load average is
+# printed with the results). Restored files are compared byte for byte. walstream is measured
+# with its default `-integrity-check full` and with `-integrity-check none` (Litestream checks
+# nothing).
 #
 # Usage:
 #   benches/restore.sh [--db-mb N] [--wal-mb N] [--pace-ms N] [--runs N] [--s3] [--keep] [--dir DIR]
@@ -16,8 +18,10 @@
 #     --pace-ms N pause between the ~1 MiB update transactions (default 100), so Litestream's 1 s
 #                 sync loop cuts the WAL into many segments and checkpoints into many indexes
 #     --runs N    restores per tool and variant (default 2)
-#     --s3        also benchmark an S3 replica on moto (needs WALSTREAM_TEST_S3_ENDPOINT and
-#                 WALSTREAM_TEST_BUCKET: run as `scripts/test.sh -- benches/restore.sh --s3`)
+#     --s3        also benchmark an S3 replica on moto, written by the same Litestream run (needs
+#                 WALSTREAM_TEST_S3_ENDPOINT and WALSTREAM_TEST_BUCKET: run as
+#                 `scripts/test.sh -- benches/restore.sh --s3`)
+#     --backend s3  the same as --s3 (--backend file, the default, benchmarks the file replica only)
 #     --keep      keep the work directory
 #     --dir DIR   work directory (default: a new one under ${TMPDIR:-/tmp})
 #   Environment: WALSTREAM_BIN (default target/release/walstream, built with
@@ -42,6 +46,13 @@ while (($#)); do
         --runs) runs=$2; shift ;;
         --pace-ms) pace_ms=$2; shift ;;
         --s3) use_s3=1 ;;
+        --backend)
+            case "$2" in
+                s3) use_s3=1 ;;
+                file) ;;
+                *) echo "--backend must be file or s3" >&2; exit 2 ;;
+            esac
+            shift ;;
         --keep) keep=1 ;;
         --dir) work=$2; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
@@ -182,7 +193,8 @@ bench_source() {
         cmp "$work/lt.db" "$work/ws.db" || { echo "restored files differ ($label)" >&2; exit 1; }
     done
 }
-log "restoring (each tool $runs times, alternating)"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+log "restoring (each tool $runs times, alternating; load average $load_before)"
 bench_source "file" "file://$work/replica"
 if ((use_s3)); then
     bench_source "s3" -config "$work/litestream.yml" -replica s3 "$db"
@@ -198,7 +210,10 @@ best() {
          END { for (k in line) print line[k] }' "$results" | sort
 }
 best
-best | awk '{ key = substr($0, 1, 32); split(substr($0, 33), f, " "); t[key] = f[1] }
-     END { for (k in t) if (k ~ /^litestream file/) lt = t[k];
-           for (k in t) if (k ~ /^walstream file \(full/) wf = t[k]; else if (k ~ /^walstream file \(no/) wn = t[k];
-           if (lt && wf && wn) printf "litestream/walstream time ratio (file): %.2fx with full check, %.2fx without\n", lt / wf, lt / wn }'
+for label in file s3; do
+    best | awk -v l="$label" '{ key = substr($0, 1, 32); split(substr($0, 33), f, " "); t[key] = f[1] }
+         END { for (k in t) if (k ~ "^litestream " l " ") lt = t[k];
+               for (k in t) if (k ~ "^walstream " l " \\(full") wf = t[k]; else if (k ~ "^walstream " l " \\(no") wn = t[k];
+               if (lt && wf && wn) printf "litestream/walstream time ratio (%s): %.2fx with full check, %.2fx without\n", l, lt / wf, lt / wn }'
+done
+echo "load average before the restores: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg)"

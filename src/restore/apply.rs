@@ -62,6 +62,9 @@ impl<'f> SnapshotSink<'f> {
             .saturating_sub(self.head.len())
             .min(data.len());
         self.head.extend_from_slice(&data[..want]);
+        if want > 0 && self.head.len() == DB_HEADER_LEN {
+            preallocate(self.file, &self.head);
+        }
         self.file
             .write_all_at(data, self.len)
             .map_err(|e| RestoreError::io("write", self.path, e))?;
@@ -110,6 +113,35 @@ impl<'f> SnapshotSink<'f> {
             page_size: Some(page_size),
         })
     }
+}
+
+/// Reserves the disk blocks of the database size the header announces (when SQLite would trust
+/// it), without changing the file length: the filesystem then allocates once instead of on
+/// every write. Best effort — a filesystem without `fallocate` just allocates as it goes.
+fn preallocate(file: &File, head: &[u8]) {
+    use std::os::fd::AsRawFd;
+    let Some(len) = header_db_len(head) else {
+        return;
+    };
+    let Ok(len) = libc::off_t::try_from(len) else {
+        return;
+    };
+    // SAFETY: plain syscall on an open descriptor; no memory is passed.
+    let _ = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+}
+
+/// `pages × page_size` from a database header, if the header's size field is valid.
+fn header_db_len(h: &[u8]) -> Option<u64> {
+    if h.len() < DB_HEADER_LEN || &h[..16] != SQLITE_MAGIC {
+        return None;
+    }
+    let page_size = match u16::from_be_bytes([h[16], h[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let be = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let (change_counter, pages, valid_for) = (be(24), be(28), be(92));
+    (pages > 0 && change_counter == valid_for).then(|| u64::from(pages) * page_size)
 }
 
 /// State once the WAL header of the index has been read.

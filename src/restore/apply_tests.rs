@@ -283,3 +283,23 @@ fn consecutive_pages_are_written_in_runs_without_reordering() {
         vec![10, 2, 30, 41, 50]
     );
 }
+
+#[test]
+fn preallocation_never_changes_the_file_length() {
+    for written in [4096usize, 3000] {
+        let tmp = tempfile::NamedTempFile::new().expect("temp");
+        let file = tmp.reopen().expect("reopen");
+        let mut db = sqlite_header(512, 64); // announces 32 KiB
+        db.resize(written, 0);
+        let mut s = SnapshotSink::new(&file, tmp.path(), "snap");
+        s.write(&db[..50]).expect("first part");
+        s.write(&db[50..]).expect("rest");
+        assert!(s.finish().is_err(), "shorter than announced");
+        let len = file.metadata().expect("stat").len();
+        assert_eq!(len, written as u64, "only the written bytes count");
+    }
+    assert_eq!(header_db_len(&sqlite_header(512, 64)), Some(32 << 10));
+    let mut stale = sqlite_header(512, 64);
+    stale[92..96].copy_from_slice(&1u32.to_be_bytes());
+    assert_eq!(header_db_len(&stale), None, "untrusted in-header size");
+}

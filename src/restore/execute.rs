@@ -2,16 +2,22 @@
 //! thread, fsync, verification, atomic move into place.
 //!
 //! ```text
-//! snapshot task ──blocks (≤2 in flight)──▶ ┐
-//!                                          ├─▶ disk thread: OUT.tmp ← snapshot, then each
-//! segment tasks (≤ parallelism, in order) ─┘    index's frames (validated) → fsync
-//!                                           ──▶ integrity check ──▶ link OUT, unlink OUT.tmp
+//! snapshot task ──blocks (≤2 in flight)─────────────────────┐
+//!                                                           ├─▶ disk thread: OUT.tmp ← snapshot,
+//! segment downloads (≤ parallelism, compressed)             │   then each index's frames
+//!   ──▶ decode one at a time, in order ──(1 queued)─────────┘   (validated)
+//!   ──▶ fsync ∥ integrity check ──▶ link OUT, unlink OUT.tmp
 //! ```
+//!
+//! The final fsync and the integrity check run at the same time (the check reads the finished
+//! file from the page cache while the disk catches up); the move into place waits for both, and
+//! an fsync error wins over a verification error.
 //!
 //! What must stay true:
 //! - The disk thread consumes the snapshot first and segments strictly in (index, offset)
 //!   order; downloads run ahead by at most `parallelism` segments, so memory stays bounded by
-//!   `parallelism × SPILL_THRESHOLD` plus a few decoder blocks, never by database size.
+//!   `parallelism × SPILL_THRESHOLD` stored bytes plus three decompressed segments
+//!   (`DECODED_SPILL_THRESHOLD` each) and a few snapshot blocks, never by database size.
 //! - Any failure (download, decode, validation, verification, a panicked task) ends the
 //!   restore with that error; the [`TempOutput`] guard then removes every temporary file and
 //!   in-flight download tasks are aborted.
@@ -32,7 +38,9 @@ use crate::storage::{ReplicaClient, SegmentInfo};
 
 use super::apply::{IndexApplier, SnapshotSink};
 use super::error::RestoreError;
-use super::fetch::{FetchedSegment, decompressed, fetch_segment, snapshot_key};
+use super::fetch::{
+    FetchedSegment, RawSegment, decode_segment, decompressed, fetch_segment, snapshot_key,
+};
 use super::flush::Flusher;
 use super::output::TempOutput;
 use super::plan::RestorePlan;
@@ -80,6 +88,7 @@ pub struct RestoreSummary {
 /// Message from the snapshot task: a block, or the end of the snapshot.
 type SnapshotMsg = Result<Option<Bytes>, RestoreError>;
 type SegmentMsg = Result<FetchedSegment, RestoreError>;
+type RawMsg = Result<RawSegment, RestoreError>;
 
 /// Executes `plan` into `output` (which must not exist; checked again at the final move).
 pub async fn execute(
@@ -93,12 +102,20 @@ pub async fn execute(
     let progress = Progress::new(plan.download_size(), opts.progress);
     let clear_bar = FinishOnDrop(progress.clone());
     info!(generation = %plan.generation, index = plan.snapshot.index, path = %tmp.display(), "restoring snapshot");
-    let (frames, db_size) =
-        download_and_apply(client, plan, output, &tmp, file, opts, &progress).await?;
+    let written = download_and_apply(client, plan, output, &tmp, file, opts, &progress).await?;
+    let (frames, db_size) = (written.frames, written.size);
 
+    release_free_memory();
     progress.set_phase("verifying");
     let check = opts.integrity_check;
-    join(tokio::task::spawn_blocking(move || verify(&tmp, check))).await?;
+    let sync_path = tmp.clone();
+    let synced = join(tokio::task::spawn_blocking(move || {
+        written.sync(&sync_path)
+    }));
+    let verified = join(tokio::task::spawn_blocking(move || verify(&tmp, check)));
+    let (synced, verified) = tokio::join!(synced, verified);
+    synced?;
+    verified?;
     drop(clear_bar);
 
     if plan.snapshot_only {
@@ -116,8 +133,18 @@ pub async fn execute(
     })
 }
 
-/// Starts the download tasks and the disk thread; returns (frames applied, file size) once the
-/// file is complete and fsynced. Download tasks are aborted when this returns.
+/// Hands the download phase's freed buffers back to the system before the check, so the peak
+/// resident memory is the larger of the two phases rather than their sum.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases memory the allocator holds unused.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Starts the download tasks and the disk thread; returns once every byte is written (not yet
+/// fsynced). Download tasks are aborted when this returns.
 async fn download_and_apply(
     client: &ReplicaClient,
     plan: &RestorePlan,
@@ -126,8 +153,9 @@ async fn download_and_apply(
     file: File,
     opts: &ExecOptions,
     progress: &Progress,
-) -> Result<(u64, u64), RestoreError> {
+) -> Result<Written, RestoreError> {
     let (snap_tx, snap_rx) = mpsc::channel(SNAPSHOT_QUEUE);
+    let (raw_tx, raw_rx) = mpsc::channel(1);
     let (seg_tx, seg_rx) = mpsc::channel(1);
     let key = snapshot_key(client, &plan.generation, plan.snapshot.index);
     let snap_task = tokio::spawn(send_snapshot(
@@ -145,17 +173,21 @@ async fn download_and_apply(
         output.to_path_buf(),
         opts.parallelism.max(1),
         progress.clone(),
-        seg_tx,
+        raw_tx,
     ));
+    let decode_out = output.to_path_buf();
+    let decoder = tokio::task::spawn_blocking(move || decode_segments(&decode_out, raw_rx, seg_tx));
     let (disk_plan, disk_tmp) = (plan.clone(), tmp.to_path_buf());
     let span = tracing::Span::current();
     let disk = tokio::task::spawn_blocking(move || {
         let _in_span = span.enter();
-        write_database(&file, &disk_tmp, &disk_plan, &key, snap_rx, seg_rx)
+        write_database(file, &disk_tmp, &disk_plan, &key, snap_rx, seg_rx)
     });
     let written = join(disk).await;
     snap_task.abort();
     seg_task.abort();
+    // Ends within one segment once its channels are closed; its errors already reached `disk`.
+    let _ = decoder.await;
     written
 }
 
@@ -200,7 +232,7 @@ async fn send_segments(
     output: PathBuf,
     parallelism: usize,
     progress: Progress,
-    tx: Sender<SegmentMsg>,
+    tx: Sender<RawMsg>,
 ) {
     let mut fetched = futures::stream::iter(segments)
         .map(|info| {
@@ -208,9 +240,22 @@ async fn send_segments(
             AbortOnDrop(tokio::spawn(task))
         })
         .buffered(parallelism);
-    while let Some(seg) = fetched.next().await {
+    while let Some(raw) = fetched.next().await {
+        let failed = raw.is_err();
+        if tx.send(raw).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The decode thread: decompresses downloaded segments one at a time, in order. One thread
+/// (rather than a task per segment on the blocking pool) keeps its buffers in one allocator
+/// arena, where each segment reuses the memory the previous one freed.
+fn decode_segments(output: &Path, mut rx: Receiver<RawMsg>, tx: Sender<SegmentMsg>) {
+    while let Some(raw) = rx.blocking_recv() {
+        let seg = raw.and_then(|raw| decode_segment(raw, output));
         let failed = seg.is_err();
-        if tx.send(seg).await.is_err() || failed {
+        if tx.blocking_send(seg).is_err() || failed {
             return;
         }
     }
@@ -236,16 +281,63 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// The disk thread: snapshot, then every index in order, then fsync. Returns (frames, size).
+/// The complete (written, not yet durable) temporary database.
+struct Written {
+    file: File,
+    flusher: Flusher,
+    frames: u64,
+    size: u64,
+}
+
+impl Written {
+    /// Waits for the early syncs, then fsyncs the file.
+    fn sync(self, path: &Path) -> Result<(), RestoreError> {
+        self.flusher
+            .finish()
+            .map_err(|e| RestoreError::io("sync", path, e))?;
+        self.file
+            .sync_all()
+            .map_err(|e| RestoreError::io("fsync", path, e))
+    }
+}
+
+/// The disk thread: snapshot, then every index in order. The caller fsyncs.
 fn write_database(
-    file: &File,
+    file: File,
     path: &Path,
     plan: &RestorePlan,
     snapshot_key: &str,
     mut snap_rx: Receiver<SnapshotMsg>,
     mut seg_rx: Receiver<SegmentMsg>,
+) -> Result<Written, RestoreError> {
+    let mut flusher = Flusher::start(&file).map_err(|e| RestoreError::io("sync", path, e))?;
+    let (frames, size) = write_all(
+        &file,
+        path,
+        plan,
+        snapshot_key,
+        &mut snap_rx,
+        &mut seg_rx,
+        &mut flusher,
+    )?;
+    Ok(Written {
+        file,
+        flusher,
+        frames,
+        size,
+    })
+}
+
+/// Writes the snapshot and every index; returns (frames, file size).
+fn write_all(
+    file: &File,
+    path: &Path,
+    plan: &RestorePlan,
+    snapshot_key: &str,
+    snap_rx: &mut Receiver<SnapshotMsg>,
+    seg_rx: &mut Receiver<SegmentMsg>,
+    flusher: &mut Flusher,
 ) -> Result<(u64, u64), RestoreError> {
-    let mut flusher = Flusher::start(file).map_err(|e| RestoreError::io("sync", path, e))?;
     let mut sink = SnapshotSink::new(file, path, snapshot_key);
     loop {
         match snap_rx.blocking_recv() {
@@ -283,11 +375,6 @@ fn write_database(
         frames += summary.frames;
         info!(generation = %plan.generation, index = index.index, elapsed = ?started.elapsed(), "applied wal");
     }
-    flusher
-        .finish()
-        .map_err(|e| RestoreError::io("sync", path, e))?;
-    file.sync_all()
-        .map_err(|e| RestoreError::io("fsync", path, e))?;
     let size = file
         .metadata()
         .map_err(|e| RestoreError::io("stat", path, e))?

@@ -1,9 +1,14 @@
 //! Downloading replica objects and decompressing them while they arrive.
 //!
 //! What must stay true:
-//! - Memory per object in flight is bounded: a segment's decompressed bytes are kept in memory up
-//!   to [`SPILL_THRESHOLD`], beyond that they go to an anonymous spill file beside the output;
-//!   the snapshot is never buffered (its blocks are handed on one by one).
+//! - Memory per object in flight is bounded: a downloading segment keeps its stored (compressed)
+//!   bytes in memory up to [`SPILL_THRESHOLD`], beyond that they go to an anonymous spill file
+//!   beside the output. Segments are decompressed one at a time, in apply order
+//!   ([`decode_segment`]), so only the few segments next in line are ever held decompressed
+//!   (each up to [`DECODED_SPILL_THRESHOLD`] in memory, else spilled), however many downloads run
+//!   in parallel. The snapshot is never buffered (its blocks are handed on one by one).
+//! - A segment is decompressed and its LZ4 checksums verified completely before any of its bytes
+//!   is handed on, so a corrupt object is reported as a decompression error, never as a WAL error.
 //! - Every error names the object key: storage failures as [`RestoreError::Read`], LZ4 problems
 //!   (bad magic, corrupt block, content-checksum mismatch, truncated frame) as
 //!   [`RestoreError::Decompress`].
@@ -24,8 +29,11 @@ use super::error::RestoreError;
 use super::output::spill_file;
 use super::progress::Progress;
 
-/// Decompressed bytes of one segment kept in memory before spilling to disk.
+/// Stored bytes of one downloading segment kept in memory before spilling to disk.
 pub const SPILL_THRESHOLD: usize = 4 << 20;
+/// Decompressed bytes of one segment kept in memory before spilling to disk (at most three
+/// decompressed segments exist at once: being decoded, queued, being applied).
+pub const DECODED_SPILL_THRESHOLD: usize = 8 << 20;
 /// Read size when replaying a spill file.
 const SPILL_READ: usize = 1 << 20;
 
@@ -36,7 +44,15 @@ pub enum Body {
     Spilled { file: File, len: u64 },
 }
 
-/// One downloaded segment, ready to apply.
+/// One downloaded segment, still compressed.
+#[derive(Debug)]
+pub struct RawSegment {
+    pub info: SegmentInfo,
+    pub key: String,
+    pub body: Body,
+}
+
+/// One decompressed segment, ready to apply.
 #[derive(Debug)]
 pub struct FetchedSegment {
     pub info: SegmentInfo,
@@ -146,31 +162,67 @@ impl Decoding {
     }
 }
 
-/// Collects a segment in memory, spilling to an anonymous file past the threshold.
+/// Collects a segment in memory, spilling to an anonymous file past `limit` bytes.
 struct SegmentSink<'a> {
     out: &'a Path,
     info: &'a SegmentInfo,
     key: &'a str,
+    limit: usize,
     parts: Vec<Bytes>,
     held: usize,
     spill: Option<(File, u64)>,
 }
 
-impl SegmentSink<'_> {
-    async fn accept(&mut self, block: Bytes) -> Result<(), RestoreError> {
-        if self.spill.is_none() && self.held + block.len() <= SPILL_THRESHOLD {
+impl<'a> SegmentSink<'a> {
+    fn new(out: &'a Path, info: &'a SegmentInfo, key: &'a str, limit: usize) -> Self {
+        SegmentSink {
+            out,
+            info,
+            key,
+            limit,
+            parts: Vec::new(),
+            held: 0,
+            spill: None,
+        }
+    }
+
+    /// Keeps `block` in memory if it fits; otherwise returns the blocks to write to the spill
+    /// file (creating it on the first overflow).
+    fn hold(&mut self, block: Bytes) -> Result<Vec<Bytes>, RestoreError> {
+        if self.spill.is_none() && self.held + block.len() <= self.limit {
             self.held += block.len();
             self.parts.push(block);
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let mut out = Vec::new();
         if self.spill.is_none() {
             let file = spill_file(self.out, self.info.index, self.info.offset)?;
             self.spill = Some((file, 0));
-            for part in std::mem::take(&mut self.parts) {
-                self.write_spill(part).await?;
-            }
+            out = std::mem::take(&mut self.parts);
         }
-        self.write_spill(block).await
+        out.push(block);
+        Ok(out)
+    }
+
+    /// For async callers: spill writes run on the blocking pool.
+    async fn accept(&mut self, block: Bytes) -> Result<(), RestoreError> {
+        for part in self.hold(block)? {
+            self.write_spill(part).await?;
+        }
+        Ok(())
+    }
+
+    /// For callers already on a blocking thread.
+    fn accept_blocking(&mut self, block: Bytes) -> Result<(), RestoreError> {
+        for part in self.hold(block)? {
+            let Some((file, len)) = self.spill.as_mut() else {
+                return Ok(());
+            };
+            file.write_all_at(&part, *len)
+                .map_err(|e| RestoreError::io("write spill file for", self.key, e))?;
+            *len += part.len() as u64;
+        }
+        Ok(())
     }
 
     async fn write_spill(&mut self, block: Bytes) -> Result<(), RestoreError> {
@@ -200,33 +252,53 @@ impl SegmentSink<'_> {
     }
 }
 
-/// Downloads and decompresses one segment.
+/// Downloads one segment (still compressed), spilling past [`SPILL_THRESHOLD`] stored bytes.
 pub async fn fetch_segment(
     client: ReplicaClient,
     info: SegmentInfo,
     out: PathBuf,
     progress: Progress,
-) -> Result<FetchedSegment, RestoreError> {
+) -> Result<RawSegment, RestoreError> {
     let key = segment_key(&client, &info);
-    let raw = client
+    let read_err = |e: StorageError| RestoreError::Read {
+        key: key.clone(),
+        source: Box::new(e),
+    };
+    let mut raw = client
         .open_segment(&info.generation, info.index, info.offset)
         .await
-        .map_err(|e| RestoreError::Read {
-            key: key.clone(),
-            source: Box::new(e),
-        })?;
-    let mut blocks = std::pin::pin!(decompressed(raw, key.clone(), progress));
-    let mut sink = SegmentSink {
-        out: &out,
-        info: &info,
-        key: &key,
-        parts: Vec::new(),
-        held: 0,
-        spill: None,
-    };
-    while let Some(block) = blocks.next().await {
-        sink.accept(block?).await?;
+        .map_err(read_err)?;
+    let mut sink = SegmentSink::new(&out, &info, &key, SPILL_THRESHOLD);
+    while let Some(chunk) = raw.next().await {
+        let chunk = chunk.map_err(read_err)?;
+        progress.add(chunk.len() as u64);
+        sink.accept(chunk).await?;
     }
+    let body = sink.into_body();
+    Ok(RawSegment { info, key, body })
+}
+
+/// Decompresses a downloaded segment completely (blocking; every LZ4 checksum verified),
+/// keeping up to [`DECODED_SPILL_THRESHOLD`] bytes in memory.
+pub fn decode_segment(raw: RawSegment, out: &Path) -> Result<FetchedSegment, RestoreError> {
+    let RawSegment { info, key, body } = raw;
+    let lz4_err = |e: Lz4Error| RestoreError::Decompress {
+        key: key.clone(),
+        source: Box::new(e),
+    };
+    let mut dec = Decoder::new();
+    let mut sink = SegmentSink::new(out, &info, &key, DECODED_SPILL_THRESHOLD);
+    body.for_each(&key, |mut chunk| {
+        while !chunk.is_empty() {
+            let (used, block) = dec.feed(chunk).map_err(lz4_err)?;
+            chunk = &chunk[used..];
+            if let Some(block) = block {
+                sink.accept_blocking(block)?;
+            }
+        }
+        Ok(())
+    })?;
+    dec.finish().map_err(lz4_err)?;
     let body = sink.into_body();
     Ok(FetchedSegment { info, key, body })
 }

@@ -3,7 +3,7 @@
 //!
 //! Pieces: [`plan`] (pure choice rules), [`select`] (listing replicas), [`fetch`] (download +
 //! LZ4), [`apply`] (snapshot and WAL frames onto the file, strictly validated), [`verify`]
-//! (`integrity_check`), [`output`] (temporary files and the atomic move), [`execute`] (the
+//! (`integrity_check`, reading through `verify_vfs`), [`output`] (temporary files and the atomic move), [`execute`] (the
 //! pipeline), [`progress`] (terminal progress bar).
 //!
 //! What must stay true:
@@ -27,6 +27,7 @@ pub mod select;
 #[doc(hidden)]
 pub mod testkit;
 pub mod verify;
+mod verify_vfs;
 
 use std::path::PathBuf;
 

@@ -86,10 +86,18 @@ fn chunk_len(remaining: u64) -> usize {
     usize::try_from(remaining).map_or(CHUNK_SIZE, |r| r.min(CHUNK_SIZE))
 }
 
-/// Reads exactly `len` bytes (`UnexpectedEof` if the file ends first).
+/// Reads exactly `len` bytes (`UnexpectedEof` if the file ends first). The buffer is filled
+/// straight from the file without being zeroed first.
 fn read_chunk(file: &mut File, len: usize) -> io::Result<Bytes> {
-    let mut buf = vec![0u8; len];
-    file.read_exact(&mut buf)?;
+    let mut buf = Vec::with_capacity(len);
+    let limit = u64::try_from(len).map_err(io::Error::other)?;
+    file.take(limit).read_to_end(&mut buf)?;
+    if buf.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "failed to fill whole buffer",
+        ));
+    }
     Ok(Bytes::from(buf))
 }
 

@@ -133,8 +133,9 @@ pub async fn execute(
     })
 }
 
-/// Hands the download phase's freed buffers back to the system before the check, so the peak
-/// resident memory is the larger of the two phases rather than their sum.
+/// Hands freed buffers back to the system between phases (snapshot → WAL → check), so the peak
+/// resident memory is the largest phase's rather than their sum (glibc keeps freed memory in
+/// per-thread arenas, and the next phase allocates on other threads).
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases memory the allocator holds unused.
@@ -351,6 +352,7 @@ fn write_all(
         }
     }
     let db = sink.finish()?;
+    release_free_memory(); // the snapshot's blocks: the WAL phase does not reuse them
     let mut page_size = db.page_size;
     let mut frames = 0;
     if let (Some(first), Some(last)) = (plan.wal.first(), plan.wal.last()) {

@@ -98,6 +98,7 @@ impl Driver {
         self.stats.model_rebuilds = self.checker.model.rebuilds;
         self.stats.restores_latest = self.checker.restores_latest;
         self.stats.restores_timestamp = self.checker.restores_timestamp;
+        self.stats.timestamps_unavailable = self.checker.timestamps_unavailable;
         self.stats.restore_time = self.checker.restore_time;
         self.stats.compare_time = self.checker.compare_time;
         self.stats.last_seq = read_seq(&self.db).ok().flatten().unwrap_or(0);

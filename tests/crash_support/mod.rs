@@ -59,6 +59,7 @@ pub struct Stats {
     pub restores_latest: u64,
     pub restores_timestamp: u64,
     pub model_rebuilds: u64,
+    pub timestamps_unavailable: u64,
     pub restore_time: Duration,
     pub compare_time: Duration,
     pub last_seq: u64,
@@ -78,7 +79,7 @@ impl Stats {
             "crash suite: seed {} backend {} rounds {}/{} in {:.1}s\n\
              faults: walstream SIGKILL {} (mid-snapshot {}, mid-upload {}, right after a snapshot {}, new generation without WAL {}), clean SIGTERM {}, writer SIGKILL {} (inside a large transaction {})\n\
              activity: walstream starts {}, syncs {}, forced snapshots {}, application checkpoints {} ({}), last seq {}, last durable seq {}\n\
-             checks: restores checked {} (latest {}, -timestamp {}), replays from 0 {}, {:.1}s restoring, {:.1}s comparing\n\
+             checks: restores checked {} (latest {}, -timestamp {}; rounds with no consistent -timestamp target {}), replays from 0 {}, {:.1}s restoring, {:.1}s comparing\n\
              losses {}, errors {}\n",
             opts.seed,
             if opts.s3 { "s3" } else { "file" },
@@ -103,6 +104,7 @@ impl Stats {
             self.restores_latest + self.restores_timestamp,
             self.restores_latest,
             self.restores_timestamp,
+            self.timestamps_unavailable,
             self.model_rebuilds,
             self.restore_time.as_secs_f64(),
             self.compare_time.as_secs_f64(),

@@ -542,3 +542,34 @@ fn directory_named_like_a_segment_is_ignored() {
     assert_eq!(run.status.code(), Some(1), "{ls_err}");
     assert_has(&ls_err, &format!("missing WAL index: {GEN}/00000003"));
 }
+
+#[test]
+fn empty_or_tiny_objects_are_truncated_frames() {
+    // Regression: objects shorter than the age header (21 bytes) once made the restore task
+    // panic ("Unfold must not be polled after it returned `Poll::Ready(None)`").
+    for (body, end) in [(&b""[..], 0), (&b"\x04\x22"[..], 2)] {
+        let f = Fixture::new();
+        let seg = f.segment(1, 1);
+        f.rewrite(seg, body);
+        let err = f.restore_fails(&[]);
+        assert_has(
+            &err,
+            &format!(
+                "decompress {}: lz4: truncated frame: input ends at offset {end}",
+                seg.key
+            ),
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        let f = Fixture::new();
+        let snap = f.snapshot();
+        f.rewrite(snap, body);
+        let err = f.restore_fails(&[]);
+        assert_has(
+            &err,
+            &format!(
+                "decompress {}: lz4: truncated frame: input ends at offset {end}",
+                snap.key
+            ),
+        );
+    }
+}

@@ -142,16 +142,27 @@ fn healthy_replica_validates_ok_and_cleans_up() {
     poll_until("an empty TMPDIR", || list(&tmp).is_empty());
 }
 
+/// The generation's first snapshot once it is stored and readable. Its index is 0, or 1 when
+/// the snapshot's own checkpoint restarted the WAL (see `Db::begin_snapshot`).
+fn first_snapshot(replica: &Path) -> PathBuf {
+    let dir = generation_dir(replica).join("snapshots");
+    let mut found = None;
+    poll_until("the first snapshot", || {
+        found = list(&dir).into_iter().min().map(|n| dir.join(n));
+        found
+            .as_ref()
+            .is_some_and(|p| std::fs::read(p).is_ok_and(|b| walstream::lz4::decompress(&b).is_ok()))
+    });
+    found.expect("polled until found")
+}
+
 #[test]
 fn altered_snapshot_content_is_a_mismatch() {
     let (_keep, dir) = tempdir();
     let (db, replica) = (dir.join("app.db"), dir.join("replica"));
     let app = app_with_blob(&db);
     let (ws, _tmp) = start(&dir, &db, &replica);
-    let snap = generation_dir(&replica).join("snapshots/00000000.snapshot.lz4");
-    poll_until("the first snapshot", || {
-        std::fs::read(&snap).is_ok_and(|b| walstream::lz4::decompress(&b).is_ok())
-    });
+    let snap = first_snapshot(&replica);
     // One byte in the middle of the blob's overflow pages: the file still restores.
     reencode(&snap, |plain| {
         let run = vec![BLOB_BYTE; 2048];
@@ -190,9 +201,16 @@ fn altered_wal_segment_content_is_an_error() {
     for id in 1..=20 {
         insert(&app, id);
     }
-    let wal = generation_dir(&replica).join("wal");
-    let segment = wal.join("00000000_00000000.wal.lz4");
-    poll_until("a first index-0 segment with frames", || {
+    // The first segment that restore applies: offset 0 of the first snapshot's index.
+    let index = first_snapshot(&replica)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".snapshot.lz4"))
+        .expect("snapshot name")
+        .to_string();
+    let name = format!("{index}_00000000.wal.lz4");
+    let segment = generation_dir(&replica).join("wal").join(&name);
+    poll_until("the snapshot index's first segment with frames", || {
         std::fs::read(&segment)
             .ok()
             .and_then(|b| walstream::lz4::decompress(&b).ok())
@@ -205,7 +223,7 @@ fn altered_wal_segment_content_is_an_error() {
     let v = wait_validation(&ws, "error");
     let message = v["message"].as_str().unwrap_or_default();
     assert!(
-        message.starts_with("cannot restore: ") && message.contains("00000000_00000000.wal.lz4"),
+        message.starts_with("cannot restore: ") && message.contains(&name),
         "{v}"
     );
     assert!(v["replica_checksum"].is_null(), "{v}");

@@ -361,12 +361,23 @@ impl Shared {
         let att = slot.as_mut().ok_or_else(|| DbError::NotOpen {
             path: self.path.clone(),
         })?;
+        let result = self.timed_tick(att);
+        let before = self.publish(result)?.pos;
+        // A complete checkpoint (no application reader pinning older frames) re-takes our
+        // read transaction on a fully backfilled WAL, i.e. on SQLite's read-mark 0: until it
+        // ends, no process can copy WAL frames into the database file, so the snapshot is the
+        // exact database at the end of every index below `pos.index` — consistent on its own,
+        // even before any segment of `pos.index` is uploaded. Otherwise fall back to a plain
+        // PASSIVE checkpoint: the file may then hold part of `pos.index` (restore replays it).
+        let pos = match self.restarting_checkpoint(att, &before, CheckpointMode::Passive)? {
+            Some(after) => after,
+            None => {
+                att.conns.checkpoint_passive()?;
+                before
+            }
+        };
         self.guards.fetch_add(1, Ordering::AcqRel);
         let token = GuardToken(Arc::clone(me));
-        let result = self.timed_tick(att);
-        let published = self.publish(result);
-        let pos = published?.pos;
-        att.conns.checkpoint_passive()?;
         let file = Arc::clone(&att.db_file);
         let size = file
             .metadata()
@@ -378,6 +389,36 @@ impl Shared {
             size,
             _active: token,
         })
+    }
+
+    /// Runs `mode` through walstream's checkpoint procedure and publishes where the shadow
+    /// stands. `Some(pos)` only when the checkpoint completed and restarted the WAL (the shadow
+    /// index advanced): the database file then holds exactly the indices below `pos.index`.
+    /// `None` when it was skipped or incomplete.
+    fn restarting_checkpoint(
+        &self,
+        att: &mut Attached,
+        before: &Pos,
+        mode: CheckpointMode,
+    ) -> Result<Option<Pos>, DbError> {
+        if self.snapshot_running() {
+            return Ok(None);
+        }
+        let Some(adv) = self.checkpoint(att, &before.generation, mode)? else {
+            return Ok(None);
+        };
+        let after = Pos {
+            generation: before.generation.clone(),
+            index: adv.index,
+            offset: adv.shadow_size,
+        };
+        self.publish(Ok(SyncOutcome {
+            pos: after.clone(),
+            changed: false,
+            new_generation: None,
+            checkpoint: Some(mode),
+        }))?;
+        Ok((adv.index != before.index).then_some(after))
     }
 
     /// Publishes the tick's result on the state channel and refreshes the gauges.

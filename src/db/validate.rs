@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{CheckpointMode, DbError, GuardToken, Pos, Shared, SnapshotGuard, SyncOutcome};
+use super::{CheckpointMode, DbError, GuardToken, Pos, Shared, SnapshotGuard};
 
 /// Outcome of [`super::Db::begin_restart_snapshot`].
 pub enum RestartSnapshot {
@@ -37,26 +37,11 @@ impl Shared {
         if self.snapshot_running() {
             return Ok(RestartSnapshot::Skipped("a snapshot is running"));
         }
-        let mode = CheckpointMode::Restart;
-        let Some(adv) = self.checkpoint(att, &before.generation, mode)? else {
-            return Ok(RestartSnapshot::Skipped("the write lock stayed busy"));
-        };
-        let after = Pos {
-            generation: before.generation.clone(),
-            index: adv.index,
-            offset: adv.shadow_size,
-        };
-        self.publish(Ok(SyncOutcome {
-            pos: after.clone(),
-            changed: false,
-            new_generation: None,
-            checkpoint: Some(mode),
-        }))?;
-        if adv.index == before.index {
+        let Some(after) = self.restarting_checkpoint(att, &before, CheckpointMode::Restart)? else {
             return Ok(RestartSnapshot::Skipped(
-                "the checkpoint did not complete (a reader holds the wal)",
+                "the checkpoint did not complete (the write lock stayed busy or a reader holds the wal)",
             ));
-        }
+        };
         self.guards.fetch_add(1, Ordering::AcqRel);
         let token = GuardToken(Arc::clone(me));
         let file = Arc::clone(&att.db_file);

@@ -47,10 +47,21 @@ impl Replica {
     }
 
     async fn sync_locked(&self, pos: &mut Option<Pos>, local: &Pos) -> Result<(), ReplicaError> {
+        let refreshed;
+        let mut local = local;
         if pos.as_ref().map(|p| &p.generation) != Some(&local.generation) {
             *pos = None;
             self.ensure_snapshot(&local.generation).await?;
             *pos = Some(self.resume(&local.generation).await?);
+            // Taking the snapshot may have checkpointed and restarted the WAL (see
+            // `Db::begin_snapshot`), moving the db past the position read before it.
+            refreshed = self.db_state.borrow().pos.clone();
+            if let Some(now) = refreshed
+                .as_ref()
+                .filter(|p| p.generation == local.generation)
+            {
+                local = now;
+            }
         }
         let page_size = self.db.page_size();
         while let Some(current) = pos.clone() {

@@ -18,7 +18,8 @@ use super::node::Section;
 use super::paths::{default_meta_path, normalize_db_path};
 use super::url::split_host_port;
 use super::{
-    BackupsConfig, Config, ConfigError, DbConfig, HttpConfig, LogLevel, LoggingConfig, ReplicaConfig,
+    BackupsConfig, Config, ConfigError, DbConfig, HttpConfig, LogLevel, LoggingConfig,
+    ReplicaConfig,
 };
 
 const TOP_KEYS: &[&str] = &[

@@ -151,7 +151,9 @@ impl BackupsConfig {
 /// `<db dir>/backups/<db file name>`.
 pub fn default_backups_path(db_path: &Path) -> PathBuf {
     let dir = db_path.parent().unwrap_or_else(|| Path::new("/"));
-    let name = db_path.file_name().unwrap_or_else(|| std::ffi::OsStr::new("db"));
+    let name = db_path
+        .file_name()
+        .unwrap_or_else(|| std::ffi::OsStr::new("db"));
     dir.join("backups").join(name)
 }
 

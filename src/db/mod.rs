@@ -376,6 +376,11 @@ impl Shared {
                 before
             }
         };
+        self.guard(me, att, pos)
+    }
+
+    /// Hands out a snapshot guard at `pos` on the attached database file.
+    fn guard(&self, me: &Arc<Shared>, att: &Attached, pos: Pos) -> Result<SnapshotGuard, DbError> {
         self.guards.fetch_add(1, Ordering::AcqRel);
         let token = GuardToken(Arc::clone(me));
         let file = Arc::clone(&att.db_file);

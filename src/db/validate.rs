@@ -9,9 +9,8 @@
 //! miss transactions of the previous index and a healthy replica would look corrupt.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-use super::{CheckpointMode, DbError, GuardToken, Pos, Shared, SnapshotGuard};
+use super::{CheckpointMode, DbError, Pos, Shared, SnapshotGuard};
 
 /// Outcome of [`super::Db::begin_restart_snapshot`].
 pub enum RestartSnapshot {
@@ -42,18 +41,7 @@ impl Shared {
                 "the checkpoint did not complete (the write lock stayed busy or a reader holds the wal)",
             ));
         };
-        self.guards.fetch_add(1, Ordering::AcqRel);
-        let token = GuardToken(Arc::clone(me));
-        let file = Arc::clone(&att.db_file);
-        let size = file
-            .metadata()
-            .map_err(DbError::io(&self.path, "stat database"))?
-            .len();
-        Ok(RestartSnapshot::Taken(SnapshotGuard {
-            pos: Pos { offset: 0, ..after },
-            file,
-            size,
-            _active: token,
-        }))
+        let guard = self.guard(me, att, Pos { offset: 0, ..after })?;
+        Ok(RestartSnapshot::Taken(guard))
     }
 }

@@ -21,11 +21,11 @@ use std::process::Command;
 use age::secrecy::ExposeSecret;
 use age::x25519::Identity;
 use object_store::ObjectStoreExt;
-use rusqlite::Connection;
 use walstream::config::{ReplicaTarget, S3Target};
 use walstream::storage::{ReplicaClient, layout};
 
 use common::{Backend, litestream_bin, unique_name, walstream_bin};
+use support::workload::*;
 use support::*;
 
 const AGE_MAGIC: &[u8] = b"age-encryption.org/v1";
@@ -242,65 +242,6 @@ impl Case {
     }
 }
 
-/// The application connection: no automatic checkpoints (so restarts keep the generation).
-fn app(db: &Path) -> Connection {
-    let c = open_app(db);
-    c.execute_batch(
-        "PRAGMA wal_autocheckpoint=0;
-         CREATE TABLE IF NOT EXISTS blobs(id INTEGER PRIMARY KEY, b BLOB NOT NULL);",
-    )
-    .expect("prepare app db");
-    c
-}
-
-/// Inserts ids `from..to`, one transaction each, a few milliseconds apart so the 100 ms upload
-/// rounds cut them into many segments (workload shaping, not waiting).
-fn insert_range(c: &Connection, from: i64, to: i64) {
-    for id in from..to {
-        insert(c, id);
-        std::thread::sleep(std::time::Duration::from_millis(3));
-    }
-}
-
-/// Updates, deletes, and one transaction of more than 5 MiB of incompressible data (several
-/// LZ4 blocks, many age chunks, a multipart upload on S3).
-fn mixed_changes(c: &Connection, tag: i64) {
-    c.execute("UPDATE t SET v = v || '-updated' WHERE id % 3 = 0", [])
-        .expect("update");
-    c.execute("DELETE FROM t WHERE id % 5 = 0", [])
-        .expect("delete");
-    c.execute_batch("BEGIN").expect("begin");
-    for i in 0..90 {
-        c.execute(
-            "INSERT INTO blobs(id, b) VALUES (?1, randomblob(65536))",
-            [tag * 1000 + i],
-        )
-        .expect("insert blob");
-    }
-    c.execute_batch("COMMIT").expect("commit");
-}
-
-/// Rows of `t`, and per blob its id, length and a hex digest of its ends.
-type Content = (Vec<(i64, String)>, Vec<(i64, i64, String)>);
-
-/// Every row of both tables (after `PRAGMA integrity_check` = ok).
-fn content(db: &Path) -> Content {
-    let c = Connection::open(db).expect("open");
-    assert_eq!(integrity(&c), "ok", "{}", db.display());
-    let mut st = c
-        .prepare(
-            "SELECT id, length(b), hex(substr(b, 1, 16)) || hex(substr(b, -16)) \
-             FROM blobs ORDER BY id",
-        )
-        .expect("prepare");
-    let blobs = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("blobs");
-    (rows(&c), blobs)
-}
-
 /// (a) + (c): Litestream v0.3.13 encrypts; walstream restores with the identity, and refuses
 /// clearly without a matching one.
 fn litestream_to_walstream(backend: Backend) {
@@ -308,7 +249,7 @@ fn litestream_to_walstream(backend: Backend) {
     let c = app(&case.db());
     let lt = case.litestream();
     insert_range(&c, 1, 120);
-    mixed_changes(&c, 1);
+    mixed_changes(&c, 1, 90);
     insert_range(&c, 120, 200);
     case.wait_replicated();
     lt.stop_litestream();
@@ -372,7 +313,7 @@ fn walstream_to_litestream(backend: Backend) {
     let c = app(&case.db());
     let ws = case.walstream();
     insert_range(&c, 1, 120);
-    mixed_changes(&c, 1);
+    mixed_changes(&c, 1, 90);
     insert_range(&c, 120, 200);
     let log = ws.stop();
     assert!(log.contains("sync: new generation"), "{log}");
@@ -383,7 +324,7 @@ fn walstream_to_litestream(backend: Backend) {
     // Restart: resume reads (decrypts) the last segment and continues the same generation.
     let ws = case.walstream();
     insert_range(&c, 200, 300);
-    mixed_changes(&c, 2);
+    mixed_changes(&c, 2, 90);
     let log = ws.stop();
     assert!(!log.contains("new generation"), "{log}");
     assert!(!log.contains("write snapshot"), "{log}");
@@ -413,7 +354,7 @@ fn handover(backend: Backend) {
 
     let ws = case.walstream();
     insert_range(&c, 100, 200);
-    mixed_changes(&c, 1);
+    mixed_changes(&c, 1, 90);
     let log = ws.stop();
     assert!(!log.contains("new generation"), "{log}");
     assert!(!log.contains("write snapshot"), "{log}");

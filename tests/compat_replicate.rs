@@ -20,9 +20,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rusqlite::Connection;
-
 use common::{Backend, litestream_bin, litestream5_bin, unique_name, walstream_bin};
+use support::workload::*;
 use support::*;
 
 /// One database replicated to one backend, with the config both tools read.
@@ -164,70 +163,12 @@ fn table(text: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The application schema and a connection for writes. The application never checkpoints by
-/// itself (`wal_autocheckpoint=0`): otherwise a commit in the gap between one replicator's exit
-/// and the next one's attach could reset the WAL, which rightly starts a new generation and would
-/// make the "same generation" checks racy.
-fn app(db: &Path) -> Connection {
-    let c = open_app(db);
-    c.execute_batch("PRAGMA wal_autocheckpoint=0;")
-        .expect("disable autocheckpoint");
-    c.execute_batch("CREATE TABLE IF NOT EXISTS blobs(id INTEGER PRIMARY KEY, b BLOB NOT NULL);")
-        .expect("create blobs");
-    c
-}
-
-/// Inserts ids `from..to`, one transaction each, spaced by a few milliseconds so the 100 ms
-/// upload rounds cut them into many segments (workload shaping, not waiting).
-fn insert_range(c: &Connection, from: i64, to: i64) {
-    for id in from..to {
-        insert(c, id);
-        std::thread::sleep(std::time::Duration::from_millis(3));
-    }
-}
-
-/// Updates and deletes spread over the table, then one transaction of more than 4 MiB of
-/// incompressible data (several 4 MiB LZ4 blocks; a multipart upload on object stores).
-fn mixed_changes(c: &Connection, big_id: i64) {
-    c.execute("UPDATE t SET v = v || '-updated' WHERE id % 3 = 0", [])
-        .expect("update");
-    c.execute("DELETE FROM t WHERE id % 5 = 0", [])
-        .expect("delete");
-    c.execute_batch("BEGIN").expect("begin");
-    for i in 0..80 {
-        c.execute(
-            "INSERT INTO blobs(id, b) VALUES (?1, randomblob(65536))",
-            [big_id * 1000 + i],
-        )
-        .expect("insert blob");
-    }
-    c.execute_batch("COMMIT").expect("commit");
-}
-
-/// Rows of `t`, and per blob its id, length and first/last 16 bytes in hex.
-type Content = (Vec<(i64, String)>, Vec<(i64, i64, String)>);
-
-/// Every row of both tables plus a digest of the blobs, for comparing databases.
-fn content(db: &Path) -> Content {
-    let c = Connection::open(db).expect("open");
-    assert_eq!(integrity(&c), "ok", "{}", db.display());
-    let mut st = c
-        .prepare("SELECT id, length(b), hex(substr(b, 1, 16)) || hex(substr(b, -16)) FROM blobs ORDER BY id")
-        .expect("prepare");
-    let blobs = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("blobs");
-    (rows(&c), blobs)
-}
-
 /// Runs the whole replication story; returns the number of `t` rows ever inserted.
 fn replicate_story(case: &Case) {
     let c = app(&case.db());
     let ws = case.walstream();
     insert_range(&c, 1, 150);
-    mixed_changes(&c, 1);
+    mixed_changes(&c, 1, 80);
     insert_range(&c, 150, 300);
     let log = ws.stop();
     assert!(log.contains("sync: new generation"), "{log}");
@@ -259,7 +200,7 @@ fn replicate_story(case: &Case) {
     insert_range(&c, 400, 420);
     let ws = case.walstream();
     insert_range(&c, 420, 500);
-    mixed_changes(&c, 2);
+    mixed_changes(&c, 2, 80);
     insert_range(&c, 500, 600);
     let log = ws.stop();
     assert!(log.contains("sync: new generation"), "{log}");
@@ -353,7 +294,7 @@ fn handover_from_litestream(backend: Backend) {
     let c = app(&case.db());
     let lt = case.litestream();
     insert_range(&c, 1, 100);
-    mixed_changes(&c, 1);
+    mixed_changes(&c, 1, 80);
     case.wait_replicated();
     lt.stop_litestream();
     let generations = case.litestream_listing("generations");
@@ -379,7 +320,7 @@ fn handover_to_litestream(backend: Backend) {
     let c = app(&case.db());
     let ws = case.walstream();
     insert_range(&c, 1, 100);
-    mixed_changes(&c, 1);
+    mixed_changes(&c, 1, 80);
     ws.stop();
     let snapshots = case.litestream_listing("snapshots");
     assert_eq!(table(&case.litestream_listing("generations")).len(), 1);

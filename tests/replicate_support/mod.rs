@@ -32,6 +32,8 @@ pub struct Proc {
     name: &'static str,
 }
 
+pub mod workload;
+
 /// `walstream replicate ARGS` (file replicas: no extra environment).
 pub fn walstream(dir: &Path, args: &[&str]) -> Proc {
     walstream_env(dir, args, &[])

@@ -136,13 +136,15 @@ fn build_db(cfg: &DbConfig) -> anyhow::Result<Arc<DbHandle>> {
     info!(path = %cfg.path.display(), "initialized db");
     let mut replicas = Vec::with_capacity(cfg.replicas.len());
     for rc in &cfg.replicas {
-        let client = ReplicaClient::for_replica(rc).with_context(|| {
-            format!(
-                "cannot open replica {:?} of {}",
-                rc.name,
-                cfg.path.display()
-            )
-        })?;
+        let client = ReplicaClient::for_replica(rc)
+            .with_context(|| {
+                format!(
+                    "cannot open replica {:?} of {}",
+                    rc.name,
+                    cfg.path.display()
+                )
+            })?
+            .with_modes_from(&cfg.path);
         log_replica(rc);
         replicas.push(Replica::new(Arc::clone(&db), rc.clone(), client));
     }

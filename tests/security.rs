@@ -6,9 +6,9 @@
 //! tokens), and the stdout/stderr of failing `restore`/`generations`/`snapshots`/`wal` runs
 //! (config and URL forms) — and none may contain a secret key or the token.
 //!
-//! Modes: with the database 0640 in a 0750 directory, the shadow WAL files are 0640 and their
-//! directories 0750 (Litestream: "files get the database file's mode"); a restored database is
-//! 0600 in 0700 directories, like Litestream's restore.
+//! Modes: with the database 0640 in a 0750 directory, the shadow WAL files and the file
+//! replica's objects are 0640 and their directories 0750 (Litestream: "files get the database
+//! file's mode"); a restored database is 0600 in 0700 directories, like Litestream's restore.
 //!
 //! Needs the test servers (scripts/test.sh): moto and azurite.
 
@@ -293,6 +293,17 @@ fn created_files_are_no_more_readable_than_the_database() {
     let shadow = modes_under(&meta);
     assert!(shadow.len() >= 5, "{shadow:?}");
     for (path, m) in &shadow {
+        let want = if path.is_dir() { 0o750 } else { 0o640 };
+        assert_eq!(*m, want, "{} has mode {m:o}", path.display());
+    }
+    // The file replica's objects and the directories walstream made for them, like Litestream's
+    // (the replica root itself belongs to the operator).
+    let objects: Vec<_> = modes_under(&replica)
+        .into_iter()
+        .filter(|(p, _)| p != &replica)
+        .collect();
+    assert!(objects.len() >= 6, "{objects:?}");
+    for (path, m) in &objects {
         let want = if path.is_dir() { 0o750 } else { 0o640 };
         assert_eq!(*m, want, "{} has mode {m:o}", path.display());
     }

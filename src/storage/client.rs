@@ -194,6 +194,11 @@ impl ReplicaClient {
         .await?;
         self.stats().record_op(Op::Put);
         self.stats().record_bytes(Op::Put, size);
+        if let (Some(root), Some(db)) = (&self.inner.local_root, &self.modes_from)
+            && let Err(e) = super::local_modes::apply(root, &key, db)
+        {
+            tracing::warn!(key = %key, error = %e, "cannot give the object the database's mode");
+        }
         Ok(size)
     }
 

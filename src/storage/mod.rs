@@ -31,6 +31,7 @@ pub mod fault;
 pub mod layout;
 mod lazy;
 mod listing;
+mod local_modes;
 mod local_read;
 pub mod retry;
 mod stats;
@@ -174,6 +175,8 @@ pub struct ReplicaClient {
     age: AgeKeys,
     /// Entries per Azure List Blobs page (`maxresults`); `None` = the service default (5000).
     list_page_size: Option<u32>,
+    /// The database whose modes file-replica objects get (see [`local_modes`]).
+    modes_from: Option<Arc<PathBuf>>,
 }
 
 /// What [`ReplicaClient::from_parts`] assembles.
@@ -257,6 +260,7 @@ impl ReplicaClient {
             .with_retry_policy(self.policy.clone())
             .with_age(self.age.clone());
         wrapped.list_page_size = self.list_page_size;
+        wrapped.modes_from = self.modes_from.clone();
         wrapped
     }
 
@@ -275,6 +279,7 @@ impl ReplicaClient {
             policy: RetryPolicy::default(),
             age: AgeKeys::default(),
             list_page_size: None,
+            modes_from: None,
         }
     }
 
@@ -295,6 +300,13 @@ impl ReplicaClient {
     /// Replaces the age keys of this handle (clones made afterwards inherit them).
     pub fn with_age(mut self, keys: AgeKeys) -> Self {
         self.age = keys;
+        self
+    }
+
+    /// File backend: objects written from now on get `db`'s file mode and their directories the
+    /// mode of `db`'s directory, like Litestream's file replica. Other backends ignore it.
+    pub fn with_modes_from(mut self, db: &std::path::Path) -> Self {
+        self.modes_from = Some(Arc::new(db.to_path_buf()));
         self
     }
 

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use faults_support::proxy::{Counts, Fault, FaultPlan, Mode, Proxy, Weights};
-use faults_support::{Settings, TOKEN, Writer};
+use faults_support::{Settings, TOKEN};
 use http_support::{Instance, tempdir};
-use support::{insert, open_app, rows};
+use support::{Writer, insert, open_app, rows};
 
 /// Spacing of the application's commits (about 60 per second).
 const WRITE_SPACING: Duration = Duration::from_millis(15);
@@ -203,7 +203,7 @@ fn mixed_5xx_resets_and_slow_answers_are_retried_without_loss() {
     let w = World::start("faults-mixed", &Settings::default(), Mode::Faults(plan));
     let generation = generation_of(&w.db_status());
     let start_pos = w.db_status()["replicas"][0]["position"].clone();
-    let writer = Writer::start(&w.db, 2, WRITE_SPACING);
+    let writer = Writer::paced(&w.db, 2, WRITE_SPACING);
     let kinds = [
         Fault::Error500,
         Fault::SlowDown503,
@@ -251,7 +251,7 @@ fn full_outage_grows_lag_fails_readiness_bounds_the_wal_and_catches_up() {
         ..Settings::default()
     };
     let w = World::start("faults-outage", &settings, Mode::Pass);
-    let writer = Writer::start(&w.db, 2, WRITE_SPACING);
+    let writer = Writer::paced(&w.db, 2, WRITE_SPACING);
     let before = w.db_status();
     let generation = generation_of(&before);
     let page = before["page_size"].as_u64().expect("page size");
@@ -338,7 +338,7 @@ fn full_outage_grows_lag_fails_readiness_bounds_the_wal_and_catches_up() {
 fn a_hung_upload_times_out_and_is_retried() {
     let w = World::start("faults-hang", &Settings::default(), Mode::Pass);
     let generation = generation_of(&w.db_status());
-    let writer = Writer::start(&w.db, 2, WRITE_SPACING);
+    let writer = Writer::paced(&w.db, 2, WRITE_SPACING);
     let retries_before = w.metric("walstream_replica_storage_retries_total");
     // The next WAL upload hangs: the server never answers it. Everything else passes.
     w.proxy.set_mode(Mode::HangNext {
@@ -386,7 +386,7 @@ fn a_hung_upload_times_out_and_is_retried() {
 fn an_outage_across_a_restart_continues_the_same_generation() {
     let mut w = World::start("faults-restart", &Settings::default(), Mode::Pass);
     let generation = generation_of(&w.db_status());
-    let writer = Writer::start(&w.db, 2, WRITE_SPACING);
+    let writer = Writer::paced(&w.db, 2, WRITE_SPACING);
     w.proxy.set_mode(Mode::Outage);
     wait(
         "a failed round and commits waiting past readiness-max-lag",
@@ -425,7 +425,7 @@ fn an_outage_across_a_restart_continues_the_same_generation() {
 #[test]
 fn storage_down_at_start_up_then_the_first_generation_completes() {
     let w = World::start("faults-startup", &Settings::default(), Mode::Outage);
-    let writer = Writer::start(&w.db, 2, WRITE_SPACING);
+    let writer = Writer::paced(&w.db, 2, WRITE_SPACING);
     wait(
         "failed rounds while storage is down at start-up",
         Duration::from_secs(60),

@@ -14,17 +14,13 @@ pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::common::{self, Backend};
-use crate::support::{insert, open_app, restore_with};
+use crate::support::restore_with;
 
 /// Token of the mutating endpoints in the suite's configs.
 pub const TOKEN: &str = "storage-faults-token-7d1e";
@@ -211,57 +207,4 @@ pub fn assert_one_clean_generation(prefix: &str, generation: &str) -> usize {
         end = s.offset + s.len;
     }
     g.segments.len()
-}
-
-/// Background application writer: one small transaction every `spacing`, ids from `first`.
-/// Only walstream checkpoints (autocheckpoint off), so the `-wal` size shows walstream's work.
-pub struct Writer {
-    stop: Arc<AtomicBool>,
-    last: Arc<AtomicI64>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Writer {
-    pub fn start(db: &Path, first: i64, spacing: Duration) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let last = Arc::new(AtomicI64::new(first - 1));
-        let (s, l, db) = (stop.clone(), last.clone(), db.to_path_buf());
-        let handle = std::thread::spawn(move || {
-            let c = open_app(&db);
-            c.execute_batch("PRAGMA wal_autocheckpoint=0;")
-                .expect("disable autocheckpoint");
-            let mut id = first;
-            while !s.load(Ordering::SeqCst) {
-                insert(&c, id);
-                l.store(id, Ordering::SeqCst);
-                id += 1;
-                // Paces the workload (commits per second); not a wait for readiness.
-                std::thread::sleep(spacing);
-            }
-        });
-        Writer {
-            stop,
-            last,
-            handle: Some(handle),
-        }
-    }
-
-    pub fn last(&self) -> i64 {
-        self.last.load(Ordering::SeqCst)
-    }
-
-    /// Stops writing; returns the last committed id.
-    pub fn finish(mut self) -> i64 {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.handle.take() {
-            h.join().expect("writer thread");
-        }
-        self.last()
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
 }

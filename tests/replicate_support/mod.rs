@@ -257,12 +257,18 @@ pub struct Writer {
 
 impl Writer {
     pub fn start(db: PathBuf, first_id: i64) -> Writer {
+        Writer::paced(&db, first_id, Duration::from_millis(3))
+    }
+
+    /// One small transaction every `spacing` (paces the workload; not a wait for readiness).
+    pub fn paced(db: &Path, first_id: i64, spacing: Duration) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
         let last = Arc::new(AtomicI64::new(first_id - 1));
-        let (s, l) = (stop.clone(), last.clone());
+        let (s, l, db) = (stop.clone(), last.clone(), db.to_path_buf());
         let handle = std::thread::spawn(move || {
             let c = open_app(&db);
-            // Only the replicator checkpoints, so a restart finds the WAL it left.
+            // Only the replicator checkpoints, so a restart finds the WAL it left and the
+            // `-wal` size shows walstream's work.
             c.execute_batch("PRAGMA wal_autocheckpoint=0;")
                 .expect("disable autocheckpoint");
             let mut id = first_id;
@@ -270,7 +276,7 @@ impl Writer {
                 insert(&c, id);
                 l.store(id, Ordering::SeqCst);
                 id += 1;
-                std::thread::sleep(Duration::from_millis(3));
+                std::thread::sleep(spacing);
             }
         });
         Writer {
@@ -291,6 +297,13 @@ impl Writer {
             h.join().expect("writer thread");
         }
         self.last()
+    }
+}
+
+/// A writer dropped without `finish` (a failing test) stops at its next commit.
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
 

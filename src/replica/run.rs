@@ -169,24 +169,12 @@ impl Replica {
             .retention_check_interval
             .min(retention)
             .max(Duration::from_millis(1));
-        let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            if self.db_state.borrow().generation.is_none() {
-                continue;
-            }
-            let result = tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = self.enforce_retention() => r,
-            };
-            if let Err(e) = result {
+        self.every_tick(&cancel, every, || async move {
+            if let Err(e) = self.enforce_retention().await {
                 error!(db = %self.db_label, replica = %self.name(), error = %e, "retainer error");
             }
-        }
+        })
+        .await;
     }
 
     /// Every `validation-interval` (first one an interval after start, like Go's ticker):
@@ -196,6 +184,26 @@ impl Replica {
         if every.is_zero() {
             return;
         }
+        self.every_tick(&cancel, every, || async move {
+            let result = self.validate().await;
+            if let Some(e) = result
+                .message
+                .filter(|_| result.outcome != ValidationOutcome::Ok)
+            {
+                error!(db = %self.db_label, replica = %self.name(), error = %e, "validation error");
+            }
+        })
+        .await;
+    }
+
+    /// Runs `round` every `every` (the first one an interval after start, like Go's ticker;
+    /// missed ticks are delayed) while the db has a generation, until `cancel`, which also ends
+    /// a running round.
+    async fn every_tick<F, Fut>(&self, cancel: &CancellationToken, every: Duration, mut round: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
         let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -206,15 +214,9 @@ impl Replica {
             if self.db_state.borrow().generation.is_none() {
                 continue;
             }
-            let result = tokio::select! {
+            tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = self.validate() => r,
-            };
-            if let Some(e) = result
-                .message
-                .filter(|_| result.outcome != ValidationOutcome::Ok)
-            {
-                error!(db = %self.db_label, replica = %self.name(), error = %e, "validation error");
+                () = round() => {}
             }
         }
     }

@@ -15,7 +15,8 @@
 //! - Litestream's own logs are kept in `<dir>/litestream-run<N>.log` for debugging failures.
 //!
 //! Pacing: writes are spaced by a few milliseconds so that Litestream's 100 ms sync loop cuts them
-//! into many segments. That pause shapes the workload; it is never used to wait for readiness.
+//! into many segments, and each run writes for at least [`MIN_RUN_SPAN`] so that its objects span
+//! several distinct seconds. That pause shapes the workload; it is never used to wait for readiness.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,8 +27,12 @@ use rusqlite::Connection;
 
 use super::{Backend, litestream_bin, unique_name};
 
-/// Transactions written during each Litestream run.
+/// Transactions written during each Litestream run, at least.
 const WRITES_PER_RUN: usize = 120;
+/// Each run keeps writing for at least this long, so that its objects carry several distinct
+/// creation seconds (the `-timestamp` tests pick restore points from them) however slowly a
+/// loaded machine gets through the writes.
+const MIN_RUN_SPAN: Duration = Duration::from_secs(5);
 /// Transactions written while Litestream is stopped (they start the second generation's WAL).
 const WRITES_WHILE_STOPPED: usize = 5;
 /// Spacing between transactions, so one 100 ms sync interval sees only a few of them.
@@ -130,8 +135,11 @@ fn write_row(app: &Connection, replica: &mut LitestreamReplica, tag: &str) {
 fn run_once(replica: &mut LitestreamReplica, app: &Connection, run: usize) -> String {
     let log_path = replica.dir.join(format!("litestream-run{run}.log"));
     let mut child = LitestreamProcess::start(replica, &log_path);
-    for _ in 0..WRITES_PER_RUN {
+    let started = Instant::now();
+    let mut written = 0;
+    while written < WRITES_PER_RUN || started.elapsed() < MIN_RUN_SPAN {
         write_row(app, replica, &format!("run{run}"));
+        written += 1;
         std::thread::sleep(WRITE_SPACING);
     }
     wait_for_rows(replica, &mut child, &log_path);

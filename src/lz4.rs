@@ -18,6 +18,7 @@
 
 mod decode;
 mod encode;
+mod pool;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,7 @@ use std::io;
 
 pub use decode::{Decoder, FrameReader, decoder};
 pub use encode::Encoder;
+pub use pool::BlockPool;
 pub use stream::{compress_stream, decompress_stream};
 
 /// LZ4 frame magic number (little-endian on disk: `04 22 4D 18`).

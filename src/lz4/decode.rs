@@ -14,6 +14,7 @@ use bytes::Bytes;
 use twox_hash::XxHash32;
 
 use super::encode::RAW_BLOCK_FLAG;
+use super::pool::BlockPool;
 use super::{Lz4Error, MAGIC};
 
 const LEGACY_MAGIC: u32 = 0x184C_2102;
@@ -63,8 +64,10 @@ pub struct Decoder {
     content_len: u64,
     /// Linked mode: the last ≤ 64 KiB of this frame's output.
     window: Vec<u8>,
-    /// Decompression output buffer, reused across blocks.
+    /// Decompression output buffer, reused across blocks (without a pool).
     scratch: Vec<u8>,
+    /// Where decoded blocks are built when set (see [`Decoder::with_pool`]).
+    pool: Option<BlockPool>,
     frames: u64,
 }
 
@@ -85,7 +88,17 @@ impl Decoder {
             content_len: 0,
             window: Vec::new(),
             scratch: Vec::new(),
+            pool: None,
             frames: 0,
+        }
+    }
+
+    /// A decoder that decodes full blocks straight into buffers from `pool` and hands those
+    /// on without a copy; they return to the pool when the caller drops the block.
+    pub fn with_pool(pool: BlockPool) -> Self {
+        Decoder {
+            pool: Some(pool),
+            ..Decoder::new()
         }
     }
 
@@ -320,21 +333,22 @@ impl Decoder {
         }
         let out = if word & RAW_BLOCK_FLAG != 0 {
             Bytes::copy_from_slice(data)
+        } else if let Some(pool) = &self.pool {
+            let mut buf = pool.take(frame.max_block);
+            match decompress_block(data, &mut buf, frame.linked, &self.window, offset) {
+                Ok(n) => pool.finish_block(buf, n),
+                Err(e) => {
+                    pool.give(buf);
+                    return Err(e);
+                }
+            }
         } else {
             if self.scratch.len() < frame.max_block {
                 // vec! of zeros is calloc: pages are only touched as far as output is written.
                 self.scratch = vec![0; frame.max_block];
             }
             let out_buf = &mut self.scratch[..frame.max_block];
-            let n = if frame.linked {
-                lz4_flex::block::decompress_into_with_dict(data, out_buf, &self.window)
-            } else {
-                lz4_flex::block::decompress_into(data, out_buf)
-            }
-            .map_err(|e| Lz4Error::CorruptBlock {
-                offset,
-                reason: e.to_string(),
-            })?;
+            let n = decompress_block(data, out_buf, frame.linked, &self.window, offset)?;
             Bytes::copy_from_slice(&self.scratch[..n])
         };
         self.hasher.write(&out);
@@ -344,6 +358,26 @@ impl Decoder {
         }
         Ok(out)
     }
+}
+
+/// Decodes one compressed block into `out` (linked blocks may refer back into `window`);
+/// returns the decoded length.
+fn decompress_block(
+    data: &[u8],
+    out: &mut [u8],
+    linked: bool,
+    window: &[u8],
+    offset: u64,
+) -> Result<usize, Lz4Error> {
+    if linked {
+        lz4_flex::block::decompress_into_with_dict(data, out, window)
+    } else {
+        lz4_flex::block::decompress_into(data, out)
+    }
+    .map_err(|e| Lz4Error::CorruptBlock {
+        offset,
+        reason: e.to_string(),
+    })
 }
 
 /// Keeps the last `WINDOW` bytes of output in `window`.

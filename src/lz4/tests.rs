@@ -119,6 +119,57 @@ fn round_trips_and_block_layout() {
     }
 }
 
+/// Feeds `frame` in `chunk`-byte pieces to `dec`, returning every block it hands out.
+fn decode_blocks(dec: &mut Decoder, frame: &[u8], chunk: usize) -> Result<Vec<Bytes>, Lz4Error> {
+    let mut blocks = Vec::new();
+    for mut piece in frame.chunks(chunk) {
+        while !piece.is_empty() {
+            let (used, block) = dec.feed(piece)?;
+            piece = &piece[used..];
+            blocks.extend(block);
+        }
+    }
+    dec.finish()?;
+    Ok(blocks)
+}
+
+#[test]
+fn pooled_decoder_matches_and_recycles_full_blocks() {
+    // Two full compressible blocks, a partial one; then a frame of one raw (incompressible) block.
+    let data = mixed(2 * BLOCK_SIZE + 12_345, 21);
+    let frame = compress(&data);
+    let pool = BlockPool::new(4);
+    let mut dec = Decoder::with_pool(pool.clone());
+    let blocks = decode_blocks(&mut dec, &frame, 1 << 20).expect("pooled decode");
+    assert_eq!(
+        blocks.iter().map(Bytes::len).collect::<Vec<_>>(),
+        [BLOCK_SIZE, BLOCK_SIZE, 12_345]
+    );
+    assert_eq!(blocks.concat(), data);
+    assert_eq!(
+        pool.idle(),
+        1,
+        "the partial block was copied out, its buffer kept"
+    );
+    drop(blocks);
+    assert_eq!(pool.idle(), 3, "full blocks come back when dropped");
+
+    let noise = random(300_000, 22);
+    let out = decode_blocks(
+        &mut Decoder::with_pool(pool.clone()),
+        &compress(&noise),
+        4096,
+    );
+    assert_eq!(out.expect("raw block").concat(), noise);
+
+    // A corrupt compressed block is still an error, and its buffer is not lost.
+    let mut bad = frame.clone();
+    bad[20] ^= 0xff;
+    let err = decode_blocks(&mut Decoder::with_pool(pool.clone()), &bad, 1 << 20);
+    assert!(err.is_err(), "corrupt frame decoded");
+    assert!(pool.idle() >= 3, "{} idle", pool.idle());
+}
+
 #[test]
 fn incompressible_block_is_stored_raw_and_compressible_is_not() {
     let noise = random(100_000, 9);

@@ -34,6 +34,7 @@ use tokio::sync::mpsc::{self, Receiver, Sender};
 use tokio::task::JoinHandle;
 use tracing::info;
 
+use crate::lz4::BlockPool;
 use crate::storage::{ReplicaClient, SegmentInfo};
 
 use super::apply::{IndexApplier, SnapshotSink};
@@ -51,6 +52,9 @@ use super::verify::{IntegrityCheck, verify};
 pub const DEFAULT_PARALLELISM: usize = 8;
 /// Decompressed snapshot blocks queued ahead of the disk thread.
 const SNAPSHOT_QUEUE: usize = 2;
+/// Idle decoded-block buffers kept for reuse: about what is in flight at once (the snapshot
+/// queue, the block being written and the one being decoded; later the WAL phase's blocks).
+const POOLED_BLOCKS: usize = 6;
 
 /// How to run a plan.
 #[derive(Debug, Clone)]
@@ -159,12 +163,16 @@ async fn download_and_apply(
     let (raw_tx, raw_rx) = mpsc::channel(1);
     let (seg_tx, seg_rx) = mpsc::channel(1);
     let key = snapshot_key(client, &plan.generation, plan.snapshot.index);
+    let pool = BlockPool::new(POOLED_BLOCKS);
     let snap_task = tokio::spawn(send_snapshot(
         client.clone(),
         plan.generation.clone(),
         plan.snapshot.index,
         key.clone(),
-        progress.clone(),
+        Decoded {
+            progress: progress.clone(),
+            pool: pool.clone(),
+        },
         snap_tx,
     ));
     let segments: Vec<SegmentInfo> = plan.wal.iter().flat_map(|p| p.segments.clone()).collect();
@@ -177,7 +185,8 @@ async fn download_and_apply(
         raw_tx,
     ));
     let decode_out = output.to_path_buf();
-    let decoder = tokio::task::spawn_blocking(move || decode_segments(&decode_out, raw_rx, seg_tx));
+    let decoder =
+        tokio::task::spawn_blocking(move || decode_segments(&decode_out, &pool, raw_rx, seg_tx));
     let (disk_plan, disk_tmp) = (plan.clone(), tmp.to_path_buf());
     let span = tracing::Span::current();
     let disk = tokio::task::spawn_blocking(move || {
@@ -197,12 +206,18 @@ async fn join<T>(h: JoinHandle<Result<T, RestoreError>>) -> Result<T, RestoreErr
     h.await.map_err(|e| RestoreError::Task(e.to_string()))?
 }
 
+/// Where the snapshot's decoded blocks are counted and built.
+struct Decoded {
+    progress: Progress,
+    pool: BlockPool,
+}
+
 async fn send_snapshot(
     client: ReplicaClient,
     generation: String,
     index: u32,
     key: String,
-    progress: Progress,
+    decoded: Decoded,
     tx: Sender<SnapshotMsg>,
 ) {
     let raw = match client.open_snapshot(&generation, index).await {
@@ -217,7 +232,7 @@ async fn send_snapshot(
             return;
         }
     };
-    let mut blocks = std::pin::pin!(decompressed(raw, key, progress));
+    let mut blocks = std::pin::pin!(decompressed(raw, key, decoded.progress, decoded.pool));
     while let Some(block) = blocks.next().await {
         let failed = block.is_err();
         if tx.send(block.map(Some)).await.is_err() || failed {
@@ -252,9 +267,14 @@ async fn send_segments(
 /// The decode thread: decompresses downloaded segments one at a time, in order. One thread
 /// (rather than a task per segment on the blocking pool) keeps its buffers in one allocator
 /// arena, where each segment reuses the memory the previous one freed.
-fn decode_segments(output: &Path, mut rx: Receiver<RawMsg>, tx: Sender<SegmentMsg>) {
+fn decode_segments(
+    output: &Path,
+    pool: &BlockPool,
+    mut rx: Receiver<RawMsg>,
+    tx: Sender<SegmentMsg>,
+) {
     while let Some(raw) = rx.blocking_recv() {
-        let seg = raw.and_then(|raw| decode_segment(raw, output));
+        let seg = raw.and_then(|raw| decode_segment(raw, output, pool));
         let failed = seg.is_err();
         if tx.blocking_send(seg).is_err() || failed {
             return;

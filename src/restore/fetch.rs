@@ -22,7 +22,7 @@ use bytes::{Buf, Bytes};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
-use crate::lz4::{Decoder, Lz4Error};
+use crate::lz4::{BlockPool, Decoder, Lz4Error};
 use crate::storage::{ReplicaClient, SegmentInfo, StorageError, layout};
 
 use super::error::RestoreError;
@@ -95,15 +95,17 @@ pub fn snapshot_key(client: &ReplicaClient, generation: &str, index: u32) -> Str
     layout::snapshot_key(client.root(), generation, index)
 }
 
-/// The decompressed blocks of one stored object, decoded as the compressed bytes arrive.
+/// The decompressed blocks of one stored object, decoded as the compressed bytes arrive (full
+/// blocks straight into buffers from `pool`).
 pub fn decompressed(
     raw: BoxStream<'static, Result<Bytes, StorageError>>,
     key: String,
     progress: Progress,
+    pool: BlockPool,
 ) -> impl Stream<Item = Result<Bytes, RestoreError>> + Send + 'static {
     let state = Decoding {
         raw,
-        dec: Decoder::new(),
+        dec: Decoder::with_pool(pool),
         chunk: Bytes::new(),
         done: false,
         key,
@@ -279,14 +281,19 @@ pub async fn fetch_segment(
 }
 
 /// Decompresses a downloaded segment completely (blocking; every LZ4 checksum verified),
-/// keeping up to [`DECODED_SPILL_THRESHOLD`] bytes in memory.
-pub fn decode_segment(raw: RawSegment, out: &Path) -> Result<FetchedSegment, RestoreError> {
+/// keeping up to [`DECODED_SPILL_THRESHOLD`] bytes in memory (full blocks in buffers from
+/// `pool`).
+pub fn decode_segment(
+    raw: RawSegment,
+    out: &Path,
+    pool: &BlockPool,
+) -> Result<FetchedSegment, RestoreError> {
     let RawSegment { info, key, body } = raw;
     let lz4_err = |e: Lz4Error| RestoreError::Decompress {
         key: key.clone(),
         source: Box::new(e),
     };
-    let mut dec = Decoder::new();
+    let mut dec = Decoder::with_pool(pool.clone());
     let mut sink = SegmentSink::new(out, &info, &key, DECODED_SPILL_THRESHOLD);
     body.for_each(&key, |mut chunk| {
         while !chunk.is_empty() {

@@ -7,9 +7,11 @@
 # then restores the latest point with both tools, in alternation, --runs times each, measuring
 # wall-clock seconds, MB/s (restored database bytes per second), peak RSS (`/usr/bin/time -v`) and
 # user+system CPU seconds (less sensitive to a loaded machine than wall time; the load average is
-# printed with the results). Restored files are compared byte for byte. walstream is measured
-# with its default `-integrity-check full` and with `-integrity-check none` (Litestream checks
-# nothing).
+# printed with the results). Every run starts after a `sync`, so no tool pays for the previous
+# run's writeback; the summary gives the best and the median run of each variant, since the
+# disk and page cache make single runs noisy. Restored files are compared byte for byte.
+# walstream is measured with its default `-integrity-check full` and with `-integrity-check none`
+# (Litestream checks nothing).
 #
 # Usage:
 #   benches/restore.sh [--db-mb N] [--wal-mb N] [--pace-ms N] [--runs N] [--s3] [--keep] [--dir DIR]
@@ -169,6 +171,9 @@ measure() {
     local name=$1 out=$2
     shift 2
     rm -f "$out" "$out".tmp*
+    # Start each run with no dirty pages left by the previous one (its writeback would otherwise
+    # be charged to whichever tool runs next).
+    sync
     /usr/bin/time -v -o "$work/time.txt" "$@" >"$work/run.log" 2>&1 || { cat "$work/run.log"; exit 1; }
     local secs rss size cpu
     cpu=$(awk -F': ' '/User time|System time/ {c += $2} END {print c}' "$work/time.txt")
@@ -202,18 +207,26 @@ fi
 
 echo
 echo "database $((db_bytes >> 20)) MiB, replica $((replica_bytes >> 20)) MiB stored ($segments segments, $indexes indexes); restored files identical"
-echo "best of $runs:"
 # Lines are "%-32s <seconds> s <MB/s> MB/s <rss> MiB": the first 32 columns name the variant.
-best() {
-    awk '{ key = substr($0, 1, 32); split(substr($0, 33), f, " "); t = f[1] + 0;
-           if (!(key in b) || t < b[key]) { b[key] = t; line[key] = $0 } }
-         END { for (k in line) print line[k] }' "$results" | sort
+# pick best|median: one line per variant, the fastest run or the median one (the lower middle
+# for an even count). The disk and the page cache make single runs noisy; both are reported.
+pick() {
+    awk -v how="$1" '{ key = substr($0, 1, 32); split(substr($0, 33), f, " ");
+           n[key]++; t[key, n[key]] = f[1] + 0; line[key, n[key]] = $0 }
+         END { for (k in n) {
+                 for (i = 1; i <= n[k]; i++) o[i] = i;
+                 for (i = 2; i <= n[k]; i++) for (j = i; j > 1 && t[k, o[j]] < t[k, o[j-1]]; j--) {
+                     x = o[j]; o[j] = o[j-1]; o[j-1] = x }
+                 print line[k, (how == "best") ? o[1] : o[int((n[k] + 1) / 2)]] } }' "$results" | sort
 }
-best
-for label in file s3; do
-    best | awk -v l="$label" '{ key = substr($0, 1, 32); split(substr($0, 33), f, " "); t[key] = f[1] }
-         END { for (k in t) if (k ~ "^litestream " l " ") lt = t[k];
-               for (k in t) if (k ~ "^walstream " l " \\(full") wf = t[k]; else if (k ~ "^walstream " l " \\(no") wn = t[k];
-               if (lt && wf && wn) printf "litestream/walstream time ratio (%s): %.2fx with full check, %.2fx without\n", l, lt / wf, lt / wn }'
+for how in best median; do
+    echo "$how of $runs:"
+    pick "$how"
+    for label in file s3; do
+        pick "$how" | awk -v l="$label" -v how="$how" '{ key = substr($0, 1, 32); split(substr($0, 33), f, " "); t[key] = f[1] }
+             END { for (k in t) if (k ~ "^litestream " l " ") lt = t[k];
+                   for (k in t) if (k ~ "^walstream " l " \\(full") wf = t[k]; else if (k ~ "^walstream " l " \\(no") wn = t[k];
+                   if (lt && wf && wn) printf "litestream/walstream time ratio (%s, %s): %.2fx with full check, %.2fx without\n", l, how, lt / wf, lt / wn }'
+    done
 done
 echo "load average before the restores: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg)"

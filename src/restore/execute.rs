@@ -17,7 +17,8 @@
 //! - The disk thread consumes the snapshot first and segments strictly in (index, offset)
 //!   order; downloads run ahead by at most `parallelism` segments, so memory stays bounded by
 //!   `parallelism × SPILL_THRESHOLD` stored bytes plus three decompressed segments
-//!   (`DECODED_SPILL_THRESHOLD` each) and a few snapshot blocks, never by database size.
+//!   (`DECODED_SPILL_THRESHOLD` each), a few snapshot blocks and at most `POOLED_BLOCKS` idle
+//!   block buffers kept for reuse, never by database size.
 //! - Any failure (download, decode, validation, verification, a panicked task) ends the
 //!   restore with that error; the [`TempOutput`] guard then removes every temporary file and
 //!   in-flight download tasks are aborted.

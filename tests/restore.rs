@@ -1,6 +1,7 @@
 //! `walstream restore` on hand-made `file://` replicas of a real WAL-mode database
 //! ([`walstream::restore::testkit`]): latest, every `-index`, many `-timestamp`s, config mode
-//! with several replicas, segments large enough to spill, and the CLI outcomes of spec §5.4.
+//! with several replicas, segments large enough to spill, a snapshot of several LZ4 blocks, and
+//! the CLI outcomes of spec §5.4.
 //! Every restore is checked with `PRAGMA integrity_check` and row by row against the source at
 //! the expected point, and must leave nothing beside the output.
 
@@ -189,6 +190,24 @@ fn large_transactions_spill_and_apply() {
     w.snapshot().expect("snapshot");
     w.insert(3000, 2000).expect("6 MB transaction");
     w.upload_segment().expect("segment");
+    w.insert(10, 100).expect("small");
+    w.upload_segment().expect("segment");
+    for p in ["1", "8"] {
+        let rows = restore_rows(&replica, &["-parallelism", p]);
+        assert_eq!(rows, w.rows().expect("source"), "-parallelism {p}");
+    }
+}
+
+#[test]
+fn multi_block_snapshot_restores() {
+    // ~10 MB of rows checkpointed into the database: its snapshot is two full 4 MiB LZ4 blocks
+    // (decoded into recycled buffers) and a partial one (copied out).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let replica = dir.path().join("replica");
+    let mut w = ReplicaWriter::new(dir.path(), &replica, GEN, 4096, start(), STEP).expect("writer");
+    w.insert(5000, 2000).expect("10 MB");
+    w.checkpoint().expect("checkpoint");
+    w.snapshot().expect("snapshot");
     w.insert(10, 100).expect("small");
     w.upload_segment().expect("segment");
     for p in ["1", "8"] {

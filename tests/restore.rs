@@ -182,6 +182,14 @@ fn timestamps_restore_the_state_at_that_time() {
     }
 }
 
+/// The latest restore equals the source with one download at a time and with eight.
+fn assert_restores_with_any_parallelism(replica: &Path, w: &ReplicaWriter) {
+    for p in ["1", "8"] {
+        let rows = restore_rows(replica, &["-parallelism", p]);
+        assert_eq!(rows, w.rows().expect("source"), "-parallelism {p}");
+    }
+}
+
 #[test]
 fn large_transactions_spill_and_apply() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -192,10 +200,7 @@ fn large_transactions_spill_and_apply() {
     w.upload_segment().expect("segment");
     w.insert(10, 100).expect("small");
     w.upload_segment().expect("segment");
-    for p in ["1", "8"] {
-        let rows = restore_rows(&replica, &["-parallelism", p]);
-        assert_eq!(rows, w.rows().expect("source"), "-parallelism {p}");
-    }
+    assert_restores_with_any_parallelism(&replica, &w);
 }
 
 #[test]
@@ -210,10 +215,7 @@ fn multi_block_snapshot_restores() {
     w.snapshot().expect("snapshot");
     w.insert(10, 100).expect("small");
     w.upload_segment().expect("segment");
-    for p in ["1", "8"] {
-        let rows = restore_rows(&replica, &["-parallelism", p]);
-        assert_eq!(rows, w.rows().expect("source"), "-parallelism {p}");
-    }
+    assert_restores_with_any_parallelism(&replica, &w);
 }
 
 #[test]

@@ -406,9 +406,6 @@ impl Shared {
         before: &Pos,
         mode: CheckpointMode,
     ) -> Result<Option<Pos>, DbError> {
-        if self.snapshot_running() {
-            return Ok(None);
-        }
         let Some(adv) = self.checkpoint(att, &before.generation, mode)? else {
             return Ok(None);
         };

@@ -64,10 +64,8 @@ pub struct Decoder {
     content_len: u64,
     /// Linked mode: the last ≤ 64 KiB of this frame's output.
     window: Vec<u8>,
-    /// Decompression output buffer, reused across blocks (without a pool).
-    scratch: Vec<u8>,
-    /// Where decoded blocks are built when set (see [`Decoder::with_pool`]).
-    pool: Option<BlockPool>,
+    /// Where decoded blocks are built (see [`Decoder::with_pool`]).
+    pool: BlockPool,
     frames: u64,
 }
 
@@ -78,7 +76,15 @@ impl Default for Decoder {
 }
 
 impl Decoder {
+    /// A decoder with a pool of its own (one idle block buffer, reused across blocks).
     pub fn new() -> Self {
+        Self::with_pool(BlockPool::new(1))
+    }
+
+    /// A decoder that decodes full blocks straight into buffers from `pool` (which several
+    /// decoders may share) and hands those on without a copy; they return to the pool when the
+    /// caller drops the block. Partial blocks are copied out of the buffer.
+    pub fn with_pool(pool: BlockPool) -> Self {
         Decoder {
             state: State::Magic,
             buf: Vec::new(),
@@ -87,18 +93,8 @@ impl Decoder {
             hasher: XxHash32::with_seed(0),
             content_len: 0,
             window: Vec::new(),
-            scratch: Vec::new(),
-            pool: None,
+            pool,
             frames: 0,
-        }
-    }
-
-    /// A decoder that decodes full blocks straight into buffers from `pool` and hands those
-    /// on without a copy; they return to the pool when the caller drops the block.
-    pub fn with_pool(pool: BlockPool) -> Self {
-        Decoder {
-            pool: Some(pool),
-            ..Decoder::new()
         }
     }
 
@@ -333,23 +329,15 @@ impl Decoder {
         }
         let out = if word & RAW_BLOCK_FLAG != 0 {
             Bytes::copy_from_slice(data)
-        } else if let Some(pool) = &self.pool {
-            let mut buf = pool.take(frame.max_block);
+        } else {
+            let mut buf = self.pool.take(frame.max_block);
             match decompress_block(data, &mut buf, frame.linked, &self.window, offset) {
-                Ok(n) => pool.finish_block(buf, n),
+                Ok(n) => self.pool.finish_block(buf, n),
                 Err(e) => {
-                    pool.give(buf);
+                    self.pool.give(buf);
                     return Err(e);
                 }
             }
-        } else {
-            if self.scratch.len() < frame.max_block {
-                // vec! of zeros is calloc: pages are only touched as far as output is written.
-                self.scratch = vec![0; frame.max_block];
-            }
-            let out_buf = &mut self.scratch[..frame.max_block];
-            let n = decompress_block(data, out_buf, frame.linked, &self.window, offset)?;
-            Bytes::copy_from_slice(&self.scratch[..n])
         };
         self.hasher.write(&out);
         self.content_len += out.len() as u64;

@@ -170,10 +170,8 @@ async fn download_and_apply(
         plan.generation.clone(),
         plan.snapshot.index,
         key.clone(),
-        Decoded {
-            progress: progress.clone(),
-            pool: pool.clone(),
-        },
+        progress.clone(),
+        pool.clone(),
         snap_tx,
     ));
     let segments: Vec<SegmentInfo> = plan.wal.iter().flat_map(|p| p.segments.clone()).collect();
@@ -207,18 +205,13 @@ async fn join<T>(h: JoinHandle<Result<T, RestoreError>>) -> Result<T, RestoreErr
     h.await.map_err(|e| RestoreError::Task(e.to_string()))?
 }
 
-/// Where the snapshot's decoded blocks are counted and built.
-struct Decoded {
-    progress: Progress,
-    pool: BlockPool,
-}
-
 async fn send_snapshot(
     client: ReplicaClient,
     generation: String,
     index: u32,
     key: String,
-    decoded: Decoded,
+    progress: Progress,
+    pool: BlockPool,
     tx: Sender<SnapshotMsg>,
 ) {
     let raw = match client.open_snapshot(&generation, index).await {
@@ -233,7 +226,7 @@ async fn send_snapshot(
             return;
         }
     };
-    let mut blocks = std::pin::pin!(decompressed(raw, key, decoded.progress, decoded.pool));
+    let mut blocks = std::pin::pin!(decompressed(raw, key, progress, pool));
     while let Some(block) = blocks.next().await {
         let failed = block.is_err();
         if tx.send(block.map(Some)).await.is_err() || failed {

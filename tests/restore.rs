@@ -72,6 +72,13 @@ fn build(work: &Path, replica: &Path, page_size: u32) -> ReplicaWriter {
     w
 }
 
+/// A writer on a new 4 KiB-page database with nothing replicated yet, and its replica dir.
+fn empty_writer(work: &Path) -> (PathBuf, ReplicaWriter) {
+    let replica = work.join("replica");
+    let w = ReplicaWriter::new(work, &replica, GEN, 4096, start(), STEP).expect("writer");
+    (replica, w)
+}
+
 fn url(replica: &Path) -> String {
     format!("file://{}", replica.display())
 }
@@ -193,8 +200,7 @@ fn assert_restores_with_any_parallelism(replica: &Path, w: &ReplicaWriter) {
 #[test]
 fn large_transactions_spill_and_apply() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let replica = dir.path().join("replica");
-    let mut w = ReplicaWriter::new(dir.path(), &replica, GEN, 4096, start(), STEP).expect("writer");
+    let (replica, mut w) = empty_writer(dir.path());
     w.snapshot().expect("snapshot");
     w.insert(3000, 2000).expect("6 MB transaction");
     w.upload_segment().expect("segment");
@@ -208,8 +214,7 @@ fn multi_block_snapshot_restores() {
     // ~10 MB of rows checkpointed into the database: its snapshot is two full 4 MiB LZ4 blocks
     // (decoded into recycled buffers) and a partial one (copied out).
     let dir = tempfile::tempdir().expect("tempdir");
-    let replica = dir.path().join("replica");
-    let mut w = ReplicaWriter::new(dir.path(), &replica, GEN, 4096, start(), STEP).expect("writer");
+    let (replica, mut w) = empty_writer(dir.path());
     w.insert(5000, 2000).expect("10 MB");
     w.checkpoint().expect("checkpoint");
     w.snapshot().expect("snapshot");
@@ -221,8 +226,7 @@ fn multi_block_snapshot_restores() {
 #[test]
 fn snapshot_only_restore_is_the_snapshot() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let replica = dir.path().join("replica");
-    let mut w = ReplicaWriter::new(dir.path(), &replica, GEN, 4096, start(), STEP).expect("writer");
+    let (replica, mut w) = empty_writer(dir.path());
     w.insert(20, 100).expect("insert");
     w.checkpoint().expect("checkpoint");
     w.snapshot().expect("snapshot");
@@ -443,8 +447,7 @@ fn integrity_check_modes_are_accepted() {
 #[test]
 fn sigterm_leaves_nothing_or_a_complete_database() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let replica = dir.path().join("replica");
-    let mut w = ReplicaWriter::new(dir.path(), &replica, GEN, 4096, start(), STEP).expect("writer");
+    let (replica, mut w) = empty_writer(dir.path());
     w.insert(40_000, 1000).expect("40 MB of rows");
     w.checkpoint().expect("checkpoint");
     w.snapshot().expect("snapshot");

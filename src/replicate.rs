@@ -3,7 +3,12 @@
 //!
 //! What must stay true:
 //! - one database failing (not SQLite, unreadable) is logged for that database only; the others
-//!   keep running; a database file that does not exist yet is polled until it appears;
+//!   keep running; a database file that does not exist yet is waited for (file events, slow
+//!   poll); one deleted or replaced while attached is detached and attached again as a new
+//!   generation, its replicas keeping the old data;
+//! - per-database cost stays flat: one process-wide file watcher ([`WatchHub`]), no thread per
+//!   database, a quiet database wakes only for a `stat` re-check every [`IDLE_RECHECK`], and
+//!   attaches and snapshots are bounded ([`ATTACH_CONCURRENCY`], [`SNAPSHOT_CONCURRENCY`]);
 //! - task structure: a root [`CancellationToken`] with one child per database and one grandchild
 //!   per replica; every task is spawned on one [`TaskTracker`];
 //! - shutdown: cancel the loops, wait for them (an upload round in flight is finished), then a
@@ -16,9 +21,10 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,14 +32,22 @@ use tracing::{error, info, warn};
 
 use crate::config::duration::format_go_duration;
 use crate::config::{Config, DbConfig, ReplicaConfig, ReplicaTarget};
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, WalWatcher, WatchHub};
 use crate::replica::Replica;
 use crate::storage::ReplicaClient;
 
 /// Kubernetes' default grace period: the final sync must finish within it.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often a database file that does not exist yet is looked for.
+/// How often a database file that does not exist yet is looked for (without file events).
 pub const DB_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// With file events, how often a quiet database is still checked (two `stat` calls) for a change
+/// the watcher did not report — e.g. on a file system that does not deliver inotify events for
+/// writes from elsewhere. Finding one switches that database to `monitor-interval` polling.
+pub const IDLE_RECHECK: Duration = Duration::from_secs(30);
+/// Databases attaching (open + first sync) at once: thousands starting together queue up.
+pub const ATTACH_CONCURRENCY: usize = 8;
+/// Snapshots (reading and uploading a whole database file) running at once in one process.
+pub const SNAPSHOT_CONCURRENCY: usize = 4;
 
 /// Tunables of a run that are not part of Litestream's config file.
 #[derive(Debug, Clone)]
@@ -61,14 +75,15 @@ pub struct DbHandle {
     pub backups: crate::config::BackupsConfig,
     opened: AtomicBool,
     monitor_interval: Duration,
+    checkpoint_interval: Duration,
     /// Minimum time between two db syncs started by file-change events.
     sync_pace: Duration,
 }
 
 impl DbHandle {
-    /// True once the database was attached (only then is a final sync meaningful).
+    /// True while the database is attached (only then is a final sync meaningful).
     pub fn is_open(&self) -> bool {
-        self.opened.load(Ordering::Acquire)
+        self.db.is_open()
     }
 }
 
@@ -89,16 +104,22 @@ pub async fn run_with(
     if config.dbs.is_empty() {
         error!("no databases specified in configuration");
     }
+    let snapshots = Arc::new(Semaphore::new(SNAPSHOT_CONCURRENCY));
     let handles = config
         .dbs
         .iter()
-        .map(build_db)
+        .map(|cfg| build_db(cfg, &snapshots))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let root = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let ctx = Arc::new(RunCtx {
+        hub: WatchHub::new(),
+        attach: Arc::new(Semaphore::new(ATTACH_CONCURRENCY)),
+        poll: opts.db_poll_interval,
+    });
     for h in &handles {
         let (h, cancel, t) = (Arc::clone(h), root.child_token(), tracker.clone());
-        tracker.spawn(db_task(h, cancel, t, opts.db_poll_interval));
+        tracker.spawn(db_task(h, cancel, t, Arc::clone(&ctx)));
     }
     started(&handles);
     shutdown.await;
@@ -131,7 +152,7 @@ pub async fn run_with(
 }
 
 /// Builds the database and its replica clients, logging the start-up lines.
-fn build_db(cfg: &DbConfig) -> anyhow::Result<Arc<DbHandle>> {
+fn build_db(cfg: &DbConfig, snapshots: &Arc<Semaphore>) -> anyhow::Result<Arc<DbHandle>> {
     let db = Db::new(cfg);
     info!(path = %cfg.path.display(), "initialized db");
     let mut replicas = Vec::with_capacity(cfg.replicas.len());
@@ -146,7 +167,12 @@ fn build_db(cfg: &DbConfig) -> anyhow::Result<Arc<DbHandle>> {
             })?
             .with_modes_from(&cfg.path);
         log_replica(rc);
-        replicas.push(Replica::new(Arc::clone(&db), rc.clone(), client));
+        replicas.push(Replica::with_snapshot_permits(
+            Arc::clone(&db),
+            rc.clone(),
+            client,
+            Arc::clone(snapshots),
+        ));
     }
     Ok(Arc::new(DbHandle {
         db,
@@ -154,6 +180,7 @@ fn build_db(cfg: &DbConfig) -> anyhow::Result<Arc<DbHandle>> {
         backups: cfg.backups.clone(),
         opened: AtomicBool::new(false),
         monitor_interval: cfg.monitor_interval,
+        checkpoint_interval: cfg.checkpoint_interval,
         sync_pace: db_sync_pace(cfg),
     }))
 }
@@ -182,36 +209,76 @@ fn log_replica(rc: &ReplicaConfig) {
     }
 }
 
+/// What a run shares between its databases: the one file watcher and the start-up limits.
+struct RunCtx {
+    hub: WatchHub,
+    /// Bounds attaches (open + first sync) running at once.
+    attach: Arc<Semaphore>,
+    poll: Duration,
+}
+
 /// Attaches one database (waiting for its file), starts its replicas, then syncs it on every
-/// change until cancelled.
+/// change until cancelled. A database that is deleted or replaced while attached is detached and
+/// attached again (a new generation); its replicas keep running and keep the old data.
 async fn db_task(
     h: Arc<DbHandle>,
     cancel: CancellationToken,
     tracker: TaskTracker,
-    poll: Duration,
+    ctx: Arc<RunCtx>,
 ) {
-    if !open_when_present(&h, &cancel, poll).await {
-        return;
-    }
-    h.opened.store(true, Ordering::Release);
     let label = h.db.path().display().to_string();
-    // One sync first so the replicas start with a generation to work on.
-    if let Err(e) = h.db.sync().await {
-        error!(db = %label, error = %e, "sync error");
+    // Registered before the first attach, so no change after it goes unnoticed.
+    let mut changes = h.db.watch_changes(&ctx.hub);
+    loop {
+        if !attach_when_present(&h, &cancel, &ctx, &mut changes).await {
+            return;
+        }
+        if !h.opened.swap(true, Ordering::AcqRel) {
+            for r in &h.replicas {
+                tracker.spawn(Arc::clone(r).run(cancel.child_token()));
+            }
+        }
+        match monitor(&h, &cancel, &label, &mut changes).await {
+            None => return,
+            Some(DbError::Replaced { .. }) => {
+                info!(db = %label, "database file replaced, attaching the new file (new generation)")
+            }
+            Some(_) => info!(db = %label, "database file removed, waiting for it to reappear"),
+        }
     }
-    for r in &h.replicas {
-        tracker.spawn(Arc::clone(r).run(cancel.child_token()));
-    }
-    monitor(&h, &cancel, &label).await;
 }
 
-/// Opens the database, polling while its file does not exist. False when cancelled or when the
-/// database cannot be used (logged).
-async fn open_when_present(h: &DbHandle, cancel: &CancellationToken, poll: Duration) -> bool {
+/// Opens the database and runs its first sync (under an attach permit), waiting while its file
+/// does not exist: woken by the file watcher, or polled every [`Options::db_poll_interval`] when
+/// the directory is not watched (every [`IDLE_RECHECK`] when it is). False when cancelled or when
+/// the database cannot be used (logged).
+async fn attach_when_present(
+    h: &DbHandle,
+    cancel: &CancellationToken,
+    ctx: &RunCtx,
+    changes: &mut WalWatcher,
+) -> bool {
     let mut waiting_logged = false;
+    let wait = if changes.is_active() {
+        ctx.poll.max(IDLE_RECHECK)
+    } else {
+        ctx.poll
+    };
     loop {
-        match h.db.open().await {
-            Ok(()) => return true,
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => return false,
+            p = Arc::clone(&ctx.attach).acquire_owned() => p,
+        };
+        let opened = h.db.open().await;
+        if opened.is_ok() {
+            // One sync first so the replicas start with a generation to work on.
+            if let Err(e) = h.db.sync().await {
+                error!(db = %h.db.path().display(), error = %e, "sync error");
+            }
+            return true;
+        }
+        drop(permit);
+        match opened {
             Err(DbError::NotFound { .. }) => {
                 if !waiting_logged {
                     info!(db = %h.db.path().display(), "waiting for database file");
@@ -222,10 +289,12 @@ async fn open_when_present(h: &DbHandle, cancel: &CancellationToken, poll: Durat
                 error!(db = %h.db.path().display(), error = %e, "cannot open database");
                 return false;
             }
+            Ok(()) => {}
         }
         tokio::select! {
             _ = cancel.cancelled() => return false,
-            _ = tokio::time::sleep(poll) => {}
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
@@ -241,35 +310,64 @@ pub fn db_sync_pace(cfg: &DbConfig) -> Duration {
         .map_or(cfg.monitor_interval, |s| s.min(cfg.monitor_interval))
 }
 
-/// The sync loop of one database: on file changes (watcher, paced by [`db_sync_pace`]) and at
-/// least every `monitor-interval`. A monitor interval of 0 disables syncing (Litestream's
-/// semantics).
-async fn monitor(h: &DbHandle, cancel: &CancellationToken, label: &str) {
+/// The sync loop of one database, event-driven: a sync runs when the file watcher reports a
+/// change (paced by [`db_sync_pace`]). Without events (or after the watcher missed one) it
+/// polls every `monitor-interval`, like Litestream. With events, a timer only re-checks every
+/// [`IDLE_RECHECK`] (two `stat` calls; a sync only if something changed that no event reported —
+/// then the database falls back to polling) and wakes when the time-based checkpoint
+/// (`checkpoint-interval`) falls due, so an idle database costs nearly nothing. A monitor
+/// interval of 0 disables syncing (Litestream's semantics). Returns `None` when cancelled, or
+/// the error that detached the database (its file was removed or replaced).
+async fn monitor(
+    h: &DbHandle,
+    cancel: &CancellationToken,
+    label: &str,
+    changes: &mut WalWatcher,
+) -> Option<DbError> {
     if h.monitor_interval.is_zero() {
-        return;
+        cancel.cancelled().await;
+        return None;
     }
-    let mut changes = h.db.watch_changes();
-    let mut tick = tokio::time::interval(h.monitor_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pace = crate::replica::rate::RateLimiter::new(h.sync_pace);
     let mut failing = false;
+    let mut polling = !changes.is_active();
+    let mut seen = (changes.events(), h.db.fingerprint());
     loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-            _ = changes.changed() => {}
+        let wait = if polling || failing {
+            h.monitor_interval
+        } else {
+            idle_wait(h, &seen.1)
+        };
+        let by_event = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            _ = tokio::time::sleep(wait) => false,
+            _ = changes.changed() => true,
+        };
+        if !by_event && !polling && !failing {
+            let now = h.db.fingerprint();
+            if now == seen.1 && !checkpoint_due(h, &now) {
+                continue; // quiet: nothing written, nothing due
+            }
+            if now != seen.1 && !event_arrives(changes, seen.0).await {
+                warn!(db = %label, "file watcher missed a change, polling at monitor-interval");
+                polling = true;
+            }
         }
         tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => return None,
             _ = pace.acquire() => {}
         }
-        match h.db.sync().await {
+        let events_before = changes.events();
+        let result = h.db.sync().await;
+        seen = (events_before, h.db.fingerprint());
+        match result {
             Ok(_) => {
                 if failing {
                     info!(db = %label, "sync recovered");
                 }
                 failing = false;
             }
+            Err(e @ (DbError::Replaced { .. } | DbError::NotFound { .. })) => return Some(e),
             Err(e) if !failing => {
                 error!(db = %label, error = %e, "sync error");
                 failing = true;
@@ -277,6 +375,50 @@ async fn monitor(h: &DbHandle, cancel: &CancellationToken, label: &str) {
             Err(e) => tracing::debug!(db = %label, error = %e, "sync error"),
         }
     }
+}
+
+/// How long an event-driven database may sleep: until the next re-check, or until its
+/// time-based checkpoint falls due if that comes first.
+fn idle_wait(h: &DbHandle, seen: &crate::db::Fingerprint) -> Duration {
+    let recheck = h.monitor_interval.max(IDLE_RECHECK);
+    match checkpoint_due_at(h, seen) {
+        Some(at) => at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            .min(recheck),
+        None => recheck,
+    }
+}
+
+/// When the time-based PASSIVE checkpoint (spec §3.5: database file unmodified for
+/// `checkpoint-interval` while the shadow holds more than one frame) falls due, if it can.
+fn checkpoint_due_at(h: &DbHandle, fp: &crate::db::Fingerprint) -> Option<SystemTime> {
+    if h.checkpoint_interval.is_zero() {
+        return None;
+    }
+    let st = h.db.state();
+    let pos = st.pos.as_ref()?;
+    if st.page_size == 0 || pos.offset <= crate::db::checkpoint::wal_size_for(st.page_size, 1) {
+        return None;
+    }
+    // A hair past the interval: the policy wants the age strictly greater.
+    Some(fp.db_modified()? + h.checkpoint_interval + Duration::from_millis(10))
+}
+
+fn checkpoint_due(h: &DbHandle, fp: &crate::db::Fingerprint) -> bool {
+    checkpoint_due_at(h, fp).is_some_and(|at| at <= SystemTime::now())
+}
+
+/// True when an event arrived since `before`, waiting briefly for one still on its way from the
+/// watcher thread (a change seen by `stat` can be a moment ahead of its event).
+async fn event_arrives(changes: &WalWatcher, before: u64) -> bool {
+    for _ in 0..10 {
+        if changes.events() != before {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    changes.events() != before
 }
 
 /// Final sync of every opened database and its replicas (concurrently per database).

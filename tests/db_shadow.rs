@@ -865,7 +865,8 @@ async fn a_commit_wakes_the_watcher() {
     let f = fixture();
     let db = opened(&db_config(&f.path)).await;
     let first = db.sync().await.expect("sync").pos;
-    let mut changes = db.watch_changes();
+    let hub = walstream::db::WatchHub::new();
+    let mut changes = db.watch_changes(&hub);
     f.app.insert(1, 10);
     tokio::time::timeout(Duration::from_secs(10), changes.changed())
         .await

@@ -120,9 +120,14 @@ pub fn parse_flags(
     }
 }
 
+/// Most threads for blocking work (SQLite, file I/O). Tokio's default of 512 would let a burst
+/// of syncs across thousands of databases start hundreds of threads; work beyond this queues.
+const MAX_BLOCKING_THREADS: usize = 64;
+
 /// Runs an async command body on a fresh multi-threaded tokio runtime.
 pub fn block_on<F: Future>(f: F) -> anyhow::Result<F::Output> {
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
         .context("start async runtime")?;

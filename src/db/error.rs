@@ -1,7 +1,8 @@
 //! Errors of the live-database module. Every variant names the file it is about, so a log line
 //! alone tells which database (or shadow file) failed.
 //!
-//! What must stay true: callers branch on [`DbError::NotFound`] (wait and retry) and
+//! What must stay true: callers branch on [`DbError::NotFound`] (wait and retry),
+//! [`DbError::Replaced`] (re-attach: a new generation) and
 //! [`DbError::NotADatabase`] (give up on this database only); everything else is a failed tick
 //! that the next tick retries.
 
@@ -15,6 +16,12 @@ pub enum DbError {
     /// The database file does not exist (yet); the caller waits and retries.
     #[error("{path}: database file does not exist")]
     NotFound { path: PathBuf },
+    /// The file at the database path is no longer the one walstream attached (deleted and
+    /// re-created, or replaced by a rename). walstream detached from the old file and forgot its
+    /// generation, so the next attach starts a new one; nothing of the new file went into the
+    /// old generation.
+    #[error("{path}: database file was replaced")]
+    Replaced { path: PathBuf },
     /// The file exists but SQLite refuses it.
     #[error("{path}: file is not a database")]
     NotADatabase { path: PathBuf },

@@ -45,7 +45,7 @@ use meta::{Meta, Perms};
 pub use shadow::COPY_BUFFER_BYTES;
 pub use sync::{MAX_INDEX, reason};
 pub use validate::RestartSnapshot;
-pub use watch::WalWatcher;
+pub use watch::{DirWatcher, WalWatcher, WatchHub};
 
 /// A position in the shadow WAL: `offset` = bytes in the shadow file of `index`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +67,35 @@ pub struct DbState {
     pub wal_size: u64,
     pub last_sync: Option<SystemTime>,
     pub last_error: Option<String>,
+}
+
+/// What two `stat` calls tell about a database and its WAL (see [`Db::fingerprint`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    db: Option<(u64, u64, SystemTime)>,
+    wal: Option<(u64, SystemTime)>,
+}
+
+impl Fingerprint {
+    fn of(db: &Path, wal: &Path) -> Fingerprint {
+        use std::os::unix::fs::MetadataExt;
+        let db = std::fs::metadata(db).ok().map(|m| {
+            (
+                m.ino(),
+                m.len(),
+                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            )
+        });
+        let wal = std::fs::metadata(wal)
+            .ok()
+            .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+        Fingerprint { db, wal }
+    }
+
+    /// Last modification of the database file (`None` when it does not exist).
+    pub fn db_modified(&self) -> Option<SystemTime> {
+        self.db.map(|(_, _, t)| t)
+    }
 }
 
 /// What one sync tick did.
@@ -187,6 +216,9 @@ pub(crate) struct Attached {
     /// SQLite's SHARED lock and let the application's last connection delete the `-wal` while we
     /// are attached. Snapshots share this handle; it is closed only when we detach.
     db_file: Arc<File>,
+    /// (device, inode) of the attached file: a different one at the path means the database was
+    /// replaced (see [`DbError::Replaced`]).
+    identity: (u64, u64),
 }
 
 impl Db {
@@ -276,8 +308,14 @@ impl Db {
 
     /// Wakes on changes of the database file or its WAL (see [`WalWatcher`]); the caller keeps
     /// its own `monitor-interval` tick as the fallback.
-    pub fn watch_changes(&self) -> WalWatcher {
-        WalWatcher::new(&self.shared.path)
+    pub fn watch_changes(&self, hub: &WatchHub) -> WalWatcher {
+        WalWatcher::new(hub, &self.shared.path)
+    }
+
+    /// Sizes and modification times of the database file and its WAL, from two `stat` calls:
+    /// equal fingerprints before and after a quiet period mean nothing was written.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.shared.path, &self.shared.wal_path)
     }
 
     /// Snapshot support (spec §4.4): syncs, blocks walstream's checkpoints, runs a PASSIVE
@@ -344,16 +382,58 @@ impl Shared {
         self.guards.load(Ordering::Acquire) > 0
     }
 
-    /// Attach if needed, tick, publish the outcome (or the error).
+    /// Attach if needed, check the file is still the attached one, tick, publish the outcome
+    /// (or the error).
     fn sync_and_publish(&self) -> Result<SyncOutcome, DbError> {
         self.attach()?;
         let mut slot = self.lock_attached();
         let att = slot.as_mut().ok_or_else(|| DbError::NotOpen {
             path: self.path.clone(),
         })?;
-        let result = self.timed_tick(att);
+        let result = match self.still_attached_file(att) {
+            Ok(()) => self.timed_tick(att),
+            Err(e) => {
+                self.detach(&mut slot);
+                Err(e)
+            }
+        };
         drop(slot);
         self.publish(result)
+    }
+
+    /// The database path still names the attached file. [`DbError::NotFound`] when it is gone,
+    /// [`DbError::Replaced`] (after forgetting the generation, so the next attach starts a new
+    /// one) when another file took its place. Checked before every tick: the tick reads the WAL
+    /// by path, and a replaced database's WAL must never reach the old generation.
+    fn still_attached_file(&self, att: &Attached) -> Result<(), DbError> {
+        use std::os::unix::fs::MetadataExt;
+        let found = match std::fs::metadata(&self.path) {
+            Ok(m) => (m.dev(), m.ino()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.meta.remove_generation()?;
+                return Err(DbError::NotFound {
+                    path: self.path.clone(),
+                });
+            }
+            Err(e) => return Err(DbError::io(&self.path, "stat database")(e)),
+        };
+        if found == att.identity {
+            return Ok(());
+        }
+        self.meta.remove_generation()?;
+        Err(DbError::Replaced {
+            path: self.path.clone(),
+        })
+    }
+
+    /// Drops the attachment (connections and the file handle): the next sync attaches anew.
+    fn detach(&self, slot: &mut MutexGuard<'_, Option<Attached>>) {
+        if let Some(att) = slot.take() {
+            self.open.store(false, Ordering::Release);
+            if let Err(e) = att.conns.close() {
+                tracing::warn!(db = %self.path.display(), error = %e, "close detached database");
+            }
+        }
     }
 
     fn begin_snapshot(&self, me: &Arc<Shared>) -> Result<SnapshotGuard, DbError> {

@@ -91,11 +91,19 @@ impl Shared {
         self.meta.remove_other_generations(generation.as_deref())?;
         self.page_size.store(page_size, Ordering::Release);
         let db_file = File::open(&self.path).map_err(DbError::io(&self.path, "open database"))?;
+        let identity = {
+            use std::os::unix::fs::MetadataExt;
+            let m = db_file
+                .metadata()
+                .map_err(DbError::io(&self.path, "stat database"))?;
+            (m.dev(), m.ino())
+        };
         *slot = Some(Attached {
             conns,
             page_size,
             perms,
             db_file: Arc::new(db_file),
+            identity,
         });
         self.open.store(true, Ordering::Release);
         Ok(())

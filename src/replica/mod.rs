@@ -84,6 +84,9 @@ pub struct Replica {
     pos: Mutex<Option<Pos>>,
     /// Serializes snapshots (sync's first-snapshot, the snapshotter and retention).
     snapshot_lock: Mutex<()>,
+    /// Process-wide bound on snapshots running at once (shared by every replica of a run), so
+    /// thousands of databases attaching together do not read and upload all their files at once.
+    snapshot_permits: Option<Arc<tokio::sync::Semaphore>>,
     status: watch::Sender<ReplicaStatus>,
     /// `db=` label for logs.
     db_label: String,
@@ -92,21 +95,38 @@ pub struct Replica {
 impl Replica {
     /// A replica of `db` writing through `client`. Starts nothing.
     pub fn new(db: Arc<Db>, cfg: ReplicaConfig, client: ReplicaClient) -> Arc<Self> {
+        Arc::new(Self::build(db, cfg, client))
+    }
+
+    fn build(db: Arc<Db>, cfg: ReplicaConfig, client: ReplicaClient) -> Self {
         let status = ReplicaStatus {
             name: cfg.name.clone(),
             kind: cfg.target.type_name(),
             ..ReplicaStatus::default()
         };
-        Arc::new(Self {
+        Self {
             db_state: db.subscribe(),
             db_label: db.path().display().to_string(),
             db,
             client,
             pos: Mutex::new(None),
             snapshot_lock: Mutex::new(()),
+            snapshot_permits: None,
             status: watch::channel(status).0,
             cfg,
-        })
+        }
+    }
+
+    /// A replica like [`Replica::new`] whose snapshots take a permit of `permits` first.
+    pub fn with_snapshot_permits(
+        db: Arc<Db>,
+        cfg: ReplicaConfig,
+        client: ReplicaClient,
+        permits: Arc<tokio::sync::Semaphore>,
+    ) -> Arc<Self> {
+        let mut replica = Self::build(db, cfg, client);
+        replica.snapshot_permits = Some(permits);
+        Arc::new(replica)
     }
 
     pub fn name(&self) -> &str {

@@ -20,6 +20,12 @@ impl Replica {
     /// Takes a snapshot now; returns its `(generation, index)`.
     pub async fn snapshot(&self) -> Result<(String, u32), ReplicaError> {
         let _one_at_a_time = self.snapshot_lock.lock().await;
+        let _permit = match &self.snapshot_permits {
+            Some(p) => Some(p.acquire().await.map_err(|_| {
+                ReplicaError::SnapshotFile(std::io::Error::other("snapshot limiter closed"))
+            })?),
+            None => None,
+        };
         let guard = self.db.begin_snapshot().await?;
         let pos = guard.pos.clone();
         let size = guard.size;

@@ -100,6 +100,7 @@ pub async fn run_with(
     opts: Options,
     started: impl FnOnce(&[Arc<DbHandle>]),
 ) -> anyhow::Result<()> {
+    crate::db::configure_process_memory();
     info!(version = %format!("v{}", env!("CARGO_PKG_VERSION")), "walstream");
     if config.dbs.is_empty() {
         error!("no databases specified in configuration");

@@ -177,17 +177,63 @@ impl Conns {
     }
 }
 
-/// Opens one connection with Litestream's settings.
+/// Page-cache size (pages) of walstream's connections. They read a handful of pages (the schema,
+/// `_litestream_seq`); below 3 pages SQLite also skips its up-front bulk allocation of ~20
+/// pages, which across thousands of attached databases was most of their memory.
+const CACHE_PAGES: i64 = 2;
+
+/// Opens one connection with Litestream's settings, and with SQLite's per-connection memory
+/// (lookaside slots, page cache) cut to what walstream's few statements need.
 fn open(path: &Path) -> Result<Connection, DbError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn =
         Connection::open_with_flags(path, flags).map_err(DbError::sqlite(path, "open database"))?;
+    no_lookaside(&conn);
+    conn.pragma_update(None, "cache_size", CACHE_PAGES)
+        .map_err(DbError::sqlite(path, "set cache size"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(DbError::sqlite(path, "set busy timeout"))?;
     persist_wal(&conn, path)?;
     conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
         .map_err(DbError::sqlite(path, "disable autocheckpoint"))?;
     Ok(conn)
+}
+
+/// Process-wide SQLite memory settings for a process that keeps thousands of connections open:
+/// no up-front page-cache allocation per connection (SQLite's default allocates ~20 pages on a
+/// connection's first read, before `cache_size` can be lowered — ~90 KiB per connection).
+/// Must run before the first connection of the process is opened; later it is a no-op (SQLite
+/// answers MISUSE once initialised, and the defaults stay).
+pub fn configure_process_memory() {
+    // SAFETY: called before SQLite is initialised by this process's first connection (the
+    // orchestrator calls it first thing); SQLITE_CONFIG_PAGECACHE takes (void* buffer, int size,
+    // int count) and a NULL buffer with count 0 only sets the initial bulk allocation to none.
+    unsafe {
+        ffi::sqlite3_config(
+            ffi::SQLITE_CONFIG_PAGECACHE,
+            std::ptr::null_mut::<std::ffi::c_void>(),
+            0 as std::ffi::c_int,
+            0 as std::ffi::c_int,
+        );
+    }
+}
+
+/// Turns off the connection's lookaside allocator (by default ~120 KiB allocated and touched per
+/// connection; walstream's statements are too few for it to matter). Best effort: SQLite refuses
+/// while lookaside memory is in use, and then the default stays.
+fn no_lookaside(conn: &Connection) {
+    // SAFETY: `conn` owns a live handle for the duration of the call; SQLITE_DBCONFIG_LOOKASIDE
+    // takes (void* buffer, int slot size, int slot count), and a NULL buffer with 0 slots only
+    // releases SQLite's own lookaside memory.
+    unsafe {
+        ffi::sqlite3_db_config(
+            conn.handle(),
+            ffi::SQLITE_DBCONFIG_LOOKASIDE,
+            std::ptr::null_mut::<std::ffi::c_void>(),
+            0 as std::ffi::c_int,
+            0 as std::ffi::c_int,
+        );
+    }
 }
 
 /// `PRAGMA journal_mode = wal` must answer `wal`.

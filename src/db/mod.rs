@@ -40,6 +40,7 @@ use crate::config::DbConfig;
 use checkpoint::CheckpointPolicy;
 pub use checkpoint::{CheckpointMode, TRUNCATE_PAGE_COUNT};
 use conn::Conns;
+pub use conn::configure_process_memory;
 pub use error::DbError;
 use meta::{Meta, Perms};
 pub use shadow::COPY_BUFFER_BYTES;

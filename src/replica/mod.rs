@@ -74,6 +74,11 @@ pub enum ReplicaError {
     SnapshotFile(std::io::Error),
 }
 
+/// Locks a std mutex, recovering from poisoning (the guarded values are replaced whole).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// One replica of one database.
 pub struct Replica {
     cfg: ReplicaConfig,
@@ -87,6 +92,8 @@ pub struct Replica {
     /// Process-wide bound on snapshots running at once (shared by every replica of a run), so
     /// thousands of databases attaching together do not read and upload all their files at once.
     snapshot_permits: Option<Arc<tokio::sync::Semaphore>>,
+    /// Set by a retention check: until when the next one cannot delete anything.
+    retention_quiet: std::sync::Mutex<Option<retain::Quiet>>,
     status: watch::Sender<ReplicaStatus>,
     /// `db=` label for logs.
     db_label: String,
@@ -112,6 +119,7 @@ impl Replica {
             pos: Mutex::new(None),
             snapshot_lock: Mutex::new(()),
             snapshot_permits: None,
+            retention_quiet: std::sync::Mutex::new(None),
             status: watch::channel(status).0,
             cfg,
         }

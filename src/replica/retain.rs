@@ -8,10 +8,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use tracing::info;
+use tracing::{debug, info};
 
 use super::retention::{Deletions, RetentionPlan, SegmentEntry, SnapshotEntry, plan_retention};
-use super::{Replica, ReplicaError};
+use super::{Replica, ReplicaError, lock};
 use crate::storage::{SegmentInfo, SnapshotInfo};
 
 impl SnapshotEntry for SnapshotInfo {
@@ -35,6 +35,45 @@ impl SegmentEntry for SegmentInfo {
     }
 }
 
+/// Until when a retention check cannot find anything new to delete, as long as the live
+/// generation stays the same: retention deletes only around snapshots that fall out of the
+/// window, and the earliest that can happen is when the oldest surviving snapshot's age reaches
+/// `retention`. New segments and snapshots of the live generation change nothing before then;
+/// a new generation (ours) does, so it ends the quiet period. Objects written by another process
+/// are not seen until the quiet period ends (at most `retention`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Quiet {
+    until: SystemTime,
+    generation: Option<String>,
+}
+
+impl Quiet {
+    /// The quiet period after deleting `d` from a listing holding `snapshots`; `None` when no
+    /// snapshot survives (the next check must list again).
+    fn after(
+        snapshots: &[SnapshotInfo],
+        d: &Deletions<SnapshotInfo, SegmentInfo>,
+        retention: Duration,
+        generation: Option<String>,
+    ) -> Option<Quiet> {
+        let until = snapshots
+            .iter()
+            .filter(|s| !d.generations.contains(&s.generation))
+            .filter(|s| {
+                !d.snapshots
+                    .iter()
+                    .any(|x| x.generation == s.generation && x.index == s.index)
+            })
+            .map(|s| SystemTime::from(s.created_at) + retention)
+            .min()?;
+        Some(Quiet { until, generation })
+    }
+
+    fn holds(&self, now: SystemTime, live: &Option<String>) -> bool {
+        now < self.until && &self.generation == live
+    }
+}
+
 struct Listing {
     generations: Vec<String>,
     snapshots: Vec<SnapshotInfo>,
@@ -42,20 +81,33 @@ struct Listing {
 }
 
 impl Replica {
-    /// One retention check with the configured retention (no-op when retention is 0).
+    /// One retention check with the configured retention (no-op when retention is 0). Skipped
+    /// without a storage request while its outcome cannot have changed since the last check
+    /// (see [`Quiet`]).
     pub async fn enforce_retention(&self) -> Result<(), ReplicaError> {
         let retention = self.cfg.retention;
         if retention.is_zero() {
             return Ok(());
         }
-        let deletions = self.plan(retention).await?;
-        self.delete(deletions).await
+        let live = self.db_state.borrow().generation.clone();
+        if lock(&self.retention_quiet)
+            .as_ref()
+            .is_some_and(|q| q.holds(SystemTime::now(), &live))
+        {
+            debug!(db = %self.db_label, replica = %self.name(), "retention: nothing can have expired, not listed");
+            return Ok(());
+        }
+        *lock(&self.retention_quiet) = None;
+        let (deletions, quiet) = self.plan(retention).await?;
+        self.delete(deletions).await?;
+        *lock(&self.retention_quiet) = quiet;
+        Ok(())
     }
 
     async fn plan(
         &self,
         retention: Duration,
-    ) -> Result<Deletions<SnapshotInfo, SegmentInfo>, ReplicaError> {
+    ) -> Result<(Deletions<SnapshotInfo, SegmentInfo>, Option<Quiet>), ReplicaError> {
         let live = self.db_state.borrow().generation.clone();
         let mut forced: Option<(String, u32)> = None;
         // At most two extra snapshots: one when nothing is retained, one for the live generation.
@@ -75,7 +127,8 @@ impl Replica {
                 RetentionPlan::Delete(d) => {
                     let live_doomed = live.as_ref().is_some_and(|g| d.generations.contains(g));
                     if !live_doomed {
-                        return Ok(d);
+                        let quiet = Quiet::after(&l.snapshots, &d, retention, live);
+                        return Ok((d, quiet));
                     }
                     forced = Some(self.snapshot().await?);
                 }

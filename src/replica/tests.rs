@@ -183,3 +183,44 @@ async fn failed_listing_on_resume_is_reported_then_recovers() {
     assert_eq!(Some(end.clone()), f.db.state().pos);
     assert_contiguous(&f.segments(&end.generation).await, &end);
 }
+
+#[tokio::test]
+async fn retention_lists_storage_only_when_something_can_have_expired() {
+    let mut f = Fixture::new().await;
+    f.cfg.retention = std::time::Duration::from_millis(1500);
+    let replica = f.replica(f.client.clone());
+    f.write(3).await;
+    replica
+        .sync()
+        .await
+        .expect("first round (snapshot + segments)");
+    let client = f.client.clone();
+    let lists = || client.stats().operations(crate::storage::Op::List);
+    replica.enforce_retention().await.expect("first check");
+    let after_first = lists();
+    assert!(after_first > 0, "the first check lists the replica");
+    f.write(2).await;
+    replica.sync().await.expect("more segments");
+    let before_second = lists();
+    replica.enforce_retention().await.expect("second check");
+    assert_eq!(
+        lists(),
+        before_second,
+        "no listing while the only snapshot is inside the window"
+    );
+    let generation = f.db.state().generation.expect("generation");
+    let first = client.snapshots(&generation).await.expect("snapshots");
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    replica.enforce_retention().await.expect("third check");
+    assert!(
+        lists() > before_second,
+        "the snapshot aged out: listed again"
+    );
+    let now = client.snapshots(&generation).await.expect("snapshots");
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert!(
+        now[0].index > first[0].index,
+        "retention replaced the snapshot that left the window: {first:?} -> {now:?}"
+    );
+}

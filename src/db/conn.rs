@@ -1,11 +1,12 @@
-//! The SQLite side of one attached database: three connections with Litestream's settings
+//! The SQLite side of one attached database: up to three connections with Litestream's settings
 //! (spec §3.2) and the few statements walstream ever runs.
 //!
-//! - `main`: pragmas, `_litestream_seq` upserts and checkpoints;
+//! - `main` (opened on demand, closed when idle): pragmas, `_litestream_seq` upserts and
+//!   checkpoints;
 //! - `reader`: holds the long-running read transaction (`BEGIN` + `SELECT COUNT(1) FROM
 //!   _litestream_seq`) that pins a WAL read mark so no other process can checkpoint past it
 //!   or reset the WAL;
-//! - `writer`: takes SQLite's write lock (`BEGIN IMMEDIATE`, always rolled back) around the
+//! - `writer` (opened on demand, closed when idle): takes SQLite's write lock (`BEGIN IMMEDIATE`, always rolled back) around the
 //!   final copy and checkpoint.
 //!
 //! What must stay true: every connection has busy timeout 1 s, `SQLITE_FCNTL_PERSIST_WAL = 1`
@@ -40,12 +41,52 @@ impl CheckpointResult {
     }
 }
 
-/// The three connections of an attached database.
+/// A connection opened on first use and closed again by [`Conns::park`] when idle: `main` and
+/// `writer` are needed only at attach and around checkpoints, and keeping them open would cost
+/// two file descriptors and SQLite's per-connection memory for every attached database.
+struct OnDemand {
+    conn: std::cell::RefCell<Option<Connection>>,
+}
+
+impl OnDemand {
+    fn new(conn: Option<Connection>) -> OnDemand {
+        OnDemand {
+            conn: std::cell::RefCell::new(conn),
+        }
+    }
+
+    /// Runs `f` on the connection, opening it first if needed.
+    fn with<T>(
+        &self,
+        path: &Path,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, rusqlite::Error> {
+        let mut slot = self.conn.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(open_raw(path)?);
+        }
+        match slot.as_ref() {
+            Some(c) => f(c),
+            None => Err(rusqlite::Error::InvalidQuery),
+        }
+    }
+
+    /// Closes the connection unless it is inside a transaction.
+    fn park(&self) {
+        let mut slot = self.conn.borrow_mut();
+        if slot.as_ref().is_some_and(|c| c.is_autocommit()) {
+            *slot = None;
+        }
+    }
+}
+
+/// The connections of an attached database: `reader` always open (it holds the read
+/// transaction); `main` and `writer` opened on demand.
 pub(crate) struct Conns {
     path: PathBuf,
-    main: Connection,
+    main: OnDemand,
     reader: Connection,
-    writer: Connection,
+    writer: OnDemand,
     read_held: bool,
 }
 
@@ -62,20 +103,30 @@ impl Conns {
         .map_err(DbError::sqlite(path, "create litestream tables"))?;
         let mut conns = Conns {
             path: path.to_path_buf(),
-            main,
+            main: OnDemand::new(Some(main)),
             reader: open(path)?,
-            writer: open(path)?,
+            writer: OnDemand::new(None),
             read_held: false,
         };
         conns.acquire_read()?;
         Ok(conns)
     }
 
+    /// Closes the on-demand connections that are idle (not inside a transaction). SQLite keeps
+    /// their database descriptors for reuse while the reader holds its locks, so this never
+    /// drops a lock.
+    pub fn park(&self) {
+        self.main.park();
+        self.writer.park();
+    }
+
     /// `PRAGMA page_size`.
     pub fn page_size(&self) -> Result<u32, DbError> {
         let ps: i64 = self
             .main
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .with(&self.path, |c| {
+                c.query_row("PRAGMA page_size", [], |r| r.get(0))
+            })
             .map_err(DbError::sqlite(&self.path, "read page size"))?;
         u32::try_from(ps)
             .ok()
@@ -128,7 +179,7 @@ impl Conns {
         if truncate_wal {
             self.set_journal_size_limit(0)?;
         }
-        let result = self.main.execute(UPSERT_SEQ, []);
+        let result = self.main.with(&self.path, |c| c.execute(UPSERT_SEQ, []));
         if truncate_wal {
             self.set_journal_size_limit(-1)?;
         }
@@ -136,15 +187,19 @@ impl Conns {
     }
 
     fn set_journal_size_limit(&self, limit: i64) -> Result<(), DbError> {
+        let sql = format!("PRAGMA journal_size_limit = {limit}");
         self.main
-            .execute_batch(&format!("PRAGMA journal_size_limit = {limit}"))
+            .with(&self.path, |c| c.execute_batch(&sql))
             .map_err(DbError::sqlite(&self.path, "set journal_size_limit"))
     }
 
     /// Takes SQLite's write lock on the writer connection. `Ok(false)` when another
     /// connection kept it for the whole busy timeout.
     pub fn begin_write_lock(&self) -> Result<bool, DbError> {
-        match self.writer.execute_batch("BEGIN IMMEDIATE") {
+        match self
+            .writer
+            .with(&self.path, |c| c.execute_batch("BEGIN IMMEDIATE"))
+        {
             Ok(()) => Ok(true),
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(false),
             Err(e) => Err(DbError::sqlite(&self.path, "begin write lock")(e)),
@@ -154,18 +209,20 @@ impl Conns {
     /// Releases the write lock (rolls the empty transaction back).
     pub fn end_write_lock(&self) -> Result<(), DbError> {
         self.writer
-            .execute_batch("ROLLBACK")
+            .with(&self.path, |c| c.execute_batch("ROLLBACK"))
             .map_err(DbError::sqlite(&self.path, "release write lock"))
     }
 
     /// `PRAGMA wal_checkpoint(PASSIVE)` on the main connection.
     pub fn checkpoint_passive(&self) -> Result<CheckpointResult, DbError> {
         self.main
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok(CheckpointResult {
-                    busy: r.get(0)?,
-                    log: r.get(1)?,
-                    checkpointed: r.get(2)?,
+            .with(&self.path, |c| {
+                c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok(CheckpointResult {
+                        busy: r.get(0)?,
+                        log: r.get(1)?,
+                        checkpointed: r.get(2)?,
+                    })
                 })
             })
             .map_err(DbError::sqlite(&self.path, "checkpoint"))
@@ -185,17 +242,17 @@ const CACHE_PAGES: i64 = 2;
 /// Opens one connection with Litestream's settings, and with SQLite's per-connection memory
 /// (lookaside slots, page cache) cut to what walstream's few statements need.
 fn open(path: &Path) -> Result<Connection, DbError> {
+    open_raw(path).map_err(DbError::sqlite(path, "open database"))
+}
+
+fn open_raw(path: &Path) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn =
-        Connection::open_with_flags(path, flags).map_err(DbError::sqlite(path, "open database"))?;
+    let conn = Connection::open_with_flags(path, flags)?;
     no_lookaside(&conn);
-    conn.pragma_update(None, "cache_size", CACHE_PAGES)
-        .map_err(DbError::sqlite(path, "set cache size"))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(DbError::sqlite(path, "set busy timeout"))?;
-    persist_wal(&conn, path)?;
-    conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
-        .map_err(DbError::sqlite(path, "disable autocheckpoint"))?;
+    conn.pragma_update(None, "cache_size", CACHE_PAGES)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    persist_wal(&conn)?;
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
     Ok(conn)
 }
 
@@ -252,7 +309,7 @@ fn enable_wal(conn: &Connection, path: &Path) -> Result<(), DbError> {
 }
 
 /// `SQLITE_FCNTL_PERSIST_WAL = 1` on the main database of `conn`.
-fn persist_wal(conn: &Connection, path: &Path) -> Result<(), DbError> {
+fn persist_wal(conn: &Connection) -> rusqlite::Result<()> {
     let mut on: std::ffi::c_int = 1;
     // SAFETY: `conn` owns a live handle for the duration of the call; the schema name is a
     // NUL-terminated literal; PERSIST_WAL reads and writes exactly one c_int through `arg`.
@@ -267,11 +324,7 @@ fn persist_wal(conn: &Connection, path: &Path) -> Result<(), DbError> {
     if rc == ffi::SQLITE_OK {
         Ok(())
     } else {
-        Err(DbError::Sqlite {
-            path: path.to_path_buf(),
-            op: "set persist wal",
-            source: rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None),
-        })
+        Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None))
     }
 }
 

@@ -351,14 +351,22 @@ impl Db {
         .await
     }
 
-    /// Runs `f` on a blocking thread with the shared state.
+    /// Runs `f` on a blocking thread with the shared state, then closes the on-demand SQLite
+    /// connections it left idle.
     async fn blocking<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&Shared) -> Result<T, DbError> + Send + 'static,
     {
         let shared = Arc::clone(&self.shared);
-        match tokio::task::spawn_blocking(move || f(&shared)).await {
+        let run = move || {
+            let result = f(&shared);
+            if let Some(att) = shared.lock_attached().as_ref() {
+                att.conns.park();
+            }
+            result
+        };
+        match tokio::task::spawn_blocking(run).await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(DbError::Io {

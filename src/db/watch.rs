@@ -6,8 +6,8 @@
 //! - [`WalWatcher`]: one database's registration (its file and `-wal`), coalescing any number of
 //!   events into one [`tokio::sync::Notify`] permit. Dropping it unregisters; the directory is
 //!   unwatched when its last registration goes.
-//! - [`DirWatcher`]: a directory listener for discovery (files appearing, vanishing or renamed
-//!   whose path passes a filter).
+//! - [`DirWatcher`] + [`DirEvents`]: a directory listener for discovery (the paths, passing a
+//!   filter, of files that appeared, vanished, were renamed or written).
 //!
 //! What must stay true:
 //! - only content changes wake a database (create, remove, rename, data writes,
@@ -49,12 +49,55 @@ impl Slot {
 /// Decides which paths of a watched directory a [`DirWatcher`] cares about.
 type PathFilter = Box<dyn Fn(&Path) -> bool + Send + Sync>;
 
+/// Most paths a [`DirEvents`] queues before it asks for a full rescan instead.
+const MAX_QUEUED_PATHS: usize = 10_000;
+
+/// Where a directory listener's events go: the paths seen since the last batch, or a request
+/// to rescan everything (inotify overflow, or too many paths queued).
+#[derive(Default)]
+struct DirSink {
+    notify: Notify,
+    queued: Mutex<(std::collections::HashSet<PathBuf>, bool)>,
+}
+
+impl DirSink {
+    fn push(&self, path: &Path) {
+        {
+            let mut q = lock(&self.queued);
+            if !q.1 {
+                q.0.insert(path.to_path_buf());
+                if q.0.len() > MAX_QUEUED_PATHS {
+                    q.0.clear();
+                    q.1 = true;
+                }
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    fn rescan(&self) {
+        {
+            let mut q = lock(&self.queued);
+            q.0.clear();
+            q.1 = true;
+        }
+        self.notify.notify_one();
+    }
+}
+
+/// One directory listener: the paths it wants and where they go.
+struct Listener {
+    id: u64,
+    filter: PathFilter,
+    sink: Arc<DirSink>,
+}
+
 /// Registrations of one watched directory.
 #[derive(Default)]
 struct DirRoutes {
     /// File name → registrations (id, slot).
     files: HashMap<OsString, Vec<(u64, Arc<Slot>)>>,
-    listeners: Vec<(u64, Arc<Slot>, Arc<PathFilter>)>,
+    listeners: Vec<Listener>,
 }
 
 impl DirRoutes {
@@ -118,14 +161,14 @@ impl WatchHub {
         lock(&self.shared.routes).dirs.len()
     }
 
-    /// Registers `slot` for `names` in `dir`, or as a listener when `filter` is given. Returns
-    /// the id, or `None` when the directory cannot be watched.
+    /// Registers `slot` for `names` in `dir`, and `listener` (filter, sink) when given. Returns
+    /// the id, or why the directory cannot be watched.
     fn register(
         &self,
         dir: &Path,
         names: &[OsString],
-        filter: Option<PathFilter>,
         slot: &Arc<Slot>,
+        listener: Option<(PathFilter, Arc<DirSink>)>,
     ) -> Result<u64, String> {
         let mut watcher = lock(&self.shared.watcher);
         let Some(w) = watcher.as_mut() else {
@@ -144,8 +187,8 @@ impl WatchHub {
             let regs = entry.files.entry(name.clone()).or_default();
             regs.push((id, Arc::clone(slot)));
         }
-        if let Some(f) = filter {
-            entry.listeners.push((id, Arc::clone(slot), Arc::new(f)));
+        if let Some((filter, sink)) = listener {
+            entry.listeners.push(Listener { id, filter, sink });
         }
         Ok(id)
     }
@@ -161,7 +204,7 @@ impl WatchHub {
                 regs.retain(|(i, _)| *i != id);
                 !regs.is_empty()
             });
-            entry.listeners.retain(|(i, _, _)| *i != id);
+            entry.listeners.retain(|l| l.id != id);
             let emptied = entry.is_empty();
             if emptied {
                 routes.dirs.remove(dir);
@@ -180,13 +223,12 @@ fn dispatch(routes: &Routes, event: &Event) {
     if event.need_rescan() {
         for entry in routes.dirs.values() {
             entry.files.values().flatten().for_each(|(_, s)| s.wake());
-            entry.listeners.iter().for_each(|(_, s, _)| s.wake());
+            entry.listeners.iter().for_each(|l| l.sink.rescan());
         }
         return;
     }
     let content = is_content_change(&event.kind);
-    let membership = is_membership_change(&event.kind);
-    if !content && !membership {
+    if !content {
         return;
     }
     for path in &event.paths {
@@ -196,14 +238,12 @@ fn dispatch(routes: &Routes, event: &Event) {
         let Some(entry) = routes.dirs.get(dir) else {
             continue;
         };
-        if content && let Some(regs) = entry.files.get(name) {
+        if let Some(regs) = entry.files.get(name) {
             regs.iter().for_each(|(_, s)| s.wake());
         }
-        if membership {
-            for (_, slot, filter) in &entry.listeners {
-                if filter(path) {
-                    slot.wake();
-                }
+        for l in &entry.listeners {
+            if (l.filter)(path) {
+                l.sink.push(path);
             }
         }
     }
@@ -218,20 +258,6 @@ fn is_content_change(kind: &EventKind) -> bool {
         EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
         EventKind::Any | EventKind::Other => true,
     }
-}
-
-/// Event kinds that may add or remove a file of a directory (discovery), or finish writing one
-/// (a new database's header arrives with its first write).
-fn is_membership_change(kind: &EventKind) -> bool {
-    matches!(
-        kind,
-        EventKind::Create(_)
-            | EventKind::Remove(_)
-            | EventKind::Modify(ModifyKind::Name(_))
-            | EventKind::Access(AccessKind::Close(AccessMode::Write))
-            | EventKind::Any
-            | EventKind::Other
-    )
 }
 
 /// The directory to watch for `path` (its parent, `.` for a bare name).
@@ -260,7 +286,7 @@ impl WalWatcher {
             .unwrap_or_default();
         let mut wal_name = db_name.clone();
         wal_name.push("-wal");
-        let registration = match hub.register(&dir, &[db_name, wal_name], None, &slot) {
+        let registration = match hub.register(&dir, &[db_name, wal_name], &slot, None) {
             Ok(id) => Some((hub.clone(), dir, id)),
             Err(e) => {
                 warn!(db = %db_path.display(), error = %e,
@@ -301,10 +327,47 @@ impl Drop for WalWatcher {
     }
 }
 
-/// A discovery registration: wakes when a file passing `filter` appears in, vanishes from, is
-/// renamed in or finishes a write in `dir`.
+/// What a [`DirEvents`] delivers: the paths that changed, or "rescan everything".
+#[derive(Debug, PartialEq, Eq)]
+pub enum DirBatch {
+    Paths(Vec<PathBuf>),
+    Rescan,
+}
+
+/// The receiving end of one or more [`DirWatcher`]s (e.g. every directory of a recursive tree):
+/// the paths passing their filters that were created, removed, renamed or written since the
+/// last batch. Bounded: past [`MAX_QUEUED_PATHS`] it asks for a rescan instead.
+#[derive(Clone, Default)]
+pub struct DirEvents {
+    sink: Arc<DirSink>,
+}
+
+impl DirEvents {
+    pub fn new() -> DirEvents {
+        DirEvents::default()
+    }
+
+    /// Waits for changes, then takes everything queued so far. Cancel-safe.
+    pub async fn next(&self) -> DirBatch {
+        loop {
+            self.sink.notify.notified().await;
+            let mut q = lock(&self.sink.queued);
+            if std::mem::take(&mut q.1) {
+                q.0.clear();
+                return DirBatch::Rescan;
+            }
+            if !q.0.is_empty() {
+                let mut paths: Vec<PathBuf> = q.0.drain().collect();
+                paths.sort();
+                return DirBatch::Paths(paths);
+            }
+        }
+    }
+}
+
+/// A discovery registration on one directory: changes to files whose path passes `filter` go
+/// to `events`. Dropping it unregisters.
 pub struct DirWatcher {
-    slot: Arc<Slot>,
     registration: Option<(WatchHub, PathBuf, u64)>,
 }
 
@@ -314,18 +377,14 @@ impl DirWatcher {
         hub: &WatchHub,
         dir: &Path,
         filter: impl Fn(&Path) -> bool + Send + Sync + 'static,
+        events: &DirEvents,
     ) -> Result<DirWatcher, String> {
-        let slot = Arc::new(Slot::default());
-        let id = hub.register(dir, &[], Some(Box::new(filter)), &slot)?;
+        let unused = Arc::new(Slot::default());
+        let listener = (Box::new(filter) as PathFilter, Arc::clone(&events.sink));
+        let id = hub.register(dir, &[], &unused, Some(listener))?;
         Ok(DirWatcher {
-            slot,
             registration: Some((hub.clone(), dir.to_path_buf(), id)),
         })
-    }
-
-    /// Resolves once a matching change happened since the previous call. Cancel-safe.
-    pub async fn changed(&self) {
-        self.slot.notify.notified().await;
     }
 }
 
@@ -400,30 +459,38 @@ mod tests {
         assert_eq!(slot.events.load(Ordering::Relaxed), 1);
     }
 
-    #[test]
-    fn listeners_see_membership_changes_that_pass_their_filter() {
-        let slot = Arc::new(Slot::default());
+    #[tokio::test]
+    async fn listeners_queue_the_paths_that_pass_their_filter() {
+        let events = DirEvents::new();
         let filter: PathFilter = Box::new(|p: &Path| p.extension().is_some_and(|e| e == "db"));
         let mut entry = DirRoutes::default();
-        entry
-            .listeners
-            .push((1, Arc::clone(&slot), Arc::new(filter)));
+        entry.listeners.push(Listener {
+            id: 1,
+            filter,
+            sink: Arc::clone(&events.sink),
+        });
         let mut routes = Routes::default();
         routes.dirs.insert(PathBuf::from("/d"), entry);
-        let count = || slot.events.load(Ordering::Relaxed);
         dispatch(
             &routes,
             &event(EventKind::Create(CreateKind::File), "/d/a.db"),
         );
-        assert_eq!(count(), 1);
         dispatch(
             &routes,
             &event(EventKind::Create(CreateKind::File), "/d/a.txt"),
         );
-        assert_eq!(count(), 1, "filtered out");
         let write = EventKind::Modify(ModifyKind::Data(DataChange::Any));
-        dispatch(&routes, &event(write, "/d/a.db"));
-        assert_eq!(count(), 1, "a data write is not a membership change");
+        dispatch(&routes, &event(write, "/d/b.db"));
+        dispatch(&routes, &event(write, "/d/b.db"));
+        let open = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        dispatch(&routes, &event(open, "/d/c.db"));
+        assert_eq!(
+            events.next().await,
+            DirBatch::Paths(vec![PathBuf::from("/d/a.db"), PathBuf::from("/d/b.db")])
+        );
+        let overflow = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
+        dispatch(&routes, &overflow);
+        assert_eq!(events.next().await, DirBatch::Rescan);
     }
 
     #[tokio::test]
@@ -457,13 +524,19 @@ mod tests {
     async fn dir_watcher_sees_a_new_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let hub = WatchHub::new();
-        let w = DirWatcher::new(&hub, dir.path(), |p| {
-            p.extension().is_some_and(|e| e == "db")
-        })
+        let events = DirEvents::new();
+        let _w = DirWatcher::new(
+            &hub,
+            dir.path(),
+            |p| p.extension().is_some_and(|e| e == "db"),
+            &events,
+        )
         .expect("watch");
         std::fs::write(dir.path().join("new.db"), b"x").expect("write");
-        tokio::time::timeout(Duration::from_secs(10), w.changed())
+        std::fs::write(dir.path().join("new.txt"), b"x").expect("write");
+        let batch = tokio::time::timeout(Duration::from_secs(10), events.next())
             .await
             .expect("woken within 10 s");
+        assert_eq!(batch, DirBatch::Paths(vec![dir.path().join("new.db")]));
     }
 }

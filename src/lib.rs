@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod replica;
 pub mod replicate;
 pub mod restore;
+pub mod rt;
 pub mod server;
 pub mod storage;
 pub mod wal;

@@ -52,7 +52,7 @@ pub struct OpGuard {
 
 impl Drop for OpGuard {
     fn drop(&mut self) {
-        *self.lock.running.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *crate::rt::lock(&self.lock.running) = None;
     }
 }
 
@@ -67,7 +67,7 @@ impl OpLock {
 
     /// Takes the lock for `op` (`backup`, `restore`, `delete`) or says what holds it.
     pub fn try_begin(self: &Arc<Self>, op: &'static str) -> Result<OpGuard, Busy> {
-        let mut slot = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = crate::rt::lock(&self.running);
         if let Some(r) = slot.as_ref() {
             return Err(Busy {
                 database: self.db.clone(),

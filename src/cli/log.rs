@@ -62,7 +62,7 @@ pub fn init() {
 /// Switches to the configured format, level and stream (what Litestream does once its config
 /// file is read).
 pub fn configure(logging: &LoggingConfig) {
-    let mut s = SETTINGS.write().unwrap_or_else(|e| e.into_inner());
+    let mut s = crate::rt::write(&SETTINGS);
     *s = Settings {
         style: if logging.json {
             Style::Json
@@ -76,7 +76,7 @@ pub fn configure(logging: &LoggingConfig) {
 
 /// Writes one log line in the current format. `attrs` are printed in order after the message.
 pub fn emit(level: LogLevel, msg: &str, attrs: &[(&str, LogValue)]) {
-    let settings = *SETTINGS.read().unwrap_or_else(|e| e.into_inner());
+    let settings = *crate::rt::read(&SETTINGS);
     if rank(level) < rank(settings.min) {
         return;
     }

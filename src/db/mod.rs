@@ -36,6 +36,8 @@ use std::time::SystemTime;
 
 use tokio::sync::watch as tokio_watch;
 
+use crate::rt::lock;
+
 use crate::config::DbConfig;
 use checkpoint::CheckpointPolicy;
 pub use checkpoint::{CheckpointMode, TRUNCATE_PAGE_COUNT};
@@ -573,11 +575,6 @@ fn cleanup_bound(floors: impl Iterator<Item = Option<u32>>, current: u32) -> Opt
         min = Some(min.map_or(f, |m| m.min(f)));
     }
     min.filter(|&m| m > 0).map(|m| m - 1)
-}
-
-/// Locks a mutex, recovering from poisoning (state on disk is re-verified every tick).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

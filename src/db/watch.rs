@@ -25,12 +25,14 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::Notify;
 use tracing::warn;
+
+use crate::rt::lock;
 
 /// A wake-up target: a coalescing permit plus a count of events delivered.
 #[derive(Default)]
@@ -394,12 +396,6 @@ impl Drop for DirWatcher {
             hub.unregister(&dir, id);
         }
     }
-}
-
-/// Locks a mutex, recovering from poisoning (the tables stay consistent: every update is one
-/// statement under the lock).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

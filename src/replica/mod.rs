@@ -74,11 +74,6 @@ pub enum ReplicaError {
     SnapshotFile(std::io::Error),
 }
 
-/// Locks a std mutex, recovering from poisoning (the guarded values are replaced whole).
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// One replica of one database.
 pub struct Replica {
     cfg: ReplicaConfig,

@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 use tracing::{debug, info};
 
 use super::retention::{Deletions, RetentionPlan, SegmentEntry, SnapshotEntry, plan_retention};
-use super::{Replica, ReplicaError, lock};
+use super::{Replica, ReplicaError};
+use crate::rt::lock;
 use crate::storage::{SegmentInfo, SnapshotInfo};
 
 impl SnapshotEntry for SnapshotInfo {

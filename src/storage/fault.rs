@@ -141,9 +141,7 @@ impl FaultInjectingStore {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the counters inconsistent.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::rt::lock(&self.state)
     }
 
     /// Records a call of kind `op` and returns the error to inject, if any.

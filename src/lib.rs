@@ -18,6 +18,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod discover;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lz4;

@@ -90,8 +90,8 @@ async fn replicate(cfg: Config, shutdown_timeout: Duration) -> anyhow::Result<()
         shutdown_timeout,
         ..Default::default()
     };
-    crate::replicate::run_with(cfg, shutdown, opts, move |handles| {
-        if let Some(Err(e)) = server.map(|s| s.start(handles)) {
+    crate::replicate::run_with(cfg, shutdown, opts, move |fleet| {
+        if let Some(Err(e)) = server.map(|s| s.start(&fleet.handles())) {
             tracing::error!(error = %e, "http server error");
         }
     })

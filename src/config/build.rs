@@ -6,13 +6,14 @@
 //! database; two databases never share a path.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
 
 use super::build_replica::{ReplicaScope, build_replica};
 use super::credentials::{EnvLookup, GlobalKeys};
 use super::defaults::*;
+use super::dirs::DirConfig;
 use super::duration::non_negative;
 use super::node::Section;
 use super::paths::{default_meta_path, normalize_db_path};
@@ -43,6 +44,11 @@ const DB_KEYS: &[&str] = &[
     "max-checkpoint-page-count",
     "replicas",
     "backups",
+    "dir",
+    "pattern",
+    "recursive",
+    "watch",
+    "replica",
 ];
 const BACKUPS_KEYS: &[&str] = &["path", "retain", "pre-restore-retain"];
 
@@ -67,8 +73,15 @@ pub(crate) fn build_config(
     }
     let logging = build_logging(&top.child("logging")?, warnings)?;
     let mut dbs: Vec<DbConfig> = Vec::new();
+    let mut dirs: Vec<DirConfig> = Vec::new();
     for (i, value) in top.seq("dbs")?.into_iter().enumerate() {
-        let db = build_db(value, i, origin, &global, env, warnings)?;
+        let db = match build_db(value, i, origin, &global, env, warnings)? {
+            Entry::Db(db) => db,
+            Entry::Dir(dir) => {
+                dirs.push(dir);
+                continue;
+            }
+        };
         if let Some(first) = dbs.iter().position(|d| d.path == db.path) {
             let msg = format!("duplicate database path (also dbs[{first}])");
             return Err(ConfigError::Invalid {
@@ -81,6 +94,7 @@ pub(crate) fn build_config(
     }
     Ok(Config {
         dbs,
+        dirs,
         addr,
         exec: top.non_empty("exec")?,
         logging,
@@ -142,6 +156,46 @@ impl LogLevel {
     }
 }
 
+/// One `dbs[]` entry: a database (`path`) or a directory of databases (`dir`).
+enum Entry {
+    Db(DbConfig),
+    Dir(DirConfig),
+}
+
+/// The directory keys of an entry (`dir`, `pattern`, `recursive`, `watch`): `Some((dir,
+/// pattern, recursive, watch))` for a directory entry; errors for every invalid combination.
+fn dir_keys(bare: &Section<'_>) -> Result<Option<(PathBuf, String, bool, bool)>, ConfigError> {
+    let dir = bare.non_empty("dir")?;
+    let pattern = bare.non_empty("pattern")?;
+    let recursive = bare.bool("recursive")?;
+    let watch = bare.bool("watch")?;
+    let Some(dir) = dir else {
+        for (key, set) in [
+            ("pattern", pattern.is_some()),
+            ("recursive", recursive.is_some()),
+            ("watch", watch.is_some()),
+        ] {
+            if set {
+                return Err(bare.err(key, "only allowed with \"dir\""));
+            }
+        }
+        return Ok(None);
+    };
+    if bare.non_empty("path")?.is_some() {
+        return Err(bare.err("dir", "set either \"path\" or \"dir\", not both"));
+    }
+    let Some(pattern) = pattern else {
+        return Err(bare.err("pattern", "required with \"dir\" (e.g. \"*.db\")"));
+    };
+    let dir = normalize_db_path(&dir).map_err(|e| bare.err("dir", e.to_string()))?;
+    Ok(Some((
+        dir,
+        pattern,
+        recursive.unwrap_or(false),
+        watch.unwrap_or(false),
+    )))
+}
+
 fn build_db(
     value: &Value,
     index: usize,
@@ -149,13 +203,26 @@ fn build_db(
     global: &GlobalKeys,
     env: EnvLookup<'_>,
     warnings: &mut Vec<String>,
-) -> Result<DbConfig, ConfigError> {
+) -> Result<Entry, ConfigError> {
     let key = format!("dbs[{index}]");
     let bare = Section::new(value, origin, &key)?;
-    let Some(raw_path) = bare.non_empty("path")? else {
-        return Err(bare.err_here("missing required key \"path\""));
+    if bare.value("replica").is_some() {
+        return Err(bare.err(
+            "replica",
+            "the singular \"replica\" form (Litestream v0.5) writes v0.5 LTX replicas, which \
+             walstream does not write yet; use \"replicas\" (a list) to write the v0.3 layout",
+        ));
+    }
+    let dir = dir_keys(&bare)?;
+    let path = match &dir {
+        Some((d, ..)) => d.clone(),
+        None => {
+            let Some(raw_path) = bare.non_empty("path")? else {
+                return Err(bare.err_here("missing required key \"path\""));
+            };
+            normalize_db_path(&raw_path).map_err(|e| bare.err("path", e.to_string()))?
+        }
     };
-    let path = normalize_db_path(&raw_path).map_err(|e| bare.err("path", e.to_string()))?;
     let location = format!("{key} ({})", path.display());
     let s = Section::new(value, origin, &location)?;
     let shown_path = path.display().to_string();
@@ -196,8 +263,19 @@ fn build_db(
         db.replicas.push(build_replica(item, i, &scope, warnings)?);
     }
     check_unique_names(&db.replicas).map_err(|e| e.at(origin, &location))?;
-    db.backups = build_backups(&s.child("backups")?, &db.path, warnings)?;
-    Ok(db)
+    let backups = s.child("backups")?;
+    db.backups = build_backups(&backups, &db.path, warnings)?;
+    let Some((dir, pattern, recursive, watch)) = dir else {
+        return Ok(Entry::Db(db));
+    };
+    let meta_base = (db.meta_path != default_meta_path(&db.path)).then(|| db.meta_path.clone());
+    let backups_base = backups
+        .value("path")
+        .is_some()
+        .then(|| db.backups.path.clone());
+    DirConfig::new(dir, &pattern, recursive, watch, db, meta_base, backups_base)
+        .map(Entry::Dir)
+        .map_err(|e| s.err("pattern", e))
 }
 
 /// `dbs[].backups` (walstream only): `path` (absolute after `~` expansion), `retain` and

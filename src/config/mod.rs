@@ -16,6 +16,7 @@ mod build;
 mod build_replica;
 mod credentials;
 mod defaults;
+mod dirs;
 pub mod duration;
 mod error;
 pub mod expand;
@@ -28,6 +29,7 @@ mod tests;
 
 pub use build::check_unique_names;
 pub use defaults::*;
+pub use dirs::{DIR_BACKUPS_FOLDER, DirConfig};
 pub use duration::{format_go_duration, parse_go_duration, parse_go_duration_nanos, round_lag};
 pub use error::ConfigError;
 pub use paths::{META_DIR_SUFFIX, clean_unix_path, default_meta_path, normalize_db_path};
@@ -42,6 +44,8 @@ use credentials::{EnvLookup, GlobalKeys, process_env, resolve_target};
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub dbs: Vec<DbConfig>,
+    /// Directory entries (`dbs[]` with `dir`): databases discovered at run time.
+    pub dirs: Vec<DirConfig>,
     /// HTTP bind address (`addr`), `None` when empty or absent.
     pub addr: Option<String>,
     /// Subprocess command (`exec`).

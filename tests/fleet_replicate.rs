@@ -1,0 +1,216 @@
+//! Directory replication on the real binary (`dir`, `pattern`, `recursive`, `watch`): databases
+//! created, deleted and re-created, replaced by a rename, and written for the first time while
+//! `walstream replicate` runs and writers commit to them.
+//!
+//! What must stay true: every discovered database replicates into the entry's replica path
+//! plus its own path relative to `dir`, and restores to its own content, never another's (each
+//! database's rows carry ids from its own range); a re-created or replaced database starts a new
+//! generation and the old generation still restores the old content; files that do not match
+//! the pattern, side files and files that are not SQLite (yet) are never replicated.
+
+mod common;
+#[path = "http_support/mod.rs"]
+mod http_support;
+#[path = "replicate_support/mod.rs"]
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use http_support::{tempdir, walstream_restore};
+use support::{Writer, insert, open_app, poll_until, rows};
+
+type Rows = Vec<(i64, String)>;
+
+/// Generations stored for the database at `rel` under the replica root.
+fn generations(replica: &Path, rel: &str) -> Vec<String> {
+    support::list(&replica.join(rel).join("generations"))
+}
+
+/// Waits until the database at `rel` has `n` generations in the replica.
+fn wait_generations(proc: &support::Proc, replica: &Path, rel: &str, n: usize) {
+    let what = format!("{n} generation(s) of {rel}");
+    let deadline = std::time::Instant::now() + support::DEADLINE;
+    while generations(replica, rel).len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; log:\n{}",
+            proc.log_text()
+        );
+        std::thread::sleep(support::POLL);
+    }
+}
+
+/// Restores the database at `rel` (latest, or one generation) and returns its rows.
+fn restore(dir: &Path, replica: &Path, rel: &str, generation: Option<&str>) -> Vec<(i64, String)> {
+    let url = format!("file://{}", replica.join(rel).display());
+    let out = dir.join(format!(
+        "restored-{}-{}.db",
+        rel.replace('/', "_"),
+        generation.unwrap_or("latest")
+    ));
+    let _ = fs::remove_file(&out);
+    match generation {
+        Some(g) => walstream_restore(&["-generation", g, &url], &[], &out),
+        None => walstream_restore(&[&url], &[], &out),
+    }
+}
+
+/// A database file with rows `first..first+n` folded into the main file (no `-wal`), ready to
+/// be moved into place.
+fn staged_database(path: &Path, first: i64, n: i64) -> Vec<(i64, String)> {
+    let c = open_app(path);
+    for id in first..first + n {
+        insert(&c, id);
+    }
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;")
+        .expect("fold into one file");
+    let r = rows(&c);
+    drop(c);
+    r
+}
+
+/// The rows of `db` once its writer stopped.
+fn finished(w: Writer, db: &Path) -> Vec<(i64, String)> {
+    w.finish();
+    rows(&open_app(db))
+}
+
+fn all_ids_in(rows: &[(i64, String)], range: std::ops::Range<i64>) -> bool {
+    rows.iter().all(|(id, _)| range.contains(id))
+}
+
+#[test]
+fn databases_that_come_and_go_under_a_watched_dir_each_restore_to_their_own_content() {
+    let (_tmp, dir) = tempdir();
+    let (tenants, replica) = (dir.join("tenants"), dir.join("replica"));
+    fs::create_dir_all(tenants.join("sub")).expect("mkdir");
+    let db = |rel: &str| tenants.join(rel);
+    // Present at start: two databases, a SQLite file the pattern excludes, an empty file.
+    let wa = Writer::paced(&db("a.db"), 1000, std::time::Duration::from_millis(20));
+    let wb = Writer::paced(&db("sub/b.db"), 2000, std::time::Duration::from_millis(20));
+    poll_until("first commits", || wa.last() >= 1000 && wb.last() >= 2000);
+    drop(open_app(&db("notes.txt")));
+    fs::write(db("empty.db"), b"").expect("empty file");
+    let config = format!(
+        "dbs:\n  - dir: \"{}\"\n    pattern: \"*.db\"\n    recursive: true\n    watch: true\n    \
+         replicas:\n      - url: \"file://{}\"\n        sync-interval: 100ms\n",
+        tenants.display(),
+        replica.display()
+    );
+    let cfg = dir.join("walstream.yml");
+    fs::write(&cfg, config).expect("config");
+    let proc = support::walstream(&dir, &["-config", cfg.to_str().expect("utf-8")]);
+    wait_generations(&proc, &replica, "a.db", 1);
+    wait_generations(&proc, &replica, "sub/b.db", 1);
+
+    // Created while running: in the root, in a new subdirectory, and the empty file gets its
+    // first content.
+    let wc = Writer::paced(&db("c.db"), 3000, std::time::Duration::from_millis(20));
+    fs::create_dir_all(tenants.join("sub2")).expect("mkdir");
+    let wd = Writer::paced(&db("sub2/d.db"), 4000, std::time::Duration::from_millis(20));
+    let we = Writer::paced(&db("empty.db"), 5000, std::time::Duration::from_millis(20));
+    for rel in ["c.db", "sub2/d.db", "empty.db"] {
+        wait_generations(&proc, &replica, rel, 1);
+    }
+
+    // a.db deleted (writer stopped first), then re-created with other rows.
+    let a_old = finished(wa, &db("a.db"));
+    poll_until("a.db's last commit replicated", || {
+        let gens = generations(&replica, "a.db");
+        gens.len() == 1 && restore(&dir, &replica, "a.db", None) == a_old
+    });
+    let a_generation = generations(&replica, "a.db").remove(0);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{suffix}", db("a.db").display()));
+    }
+    poll_until("a.db retired", || {
+        proc.log_text()
+            .contains("database removed, replication stopped")
+    });
+    let wa = Writer::paced(&db("a.db"), 6000, std::time::Duration::from_millis(20));
+    wait_generations(&proc, &replica, "a.db", 2);
+
+    // sub/b.db replaced by a copy moved into place from outside the tree.
+    let b_old = finished(wb, &db("sub/b.db"));
+    poll_until("b.db's last commit replicated", || {
+        restore(&dir, &replica, "sub/b.db", None) == b_old
+    });
+    let b_generation = generations(&replica, "sub/b.db").remove(0);
+    let staged = dir.join("staged.db");
+    let b_new = staged_database(&staged, 7000, 25);
+    fs::rename(&staged, db("sub/b.db")).expect("rename into place");
+    for suffix in ["-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{suffix}", db("sub/b.db").display()));
+    }
+    wait_generations(&proc, &replica, "sub/b.db", 2);
+
+    let sources: Vec<(&str, Rows, std::ops::Range<i64>)> = vec![
+        ("a.db", finished(wa, &db("a.db")), 6000..7000),
+        ("c.db", finished(wc, &db("c.db")), 3000..4000),
+        ("sub2/d.db", finished(wd, &db("sub2/d.db")), 4000..5000),
+        ("empty.db", finished(we, &db("empty.db")), 5000..6000),
+    ];
+    let log = proc.stop();
+    assert!(!log.contains("panicked"), "{log}");
+
+    for (rel, source, range) in &sources {
+        let restored = restore(&dir, &replica, rel, None);
+        assert!(all_ids_in(&restored, range.clone()), "{rel}: {restored:?}");
+        assert_eq!(&restored, source, "{rel} restores to its own content");
+    }
+    assert_eq!(restore(&dir, &replica, "sub/b.db", None), b_new);
+    assert_eq!(
+        restore(&dir, &replica, "a.db", Some(&a_generation)),
+        a_old,
+        "a.db's old generation keeps the deleted database"
+    );
+    assert_eq!(
+        restore(&dir, &replica, "sub/b.db", Some(&b_generation)),
+        b_old,
+        "b.db's old generation keeps the replaced database"
+    );
+    let stored = support::list(&replica);
+    assert!(
+        !stored.iter().any(|n| n.contains("notes.txt")),
+        "{stored:?}"
+    );
+    assert!(
+        !stored
+            .iter()
+            .any(|n| n.ends_with("-wal") || n.ends_with("-shm")),
+        "{stored:?}"
+    );
+    assert!(!replica.join("staged.db").exists());
+}
+
+#[test]
+fn without_watch_only_the_databases_present_at_start_replicate() {
+    let (_tmp, dir) = tempdir();
+    let (tenants, replica) = (dir.join("tenants"), dir.join("replica"));
+    fs::create_dir_all(tenants.join("deep")).expect("mkdir");
+    let a = open_app(&tenants.join("a.db"));
+    insert(&a, 1);
+    let deep = open_app(&tenants.join("deep/b.db"));
+    insert(&deep, 2);
+    let config = format!(
+        "dbs:\n  - dir: \"{}\"\n    pattern: \"*.db\"\n    replicas:\n      - url: \"file://{}\"\n",
+        tenants.display(),
+        replica.display()
+    );
+    let cfg = dir.join("walstream.yml");
+    fs::write(&cfg, config).expect("config");
+    let proc = support::walstream(&dir, &["-config", cfg.to_str().expect("utf-8")]);
+    wait_generations(&proc, &replica, "a.db", 1);
+    let late = open_app(&tenants.join("late.db"));
+    insert(&late, 3);
+    let log = proc.stop();
+    assert_eq!(restore(&dir, &replica, "a.db", None), rows(&a));
+    let stored: Vec<PathBuf> = ["deep", "late.db"]
+        .iter()
+        .map(|n| replica.join(n))
+        .collect();
+    for p in stored {
+        assert!(!p.exists(), "{} replicated: {log}", p.display());
+    }
+}

@@ -214,3 +214,46 @@ fn without_watch_only_the_databases_present_at_start_replicate() {
         assert!(!p.exists(), "{} replicated: {log}", p.display());
     }
 }
+
+/// The ids `/api/v1/status` lists.
+fn status_ids(inst: &http_support::Instance) -> Vec<String> {
+    let status = inst.get("/api/v1/status").json();
+    status["databases"]
+        .as_array()
+        .map(|dbs| {
+            dbs.iter()
+                .filter_map(|d| d["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_http_status_follows_databases_as_they_come_and_go() {
+    let (_tmp, dir) = tempdir();
+    let (tenants, replica) = (dir.join("tenants"), dir.join("replica"));
+    fs::create_dir_all(&tenants).expect("mkdir");
+    insert(&open_app(&tenants.join("a.db")), 1);
+    let config = format!(
+        "addr: \"127.0.0.1:0\"\ndbs:\n  - dir: \"{}\"\n    pattern: \"*.db\"\n    watch: true\n    \
+         replicas:\n      - url: \"file://{}\"\n",
+        tenants.display(),
+        replica.display()
+    );
+    let inst = http_support::Instance::start(&dir, &config, &[]);
+    poll_until("a.db listed", || status_ids(&inst) == ["a.db"]);
+    let b = open_app(&tenants.join("b.db"));
+    insert(&b, 2);
+    poll_until("b.db listed", || status_ids(&inst) == ["a.db", "b.db"]);
+    let points = inst.get("/api/v1/databases/b.db/restore-points");
+    assert_eq!(points.status, 200, "{}", points.body);
+    drop(b);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{suffix}", tenants.join("b.db").display()));
+    }
+    poll_until("b.db gone", || status_ids(&inst) == ["a.db"]);
+    let gone = inst.get("/api/v1/databases/b.db/restore-points");
+    assert_eq!(gone.status, 404, "{}", gone.body);
+    let log = inst.proc.stop();
+    assert!(!log.contains("panicked"), "{log}");
+}

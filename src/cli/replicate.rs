@@ -91,7 +91,7 @@ async fn replicate(cfg: Config, shutdown_timeout: Duration) -> anyhow::Result<()
         ..Default::default()
     };
     crate::replicate::run_with(cfg, shutdown, opts, move |fleet| {
-        if let Some(Err(e)) = server.map(|s| s.start(&fleet.handles())) {
+        if let Some(Err(e)) = server.map(|s| s.start(fleet)) {
             tracing::error!(error = %e, "http server error");
         }
     })

@@ -49,7 +49,8 @@ const STREAM_CHUNK: usize = 256 * 1024;
 /// Handler state: the server's shared state plus each database's backups folder and lock.
 struct Admin {
     shared: Arc<Shared>,
-    dbs: HashMap<String, AdminDb>,
+    /// Built on first use per database (databases join and leave the fleet while it runs).
+    dbs: std::sync::Mutex<HashMap<String, Arc<AdminDb>>>,
 }
 
 struct AdminDb {
@@ -62,22 +63,9 @@ type Ctx = State<Arc<Admin>>;
 
 /// The admin routes, ready to be merged into the server's router.
 pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> Router<S> {
-    let dbs = shared
-        .state
-        .dbs
-        .iter()
-        .map(|e| {
-            let db = AdminDb {
-                entry: Arc::clone(e),
-                store: BackupStore::new(e.handle.db.path(), &e.handle.backups),
-                lock: OpLock::new(&e.id),
-            };
-            (e.id.clone(), db)
-        })
-        .collect();
     let admin = Arc::new(Admin {
         shared: Arc::clone(shared),
-        dbs,
+        dbs: std::sync::Mutex::new(HashMap::new()),
     });
     let read = || axum::middleware::from_fn_with_state(Arc::clone(shared), require_read);
     let mutate = || axum::middleware::from_fn_with_state(Arc::clone(shared), require_mutate);
@@ -179,10 +167,25 @@ struct BusyDoc {
 }
 
 impl Admin {
-    fn db(&self, id: &str) -> Result<&AdminDb, Response> {
-        self.dbs
-            .get(id)
-            .ok_or_else(|| super::unknown_db(&self.shared, id))
+    fn db(&self, id: &str) -> Result<Arc<AdminDb>, Response> {
+        let entry = self
+            .shared
+            .state
+            .db(id)
+            .ok_or_else(|| super::unknown_db(&self.shared, id))?;
+        let mut dbs = crate::rt::lock(&self.dbs);
+        dbs.retain(|_, d| self.shared.state.db(&d.entry.id).is_some());
+        let current = dbs.get(id).filter(|d| Arc::ptr_eq(&d.entry, &entry));
+        if let Some(d) = current {
+            return Ok(Arc::clone(d));
+        }
+        let d = Arc::new(AdminDb {
+            store: BackupStore::new(entry.handle.db.path(), &entry.handle.backups),
+            lock: OpLock::new(&entry.id),
+            entry,
+        });
+        dbs.insert(id.to_string(), Arc::clone(&d));
+        Ok(d)
     }
 }
 
@@ -367,7 +370,7 @@ async fn restore_backup(State(a): Ctx, Path((db, id)): Path<(String, String)>) -
         return admin_error(&e);
     }
     let from = RestoredFrom::Backup { backup: id.clone() };
-    live_restore(d, from, |_| RestoreSource::Backup(id)).await
+    live_restore(&d, from, |_| RestoreSource::Backup(id)).await
 }
 
 async fn restore_from_replica(State(a): Ctx, Path(db): Path<String>, body: Bytes) -> Response {
@@ -392,7 +395,7 @@ async fn restore_from_replica(State(a): Ctx, Path(db): Path<String>, body: Bytes
         replica: first.replica.client().describe(),
         timestamp: req.timestamp.filter(|t| !t.is_empty()),
     };
-    live_restore(d, from, move |entry| {
+    live_restore(&d, from, move |entry| {
         let r = &entry.replicas[0].replica;
         RestoreSource::Replica {
             name: r.name(),

@@ -44,7 +44,7 @@ pub use state::{
 
 use crate::config::HttpConfig;
 use crate::metrics::Metrics;
-use crate::replicate::DbHandle;
+use crate::replicate::Fleet;
 use actions::ActionError;
 use api::{ErrorDoc, RestorePointsDoc, StatusDoc};
 use auth::{Access, Denied};
@@ -114,11 +114,12 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Starts serving on the current tokio runtime with the replication `handles`; also starts
-    /// the lag trackers and restore-point refreshers. Logs `serving metrics on url=…`.
-    pub fn start(self, handles: &[Arc<DbHandle>]) -> Result<(), ServerError> {
-        let state = Arc::new(AppState::new(handles, self.settings));
-        state.spawn_background();
+    /// Starts serving on the current tokio runtime the databases of `fleet` (following it as
+    /// databases come and go); also starts the lag trackers and restore-point refreshers. Logs
+    /// `serving metrics on url=…`.
+    pub fn start(self, fleet: &Arc<Fleet>) -> Result<(), ServerError> {
+        let state = Arc::new(AppState::new(&[], self.settings));
+        state.follow(fleet);
         let source_state = Arc::clone(&state);
         let metrics = Metrics::new(Arc::new(move || source_state.observe()))?;
         let port = self.listener.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -301,11 +302,28 @@ async fn status(State(s): Ctx) -> Response {
     Json(StatusDoc::from_observation(&s.state.observe())).into_response()
 }
 
+/// Most database ids a 404 lists (a fleet may have thousands).
+const KNOWN_IDS_SHOWN: usize = 20;
+
 fn unknown_db(s: &Shared, id: &str) -> Response {
-    let known: Vec<&str> = s.state.dbs.iter().map(|d| d.id.as_str()).collect();
+    let entries = s.state.entries();
+    let known: Vec<&str> = entries
+        .iter()
+        .take(KNOWN_IDS_SHOWN)
+        .map(|d| d.id.as_str())
+        .collect();
+    let more = entries.len().saturating_sub(KNOWN_IDS_SHOWN);
+    let tail = if more > 0 {
+        format!(", … {more} more")
+    } else {
+        String::new()
+    };
     message(
         StatusCode::NOT_FOUND,
-        format!("unknown database {id:?} (known: {})", known.join(", ")),
+        format!(
+            "unknown database {id:?} (known: {}{tail})",
+            known.join(", ")
+        ),
     )
 }
 
@@ -355,7 +373,7 @@ where
     F: FnOnce(Arc<state::DbEntry>) -> Fut,
     Fut: std::future::Future<Output = Result<T, ActionError>> + Send + 'static,
 {
-    let Some(entry) = s.state.db(id).cloned() else {
+    let Some(entry) = s.state.db(id) else {
         return unknown_db(s, id);
     };
     let limit = match action_timeout(q) {

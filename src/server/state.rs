@@ -20,12 +20,13 @@ use super::restore_points::{self, PointsSlot, ReplicaPoints};
 use crate::config::HttpConfig;
 use crate::db::{DbState, DbStats};
 use crate::replica::{Replica, ReplicaStatus};
-use crate::replicate::DbHandle;
+use crate::replicate::{DbHandle, Fleet};
 use crate::storage::{ErrorClass, Op, StorageStats};
 
-/// Everything the handlers share.
+/// Everything the handlers share. The set of databases follows the run's [`Fleet`]
+/// ([`AppState::follow`]): databases discovered under a `dir` entry appear, removed ones go.
 pub struct AppState {
-    pub dbs: Vec<Arc<DbEntry>>,
+    dbs: RwLock<Vec<Arc<DbEntry>>>,
     pub settings: HttpConfig,
 }
 
@@ -38,6 +39,8 @@ pub struct DbEntry {
     pub health: Arc<Mutex<DbHealth>>,
     /// Asks the restore-point refresher for an immediate listing.
     pub refresh: Arc<Notify>,
+    /// The entry's background tasks (lag trackers, refresher), aborted when it is removed.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// One replica of a [`DbEntry`].
@@ -133,51 +136,73 @@ impl AppState {
         let dbs = handles
             .iter()
             .zip(ids)
-            .map(|(h, id)| {
-                Arc::new(DbEntry {
-                    id,
-                    handle: Arc::clone(h),
-                    replicas: h
-                        .replicas
-                        .iter()
-                        .map(|r| ReplicaEntry {
-                            replica: Arc::clone(r),
-                            lag: Arc::new(Mutex::new(LagTracker::new())),
-                            points: Arc::new(RwLock::new(Arc::new(ReplicaPoints::default()))),
-                        })
-                        .collect(),
-                    health: Arc::new(Mutex::new(DbHealth::default())),
-                    refresh: Arc::new(Notify::new()),
-                })
-            })
+            .map(|(h, id)| DbEntry::new(id, h))
             .collect();
-        AppState { dbs, settings }
+        AppState {
+            dbs: RwLock::new(dbs),
+            settings,
+        }
     }
 
-    /// Starts the trackers and restore-point refreshers on the current runtime.
+    /// Every database now, in the fleet's order.
+    pub fn entries(&self) -> Vec<Arc<DbEntry>> {
+        crate::rt::read(&self.dbs).clone()
+    }
+
+    /// Starts the trackers and restore-point refreshers of every entry on the current runtime.
     pub fn spawn_background(&self) {
-        for entry in &self.dbs {
-            let db = &entry.handle.db;
-            tokio::spawn(lag::track_db(db.subscribe(), Arc::clone(&entry.health)));
-            for r in &entry.replicas {
-                tokio::spawn(lag::track_replica(
-                    db.subscribe(),
-                    r.replica.subscribe_status(),
-                    Arc::clone(&r.lag),
-                ));
+        for entry in crate::rt::read(&self.dbs).iter() {
+            entry.spawn_background();
+        }
+    }
+
+    /// Keeps the entries in step with `fleet` (additions get an id and their background tasks,
+    /// removals lose theirs) until the fleet is dropped.
+    pub fn follow(self: &Arc<Self>, fleet: &Arc<Fleet>) {
+        let (state, fleet) = (Arc::downgrade(self), Arc::clone(fleet));
+        let mut changes = fleet.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let Some(state) = state.upgrade() else {
+                    return;
+                };
+                state.sync_with(&fleet.handles());
+                drop(state);
+                if changes.changed().await.is_err() {
+                    return;
+                }
             }
-            let slots = entry
-                .replicas
-                .iter()
-                .map(|r| (Arc::clone(&r.replica), Arc::clone(&r.points)))
-                .collect();
-            tokio::spawn(restore_points::refresher(slots, Arc::clone(&entry.refresh)));
+        });
+    }
+
+    /// Adds entries for new `handles`, removes those no longer in it.
+    fn sync_with(&self, handles: &[Arc<DbHandle>]) {
+        let mut dbs = crate::rt::write(&self.dbs);
+        dbs.retain(|e| {
+            let keep = handles.iter().any(|h| Arc::ptr_eq(h, &e.handle));
+            if !keep {
+                e.stop_background();
+            }
+            keep
+        });
+        for h in handles {
+            if dbs.iter().any(|e| Arc::ptr_eq(h, &e.handle)) {
+                continue;
+            }
+            let taken: HashSet<&str> = dbs.iter().map(|e| e.id.as_str()).collect();
+            let id = free_id(h.db.path(), &taken);
+            let entry = DbEntry::new(id, h);
+            entry.spawn_background();
+            dbs.push(entry);
         }
     }
 
     /// The database called `id` in URLs.
-    pub fn db(&self, id: &str) -> Option<&Arc<DbEntry>> {
-        self.dbs.iter().find(|d| d.id == id)
+    pub fn db(&self, id: &str) -> Option<Arc<DbEntry>> {
+        crate::rt::read(&self.dbs)
+            .iter()
+            .find(|d| d.id == id)
+            .cloned()
     }
 
     /// Copies the current state of every database and replica (never blocks on I/O).
@@ -185,12 +210,63 @@ impl AppState {
         let at = SystemTime::now();
         Observation {
             at,
-            dbs: self.dbs.iter().map(|d| d.observe(at)).collect(),
+            dbs: self.entries().iter().map(|d| d.observe(at)).collect(),
         }
     }
 }
 
 impl DbEntry {
+    fn new(id: String, h: &Arc<DbHandle>) -> Arc<DbEntry> {
+        Arc::new(DbEntry {
+            id,
+            handle: Arc::clone(h),
+            replicas: h
+                .replicas
+                .iter()
+                .map(|r| ReplicaEntry {
+                    replica: Arc::clone(r),
+                    lag: Arc::new(Mutex::new(LagTracker::new())),
+                    points: Arc::new(RwLock::new(Arc::new(ReplicaPoints::default()))),
+                })
+                .collect(),
+            health: Arc::new(Mutex::new(DbHealth::default())),
+            refresh: Arc::new(Notify::new()),
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Starts this database's lag trackers and restore-point refresher.
+    fn spawn_background(&self) {
+        let db = &self.handle.db;
+        let mut tasks = vec![tokio::spawn(lag::track_db(
+            db.subscribe(),
+            Arc::clone(&self.health),
+        ))];
+        for r in &self.replicas {
+            tasks.push(tokio::spawn(lag::track_replica(
+                db.subscribe(),
+                r.replica.subscribe_status(),
+                Arc::clone(&r.lag),
+            )));
+        }
+        let slots = self
+            .replicas
+            .iter()
+            .map(|r| (Arc::clone(&r.replica), Arc::clone(&r.points)))
+            .collect();
+        tasks.push(tokio::spawn(restore_points::refresher(
+            slots,
+            Arc::clone(&self.refresh),
+        )));
+        crate::rt::lock(&self.tasks).extend(tasks.iter().map(|t| t.abort_handle()));
+    }
+
+    fn stop_background(&self) {
+        for t in crate::rt::lock(&self.tasks).drain(..) {
+            t.abort();
+        }
+    }
+
     fn observe(&self, at: SystemTime) -> DbObservation {
         let db = &self.handle.db;
         DbObservation {
@@ -217,6 +293,21 @@ impl ReplicaEntry {
             points: restore_points::read(&self.points),
         }
     }
+}
+
+/// The file name of `path` as an id, made unique against `taken` like [`unique_ids`].
+fn free_id(path: &std::path::Path, taken: &HashSet<&str>) -> String {
+    let base = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "db".to_string());
+    let mut id = base.clone();
+    let mut n = 2;
+    while taken.contains(id.as_str()) {
+        id = format!("{base}-{n}");
+        n += 1;
+    }
+    id
 }
 
 /// File names as ids; a clash gets `-2`, `-3`, … in order.

@@ -472,7 +472,7 @@ fn invalid_cases_have_exact_messages() {
         ),
         (
             "dbs:\n  - replicas: []\n".to_string(),
-            "config /etc/litestream.yml: dbs[0]: missing required key \"path\"",
+            "config /etc/litestream.yml: dbs[0]: missing required key \"path\" (or \"dir\")",
         ),
         (
             "dbs:\n  - path: /data/app.db\n    min-checkpoint-page-count: 0\n".to_string(),

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use futures::{StreamExt, stream};
+use tracing::Instrument;
 
 use super::flags::{Parsed, go_quote};
 use super::source;
@@ -160,7 +161,8 @@ impl Ctx<'_> {
         req.output = output.to_path_buf();
         req.exec.parallelism = 1;
         req.exec.progress = false;
-        match restore::restore(&refs, &req).await {
+        let span = tracing::info_span!("database", db = %output.display());
+        match restore::restore(&refs, &req).instrument(span).await {
             Ok(Outcome::Restored(s)) => DbOutcome::Restored(s.generation),
             Ok(Outcome::NoBackups) => DbOutcome::Skipped("no matching backups found"),
             Err(e) => DbOutcome::Failed(e.to_string()),

@@ -8,6 +8,7 @@
 //! - [`lz4`]: the LZ4 frame codec used for every snapshot and segment.
 //! - [`wal`]: SQLite WAL header/frame parsing and the checksum chain.
 //! - [`db`]: one live database (read lock, shadow WAL, checkpoints, generations).
+//! - [`discover`]: which files of a directory entry are SQLite databases (pattern, depth, header).
 //! - [`replica`]: sync, snapshot and retention loops for one replica.
 //! - [`restore`]: restore planning, download, WAL apply and verification.
 //! - [`server`]: HTTP endpoints (metrics, health, API).

@@ -119,7 +119,7 @@ fn usage_texts_match_litestream() {
         let extra = match cmd {
             "restore" => Some((
                 "\t-v\n\t    Verbose output.\n\n",
-                "\t-integrity-check MODE\n\t    walstream: verify the restored database before it is moved\n\t    into place: full (PRAGMA integrity_check), quick\n\t    (PRAGMA quick_check) or none. Defaults to full\n\n",
+                "\t-integrity-check MODE\n\t    walstream: verify the restored database before it is moved\n\t    into place: full (PRAGMA integrity_check), quick\n\t    (PRAGMA quick_check) or none. Defaults to full\n\n\tDIR\n\t    walstream: the \"dir\" of a directory entry of the config in\n\t    place of DB_PATH restores every database found in that entry's\n\t    replicas (matching its pattern) to OUTDIR/<relative path> with\n\t    -o OUTDIR, else to its place under DIR. -parallelism NUM then\n\t    bounds how many databases restore at once (each downloads one\n\t    WAL file at a time); -if-db-not-exists and -if-replica-exists\n\t    apply per database. Prints one line per database and exits 1\n\t    if any database failed.\n\n",
             )),
             "replicate" => Some((
                 "\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\n",

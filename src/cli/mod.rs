@@ -24,6 +24,7 @@ mod databases;
 mod generations;
 mod list;
 mod restore;
+mod restore_dir;
 mod snapshots;
 mod source;
 mod status;

@@ -8,7 +8,10 @@
 //! matching backups found` / `-if-replica-exists`), `-index` + `-timestamp`, output exists.
 //! `-replica NAME` that matches nothing is `no matching backups found`, as in Litestream.
 //! SIGINT/SIGTERM stop the restore, remove its temporary files and fail the command.
+//! A `DB_PATH` equal to the `dir` of a directory entry restores that directory's databases
+//! (`restore_dir.rs`).
 
+use std::future::Future;
 use std::path::PathBuf;
 
 use anyhow::bail;
@@ -18,7 +21,7 @@ use tracing::info;
 
 use super::flags::{FlagSet, Parsed};
 use super::source::{self, SourceArgs};
-use super::{block_on, list, parse_flags};
+use super::{block_on, list, parse_flags, restore_dir};
 use crate::config;
 use crate::restore::{
     self, DEFAULT_PARALLELISM, ExecOptions, IntegrityCheck, ReplicaRef, RestoreRequest,
@@ -61,12 +64,24 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    let src = source::resolve(SourceArgs {
+    let args = SourceArgs {
         config: p.str("config"),
         no_expand_env: p.bool("no-expand-env"),
         replica: "",
         target,
-    })?;
+    };
+    let src = if is_url {
+        source::resolve(args)?
+    } else {
+        let cfg = source::load_config(args.config, args.no_expand_env)?;
+        if let Some(entry) = config::normalize_db_path(target)
+            .ok()
+            .and_then(|dir| cfg.dir_by_path(&dir))
+        {
+            return interruptible(restore_dir::run(&p, entry, req));
+        }
+        source::resolve_in(&cfg, args)?
+    };
     if let Some(db) = &src.db {
         if req.output.as_os_str().is_empty() {
             req.output = db.path.clone();
@@ -85,14 +100,23 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
             client: &r.client,
         })
         .collect();
+    interruptible(async {
+        restore::restore(&replicas, &req)
+            .await
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
+    })
+}
+
+/// Runs `work` until it ends or SIGINT/SIGTERM arrives. Dropping the restore(s) removes their
+/// temporary files before the process exits.
+fn interruptible(work: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     block_on(async {
         tokio::select! {
-            done = restore::restore(&replicas, &req) => done.map(|_| ()).map_err(anyhow::Error::from),
-            // Dropping the restore removes its temporary files before the process exits.
+            done = work => done,
             signal = termination() => Err(anyhow::anyhow!("restore interrupted by {signal}")),
         }
-    })??;
-    Ok(())
+    })?
 }
 
 /// Resolves on SIGINT or SIGTERM (e.g. an init container being stopped), naming the signal.

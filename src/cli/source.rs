@@ -7,7 +7,8 @@
 //!   not; no config file is read in URL mode, so logging stays in the pre-config format;
 //! - otherwise the config (flag, else `config::default_config_path()`) is loaded, its warnings are
 //!   logged on stderr, logging is switched to the configured format, and the DB is looked up by
-//!   its absolute path (`database not found in config: <abs path>`);
+//!   its absolute path (`database not found in config: <abs path>`) among the explicit entries,
+//!   then among the databases the directory entries derive (`config::DirConfig::db_config`);
 //! - `-replica NAME` (DB mode only; ignored with a URL, as in Litestream) keeps one replica or
 //!   fails with `replica "NAME" not found for database "<abs path>"`.
 
@@ -81,7 +82,12 @@ pub fn resolve(args: SourceArgs<'_>) -> anyhow::Result<Source> {
         });
     }
     let cfg = load_config(args.config, args.no_expand_env)?;
-    let db = find_db(&cfg, args.target)?;
+    resolve_in(&cfg, args)
+}
+
+/// [`resolve`] of a `DB_PATH` in an already loaded config.
+pub fn resolve_in(cfg: &Config, args: SourceArgs<'_>) -> anyhow::Result<Source> {
+    let db = find_db(cfg, args.target)?;
     let mut replicas = db
         .replicas
         .iter()
@@ -103,16 +109,20 @@ pub fn resolve(args: SourceArgs<'_>) -> anyhow::Result<Source> {
     })
 }
 
-/// Looks a DB up by the absolute form of `target`.
+/// Looks a DB up by the absolute form of `target`: an explicit entry, else a database a
+/// directory entry would derive for that path (it need not exist on disk).
 fn find_db(cfg: &Config, target: &str) -> anyhow::Result<DbConfig> {
     let path = config::normalize_db_path(target)?;
-    match cfg.db_by_path(&path) {
-        Some(db) => Ok(db.clone()),
+    if let Some(db) = cfg.db_by_path(&path) {
+        return Ok(db.clone());
+    }
+    match cfg.dirs.iter().find_map(|d| d.db_config(&path)) {
+        Some(db) => Ok(db),
         None => bail!("database not found in config: {}", path.display()),
     }
 }
 
-fn open_replica(rc: ReplicaConfig) -> anyhow::Result<SourceReplica> {
+pub fn open_replica(rc: ReplicaConfig) -> anyhow::Result<SourceReplica> {
     let client = ReplicaClient::for_replica(&rc)?;
     Ok(SourceReplica {
         name: rc.name.clone(),

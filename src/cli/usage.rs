@@ -223,6 +223,16 @@ Arguments:
 	    into place: full (PRAGMA integrity_check), quick
 	    (PRAGMA quick_check) or none. Defaults to full
 
+	DIR
+	    walstream: the "dir" of a directory entry of the config in
+	    place of DB_PATH restores every database found in that entry's
+	    replicas (matching its pattern) to OUTDIR/<relative path> with
+	    -o OUTDIR, else to its place under DIR. -parallelism NUM then
+	    bounds how many databases restore at once (each downloads one
+	    WAL file at a time); -if-db-not-exists and -if-replica-exists
+	    apply per database. Prints one line per database and exits 1
+	    if any database failed.
+
 
 Examples:
 

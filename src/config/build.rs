@@ -6,20 +6,19 @@
 //! database; two databases never share a path.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_yaml::Value;
 
 use super::build_replica::{ReplicaScope, build_replica};
 use super::credentials::{EnvLookup, GlobalKeys};
 use super::defaults::*;
-use super::dirs::DirConfig;
 use super::duration::non_negative;
 use super::node::Section;
 use super::paths::{default_meta_path, normalize_db_path};
 use super::url::split_host_port;
 use super::{
-    BackupsConfig, Config, ConfigError, DbConfig, HttpConfig, LogLevel, LoggingConfig,
+    BackupsConfig, Config, ConfigError, DbConfig, DirConfig, HttpConfig, LogLevel, LoggingConfig,
     ReplicaConfig,
 };
 
@@ -44,12 +43,18 @@ const DB_KEYS: &[&str] = &[
     "max-checkpoint-page-count",
     "replicas",
     "backups",
+    // Directory entries (Litestream v0.5); refused where they do not apply.
     "dir",
     "pattern",
     "recursive",
     "watch",
     "replica",
 ];
+
+/// Litestream v0.5's singular `replica:` points at an LTX replica; writing v0.3 files there
+/// would mix layouts, so it is refused rather than ignored.
+const SINGULAR_REPLICA: &str = "walstream does not yet write Litestream v0.5 (LTX) replicas; \
+     list v0.3 replicas under \"replicas:\" instead";
 const BACKUPS_KEYS: &[&str] = &["path", "retain", "pre-restore-retain"];
 
 /// Builds the whole configuration from the YAML document `root`.
@@ -72,26 +77,7 @@ pub(crate) fn build_config(
         return Err(top.err("addr", format!("must specify port for bind address: {a:?}")));
     }
     let logging = build_logging(&top.child("logging")?, warnings)?;
-    let mut dbs: Vec<DbConfig> = Vec::new();
-    let mut dirs: Vec<DirConfig> = Vec::new();
-    for (i, value) in top.seq("dbs")?.into_iter().enumerate() {
-        let db = match build_db(value, i, origin, &global, env, warnings)? {
-            Entry::Db(db) => db,
-            Entry::Dir(dir) => {
-                dirs.push(dir);
-                continue;
-            }
-        };
-        if let Some(first) = dbs.iter().position(|d| d.path == db.path) {
-            let msg = format!("duplicate database path (also dbs[{first}])");
-            return Err(ConfigError::Invalid {
-                origin: origin.to_string(),
-                location: format!("dbs[{i}] ({})", db.path.display()),
-                message: msg,
-            });
-        }
-        dbs.push(db);
-    }
+    let (dbs, dirs) = build_entries(&top, origin, &global, env, warnings)?;
     Ok(Config {
         dbs,
         dirs,
@@ -101,6 +87,54 @@ pub(crate) fn build_config(
         http: build_http(&top, env)?,
         source: None,
     })
+}
+
+/// Every `dbs[]` entry, split into databases and directories; two databases never share a
+/// path, two directory entries never share a directory.
+fn build_entries(
+    top: &Section<'_>,
+    origin: &str,
+    global: &GlobalKeys,
+    env: EnvLookup<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<DbConfig>, Vec<DirConfig>), ConfigError> {
+    let (mut dbs, mut dirs) = (
+        Vec::<(usize, DbConfig)>::new(),
+        Vec::<(usize, DirConfig)>::new(),
+    );
+    for (index, value) in top.seq("dbs")?.into_iter().enumerate() {
+        let scope = EntryScope {
+            index,
+            origin,
+            global,
+            env,
+        };
+        let (first, location, what) = match build_entry(value, &scope, warnings)? {
+            Entry::Db(db) => {
+                let first = dbs.iter().find(|(_, d)| d.path == db.path).map(|(i, _)| *i);
+                let location = format!("dbs[{index}] ({})", db.path.display());
+                dbs.push((index, db));
+                (first, location, "database path")
+            }
+            Entry::Dir(dir) => {
+                let first = dirs.iter().find(|(_, d)| d.dir == dir.dir).map(|(i, _)| *i);
+                let location = format!("dbs[{index}] (dir {})", dir.dir.display());
+                dirs.push((index, dir));
+                (first, location, "directory")
+            }
+        };
+        if let Some(first) = first {
+            return Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                location,
+                message: format!("duplicate {what} (also dbs[{first}])"),
+            });
+        }
+    }
+    Ok((
+        dbs.into_iter().map(|(_, d)| d).collect(),
+        dirs.into_iter().map(|(_, d)| d).collect(),
+    ))
 }
 
 /// walstream's HTTP keys: `readiness-max-lag` (default [`DEFAULT_READINESS_MAX_LAG`]),
@@ -162,75 +196,113 @@ enum Entry {
     Dir(DirConfig),
 }
 
-/// The directory keys of an entry (`dir`, `pattern`, `recursive`, `watch`): `Some((dir,
-/// pattern, recursive, watch))` for a directory entry; errors for every invalid combination.
-fn dir_keys(bare: &Section<'_>) -> Result<Option<(PathBuf, String, bool, bool)>, ConfigError> {
-    let dir = bare.non_empty("dir")?;
-    let pattern = bare.non_empty("pattern")?;
-    let recursive = bare.bool("recursive")?;
-    let watch = bare.bool("watch")?;
-    let Some(dir) = dir else {
-        for (key, set) in [
-            ("pattern", pattern.is_some()),
-            ("recursive", recursive.is_some()),
-            ("watch", watch.is_some()),
-        ] {
-            if set {
-                return Err(bare.err(key, "only allowed with \"dir\""));
-            }
+/// What every entry builder needs besides the YAML value.
+struct EntryScope<'a> {
+    index: usize,
+    origin: &'a str,
+    global: &'a GlobalKeys,
+    env: EnvLookup<'a>,
+}
+
+fn build_entry(
+    value: &Value,
+    scope: &EntryScope<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Entry, ConfigError> {
+    let key = format!("dbs[{}]", scope.index);
+    let bare = Section::new(value, scope.origin, &key)?;
+    match (bare.non_empty("path")?, bare.non_empty("dir")?) {
+        (Some(path), Some(_)) => {
+            let path = normalize_db_path(&path).map_err(|e| bare.err("path", e.to_string()))?;
+            let s = Section::new(value, scope.origin, &format!("{key} ({})", path.display()))?;
+            Err(s.err("dir", "cannot be used with \"path\": an entry is one database (\"path\") or a directory of databases (\"dir\")"))
         }
-        return Ok(None);
-    };
-    if bare.non_empty("path")?.is_some() {
-        return Err(bare.err("dir", "set either \"path\" or \"dir\", not both"));
+        (Some(path), None) => build_db(value, &path, scope, warnings).map(Entry::Db),
+        (None, Some(dir)) => build_dir(value, &dir, scope, warnings).map(Entry::Dir),
+        (None, None) => Err(bare.err_here("missing required key \"path\" (or \"dir\")")),
     }
-    let Some(pattern) = pattern else {
-        return Err(bare.err("pattern", "required with \"dir\" (e.g. \"*.db\")"));
-    };
-    let dir = normalize_db_path(&dir).map_err(|e| bare.err("dir", e.to_string()))?;
-    Ok(Some((
-        dir,
-        pattern,
-        recursive.unwrap_or(false),
-        watch.unwrap_or(false),
-    )))
 }
 
 fn build_db(
     value: &Value,
-    index: usize,
-    origin: &str,
-    global: &GlobalKeys,
-    env: EnvLookup<'_>,
+    raw_path: &str,
+    scope: &EntryScope<'_>,
     warnings: &mut Vec<String>,
-) -> Result<Entry, ConfigError> {
-    let key = format!("dbs[{index}]");
-    let bare = Section::new(value, origin, &key)?;
-    if bare.value("replica").is_some() {
-        return Err(bare.err(
-            "replica",
-            "the singular \"replica\" form (Litestream v0.5) writes v0.5 LTX replicas, which \
-             walstream does not write yet; use \"replicas\" (a list) to write the v0.3 layout",
-        ));
-    }
-    let dir = dir_keys(&bare)?;
-    let path = match &dir {
-        Some((d, ..)) => d.clone(),
-        None => {
-            let Some(raw_path) = bare.non_empty("path")? else {
-                return Err(bare.err_here("missing required key \"path\""));
-            };
-            normalize_db_path(&raw_path).map_err(|e| bare.err("path", e.to_string()))?
-        }
-    };
+) -> Result<DbConfig, ConfigError> {
+    let key = format!("dbs[{}]", scope.index);
+    let bare = Section::new(value, scope.origin, &key)?;
+    let path = normalize_db_path(raw_path).map_err(|e| bare.err("path", e.to_string()))?;
     let location = format!("{key} ({})", path.display());
-    let s = Section::new(value, origin, &location)?;
+    let s = Section::new(value, scope.origin, &location)?;
+    for dir_only in ["pattern", "recursive", "watch"] {
+        if s.value(dir_only).is_some() {
+            return Err(s.err(
+                dir_only,
+                "only allowed with \"dir\" (a directory of databases)",
+            ));
+        }
+    }
     let shown_path = path.display().to_string();
-    s.warn_unknown(DB_KEYS, &format!("in {key} (db {shown_path})"), warnings);
-
     let mut db = DbConfig::with_defaults(path);
+    read_db_settings(&s, &mut db, &key, &shown_path, scope, warnings)?;
     if let Some(meta) = s.non_empty("meta-path")? {
         db.meta_path = normalize_db_path(&meta).map_err(|e| s.err("meta-path", e.to_string()))?;
+    }
+    db.backups = build_backups(&s.child("backups")?, &db.path, warnings)?;
+    Ok(db)
+}
+
+/// A `dir:` entry: `pattern` required and a valid glob; `meta-path` and `backups.path` become
+/// base folders of the per-database paths (see [`DirConfig::db_config`]).
+fn build_dir(
+    value: &Value,
+    raw_dir: &str,
+    scope: &EntryScope<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<DirConfig, ConfigError> {
+    let key = format!("dbs[{}]", scope.index);
+    let bare = Section::new(value, scope.origin, &key)?;
+    let dir = normalize_db_path(raw_dir).map_err(|e| bare.err("dir", e.to_string()))?;
+    let s = Section::new(
+        value,
+        scope.origin,
+        &format!("{key} (dir {})", dir.display()),
+    )?;
+    let Some(pattern) = s.non_empty("pattern")? else {
+        return Err(s.err("pattern", "required with \"dir\" (e.g. pattern: \"*.db\")"));
+    };
+    let shown = format!("{}/{pattern}", dir.display());
+    let mut template = DbConfig::with_defaults(&dir);
+    read_db_settings(&s, &mut template, &key, &shown, scope, warnings)?;
+    let mut entry = DirConfig::new(dir, &pattern, template)
+        .map_err(|m| s.err("pattern", format!("invalid pattern {pattern:?}: {m}")))?;
+    entry.recursive = s.bool("recursive")?.unwrap_or(false);
+    entry.watch = s.bool("watch")?.unwrap_or(false);
+    if let Some(meta) = s.non_empty("meta-path")? {
+        let base = normalize_db_path(&meta).map_err(|e| s.err("meta-path", e.to_string()))?;
+        entry.meta_base = Some(base);
+    }
+    let backups = s.child("backups")?;
+    entry.template.backups = build_backups(&backups, &entry.dir, warnings)?;
+    if backups.non_empty("path")?.is_some() {
+        entry.backups_base = Some(entry.template.backups.path.clone());
+    }
+    Ok(entry)
+}
+
+/// The settings shared by database and directory entries: intervals, page counts, replicas.
+/// `shown` names the database (or directory pattern) in warnings.
+fn read_db_settings(
+    s: &Section<'_>,
+    db: &mut DbConfig,
+    key: &str,
+    shown: &str,
+    scope: &EntryScope<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    s.warn_unknown(DB_KEYS, &format!("in {key} (db {shown})"), warnings);
+    if s.value("replica").is_some() {
+        return Err(s.err("replica", SINGULAR_REPLICA));
     }
     if let Some(v) = s.duration("monitor-interval")? {
         db.monitor_interval = non_negative(v);
@@ -251,31 +323,19 @@ fn build_db(
         // Go disables the RESTART checkpoint for any value ≤ 0.
         db.max_checkpoint_page_count = u64::try_from(v).unwrap_or(0);
     }
-    let scope = ReplicaScope {
-        origin,
-        db_location: &location,
-        db_key: &key,
-        db_path: &shown_path,
-        global,
-        env,
+    let replica_scope = ReplicaScope {
+        origin: scope.origin,
+        db_location: &s.location,
+        db_key: key,
+        db_path: shown,
+        global: scope.global,
+        env: scope.env,
     };
     for (i, item) in s.seq("replicas")?.into_iter().enumerate() {
-        db.replicas.push(build_replica(item, i, &scope, warnings)?);
+        db.replicas
+            .push(build_replica(item, i, &replica_scope, warnings)?);
     }
-    check_unique_names(&db.replicas).map_err(|e| e.at(origin, &location))?;
-    let backups = s.child("backups")?;
-    db.backups = build_backups(&backups, &db.path, warnings)?;
-    let Some((dir, pattern, recursive, watch)) = dir else {
-        return Ok(Entry::Db(db));
-    };
-    let meta_base = (db.meta_path != default_meta_path(&db.path)).then(|| db.meta_path.clone());
-    let backups_base = backups
-        .value("path")
-        .is_some()
-        .then(|| db.backups.path.clone());
-    DirConfig::new(dir, &pattern, recursive, watch, db, meta_base, backups_base)
-        .map(Entry::Dir)
-        .map_err(|e| s.err("pattern", e))
+    check_unique_names(&db.replicas).map_err(|e| e.at(scope.origin, &s.location))
 }
 
 /// `dbs[].backups` (walstream only): `path` (absolute after `~` expansion), `retain` and

@@ -6,7 +6,9 @@
 //! configuration environment variables (`*_CONFIG`, `LITESTREAM_*`, `STORAGE_EMULATOR_HOST`,
 //! `WALSTREAM_HTTP_TOKEN`).
 //!
-//! Files: `build.rs` (top level, logging, dbs), `build_replica.rs` (replicas), `node.rs` (typed
+//! Files: `build.rs` (top level, logging, dbs), `dir.rs` (directory entries and the per-database
+//! configs derived from them), `glob.rs` (their file-name patterns), `build_replica.rs`
+//! (replicas), `node.rs` (typed
 //! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`, `duration.rs`,
 //! `expand.rs` (env expansion), `credentials.rs` (env-derived credentials), `defaults.rs`,
 //! `error.rs`.
@@ -16,22 +18,26 @@ mod build;
 mod build_replica;
 mod credentials;
 mod defaults;
-mod dirs;
+mod dir;
 pub mod duration;
 mod error;
 pub mod expand;
+mod glob;
 mod node;
 mod paths;
 mod url;
 
 #[cfg(test)]
+mod dir_tests;
+#[cfg(test)]
 mod tests;
 
 pub use build::check_unique_names;
 pub use defaults::*;
-pub use dirs::{DIR_BACKUPS_FOLDER, DirConfig};
+pub use dir::{DirConfig, extend_target, is_meta_dir};
 pub use duration::{format_go_duration, parse_go_duration, parse_go_duration_nanos, round_lag};
 pub use error::ConfigError;
+pub use glob::Glob;
 pub use paths::{META_DIR_SUFFIX, clean_unix_path, default_meta_path, normalize_db_path};
 pub use url::{is_url, parse_replica_url, redact_password};
 
@@ -43,8 +49,9 @@ use credentials::{EnvLookup, GlobalKeys, process_env, resolve_target};
 /// Whole configuration file, validated, with defaults applied.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
+    /// Explicit databases (`dbs[]` entries with `path`).
     pub dbs: Vec<DbConfig>,
-    /// Directory entries (`dbs[]` with `dir`): databases discovered at run time.
+    /// Directories of databases (`dbs[]` entries with `dir`), in file order.
     pub dirs: Vec<DirConfig>,
     /// HTTP bind address (`addr`), `None` when empty or absent.
     pub addr: Option<String>,
@@ -463,6 +470,12 @@ impl Config {
     pub fn db_by_path(&self, path: &Path) -> Option<&DbConfig> {
         let wanted = normalize_db_path(path.to_str()?).ok()?;
         self.dbs.iter().find(|db| db.path == wanted)
+    }
+
+    /// The directory entry whose normalised `dir` equals `path` after normalisation.
+    pub fn dir_by_path(&self, path: &Path) -> Option<&DirConfig> {
+        let wanted = normalize_db_path(path.to_str()?).ok()?;
+        self.dirs.iter().find(|d| d.dir == wanted)
     }
 }
 

@@ -472,7 +472,7 @@ fn invalid_cases_have_exact_messages() {
         ),
         (
             "dbs:\n  - replicas: []\n".to_string(),
-            "config /etc/litestream.yml: dbs[0]: missing required key \"path\"",
+            "config /etc/litestream.yml: dbs[0]: missing required key \"path\" (or \"dir\")",
         ),
         (
             "dbs:\n  - path: /data/app.db\n    min-checkpoint-page-count: 0\n".to_string(),
@@ -773,69 +773,4 @@ fn backups_keys_defaults_validation_and_unknown_keys() {
         let e = err(&text);
         assert!(e.contains("dbs[0] (/data/app.db): backups."), "{e}");
     }
-}
-
-#[test]
-fn directory_entries_and_their_invalid_combinations() {
-    let c = ok(
-        "dbs:\n  - dir: /data/tenants\n    pattern: \"*.db\"\n    recursive: true\n    \
-                watch: true\n    monitor-interval: 2s\n    replicas:\n      - url: s3://b/fleet\n",
-    )
-    .config;
-    assert!(c.dbs.is_empty());
-    assert_eq!(c.dirs.len(), 1);
-    let d = &c.dirs[0];
-    assert_eq!(d.dir, std::path::Path::new("/data/tenants"));
-    assert!(d.recursive && d.watch);
-    let db = d
-        .db_config(std::path::Path::new("/data/tenants/acme/app.db"))
-        .expect("covered");
-    assert_eq!(db.monitor_interval, secs(2));
-    match &db.replicas[0].target {
-        ReplicaTarget::S3(t) => assert_eq!(t.path, "fleet/acme/app.db"),
-        other => panic!("{other:?}"),
-    }
-    let cases = [
-        (
-            "dbs:\n  - path: /a.db\n    pattern: \"*.db\"\n",
-            "config /etc/litestream.yml: dbs[0]: pattern: only allowed with \"dir\"",
-        ),
-        (
-            "dbs:\n  - path: /a.db\n    recursive: true\n",
-            "config /etc/litestream.yml: dbs[0]: recursive: only allowed with \"dir\"",
-        ),
-        (
-            "dbs:\n  - path: /a.db\n    watch: true\n",
-            "config /etc/litestream.yml: dbs[0]: watch: only allowed with \"dir\"",
-        ),
-        (
-            "dbs:\n  - dir: /d\n",
-            "config /etc/litestream.yml: dbs[0]: pattern: required with \"dir\" (e.g. \"*.db\")",
-        ),
-        (
-            "dbs:\n  - dir: /d\n    path: /d/a.db\n    pattern: \"*.db\"\n",
-            "config /etc/litestream.yml: dbs[0]: dir: set either \"path\" or \"dir\", not both",
-        ),
-        (
-            "dbs:\n  - dir: /d\n    pattern: \"[ab\"\n",
-            "config /etc/litestream.yml: dbs[0] (/d): pattern: invalid pattern \"[ab\": unclosed [",
-        ),
-        (
-            "dbs:\n  - dir: /d\n    pattern: \"x/*.db\"\n",
-            "config /etc/litestream.yml: dbs[0] (/d): pattern: invalid pattern \"x/*.db\": it matches file names, no '/'",
-        ),
-        (
-            "dbs:\n  - dir: /d\n    pattern: \"*.db\"\n    watch: maybe\n",
-            "config /etc/litestream.yml: dbs[0]: watch: invalid bool \"maybe\"",
-        ),
-    ];
-    for (text, want) in cases {
-        assert_eq!(err(text), want, "config text:\n{text}");
-    }
-    let singular = err("dbs:\n  - path: /a.db\n    replica:\n      url: s3://b/a\n");
-    assert!(
-        singular.starts_with("config /etc/litestream.yml: dbs[0]: replica: the singular")
-            && singular.contains("use \"replicas\""),
-        "{singular}"
-    );
 }

@@ -232,7 +232,7 @@ impl ReplicaClient {
     }
 
     /// One delimiter listing of `dir_key` (no recursion), by the client's [`Lister`].
-    async fn list_dir(&self, dir_key: &str) -> Result<DirListing, StorageError> {
+    pub(super) async fn list_dir(&self, dir_key: &str) -> Result<DirListing, StorageError> {
         match &self.inner.lister {
             Lister::Store => self.list_dir_store(dir_key).await,
             Lister::Local => self.list_dir_local(dir_key).await,

@@ -14,7 +14,8 @@
 //!   `*.tmp` and anything else are rejected so listings skip them.
 //! - Nothing here does I/O.
 
-const GENERATIONS: &str = "generations";
+/// Name of the folder that holds the generations of one database (its presence marks a root).
+pub const GENERATIONS: &str = "generations";
 const SNAPSHOTS: &str = "snapshots";
 const WAL: &str = "wal";
 const SNAPSHOT_EXT: &str = ".snapshot.lz4";
@@ -120,7 +121,7 @@ fn is_lower_hex(s: &str) -> bool {
 }
 
 /// Go `path.Join`: joins the non-empty parts with `/` and cleans the result.
-fn join(parts: &[&str]) -> String {
+pub fn join(parts: &[&str]) -> String {
     let joined = parts
         .iter()
         .filter(|p| !p.is_empty())

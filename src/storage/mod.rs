@@ -20,6 +20,8 @@
 //!   [`StorageStats`].
 //! - Errors name the operation and object key; credentials never appear in [`ReplicaClient::describe`]
 //!   or in errors produced here.
+//! - [`ReplicaClient::database_roots`] (`databases.rs`) finds the per-database replica roots of a
+//!   directory entry with one delimiter listing per directory above them.
 //! - No SQLite knowledge and no reading of configuration environment variables here (cloud SDK
 //!   default credential chains are used through the builders' `from_env`).
 
@@ -27,6 +29,7 @@ pub mod age;
 mod azure_list;
 mod backend;
 mod client;
+mod databases;
 pub mod fault;
 pub mod layout;
 mod lazy;

@@ -22,13 +22,15 @@ pub mod api;
 pub mod auth;
 pub mod lag;
 pub mod page;
+pub mod query;
 pub mod restore_points;
 pub mod state;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
@@ -53,6 +55,10 @@ use auth::{Access, Denied};
 pub const BODY_LIMIT: u64 = 16 * 1024;
 /// Default deadline of `POST …/sync` and `…/snapshot` (`?timeout=` overrides it).
 pub const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait of `GET …/restore-points` for the refresher to list a stale replica.
+pub const POINTS_WAIT: Duration = Duration::from_secs(3);
+/// Most database ids named in an "unknown database" error.
+const IDS_SHOWN: usize = 20;
 
 /// Errors of starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +126,8 @@ impl Server {
         let state = Arc::new(AppState::new(handles, self.settings));
         state.spawn_background();
         let source_state = Arc::clone(&state);
-        let metrics = Metrics::new(Arc::new(move || source_state.observe()))?;
+        let db_labels = state.settings.metrics_db_labels;
+        let metrics = Metrics::new(Arc::new(move || source_state.observe()), db_labels)?;
         let port = self.listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let url_host = if self.shown_host.contains(':') {
             format!("[{}]", self.shown_host)
@@ -297,24 +304,64 @@ async fn metrics(State(s): Ctx) -> Response {
     }
 }
 
-async fn status(State(s): Ctx) -> Response {
-    Json(StatusDoc::from_observation(&s.state.observe())).into_response()
+type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// The query pairs, or the text of the 400 answer for an undecodable query string.
+fn pairs(query: Pairs) -> Result<Vec<(String, String)>, String> {
+    query.map(|Query(p)| p).map_err(|e| e.body_text())
+}
+
+async fn status(State(s): Ctx, query: Pairs) -> Response {
+    match pairs(query).and_then(|p| query::parse(&p)) {
+        Err(text) => message(StatusCode::BAD_REQUEST, text),
+        Ok(None) => Json(StatusDoc::from_observation(&s.state.observe())).into_response(),
+        Ok(Some(q)) => {
+            let at = SystemTime::now();
+            let (dbs, page) = query::select(&s.state, &q, at);
+            Json(StatusDoc::page(at, &dbs, page)).into_response()
+        }
+    }
 }
 
 fn unknown_db(s: &Shared, id: &str) -> Response {
-    let known: Vec<&str> = s.state.dbs.iter().map(|d| d.id.as_str()).collect();
+    let dbs = &s.state.dbs;
+    let mut known: Vec<&str> = dbs.iter().take(IDS_SHOWN).map(|d| d.id.as_str()).collect();
+    let more = format!("… {} more", dbs.len().saturating_sub(IDS_SHOWN));
+    if dbs.len() > IDS_SHOWN {
+        known.push(&more);
+    }
     message(
         StatusCode::NOT_FOUND,
         format!("unknown database {id:?} (known: {})", known.join(", ")),
     )
 }
 
-async fn restore_points(State(s): Ctx, Path(id): Path<String>) -> Response {
-    let obs = s.state.observe();
-    match obs.dbs.iter().find(|d| d.id == id) {
-        Some(db) => Json(RestorePointsDoc::from_observation(db)).into_response(),
-        None => unknown_db(&s, &id),
+/// `?refresh=true` of `…/restore-points`: list every replica now.
+fn refresh_param(query: Pairs) -> Result<bool, String> {
+    match pairs(query)?.as_slice() {
+        [] => Ok(false),
+        [(k, v)] if k == "refresh" => match v.as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err("invalid refresh: want true or false".into()),
+        },
+        _ => Err("unknown parameter (known: refresh)".into()),
     }
+}
+
+async fn restore_points(State(s): Ctx, Path(id): Path<String>, query: Pairs) -> Response {
+    let force = match refresh_param(query) {
+        Ok(f) => f,
+        Err(text) => return message(StatusCode::BAD_REQUEST, text),
+    };
+    let Some(entry) = s.state.db(&id).cloned() else {
+        return unknown_db(&s, &id);
+    };
+    if force || entry.points_stale() {
+        entry.wait_for_listing(force, POINTS_WAIT).await;
+    }
+    let db = entry.observe(SystemTime::now());
+    Json(RestorePointsDoc::from_observation(&db)).into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,15 +8,15 @@
 //! ticks) — so every read endpoint answers at once; database ids are unique, derived from the
 //! file name (`app.db`, then `app.db-2`, … for clashes in config order), never a raw path.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::Notify;
+use tokio::sync::Semaphore;
 
 use super::lag::{self, DbHealth, LagTracker};
-use super::restore_points::{self, PointsSlot, ReplicaPoints};
+use super::restore_points::{self, PointsSlot, Refresh, ReplicaPoints};
 use crate::config::HttpConfig;
 use crate::db::{DbState, DbStats};
 use crate::replica::{Replica, ReplicaStatus};
@@ -27,17 +27,23 @@ use crate::storage::{ErrorClass, Op, StorageStats};
 pub struct AppState {
     pub dbs: Vec<Arc<DbEntry>>,
     pub settings: HttpConfig,
+    /// Position of each id in `dbs`.
+    by_id: HashMap<String, usize>,
+    /// Bounds the restore-point listings running at once.
+    listings: Arc<Semaphore>,
 }
 
 /// One database as the HTTP API names it.
 pub struct DbEntry {
     /// URL id: the file name, made unique.
     pub id: String,
+    /// Lower-case id and path, for `?q=` of `/api/v1/status`.
+    pub search_key: String,
     pub handle: Arc<DbHandle>,
     pub replicas: Vec<ReplicaEntry>,
     pub health: Arc<Mutex<DbHealth>>,
-    /// Asks the restore-point refresher for an immediate listing.
-    pub refresh: Arc<Notify>,
+    /// Asks the restore-point refresher for a listing.
+    pub refresh: Arc<Refresh>,
 }
 
 /// One replica of a [`DbEntry`].
@@ -134,8 +140,10 @@ impl AppState {
             .iter()
             .zip(ids)
             .map(|(h, id)| {
+                let search_key = format!("{id}\n{}", h.db.path().display()).to_lowercase();
                 Arc::new(DbEntry {
                     id,
+                    search_key,
                     handle: Arc::clone(h),
                     replicas: h
                         .replicas
@@ -147,11 +155,21 @@ impl AppState {
                         })
                         .collect(),
                     health: Arc::new(Mutex::new(DbHealth::default())),
-                    refresh: Arc::new(Notify::new()),
+                    refresh: Arc::new(Refresh::default()),
                 })
             })
+            .collect::<Vec<_>>();
+        let by_id = dbs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.clone(), i))
             .collect();
-        AppState { dbs, settings }
+        AppState {
+            dbs,
+            settings,
+            by_id,
+            listings: Arc::new(Semaphore::new(restore_points::LISTING_CONCURRENCY)),
+        }
     }
 
     /// Starts the trackers and restore-point refreshers on the current runtime.
@@ -171,13 +189,17 @@ impl AppState {
                 .iter()
                 .map(|r| (Arc::clone(&r.replica), Arc::clone(&r.points)))
                 .collect();
-            tokio::spawn(restore_points::refresher(slots, Arc::clone(&entry.refresh)));
+            tokio::spawn(restore_points::refresher(
+                slots,
+                Arc::clone(&entry.refresh),
+                Arc::clone(&self.listings),
+            ));
         }
     }
 
     /// The database called `id` in URLs.
     pub fn db(&self, id: &str) -> Option<&Arc<DbEntry>> {
-        self.dbs.iter().find(|d| d.id == id)
+        self.by_id.get(id).map(|&i| &self.dbs[i])
     }
 
     /// Copies the current state of every database and replica (never blocks on I/O).
@@ -191,7 +213,31 @@ impl AppState {
 }
 
 impl DbEntry {
-    fn observe(&self, at: SystemTime) -> DbObservation {
+    /// True when some replica stored or deleted something since its restore points were listed.
+    pub fn points_stale(&self) -> bool {
+        self.replicas.iter().any(|r| r.points_stale())
+    }
+
+    /// Asks the refresher to list the stale replicas (every replica with `force`) and waits at
+    /// most `wait` until each was listed or its listing failed after the request.
+    pub async fn wait_for_listing(&self, force: bool, wait: Duration) {
+        let asked = SystemTime::now();
+        let mut passes = self.refresh.passes();
+        if force {
+            self.refresh.force();
+        } else {
+            self.refresh.demand();
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        while !self.replicas.iter().all(|r| r.listed_since(asked, force)) {
+            match tokio::time::timeout_at(deadline, passes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
+    }
+
+    pub fn observe(&self, at: SystemTime) -> DbObservation {
         let db = &self.handle.db;
         DbObservation {
             id: self.id.clone(),
@@ -206,6 +252,19 @@ impl DbEntry {
 }
 
 impl ReplicaEntry {
+    fn points_stale(&self) -> bool {
+        restore_points::is_stale(&restore_points::read(&self.points), &self.replica.status())
+    }
+
+    /// True when a listing started at or after `asked`, or failed after it; without `force` a
+    /// listing that is not stale counts too.
+    fn listed_since(&self, asked: SystemTime, force: bool) -> bool {
+        let p = restore_points::read(&self.points);
+        let failed = p.error.as_ref().is_some_and(|(t, _)| *t >= asked);
+        let listed = p.refreshed_at.is_some_and(|t| t >= asked);
+        failed || listed || (!force && !restore_points::is_stale(&p, &self.replica.status()))
+    }
+
     fn observe(&self, at: SystemTime) -> ReplicaObservation {
         let client = self.replica.client();
         ReplicaObservation {

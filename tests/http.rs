@@ -809,7 +809,11 @@ fn idle_database_costs_no_listing_and_a_write_shows_in_restore_points() {
     }
 
     // One write: the next request lists again and shows the new segment.
+    let old = ws.status()["databases"][0]["position"].clone();
     insert(&app, 6);
+    poll_until("walstream to see the write", || {
+        ws.status()["databases"][0]["position"] != old
+    });
     ws.wait_caught_up();
     let after = ws.get(points).json();
     assert_eq!(after["replicas"][0]["stale"], false, "{after:#}");

@@ -6,15 +6,18 @@
 //! - only the configured address is bound (`:PORT` = every IPv4 interface, like Go's
 //!   `net.Listen`), before replication starts, so a taken port fails the command at once;
 //! - read handlers answer from in-memory state ([`state::AppState::observe`], the restore-point
-//!   cache): never SQLite, never storage; only the two `POST` actions wait for I/O, under a
-//!   deadline;
+//!   cache): never SQLite, never storage; `GET …/restore-points` may wait (at most
+//!   [`POINTS_WAIT`]) for the refresher task to list a changed replica; only the `POST` actions
+//!   wait for I/O, under a deadline;
+//! - `/api/v1/status` without query parameters answers the full document, unchanged; with
+//!   them, one validated page (`query`);
 //! - request bodies are refused above [`BODY_LIMIT`]; every error answer is JSON
 //!   (`{"error": …}`); credentials never appear in any answer (replica URLs come from
 //!   `ReplicaClient::describe()`, the token is never echoed).
 //!
-//! Files: `state` (the observed model), `api` (JSON documents, readiness), `auth` (bearer
-//! token), `actions` (sync/snapshot), `lag` (replication lag), `restore_points` (cache and
-//! refresher), this file (routes, bind, spawn).
+//! Files: `state` (the observed model), `api` (JSON documents, readiness), `query` (status
+//! paging and filters), `auth` (bearer token), `actions` (sync/snapshot), `lag` (replication
+//! lag), `restore_points` (cache and refresher), this file (routes, bind, spawn).
 
 mod actions;
 mod admin_api;

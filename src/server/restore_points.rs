@@ -496,4 +496,70 @@ mod tests {
         assert_eq!((generation, s.index), ("b", 3));
         assert_eq!(ReplicaPoints::default().oldest_restore_point(), None);
     }
+
+    fn pos(generation: &str, offset: u64) -> Pos {
+        Pos {
+            generation: generation.into(),
+            index: 1,
+            offset,
+        }
+    }
+
+    #[test]
+    fn only_a_new_generation_snapshot_or_deletion_changes_the_summary() {
+        let listed = Inputs {
+            position: Some(pos("a", 100)),
+            snapshot: None,
+            retention_deletions: 0,
+        };
+        let more_wal = Inputs {
+            position: Some(pos("a", 4252)),
+            ..listed.clone()
+        };
+        assert!(!listed.summary_differs(&more_wal));
+        let status = ReplicaStatus {
+            position: more_wal.position.clone(),
+            ..ReplicaStatus::default()
+        };
+        let points = ReplicaPoints {
+            inputs: Some(listed.clone()),
+            ..ReplicaPoints::default()
+        };
+        // Stale for a reader of the restore points, but no eager listing.
+        assert!(is_stale(&points, &status));
+        let new_generation = Inputs {
+            position: Some(pos("b", 0)),
+            ..listed.clone()
+        };
+        let deleted = Inputs {
+            retention_deletions: 1,
+            ..listed.clone()
+        };
+        let snapshot = Inputs {
+            snapshot: Some(SnapshotMark {
+                generation: "a".into(),
+                index: 1,
+                at: t(9).into(),
+            }),
+            ..listed.clone()
+        };
+        for changed in [new_generation, deleted, snapshot] {
+            assert!(listed.summary_differs(&changed), "{changed:?}");
+        }
+        assert!(is_stale(
+            &ReplicaPoints::default(),
+            &ReplicaStatus::default()
+        ));
+    }
+
+    #[test]
+    fn planned_passes_merge_to_the_widest_scope_and_earliest_time() {
+        let now = Instant::now();
+        let later = now + MIN_INTERVAL;
+        let due = plan(None, Scope::Summary, later);
+        assert_eq!(due, Some((Scope::Summary, later)));
+        let due = plan(due, Scope::Stale, now + DEMAND_MIN_INTERVAL);
+        assert_eq!(due, Some((Scope::Stale, now + DEMAND_MIN_INTERVAL)));
+        assert_eq!(plan(due, Scope::All, now), Some((Scope::All, now)));
+    }
 }

@@ -24,21 +24,43 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use crate::server::{DbObservation, Observation, ReplicaObservation};
 use crate::storage::Op;
 
-/// One metric family: name, help text, type and label names.
+/// One metric family: name, help text, type, label names and how `metrics-db-labels: false`
+/// folds its per-database series.
 #[derive(Debug, Clone, Copy)]
 pub struct Family {
     pub name: &'static str,
     pub help: &'static str,
     pub counter: bool,
     pub labels: &'static [&'static str],
+    pub fleet: Fold,
 }
 
-const fn gauge(name: &'static str, labels: &'static [&'static str], help: &'static str) -> Family {
+/// What a family becomes without the `db` and `name` labels (`metrics-db-labels: false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    /// The sum over databases and replicas (counters, sizes, the attached count).
+    Sum,
+    /// The largest value (the replication lag).
+    Max,
+    /// Not exported: a per-database index, offset or timestamp has no meaningful total.
+    Drop,
+}
+
+/// The labels that name a database or a replica.
+const DB_LABELS: &[&str] = &["db", "name"];
+
+const fn gauge(
+    name: &'static str,
+    labels: &'static [&'static str],
+    fleet: Fold,
+    help: &'static str,
+) -> Family {
     Family {
         name,
         help,
         counter: false,
         labels,
+        fleet,
     }
 }
 
@@ -52,6 +74,7 @@ const fn counter(
         help,
         counter: true,
         labels,
+        fleet: Fold::Sum,
     }
 }
 
@@ -60,10 +83,16 @@ const DB_MODE: &[&str] = &["db", "mode"];
 const REPLICA: &[&str] = &["db", "name"];
 const OPERATION: &[&str] = &["replica_type", "operation"];
 
-pub const DB_SIZE: Family = gauge("litestream_db_size", DB, "The current size of the real DB");
+pub const DB_SIZE: Family = gauge(
+    "litestream_db_size",
+    DB,
+    Fold::Sum,
+    "The current size of the real DB",
+);
 pub const WAL_SIZE: Family = gauge(
     "litestream_wal_size",
     DB,
+    Fold::Sum,
     "The current size of the real WAL",
 );
 pub const TOTAL_WAL_BYTES: Family = counter(
@@ -74,11 +103,13 @@ pub const TOTAL_WAL_BYTES: Family = counter(
 pub const SHADOW_WAL_INDEX: Family = gauge(
     "litestream_shadow_wal_index",
     DB,
+    Fold::Drop,
     "The current index of the shadow WAL",
 );
 pub const SHADOW_WAL_SIZE: Family = gauge(
     "litestream_shadow_wal_size",
     DB,
+    Fold::Sum,
     "Current size of shadow WAL, in bytes",
 );
 pub const SYNC_COUNT: Family = counter(
@@ -119,11 +150,13 @@ pub const REPLICA_WAL_BYTES: Family = counter(
 pub const REPLICA_WAL_INDEX: Family = gauge(
     "litestream_replica_wal_index",
     REPLICA,
+    Fold::Drop,
     "The current WAL index",
 );
 pub const REPLICA_WAL_OFFSET: Family = gauge(
     "litestream_replica_wal_offset",
     REPLICA,
+    Fold::Drop,
     "The current WAL offset",
 );
 pub const REPLICA_VALIDATION_TOTAL: Family = counter(
@@ -145,16 +178,19 @@ pub const REPLICA_OPERATION_BYTES: Family = counter(
 pub const DB_ATTACHED: Family = gauge(
     "walstream_db_attached",
     DB,
+    Fold::Sum,
     "1 while the database is attached (read transaction held), else 0",
 );
 pub const LAST_SYNC: Family = gauge(
     "walstream_replica_last_sync_timestamp_seconds",
     REPLICA,
+    Fold::Drop,
     "Unix time of the replica's last successful upload round (0: none yet)",
 );
 pub const LAG: Family = gauge(
     "walstream_replica_lag_seconds",
     REPLICA,
+    Fold::Max,
     "Age of the oldest commit not yet durable in the replica (0 when caught up)",
 );
 pub const SYNC_ERRORS: Family = counter(
@@ -185,11 +221,13 @@ pub const UPLOADED_BYTES: Family = counter(
 pub const LATEST_SNAPSHOT: Family = gauge(
     "walstream_replica_latest_snapshot_timestamp_seconds",
     REPLICA,
+    Fold::Drop,
     "Unix time of the newest snapshot in the replica",
 );
 pub const OLDEST_RESTORE_POINT: Family = gauge(
     "walstream_replica_oldest_restore_point_timestamp_seconds",
     REPLICA,
+    Fold::Drop,
     "Unix time of the oldest point the replica can restore to (its oldest snapshot)",
 );
 
@@ -247,8 +285,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A registry whose only collector renders [`FAMILIES`] from `source()` at each scrape.
-    pub fn new(source: Source) -> Result<Self, MetricsError> {
+    /// A registry whose only collector renders [`FAMILIES`] from `source()` at each scrape;
+    /// without `db_labels` (`metrics-db-labels: false`) folded over databases ([`Fold`]).
+    pub fn new(source: Source, db_labels: bool) -> Result<Self, MetricsError> {
         let descs = FAMILIES
             .iter()
             .map(|f| {
@@ -263,7 +302,11 @@ impl Metrics {
             .collect::<Result<Vec<_>, _>>()?;
         let registry = Registry::new();
         registry
-            .register(Box::new(ObservationCollector { descs, source }))
+            .register(Box::new(ObservationCollector {
+                descs,
+                source,
+                db_labels,
+            }))
             .map_err(MetricsError::Register)?;
         Ok(Metrics { registry })
     }
@@ -290,6 +333,7 @@ pub fn content_type() -> &'static str {
 struct ObservationCollector {
     descs: Vec<Desc>,
     source: Source,
+    db_labels: bool,
 }
 
 impl Collector for ObservationCollector {
@@ -298,22 +342,50 @@ impl Collector for ObservationCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        families(&(self.source)())
+        families_with(&(self.source)(), self.db_labels)
     }
 }
 
-/// Collects samples per family.
-#[derive(Default)]
+/// Folded series of one family: (values of the labels other than `db`/`name`, value).
+type Folded = (Family, Vec<(Vec<String>, f64)>);
+
+/// Collects samples per family; without `db_labels`, folds the per-database ones (see [`Fold`]).
 struct Samples {
+    db_labels: bool,
     by_name: BTreeMap<&'static str, (Family, Vec<Metric>)>,
+    folded: BTreeMap<&'static str, Folded>,
 }
 
 impl Samples {
+    fn new(db_labels: bool) -> Self {
+        Samples {
+            db_labels,
+            by_name: BTreeMap::new(),
+            folded: BTreeMap::new(),
+        }
+    }
+
+    /// True when series are per database (and the `db` label string is needed).
+    fn per_db(&self) -> bool {
+        self.db_labels
+    }
+
     fn add(&mut self, f: Family, labels: &[&str], value: f64) {
-        let pairs = f
-            .labels
-            .iter()
-            .zip(labels)
+        if self.db_labels || !f.labels.iter().any(|l| DB_LABELS.contains(l)) {
+            let pairs = f.labels.iter().zip(labels).map(|(n, v)| (*n, *v));
+            self.push(f, pairs, value);
+        } else if f.fleet != Fold::Drop {
+            self.fold(f, labels, value);
+        }
+    }
+
+    fn push<'a>(
+        &mut self,
+        f: Family,
+        labels: impl Iterator<Item = (&'a str, &'a str)>,
+        value: f64,
+    ) {
+        let pairs = labels
             .map(|(name, value)| {
                 let mut p = LabelPair::default();
                 p.set_name(name.to_string());
@@ -338,7 +410,44 @@ impl Samples {
             .push(m);
     }
 
-    fn into_families(self) -> Vec<MetricFamily> {
+    /// Adds `value` into the series of `f` with the same non-database labels.
+    fn fold(&mut self, f: Family, labels: &[&str], value: f64) {
+        let kept = || {
+            f.labels
+                .iter()
+                .zip(labels)
+                .filter(|(n, _)| !DB_LABELS.contains(n))
+                .map(|(_, v)| *v)
+        };
+        let series = &mut self
+            .folded
+            .entry(f.name)
+            .or_insert_with(|| (f, Vec::new()))
+            .1;
+        // A family has at most a handful of label combinations left: a scan is enough.
+        match series
+            .iter_mut()
+            .find(|(l, _)| l.iter().map(String::as_str).eq(kept()))
+        {
+            Some((_, total)) if f.fleet == Fold::Max => *total = total.max(value),
+            Some((_, total)) => *total += value,
+            None => series.push((kept().map(str::to_string).collect(), value)),
+        }
+    }
+
+    fn into_families(mut self) -> Vec<MetricFamily> {
+        for (f, series) in std::mem::take(&mut self.folded).into_values() {
+            let names: Vec<&str> = f
+                .labels
+                .iter()
+                .copied()
+                .filter(|n| !DB_LABELS.contains(n))
+                .collect();
+            for (values, v) in &series {
+                let pairs = names.iter().copied().zip(values.iter().map(String::as_str));
+                self.push(f, pairs, *v);
+            }
+        }
         self.by_name
             .into_values()
             .map(|(f, metrics)| {
@@ -363,14 +472,24 @@ fn unix(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Every family's samples for `obs` (pure; the unit under test).
+/// Every family's samples for `obs` with per-database labels (pure; the unit under test).
 pub fn families(obs: &Observation) -> Vec<MetricFamily> {
-    let mut s = Samples::default();
+    families_with(obs, true)
+}
+
+/// Every family's samples for `obs`; without `db_labels` folded over databases ([`Fold`]).
+pub fn families_with(obs: &Observation, db_labels: bool) -> Vec<MetricFamily> {
+    let mut s = Samples::new(db_labels);
     // Litestream's operation counters are per replica type: (type, operation) → (calls, bytes).
     let mut ops: BTreeMap<(&'static str, &'static str), (u64, u64)> = BTreeMap::new();
     for db in &obs.dbs {
-        db_samples(&mut s, db);
-        let label = db.path.display().to_string();
+        // The `db` label is built once per database, and not at all when folding.
+        let label = if s.per_db() {
+            db.path.display().to_string()
+        } else {
+            String::new()
+        };
+        db_samples(&mut s, &label, db);
         for r in &db.replicas {
             replica_samples(&mut s, &label, r);
             if r.replica_type != "file" {
@@ -391,9 +510,8 @@ pub fn families(obs: &Observation) -> Vec<MetricFamily> {
     s.into_families()
 }
 
-fn db_samples(s: &mut Samples, db: &DbObservation) {
-    let label = db.path.display().to_string();
-    let l = [label.as_str()];
+fn db_samples(s: &mut Samples, label: &str, db: &DbObservation) {
+    let l = [label];
     let st = &db.stats;
     s.add(DB_SIZE, &l, st.db_size as f64);
     s.add(WAL_SIZE, &l, st.wal_size as f64);
@@ -408,7 +526,7 @@ fn db_samples(s: &mut Samples, db: &DbObservation) {
         if c.count == 0 && c.error_count == 0 {
             continue;
         }
-        let lm = [label.as_str(), mode.as_str()];
+        let lm = [label, mode.as_str()];
         s.add(CHECKPOINT_COUNT, &lm, c.count as f64);
         s.add(CHECKPOINT_ERROR_COUNT, &lm, c.error_count as f64);
         s.add(CHECKPOINT_SECONDS, &lm, c.seconds);
@@ -653,7 +771,7 @@ mod tests {
 
     #[test]
     fn registry_renders_text_with_help_and_type() {
-        let m = Metrics::new(Arc::new(observation)).expect("registry");
+        let m = Metrics::new(Arc::new(observation), true).expect("registry");
         let text = m.render().expect("render");
         assert!(
             text.contains("# TYPE litestream_sync_count counter\n"),
@@ -665,6 +783,112 @@ mod tests {
             "{text}"
         );
         assert!(content_type().starts_with("text/plain"));
+    }
+
+    /// The observation of [`observation`] repeated for `n` databases `/data/db-<i>.db`.
+    fn fleet(n: usize) -> Observation {
+        let one = observation().dbs.remove(0);
+        let dbs = (0..n)
+            .map(|i| DbObservation {
+                id: format!("db-{i}.db"),
+                path: PathBuf::from(format!("/data/db-{i}.db")),
+                ..one.clone()
+            })
+            .collect();
+        Observation {
+            at: SystemTime::now(),
+            dbs,
+        }
+    }
+
+    #[test]
+    fn without_db_labels_series_are_summed_maxed_or_dropped() {
+        let mut obs = fleet(3);
+        obs.dbs[1].replicas[0].lag = Duration::from_secs(9);
+        obs.dbs[2].attached = false;
+        let f = families_with(&obs, false);
+        for fam in &f {
+            for m in fam.get_metric() {
+                let names: Vec<&str> = m.get_label().iter().map(|l| l.name()).collect();
+                assert!(
+                    !names.contains(&"db") && !names.contains(&"name"),
+                    "{}: {names:?}",
+                    fam.name()
+                );
+            }
+        }
+        assert_eq!(one(&f, "litestream_db_size", &[]), 3.0 * 4096.0);
+        assert_eq!(one(&f, "litestream_sync_count", &[]), 30.0);
+        assert_eq!(one(&f, "litestream_checkpoint_count", &["PASSIVE"]), 6.0);
+        // 3 databases × 3 replicas.
+        assert_eq!(one(&f, "litestream_replica_wal_bytes", &[]), 9.0 * 12345.0);
+        assert_eq!(
+            one(&f, "litestream_replica_validation_total", &["ok"]),
+            36.0
+        );
+        assert_eq!(
+            one(&f, "litestream_replica_validation_total", &["error"]),
+            9.0
+        );
+        assert_eq!(
+            one(&f, "walstream_replica_storage_operations_total", &["PUT"]),
+            3.0 * (5.0 + 2.0 + 3.0)
+        );
+        assert_eq!(
+            one(&f, "walstream_replica_storage_errors_total", &["transient"]),
+            27.0
+        );
+        assert_eq!(one(&f, "walstream_db_attached", &[]), 2.0);
+        assert_eq!(one(&f, "walstream_replica_lag_seconds", &[]), 9.0);
+        // Per replica type already: the same as with labels.
+        assert_eq!(
+            one(&f, "litestream_replica_operation_total", &["s3", "PUT"]),
+            15.0
+        );
+        for dropped in FAMILIES.iter().filter(|fam| fam.fleet == Fold::Drop) {
+            assert!(samples(&f, dropped.name).is_empty(), "{}", dropped.name);
+        }
+        // Every other family keeps its series.
+        let kept = FAMILIES
+            .iter()
+            .filter(|fam| fam.fleet != Fold::Drop && !fam.name.contains("checkpoint_"));
+        for fam in kept {
+            assert!(!samples(&f, fam.name).is_empty(), "{}", fam.name);
+        }
+    }
+
+    #[test]
+    fn default_rendering_keeps_db_labels() {
+        let obs = fleet(2);
+        assert_eq!(
+            samples(&families_with(&obs, true), "litestream_db_size").len(),
+            2
+        );
+        let text = Metrics::new(Arc::new(|| fleet(2)), false)
+            .expect("registry")
+            .render()
+            .expect("render");
+        assert!(text.contains("\nlitestream_db_size 8192\n"), "{text}");
+        assert!(!text.contains("db=\""), "{text}");
+    }
+
+    /// Not a timing assertion: prints the render time of a 10,000-database fleet (3 replicas
+    /// each) with and without database labels (`cargo test --lib metrics -- --nocapture`).
+    #[test]
+    fn render_time_of_ten_thousand_databases() {
+        let obs = Arc::new(fleet(10_000));
+        for db_labels in [true, false] {
+            let source = Arc::clone(&obs);
+            let m = Metrics::new(Arc::new(move || (*source).clone()), db_labels).expect("registry");
+            let started = std::time::Instant::now();
+            let text = m.render().expect("render");
+            println!(
+                "metrics render, 10000 dbs × 3 replicas, db labels {db_labels}: {:?}, {} bytes, {} lines",
+                started.elapsed(),
+                text.len(),
+                text.lines().count()
+            );
+        }
     }
 
     #[test]

@@ -616,3 +616,217 @@ fn bearer_token_from_env_guards_mutations_and_protected_reads() {
     assert_eq!(ws.get("/readyz").status, 200);
     ws.proc.stop();
 }
+
+/// The names of the databases of a status document.
+fn names(doc: &Value) -> Vec<String> {
+    doc["databases"]
+        .as_array()
+        .expect("databases")
+        .iter()
+        .map(|d| d["name"].as_str().expect("name").to_string())
+        .collect()
+}
+
+/// 400 with a one-line JSON error mentioning `want`.
+fn assert_bad_request(ws: &Instance, path: &str, want: &str) {
+    let r = ws.get(path);
+    assert_eq!(r.status, 400, "{path}: {}", r.body);
+    assert!(!r.body.trim_end().contains('\n'), "{path}: {}", r.body);
+    let error = r.json()["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains(want), "{path}: {error}");
+}
+
+#[test]
+fn status_pages_filters_and_validates_thirty_databases() {
+    let (_keep, dir) = tempdir();
+    // 10 databases exist (attached, replicating), 20 never appear (waiting).
+    let dbs: Vec<PathBuf> = (0..30)
+        .map(|i| {
+            dir.join(format!(
+                "{}-{i:02}.db",
+                if i < 10 { "Live" } else { "idle" }
+            ))
+        })
+        .collect();
+    let apps: Vec<_> = dbs[..10].iter().map(|p| open_app(p)).collect();
+    let cfg = fleet_config(&dbs, "metrics-db-labels: false\n", &dir.join("replicas"));
+    let ws = Instance::start(&dir, &cfg, &[]);
+
+    // Without parameters: every database, no paging fields (the document of before).
+    let all = ws.status();
+    assert_eq!(names(&all).len(), 30);
+    assert!(all.get("page").is_none(), "{all:#}");
+
+    // Pages of 7 in config order, followed through `next` until it is null.
+    let mut path = "/api/v1/status?limit=7".to_string();
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let doc = ws.get(&path).json();
+        assert_eq!(doc["page"]["total"], 30, "{doc:#}");
+        assert_eq!(doc["page"]["limit"], 7);
+        assert!(names(&doc).len() <= 7);
+        seen.extend(names(&doc));
+        pages += 1;
+        match doc["page"]["next"].as_str() {
+            Some(next) => path = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!((pages, &seen), (5, &names(&all)));
+    let past = ws.get("/api/v1/status?offset=30").json();
+    assert_eq!(
+        (names(&past).len(), &past["page"]["next"]),
+        (0, &Value::Null)
+    );
+
+    // `q` is a case-insensitive substring of the id or the path.
+    let q = ws.get("/api/v1/status?q=LIVE-0&limit=3").json();
+    assert_eq!(q["page"]["total"], 10);
+    assert_eq!(names(&q), ["Live-00.db", "Live-01.db", "Live-02.db"]);
+    let next = q["page"]["next"].as_str().expect("next page");
+    assert!(next.contains("q=live-0"), "{next}");
+    let by_dir = ws.get(&format!(
+        "/api/v1/status?q={}",
+        dir.join("idle-2").display()
+    ));
+    assert_eq!(by_dir.json()["page"]["total"], 10, "{}", by_dir.body);
+
+    // `state`: the 20 missing files wait; the 10 live ones become ok once replicated.
+    let waiting = ws.get("/api/v1/status?state=waiting&limit=1000").json();
+    assert_eq!(waiting["page"]["total"], 20);
+    assert!(names(&waiting).iter().all(|n| n.starts_with("idle-")));
+    poll_until("ten databases ok", || {
+        ws.get("/api/v1/status?state=ok").json()["page"]["total"] == 10
+    });
+    let failing = ws.get("/api/v1/status?state=failing").json();
+    assert_eq!(
+        (failing["page"]["total"].as_u64(), names(&failing).len()),
+        (Some(0), 0)
+    );
+
+    for (path, want) in [
+        ("/api/v1/status?limit=0", "invalid limit"),
+        ("/api/v1/status?limit=1001", "invalid limit"),
+        ("/api/v1/status?limit=ten", "invalid limit"),
+        ("/api/v1/status?offset=-1", "invalid offset"),
+        ("/api/v1/status?state=sleeping", "invalid state"),
+        ("/api/v1/status?sort=name", "unknown parameter"),
+        ("/api/v1/status?limit=5&limit=6", "given twice"),
+        (
+            "/api/v1/databases/Live-00.db/restore-points?refresh=maybe",
+            "invalid refresh",
+        ),
+    ] {
+        assert_bad_request(&ws, path, want);
+    }
+    let long = format!("/api/v1/status?q={}", "x".repeat(257));
+    assert_bad_request(&ws, &long, "invalid q");
+    assert_eq!(
+        ws.get(&format!("/api/v1/status?q={}", "x".repeat(256)))
+            .status,
+        200
+    );
+
+    // `metrics-db-labels: false`: no `db`/`name` label, sums over the databases.
+    let s = ws.metrics();
+    assert!(
+        s.samples
+            .iter()
+            .all(|x| !x.labels.contains_key("db") && !x.labels.contains_key("name")),
+        "{:#?}",
+        s.samples
+    );
+    assert_eq!(s.must("walstream_db_attached", &[]), 10.0);
+    // Sizes are those of the last sync tick: poll until a tick saw the current files.
+    poll_until("litestream_db_size = the sum of the ten files", || {
+        let size: f64 = dbs[..10].iter().map(|p| file_len(p)).sum();
+        ws.metrics().value("litestream_db_size", &[]) == Some(size)
+    });
+    assert!(
+        s.must(
+            "walstream_replica_storage_operations_total",
+            &[("operation", "PUT")]
+        ) >= 10.0
+    );
+    assert!(s.of("litestream_replica_wal_index").is_empty());
+    drop(apps);
+    ws.proc.stop();
+}
+
+#[test]
+fn idle_database_costs_no_listing_and_a_write_shows_in_restore_points() {
+    let (_keep, dir) = tempdir();
+    let db = dir.join("app.db");
+    let replica = dir.join("replica");
+    let app = open_app(&db);
+    let ws = Instance::start(
+        &dir,
+        &config(&db, "", &file_replica(&replica, "100ms")),
+        &[],
+    );
+    for id in 1..=5 {
+        insert(&app, id);
+    }
+    ws.wait_caught_up();
+    let points = "/api/v1/databases/app.db/restore-points";
+    // A request on a stale cache waits for the listing it asks for.
+    let mut doc = Value::Null;
+    poll_until("a restore-point listing that is not stale", || {
+        doc = ws.get(points).json();
+        doc["replicas"][0]["stale"] == false
+            && doc["replicas"][0]["generations"]
+                .as_array()
+                .is_some_and(|g| !g.is_empty())
+    });
+    let segments = |doc: &Value| -> u64 {
+        doc["replicas"][0]["generations"]
+            .as_array()
+            .expect("generations")
+            .iter()
+            .flat_map(|g| g["wal"].as_array().expect("wal").iter())
+            .map(|w| w["segments"].as_u64().expect("segments"))
+            .sum()
+    };
+    let before = segments(&doc);
+
+    // Idle: however often clients read, nothing reaches storage.
+    let start = ws.metrics();
+    let window = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < window {
+        assert_eq!(ws.get(points).json()["replicas"][0]["stale"], false);
+        ws.status();
+        ws.metrics();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let end = ws.metrics();
+    for op in ["LIST", "GET"] {
+        assert_eq!(
+            storage_ops(&end, op),
+            storage_ops(&start, op),
+            "{op} while idle"
+        );
+    }
+
+    // One write: the next request lists again and shows the new segment.
+    let old = ws.status()["databases"][0]["position"].clone();
+    insert(&app, 6);
+    poll_until("walstream to see the write", || {
+        ws.status()["databases"][0]["position"] != old
+    });
+    ws.wait_caught_up();
+    let after = ws.get(points).json();
+    assert_eq!(after["replicas"][0]["stale"], false, "{after:#}");
+    assert!(segments(&after) > before, "{after:#}");
+    assert!(storage_ops(&ws.metrics(), "LIST") > storage_ops(&end, "LIST"));
+    let restored = dir.join("restored.db");
+    let ts = after["replicas"][0]["generations"][0]["restorable_to"]
+        .as_str()
+        .expect("restorable_to")
+        .to_string();
+    let url = format!("file://{}", replica.display());
+    let got = walstream_restore(&["-timestamp", &ts, &url], &[], &restored);
+    // `walstream_restore` checks `PRAGMA integrity_check` of the result.
+    assert_eq!(got, rows(&app));
+    ws.proc.stop();
+}

@@ -32,6 +32,7 @@ const TOP_KEYS: &[&str] = &[
     "readiness-max-lag",
     "http-token",
     "http-protect-reads",
+    "metrics-db-labels",
 ];
 const LOGGING_KEYS: &[&str] = &["level", "type", "stderr"];
 const DB_KEYS: &[&str] = &[
@@ -138,7 +139,8 @@ fn build_entries(
 }
 
 /// walstream's HTTP keys: `readiness-max-lag` (default [`DEFAULT_READINESS_MAX_LAG`]),
-/// `http-token` (else `WALSTREAM_HTTP_TOKEN`), `http-protect-reads` (needs a token).
+/// `http-token` (else `WALSTREAM_HTTP_TOKEN`), `http-protect-reads` (needs a token),
+/// `metrics-db-labels` (default true).
 fn build_http(top: &Section<'_>, env: EnvLookup<'_>) -> Result<HttpConfig, ConfigError> {
     let mut http = HttpConfig::default();
     if let Some(v) = top.duration("readiness-max-lag")? {
@@ -152,6 +154,7 @@ fn build_http(top: &Section<'_>, env: EnvLookup<'_>) -> Result<HttpConfig, Confi
         let msg = format!("needs http-token (or {HTTP_TOKEN_ENV}) to be set");
         return Err(top.err("http-protect-reads", msg));
     }
+    http.metrics_db_labels = top.bool("metrics-db-labels")?.unwrap_or(true);
     Ok(http)
 }
 

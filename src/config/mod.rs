@@ -75,6 +75,8 @@ pub struct HttpConfig {
     pub token: Option<String>,
     /// `http-protect-reads`: `/metrics` and the `/api/v1` GET endpoints also need the token.
     pub protect_reads: bool,
+    /// `metrics-db-labels`: false sums `/metrics` over databases, without `db`/`name` labels.
+    pub metrics_db_labels: bool,
 }
 
 impl Default for HttpConfig {
@@ -83,6 +85,7 @@ impl Default for HttpConfig {
             readiness_max_lag: DEFAULT_READINESS_MAX_LAG,
             token: None,
             protect_reads: false,
+            metrics_db_labels: true,
         }
     }
 }
@@ -93,6 +96,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("readiness_max_lag", &self.readiness_max_lag)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("protect_reads", &self.protect_reads)
+            .field("metrics_db_labels", &self.metrics_db_labels)
             .finish()
     }
 }

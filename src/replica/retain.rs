@@ -157,6 +157,7 @@ impl Replica {
         let (db, replica) = (&self.db_label, self.name());
         for g in &d.generations {
             self.client.delete_generation(g).await?;
+            self.update_status(|s| s.retention_deletions += 1);
             info!(db = %db, replica = %replica, generation = %g, "generation deleted");
         }
         for (g, m) in &d.bounds {
@@ -168,6 +169,7 @@ impl Replica {
                 .collect();
             if !snaps.is_empty() {
                 self.client.delete_snapshots(&snaps).await?;
+                self.update_status(|s| s.retention_deletions += 1);
                 info!(db = %db, replica = %replica, generation = %g, index = m, "snapshot deleted");
             }
             let segs: Vec<SegmentInfo> = d
@@ -178,6 +180,7 @@ impl Replica {
                 .collect();
             if !segs.is_empty() {
                 self.client.delete_segments(&segs).await?;
+                self.update_status(|s| s.retention_deletions += 1);
                 info!(db = %db, replica = %replica, generation = %g, index = m, n = segs.len(), "wal segmented deleted before");
             }
         }

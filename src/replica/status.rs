@@ -42,6 +42,9 @@ pub struct ReplicaStatus {
     /// Validations that matched, and those that did not (mismatch or error), since start.
     pub validations_ok: u64,
     pub validations_failed: u64,
+    /// Successful retention delete calls (a generation, a batch of snapshots or of segments)
+    /// since start: tells readers of the storage listing that objects went away.
+    pub retention_deletions: u64,
 }
 
 /// How a validation ended.

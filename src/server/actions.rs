@@ -91,7 +91,7 @@ pub async fn sync(entry: &DbEntry) -> Result<SyncDoc, ActionError> {
         }
     });
     let results = join_all(rounds).await;
-    entry.refresh.notify_one();
+    entry.refresh.force();
     Ok(SyncDoc {
         database: entry.id.clone(),
         position: Position::from(&target),
@@ -122,7 +122,7 @@ pub async fn snapshot(entry: &DbEntry) -> Result<SnapshotTakenDoc, ActionError> 
         }
     });
     let results = join_all(takes).await;
-    entry.refresh.notify_one();
+    entry.refresh.force();
     Ok(SnapshotTakenDoc {
         database: entry.id.clone(),
         replicas: results.into_iter().collect::<Result<_, _>>()?,

@@ -73,6 +73,20 @@ pub struct StatusDoc {
     pub version: String,
     pub time: String,
     pub databases: Vec<DatabaseStatus>,
+    /// Present only when the request had paging or filter parameters.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub page: Option<PageDoc>,
+}
+
+/// Where a page of `GET /api/v1/status?…` sits among the matching databases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageDoc {
+    /// Databases matching `q` and `state` (on every page).
+    pub total: usize,
+    pub offset: usize,
+    pub limit: usize,
+    /// Path and query of the next page; `null` on the last one.
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,6 +159,17 @@ impl StatusDoc {
             version: env!("CARGO_PKG_VERSION").to_string(),
             time: rfc3339(obs.at),
             databases: obs.dbs.iter().map(database_status).collect(),
+            page: None,
+        }
+    }
+
+    /// One page of a filtered listing.
+    pub fn page(at: SystemTime, dbs: &[DbObservation], page: PageDoc) -> Self {
+        StatusDoc {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            time: rfc3339(at),
+            databases: dbs.iter().map(database_status).collect(),
+            page: Some(page),
         }
     }
 }
@@ -227,6 +252,10 @@ pub struct ReplicaRestorePoints {
     pub kind: String,
     pub url: String,
     pub refreshed_at: Option<String>,
+    /// True when the replica stored or deleted objects after this listing started and a new
+    /// listing did not finish within the request's wait.
+    #[serde(default)]
+    pub stale: bool,
     pub error: Option<TimedError>,
     pub oldest_restore_point: Option<String>,
     pub generations: Vec<GenerationDoc>,
@@ -282,6 +311,7 @@ fn replica_points(r: &ReplicaObservation, p: &ReplicaPoints) -> ReplicaRestorePo
         kind: r.replica_type.to_string(),
         url: r.url.clone(),
         refreshed_at: opt_time(p.refreshed_at),
+        stale: super::restore_points::is_stale(p, &r.status),
         error: p.error.as_ref().map(|(t, m)| TimedError {
             time: rfc3339(*t),
             message: m.clone(),

@@ -64,6 +64,7 @@ fn replica(name: &str, lag_s: u64, synced: bool) -> ReplicaObservation {
                 }],
             }],
             error: None,
+            inputs: None,
         }),
     }
 }

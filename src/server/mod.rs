@@ -6,15 +6,18 @@
 //! - only the configured address is bound (`:PORT` = every IPv4 interface, like Go's
 //!   `net.Listen`), before replication starts, so a taken port fails the command at once;
 //! - read handlers answer from in-memory state ([`state::AppState::observe`], the restore-point
-//!   cache): never SQLite, never storage; only the two `POST` actions wait for I/O, under a
-//!   deadline;
+//!   cache): never SQLite, never storage; `GET …/restore-points` may wait (at most
+//!   [`POINTS_WAIT`]) for the refresher task to list a changed replica; only the `POST` actions
+//!   wait for I/O, under a deadline;
+//! - `/api/v1/status` without query parameters answers the full document, unchanged; with
+//!   them, one validated page (`query`);
 //! - request bodies are refused above [`BODY_LIMIT`]; every error answer is JSON
 //!   (`{"error": …}`); credentials never appear in any answer (replica URLs come from
 //!   `ReplicaClient::describe()`, the token is never echoed).
 //!
-//! Files: `state` (the observed model), `api` (JSON documents, readiness), `auth` (bearer
-//! token), `actions` (sync/snapshot), `lag` (replication lag), `restore_points` (cache and
-//! refresher), this file (routes, bind, spawn).
+//! Files: `state` (the observed model), `api` (JSON documents, readiness), `query` (status
+//! paging and filters), `auth` (bearer token), `actions` (sync/snapshot), `lag` (replication
+//! lag), `restore_points` (cache and refresher), this file (routes, bind, spawn).
 
 mod actions;
 mod admin_api;
@@ -22,13 +25,15 @@ pub mod api;
 pub mod auth;
 pub mod lag;
 pub mod page;
+pub mod query;
 pub mod restore_points;
 pub mod state;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
@@ -53,6 +58,10 @@ use auth::{Access, Denied};
 pub const BODY_LIMIT: u64 = 16 * 1024;
 /// Default deadline of `POST …/sync` and `…/snapshot` (`?timeout=` overrides it).
 pub const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait of `GET …/restore-points` for the refresher to list a stale replica.
+pub const POINTS_WAIT: Duration = Duration::from_secs(3);
+/// Most database ids named in an "unknown database" error.
+const IDS_SHOWN: usize = 20;
 
 /// Errors of starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +130,8 @@ impl Server {
         let state = Arc::new(AppState::new(&[], self.settings));
         state.follow(fleet);
         let source_state = Arc::clone(&state);
-        let metrics = Metrics::new(Arc::new(move || source_state.observe()))?;
+        let db_labels = state.settings.metrics_db_labels;
+        let metrics = Metrics::new(Arc::new(move || source_state.observe()), db_labels)?;
         let port = self.listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let url_host = if self.shown_host.contains(':') {
             format!("[{}]", self.shown_host)
@@ -298,21 +308,33 @@ async fn metrics(State(s): Ctx) -> Response {
     }
 }
 
-async fn status(State(s): Ctx) -> Response {
-    Json(StatusDoc::from_observation(&s.state.observe())).into_response()
+type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// The query pairs, or the text of the 400 answer for an undecodable query string.
+fn pairs(query: Pairs) -> Result<Vec<(String, String)>, String> {
+    query.map(|Query(p)| p).map_err(|e| e.body_text())
 }
 
-/// Most database ids a 404 lists (a fleet may have thousands).
-const KNOWN_IDS_SHOWN: usize = 20;
+async fn status(State(s): Ctx, query: Pairs) -> Response {
+    match pairs(query).and_then(|p| query::parse(&p)) {
+        Err(text) => message(StatusCode::BAD_REQUEST, text),
+        Ok(None) => Json(StatusDoc::from_observation(&s.state.observe())).into_response(),
+        Ok(Some(q)) => {
+            let at = SystemTime::now();
+            let (dbs, page) = query::select(&s.state, &q, at);
+            Json(StatusDoc::page(at, &dbs, page)).into_response()
+        }
+    }
+}
 
 fn unknown_db(s: &Shared, id: &str) -> Response {
     let entries = s.state.entries();
     let known: Vec<&str> = entries
         .iter()
-        .take(KNOWN_IDS_SHOWN)
+        .take(IDS_SHOWN)
         .map(|d| d.id.as_str())
         .collect();
-    let more = entries.len().saturating_sub(KNOWN_IDS_SHOWN);
+    let more = entries.len().saturating_sub(IDS_SHOWN);
     let tail = if more > 0 {
         format!(", … {more} more")
     } else {
@@ -327,12 +349,32 @@ fn unknown_db(s: &Shared, id: &str) -> Response {
     )
 }
 
-async fn restore_points(State(s): Ctx, Path(id): Path<String>) -> Response {
-    let obs = s.state.observe();
-    match obs.dbs.iter().find(|d| d.id == id) {
-        Some(db) => Json(RestorePointsDoc::from_observation(db)).into_response(),
-        None => unknown_db(&s, &id),
+/// `?refresh=true` of `…/restore-points`: list every replica now.
+fn refresh_param(query: Pairs) -> Result<bool, String> {
+    match pairs(query)?.as_slice() {
+        [] => Ok(false),
+        [(k, v)] if k == "refresh" => match v.as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err("invalid refresh: want true or false".into()),
+        },
+        _ => Err("unknown parameter (known: refresh)".into()),
     }
+}
+
+async fn restore_points(State(s): Ctx, Path(id): Path<String>, query: Pairs) -> Response {
+    let force = match refresh_param(query) {
+        Ok(f) => f,
+        Err(text) => return message(StatusCode::BAD_REQUEST, text),
+    };
+    let Some(entry) = s.state.db(&id) else {
+        return unknown_db(&s, &id);
+    };
+    if force || entry.points_stale() {
+        entry.wait_for_listing(force, POINTS_WAIT).await;
+    }
+    let db = entry.observe(SystemTime::now());
+    Json(RestorePointsDoc::from_observation(&db)).into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,25 +7,37 @@
 //!   -timestamp` compares against, so any time in `[restorable_from, restorable_to]` of a
 //!   generation restores (spec §5.1, §5.2);
 //! - a failed listing keeps the previous result and records the error beside it;
-//! - refreshes are rate limited ([`MIN_INTERVAL`]) except when asked for explicitly (after a
-//!   `POST …/sync` or `…/snapshot`), and happen at least every [`MAX_AGE`] (retention deletes).
+//! - an idle replica costs no storage request and no wake-up: the refresher sleeps on the
+//!   replica status channels and its trigger, never on a timer, and lists a replica only when
+//!   what the listing depends on ([`Inputs`]: stored position, newest snapshot, retention
+//!   deletions) changed since its last listing — eagerly (at most every [`MIN_INTERVAL`]) when
+//!   the summary shown by `/api/v1/status` and `/metrics` can change (new snapshot, generation
+//!   or retention deletion), lazily when a client asks for the restore points (at most every
+//!   [`DEMAND_MIN_INTERVAL`]), and at once when asked for explicitly (after a `POST …/sync` or
+//!   `…/snapshot`, or `?refresh=true`). Objects written or deleted by another process are only
+//!   seen after one of these;
+//! - at most [`LISTING_CONCURRENCY`] listings run at a time over all databases (start-up of a
+//!   large fleet).
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, select_all};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::replica::{Replica, ReplicaStatus};
+use crate::db::Pos;
+use crate::replica::{Replica, ReplicaStatus, SnapshotMark};
 use crate::storage::{ReplicaClient, SegmentInfo, SnapshotInfo, StorageError};
 
 /// Least time between two refreshes triggered by replica activity. Each refresh costs
 /// `1 + 2 × generations` listings per replica.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
-/// Longest time between two refreshes (catches retention and foreign writers).
-pub const MAX_AGE: Duration = Duration::from_secs(300);
+/// Least time between two refreshes asked for by clients reading the restore points.
+pub const DEMAND_MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Most listings running at once over all databases.
+pub const LISTING_CONCURRENCY: usize = 8;
 
 /// One snapshot object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +156,8 @@ pub struct ReplicaPoints {
     pub generations: Vec<GenerationPoints>,
     /// The last listing error and when it happened (cleared by a successful listing).
     pub error: Option<(SystemTime, String)>,
+    /// The replica's [`Inputs`] when the last successful listing started.
+    pub inputs: Option<Inputs>,
 }
 
 impl ReplicaPoints {
@@ -183,6 +197,39 @@ fn store(slot: &PointsSlot, value: ReplicaPoints) {
     *g = Arc::new(value);
 }
 
+/// What one replica's listing depends on, as far as this process sees it: the stored position,
+/// the newest snapshot and the number of retention deletions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inputs {
+    pub position: Option<Pos>,
+    pub snapshot: Option<SnapshotMark>,
+    pub retention_deletions: u64,
+}
+
+impl Inputs {
+    pub fn of(status: &ReplicaStatus) -> Self {
+        Inputs {
+            position: status.position.clone(),
+            snapshot: status.latest_snapshot.clone(),
+            retention_deletions: status.retention_deletions,
+        }
+    }
+
+    /// True when the summary (oldest restore point, newest snapshot) may differ between the
+    /// listings of `self` and `other`: another generation, snapshot or retention deletion.
+    fn summary_differs(&self, other: &Inputs) -> bool {
+        let generation = |i: &Inputs| i.position.as_ref().map(|p| p.generation.clone());
+        generation(self) != generation(other)
+            || self.snapshot != other.snapshot
+            || self.retention_deletions != other.retention_deletions
+    }
+}
+
+/// True when the replica stored or deleted something since `points` was listed.
+pub fn is_stale(points: &ReplicaPoints, status: &ReplicaStatus) -> bool {
+    points.inputs.as_ref() != Some(&Inputs::of(status))
+}
+
 /// Lists every generation of one replica.
 pub async fn list(client: &ReplicaClient) -> Result<Vec<GenerationPoints>, StorageError> {
     let mut out = Vec::new();
@@ -195,7 +242,10 @@ pub async fn list(client: &ReplicaClient) -> Result<Vec<GenerationPoints>, Stora
 }
 
 /// Refreshes one replica's slot (keeping the old listing on error).
-async fn refresh_one(replica: &Replica, slot: &PointsSlot) {
+async fn refresh_one(replica: &Replica, slot: &PointsSlot, limit: &Semaphore) {
+    // A closed semaphore never happens (it lives as long as the server); list anyway.
+    let _permit = limit.acquire().await.ok();
+    let inputs = Inputs::of(&replica.status());
     let started = SystemTime::now();
     let result = list(replica.client()).await;
     let previous = read(slot);
@@ -204,6 +254,7 @@ async fn refresh_one(replica: &Replica, slot: &PointsSlot) {
             refreshed_at: Some(started),
             generations,
             error: None,
+            inputs: Some(inputs),
         },
         Err(e) => {
             tracing::debug!(replica = %replica.name(), error = %e, "restore points listing failed");
@@ -216,31 +267,125 @@ async fn refresh_one(replica: &Replica, slot: &PointsSlot) {
     store(slot, next);
 }
 
-/// Keeps the slots of one database's replicas fresh: at start, after replica activity (at most
-/// every [`MIN_INTERVAL`]), when `force` is notified, and at least every [`MAX_AGE`].
-pub async fn refresher(replicas: Vec<(Arc<Replica>, PointsSlot)>, force: Arc<Notify>) {
+/// Which replicas a refresh pass lists; a wider scope includes the narrower ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Scope {
+    /// Replicas whose summary may have changed.
+    Summary,
+    /// Replicas that stored or deleted anything since their listing.
+    Stale,
+    /// Every replica.
+    All,
+}
+
+/// The trigger of one database's refresher, shared with the handlers.
+#[derive(Debug)]
+pub struct Refresh {
+    force: Notify,
+    demand: Notify,
+    passes: watch::Sender<u64>,
+}
+
+impl Default for Refresh {
+    fn default() -> Self {
+        Refresh {
+            force: Notify::new(),
+            demand: Notify::new(),
+            passes: watch::channel(0).0,
+        }
+    }
+}
+
+impl Refresh {
+    /// Lists every replica now (after a `POST …/sync` or `…/snapshot`, or `?refresh=true`).
+    pub fn force(&self) {
+        self.force.notify_one();
+    }
+
+    /// A client wants the restore points: list the stale replicas soon.
+    pub fn demand(&self) {
+        self.demand.notify_one();
+    }
+
+    /// Completed passes; `changed()` resolves after the next one.
+    pub fn passes(&self) -> watch::Receiver<u64> {
+        self.passes.subscribe()
+    }
+}
+
+/// A pass planned for later: its scope and when it may start.
+type Due = Option<(Scope, Instant)>;
+
+fn plan(due: Due, scope: Scope, at: Instant) -> Due {
+    Some(match due {
+        Some((s, t)) => (s.max(scope), t.min(at)),
+        None => (scope, at),
+    })
+}
+
+/// Keeps the slots of one database's replicas fresh (see the header for when it lists). Ends
+/// when every replica's status channel closed.
+pub async fn refresher(
+    replicas: Vec<(Arc<Replica>, PointsSlot)>,
+    refresh: Arc<Refresh>,
+    limit: Arc<Semaphore>,
+) {
     let mut statuses: Vec<watch::Receiver<ReplicaStatus>> =
         replicas.iter().map(|(r, _)| r.subscribe_status()).collect();
+    // Nothing is known at start: the summary of every replica is missing.
+    let mut due: Due = Some((Scope::Summary, Instant::now()));
+    let mut last_pass = Instant::now();
     loop {
-        for (replica, slot) in &replicas {
-            refresh_one(replica, slot).await;
-        }
-        let earliest = Instant::now() + MIN_INTERVAL;
-        let latest = Instant::now() + MAX_AGE;
-        for s in &mut statuses {
-            s.borrow_and_update();
-        }
-        let activity = async {
-            if any_changed(&mut statuses).await {
-                tokio::time::sleep_until(earliest).await;
-            } else {
-                std::future::pending::<()>().await;
+        let wake_at = due.map(|(_, at)| at);
+        let sleep = async move {
+            match wake_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
             }
         };
         tokio::select! {
-            _ = force.notified() => {}
-            _ = tokio::time::sleep_until(latest) => {}
-            _ = activity => {}
+            _ = refresh.force.notified() => due = plan(due, Scope::All, Instant::now()),
+            _ = refresh.demand.notified() => {
+                due = plan(due, Scope::Stale, last_pass + DEMAND_MIN_INTERVAL);
+            }
+            open = any_changed(&mut statuses) => {
+                if !open {
+                    return;
+                }
+                if summary_stale(&replicas) {
+                    due = plan(due, Scope::Summary, last_pass + MIN_INTERVAL);
+                }
+            }
+            _ = sleep => {
+                let scope = due.take().map_or(Scope::Summary, |(s, _)| s);
+                pass(&replicas, scope, &limit).await;
+                last_pass = Instant::now();
+                refresh.passes.send_modify(|n| *n += 1);
+            }
+        }
+    }
+}
+
+fn summary_stale(replicas: &[(Arc<Replica>, PointsSlot)]) -> bool {
+    replicas
+        .iter()
+        .any(|(r, slot)| needs(Scope::Summary, r, slot))
+}
+
+fn needs(scope: Scope, replica: &Replica, slot: &PointsSlot) -> bool {
+    let points = read(slot);
+    let now = Inputs::of(&replica.status());
+    match (scope, &points.inputs) {
+        (Scope::All, _) | (_, None) => true,
+        (Scope::Stale, Some(listed)) => *listed != now,
+        (Scope::Summary, Some(listed)) => listed.summary_differs(&now),
+    }
+}
+
+async fn pass(replicas: &[(Arc<Replica>, PointsSlot)], scope: Scope, limit: &Semaphore) {
+    for (replica, slot) in replicas {
+        if needs(scope, replica, slot) {
+            refresh_one(replica, slot, limit).await;
         }
     }
 }
@@ -248,7 +393,7 @@ pub async fn refresher(replicas: Vec<(Arc<Replica>, PointsSlot)>, force: Arc<Not
 /// Resolves when any status changes (true) or every channel closed (false).
 async fn any_changed(statuses: &mut [watch::Receiver<ReplicaStatus>]) -> bool {
     if statuses.is_empty() {
-        return false;
+        return std::future::pending().await;
     }
     let futures: Vec<BoxFuture<'_, bool>> = statuses
         .iter_mut()
@@ -344,10 +489,77 @@ mod tests {
             refreshed_at: None,
             generations: vec![a, b],
             error: None,
+            inputs: None,
         };
         assert_eq!(p.oldest_restore_point(), Some(t(10).into()));
         let (generation, s) = p.latest_snapshot().expect("a snapshot");
         assert_eq!((generation, s.index), ("b", 3));
         assert_eq!(ReplicaPoints::default().oldest_restore_point(), None);
+    }
+
+    fn pos(generation: &str, offset: u64) -> Pos {
+        Pos {
+            generation: generation.into(),
+            index: 1,
+            offset,
+        }
+    }
+
+    #[test]
+    fn only_a_new_generation_snapshot_or_deletion_changes_the_summary() {
+        let listed = Inputs {
+            position: Some(pos("a", 100)),
+            snapshot: None,
+            retention_deletions: 0,
+        };
+        let more_wal = Inputs {
+            position: Some(pos("a", 4252)),
+            ..listed.clone()
+        };
+        assert!(!listed.summary_differs(&more_wal));
+        let status = ReplicaStatus {
+            position: more_wal.position.clone(),
+            ..ReplicaStatus::default()
+        };
+        let points = ReplicaPoints {
+            inputs: Some(listed.clone()),
+            ..ReplicaPoints::default()
+        };
+        // Stale for a reader of the restore points, but no eager listing.
+        assert!(is_stale(&points, &status));
+        let new_generation = Inputs {
+            position: Some(pos("b", 0)),
+            ..listed.clone()
+        };
+        let deleted = Inputs {
+            retention_deletions: 1,
+            ..listed.clone()
+        };
+        let snapshot = Inputs {
+            snapshot: Some(SnapshotMark {
+                generation: "a".into(),
+                index: 1,
+                at: t(9).into(),
+            }),
+            ..listed.clone()
+        };
+        for changed in [new_generation, deleted, snapshot] {
+            assert!(listed.summary_differs(&changed), "{changed:?}");
+        }
+        assert!(is_stale(
+            &ReplicaPoints::default(),
+            &ReplicaStatus::default()
+        ));
+    }
+
+    #[test]
+    fn planned_passes_merge_to_the_widest_scope_and_earliest_time() {
+        let now = Instant::now();
+        let later = now + MIN_INTERVAL;
+        let due = plan(None, Scope::Summary, later);
+        assert_eq!(due, Some((Scope::Summary, later)));
+        let due = plan(due, Scope::Stale, now + DEMAND_MIN_INTERVAL);
+        assert_eq!(due, Some((Scope::Stale, now + DEMAND_MIN_INTERVAL)));
+        assert_eq!(plan(due, Scope::All, now), Some((Scope::All, now)));
     }
 }

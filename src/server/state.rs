@@ -8,15 +8,15 @@
 //! ticks) — so every read endpoint answers at once; database ids are unique, derived from the
 //! file name (`app.db`, then `app.db-2`, … for clashes in config order), never a raw path.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::Notify;
+use tokio::sync::Semaphore;
 
 use super::lag::{self, DbHealth, LagTracker};
-use super::restore_points::{self, PointsSlot, ReplicaPoints};
+use super::restore_points::{self, PointsSlot, Refresh, ReplicaPoints};
 use crate::config::HttpConfig;
 use crate::db::{DbState, DbStats};
 use crate::replica::{Replica, ReplicaStatus};
@@ -26,19 +26,37 @@ use crate::storage::{ErrorClass, Op, StorageStats};
 /// Everything the handlers share. The set of databases follows the run's [`Fleet`]
 /// ([`AppState::follow`]): databases discovered under a `dir` entry appear, removed ones go.
 pub struct AppState {
-    dbs: RwLock<Vec<Arc<DbEntry>>>,
+    dbs: RwLock<Entries>,
     pub settings: HttpConfig,
+    /// Bounds the restore-point listings running at once.
+    listings: Arc<Semaphore>,
+}
+
+/// The databases in the fleet's order, and by id.
+#[derive(Default)]
+struct Entries {
+    list: Vec<Arc<DbEntry>>,
+    by_id: HashMap<String, Arc<DbEntry>>,
+}
+
+impl Entries {
+    fn push(&mut self, e: Arc<DbEntry>) {
+        self.by_id.insert(e.id.clone(), Arc::clone(&e));
+        self.list.push(e);
+    }
 }
 
 /// One database as the HTTP API names it.
 pub struct DbEntry {
     /// URL id: the file name, made unique.
     pub id: String,
+    /// Lower-case id and path, for `?q=` of `/api/v1/status`.
+    pub search_key: String,
     pub handle: Arc<DbHandle>,
     pub replicas: Vec<ReplicaEntry>,
     pub health: Arc<Mutex<DbHealth>>,
-    /// Asks the restore-point refresher for an immediate listing.
-    pub refresh: Arc<Notify>,
+    /// Asks the restore-point refresher for a listing.
+    pub refresh: Arc<Refresh>,
     /// The entry's background tasks (lag trackers, refresher), aborted when it is removed.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -133,26 +151,26 @@ impl AppState {
     /// Builds the entries for `handles` (does not start anything).
     pub fn new(handles: &[Arc<DbHandle>], settings: HttpConfig) -> Self {
         let ids = unique_ids(handles.iter().map(|h| h.db.path().to_path_buf()));
-        let dbs = handles
-            .iter()
-            .zip(ids)
-            .map(|(h, id)| DbEntry::new(id, h))
-            .collect();
+        let mut entries = Entries::default();
+        for (h, id) in handles.iter().zip(ids) {
+            entries.push(DbEntry::new(id, h));
+        }
         AppState {
-            dbs: RwLock::new(dbs),
+            dbs: RwLock::new(entries),
             settings,
+            listings: Arc::new(Semaphore::new(restore_points::LISTING_CONCURRENCY)),
         }
     }
 
     /// Every database now, in the fleet's order.
     pub fn entries(&self) -> Vec<Arc<DbEntry>> {
-        crate::rt::read(&self.dbs).clone()
+        crate::rt::read(&self.dbs).list.clone()
     }
 
     /// Starts the trackers and restore-point refreshers of every entry on the current runtime.
     pub fn spawn_background(&self) {
-        for entry in crate::rt::read(&self.dbs).iter() {
-            entry.spawn_background();
+        for entry in crate::rt::read(&self.dbs).list.iter() {
+            entry.spawn_background(&self.listings);
         }
     }
 
@@ -178,31 +196,34 @@ impl AppState {
     /// Adds entries for new `handles`, removes those no longer in it.
     fn sync_with(&self, handles: &[Arc<DbHandle>]) {
         let mut dbs = crate::rt::write(&self.dbs);
-        dbs.retain(|e| {
+        let before = dbs.list.len();
+        dbs.list.retain(|e| {
             let keep = handles.iter().any(|h| Arc::ptr_eq(h, &e.handle));
             if !keep {
                 e.stop_background();
             }
             keep
         });
+        if dbs.list.len() != before {
+            let kept = dbs.list.clone();
+            dbs.by_id = kept.iter().map(|e| (e.id.clone(), Arc::clone(e))).collect();
+        }
+        let known: HashSet<*const DbHandle> =
+            dbs.list.iter().map(|e| Arc::as_ptr(&e.handle)).collect();
         for h in handles {
-            if dbs.iter().any(|e| Arc::ptr_eq(h, &e.handle)) {
+            if known.contains(&Arc::as_ptr(h)) {
                 continue;
             }
-            let taken: HashSet<&str> = dbs.iter().map(|e| e.id.as_str()).collect();
-            let id = free_id(h.db.path(), &taken);
+            let id = free_id(h.db.path(), &dbs.by_id);
             let entry = DbEntry::new(id, h);
-            entry.spawn_background();
+            entry.spawn_background(&self.listings);
             dbs.push(entry);
         }
     }
 
     /// The database called `id` in URLs.
     pub fn db(&self, id: &str) -> Option<Arc<DbEntry>> {
-        crate::rt::read(&self.dbs)
-            .iter()
-            .find(|d| d.id == id)
-            .cloned()
+        crate::rt::read(&self.dbs).by_id.get(id).cloned()
     }
 
     /// Copies the current state of every database and replica (never blocks on I/O).
@@ -217,8 +238,10 @@ impl AppState {
 
 impl DbEntry {
     fn new(id: String, h: &Arc<DbHandle>) -> Arc<DbEntry> {
+        let search_key = format!("{id}\n{}", h.db.path().display()).to_lowercase();
         Arc::new(DbEntry {
             id,
+            search_key,
             handle: Arc::clone(h),
             replicas: h
                 .replicas
@@ -230,13 +253,13 @@ impl DbEntry {
                 })
                 .collect(),
             health: Arc::new(Mutex::new(DbHealth::default())),
-            refresh: Arc::new(Notify::new()),
+            refresh: Arc::new(Refresh::default()),
             tasks: Mutex::new(Vec::new()),
         })
     }
 
     /// Starts this database's lag trackers and restore-point refresher.
-    fn spawn_background(&self) {
+    fn spawn_background(&self, listings: &Arc<Semaphore>) {
         let db = &self.handle.db;
         let mut tasks = vec![tokio::spawn(lag::track_db(
             db.subscribe(),
@@ -257,6 +280,7 @@ impl DbEntry {
         tasks.push(tokio::spawn(restore_points::refresher(
             slots,
             Arc::clone(&self.refresh),
+            Arc::clone(listings),
         )));
         crate::rt::lock(&self.tasks).extend(tasks.iter().map(|t| t.abort_handle()));
     }
@@ -267,7 +291,31 @@ impl DbEntry {
         }
     }
 
-    fn observe(&self, at: SystemTime) -> DbObservation {
+    /// True when some replica stored or deleted something since its restore points were listed.
+    pub fn points_stale(&self) -> bool {
+        self.replicas.iter().any(|r| r.points_stale())
+    }
+
+    /// Asks the refresher to list the stale replicas (every replica with `force`) and waits at
+    /// most `wait` until each was listed or its listing failed after the request.
+    pub async fn wait_for_listing(&self, force: bool, wait: Duration) {
+        let asked = SystemTime::now();
+        let mut passes = self.refresh.passes();
+        if force {
+            self.refresh.force();
+        } else {
+            self.refresh.demand();
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        while !self.replicas.iter().all(|r| r.listed_since(asked, force)) {
+            match tokio::time::timeout_at(deadline, passes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
+    }
+
+    pub fn observe(&self, at: SystemTime) -> DbObservation {
         let db = &self.handle.db;
         DbObservation {
             id: self.id.clone(),
@@ -282,6 +330,19 @@ impl DbEntry {
 }
 
 impl ReplicaEntry {
+    fn points_stale(&self) -> bool {
+        restore_points::is_stale(&restore_points::read(&self.points), &self.replica.status())
+    }
+
+    /// True when a listing started at or after `asked`, or failed after it; without `force` a
+    /// listing that is not stale counts too.
+    fn listed_since(&self, asked: SystemTime, force: bool) -> bool {
+        let p = restore_points::read(&self.points);
+        let failed = p.error.as_ref().is_some_and(|(t, _)| *t >= asked);
+        let listed = p.refreshed_at.is_some_and(|t| t >= asked);
+        failed || listed || (!force && !restore_points::is_stale(&p, &self.replica.status()))
+    }
+
     fn observe(&self, at: SystemTime) -> ReplicaObservation {
         let client = self.replica.client();
         ReplicaObservation {
@@ -296,14 +357,14 @@ impl ReplicaEntry {
 }
 
 /// The file name of `path` as an id, made unique against `taken` like [`unique_ids`].
-fn free_id(path: &std::path::Path, taken: &HashSet<&str>) -> String {
+fn free_id<V>(path: &std::path::Path, taken: &HashMap<String, V>) -> String {
     let base = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "db".to_string());
     let mut id = base.clone();
     let mut n = 2;
-    while taken.contains(id.as_str()) {
+    while taken.contains_key(&id) {
         id = format!("{base}-{n}");
         n += 1;
     }

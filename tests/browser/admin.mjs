@@ -86,6 +86,18 @@ async function run(page) {
   );
   await section.locator('code', { hasText: 'file://' }).first().waitFor();
 
+  step('the search box filters databases on the server; clearing it brings them back');
+  await page.getByLabel('Search databases').fill('no-such-database');
+  await page.getByText('No databases match.').waitFor();
+  check(await section.count() === 0, 'a non-matching search still shows the database');
+  check((await page.locator('#range').textContent()) === 'No databases', 'range text after an empty search');
+  await page.getByLabel('Search databases').fill(db.slice(0, 3).toUpperCase());
+  await section.getByRole('heading', { name: db, exact: true }).waitFor();
+  await page.locator('#range', { hasText: 'Databases 1–1 of 1' }).waitFor();
+  check(await page.getByRole('button', { name: 'Next page' }).isDisabled(), 'next page enabled on the only page');
+  await page.getByLabel('Search databases').fill('');
+  await section.locator('code', { hasText: 'file://' }).first().waitFor();
+
   step('view restore points (kept open: they predate every change the test makes)');
   await section.getByRole('button', { name: 'View restore points' }).click();
   const points = section.getByRole('button', { name: 'Restore to this point' });

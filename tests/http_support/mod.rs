@@ -143,6 +143,30 @@ pub fn config(db: &Path, top_extra: &str, replicas: &str) -> String {
     )
 }
 
+/// A config with `addr` on a free loopback port and one database per path in `dbs`, each with a
+/// file replica under `replicas/<file name>`.
+pub fn fleet_config(dbs: &[PathBuf], top_extra: &str, replicas: &Path) -> String {
+    let mut cfg = format!("addr: \"127.0.0.1:0\"\n{top_extra}dbs:\n");
+    for db in dbs {
+        let name = db.file_name().expect("file name").to_string_lossy();
+        cfg.push_str(&format!(
+            "  - path: \"{}\"\n    monitor-interval: 50ms\n    replicas:\n{}",
+            db.display(),
+            file_replica(&replicas.join(name.as_ref()), "100ms")
+        ));
+    }
+    cfg
+}
+
+/// Sum of `walstream_replica_storage_operations_total` over every replica for `operation`.
+pub fn storage_ops(s: &Scrape, operation: &str) -> f64 {
+    s.of("walstream_replica_storage_operations_total")
+        .iter()
+        .filter(|x| x.labels.get("operation").map(String::as_str) == Some(operation))
+        .map(|x| x.value)
+        .sum()
+}
+
 pub fn file_replica(dir: &Path, sync_interval: &str) -> String {
     format!(
         "      - name: file\n        url: \"file://{}\"\n        sync-interval: {sync_interval}\n",

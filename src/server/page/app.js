@@ -1,5 +1,7 @@
 // walstream admin page script, served as /assets/app.js by src/server/page.rs.
-// Owns: showing every database's continuous backup (GET /api/v1/status, …/restore-points) and
+// Owns: showing one page of databases (GET /api/v1/status?limit&offset&q&state: the search box,
+// state filter and paging work server-side, so 10,000 databases cost one page), their continuous
+// backup (…/restore-points, loaded only when a database's restore points are opened) and
 // manual backups (…/backups), and the admin actions: create, download, restore and delete
 // backups, point-in-time restore from the replica, download of the replica's latest state.
 // Must stay true: every API call (downloads too) sends the saved bearer token; every failed call
@@ -11,8 +13,13 @@ const API = '/api/v1';
 const TOKEN_KEY = 'walstream.token';
 const STATUS_EVERY_MS = 5000;
 const POINTS_SHOWN = 25;
+const PAGE_SIZE = 20;
+const SEARCH_DELAY_MS = 300;
 
-const view = { status: null, fetchedAt: 0, sections: new Map(), loading: false };
+const view = {
+  status: null, fetchedAt: 0, sections: new Map(), loading: false, again: false,
+  query: { q: '', state: '', offset: 0 },
+};
 const errors = new Map();
 
 // ---------------------------------------------------------------------------------------------
@@ -194,26 +201,50 @@ async function saveBlob(href) {
 // ---------------------------------------------------------------------------------------------
 // Status and the continuous-backup panel
 
+/** The status request of the current page, search and state filter. */
+function statusPath() {
+  const { q, state, offset } = view.query;
+  let path = `${API}/status?limit=${PAGE_SIZE}&offset=${offset}`;
+  if (q) path += `&q=${encodeURIComponent(q)}`;
+  if (state) path += `&state=${encodeURIComponent(state)}`;
+  return path;
+}
+
 async function refreshStatus() {
-  if (view.loading) return;
+  if (view.loading) { view.again = true; return; }
   view.loading = true;
   try {
-    const doc = await callJson('GET', `${API}/status`);
+    const doc = await callJson('GET', statusPath());
     view.status = doc;
     view.fetchedAt = Date.now();
     clearError('status');
+    renderPaging(doc.page || { total: (doc.databases || []).length, offset: 0, next: null });
     renderDatabases(doc.databases || []);
   } catch (e) {
     showError('status', e.message);
   } finally {
     view.loading = false;
+    if (view.again) { view.again = false; refreshStatus(); }
   }
+}
+
+function renderPaging(page) {
+  const shown = view.status && view.status.databases ? view.status.databases.length : 0;
+  $('range').textContent = page.total === 0 ? 'No databases'
+    : `Databases ${page.offset + 1}–${page.offset + shown} of ${page.total}`;
+  $('prev').disabled = page.offset === 0;
+  $('next').disabled = !page.next;
+}
+
+/** Moves to another page or filter and reloads at once. */
+function setQuery(change) {
+  Object.assign(view.query, change);
+  refreshStatus();
 }
 
 function renderDatabases(dbs) {
   const main = $('databases');
   main.setAttribute('aria-busy', 'false');
-  if (view.sections.size === 0) main.replaceChildren();
   const seen = new Set();
   for (const db of dbs) {
     seen.add(db.name);
@@ -221,7 +252,6 @@ function renderDatabases(dbs) {
     if (!section) {
       section = createSection(db);
       view.sections.set(db.name, section);
-      main.append(section.root);
       loadBackups(section);
     }
     renderPanel(section, db);
@@ -229,7 +259,17 @@ function renderDatabases(dbs) {
   for (const [name, section] of view.sections) {
     if (!seen.has(name)) { section.root.remove(); view.sections.delete(name); }
   }
-  if (dbs.length === 0) main.replaceChildren(el('p', { text: 'No databases are configured.' }));
+  if (dbs.length === 0) {
+    const filtered = view.query.q || view.query.state || view.query.offset;
+    main.replaceChildren(el('p', { text: filtered ? 'No databases match.' : 'No databases are configured.' }));
+    return;
+  }
+  // Reorder only when needed: moving nodes would drop the focus of a form being filled in.
+  const wanted = dbs.map((db) => view.sections.get(db.name).root);
+  const current = [...main.children];
+  if (wanted.length !== current.length || wanted.some((node, i) => node !== current[i])) {
+    main.replaceChildren(...wanted);
+  }
 }
 
 function renderPanel(section, db) {
@@ -451,6 +491,19 @@ function start() {
     sessionStorage.removeItem(TOKEN_KEY);
     reloadAll();
   });
+  let searchTimer = null;
+  $('search').addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => setQuery({ q: $('search').value.trim(), offset: 0 }), SEARCH_DELAY_MS);
+  });
+  $('filter').addEventListener('submit', (event) => {
+    event.preventDefault();
+    clearTimeout(searchTimer);
+    setQuery({ q: $('search').value.trim(), offset: 0 });
+  });
+  $('state').addEventListener('change', () => setQuery({ state: $('state').value, offset: 0 }));
+  $('prev').addEventListener('click', () => setQuery({ offset: Math.max(0, view.query.offset - PAGE_SIZE) }));
+  $('next').addEventListener('click', () => setQuery({ offset: view.query.offset + PAGE_SIZE }));
   showTokenState();
   refreshStatus();
   setInterval(refreshStatus, STATUS_EVERY_MS);

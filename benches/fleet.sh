@@ -3,7 +3,7 @@
 # v0.5.17, side by side in one run (run by hand, not in CI).
 #
 # Usage: benches/fleet.sh [--n N]... [--tools LIST] [--idle-seconds S] [--idle-minutes M]
-#                         [--attach-timeout S] [--settle-seconds S] [--no-baseline]
+#                         [--attach-timeout S] [--settle-seconds S] [--no-baseline] [--layout L]
 #                         [--lag] [--lag-dbs N] [--lag-rate R] [--lag-seconds S]
 #                         [--json FILE] [--dir DIR] [--keep]
 #   --n N             fleet size; repeat for several (default: 200, or none with --lag)
@@ -16,6 +16,9 @@
 #                     row then says how many databases attached and is measured anyway
 #   --settle-seconds S  pause between "all snapshots in the replica" and the idle window (default 5)
 #   --no-baseline     skip the N=1 run per tool (used for the per-database RSS and fd figures)
+#   --layout L        flat (default): all databases in one directory, as a multi-tenant app keeps
+#                     them; nested: each in its own directory (a tool that watches each
+#                     database's directory then gets no events for the other databases)
 #   --lag             also run the lag mode: --lag-rate commits/s (default 100), each to a random
 #                     one of --lag-dbs databases (default 1000), for --lag-seconds (default 30)
 #   --json FILE       raw numbers (default: fleet-<time>.json in the work dir)
@@ -23,7 +26,7 @@
 #   Binaries: WALSTREAM, LITESTREAM3, LITESTREAM5 (see benches/lib.sh).
 #
 # What each figure measures:
-#   * databases: N small WAL-mode databases (one table, 5 rows) in one flat directory, each with
+#   * databases: N small WAL-mode databases (one table, 5 rows) (see --layout), each with
 #     its own file:// replica folder, default intervals, one config file, one process.
 #   * time to attach all: process start until every database's initial snapshot is in its replica,
 #     found by polling the replica folders every 0.5 s (walstream and v0.3:
@@ -64,7 +67,7 @@ while (($#)); do
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
         --tools) tools=$2; args+=("$1" "$2"); shift ;;
         --n | --idle-seconds | --idle-minutes | --attach-timeout | --settle-seconds | --lag-dbs | \
-            --lag-rate | --lag-seconds) args+=("$1" "$2"); shift ;;
+            --lag-rate | --lag-seconds | --layout) args+=("$1" "$2"); shift ;;
         --no-baseline) args+=("$1") ;;
         --lag) lag=1; args+=("$1") ;;
         --json) json=$2; shift ;;
@@ -109,12 +112,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-hard=$(ulimit -Hn)
-ulimit -n "$hard" 2>/dev/null || echo "could not raise the fd limit to $hard" >&2
+# As high as allowed: fs.nr_open when we may raise the hard limit (root), else the hard limit.
+if ! ulimit -n "$(cat /proc/sys/fs/nr_open)" 2>/dev/null; then
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || echo "could not raise the fd limit" >&2
+fi
 echo "fd limit (ulimit -n) raised to $(ulimit -n) for this script and the replicators it starts"
 for f in max_user_watches max_user_instances max_queued_events; do
     echo "inotify $f = $(cat /proc/sys/fs/inotify/$f) (not changed)"
 done
+echo "inotify instances open on this machine before the run (all visible processes; max_user_instances is per user): $(find /proc/[0-9]*/fd -lname 'anon_inode:inotify' 2>/dev/null | wc -l)"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 ((lag)) && echo "lag mode: watches one folder per database with inotify (needs --lag-dbs watches)"
 

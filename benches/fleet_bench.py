@@ -123,8 +123,9 @@ def make_template(path):
     c.close()
 
 
-def make_fleet(work, n):
-    """N copies of the template in work/dbs (one flat directory); returns (db paths, replica dirs)."""
+def make_fleet(work, n, layout="flat"):
+    """N copies of the template under work/dbs: all in that one directory (flat) or each in its
+    own subdirectory (nested); returns (db paths, replica dirs)."""
     dbs_dir, reps_dir = os.path.join(work, "dbs"), os.path.join(work, "replicas")
     os.makedirs(dbs_dir)
     os.makedirs(reps_dir)
@@ -134,6 +135,9 @@ def make_fleet(work, n):
     for i in range(n):
         name = f"db-{i:05d}"
         db = os.path.join(dbs_dir, name + ".db")
+        if layout == "nested":
+            db = os.path.join(dbs_dir, name, name + ".db")
+            os.mkdir(os.path.dirname(db))
         shutil.copyfile(template, db)
         dbs.append(db)
         reps.append(os.path.join(reps_dir, name))
@@ -289,11 +293,11 @@ def idle_window(proc, seconds, extra):
 def fleet_run(a, tool, n, idle, idle_extra):
     work = os.path.join(a.dir, f"{tool}-n{n}")
     log(f"{tool} N={n}: creating {n} databases in {work}")
-    dbs, reps = make_fleet(work, n)
+    dbs, reps = make_fleet(work, n, a.layout)
     port = free_port()
     cfg = os.path.join(work, "config.yml")
     write_config(cfg, tool, port, dbs, reps, lag=False)
-    res = dict(tool=tool, n=n, port=port, work=work)
+    res = dict(tool=tool, n=n, layout=a.layout, port=port, work=work)
     peak = dict(threads=0, fds=0)
     t_start = time.monotonic()
     proc = Replicator(a.bins[tool], cfg, os.path.join(work, "replicator.log"), a.pidfile)
@@ -476,7 +480,7 @@ def lag_run(a, tool):
     n, rate, secs = a.lag_dbs, a.lag_rate, a.lag_seconds
     work = os.path.join(a.dir, f"{tool}-lag")
     log(f"{tool} lag: {n} databases, {rate:g} commits/s for {secs:g} s")
-    dbs, reps = make_fleet(work, n)
+    dbs, reps = make_fleet(work, n, a.layout)
     port = free_port()
     cfg = os.path.join(work, "config.yml")
     write_config(cfg, tool, port, dbs, reps, lag=True)
@@ -556,7 +560,7 @@ def lag_run(a, tool):
         pct = (lambda q: round(lags[min(len(lags) - 1, int(q * len(lags)))] * 1000, 1)) if lags else (lambda q: None)
         return dict(tool=tool, dbs=n, rate=rate, achieved_rate=round(achieved, 1), seconds=secs,
                     commits=len(commits), matched=len(lags), unmatched=unmatched,
-                    not_caught_up=len(behind), p50_ms=pct(0.5), p99_ms=pct(0.99),
+                    not_caught_up=len(behind), layout=a.layout, p50_ms=pct(0.5), p99_ms=pct(0.99),
                     max_ms=pct(1.0), cpu_seconds=cpu, vmhwm_kib=st.get("VmHWM"))
     finally:
         stop.set()
@@ -590,8 +594,9 @@ def ops_cell(r):
     return "; ".join(parts)
 
 
-def print_fleet(runs, base, idle):
-    print(f"\n### Fleet: one process, N databases, file:// replicas (idle window {idle:g} s)\n")
+def print_fleet(runs, base, idle, layout):
+    print(f"\n### Fleet: one process, N databases ({layout} directory layout), file:// replicas "
+          f"(idle window {idle:g} s)\n")
     print("| databases | tool | attached | time to attach all (s) | CPU s while idle (per 40 s) "
           "| peak RSS (MiB) | RSS/db over N=1 (KiB) | threads | open fds | fds/db over N=1 "
           "| storage requests while idle (/metrics) | replica files while idle (+new −gone ~changed) |")
@@ -617,7 +622,7 @@ def print_fleet(runs, base, idle):
 
 def print_lag(rows):
     print("\n### Commit-to-replica lag (random database per commit, sync-interval 1s, "
-          "default monitor-interval, checkpoints off)\n")
+          f"default monitor-interval, checkpoints off, {rows[0].get('layout', '?')} layout)\n")
     print("| tool | databases | commits/s (achieved) | commits | matched | lag p50 (ms) "
           "| lag p99 (ms) | lag max (ms) | CPU s during run | peak RSS (MiB) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -641,6 +646,7 @@ def main():
     p.add_argument("--settle-seconds", type=float, default=5.0)
     p.add_argument("--attach-timeout", type=float, default=240.0)
     p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--layout", choices=("flat", "nested"), default="flat")
     p.add_argument("--lag", action="store_true")
     p.add_argument("--lag-dbs", type=int, default=1000)
     p.add_argument("--lag-rate", type=float, default=100.0)
@@ -656,7 +662,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = a.n or ([] if a.lag else [200])
     idle_extra = max(0.0, a.idle_minutes * 60 - a.idle_seconds)
-    out = dict(started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), binaries=a.bins,
+    out = dict(started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), binaries=a.bins, layout=a.layout,
                idle_seconds=a.idle_seconds, idle_extra_seconds=idle_extra, baseline={}, fleet=[], lag=[])
 
     def tools_for(n):
@@ -683,7 +689,7 @@ def main():
     finally:
         save()
         if out["fleet"]:
-            print_fleet(out["fleet"], out["baseline"], a.idle_seconds)
+            print_fleet(out["fleet"], out["baseline"], a.idle_seconds, a.layout)
         if out["lag"]:
             print_lag(out["lag"])
         print(f"\nraw numbers: {a.json}")

@@ -15,8 +15,9 @@
 #
 # Usage:  benches/replicate.sh [SECONDS_PER_RUN] [SNAPSHOT_DB_MIB]
 #         (defaults 20 and 1024; SNAPSHOT_DB_MIB=0 skips the snapshot runs). BENCH_RATES="50 500"
-#         and BENCH_INTERVALS="1s 10ms" select the lag runs. Needs: cargo, python3; LITESTREAM=path/to/litestream v0.3.13
-#         (default: .testenv's v0.3.13 venv, else `litestream` on PATH).
+#         and BENCH_INTERVALS="1s 10ms" select the lag runs. Needs: cargo, python3.
+#         Binaries: WALSTREAM, LITESTREAM3 (see benches/lib.sh; default: this checkout's release
+#         build and .testenv's v0.3.13 venv).
 # Output: a Markdown table on stdout; work files under $BENCH_DIR (default a fresh temp dir).
 set -euo pipefail
 
@@ -25,16 +26,9 @@ SECONDS_PER_RUN="${1:-20}"
 SNAPSHOT_MIB="${2:-1024}"
 BENCH_DIR="${BENCH_DIR:-$(mktemp -d /tmp/walstream-bench.XXXXXX)}"
 
-if [[ -z "${LITESTREAM:-}" ]]; then
-  for cand in "$ROOT/.testenv/litestream3/bin/litestream" "$(command -v litestream || true)"; do
-    if [[ -n "$cand" && -x "$cand" ]]; then LITESTREAM="$cand"; break; fi
-  done
-fi
-[[ -n "${LITESTREAM:-}" ]] || { echo "set LITESTREAM to a litestream v0.3.13 binary" >&2; exit 1; }
-"$LITESTREAM" version | grep -q 'v0.3.13' || { echo "$LITESTREAM is not v0.3.13" >&2; exit 1; }
-
-(cd "$ROOT" && cargo build --release --quiet)
-WALSTREAM="$ROOT/target/release/walstream"
+. "$ROOT/benches/lib.sh"
+LITESTREAM=$(bench_litestream3)
+WALSTREAM=$(bench_walstream)
 
 echo "bench dir: $BENCH_DIR" >&2
 export BENCH_RATES="${BENCH_RATES:-50 500}" BENCH_INTERVALS="${BENCH_INTERVALS:-1s 10ms}"
@@ -123,6 +117,10 @@ def lag_run(tool, rate, interval):
         conn.execute("INSERT INTO t(v) VALUES (randomblob(200))")
         commits.append((os.path.getsize(db + "-wal"), time.monotonic()))
         i += 1
+    if not commits:
+        stop(p); stop_flag.set(); w.join()
+        return dict(tool=tool, rate=rate, interval=interval, commits=0, segments=0,
+                    p50=None, p99=None, cpu=0.0, rss=0.0)
     final_end = commits[-1][0]
     # The last measured commit is known to be uploaded once a segment starts at or after its
     # end; uncounted marker commits keep upload rounds coming until then.
@@ -148,7 +146,8 @@ def lag_run(tool, rate, interval):
         if owner is not None:
             lags.append(max(0.0, owner - t_commit))
     lags.sort()
-    pct = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] * 1000
+    # None when no commit could be matched to a segment (a run too short to measure).
+    pct = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] * 1000 if lags else None
     return dict(tool=tool, rate=rate, interval=interval, commits=len(commits), segments=len(idx0),
                 p50=pct(0.50), p99=pct(0.99), cpu=cpu1 - cpu0, rss=hwm)
 
@@ -191,6 +190,10 @@ print(f"\n### Commit-to-replica lag ({SECS:g} s per run, file:// replica)\n")
 print("| tool | commits/s | sync-interval | commits | segments | lag p50 (ms) | lag p99 (ms) | CPU s | peak RSS (MiB) |")
 print("|---|---|---|---|---|---|---|---|---|")
 for r in rows:
+    if r["p50"] is None:
+        print(f"| {r['tool']} | {r['rate']} | {r['interval']} | {r['commits']} | {r['segments']} | "
+              f"run too short: no commit matched to an uploaded segment, raise SECONDS_PER_RUN | | | |")
+        continue
     print(f"| {r['tool']} | {r['rate']} | {r['interval']} | {r['commits']} | {r['segments']} | "
           f"{r['p50']:.1f} | {r['p99']:.1f} | {r['cpu']:.2f} | {r['rss']:.1f} |")
 if SNAP_MIB <= 0:

@@ -26,9 +26,8 @@
 #     --backend s3  the same as --s3 (--backend file, the default, benchmarks the file replica only)
 #     --keep      keep the work directory
 #     --dir DIR   work directory (default: a new one under ${TMPDIR:-/tmp})
-#   Environment: WALSTREAM_BIN (default target/release/walstream, built with
-#   `cargo build --release` when absent), LITESTREAM_BIN (default: WALSTREAM_TEST_LITESTREAM,
-#   else .testenv/litestream-0.3.13/bin/litestream, installed by scripts/test.sh --install-only).
+#   Environment: WALSTREAM and LITESTREAM3 (see benches/lib.sh; default: this checkout's release
+#   build and .testenv/litestream-0.3.13/bin/litestream, installed by scripts/test.sh --install-only).
 #
 # Must stay true: both tools restore the same replica to the same point in the same run; nothing
 # this script starts outlives it (Litestream is stopped by PID on exit).
@@ -66,13 +65,9 @@ done
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { printf '[bench] %s\n' "$*" >&2; }
 
-walstream=${WALSTREAM_BIN:-$root/target/release/walstream}
-if [[ ! -x $walstream ]]; then
-    log "building walstream (release)"
-    (cd "$root" && cargo build --release --bin walstream)
-fi
-litestream=${LITESTREAM_BIN:-${WALSTREAM_TEST_LITESTREAM:-$root/.testenv/litestream-0.3.13/bin/litestream}}
-[[ -x $litestream ]] || { echo "Litestream not found at $litestream (scripts/test.sh --install-only)" >&2; exit 1; }
+. "$root/benches/lib.sh"
+walstream=$(bench_walstream)
+litestream=$(bench_litestream3)
 [[ -x /usr/bin/time ]] || { echo "/usr/bin/time (GNU time) is required" >&2; exit 1; }
 
 if [[ -z $work ]]; then work=$(mktemp -d "${TMPDIR:-/tmp}/walstream-bench.XXXXXX"); fi

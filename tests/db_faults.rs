@@ -211,20 +211,48 @@ fn wait_new_generation(inst: &Instance, replica: &Path) {
     });
 }
 
-#[test]
-fn database_deleted_and_recreated_under_replicate_starts_a_new_generation() {
-    let (_tmp, dir) = tempdir();
+/// A database with 30 rows replicated by a running walstream (one generation so far).
+struct Replicating {
+    db: PathBuf,
+    replica: PathBuf,
+    app: rusqlite::Connection,
+    before: Vec<(i64, String)>,
+    inst: Instance,
+    first: Vec<String>,
+}
+
+fn replicating(dir: &Path) -> Replicating {
     let (db, replica) = (dir.join("app.db"), dir.join("replica"));
-    let meta = dir.join("meta");
     let app = open_app(&db);
     for id in 1..=30 {
         insert(&app, id);
     }
     let before = rows(&app);
-    let inst = Instance::start(&dir, &config(&db, &meta, &replica), &[]);
+    let inst = Instance::start(dir, &config(&db, &dir.join("meta"), &replica), &[]);
     wait(&inst, "first sync replicated", || caught_up(&inst));
     let first = generations(&replica);
     assert_eq!(first.len(), 1, "{first:?}");
+    Replicating {
+        db,
+        replica,
+        app,
+        before,
+        inst,
+        first,
+    }
+}
+
+#[test]
+fn database_deleted_and_recreated_under_replicate_starts_a_new_generation() {
+    let (_tmp, dir) = tempdir();
+    let Replicating {
+        db,
+        replica,
+        app,
+        before,
+        inst,
+        first,
+    } = replicating(&dir);
     drop(app);
     remove_database(&db);
     wait(&inst, "the missing database in /api/v1/status", || {
@@ -265,17 +293,14 @@ fn database_deleted_and_recreated_under_replicate_starts_a_new_generation() {
 #[test]
 fn database_replaced_by_rename_under_replicate_starts_a_new_generation() {
     let (_tmp, dir) = tempdir();
-    let (db, replica) = (dir.join("app.db"), dir.join("replica"));
-    let meta = dir.join("meta");
-    let app = open_app(&db);
-    for id in 1..=30 {
-        insert(&app, id);
-    }
-    let before = rows(&app);
-    let inst = Instance::start(&dir, &config(&db, &meta, &replica), &[]);
-    wait(&inst, "first sync replicated", || caught_up(&inst));
-    let first = generations(&replica);
-    assert_eq!(first.len(), 1, "{first:?}");
+    let Replicating {
+        db,
+        replica,
+        app,
+        before,
+        inst,
+        first,
+    } = replicating(&dir);
 
     // A restored copy prepared beside it, then moved into place (what `mv backup.db app.db`
     // or a restore tool does); the application reopens it and keeps writing.

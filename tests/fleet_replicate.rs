@@ -70,6 +70,20 @@ fn staged_database(path: &Path, first: i64, n: i64) -> Vec<(i64, String)> {
     r
 }
 
+/// `walstream replicate` on a dir entry for `tenants` (pattern `*.db`, `extra` keys) replicating
+/// to `replica` with a 100 ms sync interval.
+fn start(dir: &Path, tenants: &Path, replica: &Path, extra: &str) -> support::Proc {
+    let config = format!(
+        "dbs:\n  - dir: \"{}\"\n    pattern: \"*.db\"\n    {extra}replicas:\n      \
+         - url: \"file://{}\"\n        sync-interval: 100ms\n",
+        tenants.display(),
+        replica.display()
+    );
+    let cfg = dir.join("walstream.yml");
+    fs::write(&cfg, config).expect("config");
+    support::walstream(dir, &["-config", cfg.to_str().expect("utf-8")])
+}
+
 /// The rows of `db` once its writer stopped.
 fn finished(w: Writer, db: &Path) -> Vec<(i64, String)> {
     w.finish();
@@ -92,15 +106,12 @@ fn databases_that_come_and_go_under_a_watched_dir_each_restore_to_their_own_cont
     poll_until("first commits", || wa.last() >= 1000 && wb.last() >= 2000);
     drop(open_app(&db("notes.txt")));
     fs::write(db("empty.db"), b"").expect("empty file");
-    let config = format!(
-        "dbs:\n  - dir: \"{}\"\n    pattern: \"*.db\"\n    recursive: true\n    watch: true\n    \
-         replicas:\n      - url: \"file://{}\"\n        sync-interval: 100ms\n",
-        tenants.display(),
-        replica.display()
+    let proc = start(
+        &dir,
+        &tenants,
+        &replica,
+        "recursive: true\n    watch: true\n    ",
     );
-    let cfg = dir.join("walstream.yml");
-    fs::write(&cfg, config).expect("config");
-    let proc = support::walstream(&dir, &["-config", cfg.to_str().expect("utf-8")]);
     wait_generations(&proc, &replica, "a.db", 1);
     wait_generations(&proc, &replica, "sub/b.db", 1);
 
@@ -193,14 +204,7 @@ fn without_watch_only_the_databases_present_at_start_replicate() {
     insert(&a, 1);
     let deep = open_app(&tenants.join("deep/b.db"));
     insert(&deep, 2);
-    let config = format!(
-        "dbs:\n  - dir: \"{}\"\n    pattern: \"*.db\"\n    replicas:\n      - url: \"file://{}\"\n",
-        tenants.display(),
-        replica.display()
-    );
-    let cfg = dir.join("walstream.yml");
-    fs::write(&cfg, config).expect("config");
-    let proc = support::walstream(&dir, &["-config", cfg.to_str().expect("utf-8")]);
+    let proc = start(&dir, &tenants, &replica, "");
     wait_generations(&proc, &replica, "a.db", 1);
     let late = open_app(&tenants.join("late.db"));
     insert(&late, 3);

@@ -373,22 +373,14 @@ fn free_id<V>(path: &std::path::Path, taken: &HashMap<String, V>) -> String {
 
 /// File names as ids; a clash gets `-2`, `-3`, … in order.
 pub fn unique_ids(paths: impl Iterator<Item = PathBuf>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for path in paths {
-        let base = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "db".to_string());
-        let mut id = base.clone();
-        let mut n = 2;
-        while !seen.insert(id.clone()) {
-            id = format!("{base}-{n}");
-            n += 1;
-        }
-        out.push(id);
-    }
-    out
+    let mut seen: HashMap<String, ()> = HashMap::new();
+    paths
+        .map(|path| {
+            let id = free_id(&path, &seen);
+            seen.insert(id.clone(), ());
+            id
+        })
+        .collect()
 }
 
 #[cfg(test)]

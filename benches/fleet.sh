@@ -114,9 +114,11 @@ trap 'exit 130' INT TERM
 
 # As high as allowed: fs.nr_open when we may raise the hard limit (root), else the hard limit.
 if ! ulimit -n "$(cat /proc/sys/fs/nr_open)" 2>/dev/null; then
+    echo "fd limit: may not raise the hard limit to fs.nr_open=$(cat /proc/sys/fs/nr_open); using the hard limit"
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || echo "could not raise the fd limit" >&2
 fi
-echo "fd limit (ulimit -n) raised to $(ulimit -n) for this script and the replicators it starts"
+echo "fd limit (ulimit -n) raised to $(ulimit -n) for this script and the replicators it starts;" \
+    "a replicator reaching it shows open fds = the limit and fails to attach the rest"
 for f in max_user_watches max_user_instances max_queued_events; do
     echo "inotify $f = $(cat /proc/sys/fs/inotify/$f) (not changed)"
 done

@@ -218,7 +218,7 @@ LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 def scrape_ops(port):
     """{family: {"type/operation": total}} summed over databases; None if /metrics is unreachable."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=120) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
             text = r.read().decode()
     except OSError as e:
         log(f"metrics scrape failed: {e}")
@@ -484,10 +484,12 @@ def lag_run(a, tool):
     port = free_port()
     cfg = os.path.join(work, "config.yml")
     write_config(cfg, tool, port, dbs, reps, lag=True)
+    # Our inotify instance comes first: a replicator may take every instance the per-user limit
+    # (fs.inotify.max_user_instances) leaves.
+    ino, stop = Inotify(), threading.Event()
+    conns = []
     t_start = time.monotonic()
     proc = Replicator(a.bins[tool], cfg, os.path.join(work, "replicator.log"), a.pidfile)
-    ino, stop = None, threading.Event()
-    conns = []
     try:
         done_at, timed_out = wait_attached(tool, proc, reps, t_start, a.attach_timeout, lambda: None)
         if timed_out:
@@ -497,7 +499,6 @@ def lag_run(a, tool):
         for d in dirs:
             os.makedirs(d, exist_ok=True)  # v0.5 creates ltx/0 with the first file; harmless otherwise
         up = Uploads(tool, dirs)
-        ino = Inotify()
         for i, d in enumerate(dirs):
             ino.watch(d, i)
         for i, d in enumerate(dirs):  # objects already there (before the watch) count as old
@@ -566,8 +567,7 @@ def lag_run(a, tool):
         stop.set()
         for c in conns:
             c.close()
-        if ino:
-            ino.close()
+        ino.close()
         proc.stop()
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -614,7 +614,8 @@ def print_fleet(runs, base, idle, layout):
         att = ("timed out" if r["attach_timed_out"] else fmt(r["attach_seconds"], "{:.1f}"))
         tr = r["replica_tree_idle"]
         print(f"| {r['n']} | {r['tool']} | {r['attached']}/{r['n']} | {att} "
-              f"| {fmt(r['cpu_idle_per_40s'])} | {r['vmhwm_kib'] / 1024:.1f} "
+              f"| {fmt(r['cpu_idle_per_40s'])}{' (attach incomplete: not idle)' if r['attach_timed_out'] else ''} "
+              f"| {r['vmhwm_kib'] / 1024:.1f} "
               f"| {fmt(per_db_rss, '{:.1f}')} | {r['threads']} | {r['fds']} "
               f"| {fmt(per_db_fd, '{:.2f}')} | {ops_cell(r)} "
               f"| +{tr['created']} −{tr['removed']} ~{tr['modified']} |")

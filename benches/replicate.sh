@@ -133,7 +133,10 @@ def lag_run(tool, rate, interval):
     cpu1, hwm = proc_stats(p.pid)
     stop(p); stop_flag.set(); w.join()
     segs = sorted(seen.values())
-    idx0 = [s for s in segs if s[0] == 0]
+    # Offsets are those of the WAL cycle the commits went to: the newest index (walstream's first
+    # snapshot restarts the WAL, so its measured cycle is index 1; Litestream's stays at 0).
+    last_index = max((s[0] for s in segs), default=0)
+    idx0 = [s for s in segs if s[0] == last_index]
     lags = []
     for end, t_commit in commits:
         # The segment holding this commit is the last one starting before its end.

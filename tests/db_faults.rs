@@ -242,6 +242,24 @@ fn replicating(dir: &Path) -> Replicating {
     }
 }
 
+/// Latest restores to `now`; the first generation still restores to `before`.
+fn assert_new_and_old(
+    dir: &Path,
+    replica: &Path,
+    now: &[(i64, String)],
+    first: &str,
+    before: &[(i64, String)],
+) {
+    let out = dir.join("latest.db");
+    let url = format!("file://{}", replica.display());
+    assert_eq!(walstream_restore(&[&url], &[], &out), now);
+    assert_eq!(
+        restore_generation(dir, replica, first, "old.db"),
+        before,
+        "the old generation holds the old database and nothing of the new one"
+    );
+}
+
 #[test]
 fn database_deleted_and_recreated_under_replicate_starts_a_new_generation() {
     let (_tmp, dir) = tempdir();
@@ -280,14 +298,7 @@ fn database_deleted_and_recreated_under_replicate_starts_a_new_generation() {
     assert!(!log.contains("panicked"), "{log}");
     let now = rows(&app);
     assert!(now.iter().all(|(id, _)| *id >= 500), "{now:?}");
-    let out = dir.join("latest.db");
-    let url = format!("file://{}", replica.display());
-    assert_eq!(walstream_restore(&[&url], &[], &out), now);
-    assert_eq!(
-        restore_generation(&dir, &replica, &first[0], "old.db"),
-        before,
-        "the old generation holds the old database and nothing of the new one"
-    );
+    assert_new_and_old(&dir, &replica, &now, &first[0], &before);
 }
 
 #[test]
@@ -330,14 +341,7 @@ fn database_replaced_by_rename_under_replicate_starts_a_new_generation() {
     );
     let now = rows(&app);
     assert_eq!(now.len(), 21, "{now:?}");
-    let out = dir.join("latest.db");
-    let url = format!("file://{}", replica.display());
-    assert_eq!(walstream_restore(&[&url], &[], &out), now);
-    assert_eq!(
-        restore_generation(&dir, &replica, &first[0], "old.db"),
-        before,
-        "the old generation holds the old database and nothing of the new one"
-    );
+    assert_new_and_old(&dir, &replica, &now, &first[0], &before);
 }
 
 #[test]

@@ -511,11 +511,9 @@ async fn concurrent_writer_loses_no_transaction_across_checkpoints() {
     let base = f._dir.path().join("restore.db");
     let start = {
         let guard = db.begin_snapshot().await.expect("snapshot");
-        let mut bytes = Vec::new();
-        (&*guard.file)
-            .take(guard.size)
-            .read_to_end(&mut bytes)
-            .expect("read db");
+        let mut bytes = vec![0u8; guard.size as usize];
+        // Positional reads only: the handle may be SQLite's own descriptor.
+        std::os::unix::fs::FileExt::read_exact_at(&**guard.file, &mut bytes, 0).expect("read db");
         fs::write(&base, bytes).expect("write base");
         guard.pos
     };
@@ -574,9 +572,7 @@ async fn a_snapshot_guard_blocks_checkpoints_until_dropped() {
     let guard = db.begin_snapshot().await.expect("snapshot");
     assert_eq!(db.state().pos.as_ref(), Some(&guard.pos));
     let mut head = [0u8; 16];
-    (&*guard.file)
-        .read_exact(&mut head)
-        .expect("read db header");
+    std::os::unix::fs::FileExt::read_exact_at(&**guard.file, &mut head, 0).expect("read db header");
     assert_eq!(&head, b"SQLite format 3\0");
     assert_eq!(guard.size, fs::metadata(&f.path).expect("stat").len());
 

@@ -61,6 +61,7 @@ pub fn command(args: &[String]) -> anyhow::Result<()> {
     }
     let timeout =
         config::parse_go_duration(p.str("shutdown-timeout")).map_err(anyhow::Error::msg)?;
+    crate::rt::limit_malloc_arenas();
     super::block_on(replicate(cfg, timeout))?
 }
 

@@ -1,24 +1,34 @@
-//! The SQLite side of one attached database: up to three connections with Litestream's settings
+//! The SQLite side of one attached database: two connections with Litestream's settings
 //! (spec §3.2) and the few statements walstream ever runs.
 //!
-//! - `main` (opened on demand, closed when idle): pragmas, `_litestream_seq` upserts and
-//!   checkpoints;
-//! - `reader`: holds the long-running read transaction (`BEGIN` + `SELECT COUNT(1) FROM
-//!   _litestream_seq`) that pins a WAL read mark so no other process can checkpoint past it
-//!   or reset the WAL;
-//! - `writer` (opened on demand, closed when idle): takes SQLite's write lock (`BEGIN IMMEDIATE`, always rolled back) around the
-//!   final copy and checkpoint.
+//! - `reader` (always open): holds the long-running read transaction (`BEGIN` + `PRAGMA
+//!   schema_version`, where Litestream counts `_litestream_seq`: the same WAL read mark, without
+//!   loading the schema) that pins a WAL read mark so no other process can checkpoint past it or
+//!   reset the WAL; with the read transaction dropped (under the write
+//!   lock) it runs walstream's checkpoints; snapshots read the database file through its
+//!   descriptor (see `file.rs`);
+//! - `main` (opened on demand, closed when idle): attach pragmas, `_litestream_seq` upserts,
+//!   SQLite's write lock (`BEGIN IMMEDIATE`, always rolled back) around the final copy and
+//!   checkpoint, and checkpoints while the reader holds its transaction.
+//!
+//! Open files per attached database: the reader's database, `-wal` and `-shm` descriptors, plus
+//! the one database descriptor SQLite keeps for reuse after `main` closes (it may not close it
+//! while the reader holds locks on the file) — four in all.
 //!
 //! What must stay true: every connection has busy timeout 1 s, `SQLITE_FCNTL_PERSIST_WAL = 1`
 //! (closing our connections never deletes `-wal`) and `wal_autocheckpoint = 0`; connections
-//! are opened without `SQLITE_OPEN_CREATE`, so a vanished file is never recreated empty.
+//! are opened without `SQLITE_OPEN_CREATE`, so a vanished file is never recreated empty; a
+//! checkpoint always runs on a connection outside any transaction.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, ffi};
 
 use super::error::DbError;
+use super::file::DbFile;
+use crate::rt::lock;
 
 /// Litestream's `BusyTimeout`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -41,9 +51,9 @@ impl CheckpointResult {
     }
 }
 
-/// A connection opened on first use and closed again by [`Conns::park`] when idle: `main` and
-/// `writer` are needed only at attach and around checkpoints, and keeping them open would cost
-/// two file descriptors and SQLite's per-connection memory for every attached database.
+/// A connection opened on first use and closed again by [`Conns::park`] when idle: `main` is
+/// needed only at attach and around checkpoints, and keeping it open would cost SQLite's
+/// per-connection memory (and a `-wal` descriptor) for every attached database.
 struct OnDemand {
     conn: std::cell::RefCell<Option<Connection>>,
 }
@@ -81,12 +91,11 @@ impl OnDemand {
 }
 
 /// The connections of an attached database: `reader` always open (it holds the read
-/// transaction); `main` and `writer` opened on demand.
+/// transaction), shared with snapshot handles on its descriptor; `main` opened on demand.
 pub(crate) struct Conns {
     path: PathBuf,
     main: OnDemand,
-    reader: Connection,
-    writer: OnDemand,
+    reader: Arc<Mutex<Connection>>,
     read_held: bool,
 }
 
@@ -104,20 +113,24 @@ impl Conns {
         let mut conns = Conns {
             path: path.to_path_buf(),
             main: OnDemand::new(Some(main)),
-            reader: open(path)?,
-            writer: OnDemand::new(None),
+            reader: Arc::new(Mutex::new(open(path)?)),
             read_held: false,
         };
         conns.acquire_read()?;
         Ok(conns)
     }
 
-    /// Closes the on-demand connections that are idle (not inside a transaction). SQLite keeps
-    /// their database descriptors for reuse while the reader holds its locks, so this never
-    /// drops a lock.
+    /// Closes `main` if it is idle (not inside a transaction). SQLite keeps its database
+    /// descriptor for reuse while the reader holds its locks, so this never drops a lock.
     pub fn park(&self) {
         self.main.park();
-        self.writer.park();
+    }
+
+    /// A read handle on the database file through the reader's own descriptor when it names
+    /// the file `identity`; `None` when it cannot be borrowed (the caller opens one instead).
+    pub fn borrow_file(&self, identity: (u64, u64)) -> Option<DbFile> {
+        let owner: Arc<dyn std::any::Any + Send + Sync> = self.reader.clone();
+        DbFile::borrow_from(&lock(&self.reader), identity, owner)
     }
 
     /// `PRAGMA page_size`.
@@ -144,18 +157,18 @@ impl Conns {
             return Ok(());
         }
         let op = "acquire read lock";
-        self.reader
+        let reader = lock(&self.reader);
+        reader
             .execute_batch("BEGIN")
             .map_err(DbError::sqlite(&self.path, op))?;
-        let counted = self
-            .reader
-            .query_row("SELECT COUNT(1) FROM _litestream_seq", [], |r| {
-                r.get::<_, i64>(0)
-            });
-        if let Err(e) = counted {
-            let _ = self.reader.execute_batch("ROLLBACK");
+        // Any read starts the transaction; the schema version is read from the header page
+        // alone, so this connection never parses (and keeps in memory) the schema.
+        let read = reader.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0));
+        if let Err(e) = read {
+            let _ = reader.execute_batch("ROLLBACK");
             return Err(DbError::sqlite(&self.path, op)(e));
         }
+        release_cache(&reader);
         self.read_held = true;
         Ok(())
     }
@@ -166,7 +179,7 @@ impl Conns {
             return Ok(());
         }
         self.read_held = false;
-        self.reader
+        lock(&self.reader)
             .execute_batch("ROLLBACK")
             .map_err(DbError::sqlite(&self.path, "release read lock"))
     }
@@ -174,6 +187,7 @@ impl Conns {
     /// Forces a WAL write: upserts row 1 of `_litestream_seq`. With `truncate_wal`, the WAL
     /// file is cut to the frames of this transaction when it restarts the WAL (SQLite's
     /// `journal_size_limit` rule), which is how walstream's TRUNCATE reclaims disk space.
+    /// Must not be called while `main` holds the write lock.
     pub fn upsert_seq(&self, truncate_wal: bool) -> Result<(), DbError> {
         let op = "upsert _litestream_seq";
         if truncate_wal {
@@ -193,11 +207,11 @@ impl Conns {
             .map_err(DbError::sqlite(&self.path, "set journal_size_limit"))
     }
 
-    /// Takes SQLite's write lock on the writer connection. `Ok(false)` when another
+    /// Takes SQLite's write lock on the main connection. `Ok(false)` when another
     /// connection kept it for the whole busy timeout.
     pub fn begin_write_lock(&self) -> Result<bool, DbError> {
         match self
-            .writer
+            .main
             .with(&self.path, |c| c.execute_batch("BEGIN IMMEDIATE"))
         {
             Ok(()) => Ok(true),
@@ -208,27 +222,35 @@ impl Conns {
 
     /// Releases the write lock (rolls the empty transaction back).
     pub fn end_write_lock(&self) -> Result<(), DbError> {
-        self.writer
+        self.main
             .with(&self.path, |c| c.execute_batch("ROLLBACK"))
             .map_err(DbError::sqlite(&self.path, "release write lock"))
     }
 
-    /// `PRAGMA wal_checkpoint(PASSIVE)` on the main connection.
+    /// `PRAGMA wal_checkpoint(PASSIVE)` on a connection outside any transaction: the reader
+    /// when its read transaction is released (during walstream's checkpoint procedure, while
+    /// `main` holds the write lock), otherwise `main`.
     pub fn checkpoint_passive(&self) -> Result<CheckpointResult, DbError> {
-        self.main
-            .with(&self.path, |c| {
-                c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                    Ok(CheckpointResult {
-                        busy: r.get(0)?,
-                        log: r.get(1)?,
-                        checkpointed: r.get(2)?,
-                    })
+        let run = |c: &Connection| {
+            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok(CheckpointResult {
+                    busy: r.get(0)?,
+                    log: r.get(1)?,
+                    checkpointed: r.get(2)?,
                 })
             })
-            .map_err(DbError::sqlite(&self.path, "checkpoint"))
+        };
+        let result = if self.read_held {
+            self.main.with(&self.path, run)
+        } else {
+            run(&lock(&self.reader))
+        };
+        result.map_err(DbError::sqlite(&self.path, "checkpoint"))
     }
 
-    /// Ends the read transaction; the connections close when dropped (the WAL stays).
+    /// Ends the read transaction; the connections close when dropped (the WAL stays). A
+    /// snapshot still reading through the reader's descriptor keeps that connection open
+    /// until it is done.
     pub fn close(mut self) -> Result<(), DbError> {
         self.release_read()
     }
@@ -290,6 +312,15 @@ fn no_lookaside(conn: &Connection) {
             0 as std::ffi::c_int,
             0 as std::ffi::c_int,
         );
+    }
+}
+
+/// Returns the connection's unpinned cached pages to the allocator: the reader keeps its read
+/// transaction for hours and never needs the page it read to start it.
+fn release_cache(conn: &Connection) {
+    // SAFETY: `conn` owns a live handle for the duration of the call.
+    unsafe {
+        ffi::sqlite3_db_release_memory(conn.handle());
     }
 }
 

@@ -21,6 +21,7 @@
 pub mod checkpoint;
 mod conn;
 mod error;
+mod file;
 mod meta;
 pub mod shadow;
 mod sync;
@@ -28,7 +29,6 @@ mod validate;
 pub mod watch;
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,6 +44,7 @@ pub use checkpoint::{CheckpointMode, TRUNCATE_PAGE_COUNT};
 use conn::Conns;
 pub use conn::configure_process_memory;
 pub use error::DbError;
+pub use file::DbFile;
 use meta::{Meta, Perms};
 pub use shadow::COPY_BUFFER_BYTES;
 pub use sync::{MAX_INDEX, reason};
@@ -172,7 +173,7 @@ pub struct SnapshotGuard {
     /// Read-only handle on the main database file, shared with the attached database: read it
     /// positionally (`read_at`) and never duplicate it (closing a duplicate descriptor would
     /// release SQLite's locks on the file, see `Attached::db_file`).
-    pub file: Arc<File>,
+    pub file: Arc<DbFile>,
     /// File size when the guard was taken.
     pub size: u64,
     _active: GuardToken,
@@ -213,12 +214,13 @@ pub(crate) struct Attached {
     conns: Conns,
     page_size: u32,
     perms: Perms,
-    /// The one read handle on the main database file that this process ever opens outside
+    /// The read handle on the main database file that snapshots share: normally SQLite's own
+    /// reader descriptor (see `file.rs`), otherwise the one handle this process opens outside
     /// SQLite. POSIX record locks belong to the process and are ALL released when ANY descriptor
     /// of the file is closed, so opening and closing the database file beside SQLite would drop
     /// SQLite's SHARED lock and let the application's last connection delete the `-wal` while we
-    /// are attached. Snapshots share this handle; it is closed only when we detach.
-    db_file: Arc<File>,
+    /// are attached. It is closed (or handed back) only when we detach.
+    db_file: Arc<DbFile>,
     /// (device, inode) of the attached file: a different one at the path means the database was
     /// replaced (see [`DbError::Replaced`]).
     identity: (u64, u64),

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use super::conn::Conns;
 use super::error::DbError;
+use super::file::DbFile;
 use super::meta::Perms;
 use super::shadow::{Copied, copy_to_shadow, init_shadow, read_at, read_prefix};
 use super::{Attached, Pos, Shared, SyncOutcome};
@@ -90,14 +91,7 @@ impl Shared {
         let generation = self.meta.read_generation()?;
         self.meta.remove_other_generations(generation.as_deref())?;
         self.page_size.store(page_size, Ordering::Release);
-        let db_file = File::open(&self.path).map_err(DbError::io(&self.path, "open database"))?;
-        let identity = {
-            use std::os::unix::fs::MetadataExt;
-            let m = db_file
-                .metadata()
-                .map_err(DbError::io(&self.path, "stat database"))?;
-            (m.dev(), m.ino())
-        };
+        let (db_file, identity) = self.db_file(&conns)?;
         *slot = Some(Attached {
             conns,
             page_size,
@@ -107,6 +101,26 @@ impl Shared {
         });
         self.open.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// The read handle snapshots use and the (device, inode) identity of the attached file:
+    /// SQLite's reader descriptor when it names the file at the path, else a handle of our own
+    /// (kept open until detach, see `Attached::db_file`).
+    fn db_file(&self, conns: &Conns) -> Result<(DbFile, (u64, u64)), DbError> {
+        use std::os::unix::fs::MetadataExt;
+        let stat = |m: fs::Metadata| (m.dev(), m.ino());
+        let at_path = fs::metadata(&self.path)
+            .map(stat)
+            .map_err(DbError::io(&self.path, "stat database"))?;
+        if let Some(file) = conns.borrow_file(at_path) {
+            return Ok((file, at_path));
+        }
+        let own = File::open(&self.path).map_err(DbError::io(&self.path, "open database"))?;
+        let identity = own
+            .metadata()
+            .map(stat)
+            .map_err(DbError::io(&self.path, "stat database"))?;
+        Ok((DbFile::from(own), identity))
     }
 
     /// Step 8 of attach: the real WAL header must equal the newest shadow's header.

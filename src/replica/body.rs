@@ -15,6 +15,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::Stream;
 
+use crate::db::DbFile;
+
 /// Bytes read per chunk.
 pub const CHUNK: usize = 1 << 20;
 
@@ -26,12 +28,12 @@ pub enum Source {
     /// Already open (the snapshot's consistent DB file handle). The file may legitimately shrink
     /// while read (another process's checkpoint), so EOF before the range end just ends the
     /// stream.
-    File(Arc<File>),
+    File(Arc<DbFile>),
 }
 
 struct State {
     source: Source,
-    file: Option<Arc<File>>,
+    file: Option<Arc<DbFile>>,
     pos: u64,
     end: u64,
 }
@@ -61,7 +63,7 @@ pub fn range_stream(
                 })
                 .await
                 .map_err(io::Error::other)??;
-                Arc::new(f)
+                Arc::new(DbFile::from(f))
             }
         };
         st.file = Some(file.clone());
@@ -134,7 +136,7 @@ mod tests {
             .expect("read");
         assert_eq!(got, &data[a as usize..b as usize]);
         // Same handle read twice: positional reads do not share a cursor.
-        let f = Arc::new(File::open(&path).expect("open"));
+        let f = Arc::new(DbFile::from(File::open(&path).expect("open")));
         for _ in 0..2 {
             let got = collect(range_stream(Source::File(f.clone()), 0, data.len() as u64)).await;
             assert_eq!(got.expect("read"), data);
@@ -157,7 +159,9 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         // An open handle (snapshot) ends quietly at EOF instead.
-        let f = Arc::new(File::open(dir.path().join("f")).expect("open"));
+        let f = Arc::new(DbFile::from(
+            File::open(dir.path().join("f")).expect("open"),
+        ));
         let got = collect(range_stream(Source::File(f), 4, 20))
             .await
             .expect("short ok");

@@ -11,7 +11,7 @@
 //! (replicas), `node.rs` (typed
 //! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`, `duration.rs`,
 //! `expand.rs` (env expansion), `credentials.rs` (env-derived credentials), `defaults.rs`,
-//! `error.rs`.
+//! `error.rs`, `v05.rs` (Litestream v0.5's keys and the refusals only `replicate` reports).
 
 pub mod age;
 mod build;
@@ -26,11 +26,14 @@ mod glob;
 mod node;
 mod paths;
 mod url;
+mod v05;
 
 #[cfg(test)]
 mod dir_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod v05_tests;
 
 pub use build::check_unique_names;
 pub use defaults::*;
@@ -40,6 +43,7 @@ pub use error::ConfigError;
 pub use glob::Glob;
 pub use paths::{META_DIR_SUFFIX, clean_unix_path, default_meta_path, normalize_db_path};
 pub use url::{is_url, parse_replica_url, redact_password};
+pub use v05::{Refusal, V05Settings, WALSTREAM_BUSY_TIMEOUT};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -62,6 +66,11 @@ pub struct Config {
     pub http: HttpConfig,
     /// Where the file was loaded from (absent for URL-mode commands).
     pub source: Option<PathBuf>,
+    /// Litestream v0.5's global settings (defaults when the file has none).
+    pub v05: V05Settings,
+    /// Keys `replicate` refuses to run with (read-side commands load the file); see
+    /// [`Config::check_replicate`].
+    pub refusals: Vec<Refusal>,
 }
 
 /// walstream's own top-level HTTP keys (not in Litestream): readiness threshold and the bearer
@@ -138,6 +147,10 @@ pub struct DbConfig {
     pub replicas: Vec<ReplicaConfig>,
     /// walstream's manual backups of this database (`backups:`; not in Litestream).
     pub backups: BackupsConfig,
+    /// The replica came from Litestream v0.5's singular `replica:` key (then `replicas` holds
+    /// exactly it): a replica that holds, or will hold, the v0.5 (LTX) layout. Read-side commands
+    /// use it like any replica; `replicate` refuses it ([`Config::check_replicate`]).
+    pub v05_replica: bool,
 }
 
 /// `dbs[].backups` (walstream only): where manual and pre-restore backups are kept and how
@@ -380,7 +393,13 @@ pub(crate) fn parse_with_env(
         None => "config".to_string(),
     };
     let text = if expand_env {
-        expand::expand_env(text, env)
+        // `$PID` is the process id (Litestream v0.5).
+        let pid = std::process::id().to_string();
+        let lookup = |name: &str| match name {
+            "PID" => Some(pid.clone()),
+            other => env(other),
+        };
+        expand::expand_env(text, &lookup)
     } else {
         text.to_string()
     };
@@ -480,6 +499,19 @@ impl Config {
     pub fn dir_by_path(&self, path: &Path) -> Option<&DirConfig> {
         let wanted = normalize_db_path(path.to_str()?).ok()?;
         self.dirs.iter().find(|d| d.dir == wanted)
+    }
+}
+
+impl Config {
+    /// `Ok` when `replicate` may run with this file, else one [`Refusal`]: the first singular
+    /// `replica:` (walstream does not write v0.5 replicas yet), else the first in file order of
+    /// the v0.5 services and settings walstream does not provide (heartbeat, socket, MCP, …).
+    pub fn check_replicate(&self) -> Result<(), ConfigError> {
+        let singular = self.refusals.iter().find(|r| r.key == "replica");
+        match singular.or(self.refusals.first()) {
+            Some(refusal) => Err(refusal.to_error()),
+            None => Ok(()),
+        }
     }
 }
 

@@ -364,7 +364,7 @@ fn read_db_settings(
     let known: Vec<&str> = DB_KEYS.iter().chain(v05::DB_KEYS).copied().collect();
     s.warn_unknown(&known, &format!("in {key} (db {shown})"), warnings);
     let mut refusals = scope.shared.refusals.borrow_mut();
-    v05::read_db(s, shown, warnings, &mut refusals)?;
+    v05::read_db(s, warnings, &mut refusals)?;
     drop(refusals);
     if let Some(v) = s.duration("monitor-interval")? {
         db.monitor_interval = non_negative(v);

@@ -535,7 +535,6 @@ const STORAGE_CLASS: &str = "walstream uploads with the bucket's default storage
 /// no per-sync file to split), `restore-if-db-not-exists: true` is a refusal.
 pub(crate) fn read_db(
     s: &Section<'_>,
-    shown: &str,
     warnings: &mut Vec<String>,
     refusals: &mut Vec<Refusal>,
 ) -> Result<(), ConfigError> {
@@ -543,7 +542,7 @@ pub(crate) fn read_db(
         && i128::from(n) != WALSTREAM_BUSY_TIMEOUT.as_nanos() as i128
     {
         warnings.push(format!(
-            "busy-timeout {} in {} (db {shown}) is not used: walstream's busy timeout is fixed \
+            "busy-timeout {} in {} is not used: walstream's busy timeout is fixed \
              at 1s (its checkpoints retry instead)",
             format_go_duration(i128::from(n)),
             s.location
@@ -553,7 +552,7 @@ pub(crate) fn read_db(
         && u64::try_from(n).ok() != Some(super::TRUNCATE_PAGE_COUNT)
     {
         warnings.push(format!(
-            "truncate-page-n {n} in {} (db {shown}) is not used: walstream forces a TRUNCATE \
+            "truncate-page-n {n} in {} is not used: walstream forces a TRUNCATE \
              checkpoint at {} WAL pages (Litestream v0.3's value)",
             s.location,
             super::TRUNCATE_PAGE_COUNT

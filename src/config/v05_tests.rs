@@ -53,10 +53,10 @@ fn fixture_loads_with_every_key_mapped() {
     assert_eq!(
         loaded.warnings,
         vec![
-            "busy-timeout 5s in dbs[0] (/data/app.db) (db /data/app.db) is not used: walstream's \
+            "busy-timeout 5s in dbs[0] (/data/app.db) is not used: walstream's \
              busy timeout is fixed at 1s (its checkpoints retry instead)"
                 .to_string(),
-            "truncate-page-n 121359 in dbs[0] (/data/app.db) (db /data/app.db) is not used: \
+            "truncate-page-n 121359 in dbs[0] (/data/app.db) is not used: \
              walstream forces a TRUNCATE checkpoint at 500000 WAL pages (Litestream v0.3's value)"
                 .to_string(),
         ]

@@ -134,11 +134,14 @@ pub(crate) fn build_replica(
     warnings: &mut Vec<String>,
 ) -> Result<ReplicaConfig, ConfigError> {
     let base = format!("{}: {slot}", scope.db_location);
+    let place = format!("{}.{slot}", scope.db_key);
     let label = replica_label(&Section::new(value, scope.origin, &base)?)?;
-    let s = Section::new(value, scope.origin, &format!("{base} {label:?}"))?;
+    let located = format!("{base} {label:?}");
+    let merged = with_url_query(value, &located, &place, scope, warnings)?;
+    let value = merged.as_ref().unwrap_or(value);
+    let s = Section::new(value, scope.origin, &located)?;
     let fields = Fields::read(&s)?;
     let kind = fields.replica_type();
-    let place = format!("{}.{slot}", scope.db_key);
     let known: Vec<&str> = REPLICA_KEYS
         .iter()
         .chain(v05::REPLICA_KEYS)
@@ -183,6 +186,40 @@ pub(crate) fn build_replica(
         warnings,
     )?;
     Ok(replica)
+}
+
+/// The replica with the keys its `s3://` URL's query stands for (Litestream v0.5), each only
+/// where the entry leaves it unset (keys win over the URL, as in Litestream); `None` without a
+/// query. Unknown parameters are warned about.
+fn with_url_query(
+    value: &Value,
+    base: &str,
+    place: &str,
+    scope: &ReplicaScope<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Value>, ConfigError> {
+    let s = Section::new(value, scope.origin, base)?;
+    let Some(url) = s.non_empty("url")?.filter(|u| u.contains('?')) else {
+        return Ok(None);
+    };
+    let query = super::url_query::s3_query_keys(&url).map_err(|e| s.err("url", e.to_string()))?;
+    for name in &query.unknown {
+        warnings.push(format!(
+            "unknown query parameter {name:?} in the url of {place} (db {})",
+            scope.db_path
+        ));
+    }
+    let Value::Mapping(map) = value else {
+        return Ok(None);
+    };
+    let mut map = map.clone();
+    for (key, v) in query.keys {
+        let key = Value::from(key);
+        if map.get(&key).is_none_or(Value::is_null) {
+            map.insert(key, v);
+        }
+    }
+    Ok(Some(Value::Mapping(map)))
 }
 
 /// The error `parse_replica_url` gives for the URL (unknown scheme, bad syntax …) at key `url`.

@@ -11,7 +11,8 @@
 //! (replicas), `node.rs` (typed
 //! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`, `duration.rs`,
 //! `expand.rs` (env expansion), `credentials.rs` (env-derived credentials), `defaults.rs`,
-//! `error.rs`, `v05.rs` (Litestream v0.5's keys and the refusals only `replicate` reports).
+//! `error.rs`, `v05.rs` (Litestream v0.5's keys and the refusals only `replicate` reports),
+//! `url_query.rs` (v0.5's `s3://…?endpoint=…` query parameters as replica keys).
 
 pub mod age;
 mod build;
@@ -26,6 +27,7 @@ mod glob;
 mod node;
 mod paths;
 mod url;
+mod url_query;
 mod v05;
 
 #[cfg(test)]
@@ -463,11 +465,43 @@ pub(crate) fn replica_from_url_with_env(
     env: EnvLookup<'_>,
 ) -> Result<ReplicaConfig, ConfigError> {
     let mut target = parse_replica_url(url)?;
+    if let ReplicaTarget::S3(t) = &mut target {
+        apply_s3_query(t, url)?;
+    }
     resolve_target(&mut target, &GlobalKeys::default(), env);
     Ok(ReplicaConfig::with_defaults(
         target.type_name().to_string(),
         target,
     ))
+}
+
+/// The query parameters of an `s3://` URL given on the command line (Litestream v0.5):
+/// `endpoint`, `region`, `forcePathStyle`, `skipVerify` are applied; SSE and storage-class
+/// parameters are refused (walstream would neither read nor write the objects that way); the
+/// upload tuning parameters are validated; unknown ones are ignored, as in Litestream.
+fn apply_s3_query(t: &mut S3Target, url: &str) -> Result<(), ConfigError> {
+    let query = url_query::s3_query_keys(url)?;
+    for (key, value) in query.keys {
+        match (key, value) {
+            ("endpoint", serde_yaml::Value::String(e)) => {
+                t.endpoint = Some(e);
+                t.force_path_style = true;
+            }
+            ("region", serde_yaml::Value::String(r)) => t.region = Some(r),
+            ("force-path-style", serde_yaml::Value::Bool(b)) => t.force_path_style = b,
+            ("skip-verify", serde_yaml::Value::Bool(b)) => t.skip_verify = b,
+            (k, _) if k.starts_with("sse-") || k == "storage-class" => {
+                return Err(ConfigError::BadUrl {
+                    url: redact_password(url.split('?').next().unwrap_or(url)),
+                    reason: format!(
+                        "query parameter for {k:?} is not supported by walstream (see the README's Litestream v0.5 key table)"
+                    ),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The configuration of `replicate DB_PATH URL…`: one database with defaults, one URL-mode

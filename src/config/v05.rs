@@ -101,6 +101,7 @@ pub(crate) const REPLICA_KEYS: &[&str] = &[
     "sse-customer-algorithm",
     "sse-customer-key",
     "sse-customer-key-path",
+    "sse-customer-key-md5",
     "sse-kms-key-id",
     "sas-token",
 ];
@@ -505,6 +506,7 @@ fn check_s3(s: &Section<'_>, refusals: &mut Vec<Refusal>) -> Result<(), ConfigEr
         "sse-customer-algorithm",
         "sse-customer-key",
         "sse-customer-key-path",
+        "sse-customer-key-md5",
     ] {
         if s.non_empty(key)?.is_some() {
             return Err(s.err(key, SSE_C));

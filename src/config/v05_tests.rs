@@ -447,3 +447,60 @@ fn log_level_env_and_pid_expansion() {
         PathBuf::from(format!("/tmp/{}.db", std::process::id()))
     );
 }
+
+#[test]
+fn s3_url_query_parameters_are_replica_keys() {
+    let loaded = ok(concat!(
+        "dbs:\n  - path: /d/a.db\n    replica:\n",
+        "      url: s3://b/p?endpoint=localhost:9000&region=q&storageClass=GLACIER&colour=red\n",
+        "      region: mine\n",
+    ));
+    let r = &loaded.config.dbs[0].replicas[0];
+    let ReplicaTarget::S3(t) = &r.target else {
+        panic!("{:?}", r.target)
+    };
+    assert_eq!(t.endpoint.as_deref(), Some("http://localhost:9000"));
+    assert!(t.force_path_style, "an endpoint means path style");
+    assert_eq!(t.region.as_deref(), Some("mine"), "the key beats the URL");
+    assert_eq!((t.bucket.as_str(), t.path.as_str()), ("b", "p"));
+    assert_eq!(
+        loaded.warnings,
+        vec!["unknown query parameter \"colour\" in the url of dbs[0].replica (db /d/a.db)"]
+    );
+    let keys: Vec<&str> = loaded
+        .config
+        .refusals
+        .iter()
+        .map(|r| r.key.as_str())
+        .collect();
+    assert_eq!(keys, vec!["replica", "storage-class"]);
+    assert_eq!(
+        err(
+            "dbs:\n  - path: /d/a.db\n    replicas:\n      - url: s3://b/p?sseCustomerKey=c2VjcmV0\n"
+        ),
+        "config /etc/litestream.yml: dbs[0] (/d/a.db): replicas[0] \"s3\": sse-customer-key: S3 server-side encryption with customer keys (SSE-C) is not supported by walstream: every read and write of the replica needs the key; use age encryption (\"age:\") or the bucket's default encryption"
+    );
+    assert_eq!(
+        err("dbs:\n  - path: /d/a.db\n    replicas:\n      - url: s3://b/p?partSize=big\n"),
+        "config /etc/litestream.yml: dbs[0] (/d/a.db): replicas[0] \"s3\": url: invalid replica url s3://b/p: invalid value for query parameter \"partSize\": \"big\" (must be a positive integer)"
+    );
+}
+
+#[test]
+fn s3_url_query_on_the_command_line() {
+    let r = replica_from_url_with_env("s3://b/p?endpoint=10.0.0.5:9000&region=r1", &|_| None)
+        .expect("valid url");
+    let ReplicaTarget::S3(t) = &r.target else {
+        panic!("{:?}", r.target)
+    };
+    assert_eq!(t.endpoint.as_deref(), Some("http://10.0.0.5:9000"));
+    assert_eq!(t.region.as_deref(), Some("r1"));
+    assert!(t.force_path_style);
+    let e = replica_from_url_with_env("s3://b/p?sseCustomerKey=secret", &|_| None)
+        .expect_err("refused");
+    assert_eq!(
+        e.to_string(),
+        "invalid replica url s3://b/p: query parameter for \"sse-customer-key\" is not supported by walstream (see the README's Litestream v0.5 key table)"
+    );
+    assert!(!e.to_string().contains("secret"));
+}

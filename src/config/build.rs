@@ -3,7 +3,9 @@
 //!
 //! Invariants: defaults are applied only to absent keys; database paths are normalised before
 //! they are used in messages, lookups or the meta-path default; replica names are unique per
-//! database; two databases never share a path.
+//! database; two databases never share a path; every replica item first inherits the top-level
+//! defaults of Litestream v0.5 (`v05.rs`); a singular `replica:` is built like a `replicas:` item
+//! and recorded as a refusal for `replicate`.
 
 use std::cell::RefCell;
 use std::collections::HashSet;

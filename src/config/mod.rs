@@ -1,5 +1,6 @@
-//! Configuration: the Litestream v0.3.13 YAML model (spec §7), environment expansion, Go-style
-//! durations, replica URL parsing and validation.
+//! Configuration: the Litestream v0.3.13 YAML model (spec §7) plus every key of Litestream v0.5's
+//! (read, validated, applied or refused by name), environment expansion, Go-style durations,
+//! replica URL parsing and validation.
 //!
 //! Invariant: everything outside this module receives fully-resolved, validated values
 //! ([`Config`], [`DbConfig`], [`ReplicaConfig`], [`ReplicaTarget`]); no other module reads

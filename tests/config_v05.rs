@@ -213,3 +213,45 @@ fn restore_reads_a_singular_replica_that_walstream_wrote() {
     let out = run(walstream(&["generations"], &cfg, &data).arg(&db));
     assert!(stdout_text(&out).lines().count() >= 2, "{out:?}");
 }
+
+#[test]
+fn replicate_takes_its_shutdown_deadline_from_shutdown_sync_timeout() {
+    // An S3 endpoint that accepts connections and never answers: the final sync can only end at
+    // the deadline, whose value the shutdown log line prints.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let (_dir, data) = data_dir();
+    let db = data.join("app.db");
+    let app = open_app(&db);
+    insert(&app, 1);
+    let cfg = data.join("v05.yml");
+    let text = format!(
+        "shutdown-sync-timeout: 2s\naccess-key-id: k\nsecret-access-key: s\nregion: us-east-1\n\
+         dbs:\n  - path: {}\n    replicas:\n      - type: s3\n        bucket: b\n        path: app\n        endpoint: http://127.0.0.1:{port}\n",
+        db.display()
+    );
+    std::fs::write(&cfg, text).expect("write config");
+    let ws = support::walstream(&data, &["-config", cfg.to_str().expect("utf-8 path")]);
+    let meta = data.join(".app.db-litestream");
+    poll_until("the database attached", || !list(&meta).is_empty());
+    insert(&app, 2);
+    let start = std::time::Instant::now();
+    ws.signal(libc::SIGTERM);
+    let (_, log) = ws.wait();
+    let waited = start.elapsed();
+    assert!(
+        log.contains("final sync did not finish before the shutdown deadline")
+            && log.contains("timeout=2s"),
+        "{log}"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(20),
+        "{waited:?}\n{log}"
+    );
+}

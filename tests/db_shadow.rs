@@ -35,6 +35,7 @@ fn db_config(db: &Path) -> DbConfig {
         max_checkpoint_page_count: 0,
         replicas: Vec::new(),
         backups: walstream::config::BackupsConfig::for_db(db),
+        v05_replica: false,
     }
 }
 

@@ -1,10 +1,13 @@
 //! `walstream replicate`: `replicate [-config P] [-no-expand-env] [-exec CMD]` and
 //! `replicate [-exec CMD] DB_PATH REPLICA_URL...` (spec §6.2), plus walstream's own
-//! `-shutdown-timeout DURATION` (default 30s: deadline for the final sync).
+//! `-shutdown-timeout DURATION` (deadline for the final sync; default the config's
+//! `shutdown-sync-timeout`, else 30s).
 //!
 //! What must stay true:
 //! - argument errors use Litestream's wording: `must specify at least one replica URL for <db>`,
 //!   `cannot specify a replica URL and the -config flag`, `duplicate replica name: "file"`;
+//! - a config with a key `replicate` cannot honour (`config::Config::check_replicate`, e.g. a
+//!   Litestream v0.5 singular `replica:`) fails with that one line before anything is written;
 //! - URL mode reads no config file (logging stays in the pre-config format), each replica gets
 //!   sync-interval 1 s;
 //! - SIGINT/SIGTERM: `signal received, walstream shutting down`, forwarded to the `-exec` child
@@ -47,7 +50,13 @@ pub fn command(args: &[String]) -> anyhow::Result<()> {
         });
     let p = parse_flags(&fs, args, "replicate")?;
     let mut cfg = match p.args.as_slice() {
-        [] => load_config(p.str("config"), p.bool("no-expand-env"))?,
+        [] => {
+            let cfg = load_config(p.str("config"), p.bool("no-expand-env"))?;
+            // Keys this command cannot honour (e.g. a v0.5 singular `replica:`): one line, and
+            // nothing is written.
+            cfg.check_replicate()?;
+            cfg
+        }
         [db] => bail!("must specify at least one replica URL for {db}"),
         [db, urls @ ..] => {
             if !p.str("config").is_empty() {
@@ -59,8 +68,12 @@ pub fn command(args: &[String]) -> anyhow::Result<()> {
     if !p.str("exec").is_empty() {
         cfg.exec = Some(p.str("exec").to_string());
     }
-    let timeout =
-        config::parse_go_duration(p.str("shutdown-timeout")).map_err(anyhow::Error::msg)?;
+    // The flag, else the config's `shutdown-sync-timeout` (Litestream v0.5; same 30s default).
+    let timeout = if p.is_set("shutdown-timeout") {
+        config::parse_go_duration(p.str("shutdown-timeout")).map_err(anyhow::Error::msg)?
+    } else {
+        cfg.v05.shutdown_sync_timeout
+    };
     crate::rt::limit_malloc_arenas();
     super::block_on(replicate(cfg, timeout))?
 }

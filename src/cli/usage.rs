@@ -278,7 +278,7 @@ Arguments:
 
 	-shutdown-timeout DURATION
 	    walstream: deadline for the final sync after SIGINT/SIGTERM.
-	    Defaults to 30s
+	    Defaults to the config's shutdown-sync-timeout, else 30s
 
 "#;
 

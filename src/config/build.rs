@@ -3,12 +3,15 @@
 //!
 //! Invariants: defaults are applied only to absent keys; database paths are normalised before
 //! they are used in messages, lookups or the meta-path default; replica names are unique per
-//! database; two databases never share a path.
+//! database; two databases never share a path; every replica item first inherits the top-level
+//! defaults of Litestream v0.5 (`v05.rs`); a singular `replica:` is built like a `replicas:` item
+//! and recorded as a refusal for `replicate`.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::Path;
 
-use serde_yaml::Value;
+use serde_yaml::{Mapping, Value};
 
 use super::build_replica::{ReplicaScope, build_replica};
 use super::credentials::{EnvLookup, GlobalKeys};
@@ -17,6 +20,7 @@ use super::duration::non_negative;
 use super::node::Section;
 use super::paths::{default_meta_path, normalize_db_path};
 use super::url::split_host_port;
+use super::v05::{self, Refusal};
 use super::{
     BackupsConfig, Config, ConfigError, DbConfig, DirConfig, HttpConfig, LogLevel, LoggingConfig,
     ReplicaConfig,
@@ -34,7 +38,9 @@ const TOP_KEYS: &[&str] = &[
     "http-protect-reads",
     "metrics-db-labels",
 ];
-const LOGGING_KEYS: &[&str] = &["level", "type", "stderr"];
+/// `source` is Litestream v0.5's (Go source file and line in each record); walstream's records
+/// carry none, so it is read and not applied.
+const LOGGING_KEYS: &[&str] = &["level", "type", "stderr", "source"];
 const DB_KEYS: &[&str] = &[
     "path",
     "meta-path",
@@ -51,11 +57,6 @@ const DB_KEYS: &[&str] = &[
     "watch",
     "replica",
 ];
-
-/// Litestream v0.5's singular `replica:` points at an LTX replica; writing v0.3 files there
-/// would mix layouts, so it is refused rather than ignored.
-const SINGULAR_REPLICA: &str = "walstream does not yet write Litestream v0.5 (LTX) replicas; \
-     list v0.3 replicas under \"replicas:\" instead";
 const BACKUPS_KEYS: &[&str] = &["path", "retain", "pre-restore-retain"];
 
 /// Builds the whole configuration from the YAML document `root`.
@@ -66,7 +67,7 @@ pub(crate) fn build_config(
     warnings: &mut Vec<String>,
 ) -> Result<Config, ConfigError> {
     let top = Section::new(root, origin, "")?;
-    top.warn_unknown(TOP_KEYS, "at top level", warnings);
+    warn_unknown_top(&top, warnings);
     let global = GlobalKeys {
         access_key_id: top.non_empty("access-key-id")?,
         secret_access_key: top.non_empty("secret-access-key")?,
@@ -77,8 +78,20 @@ pub(crate) fn build_config(
     {
         return Err(top.err("addr", format!("must specify port for bind address: {a:?}")));
     }
-    let logging = build_logging(&top.child("logging")?, warnings)?;
-    let (dbs, dirs) = build_entries(&top, origin, &global, env, warnings)?;
+    let logging = build_logging(&top.child("logging")?, env, warnings)?;
+    let mut refusals = Vec::new();
+    let v05 = v05::read_top(&top, warnings, &mut refusals)?;
+    let snapshot = v05::snapshot_values(&top)?;
+    let defaults = v05::replica_defaults(&top, &snapshot, &mut refusals)?;
+    let shared = Shared {
+        origin,
+        global: &global,
+        env,
+        defaults: &defaults,
+        retention_enabled: v05.retention_enabled,
+        refusals: RefCell::new(refusals),
+    };
+    let (dbs, dirs) = build_entries(&top, &shared, warnings)?;
     Ok(Config {
         dbs,
         dirs,
@@ -87,18 +100,45 @@ pub(crate) fn build_config(
         logging,
         http: build_http(&top, env)?,
         source: None,
+        v05,
+        refusals: shared.refusals.into_inner(),
     })
+}
+
+/// Warns about top-level keys neither Litestream v0.3 nor v0.5 (nor walstream) has.
+fn warn_unknown_top(top: &Section<'_>, warnings: &mut Vec<String>) {
+    let known: Vec<&str> = TOP_KEYS
+        .iter()
+        .chain(v05::TOP_KEYS)
+        .chain(v05::INHERITED_KEYS)
+        .chain(v05::REPLICA_KEYS)
+        .chain(v05::FOREIGN_TYPE_KEYS)
+        .copied()
+        .collect();
+    top.warn_unknown(&known, "at top level", warnings);
+}
+
+/// What every entry builder shares: the file, credentials, the replica defaults of the top
+/// level and the refusals collected so far.
+struct Shared<'a> {
+    origin: &'a str,
+    global: &'a GlobalKeys,
+    env: EnvLookup<'a>,
+    /// Keys every replica inherits when unset ([`v05::replica_defaults`]).
+    defaults: &'a Mapping,
+    /// `retention.enabled` (false: no replica deletes anything).
+    retention_enabled: bool,
+    refusals: RefCell<Vec<Refusal>>,
 }
 
 /// Every `dbs[]` entry, split into databases and directories; two databases never share a
 /// path, two directory entries never share a directory.
 fn build_entries(
     top: &Section<'_>,
-    origin: &str,
-    global: &GlobalKeys,
-    env: EnvLookup<'_>,
+    shared: &Shared<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<(Vec<DbConfig>, Vec<DirConfig>), ConfigError> {
+    let origin = shared.origin;
     let (mut dbs, mut dirs) = (
         Vec::<(usize, DbConfig)>::new(),
         Vec::<(usize, DirConfig)>::new(),
@@ -107,8 +147,7 @@ fn build_entries(
         let scope = EntryScope {
             index,
             origin,
-            global,
-            env,
+            shared,
         };
         let (first, location, what) = match build_entry(value, &scope, warnings)? {
             Entry::Db(db) => {
@@ -158,12 +197,18 @@ fn build_http(top: &Section<'_>, env: EnvLookup<'_>) -> Result<HttpConfig, Confi
     Ok(http)
 }
 
+/// `logging`; a non-empty `LOG_LEVEL` environment variable replaces `logging.level`
+/// (Litestream v0.5).
 fn build_logging(
     s: &Section<'_>,
+    env: EnvLookup<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<LoggingConfig, ConfigError> {
     s.warn_unknown(LOGGING_KEYS, "in logging", warnings);
-    let level = LogLevel::parse_lenient(&s.string("level")?.unwrap_or_default());
+    let configured = s.string("level")?.unwrap_or_default();
+    let level = env("LOG_LEVEL").filter(|v| !v.is_empty());
+    let level = LogLevel::parse_lenient(level.as_deref().unwrap_or(&configured));
+    s.bool("source")?;
     let json = match s.string("type")?.as_deref() {
         None | Some("") | Some("text") => false,
         Some("json") => true,
@@ -203,8 +248,7 @@ enum Entry {
 struct EntryScope<'a> {
     index: usize,
     origin: &'a str,
-    global: &'a GlobalKeys,
-    env: EnvLookup<'a>,
+    shared: &'a Shared<'a>,
 }
 
 fn build_entry(
@@ -237,7 +281,7 @@ fn build_db(
     let path = normalize_db_path(raw_path).map_err(|e| bare.err("path", e.to_string()))?;
     let location = format!("{key} ({})", path.display());
     let s = Section::new(value, scope.origin, &location)?;
-    for dir_only in ["pattern", "recursive", "watch"] {
+    for dir_only in ["pattern", "recursive", "watch", "meta-dir"] {
         if s.value(dir_only).is_some() {
             return Err(s.err(
                 dir_only,
@@ -281,16 +325,32 @@ fn build_dir(
         .map_err(|m| s.err("pattern", format!("invalid pattern {pattern:?}: {m}")))?;
     entry.recursive = s.bool("recursive")?.unwrap_or(false);
     entry.watch = s.bool("watch")?.unwrap_or(false);
-    if let Some(meta) = s.non_empty("meta-path")? {
-        let base = normalize_db_path(&meta).map_err(|e| s.err("meta-path", e.to_string()))?;
-        entry.meta_base = Some(base);
-    }
+    read_meta_bases(&s, &mut entry)?;
     let backups = s.child("backups")?;
     entry.template.backups = build_backups(&backups, &entry.dir, warnings)?;
     if backups.non_empty("path")?.is_some() {
         entry.backups_base = Some(entry.template.backups.path.clone());
     }
     Ok(entry)
+}
+
+/// `meta-path` (walstream: base of `<base>/<rel dir>/.<file>-litestream`) or Litestream v0.5's
+/// `meta-dir` (`<meta-dir>/<rel>-litestream`) of a directory entry; not both.
+fn read_meta_bases(s: &Section<'_>, entry: &mut DirConfig) -> Result<(), ConfigError> {
+    let meta_path = s.non_empty("meta-path")?;
+    let meta_dir = s.non_empty("meta-dir")?;
+    if meta_path.is_some() && meta_dir.is_some() {
+        return Err(s.err("meta-dir", "cannot be used with \"meta-path\""));
+    }
+    if let Some(meta) = meta_path {
+        let base = normalize_db_path(&meta).map_err(|e| s.err("meta-path", e.to_string()))?;
+        entry.meta_base = Some(base);
+    }
+    if let Some(meta) = meta_dir {
+        let base = normalize_db_path(&meta).map_err(|e| s.err("meta-dir", e.to_string()))?;
+        entry.meta_dir = Some(base);
+    }
+    Ok(())
 }
 
 /// The settings shared by database and directory entries: intervals, page counts, replicas.
@@ -303,10 +363,11 @@ fn read_db_settings(
     scope: &EntryScope<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
-    s.warn_unknown(DB_KEYS, &format!("in {key} (db {shown})"), warnings);
-    if s.value("replica").is_some() {
-        return Err(s.err("replica", SINGULAR_REPLICA));
-    }
+    let known: Vec<&str> = DB_KEYS.iter().chain(v05::DB_KEYS).copied().collect();
+    s.warn_unknown(&known, &format!("in {key} (db {shown})"), warnings);
+    let mut refusals = scope.shared.refusals.borrow_mut();
+    v05::read_db(s, warnings, &mut refusals)?;
+    drop(refusals);
     if let Some(v) = s.duration("monitor-interval")? {
         db.monitor_interval = non_negative(v);
     }
@@ -326,19 +387,56 @@ fn read_db_settings(
         // Go disables the RESTART checkpoint for any value ≤ 0.
         db.max_checkpoint_page_count = u64::try_from(v).unwrap_or(0);
     }
+    read_replicas(s, db, key, shown, scope, warnings)?;
+    check_unique_names(&db.replicas).map_err(|e| e.at(scope.origin, &s.location))
+}
+
+/// `replicas:` (Litestream v0.3) or the singular `replica:` (v0.5: marks the database as
+/// [`DbConfig::v05_replica`] and is a refusal for `replicate`), each item completed with the
+/// top-level defaults; `retention.enabled: false` switches retention off on every replica.
+fn read_replicas(
+    s: &Section<'_>,
+    db: &mut DbConfig,
+    key: &str,
+    shown: &str,
+    scope: &EntryScope<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let shared = scope.shared;
     let replica_scope = ReplicaScope {
         origin: scope.origin,
         db_location: &s.location,
         db_key: key,
         db_path: shown,
-        global: scope.global,
-        env: scope.env,
+        global: shared.global,
+        env: shared.env,
+        refusals: &shared.refusals,
     };
-    for (i, item) in s.seq("replicas")?.into_iter().enumerate() {
+    let list = s.seq("replicas")?;
+    if let Some(item) = s.value("replica") {
+        if !list.is_empty() {
+            let msg = "cannot be used with \"replicas\" on one database (as in Litestream v0.5)";
+            return Err(s.err("replica", msg));
+        }
+        let refusal = Refusal::at(s, "replica", v05::SINGULAR_REPLICA);
+        shared.refusals.borrow_mut().push(refusal);
+        let item = v05::inherit(item, shared.defaults);
         db.replicas
-            .push(build_replica(item, i, &replica_scope, warnings)?);
+            .push(build_replica(&item, "replica", &replica_scope, warnings)?);
+        db.v05_replica = true;
     }
-    check_unique_names(&db.replicas).map_err(|e| e.at(scope.origin, &s.location))
+    for (i, item) in list.into_iter().enumerate() {
+        let item = v05::inherit(item, shared.defaults);
+        let slot = format!("replicas[{i}]");
+        db.replicas
+            .push(build_replica(&item, &slot, &replica_scope, warnings)?);
+    }
+    if !shared.retention_enabled {
+        for r in &mut db.replicas {
+            r.retention = std::time::Duration::ZERO;
+        }
+    }
+    Ok(())
 }
 
 /// `dbs[].backups` (walstream only): `path` (absolute after `~` expansion), `retain` and
@@ -391,6 +489,7 @@ impl DbConfig {
             min_checkpoint_page_count: DEFAULT_MIN_CHECKPOINT_PAGE_COUNT,
             max_checkpoint_page_count: DEFAULT_MAX_CHECKPOINT_PAGE_COUNT,
             replicas: Vec::new(),
+            v05_replica: false,
         }
     }
 }

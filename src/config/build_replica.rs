@@ -15,9 +15,10 @@ use super::duration::non_negative;
 use super::node::Section;
 use super::paths::normalize_db_path;
 use super::url::{is_url, parse_replica_url, redact_password};
+use super::v05::{self, Refusal};
 use super::{AbsTarget, AgeConfig, ConfigError, GcsTarget, ReplicaConfig, ReplicaTarget, S3Target};
 
-const REPLICA_KEYS: &[&str] = &[
+pub(crate) const REPLICA_KEYS: &[&str] = &[
     "type",
     "name",
     "path",
@@ -55,6 +56,8 @@ pub(crate) struct ReplicaScope<'a> {
     pub db_path: &'a str,
     pub global: &'a GlobalKeys,
     pub env: EnvLookup<'a>,
+    /// Where `replicate`'s refusals (e.g. `storage-class`) are collected.
+    pub refusals: &'a std::cell::RefCell<Vec<Refusal>>,
 }
 
 /// Raw string/bool keys of a replica entry (empty strings already mapped to `None`).
@@ -122,21 +125,31 @@ fn replica_label(bare: &Section<'_>) -> Result<String, ConfigError> {
     ))
 }
 
-/// Builds replica `index` of a database.
+/// Builds the replica at `slot` of a database (`replicas[1]`, or `replica` for Litestream v0.5's
+/// singular key).
 pub(crate) fn build_replica(
     value: &Value,
-    index: usize,
+    slot: &str,
     scope: &ReplicaScope<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<ReplicaConfig, ConfigError> {
-    let base = format!("{}: replicas[{index}]", scope.db_location);
+    let base = format!("{}: {slot}", scope.db_location);
+    let place = format!("{}.{slot}", scope.db_key);
     let label = replica_label(&Section::new(value, scope.origin, &base)?)?;
-    let s = Section::new(value, scope.origin, &format!("{base} {label:?}"))?;
+    let located = format!("{base} {label:?}");
+    let merged = with_url_query(value, &located, &place, scope, warnings)?;
+    let value = merged.as_ref().unwrap_or(value);
+    let s = Section::new(value, scope.origin, &located)?;
     let fields = Fields::read(&s)?;
     let kind = fields.replica_type();
-    let place = format!("{}.replicas[{index}]", scope.db_key);
+    let known: Vec<&str> = REPLICA_KEYS
+        .iter()
+        .chain(v05::REPLICA_KEYS)
+        .chain(v05::FOREIGN_TYPE_KEYS)
+        .copied()
+        .collect();
     s.warn_unknown(
-        REPLICA_KEYS,
+        &known,
         &format!("in {place} (db {})", scope.db_path),
         warnings,
     );
@@ -154,12 +167,15 @@ pub(crate) fn build_replica(
     let mut target = match kind.as_str() {
         "file" => file_target(&s, &fields)?,
         "s3" => ReplicaTarget::S3(s3_target(&s, &fields)?),
-        "gcs" => ReplicaTarget::Gcs(gcs_target(&s, &fields)?),
+        // `gs` is Litestream v0.5's type name (v0.3.13: `gcs`).
+        "gcs" | "gs" => ReplicaTarget::Gcs(gcs_target(&s, &fields)?),
         "abs" => ReplicaTarget::Abs(abs_target(&s, &fields)?),
         "sftp" => return Err(s.err_here(sftp_refusal(&fields).to_string())),
+        "webdav" | "nats" | "oss" => return Err(s.err_here(unsupported_type(&kind))),
         _ if fields.url.is_some() => return Err(url_error(&s, &fields)),
         other => return Err(s.err("type", format!("unknown replica type in config: {other:?}"))),
     };
+    v05::check_replica(&s, target.type_name(), &mut scope.refusals.borrow_mut())?;
     resolve_target(&mut target, scope.global, scope.env);
 
     let mut replica = ReplicaConfig::with_defaults(label, target);
@@ -170,6 +186,40 @@ pub(crate) fn build_replica(
         warnings,
     )?;
     Ok(replica)
+}
+
+/// The replica with the keys its `s3://` URL's query stands for (Litestream v0.5), each only
+/// where the entry leaves it unset (keys win over the URL, as in Litestream); `None` without a
+/// query. Unknown parameters are warned about.
+fn with_url_query(
+    value: &Value,
+    base: &str,
+    place: &str,
+    scope: &ReplicaScope<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Value>, ConfigError> {
+    let s = Section::new(value, scope.origin, base)?;
+    let Some(url) = s.non_empty("url")?.filter(|u| u.contains('?')) else {
+        return Ok(None);
+    };
+    let query = super::url_query::s3_query_keys(&url).map_err(|e| s.err("url", e.to_string()))?;
+    for name in &query.unknown {
+        warnings.push(format!(
+            "unknown query parameter {name:?} in the url of {place} (db {})",
+            scope.db_path
+        ));
+    }
+    let Value::Mapping(map) = value else {
+        return Ok(None);
+    };
+    let mut map = map.clone();
+    for (key, v) in query.keys {
+        let key = Value::from(key);
+        if map.get(&key).is_none_or(Value::is_null) {
+            map.insert(key, v);
+        }
+    }
+    Ok(Some(Value::Mapping(map)))
 }
 
 /// The error `parse_replica_url` gives for the URL (unknown scheme, bad syntax …) at key `url`.
@@ -313,6 +363,11 @@ fn refuse_rooted_object_path(s: &Section<'_>, kind: &str, path: &str) -> Result<
          which walstream does not support; remove the leading slash"
     );
     Err(s.err("path", msg))
+}
+
+/// Litestream v0.5's other replica types, which walstream does not support.
+fn unsupported_type(kind: &str) -> String {
+    format!("{kind} replicas are not supported by walstream (supported: file, s3, gcs, abs)")
 }
 
 fn sftp_refusal(f: &Fields) -> ConfigError {

@@ -7,7 +7,8 @@
 //! - [`DirConfig::matches`] and [`DirConfig::db_config`] are pure (no file system access);
 //! - two different databases of one entry never share a replica location, a meta directory or a
 //!   backups folder: every derived path appends the relative path `rel` (`<replica>/rel`,
-//!   `<prefix>/rel`, `<meta-path>/<rel dir>/.<file>-litestream`, `<backups.path>/rel`);
+//!   `<prefix>/rel`, `<meta-path>/<rel dir>/.<file>-litestream` or `<meta-dir>/<rel>-litestream`,
+//!   `<backups.path>/rel`);
 //! - SQLite side files (`-wal`, `-shm`, `-journal`), meta directories (`.<name>-litestream`) and
 //!   the default backups folders (`backups/<db file name>/`) are never databases;
 //! - replica names stay as configured.
@@ -37,6 +38,9 @@ pub struct DirConfig {
     pub watch: bool,
     /// `meta-path` of the entry: base folder of the per-database meta directories.
     pub meta_base: Option<PathBuf>,
+    /// `meta-dir` of the entry (Litestream v0.5): the meta directory of `dir/<rel>` is
+    /// `<meta-dir>/<rel>-litestream`.
+    pub meta_dir: Option<PathBuf>,
     /// `backups.path` of the entry: base folder of the per-database backups folders.
     pub backups_base: Option<PathBuf>,
     /// Every other setting; its `path` is `dir`, its replica targets are the bases.
@@ -53,6 +57,7 @@ impl DirConfig {
             recursive: false,
             watch: false,
             meta_base: None,
+            meta_dir: None,
             backups_base: None,
             template,
         })
@@ -116,9 +121,10 @@ impl DirConfig {
         }
         let mut db = self.template.clone();
         db.path = db_path.to_path_buf();
-        db.meta_path = match &self.meta_base {
-            None => default_meta_path(db_path),
-            Some(base) => default_meta_path(&base.join(&rel)),
+        db.meta_path = match (&self.meta_base, &self.meta_dir) {
+            (_, Some(meta_dir)) => meta_dir.join(format!("{rel}{META_DIR_SUFFIX}")),
+            (Some(base), None) => default_meta_path(&base.join(&rel)),
+            (None, None) => default_meta_path(db_path),
         };
         db.backups = BackupsConfig {
             path: match &self.backups_base {

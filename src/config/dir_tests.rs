@@ -56,14 +56,6 @@ fn refused_combinations_name_file_entry_and_key() {
             "config /etc/litestream.yml: dbs[0] (dir /d): recursive: invalid bool \"maybe\"",
         ),
         (
-            "dbs:\n  - dir: /d\n    pattern: '*.db'\n    replica:\n      url: s3://b/x\n",
-            "config /etc/litestream.yml: dbs[0] (dir /d): replica: walstream does not yet write Litestream v0.5 (LTX) replicas; list v0.3 replicas under \"replicas:\" instead",
-        ),
-        (
-            "dbs:\n  - path: /d/a.db\n    replica:\n      url: s3://b/x\n",
-            "config /etc/litestream.yml: dbs[0] (/d/a.db): replica: walstream does not yet write Litestream v0.5 (LTX) replicas; list v0.3 replicas under \"replicas:\" instead",
-        ),
-        (
             "dbs:\n  - dir: /d\n    pattern: '*.db'\n  - dir: /x/../d/\n    pattern: '*.sqlite'\n",
             "config /etc/litestream.yml: dbs[1] (dir /d): duplicate directory (also dbs[0])",
         ),

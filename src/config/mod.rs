@@ -1,5 +1,6 @@
-//! Configuration: the Litestream v0.3.13 YAML model (spec §7), environment expansion, Go-style
-//! durations, replica URL parsing and validation.
+//! Configuration: the Litestream v0.3.13 YAML model (spec §7) plus every key of Litestream v0.5's
+//! (read, validated, applied or refused by name), environment expansion, Go-style durations,
+//! replica URL parsing and validation.
 //!
 //! Invariant: everything outside this module receives fully-resolved, validated values
 //! ([`Config`], [`DbConfig`], [`ReplicaConfig`], [`ReplicaTarget`]); no other module reads
@@ -11,7 +12,8 @@
 //! (replicas), `node.rs` (typed
 //! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`, `duration.rs`,
 //! `expand.rs` (env expansion), `credentials.rs` (env-derived credentials), `defaults.rs`,
-//! `error.rs`.
+//! `error.rs`, `v05.rs` (Litestream v0.5's keys and the refusals only `replicate` reports),
+//! `url_query.rs` (v0.5's `s3://…?endpoint=…` query parameters as replica keys).
 
 pub mod age;
 mod build;
@@ -26,11 +28,15 @@ mod glob;
 mod node;
 mod paths;
 mod url;
+mod url_query;
+mod v05;
 
 #[cfg(test)]
 mod dir_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod v05_tests;
 
 pub use build::check_unique_names;
 pub use defaults::*;
@@ -40,6 +46,7 @@ pub use error::ConfigError;
 pub use glob::Glob;
 pub use paths::{META_DIR_SUFFIX, clean_unix_path, default_meta_path, normalize_db_path};
 pub use url::{is_url, parse_replica_url, redact_password};
+pub use v05::{Refusal, V05Settings, WALSTREAM_BUSY_TIMEOUT};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -62,6 +69,11 @@ pub struct Config {
     pub http: HttpConfig,
     /// Where the file was loaded from (absent for URL-mode commands).
     pub source: Option<PathBuf>,
+    /// Litestream v0.5's global settings (defaults when the file has none).
+    pub v05: V05Settings,
+    /// Keys `replicate` refuses to run with (read-side commands load the file); see
+    /// [`Config::check_replicate`].
+    pub refusals: Vec<Refusal>,
 }
 
 /// walstream's own top-level HTTP keys (not in Litestream): readiness threshold and the bearer
@@ -138,6 +150,10 @@ pub struct DbConfig {
     pub replicas: Vec<ReplicaConfig>,
     /// walstream's manual backups of this database (`backups:`; not in Litestream).
     pub backups: BackupsConfig,
+    /// The replica came from Litestream v0.5's singular `replica:` key (then `replicas` holds
+    /// exactly it): a replica that holds, or will hold, the v0.5 (LTX) layout. Read-side commands
+    /// use it like any replica; `replicate` refuses it ([`Config::check_replicate`]).
+    pub v05_replica: bool,
 }
 
 /// `dbs[].backups` (walstream only): where manual and pre-restore backups are kept and how
@@ -380,7 +396,13 @@ pub(crate) fn parse_with_env(
         None => "config".to_string(),
     };
     let text = if expand_env {
-        expand::expand_env(text, env)
+        // `$PID` is the process id (Litestream v0.5).
+        let pid = std::process::id().to_string();
+        let lookup = |name: &str| match name {
+            "PID" => Some(pid.clone()),
+            other => env(other),
+        };
+        expand::expand_env(text, &lookup)
     } else {
         text.to_string()
     };
@@ -444,11 +466,43 @@ pub(crate) fn replica_from_url_with_env(
     env: EnvLookup<'_>,
 ) -> Result<ReplicaConfig, ConfigError> {
     let mut target = parse_replica_url(url)?;
+    if let ReplicaTarget::S3(t) = &mut target {
+        apply_s3_query(t, url)?;
+    }
     resolve_target(&mut target, &GlobalKeys::default(), env);
     Ok(ReplicaConfig::with_defaults(
         target.type_name().to_string(),
         target,
     ))
+}
+
+/// The query parameters of an `s3://` URL given on the command line (Litestream v0.5):
+/// `endpoint`, `region`, `forcePathStyle`, `skipVerify` are applied; SSE and storage-class
+/// parameters are refused (walstream would neither read nor write the objects that way); the
+/// upload tuning parameters are validated; unknown ones are ignored, as in Litestream.
+fn apply_s3_query(t: &mut S3Target, url: &str) -> Result<(), ConfigError> {
+    let query = url_query::s3_query_keys(url)?;
+    for (key, value) in query.keys {
+        match (key, value) {
+            ("endpoint", serde_yaml::Value::String(e)) => {
+                t.endpoint = Some(e);
+                t.force_path_style = true;
+            }
+            ("region", serde_yaml::Value::String(r)) => t.region = Some(r),
+            ("force-path-style", serde_yaml::Value::Bool(b)) => t.force_path_style = b,
+            ("skip-verify", serde_yaml::Value::Bool(b)) => t.skip_verify = b,
+            (k, _) if k.starts_with("sse-") || k == "storage-class" => {
+                return Err(ConfigError::BadUrl {
+                    url: redact_password(url.split('?').next().unwrap_or(url)),
+                    reason: format!(
+                        "query parameter for {k:?} is not supported by walstream (see the README's Litestream v0.5 key table)"
+                    ),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The configuration of `replicate DB_PATH URL…`: one database with defaults, one URL-mode
@@ -480,6 +534,19 @@ impl Config {
     pub fn dir_by_path(&self, path: &Path) -> Option<&DirConfig> {
         let wanted = normalize_db_path(path.to_str()?).ok()?;
         self.dirs.iter().find(|d| d.dir == wanted)
+    }
+}
+
+impl Config {
+    /// `Ok` when `replicate` may run with this file, else one [`Refusal`]: the first singular
+    /// `replica:` (walstream does not write v0.5 replicas yet), else the first in file order of
+    /// the v0.5 services and settings walstream does not provide (heartbeat, socket, MCP, …).
+    pub fn check_replicate(&self) -> Result<(), ConfigError> {
+        let singular = self.refusals.iter().find(|r| r.key == "replica");
+        match singular.or(self.refusals.first()) {
+            Some(refusal) => Err(refusal.to_error()),
+            None => Ok(()),
+        }
     }
 }
 

@@ -34,8 +34,9 @@ pub fn clean_unix_path(p: &str) -> String {
     }
 }
 
-/// Expands a leading `~` / `~/`, makes the path absolute against the current directory and
-/// cleans it (Litestream's `expand`). Used for database paths, file replica paths, meta paths and
+/// Drops a leading `sqlite3://` or `sqlite://` (SQLite connection-string form), then expands a
+/// leading `~` / `~/`, makes the path absolute against the current directory and cleans it
+/// (Litestream v0.5's `expand`; v0.3.13 had no prefix rule). Used for database paths, file replica paths, meta paths and
 /// the config path itself.
 pub fn normalize_db_path(p: &str) -> Result<PathBuf, ConfigError> {
     let home = || {
@@ -58,6 +59,10 @@ pub(crate) fn normalize_with(
     home: impl FnOnce() -> Result<PathBuf, ConfigError>,
     cwd: impl FnOnce() -> Result<PathBuf, ConfigError>,
 ) -> Result<PathBuf, ConfigError> {
+    let p = ["sqlite3://", "sqlite://"]
+        .iter()
+        .find_map(|prefix| p.strip_prefix(prefix))
+        .unwrap_or(p);
     let joined: PathBuf = if p == "~" {
         home()?
     } else if let Some(rest) = p.strip_prefix("~/") {
@@ -121,6 +126,9 @@ mod tests {
     #[test]
     fn normalizes_db_paths() {
         let cases: &[(&str, &str)] = &[
+            ("sqlite:///data/app.db", "/data/app.db"),
+            ("sqlite3://~/app.db", "/home/u/app.db"),
+            ("sqlite://app.db", "/work/dir/app.db"),
             ("~", "/home/u"),
             ("~/db/app.db", "/home/u/db/app.db"),
             ("./data/app.db", "/work/dir/data/app.db"),

@@ -75,7 +75,7 @@ pub(crate) fn split_url(url: &str) -> Result<UrlParts, ConfigError> {
     })
 }
 
-fn percent_decode(s: &str) -> Result<String, String> {
+pub(crate) fn percent_decode(s: &str) -> Result<String, String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

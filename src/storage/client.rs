@@ -187,9 +187,13 @@ impl ReplicaClient {
     {
         let path = parse_path(&key)?;
         let store = self.inner.store.as_ref();
+        let parts = match self.inner.local_root {
+            Some(_) => upload::Parts::LOCAL,
+            None => upload::Parts::REMOTE,
+        };
         let size = retry(&self.policy, self.stats(), Op::Put, &key, || {
             let body = age::encrypt_body(make_body().boxed(), &self.age);
-            upload::upload(store, &path, &key, body)
+            upload::upload(store, &path, &key, body, parts)
         })
         .await?;
         self.stats().record_op(Op::Put);

@@ -1,9 +1,11 @@
-//! One upload attempt of a streamed body: a single PUT when the body is at most [`PART_SIZE`],
-//! otherwise a multipart upload in [`PART_SIZE`] parts (Litestream's upload manager does the same
-//! with 5 MiB parts, spec §10).
+//! One upload attempt of a streamed body: a single PUT when the body is at most one part,
+//! otherwise a multipart upload. Object stores get [`Parts::REMOTE`] (5 MiB parts, two in
+//! flight: Litestream's upload manager also uses 5 MiB parts, spec §10); a file replica, whose
+//! "parts" are just writes into a staging file, gets [`Parts::LOCAL`] (1 MiB, one at a time),
+//! so a snapshot of a large database costs a few MiB of memory instead of twenty.
 //!
 //! What must stay true:
-//! - Memory is bounded: at most one part being filled plus [`MAX_PARTS_IN_FLIGHT`] parts in flight.
+//! - Memory is bounded: at most one part being filled plus `in_flight` parts in flight.
 //! - A failed multipart upload is aborted (best effort) so no half object becomes visible.
 //! - A body read error ends the operation without retry ([`AttemptError::Fatal`]).
 
@@ -18,10 +20,29 @@ use object_store::{ObjectStore, PutMultipartOptions, PutOptions, PutPayload, Wri
 use super::retry::AttemptError;
 use super::{Op, StorageError};
 
-/// Size of each multipart part, and the largest body sent as one PUT (5 MiB).
-pub const PART_SIZE: usize = 5 * 1024 * 1024;
-/// Parts uploaded concurrently.
-const MAX_PARTS_IN_FLIGHT: usize = 2;
+/// Part size on object stores (the largest body sent there as one PUT).
+pub const PART_SIZE: usize = Parts::REMOTE.size;
+
+/// Size of each multipart part (also the largest body sent as one PUT) and how many parts are
+/// uploaded concurrently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Parts {
+    pub size: usize,
+    pub in_flight: usize,
+}
+
+impl Parts {
+    /// Object stores: S3's minimum part size, two parts in flight.
+    pub const REMOTE: Parts = Parts {
+        size: 5 * 1024 * 1024,
+        in_flight: 2,
+    };
+    /// Local file replicas: each part is one positional write into the staging file.
+    pub const LOCAL: Parts = Parts {
+        size: 1024 * 1024,
+        in_flight: 1,
+    };
+}
 
 /// Uploads `body` to `path`; returns the number of bytes stored.
 pub(super) async fn upload<S>(
@@ -29,6 +50,7 @@ pub(super) async fn upload<S>(
     path: &Path,
     key: &str,
     body: S,
+    parts: Parts,
 ) -> Result<u64, AttemptError>
 where
     S: Stream<Item = io::Result<Bytes>> + Send + 'static,
@@ -36,7 +58,7 @@ where
     let mut body = pin!(body);
     let mut head: Vec<Bytes> = Vec::new();
     let mut head_len = 0usize;
-    while head_len <= PART_SIZE {
+    while head_len <= parts.size {
         match body.next().await {
             None => {
                 let payload = PutPayload::from_iter(head);
@@ -53,14 +75,14 @@ where
     let upload = store
         .put_multipart_opts(path, PutMultipartOptions::default())
         .await?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, parts.size);
     let mut total = 0u64;
     for chunk in head {
         total += chunk.len() as u64;
         writer.put(chunk);
     }
     loop {
-        if let Err(e) = writer.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await {
+        if let Err(e) = writer.wait_for_capacity(parts.in_flight).await {
             abort(writer, key).await;
             return Err(e.into());
         }

@@ -14,7 +14,11 @@
 #                     reported over the first --idle-seconds)
 #   --attach-timeout S  give up waiting for the initial snapshots after S s (default 240); the
 #                     row then says how many databases attached and is measured anyway
-#   --settle-seconds S  pause between "all snapshots in the replica" and the idle window (default 5)
+#   --settle-seconds S  pause between "all snapshots in the replica" and the idle window (default
+#                     15: walstream lists each replica's restore points once, up to 10 s after a
+#                     new snapshot, to show storage's own times in /api/v1/status and
+#                     walstream_replica_oldest_restore_point_timestamp_seconds; that listing
+#                     belongs to the initial snapshot, not to the idle database)
 #   --no-baseline     skip the N=1 run per tool (used for the per-database RSS and fd figures)
 #   --layout L        flat (default): all databases in one directory, as a multi-tenant app keeps
 #                     them; nested: each in its own directory (a tool that watches each

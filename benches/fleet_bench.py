@@ -644,7 +644,7 @@ def main():
     p.add_argument("--tools", default=None)
     p.add_argument("--idle-seconds", type=float, default=40.0)
     p.add_argument("--idle-minutes", type=float, default=0.0)
-    p.add_argument("--settle-seconds", type=float, default=5.0)
+    p.add_argument("--settle-seconds", type=float, default=15.0)
     p.add_argument("--attach-timeout", type=float, default=240.0)
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--layout", choices=("flat", "nested"), default="flat")

@@ -279,6 +279,12 @@ impl Db {
         self.shared.state.borrow().clone()
     }
 
+    /// Reads the current state without copying it (the idle re-check of thousands of
+    /// databases runs this; keep `f` short, it holds the state channel's read lock).
+    pub fn with_state<R>(&self, f: impl FnOnce(&DbState) -> R) -> R {
+        f(&self.shared.state.borrow())
+    }
+
     /// Counters and gauges for metrics.
     pub fn stats(&self) -> DbStats {
         lock(&self.shared.stats).clone()

@@ -195,9 +195,12 @@ fn checkpoint_due_at(h: &DbHandle, fp: &crate::db::Fingerprint) -> Option<System
     if h.checkpoint_interval.is_zero() {
         return None;
     }
-    let st = h.db.state();
-    let pos = st.pos.as_ref()?;
-    if st.page_size == 0 || pos.offset <= crate::db::checkpoint::wal_size_for(st.page_size, 1) {
+    let more_than_one_frame = h.db.with_state(|st| {
+        st.pos.as_ref().is_some_and(|pos| {
+            st.page_size != 0 && pos.offset > crate::db::checkpoint::wal_size_for(st.page_size, 1)
+        })
+    });
+    if !more_than_one_frame {
         return None;
     }
     // A hair past the interval: the policy wants the age strictly greater.

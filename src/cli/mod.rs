@@ -25,6 +25,7 @@ mod generations;
 mod list;
 mod restore;
 mod restore_dir;
+mod restore_ltx;
 mod snapshots;
 mod source;
 mod status;

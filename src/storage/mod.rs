@@ -36,6 +36,7 @@ mod lazy;
 mod listing;
 mod local_modes;
 mod local_read;
+mod ltx_list;
 pub mod retry;
 mod stats;
 mod upload;
@@ -49,6 +50,7 @@ use object_store::ObjectStore;
 
 pub use age::{AgeError, AgeKeys};
 pub use azure_list::{ListFormatError, ListStatusError};
+pub use ltx_list::{HEAD_CONCURRENCY, LtxFileInfo, SNAPSHOT_LEVEL, Timestamps};
 pub use retry::RetryPolicy;
 pub use stats::{ErrorClass, StorageStats};
 pub use upload::PART_SIZE;

@@ -56,6 +56,14 @@ pub(super) struct ReportArgs<'a> {
     pub elapsed: std::time::Duration,
 }
 
+/// v0.5.17's name of a replica type (`Client.Type()`): Google Cloud Storage is `gs` there.
+fn v5_type_name(replica_type: &str) -> &str {
+    match replica_type {
+        "gcs" => "gs",
+        other => other,
+    }
+}
+
 /// Go's `time.RFC3339` of a UTC time (whole seconds, `Z`).
 pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -78,13 +86,19 @@ pub(super) fn report(outcome: &AutoOutcome, a: &ReportArgs<'_>) -> anyhow::Resul
         AutoOutcome::Plan {
             replica_type,
             files,
-        } => print_plan(a.source, a.output, replica_type, files, a.json),
+        } => print_plan(
+            a.source,
+            a.output,
+            v5_type_name(replica_type),
+            files,
+            a.json,
+        ),
         AutoOutcome::Ltx {
             replica_type,
             summary,
         } if a.json => print_json(&ResultJson {
             db_path: a.output.display().to_string(),
-            replica: replica_type,
+            replica: v5_type_name(replica_type),
             txid: format_txid(summary.max_txid),
             duration_ms: a.elapsed.as_millis(),
             integrity_check: a.integrity_check,

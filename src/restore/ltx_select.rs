@@ -106,7 +106,12 @@ pub async fn restore_auto(
         return super::restore(replicas, req).await.map(AutoOutcome::V3);
     };
     let (layout, why) = choose_layout(replica.client, req, ltx).await?;
-    info!(replica = %replica.name, layout = layout_name(layout), reason = why, "restore layout");
+    if ltx.dry_run {
+        // v0.5.17 prints only the plan (its log goes to stdout in config mode).
+        tracing::debug!(replica = %replica.name, layout = layout_name(layout), reason = why, "restore layout");
+    } else {
+        info!(replica = %replica.name, layout = layout_name(layout), reason = why, "restore layout");
+    }
     if layout == Layout::V3 {
         return super::restore(&[replica], req).await.map(AutoOutcome::V3);
     }

@@ -229,8 +229,8 @@ fn check_upgrade(backend: Backend) {
     let dir = tempfile::tempdir().expect("tempdir");
     let r = make_v5_replica(backend, dir.path(), true);
     assert_eq!(compare(&r, "latest", &[]), Some(r.rows));
-    let v3_done: DateTime<Utc> = r.v3_done.expect("upgrade").into();
-    let t = v3_done.to_rfc3339_opts(SecondsFormat::Millis, true);
+    assert!(r.v3_done.is_some(), "an upgraded replica");
+    let t = newest_generation_midpoint(&r);
     let (ws_out, ls_out) = (r.dir.join("ws-v3.db"), r.dir.join("ls-v3.db"));
     let ws = ws_restore(&r, &ws_out, &["-timestamp", &t]);
     assert!(ws.status.success(), "{}", text(&ws.stderr));
@@ -247,19 +247,38 @@ fn check_upgrade(backend: Backend) {
     assert_generations_still_listed(&r, &ws_out);
 }
 
-/// The v0.3 listing commands still work on an upgraded replica.
-fn assert_generations_still_listed(r: &V5Replica, scratch: &Path) {
+/// `walstream generations` of the replica (the v0.3 listing still works after the upgrade).
+fn generations_listing(r: &V5Replica) -> String {
     let mut cmd = std::process::Command::new(common::walstream_bin());
     cmd.arg("generations")
         .args(["-config", &r.ws_config.display().to_string()])
         .arg(&r.db_path)
         .envs(r.ws_env.iter().map(|(k, v)| (k, v)));
-    let out = common::run(&mut cmd);
-    assert!(
-        text(&out.stdout).lines().count() >= 3,
-        "{}",
-        text(&out.stdout)
-    );
+    text(&common::run(&mut cmd).stdout)
+}
+
+/// A time inside the newest v0.3 generation (v0.3.13's `-timestamp` rule needs one).
+fn newest_generation_midpoint(r: &V5Replica) -> String {
+    let listing = generations_listing(r);
+    let bounds = listing
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let start = cols.get(3)?.parse::<DateTime<Utc>>().ok()?;
+            let end = cols.get(4)?.parse::<DateTime<Utc>>().ok()?;
+            Some((start, end))
+        })
+        .max_by_key(|b| b.1);
+    let (start, end) = bounds.unwrap_or_else(|| panic!("no generation in:\n{listing}"));
+    assert!(end - start >= TimeDelta::seconds(2), "{listing}");
+    (start + (end - start) / 2).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The v0.3 listing commands still work on an upgraded replica.
+fn assert_generations_still_listed(r: &V5Replica, scratch: &Path) {
+    let listing = generations_listing(r);
+    assert!(listing.lines().count() >= 3, "{listing}");
     remove_db(scratch);
 }
 

@@ -1,5 +1,6 @@
 //! Running an LTX restore plan: download the planned files (the first streamed, the others
-//! `parallelism` at a time), decode them in plan order on one blocking thread, write each page
+//! `parallelism` at a time; on the file backend every file is streamed in order, as reading ahead
+//! only costs memory there), decode them in plan order on one blocking thread, write each page
 //! at its place (latest file wins), truncate to the last file's commit, then the same fsync,
 //! integrity check and atomic move as every restore ([`super::output`], [`super::verify`]).
 //!
@@ -18,8 +19,9 @@
 //!   restore too), a bad file checksum, a truncated file, or a page 1..commit in no planned file
 //!   is an error naming the object; nothing appears at the output path.
 //! - Memory is flat in database size: one page and one compressed page on the disk thread, a
-//!   bitmap of one bit per page, `FIRST_QUEUE` chunks of the base, and per download at most
-//!   [`SPILL_THRESHOLD`] bytes (more goes to an anonymous spill file beside the output).
+//!   bitmap of one bit per page, [`STREAM_QUEUE`] chunks of the streamed files, and per parallel
+//!   download at most [`SPILL_THRESHOLD`] bytes (more goes to an anonymous spill file beside the
+//!   output).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -43,8 +45,8 @@ use super::output::{TempOutput, spill_file};
 use super::progress::{FinishOnDrop, Progress};
 use super::verify::verify;
 
-/// Chunks of the base file queued ahead of the disk thread.
-const FIRST_QUEUE: usize = 16;
+/// Chunks of the streamed files queued ahead of the disk thread (1 MiB each on the file backend).
+const STREAM_QUEUE: usize = 4;
 
 /// What a finished LTX restore did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +57,13 @@ pub struct LtxSummary {
     pub db_size: u64,
 }
 
-type ChunkMsg = Result<Bytes, RestoreError>;
+/// A piece of a streamed file: its bytes, then `End` before the next file's.
+enum Piece {
+    Data(Bytes),
+    End,
+}
+
+type ChunkMsg = Result<Piece, RestoreError>;
 type FileMsg = Result<(String, Body), RestoreError>;
 
 /// Restores `plan` (non-empty, in apply order) into `output`, which must not exist.
@@ -114,17 +122,22 @@ async fn download_and_apply(
     opts: &ExecOptions,
     progress: &Progress,
 ) -> Result<(File, Flusher, u64), RestoreError> {
-    let (first_tx, first_rx) = mpsc::channel(FIRST_QUEUE);
+    let streamed = if client.replica_type() == "file" {
+        plan.len()
+    } else {
+        1
+    };
+    let (first_tx, first_rx) = mpsc::channel(STREAM_QUEUE);
     let (rest_tx, rest_rx) = mpsc::channel(1);
-    let first_task = tokio::spawn(stream_first(
+    let first_task = tokio::spawn(stream_files(
         client.clone(),
-        plan[0].clone(),
+        plan[..streamed].to_vec(),
         progress.clone(),
         first_tx,
     ));
     let rest_task = tokio::spawn(send_rest(
         client.clone(),
-        plan[1..].to_vec(),
+        plan[streamed..].to_vec(),
         output.to_path_buf(),
         opts.parallelism.max(1),
         progress.clone(),
@@ -138,7 +151,12 @@ async fn download_and_apply(
     let span = tracing::Span::current();
     let disk = tokio::task::spawn_blocking(move || {
         let _in_span = span.enter();
-        apply_all(file, &disk_tmp, &disk_plan, &keys, first_rx, rest_rx)
+        let rx = Receivers {
+            streamed,
+            stream: first_rx,
+            rest: rest_rx,
+        };
+        apply_all(file, &disk_tmp, &disk_plan, &keys, rx)
     });
     let done = join(disk).await;
     first_task.abort();
@@ -146,23 +164,37 @@ async fn download_and_apply(
     done
 }
 
-/// Streams the base file's stored bytes to the disk thread.
-async fn stream_first(
+/// Streams the stored bytes of `files`, one after the other, each followed by `End`.
+async fn stream_files(
     client: ReplicaClient,
-    info: LtxFileInfo,
+    files: Vec<LtxFileInfo>,
     progress: Progress,
     tx: Sender<ChunkMsg>,
 ) {
+    for info in files {
+        if !stream_one(&client, &info, &progress, &tx).await {
+            return;
+        }
+    }
+}
+
+/// Streams one file; false if the disk thread stopped or the download failed (error sent).
+async fn stream_one(
+    client: &ReplicaClient,
+    info: &LtxFileInfo,
+    progress: &Progress,
+    tx: &Sender<ChunkMsg>,
+) -> bool {
     let key = client.ltx_key(info.level, info.min_txid, info.max_txid);
     let read_err = |e: StorageError| RestoreError::Read {
         key: key.clone(),
         source: Box::new(e),
     };
-    let mut raw = match client.open_ltx(&info).await {
+    let mut raw = match client.open_ltx(info).await {
         Ok(raw) => raw,
         Err(e) => {
             let _ = tx.send(Err(read_err(e))).await;
-            return;
+            return false;
         }
     };
     while let Some(chunk) = raw.next().await {
@@ -170,10 +202,16 @@ async fn stream_first(
         if let Ok(c) = &chunk {
             progress.add(c.len() as u64);
         }
-        if tx.send(chunk.map_err(read_err)).await.is_err() || failed {
-            return;
+        if tx
+            .send(chunk.map(Piece::Data).map_err(read_err))
+            .await
+            .is_err()
+            || failed
+        {
+            return false;
         }
     }
+    tx.send(Ok(Piece::End)).await.is_ok()
 }
 
 /// Downloads the other files, `parallelism` at a time, delivering them in plan order.
@@ -289,25 +327,35 @@ async fn write_spill(
     res.map_err(|e| RestoreError::Task(e.to_string()))?
 }
 
+/// Where the disk thread gets the files: the first `streamed` from `stream`, the rest as
+/// downloaded bodies from `rest`.
+struct Receivers {
+    streamed: usize,
+    stream: Receiver<ChunkMsg>,
+    rest: Receiver<FileMsg>,
+}
+
 /// The disk thread: every file in order, then the final size and coverage check.
 fn apply_all(
     file: File,
     path: &Path,
     plan: &[LtxFileInfo],
     keys: &[String],
-    first_rx: Receiver<ChunkMsg>,
-    mut rest_rx: Receiver<FileMsg>,
+    mut rx: Receivers,
 ) -> Result<(File, Flusher, u64), RestoreError> {
     let mut flusher = Flusher::start(&file).map_err(|e| RestoreError::io("sync", path, e))?;
     let mut db = PageWriter::new(&file, path);
-    let mut first = ChannelReader::new(first_rx);
-    let res = db.apply(&mut first, &plan[0], &keys[0], &mut flusher);
-    if let Some(e) = first.failed.take() {
-        return Err(e);
-    }
-    res?;
-    for (info, key) in plan.iter().zip(keys).skip(1) {
-        let (_, body) = match rest_rx.blocking_recv() {
+    for (i, (info, key)) in plan.iter().zip(keys).enumerate() {
+        if i < rx.streamed {
+            let mut reader = PieceReader::new(&mut rx.stream);
+            let res = db.apply(&mut reader, info, key, &mut flusher);
+            if let Some(e) = reader.failed.take() {
+                return Err(e);
+            }
+            res?;
+            continue;
+        }
+        let (_, body) = match rx.rest.blocking_recv() {
             Some(msg) => msg?,
             None => return Err(stopped(key)),
         };
@@ -437,34 +485,40 @@ impl<'a> PageWriter<'a> {
     }
 }
 
-/// `Read` over the base file's chunks as they arrive; a download error is kept in `failed`.
-struct ChannelReader {
-    rx: Receiver<ChunkMsg>,
+/// `Read` over one streamed file's pieces as they arrive (end of file at its `End`); a download
+/// error is kept in `failed`.
+struct PieceReader<'a> {
+    rx: &'a mut Receiver<ChunkMsg>,
     cur: Bytes,
+    ended: bool,
     failed: Option<RestoreError>,
 }
 
-impl ChannelReader {
-    fn new(rx: Receiver<ChunkMsg>) -> Self {
-        ChannelReader {
+impl<'a> PieceReader<'a> {
+    fn new(rx: &'a mut Receiver<ChunkMsg>) -> Self {
+        PieceReader {
             rx,
             cur: Bytes::new(),
+            ended: false,
             failed: None,
         }
     }
 }
 
-impl Read for ChannelReader {
+impl Read for PieceReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.cur.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
             match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => self.cur = chunk,
+                Some(Ok(Piece::Data(chunk))) => self.cur = chunk,
+                Some(Ok(Piece::End)) | None => self.ended = true,
                 Some(Err(e)) => {
                     let msg = e.to_string();
                     self.failed = Some(e);
                     return Err(io::Error::other(msg));
                 }
-                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.cur.len());

@@ -9,8 +9,9 @@
 //! What must stay true:
 //! - Same files, in the same order, as v0.5.17 for every replica it restores.
 //! - Where v0.5.17 would restore silently short, walstream refuses with an error naming the
-//!   object: an eligible file that starts past the restored range (a TXID gap — v0.5.17 only
-//!   checks this without `-txid`/`-timestamp`), and two files of one level 0..8 whose ranges
+//!   object: an eligible file that starts past the restored range while TXIDs before it are in
+//!   no file at all (a lost file — v0.5.17 only checks gaps without `-txid`/`-timestamp`, and
+//!   with `-timestamp` restores short without a word), and two files of one level 0..8 whose ranges
 //!   overlap (compaction never writes those).
 //! - `-txid` must be reached exactly, as in v0.5.17.
 
@@ -115,13 +116,18 @@ pub fn plan(levels: &Levels, target: &LtxTarget) -> Result<Vec<LtxFileInfo>, Ltx
     check_gap(levels, &target, cur).map(|()| out)
 }
 
-/// An eligible file that starts past the restored range means TXIDs are missing.
+/// An eligible file that starts past the restored range, with TXIDs before it that no file of
+/// any level holds, means the replica lost files. (TXIDs held only by a file that fails the
+/// filters — a compaction stamped after `-timestamp` — are not lost: v0.5.17 then restores the
+/// newest state it can reach, and so does walstream.)
 fn check_gap(levels: &Levels, target: &LtxTarget, cur: u64) -> Result<(), LtxPlanError> {
     let gap = levels
         .iter()
         .take(usize::from(SNAPSHOT_LEVEL))
         .flatten()
-        .find(|f| f.min_txid > cur + 1 && target.passes(f));
+        .find(|f| {
+            f.min_txid > cur + 1 && target.passes(f) && !covered(levels, cur + 1, f.min_txid - 1)
+        });
     match gap {
         Some(f) => Err(LtxPlanError::Gap {
             have: cur,
@@ -131,6 +137,23 @@ fn check_gap(levels: &Levels, target: &LtxTarget, cur: u64) -> Result<(), LtxPla
         }),
         None => Ok(()),
     }
+}
+
+/// True if every TXID in `from..=to` is in some file of some level.
+fn covered(levels: &Levels, from: u64, to: u64) -> bool {
+    let mut files: Vec<&LtxFileInfo> = levels.iter().flatten().collect();
+    files.sort_by_key(|f| f.min_txid);
+    let mut need = from;
+    for f in files {
+        if f.min_txid > need {
+            break;
+        }
+        need = need.max(f.max_txid.saturating_add(1));
+        if need > to {
+            return true;
+        }
+    }
+    need > to
 }
 
 /// Files of one level 0..8 never overlap (snapshots at level 9 all start at TXID 1).
@@ -294,6 +317,10 @@ mod tests {
             matches!(plan(&gap, &ts), Err(LtxPlanError::Gap { .. })),
             "v0.5.17 restores 1 silently"
         );
+        // TXIDs 2-3 exist only in a compaction stamped after T: the newest reachable state.
+        let late = levels(&[f(0, 1, 1, 1), f(1, 2, 4, 20), f(0, 4, 4, 5)]);
+        let p = plan(&late, &ts).expect("resolution limit, not damage");
+        assert_eq!(names(&p), vec![(0, 1, 1)]);
         let overlap = levels(&[f(0, 1, 2, 1), f(0, 2, 3, 2)]);
         assert!(matches!(
             plan(&overlap, &LtxTarget::default()),

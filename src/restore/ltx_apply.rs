@@ -579,3 +579,7 @@ impl Read for BodyReader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "ltx_apply_tests.rs"]
+mod tests;

@@ -38,7 +38,8 @@ fn text(b: &[u8]) -> String {
 
 /// A copy of the replica under `dir/<case>`, as a [`V5Replica`] whose URL points at the copy.
 fn copy_of(r: &V5Replica, case: &str) -> V5Replica {
-    let src = r.dir.join("replica");
+    let root = r.url.as_deref().and_then(|u| u.strip_prefix("file://"));
+    let src = PathBuf::from(root.expect("file url"));
     let dst = r.dir.join(format!("copy-{case}"));
     copy_dir(&src, &dst);
     let mut c = r.clone();
@@ -148,6 +149,20 @@ fn by_config(c: &V5Replica, case: &str) -> V5Replica {
     out
 }
 
+/// Removes every L9 snapshot but the one with the lowest max TXID.
+fn keep_oldest_snapshot(r: &V5Replica) {
+    let root = r.url.as_deref().and_then(|u| u.strip_prefix("file://"));
+    let l9 = PathBuf::from(root.expect("file url")).join("ltx/9");
+    let mut snaps: Vec<PathBuf> = fs::read_dir(&l9)
+        .expect("list L9")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    snaps.sort();
+    for newer in snaps.iter().skip(1) {
+        fs::remove_file(newer).expect("remove snapshot");
+    }
+}
+
 fn hex(s: &str) -> u64 {
     u64::from_str_radix(s, 16).expect("hex txid")
 }
@@ -155,7 +170,11 @@ fn hex(s: &str) -> u64 {
 #[test]
 fn damaged_v5_replicas_are_refused_naming_the_object() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let r = make_v5_replica(Backend::File, dir.path(), false);
+    let written = make_v5_replica(Backend::File, dir.path(), false);
+    // Only the oldest snapshot stays, so the plan walks a chain of L2/L1/L0 files however the
+    // timers fell (a valid replica: every TXID after the snapshot is still in some file).
+    let r = copy_of(&written, "base");
+    keep_oldest_snapshot(&r);
     let plan = plan_of(&r);
     assert!(plan.len() >= 3, "want a plan with a middle file: {plan:?}");
     let mid = plan[plan.len() / 2].clone();

@@ -93,6 +93,9 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
             return Ok(());
         }
     }
+    if p.bool("json") {
+        super::log::force_stderr();
+    }
     let wanted = p.str("replica");
     let replicas: Vec<ReplicaRef<'_>> = src
         .replicas

@@ -1,5 +1,7 @@
 //! Replica storage over `object_store`: the [`ReplicaClient`] lists, uploads, downloads and deletes
-//! Litestream v0.3.13 replica objects (spec §1, §10) on file, S3, GCS and Azure Blob backends.
+//! Litestream v0.3.13 replica objects (spec §1, §10) on file, S3, GCS and Azure Blob backends, and
+//! lists and reads Litestream v0.5 LTX files (`ltx_list.rs`: per-backend level layout, v0.5.17's
+//! name filter and per-file timestamps).
 //!
 //! What must stay true:
 //! - Keys come only from [`layout`]; listings return only names that parse there (foreign files,

@@ -94,6 +94,21 @@ fn restore_outcomes_on_a_v5_file_replica() {
         &url,
     ]));
     assert!(!out.exists());
+    let both = run_expect_fail(&mut walstream(&[
+        "restore",
+        "-txid",
+        "0000000000000009",
+        "-timestamp",
+        "2030-01-01T00:00:00Z",
+        "-o",
+        o,
+        &url,
+    ]));
+    assert!(
+        String::from_utf8_lossy(&both.stderr)
+            .contains("cannot specify index & timestamp to restore"),
+        "{both:?}"
+    );
     let bad = run_expect_fail(&mut walstream(&["restore", "-txid", "9", "-o", o, &url]));
     assert!(
         String::from_utf8_lossy(&bad.stderr)

@@ -88,6 +88,9 @@ pub async fn restore_auto(
     req: &RestoreRequest,
     ltx: &LtxRequest,
 ) -> Result<AutoOutcome, RestoreError> {
+    if ltx.txid.is_some() && req.timestamp.is_some() {
+        return Err(RestoreError::IndexAndTimestamp);
+    }
     let mut with_ltx = None;
     for r in replicas {
         if r.client
@@ -114,9 +117,6 @@ pub async fn restore_auto(
     }
     if layout == Layout::V3 {
         return super::restore(&[replica], req).await.map(AutoOutcome::V3);
-    }
-    if ltx.txid.is_some() && req.timestamp.is_some() {
-        return Err(RestoreError::IndexAndTimestamp);
     }
     let timestamps = match req.timestamp {
         Some(_) => Timestamps::Metadata,

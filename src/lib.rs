@@ -5,6 +5,7 @@
 //! - [`admin`]: manual backups, safe live restore and the per-database operation lock.
 //! - [`config`]: YAML config model with Litestream v0.3.13 keys, env expansion, validation, URLs.
 //! - [`storage`]: replica storage over `object_store` (key layout, listing, put/get/delete, retries).
+//! - [`ltx`]: Litestream v0.5 LTX files (header, pages, index, trailer, checksums), streamed.
 //! - [`lz4`]: the LZ4 frame codec used for every snapshot and segment.
 //! - [`wal`]: SQLite WAL header/frame parsing and the checksum chain.
 //! - [`db`]: one live database (read lock, shadow WAL, checkpoints, generations).
@@ -22,6 +23,7 @@ pub mod db;
 pub mod discover;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ltx;
 pub mod lz4;
 pub mod metrics;
 pub mod replica;

@@ -105,6 +105,14 @@ fn usage_texts_match_litestream() {
                 ),
                 1,
             );
+            let generations = "\tgenerations  list available generations for a database\n";
+            expected = expected.replacen(
+                generations,
+                &format!(
+                    "{generations}\tltx          list LTX files of a Litestream v0.5 replica\n"
+                ),
+                1,
+            );
             let snapshots = "\tsnapshots    list available snapshots for a database\n";
             assert!(expected.contains(snapshots), "{expected}");
             expected = expected.replacen(
@@ -119,7 +127,7 @@ fn usage_texts_match_litestream() {
         let extra = match cmd {
             "restore" => Some((
                 "\t-v\n\t    Verbose output.\n\n",
-                "\t-integrity-check MODE\n\t    walstream: verify the restored database before it is moved\n\t    into place: full (PRAGMA integrity_check), quick\n\t    (PRAGMA quick_check) or none. Defaults to full\n\n\tDIR\n\t    walstream: the \"dir\" of a directory entry of the config in\n\t    place of DB_PATH restores every database found in that entry's\n\t    replicas (matching its pattern) to OUTDIR/<relative path> with\n\t    -o OUTDIR, else to its place under DIR. -parallelism NUM then\n\t    bounds how many databases restore at once (each downloads one\n\t    WAL file at a time); -if-db-not-exists and -if-replica-exists\n\t    apply per database. Prints one line per database and exits 1\n\t    if any database failed.\n\n",
+                "\t-integrity-check MODE\n\t    walstream: verify the restored database before it is moved\n\t    into place: full (PRAGMA integrity_check), quick\n\t    (PRAGMA quick_check) or none. Defaults to full\n\n\t-txid TXID\n\t    Litestream v0.5 replicas: restore up to a specific\n\t    16-digit hex transaction ID (inclusive).\n\n\t-dry-run\n\t    Litestream v0.5 replicas: print the restore plan (which\n\t    LTX files from which levels) without writing anything.\n\n\t-json\n\t    With -dry-run, print the plan as JSON; otherwise print a\n\t    JSON summary of the finished v0.5 restore.\n\n\tDIR\n\t    walstream: the \"dir\" of a directory entry of the config in\n\t    place of DB_PATH restores every database found in that entry's\n\t    replicas (matching its pattern) to OUTDIR/<relative path> with\n\t    -o OUTDIR, else to its place under DIR. -parallelism NUM then\n\t    bounds how many databases restore at once (each downloads one\n\t    WAL file at a time); -if-db-not-exists and -if-replica-exists\n\t    apply per database. Prints one line per database and exits 1\n\t    if any database failed.\n\n",
             )),
             "replicate" => Some((
                 "\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\n",
@@ -133,6 +141,25 @@ fn usage_texts_match_litestream() {
         }
         assert_eq!(r.stdout, expected, "usage of {cmd:?}");
     }
+}
+
+#[test]
+fn ltx_usage_matches_litestream_v0_5() {
+    let r = run_in(tmp().path(), &["ltx", "-h"]);
+    assert_eq!((r.code, r.stderr.as_str()), (1, ""));
+    let out = Command::new(common::litestream5_bin())
+        .args(["ltx", "-h"])
+        .env_remove("LITESTREAM_CONFIG")
+        .output()
+        .expect("run litestream 0.5");
+    let after = "\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\n";
+    let added = "\t-replica NAME\n\t    walstream: list this replica of the database (default: the\n\t    first one).\n\n";
+    let expected = String::from_utf8_lossy(&out.stdout)
+        .replace("/etc/litestream.yml", "{config}")
+        .replace("litestream", "walstream")
+        .replace("{config}", "/etc/litestream.yml")
+        .replacen(after, &format!("{after}{added}"), 1);
+    assert_eq!(r.stdout, expected);
 }
 
 #[test]

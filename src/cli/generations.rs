@@ -29,6 +29,7 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     let db_path = src.db.as_ref().map(|d| d.path.clone());
     let mut table = Table::new();
     table.row(["name", "generation", "lag", "start", "end"]);
+    block_on(list::refuse_ltx_only(&src, "generations"))??;
     block_on(async {
         for r in &src.replicas {
             add_replica_rows(&mut table, r, db_path.as_deref(), reference).await;

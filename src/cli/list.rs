@@ -77,6 +77,23 @@ pub(super) fn log_error(msg: &str, err: &anyhow::Error) {
     );
 }
 
+/// `generations`, `snapshots` and `wal` read the v0.3 layout only (Litestream v0.5.17 has no
+/// such commands). On a replica that holds LTX files and no v0.3 generation they would print an
+/// empty table; fail with one line pointing at `walstream ltx` instead.
+pub(super) async fn refuse_ltx_only(src: &Source, command: &str) -> anyhow::Result<()> {
+    for r in &src.replicas {
+        let v3_empty = matches!(r.client.generations().await, Ok(g) if g.is_empty());
+        if v3_empty && r.client.has_ltx_files().await.unwrap_or(false) {
+            bail!(
+                "replica {} holds Litestream v0.5 (LTX) files and no v0.3 generations: \
+                 `walstream {command}` lists v0.3 generations only; use `walstream ltx -level all`",
+                r.name
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

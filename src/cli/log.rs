@@ -74,6 +74,12 @@ pub fn configure(logging: &LoggingConfig) {
     };
 }
 
+/// Sends log lines to stderr whatever the config says (v0.5.17's `restore -json` keeps stdout for
+/// the JSON).
+pub fn force_stderr() {
+    crate::rt::write(&SETTINGS).stderr = true;
+}
+
 /// Writes one log line in the current format. `attrs` are printed in order after the message.
 pub fn emit(level: LogLevel, msg: &str, attrs: &[(&str, LogValue)]) {
     let settings = *crate::rt::read(&SETTINGS);

@@ -23,8 +23,10 @@ mod backup;
 mod databases;
 mod generations;
 mod list;
+mod ltx;
 mod restore;
 mod restore_dir;
+mod restore_ltx;
 mod snapshots;
 mod source;
 mod status;
@@ -70,6 +72,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "generations" => generations::run(rest),
         "snapshots" => snapshots::run(rest),
         "wal" => wal::run(rest),
+        "ltx" => ltx::run(rest),
         "restore" => restore::run(rest),
         "status" => status::run(rest),
         "replicate" => replicate::command(rest),

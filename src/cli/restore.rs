@@ -1,5 +1,7 @@
 //! `walstream restore [flags] DB_PATH|REPLICA_URL` (spec §5.4): Litestream v0.3.13's flags and
-//! outcomes, plus `-integrity-check full|quick|none`.
+//! outcomes, plus `-integrity-check full|quick|none`, and for Litestream v0.5 (LTX) replicas
+//! v0.5.17's `-txid`, `-dry-run` and `-json` (layout detection: `restore::ltx_select`; output:
+//! `restore_ltx.rs`).
 //!
 //! What must stay true: checks happen in Litestream's order, so the same message wins —
 //! flags, positional args, `-timestamp` format, then (URL) `-config` conflict, `output path
@@ -23,8 +25,9 @@ use super::flags::{FlagSet, Parsed};
 use super::source::{self, SourceArgs};
 use super::{block_on, list, parse_flags, restore_dir};
 use crate::config;
+use crate::restore::ltx_select::{self, LtxRequest};
 use crate::restore::{
-    self, DEFAULT_PARALLELISM, ExecOptions, IntegrityCheck, ReplicaRef, RestoreRequest,
+    DEFAULT_PARALLELISM, ExecOptions, IntegrityCheck, ReplicaRef, RestoreRequest,
 };
 
 /// Litestream's message; the space before "format" is a U+00A0 in the v0.3.13 binary.
@@ -90,6 +93,9 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
             return Ok(());
         }
     }
+    if p.bool("json") {
+        super::log::force_stderr();
+    }
     let wanted = p.str("replica");
     let replicas: Vec<ReplicaRef<'_>> = src
         .replicas
@@ -100,17 +106,29 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
             client: &r.client,
         })
         .collect();
-    interruptible(async {
-        restore::restore(&replicas, &req)
+    let ltx = LtxRequest {
+        txid: parse_txid_flag(p.str("txid")),
+        dry_run: p.bool("dry-run"),
+    };
+    let started = std::time::Instant::now();
+    let outcome = interruptible(async {
+        ltx_select::restore_auto(&replicas, &req, &ltx)
             .await
-            .map(|_| ())
             .map_err(anyhow::Error::from)
-    })
+    })?;
+    let report = super::restore_ltx::ReportArgs {
+        source: target,
+        output: &req.output,
+        json: p.bool("json"),
+        integrity_check: p.str("integrity-check"),
+        elapsed: started.elapsed(),
+    };
+    super::restore_ltx::report(&outcome, &report)
 }
 
 /// Runs `work` until it ends or SIGINT/SIGTERM arrives. Dropping the restore(s) removes their
 /// temporary files before the process exits.
-fn interruptible(work: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+fn interruptible<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     block_on(async {
         tokio::select! {
             done = work => done,
@@ -146,6 +164,9 @@ fn flag_set() -> FlagSet {
         .bool("if-db-not-exists", false)
         .bool("if-replica-exists", false)
         .string("timestamp", "")
+        .custom("txid", "", check_txid)
+        .bool("dry-run", false)
+        .bool("json", false)
         .custom("integrity-check", "full", check_integrity);
     fs
 }
@@ -155,6 +176,23 @@ fn check_index(s: &str) -> Result<(), String> {
         Some(_) => Ok(()),
         None => Err("invalid hexadecimal format".to_string()),
     }
+}
+
+fn check_txid(s: &str) -> Result<(), String> {
+    let hex16 = s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if s.is_empty() || hex16 {
+        Ok(())
+    } else {
+        Err("invalid txid format".to_string())
+    }
+}
+
+/// `-txid`: 16 hex digits (either case, like ltx.ParseTXID); 0 means latest.
+fn parse_txid_flag(s: &str) -> Option<u64> {
+    if s.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(s, 16).ok().filter(|&t| t != 0)
 }
 
 fn check_integrity(s: &str) -> Result<(), String> {

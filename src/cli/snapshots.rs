@@ -17,6 +17,7 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     let src = list::resolve_source(&p, "database path required")?;
     let mut table = Table::new();
     table.row(["replica", "generation", "index", "size", "created"]);
+    block_on(list::refuse_ltx_only(&src, "snapshots"))??;
     block_on(async {
         for r in &src.replicas {
             match replica_rows(r).await {

@@ -17,6 +17,7 @@ The commands are:
 	backup       creates, lists and deletes manual backups of a database
 	databases    list databases specified in config file
 	generations  list available generations for a database
+	ltx          list LTX files of a Litestream v0.5 replica
 	replicate    runs a server to replicate databases
 	restore      recovers database backup from a replica
 	snapshots    list available snapshots for a database
@@ -223,6 +224,18 @@ Arguments:
 	    into place: full (PRAGMA integrity_check), quick
 	    (PRAGMA quick_check) or none. Defaults to full
 
+	-txid TXID
+	    Litestream v0.5 replicas: restore up to a specific
+	    16-digit hex transaction ID (inclusive).
+
+	-dry-run
+	    Litestream v0.5 replicas: print the restore plan (which
+	    LTX files from which levels) without writing anything.
+
+	-json
+	    With -dry-run, print the plan as JSON; otherwise print a
+	    JSON summary of the finished v0.5 restore.
+
 	DIR
 	    walstream: the "dir" of a directory entry of the config in
 	    place of DB_PATH restores every database found in that entry's
@@ -283,6 +296,50 @@ Arguments:
 "#;
 
 /// The usage text of `command` (`""` for the program's own usage), or `None` if unknown.
+const LTX: &str = r#"The ltx command lists all LTX files available for a database.
+
+Usage:
+
+	walstream ltx [arguments] DB_PATH
+
+	walstream ltx [arguments] REPLICA_URL
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to {config}
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+	-replica NAME
+	    walstream: list this replica of the database (default: the
+	    first one).
+
+	-level LEVEL
+	    Compaction level to list (0-9 or "all").
+	    Defaults to 0.
+
+	-json
+	    Output raw JSON instead of human-readable text.
+
+Examples:
+
+	# List all LTX files for a database.
+	$ walstream ltx /path/to/db
+
+	# List all LTX files for replica URL.
+	$ walstream ltx s3://mybkt/db
+
+	# List LTX files at snapshot level (level 9).
+	$ walstream ltx -level 9 /path/to/db
+
+	# List LTX files across all compaction levels.
+	$ walstream ltx -level all /path/to/db
+
+"#;
+
 pub fn usage(command: &str, default_config: &str) -> Option<String> {
     let text = match command {
         "" => MAIN,
@@ -294,6 +351,7 @@ pub fn usage(command: &str, default_config: &str) -> Option<String> {
         "restore" => RESTORE,
         "replicate" => REPLICATE,
         "backup" => BACKUP,
+        "ltx" => LTX,
         _ => return None,
     };
     Some(text.replace(CONFIG_PLACEHOLDER, default_config))

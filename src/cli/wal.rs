@@ -30,6 +30,7 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
         "size",
         "created",
     ]);
+    block_on(list::refuse_ltx_only(&src, "wal"))??;
     block_on(async {
         for r in &src.replicas {
             add_replica_rows(&mut table, r, db_path.as_deref(), filter).await;

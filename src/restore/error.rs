@@ -88,6 +88,22 @@ pub enum RestoreError {
     },
     #[error("restore task failed: {0}")]
     Task(String),
+    /// A Litestream v0.5 (LTX) file that cannot be decoded (names the object).
+    #[error(transparent)]
+    Ltx(#[from] crate::ltx::LtxError),
+    /// No usable LTX restore plan (v0.5.17's wording where it has one).
+    #[error(transparent)]
+    LtxPlan(#[from] super::ltx_plan::LtxPlanError),
+    #[error("ltx file {key}: {detail}")]
+    LtxFile { key: String, detail: String },
+    #[error(
+        "page {pgno} of the restored database (commit {commit} pages) is in none of the planned ltx files (base {base})"
+    )]
+    LtxMissingPage {
+        pgno: u32,
+        commit: u32,
+        base: String,
+    },
 }
 
 impl RestoreError {

@@ -4,7 +4,9 @@
 //! Pieces: [`plan`] (pure choice rules), [`select`] (listing replicas), [`fetch`] (download +
 //! LZ4), [`apply`] (snapshot and WAL frames onto the file, strictly validated), [`verify`]
 //! (`integrity_check`, reading through `verify_vfs`), [`output`] (temporary files and the atomic move), [`execute`] (the
-//! pipeline), [`progress`] (terminal progress bar).
+//! pipeline), [`progress`] (terminal progress bar). Litestream v0.5 (LTX) replicas:
+//! [`ltx_select`] (layout choice and the entry point the CLI calls), [`ltx_plan`] (v0.5.17's
+//! plan), [`ltx_apply`] (download, decode, apply; same output/verify path).
 //!
 //! What must stay true:
 //! - Same restore point and same bytes as `litestream restore` on every replica it accepts;
@@ -20,6 +22,9 @@ pub mod error;
 pub mod execute;
 pub mod fetch;
 pub mod flush;
+pub mod ltx_apply;
+pub mod ltx_plan;
+pub mod ltx_select;
 pub mod output;
 pub mod plan;
 pub mod progress;

@@ -206,7 +206,7 @@ impl ReplicaClient {
         Ok(size)
     }
 
-    async fn open(
+    pub(super) async fn open(
         &self,
         key: String,
     ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
@@ -418,7 +418,7 @@ fn check_generation(generation: &str) -> Result<(), StorageError> {
 
 /// Converts a layout key into an object path. A leading `/` would be dropped, which is why client
 /// creation refuses object-store roots that start with `/`.
-fn parse_path(key: &str) -> Result<Path, StorageError> {
+pub(super) fn parse_path(key: &str) -> Result<Path, StorageError> {
     Path::parse(key).map_err(|source| StorageError::InvalidKey {
         key: key.to_string(),
         source,

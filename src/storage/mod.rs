@@ -1,5 +1,7 @@
 //! Replica storage over `object_store`: the [`ReplicaClient`] lists, uploads, downloads and deletes
-//! Litestream v0.3.13 replica objects (spec §1, §10) on file, S3, GCS and Azure Blob backends.
+//! Litestream v0.3.13 replica objects (spec §1, §10) on file, S3, GCS and Azure Blob backends, and
+//! lists and reads Litestream v0.5 LTX files (`ltx_list.rs`: per-backend level layout, v0.5.17's
+//! name filter and per-file timestamps).
 //!
 //! What must stay true:
 //! - Keys come only from [`layout`]; listings return only names that parse there (foreign files,
@@ -36,6 +38,7 @@ mod lazy;
 mod listing;
 mod local_modes;
 mod local_read;
+mod ltx_list;
 pub mod retry;
 mod stats;
 mod upload;
@@ -49,6 +52,7 @@ use object_store::ObjectStore;
 
 pub use age::{AgeError, AgeKeys};
 pub use azure_list::{ListFormatError, ListStatusError};
+pub use ltx_list::{HEAD_CONCURRENCY, LtxFileInfo, SNAPSHOT_LEVEL, Timestamps};
 pub use retry::RetryPolicy;
 pub use stats::{ErrorClass, StorageStats};
 pub use upload::PART_SIZE;

@@ -61,6 +61,8 @@ pub struct LitestreamReplica {
     pub walstream_env: Vec<(String, String)>,
     /// Rows in `t` after the last committed transaction (the replica holds all of them).
     pub rows: i64,
+    /// The key prefix of object-store replicas (unused by `File`).
+    pub prefix: String,
 }
 
 /// Runs Litestream v0.3.13 twice against a fresh database in `dir` (see the module docs) and
@@ -84,6 +86,7 @@ pub fn make_litestream_replica(backend: Backend, dir: &Path) -> LitestreamReplic
         env: backend.env_for_litestream(),
         walstream_env: backend.env_for_walstream(),
         rows: 0,
+        prefix: prefix.clone(),
     };
     let app = open_app_db(&db_path);
     run_once(&mut replica, &app, 1);
@@ -222,19 +225,26 @@ fn remove_probe(out: &Path) {
 }
 
 /// A running `litestream replicate`; killed on drop if a test panics before stopping it.
-struct LitestreamProcess {
+pub struct LitestreamProcess {
     child: Option<Child>,
 }
 
 impl LitestreamProcess {
     fn start(replica: &LitestreamReplica, log: &Path) -> Self {
+        Self::start_with(&litestream_bin(), &replica.config_path, &replica.env, log)
+    }
+
+    /// `bin replicate -config config` with `env` (and without `AWS_CA_BUNDLE`, which v0.5.17
+    /// refuses), stdout and stderr to `log`.
+    pub fn start_with(bin: &Path, config: &Path, env: &[(String, String)], log: &Path) -> Self {
         let log_file = fs::File::create(log).expect("create litestream log");
         let err_file = log_file.try_clone().expect("clone log handle");
-        let child = Command::new(litestream_bin())
+        let child = Command::new(bin)
             .arg("replicate")
             .arg("-config")
-            .arg(&replica.config_path)
-            .envs(replica.env.iter().map(|(k, v)| (k, v)))
+            .arg(config)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env_remove("AWS_CA_BUNDLE")
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(err_file)
@@ -243,7 +253,7 @@ impl LitestreamProcess {
         LitestreamProcess { child: Some(child) }
     }
 
-    fn assert_running(&mut self, log: &Path) {
+    pub fn assert_running(&mut self, log: &Path) {
         let child = self.child.as_mut().expect("litestream child present");
         if let Some(status) = child.try_wait().expect("poll litestream") {
             let text = fs::read_to_string(log).unwrap_or_default();
@@ -252,7 +262,7 @@ impl LitestreamProcess {
     }
 
     /// SIGTERM, then wait (with a deadline) for a clean exit 0.
-    fn stop(mut self) {
+    pub fn stop(mut self) {
         let mut child = self.child.take().expect("litestream child present");
         let status = Command::new("kill")
             .arg("-TERM")

@@ -35,6 +35,8 @@ fn db_config(db: &Path) -> DbConfig {
         max_checkpoint_page_count: 0,
         replicas: Vec::new(),
         backups: walstream::config::BackupsConfig::for_db(db),
+        truncate_page_count: walstream::config::TRUNCATE_PAGE_COUNT,
+        busy_timeout: std::time::Duration::from_secs(1),
         v05_replica: false,
     }
 }

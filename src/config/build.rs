@@ -366,7 +366,7 @@ fn read_db_settings(
     let known: Vec<&str> = DB_KEYS.iter().chain(v05::DB_KEYS).copied().collect();
     s.warn_unknown(&known, &format!("in {key} (db {shown})"), warnings);
     let mut refusals = scope.shared.refusals.borrow_mut();
-    v05::read_db(s, warnings, &mut refusals)?;
+    v05::read_db(s, db, &mut refusals)?;
     drop(refusals);
     if let Some(v) = s.duration("monitor-interval")? {
         db.monitor_interval = non_negative(v);
@@ -488,6 +488,8 @@ impl DbConfig {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             min_checkpoint_page_count: DEFAULT_MIN_CHECKPOINT_PAGE_COUNT,
             max_checkpoint_page_count: DEFAULT_MAX_CHECKPOINT_PAGE_COUNT,
+            truncate_page_count: super::TRUNCATE_PAGE_COUNT,
+            busy_timeout: super::WALSTREAM_BUSY_TIMEOUT,
             replicas: Vec::new(),
             v05_replica: false,
         }

@@ -147,6 +147,12 @@ pub struct DbConfig {
     pub checkpoint_interval: Duration,
     pub min_checkpoint_page_count: u64,
     pub max_checkpoint_page_count: u64,
+    /// WAL pages at which a TRUNCATE checkpoint is forced (Litestream v0.5's `truncate-page-n`;
+    /// v0.3's fixed 500,000 by default); 0 disables it.
+    pub truncate_page_count: u64,
+    /// SQLite busy timeout of walstream's connections and the longest a RESTART/TRUNCATE
+    /// checkpoint retries (Litestream v0.5's `busy-timeout`; 1 s by default, v0.3's fixed value).
+    pub busy_timeout: Duration,
     pub replicas: Vec<ReplicaConfig>,
     /// walstream's manual backups of this database (`backups:`; not in Litestream).
     pub backups: BackupsConfig,

@@ -532,33 +532,24 @@ const SSE_KMS: &str = "walstream does not ask S3 for SSE-KMS with this key, so u
 const STORAGE_CLASS: &str = "walstream uploads with the bucket's default storage class; remove \
      the key (a bucket lifecycle rule can move objects to another class)";
 
-/// The per-database v0.5 keys: `busy-timeout` and `truncate-page-n` are warned about when they
-/// differ from walstream's fixed values, `max-sync-wal-bytes` is validated (the v0.3 layout has
-/// no per-sync file to split), `restore-if-db-not-exists: true` is a refusal.
+/// The per-database v0.5 keys: `busy-timeout` (SQLite busy timeout of walstream's connections,
+/// and how long a RESTART/TRUNCATE checkpoint retries) and `truncate-page-n` (0 disables the
+/// forced TRUNCATE) are honoured, `max-sync-wal-bytes` is validated (the v0.3 layout has no
+/// per-sync file to split), `restore-if-db-not-exists: true` is a refusal.
 pub(crate) fn read_db(
     s: &Section<'_>,
-    warnings: &mut Vec<String>,
+    db: &mut super::DbConfig,
     refusals: &mut Vec<Refusal>,
 ) -> Result<(), ConfigError> {
-    if let Some(n) = s.duration("busy-timeout")?
-        && i128::from(n) != WALSTREAM_BUSY_TIMEOUT.as_nanos() as i128
-    {
-        warnings.push(format!(
-            "busy-timeout {} in {} is not used: walstream's busy timeout is fixed \
-             at 1s (its checkpoints retry instead)",
-            format_go_duration(i128::from(n)),
-            s.location
-        ));
+    if let Some(n) = s.duration("busy-timeout")? {
+        if n <= 0 {
+            return Err(s.err("busy-timeout", "must be greater than 0"));
+        }
+        db.busy_timeout = Duration::from_nanos(n.unsigned_abs());
     }
-    if let Some(n) = s.int("truncate-page-n")?
-        && u64::try_from(n).ok() != Some(super::TRUNCATE_PAGE_COUNT)
-    {
-        warnings.push(format!(
-            "truncate-page-n {n} in {} is not used: walstream forces a TRUNCATE \
-             checkpoint at {} WAL pages (Litestream v0.3's value)",
-            s.location,
-            super::TRUNCATE_PAGE_COUNT
-        ));
+    if let Some(n) = s.int("truncate-page-n")? {
+        db.truncate_page_count = u64::try_from(n)
+            .map_err(|_| s.err("truncate-page-n", format!("must not be negative, got {n}")))?;
     }
     if s.int("max-sync-wal-bytes")?.is_some_and(|n| n < 0) {
         return Err(s.err("max-sync-wal-bytes", "must not be negative"));

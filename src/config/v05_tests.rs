@@ -50,17 +50,10 @@ fn secs(s: u64) -> Duration {
 fn fixture_loads_with_every_key_mapped() {
     let loaded = ok(FIXTURE);
     let c = &loaded.config;
-    assert_eq!(
-        loaded.warnings,
-        vec![
-            "busy-timeout 5s in dbs[0] (/data/app.db) is not used: walstream's \
-             busy timeout is fixed at 1s (its checkpoints retry instead)"
-                .to_string(),
-            "truncate-page-n 121359 in dbs[0] (/data/app.db) is not used: \
-             walstream forces a TRUNCATE checkpoint at 500000 WAL pages (Litestream v0.3's value)"
-                .to_string(),
-        ]
-    );
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let db = &c.dbs[0];
+    assert_eq!(db.busy_timeout, secs(5));
+    assert_eq!(db.truncate_page_count, 121_359);
     assert_eq!(c.addr.as_deref(), Some("127.0.0.1:0"));
     assert_eq!(c.exec.as_deref(), Some("true"));
     assert!(c.logging.stderr);
@@ -319,6 +312,14 @@ fn invalid_v05_values_are_config_errors() {
         (
             "dbs:\n  - path: /d/a.db\n    busy-timeout: 1d\n",
             "dbs[0] (/d/a.db): busy-timeout: invalid duration \"1d\"",
+        ),
+        (
+            "dbs:\n  - path: /d/a.db\n    busy-timeout: 0s\n",
+            "dbs[0] (/d/a.db): busy-timeout: must be greater than 0",
+        ),
+        (
+            "dbs:\n  - path: /d/a.db\n    truncate-page-n: -1\n",
+            "dbs[0] (/d/a.db): truncate-page-n: must not be negative, got -1",
         ),
     ];
     for (text, want) in cases {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tracing::debug;
 
-use super::conn::{BUSY_TIMEOUT, CheckpointResult, Conns};
+use super::conn::{CheckpointResult, Conns};
 use super::error::DbError;
 use super::sync::Advanced;
 use super::{Attached, Shared};
@@ -178,7 +178,7 @@ impl Shared {
 
 /// PASSIVE once, or (RESTART/TRUNCATE) until complete or the busy timeout passed.
 fn run_checkpoint(conns: &Conns, mode: CheckpointMode) -> Result<CheckpointResult, DbError> {
-    let deadline = Instant::now() + BUSY_TIMEOUT;
+    let deadline = Instant::now() + conns.busy_timeout();
     let mut delay = Duration::from_millis(1);
     loop {
         let result = conns.checkpoint_passive()?;

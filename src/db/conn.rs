@@ -15,7 +15,7 @@
 //! the one database descriptor SQLite keeps for reuse after `main` closes (it may not close it
 //! while the reader holds locks on the file) — four in all.
 //!
-//! What must stay true: every connection has busy timeout 1 s, `SQLITE_FCNTL_PERSIST_WAL = 1`
+//! What must stay true: every connection has the database's busy timeout (1 s by default), `SQLITE_FCNTL_PERSIST_WAL = 1`
 //! (closing our connections never deletes `-wal`) and `wal_autocheckpoint = 0`; connections
 //! are opened without `SQLITE_OPEN_CREATE`, so a vanished file is never recreated empty; a
 //! checkpoint always runs on a connection outside any transaction.
@@ -30,7 +30,9 @@ use super::error::DbError;
 use super::file::DbFile;
 use crate::rt::lock;
 
-/// Litestream's `BusyTimeout`.
+/// Litestream's `BusyTimeout` (the default of `busy-timeout`), used where no database's
+/// setting applies.
+#[cfg(test)]
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 
 const UPSERT_SEQ: &str = "INSERT INTO _litestream_seq (id, seq) VALUES (1, 1) \
@@ -68,12 +70,12 @@ impl OnDemand {
     /// Runs `f` on the connection, opening it first if needed.
     fn with<T>(
         &self,
-        path: &Path,
+        (path, busy): (&Path, Duration),
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, rusqlite::Error> {
         let mut slot = self.conn.borrow_mut();
         if slot.is_none() {
-            *slot = Some(open_raw(path)?);
+            *slot = Some(open_raw(path, busy)?);
         }
         match slot.as_ref() {
             Some(c) => f(c),
@@ -94,6 +96,8 @@ impl OnDemand {
 /// transaction), shared with snapshot handles on its descriptor; `main` opened on demand.
 pub(crate) struct Conns {
     path: PathBuf,
+    /// SQLite busy timeout of both connections (`busy-timeout`).
+    busy: Duration,
     main: OnDemand,
     reader: Arc<Mutex<Connection>>,
     read_held: bool,
@@ -102,8 +106,8 @@ pub(crate) struct Conns {
 impl Conns {
     /// Steps 1–6 of the attach sequence: WAL mode (converting a rollback-journal database),
     /// autocheckpoint off, the two Litestream tables, the long-running read transaction.
-    pub fn attach(path: &Path) -> Result<Conns, DbError> {
-        let main = open(path)?;
+    pub fn attach(path: &Path, busy: Duration) -> Result<Conns, DbError> {
+        let main = open(path, busy)?;
         enable_wal(&main, path)?;
         main.execute_batch(
             "CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);
@@ -112,12 +116,23 @@ impl Conns {
         .map_err(DbError::sqlite(path, "create litestream tables"))?;
         let mut conns = Conns {
             path: path.to_path_buf(),
+            busy,
             main: OnDemand::new(Some(main)),
-            reader: Arc::new(Mutex::new(open(path)?)),
+            reader: Arc::new(Mutex::new(open(path, busy)?)),
             read_held: false,
         };
         conns.acquire_read()?;
         Ok(conns)
+    }
+
+    /// The database path and busy timeout, for opening `main`.
+    fn at(&self) -> (&Path, Duration) {
+        (&self.path, self.busy)
+    }
+
+    /// The busy timeout of these connections.
+    pub fn busy_timeout(&self) -> Duration {
+        self.busy
     }
 
     /// Closes `main` if it is idle (not inside a transaction). SQLite keeps its database
@@ -137,7 +152,7 @@ impl Conns {
     pub fn page_size(&self) -> Result<u32, DbError> {
         let ps: i64 = self
             .main
-            .with(&self.path, |c| {
+            .with(self.at(), |c| {
                 c.query_row("PRAGMA page_size", [], |r| r.get(0))
             })
             .map_err(DbError::sqlite(&self.path, "read page size"))?;
@@ -193,7 +208,7 @@ impl Conns {
         if truncate_wal {
             self.set_journal_size_limit(0)?;
         }
-        let result = self.main.with(&self.path, |c| c.execute(UPSERT_SEQ, []));
+        let result = self.main.with(self.at(), |c| c.execute(UPSERT_SEQ, []));
         if truncate_wal {
             self.set_journal_size_limit(-1)?;
         }
@@ -203,7 +218,7 @@ impl Conns {
     fn set_journal_size_limit(&self, limit: i64) -> Result<(), DbError> {
         let sql = format!("PRAGMA journal_size_limit = {limit}");
         self.main
-            .with(&self.path, |c| c.execute_batch(&sql))
+            .with(self.at(), |c| c.execute_batch(&sql))
             .map_err(DbError::sqlite(&self.path, "set journal_size_limit"))
     }
 
@@ -212,7 +227,7 @@ impl Conns {
     pub fn begin_write_lock(&self) -> Result<bool, DbError> {
         match self
             .main
-            .with(&self.path, |c| c.execute_batch("BEGIN IMMEDIATE"))
+            .with(self.at(), |c| c.execute_batch("BEGIN IMMEDIATE"))
         {
             Ok(()) => Ok(true),
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(false),
@@ -223,7 +238,7 @@ impl Conns {
     /// Releases the write lock (rolls the empty transaction back).
     pub fn end_write_lock(&self) -> Result<(), DbError> {
         self.main
-            .with(&self.path, |c| c.execute_batch("ROLLBACK"))
+            .with(self.at(), |c| c.execute_batch("ROLLBACK"))
             .map_err(DbError::sqlite(&self.path, "release write lock"))
     }
 
@@ -241,7 +256,7 @@ impl Conns {
             })
         };
         let result = if self.read_held {
-            self.main.with(&self.path, run)
+            self.main.with(self.at(), run)
         } else {
             run(&lock(&self.reader))
         };
@@ -263,16 +278,16 @@ const CACHE_PAGES: i64 = 2;
 
 /// Opens one connection with Litestream's settings, and with SQLite's per-connection memory
 /// (lookaside slots, page cache) cut to what walstream's few statements need.
-fn open(path: &Path) -> Result<Connection, DbError> {
-    open_raw(path).map_err(DbError::sqlite(path, "open database"))
+fn open(path: &Path, busy: Duration) -> Result<Connection, DbError> {
+    open_raw(path, busy).map_err(DbError::sqlite(path, "open database"))
 }
 
-fn open_raw(path: &Path) -> rusqlite::Result<Connection> {
+fn open_raw(path: &Path, busy: Duration) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     no_lookaside(&conn);
     conn.pragma_update(None, "cache_size", CACHE_PAGES)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(busy)?;
     persist_wal(&conn)?;
     conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
     Ok(conn)
@@ -384,7 +399,7 @@ mod tests {
     fn truncate_upsert_cuts_the_wal_to_the_restarting_transaction() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (path, app) = app_db(dir.path());
-        let mut conns = Conns::attach(&path).expect("attach");
+        let mut conns = Conns::attach(&path, BUSY_TIMEOUT).expect("attach");
         app.execute_batch(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
              INSERT INTO t SELECT randomblob(3000) FROM n",
@@ -413,7 +428,7 @@ mod tests {
         let (path, app) = app_db(dir.path());
         app.execute_batch("INSERT INTO t VALUES (1)")
             .expect("insert");
-        let conns = Conns::attach(&path).expect("attach");
+        let conns = Conns::attach(&path, BUSY_TIMEOUT).expect("attach");
         drop(app);
         conns.close().expect("close");
         assert!(
@@ -426,7 +441,7 @@ mod tests {
     fn write_lock_blocks_other_writers_until_released() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (path, app) = app_db(dir.path());
-        let conns = Conns::attach(&path).expect("attach");
+        let conns = Conns::attach(&path, BUSY_TIMEOUT).expect("attach");
         assert!(conns.begin_write_lock().expect("lock"));
         app.busy_timeout(Duration::from_millis(10))
             .expect("timeout");

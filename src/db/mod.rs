@@ -198,6 +198,8 @@ pub(crate) struct Shared {
     wal_path: PathBuf,
     meta: Meta,
     policy: CheckpointPolicy,
+    /// `busy-timeout` of walstream's connections.
+    busy_timeout: std::time::Duration,
     attached: Mutex<Option<Attached>>,
     state: tokio_watch::Sender<DbState>,
     guards: AtomicUsize,
@@ -240,10 +242,11 @@ impl Db {
             path: cfg.path.clone(),
             wal_path: PathBuf::from(wal),
             meta: Meta::new(cfg.meta_path.clone()),
+            busy_timeout: cfg.busy_timeout,
             policy: CheckpointPolicy {
                 min_page_count: cfg.min_checkpoint_page_count,
                 max_page_count: cfg.max_checkpoint_page_count,
-                truncate_page_count: TRUNCATE_PAGE_COUNT,
+                truncate_page_count: cfg.truncate_page_count,
                 interval: cfg.checkpoint_interval,
             },
             attached: Mutex::new(None),

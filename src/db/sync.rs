@@ -79,7 +79,7 @@ impl Shared {
             Ok(_) => {}
         }
         let perms = Perms::of(&self.path)?;
-        let conns = Conns::attach(&self.path)?;
+        let conns = Conns::attach(&self.path, self.busy_timeout)?;
         let page_size = conns.page_size()?;
         perms.mkdir_all(self.meta.root())?;
         self.meta.remove_tmp_files()?;

@@ -122,6 +122,27 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Runs a restore that must succeed into `name` beside the fixture; returns its path.
+    fn restore_ok(&self, name: &str) -> PathBuf {
+        let out = self._dir.path().join(name);
+        let run = Command::new(walstream_bin())
+            .arg("restore")
+            .arg("-o")
+            .arg(&out)
+            .arg(format!("file://{}", self.replica.display()))
+            .env_remove("LITESTREAM_CONFIG")
+            .output()
+            .expect("run walstream");
+        assert!(
+            run.status.success(),
+            "restore failed:\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        out
+    }
+}
+
 fn assert_has(stderr: &str, want: &str) {
     assert!(stderr.contains(want), "want {want:?} in:\n{stderr}");
 }
@@ -228,13 +249,21 @@ fn index_not_ending_on_a_commit_frame() {
     );
 }
 
+/// A snapshot shorter than its header, as Litestream v0.3 writes when a checkpoint extends the
+/// file while it copies: the replay of the snapshot's own WAL index writes the missing page, so
+/// the restore succeeds and equals the restore of the intact replica (the case where the replay
+/// does not supply it is an error naming the snapshot: `restore::apply` unit tests).
 #[test]
-fn snapshot_shorter_than_its_header() {
+fn snapshot_torn_by_a_checkpoint_is_repaired_by_its_wal_index() {
     let f = Fixture::new();
+    let intact = f.restore_ok("intact.db");
     let snap = f.snapshot();
     f.edit(snap, |db| db.truncate(db.len() - PAGE));
-    let err = f.restore_fails(&[]);
-    assert_has(&err, &format!("snapshot {} is truncated: ", snap.key));
+    let repaired = f.restore_ok("repaired.db");
+    assert!(
+        fs::read(&intact).expect("read intact") == fs::read(&repaired).expect("read repaired"),
+        "the repaired restore differs from the intact one"
+    );
 }
 
 #[test]

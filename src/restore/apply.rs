@@ -38,12 +38,77 @@ pub struct SnapshotSink<'f> {
 }
 
 /// What the applied snapshot looks like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbInfo {
     /// File length after the snapshot.
     pub len: u64,
     /// Page size from the database header; `None` for an empty snapshot.
     pub page_size: Option<u32>,
+    /// The snapshot ends before the page count its header announces: the pages it lacks, which
+    /// the replay of its WAL index must write (see [`SnapshotSink::finish`]).
+    pub torn: Option<TornSnapshot>,
+}
+
+/// A snapshot shorter than its header (copied while a checkpoint extended the file): which
+/// pages the replay of its own WAL index must supply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornSnapshot {
+    pub key: String,
+    pub len: u64,
+    pub pages: u32,
+    pub page_size: u32,
+}
+
+impl TornSnapshot {
+    /// First page (1-based) the snapshot does not hold in full.
+    fn first_missing(&self) -> u32 {
+        u32::try_from(self.len / u64::from(self.page_size)).map_or(u32::MAX, |n| n + 1)
+    }
+}
+
+/// Which of a torn snapshot's missing pages the replay wrote.
+struct Coverage {
+    torn: TornSnapshot,
+    seen: Vec<bool>,
+}
+
+impl Coverage {
+    fn new(torn: TornSnapshot) -> Coverage {
+        let n = torn.pages.saturating_sub(torn.first_missing()) as usize + 1;
+        Coverage {
+            seen: vec![false; n],
+            torn,
+        }
+    }
+
+    fn note(&mut self, pgno: u32) {
+        if let Some(i) = pgno.checked_sub(self.torn.first_missing())
+            && let Some(slot) = self.seen.get_mut(i as usize)
+        {
+            *slot = true;
+        }
+    }
+
+    /// The snapshot's truncation error unless every missing page up to `db_pages` (the size
+    /// after the index) was written.
+    fn check(self, db_pages: Option<u32>) -> Result<(), RestoreError> {
+        let limit = db_pages.unwrap_or(self.torn.pages);
+        let first = self.torn.first_missing();
+        let covered = self
+            .seen
+            .iter()
+            .enumerate()
+            .all(|(i, &seen)| seen || first.saturating_add(i as u32) > limit);
+        if covered {
+            return Ok(());
+        }
+        Err(RestoreError::SnapshotTruncated {
+            key: self.torn.key,
+            len: self.torn.len,
+            pages: self.torn.pages,
+            page_size: self.torn.page_size,
+        })
+    }
 }
 
 impl<'f> SnapshotSink<'f> {
@@ -72,11 +137,17 @@ impl<'f> SnapshotSink<'f> {
         Ok(())
     }
 
-    /// Checks the header against the length written.
-    pub fn finish(self) -> Result<DbInfo, RestoreError> {
+    /// Checks the header against the length written. `index_replayed`: the WAL index the
+    /// snapshot was taken in is replayed from its start next. Litestream v0.3 copies the live
+    /// database file while checkpoints may run, so its snapshot can hold a new header page whose
+    /// page count runs past the bytes copied; replaying that whole index rewrites every page
+    /// such a checkpoint wrote, so a short snapshot is then accepted (the final integrity check
+    /// still guards the result) and only refused when nothing would repair it.
+    pub fn finish(self, index_replayed: bool) -> Result<DbInfo, RestoreError> {
         if self.len == 0 {
             return Ok(DbInfo {
                 len: 0,
+                torn: None,
                 page_size: None,
             });
         }
@@ -101,6 +172,21 @@ impl<'f> SnapshotSink<'f> {
             && change_counter == valid_for
             && self.len < u64::from(pages) * u64::from(page_size)
         {
+            if index_replayed {
+                tracing::info!(snapshot = %self.key, bytes = self.len, header_pages = pages,
+                    "snapshot shorter than its header (copied during a checkpoint); \
+                     replaying its WAL index must supply the missing pages");
+                return Ok(DbInfo {
+                    len: self.len,
+                    page_size: Some(page_size),
+                    torn: Some(TornSnapshot {
+                        key: self.key,
+                        len: self.len,
+                        pages,
+                        page_size,
+                    }),
+                });
+            }
             return Err(RestoreError::SnapshotTruncated {
                 key: self.key,
                 len: self.len,
@@ -111,6 +197,7 @@ impl<'f> SnapshotSink<'f> {
         Ok(DbInfo {
             len: self.len,
             page_size: Some(page_size),
+            torn: None,
         })
     }
 }
@@ -180,6 +267,8 @@ pub struct IndexApplier<'f> {
     frames: u64,
     db_pages: Option<u32>,
     run: PageRun,
+    /// Set for the snapshot's own index when the snapshot was torn.
+    coverage: Option<Coverage>,
 }
 
 /// Most bytes of consecutive pages gathered into one write.
@@ -256,7 +345,14 @@ impl<'f> IndexApplier<'f> {
             frames: 0,
             db_pages: None,
             run: PageRun::default(),
+            coverage: None,
         }
+    }
+
+    /// This index must write every page `torn` lacks (up to the database size it ends with),
+    /// or `finish` fails with the snapshot's truncation error.
+    pub fn must_repair(&mut self, torn: TornSnapshot) {
+        self.coverage = Some(Coverage::new(torn));
     }
 
     /// Starts the next segment; its offset must be where the previous one ended.
@@ -323,6 +419,9 @@ impl<'f> IndexApplier<'f> {
                 key: last.key.clone(),
                 offset: last.offset,
             });
+        }
+        if let Some(c) = self.coverage {
+            c.check(self.db_pages)?;
         }
         let page_size = chain.header.page_size;
         let mut run = self.run;
@@ -412,6 +511,9 @@ impl<'f> IndexApplier<'f> {
             });
         }
         chain.sum = sum;
+        if let Some(c) = self.coverage.as_mut() {
+            c.note(fh.pgno);
+        }
         self.run.push(self.file, self.path, fh.pgno, page)?;
         self.frames += 1;
         if fh.is_commit() {

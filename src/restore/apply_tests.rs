@@ -219,13 +219,18 @@ fn sqlite_header(page_size: u16, pages: u32) -> Vec<u8> {
 }
 
 fn sink(parts: &[&[u8]]) -> Result<DbInfo, RestoreError> {
+    sink_then(parts, false)
+}
+
+/// `index_replayed`: the snapshot's WAL index is replayed next.
+fn sink_then(parts: &[&[u8]], index_replayed: bool) -> Result<DbInfo, RestoreError> {
     let tmp = tempfile::NamedTempFile::new().expect("temp");
     let file = tmp.reopen().expect("reopen");
     let mut s = SnapshotSink::new(&file, tmp.path(), "snap");
     for p in parts {
         s.write(p)?;
     }
-    s.finish()
+    s.finish(index_replayed)
 }
 
 #[test]
@@ -237,7 +242,8 @@ fn snapshot_header_is_checked() {
         info,
         DbInfo {
             len: 1024,
-            page_size: Some(512)
+            page_size: Some(512),
+            torn: None,
         }
     );
 
@@ -245,6 +251,18 @@ fn snapshot_header_is_checked() {
     assert_eq!(
         err.to_string(),
         "snapshot snap is truncated: 1000 bytes, but its header says 2 pages of 512 bytes"
+    );
+    // A snapshot torn by a checkpoint (Litestream v0.3 copies the live file) is repaired by
+    // replaying its WAL index from the start, so it is accepted when that replay follows.
+    let torn = sink_then(&[&db[..1000]], true).expect("short, replayed");
+    assert_eq!(
+        torn.torn,
+        Some(TornSnapshot {
+            key: "snap".into(),
+            len: 1000,
+            pages: 2,
+            page_size: 512
+        })
     );
 
     let err = sink(&[b"not a database at all, definitely not"]).expect_err("magic");
@@ -254,7 +272,8 @@ fn snapshot_header_is_checked() {
         sink(&[]).expect("empty"),
         DbInfo {
             len: 0,
-            page_size: None
+            page_size: None,
+            torn: None,
         }
     );
 
@@ -294,7 +313,7 @@ fn preallocation_never_changes_the_file_length() {
         let mut s = SnapshotSink::new(&file, tmp.path(), "snap");
         s.write(&db[..50]).expect("first part");
         s.write(&db[50..]).expect("rest");
-        assert!(s.finish().is_err(), "shorter than announced");
+        assert!(s.finish(false).is_err(), "shorter than announced");
         let len = file.metadata().expect("stat").len();
         assert_eq!(len, written as u64, "only the written bytes count");
     }
@@ -302,4 +321,32 @@ fn preallocation_never_changes_the_file_length() {
     let mut stale = sqlite_header(512, 64);
     stale[92..96].copy_from_slice(&1u32.to_be_bytes());
     assert_eq!(header_db_len(&stale), None, "untrusted in-header size");
+}
+
+#[test]
+fn a_torn_snapshot_needs_every_missing_page_from_its_index() {
+    let torn = TornSnapshot {
+        key: "snap".into(),
+        len: 2 * 512,
+        pages: 5,
+        page_size: 512,
+    };
+    // Pages 3..=5 are missing; the index writes 3 and 5 only.
+    let mut c = Coverage::new(torn.clone());
+    c.note(3);
+    c.note(5);
+    c.note(1);
+    let err = c.check(Some(5)).expect_err("page 4 never written");
+    assert_eq!(
+        err.to_string(),
+        "snapshot snap is truncated: 1024 bytes, but its header says 5 pages of 512 bytes"
+    );
+    // Pages past the size the index ends with do not matter.
+    let mut c = Coverage::new(torn.clone());
+    c.note(3);
+    assert!(c.check(Some(3)).is_ok());
+    // All written.
+    let mut c = Coverage::new(torn);
+    (3..=5).for_each(|p| c.note(p));
+    assert!(c.check(Some(5)).is_ok());
 }

@@ -365,7 +365,13 @@ fn write_all(
             None => return Err(stopped(snapshot_key)),
         }
     }
-    let db = sink.finish()?;
+    // The snapshot's own index replays from offset 0 (plans are contiguous from it).
+    let index_replayed = plan
+        .wal
+        .first()
+        .is_some_and(|w| w.index == plan.snapshot.index && !w.segments.is_empty());
+    let db = sink.finish(index_replayed)?;
+    let mut torn = db.torn.clone();
     release_free_memory(); // the snapshot's blocks: the WAL phase does not reuse them
     let mut page_size = db.page_size;
     let mut frames = 0;
@@ -375,6 +381,9 @@ fn write_all(
     for index in &plan.wal {
         let started = Instant::now();
         let mut applier = IndexApplier::new(file, path, &plan.generation, index.index, page_size);
+        if let Some(t) = torn.take() {
+            applier.must_repair(t);
+        }
         for _ in &index.segments {
             let seg = match seg_rx.blocking_recv() {
                 Some(seg) => seg?,

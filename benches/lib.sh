@@ -10,6 +10,8 @@
 #   LITESTREAM3  Litestream v0.3.13 (default: $BENCH_ROOT/.testenv/litestream-0.3.13/bin/litestream)
 #   LITESTREAM5  Litestream v0.5.17 (default: $BENCH_ROOT/.testenv/litestream-0.5.17/bin/litestream)
 #
+# Also owns the work directory of the restore benches (bench_work_dir) and their log line (log).
+#
 # The .testenv peers are installed by `scripts/test.sh --install-only` (Python venvs from PyPI).
 # Functions print the path on stdout or exit with a message on stderr.
 
@@ -45,4 +47,21 @@ bench_walstream() {
     (cd "$BENCH_ROOT" && cargo build --release --quiet --bin walstream >&2) || bench_die "cargo build failed"
     [[ -x $bin ]] || bench_die "no walstream at $bin after cargo build"
     echo "$bin"
+}
+
+# log MESSAGE: one progress line on stderr.
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+# bench_work_dir PREFIX: uses $work (from --dir) or a new temp dir named PREFIX.XXXXXX, and on
+# exit stops the replicator whose pid is in $ls_pid (if any) and removes $work unless $keep=1.
+bench_work_dir() {
+    if [[ -z ${work:-} ]]; then work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX"); fi
+    mkdir -p "$work"
+    ls_pid=""
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    if [[ -n ${ls_pid:-} ]] && kill -0 "$ls_pid" 2>/dev/null; then kill "$ls_pid"; wait "$ls_pid" || true; fi
+    if ((${keep:-0})); then log "kept $work"; else rm -rf "$work"; fi
 }

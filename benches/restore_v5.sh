@@ -55,21 +55,13 @@ while (($#)); do
 done
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-log() { printf '[bench] %s\n' "$*" >&2; }
 
 . "$root/benches/lib.sh"
 walstream=$(bench_walstream)
 litestream=$(bench_litestream5)
 [[ -x /usr/bin/time ]] || { echo "/usr/bin/time (GNU time) is required" >&2; exit 1; }
 
-if [[ -z $work ]]; then work=$(mktemp -d "${TMPDIR:-/tmp}/walstream-bench5.XXXXXX"); fi
-mkdir -p "$work"
-ls_pid=""
-cleanup() {
-    if [[ -n $ls_pid ]] && kill -0 "$ls_pid" 2>/dev/null; then kill "$ls_pid"; wait "$ls_pid" || true; fi
-    if ((keep)); then log "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+bench_work_dir walstream-bench5
 
 db=$work/app.db
 export LITESTREAM_ACCESS_KEY_ID=bench-key LITESTREAM_SECRET_ACCESS_KEY=bench-secret

@@ -14,7 +14,6 @@
 //!   marker, the index with its length, and the post-apply field (§2.5); bit 63 is set.
 //! - A file is only accepted if it ends exactly after its trailer.
 
-mod crc;
 pub mod header;
 pub mod reader;
 #[cfg(test)]

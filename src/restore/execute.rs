@@ -371,7 +371,7 @@ fn write_all(
         .first()
         .is_some_and(|w| w.index == plan.snapshot.index && !w.segments.is_empty());
     let db = sink.finish(index_replayed)?;
-    let mut torn = db.torn.clone();
+    let mut torn = db.torn;
     release_free_memory(); // the snapshot's blocks: the WAL phase does not reuse them
     let mut page_size = db.page_size;
     let mut frames = 0;

@@ -22,7 +22,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use http_support::{Instance, config, file_replica, tempdir};
-use support::{insert, integrity, open_app, poll_until, rows};
+use support::{DEADLINE, insert, integrity, open_app, poll_until, rows};
 
 const TOKEN: &str = "admin-page-token-8c1d";
 const BACKUP_NAME: &str = "before-cleanup";
@@ -226,10 +226,14 @@ fn admin_page_creates_and_restores_a_backup_in_a_browser() {
     );
     assert!(page.body.contains("/assets/app.js"));
     assert_eq!(ws.get("/api/v1/status").status, 401);
-    poll_until("a snapshot in the replica (restore points)", || {
-        let st = get_auth_status(&ws);
-        !st["databases"][0]["replicas"][0]["oldest_restore_point"].is_null()
-    });
+    poll_until(
+        DEADLINE,
+        "a snapshot in the replica (restore points)",
+        || {
+            let st = get_auth_status(&ws);
+            !st["databases"][0]["replicas"][0]["oldest_restore_point"].is_null()
+        },
+    );
 
     let out = repo().join("target/admin-page");
     // Fresh each run: the screenshot and downloads of an earlier run must not count.

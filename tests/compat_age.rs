@@ -158,7 +158,7 @@ impl Case {
         let want = content(&self.db());
         let cfg = self.main_config();
         let mut n = 0;
-        poll_until("the replica to hold every row", || {
+        poll_until(DEADLINE, "the replica to hold every row", || {
             n += 1;
             let out = self.path().join(format!("probe-{n}.db"));
             let ok = self

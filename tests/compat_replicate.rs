@@ -131,7 +131,7 @@ impl Case {
     fn wait_replicated(&self) {
         let want = content(&self.db());
         let mut n = 0;
-        poll_until("the replica to hold every row", || {
+        poll_until(DEADLINE, "the replica to hold every row", || {
             n += 1;
             let out = self.path().join(format!("probe-{n}.db"));
             let db = self.db().display().to_string();

@@ -132,7 +132,7 @@ impl Fleet {
         for (n, (rel, want)) in self.sources.iter().enumerate() {
             let probe = self.root().join(format!("probe-{n}.db"));
             let db = self.data().join(rel).display().to_string();
-            poll_until(&format!("{rel} to be replicated"), || {
+            poll_until(DEADLINE, &format!("{rel} to be replicated"), || {
                 let _ = std::fs::remove_file(&probe);
                 let ok = Command::new(walstream_bin())
                     .args([

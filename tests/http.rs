@@ -111,7 +111,7 @@ fn write_until_checkpointed(ws: &Instance, app: &rusqlite::Connection, first: i6
     let mut id = first - 1;
     // The first snapshot's own checkpoint usually moves a new generation to index 1 already;
     // index 2 needs a checkpoint after it, so the replica holds WAL of at least two indexes.
-    poll_until("a walstream checkpoint (WAL index 2)", || {
+    poll_until(DEADLINE, "a walstream checkpoint (WAL index 2)", || {
         id += 1;
         insert(app, id);
         let st = ws.status();
@@ -315,14 +315,14 @@ fn s3_outage_fails_readiness_grows_lag_and_recovers_without_loss() {
         insert(&app, id);
     };
     write();
-    poll_until("ready before the outage", || {
+    poll_until(DEADLINE, "ready before the outage", || {
         ws.get("/readyz").status == 200
     });
 
     moto.stop();
     // While the application writes, the replica falls behind: 503 naming the replica.
     let mut body = Value::Null;
-    poll_until("/readyz to fail", || {
+    poll_until(DEADLINE, "/readyz to fail", || {
         write();
         let r = ws.get("/readyz");
         body = r.json();
@@ -344,12 +344,12 @@ fn s3_outage_fails_readiness_grows_lag_and_recovers_without_loss() {
     let l = [("db", db.to_str().expect("utf-8")), ("name", "s3")];
     let first = ws.metrics().must("walstream_replica_lag_seconds", &l);
     assert!(first > 1.0, "lag {first}");
-    poll_until("the lag to grow", || {
+    poll_until(DEADLINE, "the lag to grow", || {
         write();
         ws.metrics().must("walstream_replica_lag_seconds", &l) > first
     });
     // The failing upload round ends (after its storage retries) and reports its error.
-    poll_until("the replica to report its error", || {
+    poll_until(DEADLINE, "the replica to report its error", || {
         write();
         ws.status()["databases"][0]["replicas"][0]["last_error"]["message"].is_string()
     });
@@ -411,7 +411,7 @@ fn restore_points_give_a_timestamp_that_restores() {
 
     // The refresher lists storage in the background; wait for a listing newer than the sync.
     let mut doc = Value::Null;
-    poll_until("a fresh restore-point listing", || {
+    poll_until(DEADLINE, "a fresh restore-point listing", || {
         let r = ws.get("/api/v1/databases/app.db/restore-points");
         assert_eq!(r.status, 200, "{}", r.body);
         doc = r.json();
@@ -503,7 +503,7 @@ fn post_sync_returns_only_after_the_last_commit_is_in_the_replica() {
     let app = open_app(&db);
     insert(&app, 1);
     let ws = Instance::start(&dir, &cfg, &[]);
-    poll_until("the first upload", || {
+    poll_until(DEADLINE, "the first upload", || {
         newest_segment_end(&replica).is_some()
     });
     for id in 2..=25 {
@@ -593,7 +593,7 @@ fn bearer_token_from_env_guards_mutations_and_protected_reads() {
     );
     let env = [("WALSTREAM_HTTP_TOKEN".to_string(), TOKEN.to_string())];
     let ws = Instance::start(&dir, &cfg, &env);
-    poll_until("ready", || ws.get("/readyz").status == 200);
+    poll_until(DEADLINE, "ready", || ws.get("/readyz").status == 200);
     let sync = "/api/v1/databases/app.db/sync";
     let missing = ws.post(sync, None);
     assert_eq!(missing.status, 401, "{}", missing.body);
@@ -696,7 +696,7 @@ fn status_pages_filters_and_validates_thirty_databases() {
     let waiting = ws.get("/api/v1/status?state=waiting&limit=1000").json();
     assert_eq!(waiting["page"]["total"], 20);
     assert!(names(&waiting).iter().all(|n| n.starts_with("idle-")));
-    poll_until("ten databases ok", || {
+    poll_until(DEADLINE, "ten databases ok", || {
         ws.get("/api/v1/status?state=ok").json()["page"]["total"] == 10
     });
     let failing = ws.get("/api/v1/status?state=failing").json();
@@ -739,10 +739,14 @@ fn status_pages_filters_and_validates_thirty_databases() {
     );
     assert_eq!(s.must("walstream_db_attached", &[]), 10.0);
     // Sizes are those of the last sync tick: poll until a tick saw the current files.
-    poll_until("litestream_db_size = the sum of the ten files", || {
-        let size: f64 = dbs[..10].iter().map(|p| file_len(p)).sum();
-        ws.metrics().value("litestream_db_size", &[]) == Some(size)
-    });
+    poll_until(
+        DEADLINE,
+        "litestream_db_size = the sum of the ten files",
+        || {
+            let size: f64 = dbs[..10].iter().map(|p| file_len(p)).sum();
+            ws.metrics().value("litestream_db_size", &[]) == Some(size)
+        },
+    );
     assert!(
         s.must(
             "walstream_replica_storage_operations_total",
@@ -772,13 +776,17 @@ fn idle_database_costs_no_listing_and_a_write_shows_in_restore_points() {
     let points = "/api/v1/databases/app.db/restore-points";
     // A request on a stale cache waits for the listing it asks for.
     let mut doc = Value::Null;
-    poll_until("a restore-point listing that is not stale", || {
-        doc = ws.get(points).json();
-        doc["replicas"][0]["stale"] == false
-            && doc["replicas"][0]["generations"]
-                .as_array()
-                .is_some_and(|g| !g.is_empty())
-    });
+    poll_until(
+        DEADLINE,
+        "a restore-point listing that is not stale",
+        || {
+            doc = ws.get(points).json();
+            doc["replicas"][0]["stale"] == false
+                && doc["replicas"][0]["generations"]
+                    .as_array()
+                    .is_some_and(|g| !g.is_empty())
+        },
+    );
     let segments = |doc: &Value| -> u64 {
         doc["replicas"][0]["generations"]
             .as_array()
@@ -811,7 +819,7 @@ fn idle_database_costs_no_listing_and_a_write_shows_in_restore_points() {
     // One write: the next request lists again and shows the new segment.
     let old = ws.status()["databases"][0]["position"].clone();
     insert(&app, 6);
-    poll_until("walstream to see the write", || {
+    poll_until(DEADLINE, "walstream to see the write", || {
         ws.status()["databases"][0]["position"] != old
     });
     ws.wait_caught_up();

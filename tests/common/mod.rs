@@ -1,6 +1,8 @@
-//! Shared helpers for the integration tests: where the test servers and the real Litestream
-//! binaries are, per-backend replica config/URL/environment, unique key prefixes, and running
-//! commands with useful failure messages.
+//! The one support module of the integration suites. Here: where the test servers and the real
+//! Litestream binaries are, per-backend replica config/URL/environment, unique key prefixes, and
+//! running commands with useful failure messages. Beside it: [`process`] (a running walstream or
+//! Litestream, restores), [`workspace`] (the temp-dir fixture), [`poll`] (the one poller) and
+//! [`sqlite`] (the application table, the row reader and the restore checks).
 //!
 //! Must stay true:
 //! - A missing test server or binary makes the test FAIL (never skip) with a message naming the
@@ -8,15 +10,24 @@
 //! - [`Backend::replica_yaml`] is accepted by both the real Litestream v0.3.13 and walstream.
 //! - Litestream (Go GCS client) talks to fake-gcs-server directly; walstream (object_store, GCS
 //!   XML API) talks to it through `scripts/gcs_proxy.py`. Both see the same objects.
-//! - Nothing here sleeps to wait for readiness: [`wait_for`] polls with a deadline.
-#![allow(dead_code)]
+//! - Nothing here sleeps to wait for readiness: [`poll_until`] polls with a deadline.
+#![allow(dead_code, unused_imports)]
 
 pub mod litestream;
+pub mod poll;
+pub mod process;
+pub mod sqlite;
+pub mod workspace;
+
+pub use poll::{DEADLINE, POLL, poll_until};
+pub use process::{Proc, litestream_env, restore_with, walstream, walstream_config, walstream_env};
+pub use sqlite::{Rows, assert_restores_to, insert, integrity, open_app, rows};
+pub use workspace::{Workspace, tempdir};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The Azure storage emulator's well-known account.
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
@@ -28,8 +39,6 @@ pub const S3_ACCESS_KEY_ID: &str = "walstream-test-key";
 pub const S3_SECRET_ACCESS_KEY: &str = "walstream-test-secret";
 /// Region used with moto (Litestream needs one for a custom endpoint).
 pub const S3_REGION: &str = "us-east-1";
-/// Poll period of [`wait_for`].
-const POLL: Duration = Duration::from_millis(50);
 
 /// The value of a variable exported by `scripts/test.sh`; panics (fails the test) when unset.
 pub fn require_env(name: &str) -> String {
@@ -283,19 +292,4 @@ pub fn describe(cmd: &Command, out: &Output) -> String {
 /// stdout as text.
 pub fn stdout_text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Polls `check` until it returns `Some`, panicking after `deadline` with `what`.
-pub fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        std::thread::sleep(POLL);
-    }
 }

@@ -901,7 +901,7 @@ fn stop_litestream(mut child: std::process::Child) {
 /// Waits until the newest shadow WAL of the current generation covers the whole real WAL;
 /// returns (generation file content, newest shadow path, its length).
 fn shadow_caught_up(cfg: &DbConfig) -> (String, PathBuf, u64) {
-    common::wait_for("shadow WAL to catch up", Duration::from_secs(60), || {
+    common::poll_until(Duration::from_secs(60), "shadow WAL to catch up", || {
         let generation = fs::read_to_string(cfg.meta_path.join("generation")).ok()?;
         let dir = cfg
             .meta_path

@@ -461,10 +461,10 @@ fn sigterm_leaves_nothing_or_a_complete_database() {
         .spawn()
         .expect("start restore");
     let tmp = out_dir.path().join("out.db.tmp");
-    common::wait_for(
-        "the restore to start or finish",
+    common::poll_until(
         Duration::from_secs(60),
-        || (tmp.exists() || child.try_wait().expect("poll").is_some()).then_some(()),
+        "the restore to start or finish",
+        || tmp.exists() || child.try_wait().expect("poll").is_some(),
     );
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

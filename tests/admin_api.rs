@@ -129,9 +129,7 @@ impl Setup {
     fn open_bytes(&self, name: &str, bytes: &[u8]) -> Connection {
         let path = self.dir.join(name);
         std::fs::write(&path, bytes).expect("write download");
-        let c = Connection::open(&path).expect("open download");
-        assert_eq!(integrity(&c), "ok");
-        c
+        common::sqlite::checked(&path)
     }
 }
 

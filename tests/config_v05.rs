@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{litestream5_bin, run, run_expect_fail, stdout_text, walstream_bin};
-use support::{DEADLINE, insert, integrity, list, open_app, poll_until, rows};
+use support::{DEADLINE, insert, list, open_app, poll_until, rows};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -206,8 +206,7 @@ fn restore_reads_a_singular_replica_that_walstream_wrote() {
         .arg("-o")
         .arg(&out)
         .arg(&db));
-    let restored = rusqlite::Connection::open(&out).expect("open restored");
-    assert_eq!(integrity(&restored), "ok");
+    let restored = common::sqlite::checked(&out);
     assert_eq!(rows(&restored), rows(&app));
     assert_eq!(rows(&restored).len(), 120);
     let out = run(walstream(&["generations"], &cfg, &data).arg(&db));

@@ -553,11 +553,7 @@ async fn concurrent_writer_loses_no_transaction_across_checkpoints() {
             .expect("apply wal");
         assert_eq!(busy, 0);
     }
-    let restored = Connection::open(&base).expect("open restored");
-    let ok: String = restored
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity");
-    assert_eq!(ok, "ok");
+    let restored = common::sqlite::checked(&base);
     let restored_rows = App { conn: restored }.rows();
     assert_eq!(restored_rows.len(), 301);
     assert!(

@@ -25,8 +25,8 @@ use std::process::{Command, Output};
 use futures::TryStreamExt;
 use object_store::{ObjectStoreExt, PutPayload};
 
-use common::{Backend, unique_name, walstream_bin};
-use support::workload::{Content, app, content};
+use common::{Backend, walstream_bin};
+use support::workload::{Content, Site, app, content};
 use support::*;
 use walstream::config::{ReplicaTarget, S3Target};
 use walstream::storage::ReplicaClient;
@@ -37,24 +37,27 @@ const DBS: [&str; 3] = ["a.db", "eu/b.db", "eu/acme/c.db"];
 const OUTSIDE: &str = "notes.sqlite";
 
 struct Fleet {
-    backend: Backend,
-    dir: tempfile::TempDir,
-    prefix: String,
+    site: Site,
     sources: BTreeMap<&'static str, Content>,
+}
+
+impl std::ops::Deref for Fleet {
+    type Target = Site;
+    fn deref(&self) -> &Site {
+        &self.site
+    }
 }
 
 impl Fleet {
     fn new(backend: Backend) -> Fleet {
         Fleet {
-            backend,
-            dir: tempfile::tempdir().expect("tempdir"),
-            prefix: unique_name(&format!("fleet-{}", backend.name())),
+            site: Site::new(backend, "fleet"),
             sources: BTreeMap::new(),
         }
     }
 
     fn root(&self) -> PathBuf {
-        std::fs::canonicalize(self.dir.path()).expect("canonicalize")
+        self.site.path()
     }
 
     /// The directory of the directory entry.

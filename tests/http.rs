@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use http_support::prom::Scrape;
 use http_support::*;
-use support::{DEADLINE, assert_prefix, insert, integrity, open_app, poll_until, rows};
+use support::{DEADLINE, assert_prefix, insert, open_app, poll_until, rows};
 
 /// The token used by the tests that enable mutating endpoints.
 const TOKEN: &str = "http-test-token-5f2c";
@@ -46,6 +46,15 @@ const LITESTREAM_FAMILIES: &[(&str, &str)] = &[
     ("litestream_replica_operation_total", "counter"),
     ("litestream_replica_operation_bytes", "counter"),
 ];
+
+/// [`config`] with [`TOKEN`] and one file replica at `replica` syncing every `sync`.
+fn token_config(db: &Path, replica: &Path, sync: &str) -> String {
+    config(
+        db,
+        &format!("http-token: \"{TOKEN}\"\n"),
+        &file_replica(replica, sync),
+    )
+}
 
 #[test]
 fn metrics_status_and_credentials_after_commits() {
@@ -392,11 +401,7 @@ fn restore_points_give_a_timestamp_that_restores() {
     let (_keep, dir) = tempdir();
     let db = dir.join("app.db");
     let replica = dir.join("replica");
-    let cfg = config(
-        &db,
-        &format!("http-token: \"{TOKEN}\"\n"),
-        &file_replica(&replica, "100ms"),
-    );
+    let cfg = token_config(&db, &replica, "100ms");
     let app = open_app(&db);
     let ws = Instance::start(&dir, &cfg, &[]);
     write_until_checkpointed(&ws, &app, 1);
@@ -465,8 +470,7 @@ fn restore_points_give_a_timestamp_that_restores() {
             .arg(&early_path)
             .arg(&url),
     );
-    let early = rusqlite::Connection::open(&early_path).expect("open restored");
-    assert_eq!(integrity(&early), "ok");
+    let early = common::sqlite::checked(&early_path);
     let has_table: i64 = early
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name = 't'",
@@ -495,11 +499,7 @@ fn post_sync_returns_only_after_the_last_commit_is_in_the_replica() {
     let db = dir.join("app.db");
     let replica = dir.join("replica");
     // With a one-hour sync interval only the first round uploads by itself.
-    let cfg = config(
-        &db,
-        &format!("http-token: \"{TOKEN}\"\n"),
-        &file_replica(&replica, "1h"),
-    );
+    let cfg = token_config(&db, &replica, "1h");
     let app = open_app(&db);
     insert(&app, 1);
     let ws = Instance::start(&dir, &cfg, &[]);

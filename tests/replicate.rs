@@ -15,34 +15,27 @@ mod common;
 #[path = "replicate_support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use common::walstream_bin;
 use support::*;
 
 /// A temp dir with `app.db` and a `replica/` directory.
-struct Setup {
-    dir: tempfile::TempDir,
+struct Setup(common::Workspace);
+
+impl std::ops::Deref for Setup {
+    type Target = common::Workspace;
+    fn deref(&self) -> &common::Workspace {
+        &self.0
+    }
 }
 
 impl Setup {
     fn new() -> Setup {
-        Setup {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-    fn path(&self) -> PathBuf {
-        std::fs::canonicalize(self.dir.path()).expect("canonicalize")
-    }
-    fn db(&self) -> PathBuf {
-        self.path().join("app.db")
-    }
-    fn replica(&self) -> PathBuf {
-        self.path().join("replica")
+        Setup(common::Workspace::new())
     }
     fn url(&self) -> String {
-        format!("file://{}", self.replica().display())
+        self.replica_url()
     }
 
     /// Writes `walstream.yml` with fast intervals (sync-interval 100ms unless `replica_extra`

@@ -13,9 +13,9 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::Connection;
 use walstream::restore::testkit::{Event, ReplicaWriter, Rows};
 
+use common::sqlite::restored_rows;
 use common::walstream_bin;
 
 const GEN: &str = "0a1b2c3d4e5f6a7b";
@@ -81,22 +81,6 @@ fn empty_writer(work: &Path) -> (PathBuf, ReplicaWriter) {
 
 fn url(replica: &Path) -> String {
     format!("file://{}", replica.display())
-}
-
-/// Integrity check, then the rows.
-fn restored_rows(path: &Path) -> Rows {
-    let conn = Connection::open(path).expect("open restored db");
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity_check");
-    assert_eq!(check, "ok", "integrity of {}", path.display());
-    let mut stmt = conn
-        .prepare("SELECT id, v FROM t ORDER BY id")
-        .expect("prepare");
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("query");
-    rows.collect::<Result<Rows, _>>().expect("rows")
 }
 
 /// Files in `dir` other than `keep` (temporary files must never be left behind).

@@ -30,11 +30,7 @@ fn walstream(args: &[&str]) -> Command {
 }
 
 fn integrity_ok(db: &PathBuf) {
-    let conn = rusqlite::Connection::open(db).expect("open");
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("check");
-    assert_eq!(check, "ok");
+    let conn = common::sqlite::checked(db);
     let n: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
         .expect("schema");

@@ -293,3 +293,18 @@ pub fn describe(cmd: &Command, out: &Output) -> String {
 pub fn stdout_text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// One `#[test]` per line, each running the listed scenario functions on one [`Backend`]:
+/// `backend_tests! { compat_s3: compat => S3; handover_s3: from, to => S3; }`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($(#[$attr:meta])* $name:ident: $($scenario:ident),+ => $backend:ident;)+) => {
+        $(
+            $(#[$attr])*
+            #[test]
+            fn $name() {
+                $($scenario($crate::common::Backend::$backend);)+
+            }
+        )+
+    };
+}

@@ -65,6 +65,20 @@ pub fn azurite_url() -> String {
     require_env("WALSTREAM_TEST_AZURITE_URL")
 }
 
+/// object_store's client for the shared bucket on moto (path-style, plain HTTP).
+pub fn moto_store() -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(s3_endpoint())
+        .with_bucket_name(bucket())
+        .with_region(S3_REGION)
+        .with_access_key_id(S3_ACCESS_KEY_ID)
+        .with_secret_access_key(S3_SECRET_ACCESS_KEY)
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .build()
+        .expect("build S3 store")
+}
+
 /// fake-gcs-server itself, `http://127.0.0.1:PORT` (JSON API; what Litestream uses).
 pub fn gcs_server() -> String {
     require_env("WALSTREAM_TEST_GCS_SERVER")

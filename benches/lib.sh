@@ -171,3 +171,35 @@ bench_pick() {
                      x = o[j]; o[j] = o[j-1]; o[j-1] = x }
                  print line[k, (how == "best") ? o[1] : o[int((n[k] + 1) / 2)]] } }' "$2" | sort
 }
+
+# bench_restore_args SCRIPT ARGS...: the restore benches' options (see their --help) into db_mb,
+# wal_mb, runs, pace_ms, backend (file|s3; --s3 = --backend s3), keep and work; the caller sets
+# the defaults first. Every number is checked.
+bench_restore_args() {
+    local script=$1
+    shift
+    while (($#)); do
+        case "$1" in
+            --db-mb) db_mb=$2; shift ;;
+            --wal-mb) wal_mb=$2; shift ;;
+            --runs) runs=$2; shift ;;
+            --pace-ms) pace_ms=$2; shift ;;
+            --s3) backend=s3 ;;
+            --backend)
+                case "${2:-}" in
+                    s3 | file) backend=$2 ;;
+                    *) echo "--backend must be file or s3" >&2; exit 2 ;;
+                esac
+                shift ;;
+            --keep) keep=1 ;;
+            --dir) work=$2; shift ;;
+            -h | --help) sed -n '2,/^set -euo/p' "$script" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+            *) echo "unknown argument: $1" >&2; exit 2 ;;
+        esac
+        shift
+    done
+    bench_int --db-mb "$db_mb" 1
+    bench_int --wal-mb "$wal_mb" 0
+    bench_int --runs "$runs" 1
+    bench_int --pace-ms "$pace_ms" 0
+}

@@ -37,38 +37,14 @@ db_mb=1024
 wal_mb=256
 runs=2
 pace_ms=100
-use_s3=0
+backend=file
 keep=0
 work=""
-while (($#)); do
-    case "$1" in
-        --db-mb) db_mb=$2; shift ;;
-        --wal-mb) wal_mb=$2; shift ;;
-        --runs) runs=$2; shift ;;
-        --pace-ms) pace_ms=$2; shift ;;
-        --s3) use_s3=1 ;;
-        --backend)
-            case "$2" in
-                s3) use_s3=1 ;;
-                file) ;;
-                *) echo "--backend must be file or s3" >&2; exit 2 ;;
-            esac
-            shift ;;
-        --keep) keep=1 ;;
-        --dir) work=$2; shift ;;
-        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-    shift
-done
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 . "$root/benches/lib.sh"
-bench_int --db-mb "$db_mb" 1
-bench_int --wal-mb "$wal_mb" 0
-bench_int --runs "$runs" 1
-bench_int --pace-ms "$pace_ms" 0
+bench_restore_args "$0" "$@"
 walstream=$(bench_walstream)
 litestream=$(bench_litestream3)
 [[ -x /usr/bin/time ]] || bench_die "/usr/bin/time (GNU time) is required"
@@ -86,7 +62,7 @@ rows=$(bench_source_db "$db" "$db_mb")
 replicas="      - name: file
         type: file
         path: $work/replica"
-if ((use_s3)); then
+if [[ $backend == s3 ]]; then
     : "${WALSTREAM_TEST_S3_ENDPOINT:?--s3 needs WALSTREAM_TEST_S3_ENDPOINT (run under scripts/test.sh --)}"
     prefix="bench-$(date +%s%N)"
     replicas="$replicas
@@ -136,7 +112,7 @@ bench_source() {
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "restoring (each tool $runs times, alternating; load average $load_before)"
 bench_source "file" "file://$work/replica"
-if ((use_s3)); then
+if [[ $backend == s3 ]]; then
     bench_source "s3" -config "$work/litestream.yml" -replica s3 "$db"
 fi
 

@@ -34,33 +34,11 @@ pace_ms=100
 backend=file
 keep=0
 work=""
-while (($#)); do
-    case "$1" in
-        --db-mb) db_mb=$2; shift ;;
-        --wal-mb) wal_mb=$2; shift ;;
-        --runs) runs=$2; shift ;;
-        --pace-ms) pace_ms=$2; shift ;;
-        --backend)
-            case "$2" in
-                s3 | file) backend=$2 ;;
-                *) echo "--backend must be file or s3" >&2; exit 2 ;;
-            esac
-            shift ;;
-        --keep) keep=1 ;;
-        --dir) work=$2; shift ;;
-        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-    shift
-done
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 . "$root/benches/lib.sh"
-bench_int --db-mb "$db_mb" 1
-bench_int --wal-mb "$wal_mb" 0
-bench_int --runs "$runs" 1
-bench_int --pace-ms "$pace_ms" 0
+bench_restore_args "$0" "$@"
 walstream=$(bench_walstream)
 litestream=$(bench_litestream5)
 [[ -x /usr/bin/time ]] || bench_die "/usr/bin/time (GNU time) is required"

@@ -74,6 +74,15 @@ impl Case {
         )
     }
 
+    /// `litestream restore` v0.3.13 into `restored.db` gives the source's content.
+    fn assert_restore3_is_source(&self) {
+        self.restore3("restored.db");
+        assert_eq!(
+            content(&self.path().join("restored.db")),
+            content(&self.db())
+        );
+    }
+
     /// `litestream restore` v0.5.17 (v0.3 replicas: file and S3 clients only).
     fn restore5(&self, name: &str) -> Vec<(i64, String)> {
         let cfg = self.path().join("litestream5.yml");
@@ -249,13 +258,18 @@ fn compat(backend: Backend) {
     assert_listings_match(&case);
 }
 
+/// What the first tool of a hand-over replicates: ids 1..100 and a large transaction.
+fn first_half(c: &rusqlite::Connection) {
+    insert_range(c, 1, 100);
+    mixed_changes(c, 1, 80);
+}
+
 /// Litestream writes first, walstream continues: same generation, no new snapshot.
 fn handover_from_litestream(backend: Backend) {
     let case = Case::new(backend);
     let c = app(&case.db());
     let lt = case.litestream();
-    insert_range(&c, 1, 100);
-    mixed_changes(&c, 1, 80);
+    first_half(&c);
     case.wait_replicated();
     lt.stop_litestream();
     let generations = case.litestream_listing("generations");
@@ -268,11 +282,7 @@ fn handover_from_litestream(backend: Backend) {
     assert!(!log.contains("write snapshot"), "{log}");
     assert_eq!(table(&case.litestream_listing("generations")).len(), 1);
     assert_eq!(case.litestream_listing("snapshots"), snapshots);
-    case.restore3("restored.db");
-    assert_eq!(
-        content(&case.path().join("restored.db")),
-        content(&case.db())
-    );
+    case.assert_restore3_is_source();
 }
 
 /// walstream writes first, Litestream continues: same generation, no new snapshot.
@@ -280,8 +290,7 @@ fn handover_to_litestream(backend: Backend) {
     let case = Case::new(backend);
     let c = app(&case.db());
     let ws = case.walstream();
-    insert_range(&c, 1, 100);
-    mixed_changes(&c, 1, 80);
+    first_half(&c);
     ws.stop();
     let snapshots = case.litestream_listing("snapshots");
     assert_eq!(table(&case.litestream_listing("generations")).len(), 1);
@@ -292,11 +301,7 @@ fn handover_to_litestream(backend: Backend) {
     assert!(!log.contains("new generation"), "{log}");
     assert_eq!(table(&case.litestream_listing("generations")).len(), 1);
     assert_eq!(case.litestream_listing("snapshots"), snapshots);
-    case.restore3("restored.db");
-    assert_eq!(
-        content(&case.path().join("restored.db")),
-        content(&case.db())
-    );
+    case.assert_restore3_is_source();
 }
 
 crate::backend_tests! {

@@ -48,13 +48,9 @@ struct App {
 
 impl App {
     fn open(path: &Path) -> App {
-        let conn = Connection::open(path).expect("open app connection");
+        let conn = common::sqlite::open_wal(path);
         conn.busy_timeout(Duration::from_secs(10))
             .expect("busy timeout");
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = wal", [], |r| r.get(0))
-            .expect("wal mode");
-        assert_eq!(mode, "wal");
         conn.execute_batch("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v BLOB)")
             .expect("create table");
         App { conn }
@@ -80,14 +76,7 @@ impl App {
     }
 
     fn rows(&self) -> Vec<(i64, Vec<u8>)> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, v FROM t ORDER BY id")
-            .expect("select");
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
+        common::sqlite::rows_as(&self.conn)
     }
 }
 

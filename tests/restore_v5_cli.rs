@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::{run, run_expect_fail, stdout_text, walstream_bin};
@@ -29,7 +29,7 @@ fn walstream(args: &[&str]) -> Command {
     cmd
 }
 
-fn integrity_ok(db: &PathBuf) {
+fn integrity_ok(db: &Path) {
     let conn = common::sqlite::checked(db);
     let n: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))

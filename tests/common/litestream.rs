@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::sqlite::remove_db;
+use super::sqlite::{open_app, remove_db};
 use super::{Backend, Proc, litestream_bin, unique_name};
 
 /// Transactions written during each Litestream run, at least.
@@ -85,7 +85,9 @@ pub fn make_litestream_replica(backend: Backend, dir: &Path) -> LitestreamReplic
         rows: 0,
         prefix: prefix.clone(),
     };
-    let app = open_app_db(&db_path);
+    // The application's connection stays open for the whole scenario, so that SQLite never
+    // deletes the WAL behind Litestream's back (only the explicit reset does that job).
+    let app = open_app(&db_path);
     run_once(&mut replica, &app, 1);
     reset_wal_while_stopped(&mut replica, &app);
     let log = run_once(&mut replica, &app, 2);
@@ -105,21 +107,6 @@ fn config_text(db: &Path, prefix: &str, file_dir: &Path, backend: Backend) -> St
         db = db.display(),
         entry = backend.replica_list_item(prefix, file_dir, 6),
     )
-}
-
-/// The application's connection, kept open for the whole scenario so that SQLite never deletes
-/// the WAL behind Litestream's back (only the explicit reset does that job).
-fn open_app_db(path: &Path) -> Connection {
-    let conn = Connection::open(path).expect("open app db");
-    conn.busy_timeout(Duration::from_secs(5))
-        .expect("set busy timeout");
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .expect("enable WAL");
-    assert_eq!(mode, "wal");
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);")
-        .expect("create table");
-    conn
 }
 
 /// One committed transaction adding a ~300-byte row.

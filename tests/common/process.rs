@@ -266,23 +266,15 @@ pub fn restore_with(
     source_args: &[&str],
     out: &Path,
 ) -> Rows {
-    let res = Command::new(bin)
-        .args(["restore", "-o"])
+    let mut cmd = Command::new(bin);
+    cmd.args(["restore", "-o"])
         .arg(out)
         .args(source_args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         // Litestream v0.5's AWS SDK refuses a custom CA bundle together with its own HTTP
         // client; the test servers are plain HTTP, so no bundle is needed.
-        .env_remove("AWS_CA_BUNDLE")
-        .output()
-        .expect("run restore");
-    assert!(
-        res.status.success(),
-        "{} restore {source_args:?} failed: {}{}",
-        bin.display(),
-        String::from_utf8_lossy(&res.stdout),
-        String::from_utf8_lossy(&res.stderr)
-    );
+        .env_remove("AWS_CA_BUNDLE");
+    super::run(&mut cmd);
     restored_rows(out)
 }
 

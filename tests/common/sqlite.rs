@@ -12,8 +12,8 @@ use rusqlite::Connection;
 /// Rows of `t`, ordered by id.
 pub type Rows = Vec<(i64, String)>;
 
-/// The application's connection: WAL mode, a busy timeout, table `t`.
-pub fn open_app(path: &Path) -> Connection {
+/// A connection in WAL mode with a 5 s busy timeout.
+pub fn open_wal(path: &Path) -> Connection {
     let c = Connection::open(path).expect("open app db");
     c.busy_timeout(Duration::from_secs(5))
         .expect("busy timeout");
@@ -21,6 +21,12 @@ pub fn open_app(path: &Path) -> Connection {
         .query_row("PRAGMA journal_mode=wal", [], |r| r.get(0))
         .expect("wal mode");
     assert_eq!(mode, "wal");
+    c
+}
+
+/// The application's connection: WAL mode, a busy timeout, table `t`.
+pub fn open_app(path: &Path) -> Connection {
+    let c = open_wal(path);
     c.execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);")
         .expect("create table");
     c
@@ -40,6 +46,11 @@ pub fn insert(c: &Connection, id: i64) {
 
 /// All rows of `t`, ordered.
 pub fn rows(c: &Connection) -> Rows {
+    rows_as(c)
+}
+
+/// All rows of `t`, ordered, with `v` read as `V` (text, blob, …): the one row reader.
+pub fn rows_as<V: rusqlite::types::FromSql>(c: &Connection) -> Vec<(i64, V)> {
     let mut st = c
         .prepare("SELECT id, v FROM t ORDER BY id")
         .expect("prepare");

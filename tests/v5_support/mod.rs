@@ -107,15 +107,7 @@ pub fn make_v5_replica(backend: Backend, dir: &Path, upgrade: bool) -> V5Replica
 
 /// Starts v0.5.17, runs the workload, waits until the replica holds every row, stops it.
 fn run_v5(r: &mut V5Replica) {
-    let app = Connection::open(&r.db_path).expect("open app db");
-    app.busy_timeout(Duration::from_secs(5))
-        .expect("busy timeout");
-    let mode: String = app
-        .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
-        .expect("WAL mode");
-    assert_eq!(mode, "wal");
-    app.execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);")
-        .expect("create table");
+    let app = crate::common::open_app(&r.db_path);
     let log = r.dir.join("litestream5.log");
     let mut child = Proc::litestream_config(&litestream5_bin(), &r.ls_config, &r.ls_env, &log);
     let started = Instant::now();

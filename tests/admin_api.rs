@@ -29,7 +29,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use http_support::*;
-use support::{DEADLINE, insert, integrity, open_app, poll_until, rows};
+use support::{DEADLINE, insert, integrity, open_app, rows};
+
+/// The shared poller (`common::poll_until`) with the suite's deadline.
+fn poll_until(what: &str, ready: impl FnMut() -> bool) {
+    common::poll_until(DEADLINE, what, ready)
+}
 
 const TOKEN: &str = "admin-test-token-81b3";
 const DB: &str = "/api/v1/databases/app.db";
@@ -329,7 +334,7 @@ fn a_second_operation_while_one_runs_is_409() {
         let _ = base;
         (resp.status().as_u16(), resp.text().unwrap_or_default())
     });
-    poll_until(DEADLINE, "the restore to hold the lock", || held.exists());
+    poll_until("the restore to hold the lock", || held.exists());
 
     for (what, r) in [
         ("backup", s.post(&format!("{DB}/backups"))),
@@ -430,7 +435,7 @@ fn live_restore_while_another_connection_writes() {
     let before_restore = rows(&s.app);
 
     let writer = LoopWriter::start(&s.db);
-    poll_until(DEADLINE, "the writer to commit", || writer.commits() >= 20);
+    poll_until("the writer to commit", || writer.commits() >= 20);
     let r = s.post(&format!("{DB}/backups/{bid}/restore"));
     assert_eq!(r.status, 200, "{}", r.body);
     let doc = r.json();
@@ -441,7 +446,7 @@ fn live_restore_while_another_connection_writes() {
     let safety = &doc["safety_backup"];
     assert_eq!(safety["kind"], "pre-restore");
     let after = writer.commits();
-    poll_until(DEADLINE, "the writer to go on after the restore", || {
+    poll_until("the writer to go on after the restore", || {
         writer.commits() >= after + 20
     });
     let (wc, busy, errors) = writer.finish();
@@ -512,7 +517,7 @@ fn after_a_live_restore_the_replica_restores_to_the_restored_content() {
 /// The newest `restorable_to` of a listing that started after `after`.
 fn restorable_to(s: &Setup, after: SystemTime) -> String {
     let mut doc = Value::Null;
-    poll_until(DEADLINE, "a fresh restore-point listing", || {
+    poll_until("a fresh restore-point listing", || {
         let r = s.ws.get(&format!("{DB}/restore-points"));
         doc = r.json();
         let fresh = doc["replicas"][0]["refreshed_at"]
@@ -540,7 +545,7 @@ fn restore_from_the_replica_at_a_timestamp_and_download_it() {
     s.sync();
     let at = restorable_to(&s, synced);
     let then = rows(&s.app);
-    poll_until(DEADLINE, "the clock to pass the restore point", || {
+    poll_until("the clock to pass the restore point", || {
         SystemTime::now() > time(&Value::from(at.clone())) + Duration::from_millis(20)
     });
     for id in 21..=40 {

@@ -11,7 +11,6 @@ mod common;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -863,24 +862,8 @@ async fn a_commit_wakes_the_watcher() {
 // hand-over from the real Litestream v0.3.13
 
 /// Runs the real Litestream on `yaml`, logging to `log`.
-fn start_litestream(yaml: &Path, log: &Path) -> std::process::Child {
-    let out = fs::File::create(log).expect("create log");
-    let err = out.try_clone().expect("clone log");
-    Command::new(common::litestream_bin())
-        .args(["replicate", "-config"])
-        .arg(yaml)
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .expect("start litestream")
-}
-
-fn stop_litestream(mut child: std::process::Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("signal litestream");
-    child.wait().expect("litestream exits");
+fn start_litestream(yaml: &Path, log: &Path) -> common::Proc {
+    common::Proc::litestream_config(&common::litestream_bin(), yaml, &[], log)
 }
 
 /// Waits until the newest shadow WAL of the current generation covers the whole real WAL;
@@ -918,7 +901,7 @@ async fn hands_over_the_generation_with_litestream_both_ways() {
     shadow_caught_up(&cfg);
     f.app.insert(3, 700);
     let (generation, newest, len) = shadow_caught_up(&cfg);
-    stop_litestream(child);
+    child.terminate();
 
     let db = opened(&cfg).await;
     let out = db.sync().await.expect("sync after hand-over");
@@ -946,7 +929,7 @@ async fn hands_over_the_generation_with_litestream_both_ways() {
     let child = start_litestream(&yaml, &back);
     f.app.insert(2, 700);
     let (again, newest, len) = shadow_caught_up(&cfg);
-    stop_litestream(child);
+    child.terminate();
     assert_eq!(
         again, generation,
         "Litestream continued walstream's generation"

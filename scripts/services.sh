@@ -11,6 +11,7 @@
 #   LITESTREAM3  Litestream v0.3.13 (default: .testenv/litestream-0.3.13/bin/litestream) -> WS_LITESTREAM3
 #   LITESTREAM5  Litestream v0.5.17 (default: .testenv/litestream-0.5.17/bin/litestream) -> WS_LITESTREAM5
 #   moto_server  .testenv/servers/bin/moto_server                                         -> WS_MOTO_SERVER
+#   cargo-fuzz   .testenv/cargo-fuzz (installed there by scripts/fuzz.sh)                 -> WS_CARGO_FUZZ
 #
 # Sourcing this file only sets variables and functions; nothing is installed or started.
 #
@@ -42,6 +43,7 @@ WS_LITESTREAM5_VERSION="0.5.17"
 WS_LITESTREAM3="${LITESTREAM3:-$WS_ENV/litestream-$WS_LITESTREAM3_VERSION/bin/litestream}"
 WS_LITESTREAM5="${LITESTREAM5:-$WS_ENV/litestream-$WS_LITESTREAM5_VERSION/bin/litestream}"
 WS_MOTO_SERVER="$WS_ENV/servers/bin/moto_server"
+WS_CARGO_FUZZ="$WS_ENV/cargo-fuzz"
 
 # How long any server may live (CI stops a run after 90 minutes) and may take to become ready.
 WS_LIFETIME="${WALSTREAM_TEST_SERVER_LIFETIME:-95m}"

@@ -172,12 +172,28 @@ bench_pick() {
                  print line[k, (how == "best") ? o[1] : o[int((n[k] + 1) / 2)]] } }' "$2" | sort
 }
 
-# bench_restore_args SCRIPT ARGS...: the restore benches' options (see their --help) into db_mb,
-# wal_mb, runs, pace_ms, backend (file|s3; --s3 = --backend s3), keep and work; the caller sets
-# the defaults first. Every number is checked.
+# bench_restore_setup SCRIPT PEER WORK_PREFIX ARGS...: what both restore benches do first: their
+# options (bench_restore_args), walstream and the peer (litestream3|litestream5) into $walstream
+# and $litestream, GNU time, the work directory, $db and the S3 keys Litestream reads.
+bench_restore_setup() {
+    local script=$1 peer=$2 prefix=$3
+    shift 3
+    bench_restore_args "$script" "$@"
+    walstream=$(bench_walstream)
+    litestream=$(bench_"$peer")
+    [[ -x /usr/bin/time ]] || bench_die "/usr/bin/time (GNU time) is required"
+    bench_work_dir "$prefix"
+    db=$work/app.db
+    export LITESTREAM_ACCESS_KEY_ID=bench-key LITESTREAM_SECRET_ACCESS_KEY=bench-secret
+}
+
+# bench_restore_args SCRIPT ARGS...: the restore benches' options (see their --help) into db_mb
+# (default 1024), wal_mb (256), runs (the caller's default, else 2), pace_ms (100), backend
+# (file|s3; --s3 = --backend s3), keep and work. Every number is checked.
 bench_restore_args() {
     local script=$1
     shift
+    db_mb=1024 wal_mb=256 runs=${runs:-2} pace_ms=100 backend=file keep=0 work=""
     while (($#)); do
         case "$1" in
             --db-mb) db_mb=$2; shift ;;

@@ -33,26 +33,10 @@
 # this script starts outlives it (Litestream is stopped by PID on exit).
 set -euo pipefail
 
-db_mb=1024
-wal_mb=256
-runs=2
-pace_ms=100
-backend=file
-keep=0
-work=""
-
+runs=2  # default restores per tool
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-
 . "$root/benches/lib.sh"
-bench_restore_args "$0" "$@"
-walstream=$(bench_walstream)
-litestream=$(bench_litestream3)
-[[ -x /usr/bin/time ]] || bench_die "/usr/bin/time (GNU time) is required"
-
-bench_work_dir walstream-bench
-
-db=$work/app.db
-export LITESTREAM_ACCESS_KEY_ID=bench-key LITESTREAM_SECRET_ACCESS_KEY=bench-secret
+bench_restore_setup "$0" litestream3 walstream-bench "$@"
 
 # --- 1. the database ---------------------------------------------------------------------------
 log "writing a ${db_mb} MiB database"

@@ -98,17 +98,13 @@ fn config(db: &Path, meta: &Path, replica: &Path) -> String {
 }
 
 /// Polls `check` until it holds; on timeout the panic shows walstream's log and status.
-fn wait(inst: &Instance, what: &str, mut check: impl FnMut() -> bool) {
-    let end = std::time::Instant::now() + support::DEADLINE;
-    while !check() {
-        if std::time::Instant::now() > end {
-            let status = inst.get("/api/v1/status").body;
-            panic!(
-                "timed out waiting for {what}\nstatus: {status}\nlog:\n{}",
-                inst.proc.log_text()
-            );
-        }
-        std::thread::sleep(support::POLL);
+fn wait(inst: &Instance, what: &str, check: impl FnMut() -> bool) {
+    if common::poll::poll_within(support::DEADLINE, check).is_none() {
+        let status = inst.get("/api/v1/status").body;
+        panic!(
+            "timed out waiting for {what}\nstatus: {status}\nlog:\n{}",
+            inst.proc.log_text()
+        );
     }
 }
 

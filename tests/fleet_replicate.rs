@@ -29,16 +29,13 @@ fn generations(replica: &Path, rel: &str) -> Vec<String> {
 
 /// Waits until the database at `rel` has `n` generations in the replica.
 fn wait_generations(proc: &support::Proc, replica: &Path, rel: &str, n: usize) {
-    let what = format!("{n} generation(s) of {rel}");
-    let deadline = std::time::Instant::now() + support::DEADLINE;
-    while generations(replica, rel).len() < n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
-            proc.log_text()
-        );
-        std::thread::sleep(support::POLL);
-    }
+    let caught_up =
+        common::poll::poll_within(support::DEADLINE, || generations(replica, rel).len() >= n);
+    assert!(
+        caught_up.is_some(),
+        "timed out waiting for {n} generation(s) of {rel}; log:\n{}",
+        proc.log_text()
+    );
 }
 
 /// Restores the database at `rel` (latest, or one generation) and returns its rows.

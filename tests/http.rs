@@ -133,14 +133,14 @@ fn write_until_checkpointed(ws: &Instance, app: &rusqlite::Connection, first: i6
 /// scrape and the status document of that moment.
 fn converge(ws: &Instance, db: &Path, replica: &Path) -> (Scrape, Value) {
     let label = db.to_str().expect("utf-8");
-    let end = Instant::now() + DEADLINE;
-    loop {
+    let mut mismatches = Vec::new();
+    let found = common::poll::poll_within(DEADLINE, || {
         let st = ws.wait_caught_up();
         let s = ws.metrics();
         let pos = &st["databases"][0]["position"];
         let generation = pos["generation"].as_str().unwrap_or_default();
         let newest = newest_segment_end(replica);
-        let mut mismatches = Vec::new();
+        mismatches.clear();
         for name in ["file", "s3"] {
             let l = [("db", label), ("name", name)];
             let got = (
@@ -172,15 +172,9 @@ fn converge(ws: &Instance, db: &Path, replica: &Path) -> (Scrape, Value) {
                 mismatches.push(format!("{name}: {:?} != {want}", s.value(name, &d)));
             }
         }
-        if mismatches.is_empty() {
-            return (s, st);
-        }
-        assert!(
-            Instant::now() < end,
-            "metrics never matched the files: {mismatches:?}"
-        );
-        std::thread::sleep(support::POLL);
-    }
+        mismatches.is_empty().then_some((s, st))
+    });
+    found.unwrap_or_else(|| panic!("metrics never matched the files: {mismatches:?}"))
 }
 
 fn check_litestream_metrics(s: &Scrape, st: &Value, db: &Path) {

@@ -40,6 +40,8 @@ const WRITES_WHILE_STOPPED: usize = 5;
 const WRITE_SPACING: Duration = Duration::from_millis(15);
 /// How long Litestream may take to get every row onto the replica.
 const REPLICA_DEADLINE: Duration = Duration::from_secs(90);
+/// Pause between two probe restores.
+const PROBE_EVERY: Duration = Duration::from_millis(200);
 
 /// A replica written by Litestream v0.3.13, and how to reach it.
 #[derive(Debug, Clone)]
@@ -157,7 +159,7 @@ fn wait_for_rows(replica: &LitestreamReplica, child: &mut Proc) {
     let mut attempt = 0;
     let mut last = String::new();
     let what = format!("the replica to receive all {} rows", replica.rows);
-    let done = child.poll(REPLICA_DEADLINE, &what, |_| {
+    let done = child.poll_every(PROBE_EVERY, REPLICA_DEADLINE, &what, |_| {
         attempt += 1;
         let out = replica.dir.join(format!("probe-{attempt}.db"));
         match restored_rows(replica, &out) {

@@ -127,6 +127,18 @@ impl Proc {
         &mut self,
         deadline: Duration,
         what: &str,
+        check: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Result<T, String> {
+        self.poll_every(POLL, deadline, what, check)
+    }
+
+    /// [`Proc::poll`] with its own period, for a check that is itself work (a probe restore) and
+    /// must not run more often than that.
+    pub fn poll_every<T>(
+        &mut self,
+        period: Duration,
+        deadline: Duration,
+        what: &str,
         mut check: impl FnMut(&mut Self) -> Option<T>,
     ) -> Result<T, String> {
         let end = Instant::now() + deadline;
@@ -148,7 +160,7 @@ impl Proc {
                     self.log_text()
                 ));
             }
-            std::thread::sleep(POLL);
+            std::thread::sleep(period);
         }
     }
 

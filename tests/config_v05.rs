@@ -23,8 +23,7 @@ const FIXTURE: &str = concat!(
 
 /// A temp dir as `${DATA}` of the fixture, with the directory entry's folder.
 fn data_dir() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = std::fs::canonicalize(dir.path()).expect("canonicalize");
+    let (dir, data) = common::tempdir();
     std::fs::create_dir(data.join("tenants")).expect("tenants folder");
     (dir, data)
 }

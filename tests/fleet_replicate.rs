@@ -17,10 +17,9 @@ mod support;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use common::Rows;
 use http_support::{tempdir, walstream_restore};
 use support::{DEADLINE, Writer, insert, open_app, poll_until, rows};
-
-type Rows = Vec<(i64, String)>;
 
 /// Generations stored for the database at `rel` under the replica root.
 fn generations(replica: &Path, rel: &str) -> Vec<String> {

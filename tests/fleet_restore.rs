@@ -358,8 +358,7 @@ fn fleet_restore_s3() {
 
 #[test]
 fn bad_directory_entries_fail_with_one_line_and_write_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = std::fs::canonicalize(dir.path()).expect("canonicalize");
+    let (_dir, root) = common::tempdir();
     let data = root.join("data");
     let cfg = root.join("bad.yml");
     let shown = cfg.display();

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, SecondsFormat, Utc};
 use walstream::restore::testkit::{Event, ReplicaWriter, Rows};
 
-use common::sqlite::restored_rows;
+use common::sqlite::{assert_restores_to, restored_rows};
 use common::walstream_bin;
 
 const GEN: &str = "0a1b2c3d4e5f6a7b";
@@ -287,7 +287,7 @@ fn config_mode_picks_the_newest_replica_and_defaults_output_to_db_path() {
         &["-config", cfg_s, "-replica", "a", "-o", out_s, db_s],
     );
     assert_ok(&run);
-    assert_eq!(restored_rows(&out), rows_a);
+    assert_restores_to(&out, &rows_a);
 
     let run = restore(
         dir.path(),
@@ -458,7 +458,7 @@ fn sigterm_leaves_nothing_or_a_complete_database() {
     let stderr = String::from_utf8_lossy(&out_put.stderr);
     if out_put.status.success() {
         // Finished before the signal (or the signal raced the last step).
-        assert_eq!(restored_rows(&out), w.rows().expect("source"));
+        assert_restores_to(&out, &w.rows().expect("source"));
         assert_eq!(strays(out_dir.path(), &["out.db"]), Vec::<String>::new());
     } else {
         assert!(kill.success(), "kill failed and restore failed: {stderr}");

@@ -76,9 +76,7 @@ impl Case {
              replicas:\n{replica}        sync-interval: 100ms\n        age:\n{age}",
             self.db().display()
         );
-        let path = self.path().join(name);
-        std::fs::write(&path, text).expect("write config");
-        path.display().to_string()
+        self.ws.write(name, &text)
     }
 
     fn main_config(&self) -> String {

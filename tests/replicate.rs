@@ -51,9 +51,7 @@ impl Setup {
             self.db().display(),
             self.url()
         );
-        let path = self.path().join("walstream.yml");
-        std::fs::write(&path, text).expect("write config");
-        path.display().to_string()
+        self.write("walstream.yml", &text)
     }
 
     fn generations(&self) -> Vec<String> {

@@ -290,13 +290,20 @@ def idle_window(proc, seconds, extra):
     return cpu_at[seconds], cpu_at[seconds + extra], time.monotonic() - t0
 
 
-def fleet_run(a, tool, n, idle, idle_extra):
-    work = os.path.join(a.dir, f"{tool}-n{n}")
-    log(f"{tool} N={n}: creating {n} databases in {work}")
+def prepare(a, tool, name, n, lag):
+    """The work dir `name` with N databases, their replica dirs and the tool's config on a free
+    port: (work, dbs, replica dirs, port, config path)."""
+    work = os.path.join(a.dir, name)
     dbs, reps = make_fleet(work, n, a.layout)
     port = free_port()
     cfg = os.path.join(work, "config.yml")
-    write_config(cfg, tool, port, dbs, reps, lag=False)
+    write_config(cfg, tool, port, dbs, reps, lag=lag)
+    return work, dbs, reps, port, cfg
+
+
+def fleet_run(a, tool, n, idle, idle_extra):
+    log(f"{tool} N={n}: creating {n} databases")
+    work, dbs, reps, port, cfg = prepare(a, tool, f"{tool}-n{n}", n, lag=False)
     res = dict(tool=tool, n=n, layout=a.layout, port=port, work=work)
     peak = dict(threads=0, fds=0)
     t_start = time.monotonic()
@@ -478,12 +485,8 @@ class Uploads:
 
 def lag_run(a, tool):
     n, rate, secs = a.lag_dbs, a.lag_rate, a.lag_seconds
-    work = os.path.join(a.dir, f"{tool}-lag")
     log(f"{tool} lag: {n} databases, {rate:g} commits/s for {secs:g} s")
-    dbs, reps = make_fleet(work, n, a.layout)
-    port = free_port()
-    cfg = os.path.join(work, "config.yml")
-    write_config(cfg, tool, port, dbs, reps, lag=True)
+    work, dbs, reps, port, cfg = prepare(a, tool, f"{tool}-lag", n, lag=True)
     # Our inotify instance comes first: a replicator may take every instance the per-user limit
     # (fs.inotify.max_user_instances) leaves.
     ino, stop = Inotify(), threading.Event()
@@ -621,6 +624,13 @@ def print_fleet(runs, base, idle, layout):
               f"| +{tr['created']} −{tr['removed']} ~{tr['modified']} |")
 
 
+MIN_SAMPLES = 100  # fewer matched commits make p99 a guess: the table says so
+
+
+def few(matched):
+    return f" (only {matched} samples, raise --lag-seconds)" if matched < MIN_SAMPLES else ""
+
+
 def print_lag(rows):
     print("\n### Commit-to-replica lag (random database per commit, sync-interval 1s, "
           f"default monitor-interval, checkpoints off, {rows[0].get('layout', '?')} layout)\n")
@@ -632,7 +642,7 @@ def print_lag(rows):
             print(f"| {r['tool']} | {r['dbs']} | {r['error']} | | | | | | | |")
             continue
         print(f"| {r['tool']} | {r['dbs']} | {r['rate']:g} ({r['achieved_rate']}) | {r['commits']} "
-              f"| {r['matched']} | {fmt(r['p50_ms'], '{}')} | {fmt(r['p99_ms'], '{}')} "
+              f"| {r['matched']} | {fmt(r['p50_ms'], '{}')} | {fmt(r['p99_ms'], '{}')}{few(r['matched'])} "
               f"| {fmt(r['max_ms'], '{}')} | {r['cpu_seconds']:.2f} | {r['vmhwm_kib'] / 1024:.1f} |")
 
 
@@ -660,6 +670,7 @@ def main():
     p.add_argument("--bin", action="append", default=[], help="tool=path")
     a = p.parse_args()
     a.bins = dict(b.split("=", 1) for b in a.bin)
+    check_settings(a)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = a.n or ([] if a.lag else [200])
     idle_extra = max(0.0, a.idle_minutes * 60 - a.idle_seconds)
@@ -696,5 +707,26 @@ def main():
         print(f"\nraw numbers: {a.json}")
 
 
+class BadSetting(Exception):
+    """An argument the bench cannot run with."""
+
+
+def check_settings(a):
+    """One line per impossible setting instead of a failure deep inside a run."""
+    if any(n < 1 for n in a.n):
+        raise BadSetting(f"--n must be at least 1, got {a.n}")
+    for name in ("idle_seconds", "attach_timeout", "lag_rate", "lag_seconds", "catchup_timeout"):
+        if getattr(a, name) <= 0:
+            raise BadSetting(f"--{name.replace('_', '-')} must be positive, got {getattr(a, name)}")
+    if a.lag and a.lag_dbs < 1:
+        raise BadSetting(f"--lag-dbs must be at least 1, got {a.lag_dbs}")
+    unknown = [t for t in (a.tools or "").split(",") if t and t not in a.bins]
+    if unknown:
+        raise BadSetting(f"no binary given for {unknown} (run through benches/fleet.sh)")
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (BadSetting, OSError, RuntimeError, sqlite3.Error, subprocess.SubprocessError) as e:
+        sys.exit(f"fleet bench: {e}")

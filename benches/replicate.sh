@@ -18,6 +18,8 @@
 #         and BENCH_INTERVALS="1s 10ms" select the lag runs. Needs: cargo, python3.
 #         Binaries: WALSTREAM, LITESTREAM3 (see benches/lib.sh; default: this checkout's release
 #         build and .testenv's v0.3.13 venv).
+#         Whatever stops a run (a replicator that exits, a time-out, a bad setting) is one
+#         `bench: …` line on stderr and exit 1; a run too short to measure says so in its row.
 # Output: a Markdown table on stdout; work files under $BENCH_DIR (default a fresh temp dir).
 set -euo pipefail
 
@@ -27,6 +29,9 @@ SNAPSHOT_MIB="${2:-1024}"
 BENCH_DIR="${BENCH_DIR:-$(mktemp -d /tmp/walstream-bench.XXXXXX)}"
 
 . "$ROOT/benches/lib.sh"
+[[ $SECONDS_PER_RUN =~ ^[0-9]+([.][0-9]+)?$ ]] && [[ $SECONDS_PER_RUN != 0 && $SECONDS_PER_RUN != 0.0 ]] ||
+    bench_die "SECONDS_PER_RUN must be a positive number of seconds, got '$SECONDS_PER_RUN'"
+bench_int SNAPSHOT_DB_MIB "$SNAPSHOT_MIB" 0
 LITESTREAM=$(bench_litestream3)
 WALSTREAM=$(bench_walstream)
 
@@ -36,8 +41,16 @@ exec python3 - "$WALSTREAM" "$LITESTREAM" "$BENCH_DIR" "$SECONDS_PER_RUN" "$SNAP
 import os, re, signal, sqlite3, subprocess, sys, threading, time
 
 WALSTREAM, LITESTREAM, BENCH_DIR, SECS, SNAP_MIB = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+MIN_SAMPLES = 100  # fewer matched commits than this make p99 a guess: the table says so
 SEG = re.compile(r"^([0-9a-f]{8})_([0-9a-f]{8})\.wal\.lz4$")
 DEADLINE = 120.0
+
+class BenchError(Exception):
+    """Something the bench cannot measure through; printed as one line."""
+
+def alive(p, tool, work):
+    if p.poll() is not None:
+        raise BenchError(f"{tool} exited with {p.returncode}; its log: {os.path.join(work, tool + '.log')}")
 
 def proc_stats(pid):
     """(cpu seconds user+sys, peak RSS MiB) of a live process."""
@@ -71,11 +84,12 @@ def stop(p):
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=DEADLINE)
 
-def wait_for(what, cond):
+def wait_for(what, cond, check=lambda: None):
     t0 = time.monotonic()
     while not cond():
+        check()
         if time.monotonic() - t0 > DEADLINE:
-            raise SystemExit(f"timed out waiting for {what}")
+            raise BenchError(f"timed out after {DEADLINE:g} s waiting for {what}")
         time.sleep(0.005)
 
 def generation_dir(replica):
@@ -94,7 +108,8 @@ def lag_run(tool, rate, interval):
     p = start(tool, write_config(work, db, replica, interval), work)
     wait_for("first snapshot", lambda: generation_dir(replica) and
              os.path.isdir(os.path.join(generation_dir(replica), "snapshots")) and
-             os.listdir(os.path.join(generation_dir(replica), "snapshots")))
+             os.listdir(os.path.join(generation_dir(replica), "snapshots")),
+             lambda: alive(p, tool, work))
     wal_dir = os.path.join(generation_dir(replica), "wal")
     seen, stop_flag = {}, threading.Event()
     def watch():
@@ -127,7 +142,8 @@ def lag_run(tool, rate, interval):
     t_wait = time.monotonic()
     while not any(o >= final_end for _, o, _ in list(seen.values())):
         if time.monotonic() - t_wait > DEADLINE:
-            raise SystemExit("timed out waiting for catch-up")
+            raise BenchError(f"timed out after {DEADLINE:g} s waiting for {tool} to catch up")
+        alive(p, tool, work)
         conn.execute("INSERT INTO t(v) VALUES (randomblob(10))")
         time.sleep(0.05)
     cpu1, hwm = proc_stats(p.pid)
@@ -152,7 +168,7 @@ def lag_run(tool, rate, interval):
     # None when no commit could be matched to a segment (a run too short to measure).
     pct = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] * 1000 if lags else None
     return dict(tool=tool, rate=rate, interval=interval, commits=len(commits), segments=len(idx0),
-                p50=pct(0.50), p99=pct(0.99), cpu=cpu1 - cpu0, rss=hwm)
+                matched=len(lags), p50=pct(0.50), p99=pct(0.99), cpu=cpu1 - cpu0, rss=hwm)
 
 def snapshot_run(tool):
     work = os.path.join(BENCH_DIR, f"{tool}-snapshot")
@@ -176,35 +192,44 @@ def snapshot_run(tool):
         g = generation_dir(replica)
         d = g and os.path.join(g, "snapshots")
         return d and os.path.isdir(d) and any(n.endswith(".snapshot.lz4") for n in os.listdir(d))
-    wait_for("snapshot", done)
+    wait_for("snapshot", done, lambda: alive(p, tool, work))
     elapsed = time.monotonic() - t0
     cpu, hwm = proc_stats(p.pid)
     stop(p)
     return dict(tool=tool, secs=elapsed, cpu=cpu, rss=hwm, size=os.path.getsize(db) / 2**20)
 
-rows = []
-for rate in [int(r) for r in os.environ["BENCH_RATES"].split()]:
-    for interval in os.environ["BENCH_INTERVALS"].split():
-        for tool in ("walstream", "litestream"):
-            r = lag_run(tool, rate, interval)
-            print(f"  {r}", file=sys.stderr)
-            rows.append(r)
-print(f"\n### Commit-to-replica lag ({SECS:g} s per run, file:// replica)\n")
-print("| tool | commits/s | sync-interval | commits | segments | lag p50 (ms) | lag p99 (ms) | CPU s | peak RSS (MiB) |")
-print("|---|---|---|---|---|---|---|---|---|")
-for r in rows:
-    if r["p50"] is None:
+def main():
+    rows = []
+    for rate in [int(r) for r in os.environ["BENCH_RATES"].split()]:
+        for interval in os.environ["BENCH_INTERVALS"].split():
+            for tool in ("walstream", "litestream"):
+                r = lag_run(tool, rate, interval)
+                print(f"  {r}", file=sys.stderr)
+                rows.append(r)
+    print(f"\n### Commit-to-replica lag ({SECS:g} s per run, file:// replica)\n")
+    print("| tool | commits/s | sync-interval | commits | segments | lag p50 (ms) | lag p99 (ms) | CPU s | peak RSS (MiB) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if r["p50"] is None:
+            print(f"| {r['tool']} | {r['rate']} | {r['interval']} | {r['commits']} | {r['segments']} | "
+                  f"run too short: no commit matched to an uploaded segment, raise SECONDS_PER_RUN | | | |")
+            continue
+        p99 = f"{r['p99']:.1f}"
+        if r["matched"] < MIN_SAMPLES:
+            p99 += f" (only {r['matched']} samples, raise SECONDS_PER_RUN)"
         print(f"| {r['tool']} | {r['rate']} | {r['interval']} | {r['commits']} | {r['segments']} | "
-              f"run too short: no commit matched to an uploaded segment, raise SECONDS_PER_RUN | | | |")
-        continue
-    print(f"| {r['tool']} | {r['rate']} | {r['interval']} | {r['commits']} | {r['segments']} | "
-          f"{r['p50']:.1f} | {r['p99']:.1f} | {r['cpu']:.2f} | {r['rss']:.1f} |")
-if SNAP_MIB <= 0:
-    sys.exit(0)
-snaps = [snapshot_run(t) for t in ("walstream", "litestream")]
-print(f"\n### Initial snapshot of a {snaps[0]['size']:.0f} MiB database\n")
-print("| tool | time to snapshot (s) | CPU s | peak RSS (MiB) |")
-print("|---|---|---|---|")
-for s in snaps:
-    print(f"| {s['tool']} | {s['secs']:.1f} | {s['cpu']:.2f} | {s['rss']:.1f} |")
+              f"{r['p50']:.1f} | {p99} | {r['cpu']:.2f} | {r['rss']:.1f} |")
+    if SNAP_MIB <= 0:
+        return
+    snaps = [snapshot_run(t) for t in ("walstream", "litestream")]
+    print(f"\n### Initial snapshot of a {snaps[0]['size']:.0f} MiB database\n")
+    print("| tool | time to snapshot (s) | CPU s | peak RSS (MiB) |")
+    print("|---|---|---|---|")
+    for s in snaps:
+        print(f"| {s['tool']} | {s['secs']:.1f} | {s['cpu']:.2f} | {s['rss']:.1f} |")
+
+try:
+    main()
+except (BenchError, OSError, sqlite3.Error, subprocess.SubprocessError, ValueError) as e:
+    sys.exit(f"bench: {e}")
 PY

@@ -33,74 +33,20 @@
 # this script starts outlives it (Litestream is stopped by PID on exit).
 set -euo pipefail
 
-db_mb=1024
-wal_mb=256
-runs=2
-pace_ms=100
-use_s3=0
-keep=0
-work=""
-while (($#)); do
-    case "$1" in
-        --db-mb) db_mb=$2; shift ;;
-        --wal-mb) wal_mb=$2; shift ;;
-        --runs) runs=$2; shift ;;
-        --pace-ms) pace_ms=$2; shift ;;
-        --s3) use_s3=1 ;;
-        --backend)
-            case "$2" in
-                s3) use_s3=1 ;;
-                file) ;;
-                *) echo "--backend must be file or s3" >&2; exit 2 ;;
-            esac
-            shift ;;
-        --keep) keep=1 ;;
-        --dir) work=$2; shift ;;
-        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-    shift
-done
-
+runs=2  # default restores per tool
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-
 . "$root/benches/lib.sh"
-walstream=$(bench_walstream)
-litestream=$(bench_litestream3)
-[[ -x /usr/bin/time ]] || { echo "/usr/bin/time (GNU time) is required" >&2; exit 1; }
-
-bench_work_dir walstream-bench
-
-db=$work/app.db
-export LITESTREAM_ACCESS_KEY_ID=bench-key LITESTREAM_SECRET_ACCESS_KEY=bench-secret
+bench_restore_setup "$0" litestream3 walstream-bench "$@"
 
 # --- 1. the database ---------------------------------------------------------------------------
 log "writing a ${db_mb} MiB database"
-python3 - "$db" "$db_mb" <<'PY'
-import os, sqlite3, sys
-path, mb = sys.argv[1], int(sys.argv[2])
-c = sqlite3.connect(path)
-c.execute("PRAGMA page_size=4096")
-c.execute("PRAGMA journal_mode=WAL")
-c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
-# ~1000-byte rows, half random (incompressible) and half text, so LZ4 has real work to do.
-row = lambda i: os.urandom(500) + (b"%010d-" % i) * 45
-batch, i = 10000, 0
-while os.path.getsize(path) + os.path.getsize(path + "-wal") < mb << 20:
-    c.executemany("INSERT INTO t(v) VALUES (?)", [(row(i + k),) for k in range(batch)])
-    c.commit()
-    i += batch
-    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-print(i, file=open(path + ".rows", "w"))
-PY
-rows=$(cat "$db.rows")
+rows=$(bench_source_db "$db" "$db_mb")
 
 # --- 2. replicas written by Litestream ---------------------------------------------------------
 replicas="      - name: file
         type: file
         path: $work/replica"
-if ((use_s3)); then
+if [[ $backend == s3 ]]; then
     : "${WALSTREAM_TEST_S3_ENDPOINT:?--s3 needs WALSTREAM_TEST_S3_ENDPOINT (run under scripts/test.sh --)}"
     prefix="bench-$(date +%s%N)"
     replicas="$replicas
@@ -120,30 +66,10 @@ $replicas
 EOF
 
 log "replicating with Litestream (snapshot, then ~${wal_mb} MiB of WAL)"
-"$litestream" replicate -config "$work/litestream.yml" >"$work/litestream.log" 2>&1 &
-ls_pid=$!
-deadline=$((SECONDS + 600))
-until compgen -G "$work/replica/generations/*/snapshots/*.snapshot.lz4" >/dev/null; do
-    ((SECONDS < deadline)) || { cat "$work/litestream.log"; echo "no snapshot after 600 s" >&2; exit 1; }
-    kill -0 "$ls_pid" || { cat "$work/litestream.log"; exit 1; }
-    sleep 0.5
-done
-python3 - "$db" "$wal_mb" "$rows" "$pace_ms" <<'PY'
-import os, random, sqlite3, sys, time
-path, mb, rows, pace = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]) / 1000
-c = sqlite3.connect(path, timeout=30)
-# ~1000 consecutive ~1000-byte rows per transaction ≈ 250 leaf pages ≈ 1 MiB of WAL frames.
-for n in range(mb):
-    start = random.randrange(1, max(2, rows - 1000))
-    c.execute("UPDATE t SET v = randomblob(500) || substr(v, 501) WHERE id BETWEEN ? AND ?",
-              (start, start + 999))
-    c.commit()
-    time.sleep(pace)  # shapes the workload into many segments; not a readiness wait
-PY
-log "stopping Litestream (final sync)"
-kill -TERM "$ls_pid"
-wait "$ls_pid" || true
-ls_pid=""
+snapshot_ready() { compgen -G "$work/replica/generations/*/snapshots/*.snapshot.lz4" >/dev/null; }
+bench_replicate "$litestream" "$work/litestream.yml" 600 "snapshot" snapshot_ready
+bench_updates "$db" "$wal_mb" "$rows" "$pace_ms"
+bench_stop_replicator
 
 db_bytes=$(stat -c %s "$db")
 replica_bytes=$(du -sb "$work/replica" | cut -f1)
@@ -152,24 +78,6 @@ indexes=$(find "$work/replica" -name '*_00000000.wal.lz4' | wc -l)
 log "replica: $((replica_bytes >> 20)) MiB stored, $segments segments in $indexes indexes; database $((db_bytes >> 20)) MiB"
 
 # --- 3. restores ---------------------------------------------------------------------------------
-# measure NAME OUT CMD...: runs CMD under GNU time; prints
-# "NAME <wall> s <MB/s> MB/s <peak RSS> MiB <user+sys> cpu-s".
-measure() {
-    local name=$1 out=$2
-    shift 2
-    rm -f "$out" "$out".tmp*
-    # Start each run with no dirty pages left by the previous one (its writeback would otherwise
-    # be charged to whichever tool runs next).
-    sync
-    /usr/bin/time -v -o "$work/time.txt" "$@" >"$work/run.log" 2>&1 || { cat "$work/run.log"; exit 1; }
-    local secs rss size cpu
-    cpu=$(awk -F': ' '/User time|System time/ {c += $2} END {print c}' "$work/time.txt")
-    secs=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$work/time.txt")
-    rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$work/time.txt")
-    size=$(stat -c %s "$out")
-    awk -v n="$name" -v s="$secs" -v b="$size" -v r="$rss" -v c="$cpu" \
-        'BEGIN { printf "%-32s %8.2f s %9.1f MB/s %7d MiB %7.2f cpu-s\n", n, s, b / 1e6 / s, r, c }'
-}
 
 results=$work/results.txt
 : >"$results"
@@ -178,39 +86,30 @@ bench_source() {
     shift
     local src=("$@")
     for ((i = 1; i <= runs; i++)); do
-        measure "litestream $label" "$work/lt.db" "$litestream" restore -o "$work/lt.db" "${src[@]}" | tee -a "$results"
-        measure "walstream $label (full check)" "$work/ws.db" "$walstream" restore -o "$work/ws.db" "${src[@]}" | tee -a "$results"
-        cmp "$work/lt.db" "$work/ws.db" || { echo "restored files differ ($label)" >&2; exit 1; }
-        measure "walstream $label (no check)" "$work/ws.db" "$walstream" restore -integrity-check none -o "$work/ws.db" "${src[@]}" | tee -a "$results"
-        cmp "$work/lt.db" "$work/ws.db" || { echo "restored files differ ($label)" >&2; exit 1; }
+        bench_measure "litestream $label" "$work/lt.db" "$litestream" restore -o "$work/lt.db" "${src[@]}" | tee -a "$results"
+        bench_measure "walstream $label (full check)" "$work/ws.db" "$walstream" restore -o "$work/ws.db" "${src[@]}" | tee -a "$results"
+        cmp "$work/lt.db" "$work/ws.db" || bench_die "restored files differ ($label)"
+        bench_measure "walstream $label (no check)" "$work/ws.db" "$walstream" restore -integrity-check none -o "$work/ws.db" "${src[@]}" | tee -a "$results"
+        cmp "$work/lt.db" "$work/ws.db" || bench_die "restored files differ ($label)"
     done
 }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "restoring (each tool $runs times, alternating; load average $load_before)"
 bench_source "file" "file://$work/replica"
-if ((use_s3)); then
+if [[ $backend == s3 ]]; then
     bench_source "s3" -config "$work/litestream.yml" -replica s3 "$db"
 fi
 
 echo
 echo "database $((db_bytes >> 20)) MiB, replica $((replica_bytes >> 20)) MiB stored ($segments segments, $indexes indexes); restored files identical"
 # Lines are "%-32s <seconds> s <MB/s> MB/s <rss> MiB": the first 32 columns name the variant.
-# pick best|median: one line per variant, the fastest run or the median one (the lower middle
+# bench_pick best|median: one line per variant, the fastest run or the median one (the lower middle
 # for an even count). The disk and the page cache make single runs noisy; both are reported.
-pick() {
-    awk -v how="$1" '{ key = substr($0, 1, 32); split(substr($0, 33), f, " ");
-           n[key]++; t[key, n[key]] = f[1] + 0; line[key, n[key]] = $0 }
-         END { for (k in n) {
-                 for (i = 1; i <= n[k]; i++) o[i] = i;
-                 for (i = 2; i <= n[k]; i++) for (j = i; j > 1 && t[k, o[j]] < t[k, o[j-1]]; j--) {
-                     x = o[j]; o[j] = o[j-1]; o[j-1] = x }
-                 print line[k, (how == "best") ? o[1] : o[int((n[k] + 1) / 2)]] } }' "$results" | sort
-}
 for how in best median; do
     echo "$how of $runs:"
-    pick "$how"
+    bench_pick "$how" "$results"
     for label in file s3; do
-        pick "$how" | awk -v l="$label" -v how="$how" '{ key = substr($0, 1, 32); split(substr($0, 33), f, " "); t[key] = f[1] }
+        bench_pick "$how" "$results" | awk -v l="$label" -v how="$how" '{ key = substr($0, 1, 32); split(substr($0, 33), f, " "); t[key] = f[1] }
              END { for (k in t) if (k ~ "^litestream " l " ") lt = t[k];
                    for (k in t) if (k ~ "^walstream " l " \\(full") wf = t[k]; else if (k ~ "^walstream " l " \\(no") wn = t[k];
                    if (lt && wf && wn) printf "litestream/walstream time ratio (%s, %s): %.2fx with full check, %.2fx without\n", l, how, lt / wf, lt / wn }'

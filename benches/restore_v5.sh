@@ -27,67 +27,15 @@
 # this script starts outlives it (Litestream is stopped by PID on exit).
 set -euo pipefail
 
-db_mb=1024
-wal_mb=256
-runs=3
-pace_ms=100
-backend=file
-keep=0
-work=""
-while (($#)); do
-    case "$1" in
-        --db-mb) db_mb=$2; shift ;;
-        --wal-mb) wal_mb=$2; shift ;;
-        --runs) runs=$2; shift ;;
-        --pace-ms) pace_ms=$2; shift ;;
-        --backend)
-            case "$2" in
-                s3 | file) backend=$2 ;;
-                *) echo "--backend must be file or s3" >&2; exit 2 ;;
-            esac
-            shift ;;
-        --keep) keep=1 ;;
-        --dir) work=$2; shift ;;
-        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-    shift
-done
-
+runs=3  # default restores per tool
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-
 . "$root/benches/lib.sh"
-walstream=$(bench_walstream)
-litestream=$(bench_litestream5)
-[[ -x /usr/bin/time ]] || { echo "/usr/bin/time (GNU time) is required" >&2; exit 1; }
-
-bench_work_dir walstream-bench5
-
-db=$work/app.db
-export LITESTREAM_ACCESS_KEY_ID=bench-key LITESTREAM_SECRET_ACCESS_KEY=bench-secret
+bench_restore_setup "$0" litestream5 walstream-bench5 "$@"
 unset AWS_CA_BUNDLE  # v0.5.17 refuses to build its S3 client with it set
 
 # --- 1. the database ---------------------------------------------------------------------------
 log "writing a ${db_mb} MiB database"
-python3 - "$db" "$db_mb" <<'PY'
-import os, sqlite3, sys
-path, mb = sys.argv[1], int(sys.argv[2])
-c = sqlite3.connect(path)
-c.execute("PRAGMA page_size=4096")
-c.execute("PRAGMA journal_mode=WAL")
-c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
-# ~1000-byte rows, half random (incompressible) and half text, so LZ4 has real work to do.
-row = lambda i: os.urandom(500) + (b"%010d-" % i) * 45
-batch, i = 10000, 0
-while os.path.getsize(path) + os.path.getsize(path + "-wal") < mb << 20:
-    c.executemany("INSERT INTO t(v) VALUES (?)", [(row(i + k),) for k in range(batch)])
-    c.commit()
-    i += batch
-    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-print(i, file=open(path + ".rows", "w"))
-PY
-rows=$(cat "$db.rows")
+rows=$(bench_source_db "$db" "$db_mb")
 
 # --- 2. the replica written by Litestream v0.5.17 ----------------------------------------------
 if [[ $backend == s3 ]]; then
@@ -118,29 +66,9 @@ $replica
 EOF2
 
 log "replicating with Litestream v0.5.17 (snapshot, then ~${wal_mb} MiB of updates)"
-"$litestream" replicate -config "$work/litestream.yml" >"$work/litestream.log" 2>&1 &
-ls_pid=$!
-deadline=$((SECONDS + 900))
-until snapshot_ready; do
-    ((SECONDS < deadline)) || { cat "$work/litestream.log"; echo "no snapshot after 900 s" >&2; exit 1; }
-    kill -0 "$ls_pid" || { cat "$work/litestream.log"; exit 1; }
-    sleep 1
-done
-python3 - "$db" "$wal_mb" "$rows" "$pace_ms" <<'PY'
-import random, sqlite3, sys, time
-path, mb, rows, pace = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]) / 1000
-c = sqlite3.connect(path, timeout=30)
-for n in range(mb):
-    start = random.randrange(1, max(2, rows - 1000))
-    c.execute("UPDATE t SET v = randomblob(500) || substr(v, 501) WHERE id BETWEEN ? AND ?",
-              (start, start + 999))
-    c.commit()
-    time.sleep(pace)  # shapes the workload into many L0 files; not a readiness wait
-PY
-log "stopping Litestream (final sync)"
-kill -TERM "$ls_pid"
-wait "$ls_pid" || true
-ls_pid=""
+bench_replicate "$litestream" "$work/litestream.yml" 900 "snapshot" snapshot_ready
+bench_updates "$db" "$wal_mb" "$rows" "$pace_ms"
+bench_stop_replicator
 
 if [[ $backend == s3 ]]; then
     src=(-config "$work/litestream.yml" "$db")
@@ -154,46 +82,23 @@ plan_files=$("$walstream" restore -dry-run -json -o "$work/plan.db" "${src[@]}" 
 log "replica: $per_level restore plan: $plan_files files; database $((db_bytes >> 20)) MiB"
 
 # --- 3. restores ---------------------------------------------------------------------------------
-measure() {
-    local name=$1 out=$2
-    shift 2
-    rm -f "$out" "$out".tmp*
-    sync
-    /usr/bin/time -v -o "$work/time.txt" "$@" >"$work/run.log" 2>&1 || { cat "$work/run.log"; exit 1; }
-    local secs rss size cpu
-    cpu=$(awk -F': ' '/User time|System time/ {c += $2} END {print c}' "$work/time.txt")
-    secs=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$work/time.txt")
-    rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$work/time.txt")
-    size=$(stat -c %s "$out")
-    awk -v n="$name" -v s="$secs" -v b="$size" -v r="$rss" -v c="$cpu" \
-        'BEGIN { printf "%-32s %8.2f s %9.1f MB/s %7d MiB %7.2f cpu-s\n", n, s, b / 1e6 / s, r, c }'
-}
 
 results=$work/results.txt
 : >"$results"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "restoring (each tool $runs times, alternating; load average $load_before)"
 for ((i = 1; i <= runs; i++)); do
-    measure "litestream $backend" "$work/lt.db" "$litestream" restore -o "$work/lt.db" "${src[@]}" | tee -a "$results"
-    measure "walstream $backend (full check)" "$work/ws.db" "$walstream" restore -o "$work/ws.db" "${src[@]}" | tee -a "$results"
-    cmp "$work/lt.db" "$work/ws.db" || { echo "restored files differ" >&2; exit 1; }
+    bench_measure "litestream $backend" "$work/lt.db" "$litestream" restore -o "$work/lt.db" "${src[@]}" | tee -a "$results"
+    bench_measure "walstream $backend (full check)" "$work/ws.db" "$walstream" restore -o "$work/ws.db" "${src[@]}" | tee -a "$results"
+    cmp "$work/lt.db" "$work/ws.db" || bench_die "restored files differ"
 done
 
 echo
 echo "database $((db_bytes >> 20)) MiB; replica $per_level restore plan $plan_files files; restored files identical"
-pick() {
-    awk -v how="$1" '{ key = substr($0, 1, 32); split(substr($0, 33), f, " ");
-           n[key]++; t[key, n[key]] = f[1] + 0; line[key, n[key]] = $0 }
-         END { for (k in n) {
-                 for (i = 1; i <= n[k]; i++) o[i] = i;
-                 for (i = 2; i <= n[k]; i++) for (j = i; j > 1 && t[k, o[j]] < t[k, o[j-1]]; j--) {
-                     x = o[j]; o[j] = o[j-1]; o[j-1] = x }
-                 print line[k, (how == "best") ? o[1] : o[int((n[k] + 1) / 2)]] } }' "$results" | sort
-}
 for how in best median; do
     echo "$how of $runs:"
-    pick "$how"
-    pick "$how" | awk -v how="$how" '{ key = substr($0, 1, 32); split(substr($0, 33), f, " "); t[key] = f[1]; m[key] = f[5] }
+    bench_pick "$how" "$results"
+    bench_pick "$how" "$results" | awk -v how="$how" '{ key = substr($0, 1, 32); split(substr($0, 33), f, " "); t[key] = f[1]; m[key] = f[5] }
          END { for (k in t) if (k ~ "^litestream") { lt = t[k]; lm = m[k] } else { wt = t[k]; wm = m[k] }
                if (lt && wt) printf "litestream/walstream (%s): time %.2fx, peak RSS %.2fx\n", how, lt / wt, lm / wm }'
 done

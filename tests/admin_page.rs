@@ -22,7 +22,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use http_support::{Instance, config, file_replica, tempdir};
-use support::{insert, integrity, open_app, poll_until, rows};
+use support::{DEADLINE, insert, open_app, poll_until, rows};
 
 const TOKEN: &str = "admin-page-token-8c1d";
 const BACKUP_NAME: &str = "before-cleanup";
@@ -226,10 +226,14 @@ fn admin_page_creates_and_restores_a_backup_in_a_browser() {
     );
     assert!(page.body.contains("/assets/app.js"));
     assert_eq!(ws.get("/api/v1/status").status, 401);
-    poll_until("a snapshot in the replica (restore points)", || {
-        let st = get_auth_status(&ws);
-        !st["databases"][0]["replicas"][0]["oldest_restore_point"].is_null()
-    });
+    poll_until(
+        DEADLINE,
+        "a snapshot in the replica (restore points)",
+        || {
+            let st = get_auth_status(&ws);
+            !st["databases"][0]["replicas"][0]["oldest_restore_point"].is_null()
+        },
+    );
 
     let out = repo().join("target/admin-page");
     // Fresh each run: the screenshot and downloads of an earlier run must not count.
@@ -269,8 +273,7 @@ fn admin_page_creates_and_restores_a_backup_in_a_browser() {
         at_backup,
         "not restored to the oldest restore point"
     );
-    let fresh = rusqlite::Connection::open(&db).expect("open the restored database");
-    assert_eq!(integrity(&fresh), "ok");
+    let fresh = common::sqlite::checked(&db);
     assert_eq!(rows(&fresh), at_backup);
     let list = ws.get_auth("/api/v1/databases/app.db/backups", TOKEN);
     assert_eq!(list.status, 200, "{}", list.body);

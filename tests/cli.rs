@@ -78,16 +78,9 @@ fn litestream_usage(command: &[&str]) -> String {
 #[test]
 fn usage_texts_match_litestream() {
     let dir = tmp();
-    for cmd in [
-        "",
-        "version",
-        "databases",
-        "generations",
-        "snapshots",
-        "wal",
-        "restore",
-        "replicate",
-    ] {
+    // The top-level usage ("") and each command's.
+    let commands = "version databases generations snapshots wal restore replicate";
+    for cmd in std::iter::once("").chain(commands.split(' ')) {
         let words: Vec<&str> = if cmd.is_empty() { vec![] } else { vec![cmd] };
         let mut args = words.clone();
         args.push("-h");

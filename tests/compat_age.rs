@@ -15,7 +15,7 @@ mod common;
 #[path = "replicate_support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use age::secrecy::ExposeSecret;
@@ -24,7 +24,7 @@ use object_store::ObjectStoreExt;
 use walstream::config::{ReplicaTarget, S3Target};
 use walstream::storage::{ReplicaClient, layout};
 
-use common::{Backend, litestream_bin, unique_name, walstream_bin};
+use common::{Backend, litestream_bin, walstream_bin};
 use support::workload::*;
 use support::*;
 
@@ -32,10 +32,15 @@ const AGE_MAGIC: &[u8] = b"age-encryption.org/v1";
 
 /// One database replicated to one backend with age keys.
 struct Case {
-    backend: Backend,
-    dir: tempfile::TempDir,
-    prefix: String,
+    site: Site,
     identity: Identity,
+}
+
+impl std::ops::Deref for Case {
+    type Target = Site;
+    fn deref(&self) -> &Site {
+        &self.site
+    }
 }
 
 /// Which age keys a config carries.
@@ -50,30 +55,14 @@ enum Keys<'a> {
 impl Case {
     fn new(backend: Backend) -> Case {
         Case {
-            backend,
-            dir: tempfile::tempdir().expect("tempdir"),
-            prefix: unique_name(&format!("age-{}", backend.name())),
+            site: Site::new(backend, "age"),
             identity: Identity::generate(),
         }
     }
 
-    fn path(&self) -> PathBuf {
-        std::fs::canonicalize(self.dir.path()).expect("canonicalize")
-    }
-
-    fn db(&self) -> PathBuf {
-        self.path().join("app.db")
-    }
-
-    fn replica_dir(&self) -> PathBuf {
-        self.path().join("replica")
-    }
-
     /// Writes a config for both tools (fast intervals, rolling WAL indexes) with `keys`.
     fn config(&self, name: &str, keys: Keys<'_>) -> String {
-        let replica = self
-            .backend
-            .replica_list_item(&self.prefix, &self.replica_dir(), 6);
+        let replica = self.replica_item();
         let age = match keys {
             Keys::Both(id) => format!(
                 "          identities: [\"{}\"]\n          recipients: [\"{}\"]\n",
@@ -87,9 +76,7 @@ impl Case {
              replicas:\n{replica}        sync-interval: 100ms\n        age:\n{age}",
             self.db().display()
         );
-        let path = self.path().join(name);
-        std::fs::write(&path, text).expect("write config");
-        path.display().to_string()
+        self.ws.write(name, &text)
     }
 
     fn main_config(&self) -> String {
@@ -97,21 +84,11 @@ impl Case {
     }
 
     fn walstream(&self) -> Proc {
-        let cfg = self.main_config();
-        walstream_env(
-            &self.path(),
-            &["-config", &cfg],
-            &self.backend.env_for_walstream(),
-        )
+        self.site.walstream(&self.main_config())
     }
 
     fn litestream(&self) -> Proc {
-        let cfg = self.main_config();
-        litestream_env(
-            &self.path(),
-            &["-config", &cfg],
-            &self.backend.env_for_litestream(),
-        )
+        self.site.litestream(&self.main_config())
     }
 
     /// `BIN restore -o OUT -config CFG DB` with the backend's environment for `bin`.
@@ -153,22 +130,9 @@ impl Case {
         stderr
     }
 
-    /// Polls `litestream restore` until the replica holds exactly the source's content.
+    /// [`Site::wait_replicated`] through the main config.
     fn wait_replicated(&self) {
-        let want = content(&self.db());
-        let cfg = self.main_config();
-        let mut n = 0;
-        poll_until("the replica to hold every row", || {
-            n += 1;
-            let out = self.path().join(format!("probe-{n}.db"));
-            let ok = self
-                .restore_cmd(&litestream_bin(), &cfg, &out)
-                .output()
-                .expect("run litestream restore")
-                .status
-                .success();
-            ok && content(&out) == want
-        });
+        self.site.wait_replicated(&self.main_config())
     }
 
     /// The replica seen through walstream's storage layer, without age keys (raw objects).
@@ -383,32 +347,11 @@ impl Case {
     }
 }
 
-#[test]
-fn litestream_encrypted_restored_by_walstream_file() {
-    litestream_to_walstream(Backend::File);
-}
-
-#[test]
-fn litestream_encrypted_restored_by_walstream_s3() {
-    litestream_to_walstream(Backend::S3);
-}
-
-#[test]
-fn walstream_encrypted_resumed_and_restored_by_litestream_file() {
-    walstream_to_litestream(Backend::File);
-}
-
-#[test]
-fn walstream_encrypted_resumed_and_restored_by_litestream_s3() {
-    walstream_to_litestream(Backend::S3);
-}
-
-#[test]
-fn encrypted_handover_both_ways_file() {
-    handover(Backend::File);
-}
-
-#[test]
-fn encrypted_handover_both_ways_s3() {
-    handover(Backend::S3);
+crate::backend_tests! {
+    litestream_encrypted_restored_by_walstream_file: litestream_to_walstream => File;
+    litestream_encrypted_restored_by_walstream_s3: litestream_to_walstream => S3;
+    walstream_encrypted_resumed_and_restored_by_litestream_file: walstream_to_litestream => File;
+    walstream_encrypted_resumed_and_restored_by_litestream_s3: walstream_to_litestream => S3;
+    encrypted_handover_both_ways_file: handover => File;
+    encrypted_handover_both_ways_s3: handover => S3;
 }

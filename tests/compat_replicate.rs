@@ -17,51 +17,36 @@ mod common;
 #[path = "replicate_support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{Backend, litestream_bin, litestream5_bin, unique_name, walstream_bin};
+use common::{Backend, litestream_bin, litestream5_bin, walstream_bin};
 use support::workload::*;
 use support::*;
 
 /// One database replicated to one backend, with the config both tools read.
-struct Case {
-    backend: Backend,
-    dir: tempfile::TempDir,
-    prefix: String,
+struct Case(Site);
+
+impl std::ops::Deref for Case {
+    type Target = Site;
+    fn deref(&self) -> &Site {
+        &self.0
+    }
 }
 
 impl Case {
     fn new(backend: Backend) -> Case {
-        Case {
-            backend,
-            dir: tempfile::tempdir().expect("tempdir"),
-            prefix: unique_name(&format!("replicate-{}", backend.name())),
-        }
-    }
-
-    fn path(&self) -> PathBuf {
-        std::fs::canonicalize(self.dir.path()).expect("canonicalize")
-    }
-
-    fn db(&self) -> PathBuf {
-        self.path().join("app.db")
-    }
-
-    fn replica_dir(&self) -> PathBuf {
-        self.path().join("replica")
+        Case(Site::new(backend, "replicate"))
     }
 
     /// The config for both tools: fast intervals, WAL indexes rolling every few writes.
     fn config(&self) -> String {
         let path = self.path().join("replicate.yml");
         if !path.exists() {
-            let replica = self
-                .backend
-                .replica_list_item(&self.prefix, &self.replica_dir(), 6);
             let text = format!(
-                "dbs:\n  - path: {}\n    monitor-interval: 50ms\n    min-checkpoint-page-count: 16\n    replicas:\n{replica}        sync-interval: 100ms\n",
-                self.db().display()
+                "dbs:\n  - path: {}\n    monitor-interval: 50ms\n    min-checkpoint-page-count: 16\n    replicas:\n{}        sync-interval: 100ms\n",
+                self.db().display(),
+                self.replica_item()
             );
             std::fs::write(&path, text).expect("write config");
         }
@@ -69,19 +54,11 @@ impl Case {
     }
 
     fn walstream(&self) -> Proc {
-        walstream_env(
-            &self.path(),
-            &["-config", &self.config()],
-            &self.backend.env_for_walstream(),
-        )
+        self.0.walstream(&self.config())
     }
 
     fn litestream(&self) -> Proc {
-        litestream_env(
-            &self.path(),
-            &["-config", &self.config()],
-            &self.backend.env_for_litestream(),
-        )
+        self.0.litestream(&self.config())
     }
 
     /// `litestream restore` v0.3.13 through the config.
@@ -95,6 +72,15 @@ impl Case {
             &["-config", &self.config(), &db],
             &out,
         )
+    }
+
+    /// `litestream restore` v0.3.13 into `restored.db` gives the source's content.
+    fn assert_restore3_is_source(&self) {
+        self.restore3("restored.db");
+        assert_eq!(
+            content(&self.path().join("restored.db")),
+            content(&self.db())
+        );
     }
 
     /// `litestream restore` v0.5.17 (v0.3 replicas: file and S3 clients only).
@@ -125,25 +111,9 @@ impl Case {
         common::stdout_text(&out)
     }
 
-    /// Polls `litestream restore` until the replica holds exactly the source's content. Litestream
-    /// v0.3.13 can hang or fail at shutdown when SIGTERM arrives in the middle of an upload, so
-    /// it is only stopped once idle.
+    /// [`Site::wait_replicated`] through the config.
     fn wait_replicated(&self) {
-        let want = content(&self.db());
-        let mut n = 0;
-        poll_until("the replica to hold every row", || {
-            n += 1;
-            let out = self.path().join(format!("probe-{n}.db"));
-            let db = self.db().display().to_string();
-            let res = Command::new(litestream_bin())
-                .args(["restore", "-o"])
-                .arg(&out)
-                .args(["-config", &self.config(), &db])
-                .envs(self.backend.env_for_litestream())
-                .output()
-                .expect("run litestream restore");
-            res.status.success() && content(&out) == want
-        });
+        self.0.wait_replicated(&self.config())
     }
 
     fn litestream_listing(&self, cmd: &str) -> String {
@@ -288,13 +258,18 @@ fn compat(backend: Backend) {
     assert_listings_match(&case);
 }
 
+/// What the first tool of a hand-over replicates: ids 1..100 and a large transaction.
+fn first_half(c: &rusqlite::Connection) {
+    insert_range(c, 1, 100);
+    mixed_changes(c, 1, 80);
+}
+
 /// Litestream writes first, walstream continues: same generation, no new snapshot.
 fn handover_from_litestream(backend: Backend) {
     let case = Case::new(backend);
     let c = app(&case.db());
     let lt = case.litestream();
-    insert_range(&c, 1, 100);
-    mixed_changes(&c, 1, 80);
+    first_half(&c);
     case.wait_replicated();
     lt.stop_litestream();
     let generations = case.litestream_listing("generations");
@@ -307,11 +282,7 @@ fn handover_from_litestream(backend: Backend) {
     assert!(!log.contains("write snapshot"), "{log}");
     assert_eq!(table(&case.litestream_listing("generations")).len(), 1);
     assert_eq!(case.litestream_listing("snapshots"), snapshots);
-    case.restore3("restored.db");
-    assert_eq!(
-        content(&case.path().join("restored.db")),
-        content(&case.db())
-    );
+    case.assert_restore3_is_source();
 }
 
 /// walstream writes first, Litestream continues: same generation, no new snapshot.
@@ -319,8 +290,7 @@ fn handover_to_litestream(backend: Backend) {
     let case = Case::new(backend);
     let c = app(&case.db());
     let ws = case.walstream();
-    insert_range(&c, 1, 100);
-    mixed_changes(&c, 1, 80);
+    first_half(&c);
     ws.stop();
     let snapshots = case.litestream_listing("snapshots");
     assert_eq!(table(&case.litestream_listing("generations")).len(), 1);
@@ -331,53 +301,16 @@ fn handover_to_litestream(backend: Backend) {
     assert!(!log.contains("new generation"), "{log}");
     assert_eq!(table(&case.litestream_listing("generations")).len(), 1);
     assert_eq!(case.litestream_listing("snapshots"), snapshots);
-    case.restore3("restored.db");
-    assert_eq!(
-        content(&case.path().join("restored.db")),
-        content(&case.db())
-    );
+    case.assert_restore3_is_source();
 }
 
-#[test]
-fn compat_file() {
-    compat(Backend::File);
-}
-
-#[test]
-fn compat_s3() {
-    compat(Backend::S3);
-}
-
-#[test]
-fn compat_abs() {
-    compat(Backend::Abs);
-}
-
-#[test]
-fn compat_gcs() {
-    compat(Backend::Gcs);
-}
-
-#[test]
-fn handover_file() {
-    handover_from_litestream(Backend::File);
-    handover_to_litestream(Backend::File);
-}
-
-#[test]
-fn handover_s3() {
-    handover_from_litestream(Backend::S3);
-    handover_to_litestream(Backend::S3);
-}
-
-#[test]
-fn handover_abs() {
-    handover_from_litestream(Backend::Abs);
-    handover_to_litestream(Backend::Abs);
-}
-
-#[test]
-fn handover_gcs() {
-    handover_from_litestream(Backend::Gcs);
-    handover_to_litestream(Backend::Gcs);
+crate::backend_tests! {
+    compat_file: compat => File;
+    compat_s3: compat => S3;
+    compat_abs: compat => Abs;
+    compat_gcs: compat => Gcs;
+    handover_file: handover_from_litestream, handover_to_litestream => File;
+    handover_s3: handover_from_litestream, handover_to_litestream => S3;
+    handover_abs: handover_from_litestream, handover_to_litestream => Abs;
+    handover_gcs: handover_from_litestream, handover_to_litestream => Gcs;
 }

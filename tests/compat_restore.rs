@@ -11,8 +11,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use rusqlite::Connection;
-
 use common::litestream::{LitestreamReplica, make_litestream_replica};
 use common::{
     AZURITE_KEY, Backend, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, describe, gcs_proxy,
@@ -117,23 +115,12 @@ impl Ctx {
             describe(&Command::new("litestream"), &lt),
             describe(&Command::new("walstream"), &ws)
         );
-        Some(check_db(&ws_out))
+        Some(common::sqlite::restored_count(&ws_out))
     }
 }
 
 fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-}
-
-/// Integrity check and row count of a restored database.
-fn check_db(p: &Path) -> i64 {
-    let conn = Connection::open(p).expect("open restored db");
-    let ok: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity_check");
-    assert_eq!(ok, "ok", "integrity of {}", p.display());
-    conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .expect("count rows")
 }
 
 /// `wal` and `snapshots` listings of the config/DB form, by one tool.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{litestream5_bin, run, run_expect_fail, stdout_text, walstream_bin};
-use support::{insert, integrity, list, open_app, poll_until, rows};
+use support::{DEADLINE, insert, list, open_app, poll_until, rows};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -23,8 +23,7 @@ const FIXTURE: &str = concat!(
 
 /// A temp dir as `${DATA}` of the fixture, with the directory entry's folder.
 fn data_dir() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = std::fs::canonicalize(dir.path()).expect("canonicalize");
+    let (dir, data) = common::tempdir();
     std::fs::create_dir(data.join("tenants")).expect("tenants folder");
     (dir, data)
 }
@@ -184,7 +183,7 @@ fn restore_reads_a_singular_replica_that_walstream_wrote() {
     }
     let url = format!("file://{}", replica.display());
     let ws = support::walstream(&data, &[db.to_str().expect("utf-8 path"), &url]);
-    poll_until("a snapshot in the replica", || {
+    poll_until(DEADLINE, "a snapshot in the replica", || {
         list(&replica.join("generations")).first().is_some_and(|g| {
             !list(&replica.join("generations").join(g).join("snapshots")).is_empty()
         })
@@ -206,8 +205,7 @@ fn restore_reads_a_singular_replica_that_walstream_wrote() {
         .arg("-o")
         .arg(&out)
         .arg(&db));
-    let restored = rusqlite::Connection::open(&out).expect("open restored");
-    assert_eq!(integrity(&restored), "ok");
+    let restored = common::sqlite::checked(&out);
     assert_eq!(rows(&restored), rows(&app));
     assert_eq!(rows(&restored).len(), 120);
     let out = run(walstream(&["generations"], &cfg, &data).arg(&db));
@@ -239,7 +237,9 @@ fn replicate_takes_its_shutdown_deadline_from_shutdown_sync_timeout() {
     std::fs::write(&cfg, text).expect("write config");
     let ws = support::walstream(&data, &["-config", cfg.to_str().expect("utf-8 path")]);
     let meta = data.join(".app.db-litestream");
-    poll_until("the database attached", || !list(&meta).is_empty());
+    poll_until(DEADLINE, "the database attached", || {
+        !list(&meta).is_empty()
+    });
     insert(&app, 2);
     let start = std::time::Instant::now();
     ws.signal(libc::SIGTERM);

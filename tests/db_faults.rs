@@ -25,6 +25,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use common::Rows;
 use http_support::{Instance, tempdir, walstream_restore};
 use support::{insert, open_app, rows};
 
@@ -97,17 +98,13 @@ fn config(db: &Path, meta: &Path, replica: &Path) -> String {
 }
 
 /// Polls `check` until it holds; on timeout the panic shows walstream's log and status.
-fn wait(inst: &Instance, what: &str, mut check: impl FnMut() -> bool) {
-    let end = std::time::Instant::now() + support::DEADLINE;
-    while !check() {
-        if std::time::Instant::now() > end {
-            let status = inst.get("/api/v1/status").body;
-            panic!(
-                "timed out waiting for {what}\nstatus: {status}\nlog:\n{}",
-                inst.proc.log_text()
-            );
-        }
-        std::thread::sleep(support::POLL);
+fn wait(inst: &Instance, what: &str, check: impl FnMut() -> bool) {
+    if common::poll::poll_within(support::DEADLINE, check).is_none() {
+        let status = inst.get("/api/v1/status").body;
+        panic!(
+            "timed out waiting for {what}\nstatus: {status}\nlog:\n{}",
+            inst.proc.log_text()
+        );
     }
 }
 
@@ -216,7 +213,7 @@ struct Replicating {
     db: PathBuf,
     replica: PathBuf,
     app: rusqlite::Connection,
-    before: Vec<(i64, String)>,
+    before: Rows,
     inst: Instance,
     first: Vec<String>,
 }
@@ -242,6 +239,29 @@ fn replicating(dir: &Path) -> Replicating {
     }
 }
 
+impl Replicating {
+    /// The fields in declaration order, for a test to bind by name.
+    fn parts(
+        self,
+    ) -> (
+        PathBuf,
+        PathBuf,
+        rusqlite::Connection,
+        Rows,
+        Instance,
+        Vec<String>,
+    ) {
+        (
+            self.db,
+            self.replica,
+            self.app,
+            self.before,
+            self.inst,
+            self.first,
+        )
+    }
+}
+
 /// Latest restores to `now`; the first generation still restores to `before`.
 fn assert_new_and_old(
     dir: &Path,
@@ -263,14 +283,7 @@ fn assert_new_and_old(
 #[test]
 fn database_deleted_and_recreated_under_replicate_starts_a_new_generation() {
     let (_tmp, dir) = tempdir();
-    let Replicating {
-        db,
-        replica,
-        app,
-        before,
-        inst,
-        first,
-    } = replicating(&dir);
+    let (db, replica, app, before, inst, first) = replicating(&dir).parts();
     drop(app);
     remove_database(&db);
     wait(&inst, "the missing database in /api/v1/status", || {
@@ -304,14 +317,7 @@ fn database_deleted_and_recreated_under_replicate_starts_a_new_generation() {
 #[test]
 fn database_replaced_by_rename_under_replicate_starts_a_new_generation() {
     let (_tmp, dir) = tempdir();
-    let Replicating {
-        db,
-        replica,
-        app,
-        before,
-        inst,
-        first,
-    } = replicating(&dir);
+    let (db, replica, app, before, inst, first) = replicating(&dir).parts();
 
     // A restored copy prepared beside it, then moved into place (what `mv backup.db app.db`
     // or a restore tool does); the application reopens it and keeps writing.

@@ -11,7 +11,6 @@ mod common;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,13 +47,9 @@ struct App {
 
 impl App {
     fn open(path: &Path) -> App {
-        let conn = Connection::open(path).expect("open app connection");
+        let conn = common::sqlite::open_wal(path);
         conn.busy_timeout(Duration::from_secs(10))
             .expect("busy timeout");
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = wal", [], |r| r.get(0))
-            .expect("wal mode");
-        assert_eq!(mode, "wal");
         conn.execute_batch("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v BLOB)")
             .expect("create table");
         App { conn }
@@ -80,14 +75,7 @@ impl App {
     }
 
     fn rows(&self) -> Vec<(i64, Vec<u8>)> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, v FROM t ORDER BY id")
-            .expect("select");
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
+        common::sqlite::rows_as(&self.conn)
     }
 }
 
@@ -553,11 +541,7 @@ async fn concurrent_writer_loses_no_transaction_across_checkpoints() {
             .expect("apply wal");
         assert_eq!(busy, 0);
     }
-    let restored = Connection::open(&base).expect("open restored");
-    let ok: String = restored
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity");
-    assert_eq!(ok, "ok");
+    let restored = common::sqlite::checked(&base);
     let restored_rows = App { conn: restored }.rows();
     assert_eq!(restored_rows.len(), 301);
     assert!(
@@ -878,30 +862,14 @@ async fn a_commit_wakes_the_watcher() {
 // hand-over from the real Litestream v0.3.13
 
 /// Runs the real Litestream on `yaml`, logging to `log`.
-fn start_litestream(yaml: &Path, log: &Path) -> std::process::Child {
-    let out = fs::File::create(log).expect("create log");
-    let err = out.try_clone().expect("clone log");
-    Command::new(common::litestream_bin())
-        .args(["replicate", "-config"])
-        .arg(yaml)
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .expect("start litestream")
-}
-
-fn stop_litestream(mut child: std::process::Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("signal litestream");
-    child.wait().expect("litestream exits");
+fn start_litestream(yaml: &Path, log: &Path) -> common::Proc {
+    common::Proc::litestream_config(&common::litestream_bin(), yaml, &[], log)
 }
 
 /// Waits until the newest shadow WAL of the current generation covers the whole real WAL;
 /// returns (generation file content, newest shadow path, its length).
 fn shadow_caught_up(cfg: &DbConfig) -> (String, PathBuf, u64) {
-    common::wait_for("shadow WAL to catch up", Duration::from_secs(60), || {
+    common::poll_until(Duration::from_secs(60), "shadow WAL to catch up", || {
         let generation = fs::read_to_string(cfg.meta_path.join("generation")).ok()?;
         let dir = cfg
             .meta_path
@@ -933,7 +901,7 @@ async fn hands_over_the_generation_with_litestream_both_ways() {
     shadow_caught_up(&cfg);
     f.app.insert(3, 700);
     let (generation, newest, len) = shadow_caught_up(&cfg);
-    stop_litestream(child);
+    child.terminate();
 
     let db = opened(&cfg).await;
     let out = db.sync().await.expect("sync after hand-over");
@@ -961,7 +929,7 @@ async fn hands_over_the_generation_with_litestream_both_ways() {
     let child = start_litestream(&yaml, &back);
     f.app.insert(2, 700);
     let (again, newest, len) = shadow_caught_up(&cfg);
-    stop_litestream(child);
+    child.terminate();
     assert_eq!(
         again, generation,
         "Litestream continued walstream's generation"

@@ -10,16 +10,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
-use common::{describe, run, unique_name, wait_for, walstream_bin};
+use common::sqlite::restored_count;
+use common::{DEADLINE, Proc, describe, poll_until, run, unique_name, walstream_bin};
 use serde_yaml::Value;
 
-const DEADLINE: Duration = Duration::from_secs(60);
 const POD_ADDR: &str = "addr: \":9090\"";
 const POD_URL: &str = "http://127.0.0.1:9090/api/";
 
@@ -69,8 +66,8 @@ impl Pod {
     /// A pod whose replica is `replica` and whose config is deploy/base/walstream.yml with
     /// `addr` on a free loopback port.
     fn new(replica: &Path) -> Pod {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let (data, etc) = (tmp.path().join("data"), tmp.path().join("etc"));
+        let (tmp, root) = common::tempdir();
+        let (data, etc) = (root.join("data"), root.join("etc"));
         std::fs::create_dir_all(&data).expect("mkdir data");
         std::fs::create_dir_all(&etc).expect("mkdir etc");
         let pod = Pod {
@@ -129,46 +126,18 @@ fn app_writes(db: &Path, from: i64, rows: i64) {
     }
 }
 
-fn row_count(db: &Path) -> i64 {
-    let conn = rusqlite::Connection::open(db).expect("open restored db");
-    let ok: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity_check");
-    assert_eq!(ok, "ok", "integrity of {}", db.display());
-    conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .expect("count rows")
-}
-
-/// The running sidecar; killed on drop if the test did not stop it.
+/// The running sidecar (the shared process wrapper) and its HTTP base URL.
 struct Sidecar {
-    child: Child,
+    proc: Proc,
     base_url: String,
 }
 
 impl Sidecar {
     fn start(pod: &Pod) -> Sidecar {
-        let mut child = pod
-            .walstream("walstream")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn walstream replicate");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                println!("sidecar: {line}");
-                if let Some(url) = metrics_url(&line) {
-                    let _ = tx.send(url);
-                }
-            }
-        });
-        let base_url = wait_for(
-            "the sidecar's 'serving metrics on' log line",
-            DEADLINE,
-            || rx.try_recv().ok(),
-        );
-        Sidecar { child, base_url }
+        let log = pod.data.with_file_name("sidecar.log");
+        let mut proc = Proc::spawn("sidecar", pod.walstream("walstream"), &log);
+        let base_url = proc.base_url();
+        Sidecar { proc, base_url }
     }
 
     fn get(&self, path: &str) -> Option<u16> {
@@ -178,32 +147,9 @@ impl Sidecar {
     }
 
     /// SIGTERM (as the kubelet sends), then the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = i32::try_from(self.child.id()).expect("pid fits i32");
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill -TERM {pid}");
-        wait_for("the sidecar to exit after SIGTERM", DEADLINE, || {
-            self.child.try_wait().expect("try_wait")
-        })
+    fn terminate(self) -> std::process::ExitStatus {
+        self.proc.terminate().0
     }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `http://127.0.0.1:PORT` from walstream's `serving metrics on url=…/metrics` line (JSON log).
-fn metrics_url(line: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    if v["msg"].as_str() != Some("serving metrics on") {
-        return None;
-    }
-    let url = v["url"].as_str()?;
-    Some(url.strip_suffix("/metrics")?.to_string())
 }
 
 fn probe_path(container: &Value, probe: &str) -> String {
@@ -258,8 +204,8 @@ fn sidecar_replicates_prestop_syncs_and_init_container_restores() {
         probe_path(&container, "readinessProbe"),
     );
     assert_eq!(sidecar.get(&live), Some(200), "liveness {live}");
-    wait_for("readiness probe 200", DEADLINE, || {
-        (sidecar.get(&ready) == Some(200)).then_some(())
+    poll_until(DEADLINE, "readiness probe 200", || {
+        sidecar.get(&ready) == Some(200)
     });
 
     // Rows written just before shutdown are in the replica once the preStop hook returns.
@@ -279,7 +225,7 @@ fn sidecar_replicates_prestop_syncs_and_init_container_restores() {
     let second = Pod::new(&replica);
     run(&mut second.walstream("restore"));
     assert_eq!(
-        row_count(&second.db()),
+        restored_count(&second.db()),
         150,
         "rows restored into a new pod's empty volume"
     );
@@ -295,5 +241,10 @@ fn sidecar_replicates_prestop_syncs_and_init_container_restores() {
     app_writes(&second.db(), 150, 1);
     let mut again = second.walstream("restore");
     let out = run(&mut again);
-    assert_eq!(row_count(&second.db()), 151, "{}", describe(&again, &out));
+    assert_eq!(
+        restored_count(&second.db()),
+        151,
+        "{}",
+        describe(&again, &out)
+    );
 }

@@ -17,10 +17,9 @@ mod support;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use common::Rows;
 use http_support::{tempdir, walstream_restore};
-use support::{Writer, insert, open_app, poll_until, rows};
-
-type Rows = Vec<(i64, String)>;
+use support::{DEADLINE, Writer, insert, open_app, poll_until, rows};
 
 /// Generations stored for the database at `rel` under the replica root.
 fn generations(replica: &Path, rel: &str) -> Vec<String> {
@@ -29,16 +28,13 @@ fn generations(replica: &Path, rel: &str) -> Vec<String> {
 
 /// Waits until the database at `rel` has `n` generations in the replica.
 fn wait_generations(proc: &support::Proc, replica: &Path, rel: &str, n: usize) {
-    let what = format!("{n} generation(s) of {rel}");
-    let deadline = std::time::Instant::now() + support::DEADLINE;
-    while generations(replica, rel).len() < n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
-            proc.log_text()
-        );
-        std::thread::sleep(support::POLL);
-    }
+    let caught_up =
+        common::poll::poll_within(support::DEADLINE, || generations(replica, rel).len() >= n);
+    assert!(
+        caught_up.is_some(),
+        "timed out waiting for {n} generation(s) of {rel}; log:\n{}",
+        proc.log_text()
+    );
 }
 
 /// Restores the database at `rel` (latest, or one generation) and returns its rows.
@@ -103,7 +99,9 @@ fn databases_that_come_and_go_under_a_watched_dir_each_restore_to_their_own_cont
     // Present at start: two databases, a SQLite file the pattern excludes, an empty file.
     let wa = Writer::paced(&db("a.db"), 1000, std::time::Duration::from_millis(20));
     let wb = Writer::paced(&db("sub/b.db"), 2000, std::time::Duration::from_millis(20));
-    poll_until("first commits", || wa.last() >= 1000 && wb.last() >= 2000);
+    poll_until(DEADLINE, "first commits", || {
+        wa.last() >= 1000 && wb.last() >= 2000
+    });
     drop(open_app(&db("notes.txt")));
     fs::write(db("empty.db"), b"").expect("empty file");
     let proc = start(
@@ -127,7 +125,7 @@ fn databases_that_come_and_go_under_a_watched_dir_each_restore_to_their_own_cont
 
     // a.db deleted (writer stopped first), then re-created with other rows.
     let a_old = finished(wa, &db("a.db"));
-    poll_until("a.db's last commit replicated", || {
+    poll_until(DEADLINE, "a.db's last commit replicated", || {
         let gens = generations(&replica, "a.db");
         gens.len() == 1 && restore(&dir, &replica, "a.db", None) == a_old
     });
@@ -135,7 +133,7 @@ fn databases_that_come_and_go_under_a_watched_dir_each_restore_to_their_own_cont
     for suffix in ["", "-wal", "-shm"] {
         let _ = fs::remove_file(format!("{}{suffix}", db("a.db").display()));
     }
-    poll_until("a.db retired", || {
+    poll_until(DEADLINE, "a.db retired", || {
         proc.log_text()
             .contains("database removed, replication stopped")
     });
@@ -144,7 +142,7 @@ fn databases_that_come_and_go_under_a_watched_dir_each_restore_to_their_own_cont
 
     // sub/b.db replaced by a copy moved into place from outside the tree.
     let b_old = finished(wb, &db("sub/b.db"));
-    poll_until("b.db's last commit replicated", || {
+    poll_until(DEADLINE, "b.db's last commit replicated", || {
         restore(&dir, &replica, "sub/b.db", None) == b_old
     });
     let b_generation = generations(&replica, "sub/b.db").remove(0);
@@ -245,17 +243,19 @@ fn the_http_status_follows_databases_as_they_come_and_go() {
         replica.display()
     );
     let inst = http_support::Instance::start(&dir, &config, &[]);
-    poll_until("a.db listed", || status_ids(&inst) == ["a.db"]);
+    poll_until(DEADLINE, "a.db listed", || status_ids(&inst) == ["a.db"]);
     let b = open_app(&tenants.join("b.db"));
     insert(&b, 2);
-    poll_until("b.db listed", || status_ids(&inst) == ["a.db", "b.db"]);
+    poll_until(DEADLINE, "b.db listed", || {
+        status_ids(&inst) == ["a.db", "b.db"]
+    });
     let points = inst.get("/api/v1/databases/b.db/restore-points");
     assert_eq!(points.status, 200, "{}", points.body);
     drop(b);
     for suffix in ["", "-wal", "-shm"] {
         let _ = fs::remove_file(format!("{}{suffix}", tenants.join("b.db").display()));
     }
-    poll_until("b.db gone", || status_ids(&inst) == ["a.db"]);
+    poll_until(DEADLINE, "b.db gone", || status_ids(&inst) == ["a.db"]);
     let gone = inst.get("/api/v1/databases/b.db/restore-points");
     assert_eq!(gone.status, 404, "{}", gone.body);
     let log = inst.proc.stop();

@@ -25,8 +25,8 @@ use std::process::{Command, Output};
 use futures::TryStreamExt;
 use object_store::{ObjectStoreExt, PutPayload};
 
-use common::{Backend, unique_name, walstream_bin};
-use support::workload::{Content, app, content};
+use common::{Backend, walstream_bin};
+use support::workload::{Content, Site, app, content};
 use support::*;
 use walstream::config::{ReplicaTarget, S3Target};
 use walstream::storage::ReplicaClient;
@@ -37,24 +37,27 @@ const DBS: [&str; 3] = ["a.db", "eu/b.db", "eu/acme/c.db"];
 const OUTSIDE: &str = "notes.sqlite";
 
 struct Fleet {
-    backend: Backend,
-    dir: tempfile::TempDir,
-    prefix: String,
+    site: Site,
     sources: BTreeMap<&'static str, Content>,
+}
+
+impl std::ops::Deref for Fleet {
+    type Target = Site;
+    fn deref(&self) -> &Site {
+        &self.site
+    }
 }
 
 impl Fleet {
     fn new(backend: Backend) -> Fleet {
         Fleet {
-            backend,
-            dir: tempfile::tempdir().expect("tempdir"),
-            prefix: unique_name(&format!("fleet-{}", backend.name())),
+            site: Site::new(backend, "fleet"),
             sources: BTreeMap::new(),
         }
     }
 
     fn root(&self) -> PathBuf {
-        std::fs::canonicalize(self.dir.path()).expect("canonicalize")
+        self.site.path()
     }
 
     /// The directory of the directory entry.
@@ -132,7 +135,7 @@ impl Fleet {
         for (n, (rel, want)) in self.sources.iter().enumerate() {
             let probe = self.root().join(format!("probe-{n}.db"));
             let db = self.data().join(rel).display().to_string();
-            poll_until(&format!("{rel} to be replicated"), || {
+            poll_until(DEADLINE, &format!("{rel} to be replicated"), || {
                 let _ = std::fs::remove_file(&probe);
                 let ok = Command::new(walstream_bin())
                     .args([
@@ -355,8 +358,7 @@ fn fleet_restore_s3() {
 
 #[test]
 fn bad_directory_entries_fail_with_one_line_and_write_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = std::fs::canonicalize(dir.path()).expect("canonicalize");
+    let (_dir, root) = common::tempdir();
     let data = root.join("data");
     let cfg = root.join("bad.yml");
     let shown = cfg.display();

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use http_support::prom::Scrape;
 use http_support::*;
-use support::{DEADLINE, assert_prefix, insert, integrity, open_app, poll_until, rows};
+use support::{DEADLINE, assert_prefix, insert, open_app, poll_until, rows};
 
 /// The token used by the tests that enable mutating endpoints.
 const TOKEN: &str = "http-test-token-5f2c";
@@ -46,6 +46,15 @@ const LITESTREAM_FAMILIES: &[(&str, &str)] = &[
     ("litestream_replica_operation_total", "counter"),
     ("litestream_replica_operation_bytes", "counter"),
 ];
+
+/// [`config`] with [`TOKEN`] and one file replica at `replica` syncing every `sync`.
+fn token_config(db: &Path, replica: &Path, sync: &str) -> String {
+    config(
+        db,
+        &format!("http-token: \"{TOKEN}\"\n"),
+        &file_replica(replica, sync),
+    )
+}
 
 #[test]
 fn metrics_status_and_credentials_after_commits() {
@@ -111,7 +120,7 @@ fn write_until_checkpointed(ws: &Instance, app: &rusqlite::Connection, first: i6
     let mut id = first - 1;
     // The first snapshot's own checkpoint usually moves a new generation to index 1 already;
     // index 2 needs a checkpoint after it, so the replica holds WAL of at least two indexes.
-    poll_until("a walstream checkpoint (WAL index 2)", || {
+    poll_until(DEADLINE, "a walstream checkpoint (WAL index 2)", || {
         id += 1;
         insert(app, id);
         let st = ws.status();
@@ -124,14 +133,14 @@ fn write_until_checkpointed(ws: &Instance, app: &rusqlite::Connection, first: i6
 /// scrape and the status document of that moment.
 fn converge(ws: &Instance, db: &Path, replica: &Path) -> (Scrape, Value) {
     let label = db.to_str().expect("utf-8");
-    let end = Instant::now() + DEADLINE;
-    loop {
+    let mut mismatches = Vec::new();
+    let found = common::poll::poll_within(DEADLINE, || {
         let st = ws.wait_caught_up();
         let s = ws.metrics();
         let pos = &st["databases"][0]["position"];
         let generation = pos["generation"].as_str().unwrap_or_default();
         let newest = newest_segment_end(replica);
-        let mut mismatches = Vec::new();
+        mismatches.clear();
         for name in ["file", "s3"] {
             let l = [("db", label), ("name", name)];
             let got = (
@@ -163,15 +172,9 @@ fn converge(ws: &Instance, db: &Path, replica: &Path) -> (Scrape, Value) {
                 mismatches.push(format!("{name}: {:?} != {want}", s.value(name, &d)));
             }
         }
-        if mismatches.is_empty() {
-            return (s, st);
-        }
-        assert!(
-            Instant::now() < end,
-            "metrics never matched the files: {mismatches:?}"
-        );
-        std::thread::sleep(support::POLL);
-    }
+        mismatches.is_empty().then_some((s, st))
+    });
+    found.unwrap_or_else(|| panic!("metrics never matched the files: {mismatches:?}"))
 }
 
 fn check_litestream_metrics(s: &Scrape, st: &Value, db: &Path) {
@@ -315,14 +318,14 @@ fn s3_outage_fails_readiness_grows_lag_and_recovers_without_loss() {
         insert(&app, id);
     };
     write();
-    poll_until("ready before the outage", || {
+    poll_until(DEADLINE, "ready before the outage", || {
         ws.get("/readyz").status == 200
     });
 
     moto.stop();
     // While the application writes, the replica falls behind: 503 naming the replica.
     let mut body = Value::Null;
-    poll_until("/readyz to fail", || {
+    poll_until(DEADLINE, "/readyz to fail", || {
         write();
         let r = ws.get("/readyz");
         body = r.json();
@@ -344,12 +347,12 @@ fn s3_outage_fails_readiness_grows_lag_and_recovers_without_loss() {
     let l = [("db", db.to_str().expect("utf-8")), ("name", "s3")];
     let first = ws.metrics().must("walstream_replica_lag_seconds", &l);
     assert!(first > 1.0, "lag {first}");
-    poll_until("the lag to grow", || {
+    poll_until(DEADLINE, "the lag to grow", || {
         write();
         ws.metrics().must("walstream_replica_lag_seconds", &l) > first
     });
     // The failing upload round ends (after its storage retries) and reports its error.
-    poll_until("the replica to report its error", || {
+    poll_until(DEADLINE, "the replica to report its error", || {
         write();
         ws.status()["databases"][0]["replicas"][0]["last_error"]["message"].is_string()
     });
@@ -392,11 +395,7 @@ fn restore_points_give_a_timestamp_that_restores() {
     let (_keep, dir) = tempdir();
     let db = dir.join("app.db");
     let replica = dir.join("replica");
-    let cfg = config(
-        &db,
-        &format!("http-token: \"{TOKEN}\"\n"),
-        &file_replica(&replica, "100ms"),
-    );
+    let cfg = token_config(&db, &replica, "100ms");
     let app = open_app(&db);
     let ws = Instance::start(&dir, &cfg, &[]);
     write_until_checkpointed(&ws, &app, 1);
@@ -411,7 +410,7 @@ fn restore_points_give_a_timestamp_that_restores() {
 
     // The refresher lists storage in the background; wait for a listing newer than the sync.
     let mut doc = Value::Null;
-    poll_until("a fresh restore-point listing", || {
+    poll_until(DEADLINE, "a fresh restore-point listing", || {
         let r = ws.get("/api/v1/databases/app.db/restore-points");
         assert_eq!(r.status, 200, "{}", r.body);
         doc = r.json();
@@ -465,8 +464,7 @@ fn restore_points_give_a_timestamp_that_restores() {
             .arg(&early_path)
             .arg(&url),
     );
-    let early = rusqlite::Connection::open(&early_path).expect("open restored");
-    assert_eq!(integrity(&early), "ok");
+    let early = common::sqlite::checked(&early_path);
     let has_table: i64 = early
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name = 't'",
@@ -495,15 +493,11 @@ fn post_sync_returns_only_after_the_last_commit_is_in_the_replica() {
     let db = dir.join("app.db");
     let replica = dir.join("replica");
     // With a one-hour sync interval only the first round uploads by itself.
-    let cfg = config(
-        &db,
-        &format!("http-token: \"{TOKEN}\"\n"),
-        &file_replica(&replica, "1h"),
-    );
+    let cfg = token_config(&db, &replica, "1h");
     let app = open_app(&db);
     insert(&app, 1);
     let ws = Instance::start(&dir, &cfg, &[]);
-    poll_until("the first upload", || {
+    poll_until(DEADLINE, "the first upload", || {
         newest_segment_end(&replica).is_some()
     });
     for id in 2..=25 {
@@ -593,7 +587,7 @@ fn bearer_token_from_env_guards_mutations_and_protected_reads() {
     );
     let env = [("WALSTREAM_HTTP_TOKEN".to_string(), TOKEN.to_string())];
     let ws = Instance::start(&dir, &cfg, &env);
-    poll_until("ready", || ws.get("/readyz").status == 200);
+    poll_until(DEADLINE, "ready", || ws.get("/readyz").status == 200);
     let sync = "/api/v1/databases/app.db/sync";
     let missing = ws.post(sync, None);
     assert_eq!(missing.status, 401, "{}", missing.body);
@@ -696,7 +690,7 @@ fn status_pages_filters_and_validates_thirty_databases() {
     let waiting = ws.get("/api/v1/status?state=waiting&limit=1000").json();
     assert_eq!(waiting["page"]["total"], 20);
     assert!(names(&waiting).iter().all(|n| n.starts_with("idle-")));
-    poll_until("ten databases ok", || {
+    poll_until(DEADLINE, "ten databases ok", || {
         ws.get("/api/v1/status?state=ok").json()["page"]["total"] == 10
     });
     let failing = ws.get("/api/v1/status?state=failing").json();
@@ -739,10 +733,14 @@ fn status_pages_filters_and_validates_thirty_databases() {
     );
     assert_eq!(s.must("walstream_db_attached", &[]), 10.0);
     // Sizes are those of the last sync tick: poll until a tick saw the current files.
-    poll_until("litestream_db_size = the sum of the ten files", || {
-        let size: f64 = dbs[..10].iter().map(|p| file_len(p)).sum();
-        ws.metrics().value("litestream_db_size", &[]) == Some(size)
-    });
+    poll_until(
+        DEADLINE,
+        "litestream_db_size = the sum of the ten files",
+        || {
+            let size: f64 = dbs[..10].iter().map(|p| file_len(p)).sum();
+            ws.metrics().value("litestream_db_size", &[]) == Some(size)
+        },
+    );
     assert!(
         s.must(
             "walstream_replica_storage_operations_total",
@@ -772,13 +770,17 @@ fn idle_database_costs_no_listing_and_a_write_shows_in_restore_points() {
     let points = "/api/v1/databases/app.db/restore-points";
     // A request on a stale cache waits for the listing it asks for.
     let mut doc = Value::Null;
-    poll_until("a restore-point listing that is not stale", || {
-        doc = ws.get(points).json();
-        doc["replicas"][0]["stale"] == false
-            && doc["replicas"][0]["generations"]
-                .as_array()
-                .is_some_and(|g| !g.is_empty())
-    });
+    poll_until(
+        DEADLINE,
+        "a restore-point listing that is not stale",
+        || {
+            doc = ws.get(points).json();
+            doc["replicas"][0]["stale"] == false
+                && doc["replicas"][0]["generations"]
+                    .as_array()
+                    .is_some_and(|g| !g.is_empty())
+        },
+    );
     let segments = |doc: &Value| -> u64 {
         doc["replicas"][0]["generations"]
             .as_array()
@@ -811,7 +813,7 @@ fn idle_database_costs_no_listing_and_a_write_shows_in_restore_points() {
     // One write: the next request lists again and shows the new segment.
     let old = ws.status()["databases"][0]["position"].clone();
     insert(&app, 6);
-    poll_until("walstream to see the write", || {
+    poll_until(DEADLINE, "walstream to see the write", || {
         ws.status()["databases"][0]["position"] != old
     });
     ws.wait_caught_up();

@@ -10,10 +10,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{wait_for, walstream_bin};
+use common::{Workspace, poll_until, walstream};
 
 /// One short-lived application connection in another process: insert a row and close.
 fn app_write(db: &Path, value: &str) {
@@ -47,41 +47,22 @@ fn generations(replica: &Path) -> Vec<String> {
     }
 }
 
-struct Sidecar(Child);
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn app_connection_close_does_not_delete_wal_after_a_snapshot() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = std::fs::canonicalize(dir.path()).expect("canonicalize");
-    let db = root.join("app.db");
-    let wal = root.join("app.db-wal");
-    let replica = root.join("replica");
+    let ws = Workspace::new();
+    let db = ws.db();
+    let wal = ws.join("app.db-wal");
+    let replica = ws.replica();
     app_write(&db, "before walstream");
 
-    let sidecar = Sidecar(
-        Command::new(walstream_bin())
-            .arg("replicate")
-            .arg(&db)
-            .arg(format!("file://{}", replica.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start walstream replicate"),
-    );
+    let sidecar = walstream(&ws.path(), &[&db.display().to_string(), &ws.replica_url()]);
     // The first upload of a generation takes a snapshot (which reads the database file).
-    let snapshot_dir = wait_for("first generation", Duration::from_secs(30), || {
+    let snapshot_dir = poll_until(Duration::from_secs(30), "first generation", || {
         let gens = generations(&replica);
         gens.first()
             .map(|g| replica.join("generations").join(g).join("snapshots"))
     });
-    wait_for("first snapshot", Duration::from_secs(30), || {
+    poll_until(Duration::from_secs(30), "first snapshot", || {
         std::fs::read_dir(&snapshot_dir)
             .ok()
             .and_then(|mut rd| rd.next())

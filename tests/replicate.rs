@@ -15,34 +15,27 @@ mod common;
 #[path = "replicate_support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use common::walstream_bin;
 use support::*;
 
 /// A temp dir with `app.db` and a `replica/` directory.
-struct Setup {
-    dir: tempfile::TempDir,
+struct Setup(common::Workspace);
+
+impl std::ops::Deref for Setup {
+    type Target = common::Workspace;
+    fn deref(&self) -> &common::Workspace {
+        &self.0
+    }
 }
 
 impl Setup {
     fn new() -> Setup {
-        Setup {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-    fn path(&self) -> PathBuf {
-        std::fs::canonicalize(self.dir.path()).expect("canonicalize")
-    }
-    fn db(&self) -> PathBuf {
-        self.path().join("app.db")
-    }
-    fn replica(&self) -> PathBuf {
-        self.path().join("replica")
+        Setup(common::Workspace::new())
     }
     fn url(&self) -> String {
-        format!("file://{}", self.replica().display())
+        self.replica_url()
     }
 
     /// Writes `walstream.yml` with fast intervals (sync-interval 100ms unless `replica_extra`
@@ -58,9 +51,7 @@ impl Setup {
             self.db().display(),
             self.url()
         );
-        let path = self.path().join("walstream.yml");
-        std::fs::write(&path, text).expect("write config");
-        path.display().to_string()
+        self.write("walstream.yml", &text)
     }
 
     fn generations(&self) -> Vec<String> {
@@ -93,7 +84,7 @@ fn segments_and_snapshot_appear_and_restore_matches() {
     let cfg = s.config("", "");
     let ws = walstream(&s.path(), &["-config", &cfg]);
     let mut id = 0;
-    poll_until("a snapshot and segments", || {
+    poll_until(DEADLINE, "a snapshot and segments", || {
         id += 1;
         insert(&app, id);
         s.generations()
@@ -127,7 +118,7 @@ fn sigterm_final_sync_contains_every_commit() {
     let cfg = s.config("", "        sync-interval: 1h\n");
     let ws = walstream(&s.path(), &["-config", &cfg]);
     insert(&app, 1);
-    poll_until("first snapshot", || {
+    poll_until(DEADLINE, "first snapshot", || {
         s.generations()
             .first()
             .is_some_and(|g| !s.snapshots(g).is_empty())
@@ -153,7 +144,7 @@ fn kill9_mid_write_then_restart_resumes_same_generation() {
     let cfg = s.config("    min-checkpoint-page-count: 8\n", "");
     let ws = walstream(&s.path(), &["-config", &cfg]);
     let writer = Writer::start(s.db(), 1);
-    poll_until("several segments", || {
+    poll_until(DEADLINE, "several segments", || {
         s.generations()
             .first()
             .is_some_and(|g| s.segments(g).len() >= 5)
@@ -168,7 +159,7 @@ fn kill9_mid_write_then_restart_resumes_same_generation() {
     let ws = walstream(&s.path(), &["-config", &cfg]);
     let resumed_from = writer.last();
     let segments_at_restart = s.segments(&generation[0]).len();
-    poll_until("uploads after restart", || {
+    poll_until(DEADLINE, "uploads after restart", || {
         s.segments(&generation[0]).len() >= segments_at_restart + 3
             && writer.last() > resumed_from + 20
     });
@@ -202,7 +193,7 @@ fn retention_removes_old_snapshots_and_wal() {
     let ws = walstream(&s.path(), &["-config", &cfg]);
     let writer = Writer::start(s.db(), 1);
     let mut first: Option<(String, String)> = None;
-    poll_until("a first snapshot", || {
+    poll_until(DEADLINE, "a first snapshot", || {
         first = s
             .generations()
             .first()
@@ -210,14 +201,18 @@ fn retention_removes_old_snapshots_and_wal() {
         first.is_some()
     });
     let (g, first_snapshot) = first.expect("polled");
-    poll_until("retention to drop the first snapshot and its WAL", || {
-        let snaps = s.snapshots(&g);
-        let Some(oldest) = snaps.first() else {
-            return false;
-        };
-        let segs = s.segments(&g);
-        oldest[..8] > first_snapshot[..8] && segs.iter().all(|n| n[..8] >= oldest[..8])
-    });
+    poll_until(
+        DEADLINE,
+        "retention to drop the first snapshot and its WAL",
+        || {
+            let snaps = s.snapshots(&g);
+            let Some(oldest) = snaps.first() else {
+                return false;
+            };
+            let segs = s.segments(&g);
+            oldest[..8] > first_snapshot[..8] && segs.iter().all(|n| n[..8] >= oldest[..8])
+        },
+    );
     let last = writer.finish();
     let log = ws.stop();
     assert!(log.contains("snapshot deleted"), "{log}");
@@ -252,7 +247,9 @@ fn exec_child_exit_code_is_propagated() {
     assert!(status.success(), "{log}");
     // A signal is forwarded to the child; its death by that signal is a clean shutdown.
     let ws = walstream(&s.path(), &["-exec", "sleep 60", &db, &url]);
-    poll_until("start-up", || ws.log_text().contains("initialized db"));
+    poll_until(DEADLINE, "start-up", || {
+        ws.log_text().contains("initialized db")
+    });
     let log = ws.stop();
     assert!(log.contains("sending signal to exec process"), "{log}");
 }
@@ -267,9 +264,11 @@ fn second_signal_exits_at_once() {
     // ends when the test closes walstream's stdin (which it reads).
     let child = "sh -c 'trap \"\" TERM INT; read x'";
     let ws = walstream(&s.path(), &["-exec", child, &db, &url]);
-    poll_until("start-up", || ws.log_text().contains("initialized db"));
+    poll_until(DEADLINE, "start-up", || {
+        ws.log_text().contains("initialized db")
+    });
     ws.signal(libc::SIGTERM);
-    poll_until("the wait for the child", || {
+    poll_until(DEADLINE, "the wait for the child", || {
         ws.log_text().contains("waiting for exec process to close")
     });
     ws.signal(libc::SIGTERM);
@@ -312,7 +311,7 @@ fn empty_config_keeps_running_until_signal() {
     let path = s.path().join("empty.yml");
     std::fs::write(&path, "dbs: []\n").expect("write config");
     let ws = walstream(&s.path(), &["-config", &path.display().to_string()]);
-    poll_until("the error line", || {
+    poll_until(DEADLINE, "the error line", || {
         ws.log_text()
             .contains("no databases specified in configuration")
     });
@@ -338,6 +337,7 @@ fn non_sqlite_database_fails_alone_and_missing_database_is_awaited() {
     std::fs::write(&cfg, text).expect("write config");
     let ws = walstream(&s.path(), &["-config", &cfg.display().to_string()]);
     poll_until(
+        DEADLINE,
         "the bad database's error and the wait for the missing one",
         || {
             let log = ws.log_text();
@@ -347,7 +347,7 @@ fn non_sqlite_database_fails_alone_and_missing_database_is_awaited() {
     // The second database does not exist yet: it is picked up once created.
     let app = open_app(&late);
     insert(&app, 1);
-    poll_until("the late database's first segment", || {
+    poll_until(DEADLINE, "the late database's first segment", || {
         let g = list(&late_replica.join("generations"));
         g.first().is_some_and(|g| {
             !list(&late_replica.join("generations").join(g).join("wal")).is_empty()

@@ -13,9 +13,9 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::Connection;
 use walstream::restore::testkit::{Event, ReplicaWriter, Rows};
 
+use common::sqlite::{assert_restores_to, restored_rows};
 use common::walstream_bin;
 
 const GEN: &str = "0a1b2c3d4e5f6a7b";
@@ -81,22 +81,6 @@ fn empty_writer(work: &Path) -> (PathBuf, ReplicaWriter) {
 
 fn url(replica: &Path) -> String {
     format!("file://{}", replica.display())
-}
-
-/// Integrity check, then the rows.
-fn restored_rows(path: &Path) -> Rows {
-    let conn = Connection::open(path).expect("open restored db");
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity_check");
-    assert_eq!(check, "ok", "integrity of {}", path.display());
-    let mut stmt = conn
-        .prepare("SELECT id, v FROM t ORDER BY id")
-        .expect("prepare");
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("query");
-    rows.collect::<Result<Rows, _>>().expect("rows")
 }
 
 /// Files in `dir` other than `keep` (temporary files must never be left behind).
@@ -303,7 +287,7 @@ fn config_mode_picks_the_newest_replica_and_defaults_output_to_db_path() {
         &["-config", cfg_s, "-replica", "a", "-o", out_s, db_s],
     );
     assert_ok(&run);
-    assert_eq!(restored_rows(&out), rows_a);
+    assert_restores_to(&out, &rows_a);
 
     let run = restore(
         dir.path(),
@@ -461,10 +445,10 @@ fn sigterm_leaves_nothing_or_a_complete_database() {
         .spawn()
         .expect("start restore");
     let tmp = out_dir.path().join("out.db.tmp");
-    common::wait_for(
-        "the restore to start or finish",
+    common::poll_until(
         Duration::from_secs(60),
-        || (tmp.exists() || child.try_wait().expect("poll").is_some()).then_some(()),
+        "the restore to start or finish",
+        || tmp.exists() || child.try_wait().expect("poll").is_some(),
     );
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -474,7 +458,7 @@ fn sigterm_leaves_nothing_or_a_complete_database() {
     let stderr = String::from_utf8_lossy(&out_put.stderr);
     if out_put.status.success() {
         // Finished before the signal (or the signal raced the last step).
-        assert_eq!(restored_rows(&out), w.rows().expect("source"));
+        assert_restores_to(&out, &w.rows().expect("source"));
         assert_eq!(strays(out_dir.path(), &["out.db"]), Vec::<String>::new());
     } else {
         assert!(kill.success(), "kill failed and restore failed: {stderr}");

@@ -19,6 +19,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use walstream::lz4;
 use walstream::restore::testkit::{Event, ReplicaWriter};
 
+use common::sqlite::{assert_restores_to, restored_rows};
 use common::walstream_bin;
 
 const GEN: &str = "00ff00ff00ff00ff";
@@ -77,6 +78,17 @@ impl Fixture {
 
     fn path(&self, e: &Event) -> PathBuf {
         self.replica.join(&e.key)
+    }
+
+    /// Swaps the stored bytes of two objects (names, sizes and LZ4 stay valid), keeping their
+    /// timestamps.
+    fn swap(&self, a: &Event, b: &Event) {
+        let (bytes_a, bytes_b) = (
+            fs::read(self.path(a)).expect("read"),
+            fs::read(self.path(b)).expect("read"),
+        );
+        self.rewrite(a, &bytes_b);
+        self.rewrite(b, &bytes_a);
     }
 
     /// Replaces an object's stored bytes, keeping its timestamp.
@@ -370,22 +382,6 @@ fn restore_with(bin: &Path, f: &Fixture, name: &str) -> (PathBuf, std::process::
     (out, run)
 }
 
-/// Rows of `t` in a restored database after `PRAGMA integrity_check` said `ok`.
-fn restored_rows(path: &Path) -> walstream::restore::testkit::Rows {
-    let conn = rusqlite::Connection::open(path).expect("open restored db");
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity_check");
-    assert_eq!(check, "ok", "{}", path.display());
-    let mut stmt = conn
-        .prepare("SELECT id, v FROM t ORDER BY id")
-        .expect("prepare");
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows")
-}
-
 /// Writes `bytes` at replica-relative `key` with modification time `at`.
 fn put_object(f: &Fixture, key: &str, bytes: &[u8], at: SystemTime) {
     let path = f.replica.join(key);
@@ -402,14 +398,9 @@ fn put_object(f: &Fixture, key: &str, bytes: &[u8], at: SystemTime) {
 #[test]
 fn reordered_segments_break_the_checksum_chain() {
     let f = Fixture::new();
-    // Swap the contents of two later segments of index 1: names, sizes and LZ4 stay valid.
+    // Swap the contents of two later segments of index 1.
     let (a, b) = (f.segment(1, 1), f.segment(1, 2));
-    let (bytes_a, bytes_b) = (
-        fs::read(f.path(a)).expect("read"),
-        fs::read(f.path(b)).expect("read"),
-    );
-    f.rewrite(a, &bytes_b);
-    f.rewrite(b, &bytes_a);
+    f.swap(a, b);
     let err = f.restore_fails(&[]);
     assert_has(
         &err,
@@ -425,12 +416,7 @@ fn reordered_segments_break_the_checksum_chain() {
 fn reordered_first_segment_has_no_wal_header() {
     let f = Fixture::new();
     let (a, b) = (f.segment(1, 0), f.segment(1, 1));
-    let (bytes_a, bytes_b) = (
-        fs::read(f.path(a)).expect("read"),
-        fs::read(f.path(b)).expect("read"),
-    );
-    f.rewrite(a, &bytes_b);
-    f.rewrite(b, &bytes_a);
+    f.swap(a, b);
     let err = f.restore_fails(&[]);
     assert_has(
         &err,
@@ -565,7 +551,7 @@ fn directory_named_like_a_segment_is_ignored() {
     let (out, run) = restore_with(&walstream_bin(), &f, "walstream.db");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
-    assert_eq!(&restored_rows(&out), &f.events.last().expect("events").rows);
+    assert_restores_to(&out, &f.events.last().expect("events").rows);
     let (_, run) = restore_with(&common::litestream_bin(), &f, "litestream.db");
     let ls_err = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{ls_err}");

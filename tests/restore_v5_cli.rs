@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::{run, run_expect_fail, stdout_text, walstream_bin};
@@ -29,12 +29,8 @@ fn walstream(args: &[&str]) -> Command {
     cmd
 }
 
-fn integrity_ok(db: &PathBuf) {
-    let conn = rusqlite::Connection::open(db).expect("open");
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("check");
-    assert_eq!(check, "ok");
+fn integrity_ok(db: &Path) {
+    let conn = common::sqlite::checked(db);
     let n: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
         .expect("schema");

@@ -25,7 +25,7 @@ use std::process::Command;
 
 use common::{AZURITE_ACCOUNT, AZURITE_KEY};
 use http_support::{Instance, create_bucket, tempdir};
-use support::{insert, open_app};
+use support::{DEADLINE, insert, open_app};
 
 const S3_KEY_ID: &str = "AKIAWALSTREAMSECTEST";
 const S3_SECRET: &str = "wsSecret+S3/7f3a9c1e5b2d4f60a8b";
@@ -181,7 +181,7 @@ fn secrets_never_appear_in_logs_http_answers_or_errors() {
         insert(&app, id);
     }
     let inst = Instance::start(&s.dir, &s.text, &[]);
-    support::poll_until("good replicas synced, bad ones failed", || {
+    support::poll_until(DEADLINE, "good replicas synced, bad ones failed", || {
         let status = inst.get_auth("/api/v1/status", TOKEN).json();
         let db_pos = &status["databases"][0]["position"];
         let good = ["s3-good", "abs-good"]
@@ -285,7 +285,7 @@ fn created_files_are_no_more_readable_than_the_database() {
     let replica = dir.join("replica");
     let url = format!("file://{}", replica.display());
     let proc = support::walstream(&dir, &[&db.display().to_string(), &url]);
-    support::poll_until("a segment in the replica", || {
+    support::poll_until(DEADLINE, "a segment in the replica", || {
         http_support::newest_segment_end(&replica).is_some()
     });
     proc.stop();

@@ -76,7 +76,7 @@ impl World {
     /// Starts walstream (again) and waits until it is ready.
     fn start_walstream(&mut self) {
         self.launch_walstream();
-        wait("walstream to become ready", Duration::from_secs(60), || {
+        common::poll_until(Duration::from_secs(60), "walstream to become ready", || {
             self.ws().get("/readyz").status == 200
         });
     }
@@ -168,15 +168,6 @@ impl World {
     }
 }
 
-/// Polls `f` every 50 ms until it is true; panics after `deadline` naming `what`.
-fn wait(what: &str, deadline: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + deadline;
-    while !f() {
-        assert!(Instant::now() < end, "timed out after {deadline:?}: {what}");
-        std::thread::sleep(support::POLL);
-    }
-}
-
 fn generation_of(db_status: &Value) -> String {
     db_status["generation"]
         .as_str()
@@ -211,9 +202,9 @@ fn mixed_5xx_resets_and_slow_answers_are_retried_without_loss() {
         Fault::ResetAfter,
         Fault::Slow,
     ];
-    wait(
-        "every fault kind injected twice, five uploads faulted and a retry counted",
+    common::poll_until(
         Duration::from_secs(60),
+        "every fault kind injected twice, five uploads faulted and a retry counted",
         || {
             let c = w.proxy.counts();
             kinds.iter().all(|k| c.of(*k) >= 2)
@@ -266,9 +257,9 @@ fn full_outage_grows_lag_fails_readiness_bounds_the_wal_and_catches_up() {
     let mut max_wal = 0;
     let mut first_lag = None;
     let mut last_lag = 0.0;
-    wait(
-        "unready, lag growing, several failed rounds and WAL traffic well past the bound",
+    common::poll_until(
         Duration::from_secs(60),
+        "unready, lag growing, several failed rounds and WAL traffic well past the bound",
         || {
             max_wal = max_wal.max(faults_support::wal_len(&w.db));
             let lag = w.metric("walstream_replica_lag_seconds");
@@ -303,9 +294,9 @@ fn full_outage_grows_lag_fails_readiness_bounds_the_wal_and_catches_up() {
 
     w.proxy.set_mode(Mode::Pass);
     let recovery = Instant::now();
-    wait(
-        "ready again after the outage",
+    common::poll_until(
         Duration::from_secs(60),
+        "ready again after the outage",
         || {
             max_wal = max_wal.max(faults_support::wal_len(&w.db));
             w.ws().get("/readyz").status == 200
@@ -345,24 +336,24 @@ fn a_hung_upload_times_out_and_is_retried() {
         method: "PUT",
         count: 1,
     });
-    wait("an upload to hang", Duration::from_secs(30), || {
+    common::poll_until(Duration::from_secs(30), "an upload to hang", || {
         w.proxy.counts().of(Fault::Hang) >= 1
     });
     let during = w.db_status()["position"].clone();
     // The upload loop waits on the hung request, so the lag passes readiness-max-lag.
-    wait(
-        "/readyz to fail while the upload hangs",
+    common::poll_until(
         Duration::from_secs(30),
+        "/readyz to fail while the upload hangs",
         || w.ws().get("/readyz").status == 503,
     );
-    wait(
-        "the client to give up on the hung request (its read timeout)",
+    common::poll_until(
         Duration::from_secs(90),
+        "the client to give up on the hung request (its read timeout)",
         || w.proxy.counts().hangs_abandoned >= 1,
     );
-    wait(
-        "the replica to pass the position reached during the hang, and readiness",
+    common::poll_until(
         Duration::from_secs(30),
+        "the replica to pass the position reached during the hang, and readiness",
         || {
             let st = w.db_status();
             let replica = &st["replicas"][0]["position"];
@@ -388,9 +379,9 @@ fn an_outage_across_a_restart_continues_the_same_generation() {
     let generation = generation_of(&w.db_status());
     let writer = Writer::paced(&w.db, 2, WRITE_SPACING);
     w.proxy.set_mode(Mode::Outage);
-    wait(
-        "a failed round and commits waiting past readiness-max-lag",
+    common::poll_until(
         Duration::from_secs(60),
+        "a failed round and commits waiting past readiness-max-lag",
         || {
             let st = w.db_status();
             st["replicas"][0]["failure_streak"].as_u64() >= Some(1)
@@ -401,9 +392,9 @@ fn an_outage_across_a_restart_continues_the_same_generation() {
     let log = w.stop_walstream();
     assert!(log.contains("final replica sync error"), "{log}");
     let at_stop = writer.last();
-    wait(
-        "commits while walstream is down",
+    common::poll_until(
         Duration::from_secs(30),
+        "commits while walstream is down",
         || writer.last() > at_stop + 50,
     );
     w.proxy.set_mode(Mode::Pass);
@@ -426,9 +417,9 @@ fn an_outage_across_a_restart_continues_the_same_generation() {
 fn storage_down_at_start_up_then_the_first_generation_completes() {
     let w = World::start("faults-startup", &Settings::default(), Mode::Outage);
     let writer = Writer::paced(&w.db, 2, WRITE_SPACING);
-    wait(
-        "failed rounds while storage is down at start-up",
+    common::poll_until(
         Duration::from_secs(60),
+        "failed rounds while storage is down at start-up",
         || {
             let st = w.db_status();
             st["replicas"][0]["failure_streak"].as_u64() >= Some(2)
@@ -437,9 +428,9 @@ fn storage_down_at_start_up_then_the_first_generation_completes() {
     );
     let generation = generation_of(&w.db_status());
     w.proxy.set_mode(Mode::Pass);
-    wait(
-        "ready once storage is back",
+    common::poll_until(
         Duration::from_secs(60),
+        "ready once storage is back",
         || w.ws().get("/readyz").status == 200,
     );
     let last = writer.finish();

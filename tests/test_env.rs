@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use common::{Backend, unique_name};
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::path::Path as ObjPath;
@@ -92,16 +91,7 @@ fn fake_gcs_server_answers_and_has_the_bucket() {
 
 #[tokio::test]
 async fn s3_round_trip_on_moto() {
-    let store = AmazonS3Builder::new()
-        .with_endpoint(common::s3_endpoint())
-        .with_bucket_name(common::bucket())
-        .with_region(common::S3_REGION)
-        .with_access_key_id(common::S3_ACCESS_KEY_ID)
-        .with_secret_access_key(common::S3_SECRET_ACCESS_KEY)
-        .with_allow_http(true)
-        .with_virtual_hosted_style_request(false)
-        .build()
-        .expect("build S3 store");
+    let store = common::moto_store();
     round_trip(Arc::new(store), "s3").await;
 }
 

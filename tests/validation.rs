@@ -22,7 +22,7 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use http_support::{Instance, config, file_replica, s3_replica, tempdir};
-use support::{insert, list, open_app, poll_until};
+use support::{DEADLINE, insert, list, open_app, poll_until};
 
 /// The byte value of the large blob written before replication starts.
 const BLOB_BYTE: u8 = 0xAB;
@@ -54,10 +54,14 @@ fn start(dir: &Path, db: &Path, replica: &Path) -> (Instance, PathBuf) {
 /// The validation object of the only replica, once its status is `want`.
 fn wait_validation(ws: &Instance, want: &str) -> Value {
     let mut last = Value::Null;
-    poll_until(&format!("a validation with status {want}"), || {
-        last = ws.status()["databases"][0]["replicas"][0]["validation"].clone();
-        last["status"] == want
-    });
+    poll_until(
+        DEADLINE,
+        &format!("a validation with status {want}"),
+        || {
+            last = ws.status()["databases"][0]["replicas"][0]["validation"].clone();
+            last["status"] == want
+        },
+    );
     last
 }
 
@@ -77,7 +81,9 @@ fn counters(ws: &Instance, db: &Path, name: &str) -> (f64, f64) {
 /// The generation directory of a file replica, once one exists.
 fn generation_dir(replica: &Path) -> PathBuf {
     let gens = replica.join("generations");
-    poll_until("a generation in the replica", || !list(&gens).is_empty());
+    poll_until(DEADLINE, "a generation in the replica", || {
+        !list(&gens).is_empty()
+    });
     gens.join(list(&gens).remove(0))
 }
 
@@ -123,7 +129,7 @@ fn healthy_replica_validates_ok_and_cleans_up() {
         insert(&app, id);
     }
     let first_ok = v["ok_count"].as_u64().unwrap_or_default();
-    poll_until("another ok validation after more commits", || {
+    poll_until(DEADLINE, "another ok validation after more commits", || {
         let v = &ws.status()["databases"][0]["replicas"][0]["validation"];
         v["status"] == "ok" && v["ok_count"].as_u64() > Some(first_ok)
     });
@@ -139,7 +145,7 @@ fn healthy_replica_validates_ok_and_cleans_up() {
     assert!(line.is_match(&log), "{log}");
     assert!(!log.contains("validation error"), "{log}");
     // Nothing is left in TMPDIR once no validation is running.
-    poll_until("an empty TMPDIR", || list(&tmp).is_empty());
+    poll_until(DEADLINE, "an empty TMPDIR", || list(&tmp).is_empty());
 }
 
 /// The generation's first snapshot once it is stored and readable. Its index is 0, or 1 when
@@ -147,7 +153,7 @@ fn healthy_replica_validates_ok_and_cleans_up() {
 fn first_snapshot(replica: &Path) -> PathBuf {
     let dir = generation_dir(replica).join("snapshots");
     let mut found = None;
-    poll_until("the first snapshot", || {
+    poll_until(DEADLINE, "the first snapshot", || {
         found = list(&dir).into_iter().min().map(|n| dir.join(n));
         found
             .as_ref()
@@ -210,12 +216,16 @@ fn altered_wal_segment_content_is_an_error() {
         .to_string();
     let name = format!("{index}_00000000.wal.lz4");
     let segment = generation_dir(&replica).join("wal").join(&name);
-    poll_until("the snapshot index's first segment with frames", || {
-        std::fs::read(&segment)
-            .ok()
-            .and_then(|b| walstream::lz4::decompress(&b).ok())
-            .is_some_and(|p| p.len() > 32 + 24)
-    });
+    poll_until(
+        DEADLINE,
+        "the snapshot index's first segment with frames",
+        || {
+            std::fs::read(&segment)
+                .ok()
+                .and_then(|b| walstream::lz4::decompress(&b).ok())
+                .is_some_and(|p| p.len() > 32 + 24)
+        },
+    );
     // A byte of the first frame's page data: the frame checksum chain no longer matches.
     reencode(&segment, |plain| plain[32 + 24 + 100] ^= 0x01);
     insert(&app, 21);
@@ -235,7 +245,7 @@ fn altered_wal_segment_content_is_an_error() {
         "{log}"
     );
     // The failed restore left nothing behind either.
-    poll_until("an empty TMPDIR", || list(&tmp).is_empty());
+    poll_until(DEADLINE, "an empty TMPDIR", || list(&tmp).is_empty());
 }
 
 #[test]

@@ -20,12 +20,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::{Backend, litestream_bin, unique_name};
+use super::sqlite::{open_app, remove_db};
+use super::{Backend, Proc, litestream_bin, unique_name};
 
 /// Transactions written during each Litestream run, at least.
 const WRITES_PER_RUN: usize = 120;
@@ -39,10 +40,8 @@ const WRITES_WHILE_STOPPED: usize = 5;
 const WRITE_SPACING: Duration = Duration::from_millis(15);
 /// How long Litestream may take to get every row onto the replica.
 const REPLICA_DEADLINE: Duration = Duration::from_secs(90);
-/// How long Litestream may take to exit after SIGTERM (it does a final sync).
-const STOP_DEADLINE: Duration = Duration::from_secs(30);
-/// Poll period for the deadline loops.
-const POLL: Duration = Duration::from_millis(200);
+/// Pause between two probe restores.
+const PROBE_EVERY: Duration = Duration::from_millis(200);
 
 /// A replica written by Litestream v0.3.13, and how to reach it.
 #[derive(Debug, Clone)]
@@ -88,7 +87,9 @@ pub fn make_litestream_replica(backend: Backend, dir: &Path) -> LitestreamReplic
         rows: 0,
         prefix: prefix.clone(),
     };
-    let app = open_app_db(&db_path);
+    // The application's connection stays open for the whole scenario, so that SQLite never
+    // deletes the WAL behind Litestream's back (only the explicit reset does that job).
+    let app = open_app(&db_path);
     run_once(&mut replica, &app, 1);
     reset_wal_while_stopped(&mut replica, &app);
     let log = run_once(&mut replica, &app, 2);
@@ -110,21 +111,6 @@ fn config_text(db: &Path, prefix: &str, file_dir: &Path, backend: Backend) -> St
     )
 }
 
-/// The application's connection, kept open for the whole scenario so that SQLite never deletes
-/// the WAL behind Litestream's back (only the explicit reset does that job).
-fn open_app_db(path: &Path) -> Connection {
-    let conn = Connection::open(path).expect("open app db");
-    conn.busy_timeout(Duration::from_secs(5))
-        .expect("set busy timeout");
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .expect("enable WAL");
-    assert_eq!(mode, "wal");
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);")
-        .expect("create table");
-    conn
-}
-
 /// One committed transaction adding a ~300-byte row.
 fn write_row(app: &Connection, replica: &mut LitestreamReplica, tag: &str) {
     let n = replica.rows;
@@ -137,7 +123,7 @@ fn write_row(app: &Connection, replica: &mut LitestreamReplica, tag: &str) {
 /// Starts Litestream, writes, waits for the replica to hold every row, stops it; returns its log.
 fn run_once(replica: &mut LitestreamReplica, app: &Connection, run: usize) -> String {
     let log_path = replica.dir.join(format!("litestream-run{run}.log"));
-    let mut child = LitestreamProcess::start(replica, &log_path);
+    let mut child = Proc::litestream_for(replica, &log_path);
     let started = Instant::now();
     let mut written = 0;
     while written < WRITES_PER_RUN || started.elapsed() < MIN_RUN_SPAN {
@@ -145,7 +131,7 @@ fn run_once(replica: &mut LitestreamReplica, app: &Connection, run: usize) -> St
         written += 1;
         std::thread::sleep(WRITE_SPACING);
     }
-    wait_for_rows(replica, &mut child, &log_path);
+    wait_for_rows(replica, &mut child);
     child.stop();
     fs::read_to_string(&log_path).expect("read litestream log")
 }
@@ -167,25 +153,24 @@ fn reset_wal_while_stopped(replica: &mut LitestreamReplica, app: &Connection) {
     }
 }
 
-/// Polls `litestream restore` until the restored copy has every row (or the deadline passes).
-fn wait_for_rows(replica: &LitestreamReplica, child: &mut LitestreamProcess, log: &Path) {
-    let deadline = Instant::now() + REPLICA_DEADLINE;
+/// Polls `litestream restore` until the restored copy has every row (or the deadline passes, or
+/// Litestream exits).
+fn wait_for_rows(replica: &LitestreamReplica, child: &mut Proc) {
     let mut attempt = 0;
-    loop {
-        child.assert_running(log);
+    let mut last = String::new();
+    let what = format!("the replica to receive all {} rows", replica.rows);
+    let done = child.poll_every(PROBE_EVERY, REPLICA_DEADLINE, &what, |_| {
         attempt += 1;
         let out = replica.dir.join(format!("probe-{attempt}.db"));
-        let last = match restored_rows(replica, &out) {
-            Ok(n) if n == replica.rows => return,
-            Ok(n) => format!("restored {n} of {} rows", replica.rows),
-            Err(e) => e,
-        };
-        assert!(
-            Instant::now() < deadline,
-            "replica did not receive all {} rows in time; last probe: {last}",
-            replica.rows
-        );
-        std::thread::sleep(POLL);
+        match restored_rows(replica, &out) {
+            Ok(n) if n == replica.rows => return Some(()),
+            Ok(n) => last = format!("restored {n} of {} rows", replica.rows),
+            Err(e) => last = e,
+        }
+        None
+    });
+    if let Err(e) = done {
+        panic!("{e}\nlast probe: {last}");
     }
 }
 
@@ -212,88 +197,29 @@ fn restored_rows(replica: &LitestreamReplica, out: &Path) -> Result<i64, String>
             String::from_utf8_lossy(&output.stderr)
         ))
     };
-    remove_probe(out);
+    remove_db(out);
     result
 }
 
-fn remove_probe(out: &Path) {
-    for suffix in ["", "-wal", "-shm", ".tmp", ".tmp-wal", ".tmp-shm"] {
-        let mut p = out.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = fs::remove_file(PathBuf::from(p));
-    }
-}
-
-/// A running `litestream replicate`; killed on drop if a test panics before stopping it.
-pub struct LitestreamProcess {
-    child: Option<Child>,
-}
-
-impl LitestreamProcess {
-    fn start(replica: &LitestreamReplica, log: &Path) -> Self {
-        Self::start_with(&litestream_bin(), &replica.config_path, &replica.env, log)
+impl Proc {
+    fn litestream_for(replica: &LitestreamReplica, log: &Path) -> Proc {
+        Proc::litestream_config(&litestream_bin(), &replica.config_path, &replica.env, log)
     }
 
-    /// `bin replicate -config config` with `env` (and without `AWS_CA_BUNDLE`, which v0.5.17
-    /// refuses), stdout and stderr to `log`.
-    pub fn start_with(bin: &Path, config: &Path, env: &[(String, String)], log: &Path) -> Self {
-        let log_file = fs::File::create(log).expect("create litestream log");
-        let err_file = log_file.try_clone().expect("clone log handle");
-        let child = Command::new(bin)
+    /// `bin replicate -config config` (either Litestream) with `env` and without
+    /// `AWS_CA_BUNDLE` (which v0.5.17 refuses), stdout and stderr to `log`.
+    pub fn litestream_config(
+        bin: &Path,
+        config: &Path,
+        env: &[(String, String)],
+        log: &Path,
+    ) -> Proc {
+        let mut cmd = Command::new(bin);
+        cmd.env_remove("AWS_CA_BUNDLE")
             .arg("replicate")
             .arg("-config")
             .arg(config)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env_remove("AWS_CA_BUNDLE")
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(err_file)
-            .spawn()
-            .expect("start litestream replicate");
-        LitestreamProcess { child: Some(child) }
-    }
-
-    pub fn assert_running(&mut self, log: &Path) {
-        let child = self.child.as_mut().expect("litestream child present");
-        if let Some(status) = child.try_wait().expect("poll litestream") {
-            let text = fs::read_to_string(log).unwrap_or_default();
-            panic!("litestream replicate exited early ({status}); log:\n{text}");
-        }
-    }
-
-    /// SIGTERM, then wait (with a deadline) for a clean exit 0.
-    pub fn stop(mut self) {
-        let mut child = self.child.take().expect("litestream child present");
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-        let deadline = Instant::now() + STOP_DEADLINE;
-        loop {
-            if let Some(status) = child.try_wait().expect("poll litestream") {
-                assert!(
-                    status.success(),
-                    "litestream exited with {status} after SIGTERM"
-                );
-                return;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("litestream did not exit within {STOP_DEADLINE:?} of SIGTERM");
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-}
-
-impl Drop for LitestreamProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        Proc::spawn("litestream", cmd, log)
     }
 }

@@ -1,6 +1,8 @@
-//! Shared helpers for the integration tests: where the test servers and the real Litestream
-//! binaries are, per-backend replica config/URL/environment, unique key prefixes, and running
-//! commands with useful failure messages.
+//! The one support module of the integration suites. Here: where the test servers and the real
+//! Litestream binaries are, per-backend replica config/URL/environment, unique key prefixes, and
+//! running commands with useful failure messages. Beside it: [`process`] (a running walstream or
+//! Litestream, restores), [`workspace`] (the temp-dir fixture), [`poll`] (the one poller) and
+//! [`sqlite`] (the application table, the row reader and the restore checks).
 //!
 //! Must stay true:
 //! - A missing test server or binary makes the test FAIL (never skip) with a message naming the
@@ -8,15 +10,24 @@
 //! - [`Backend::replica_yaml`] is accepted by both the real Litestream v0.3.13 and walstream.
 //! - Litestream (Go GCS client) talks to fake-gcs-server directly; walstream (object_store, GCS
 //!   XML API) talks to it through `scripts/gcs_proxy.py`. Both see the same objects.
-//! - Nothing here sleeps to wait for readiness: [`wait_for`] polls with a deadline.
-#![allow(dead_code)]
+//! - Nothing here sleeps to wait for readiness: [`poll_until`] polls with a deadline.
+#![allow(dead_code, unused_imports)]
 
 pub mod litestream;
+pub mod poll;
+pub mod process;
+pub mod sqlite;
+pub mod workspace;
+
+pub use poll::{DEADLINE, POLL, poll_until};
+pub use process::{Proc, litestream_env, restore_with, walstream, walstream_config, walstream_env};
+pub use sqlite::{Rows, assert_restores_to, insert, integrity, open_app, rows};
+pub use workspace::{Workspace, tempdir};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The Azure storage emulator's well-known account.
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
@@ -28,8 +39,6 @@ pub const S3_ACCESS_KEY_ID: &str = "walstream-test-key";
 pub const S3_SECRET_ACCESS_KEY: &str = "walstream-test-secret";
 /// Region used with moto (Litestream needs one for a custom endpoint).
 pub const S3_REGION: &str = "us-east-1";
-/// Poll period of [`wait_for`].
-const POLL: Duration = Duration::from_millis(50);
 
 /// The value of a variable exported by `scripts/test.sh`; panics (fails the test) when unset.
 pub fn require_env(name: &str) -> String {
@@ -54,6 +63,20 @@ pub fn s3_endpoint() -> String {
 /// azurite's blob service, `http://127.0.0.1:PORT` (the account is in the path).
 pub fn azurite_url() -> String {
     require_env("WALSTREAM_TEST_AZURITE_URL")
+}
+
+/// object_store's client for the shared bucket on moto (path-style, plain HTTP).
+pub fn moto_store() -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(s3_endpoint())
+        .with_bucket_name(bucket())
+        .with_region(S3_REGION)
+        .with_access_key_id(S3_ACCESS_KEY_ID)
+        .with_secret_access_key(S3_SECRET_ACCESS_KEY)
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .build()
+        .expect("build S3 store")
 }
 
 /// fake-gcs-server itself, `http://127.0.0.1:PORT` (JSON API; what Litestream uses).
@@ -285,17 +308,17 @@ pub fn stdout_text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Polls `check` until it returns `Some`, panicking after `deadline` with `what`.
-pub fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        std::thread::sleep(POLL);
-    }
+/// One `#[test]` per line, each running the listed scenario functions on one [`Backend`]:
+/// `backend_tests! { compat_s3: compat => S3; handover_s3: from, to => S3; }`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($(#[$attr:meta])* $name:ident: $($scenario:ident),+ => $backend:ident;)+) => {
+        $(
+            $(#[$attr])*
+            #[test]
+            fn $name() {
+                $($scenario($crate::common::Backend::$backend);)+
+            }
+        )+
+    };
 }

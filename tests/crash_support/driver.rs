@@ -159,25 +159,31 @@ impl Driver {
         let t2 = Instant::now();
         let problems = self.checker.check_round(&mut rng, &self.durable);
         let durable = self.durable.iter().map(|d| d.seq).max();
-        println!(
-            "round {round}/{}: {note}; durable seq {durable:?}; {:.1}s+{:.1}s+{:.1}s; {}",
-            self.opts.rounds,
+        let what = format!(
+            "{note}; durable seq {durable:?}; {:.1}s+{:.1}s+{:.1}s",
             (t1 - t0).as_secs_f64(),
             (t2 - t1).as_secs_f64(),
             t2.elapsed().as_secs_f64(),
-            if problems.is_empty() {
-                "restores ok".to_string()
-            } else {
-                format!("{} problem(s)", problems.len())
-            }
         );
+        self.report(round, &what, problems);
+        Ok(())
+    }
+
+    /// Prints the round's line (`what`, then the restores' outcome) and records its problems
+    /// as losses.
+    fn report(&mut self, round: u64, what: &str, problems: Vec<String>) {
+        let outcome = if problems.is_empty() {
+            "restores ok".to_string()
+        } else {
+            format!("{} problem(s)", problems.len())
+        };
+        println!("round {round}/{}: {what}; {outcome}", self.opts.rounds);
         let seed = self.opts.seed;
         self.stats.losses.extend(
             problems
                 .into_iter()
                 .map(|p| format!("seed {seed} round {round}: {p}")),
         );
-        Ok(())
     }
 
     /// SIGKILL right after a new generation's first snapshot (before its WAL is stored, when
@@ -194,22 +200,11 @@ impl Driver {
         let cut = InFlight::from_log(&std::fs::read_to_string(log).unwrap_or_default());
         self.stats.new_generation_kills += u64::from(cut.bare_snapshot);
         let problems = self.checker.check_round(rng, &self.durable);
-        println!(
-            "round {round}/{}: SIGKILL after a new generation's snapshot (no segment after it: {}); {}",
-            self.opts.rounds,
-            cut.bare_snapshot,
-            if problems.is_empty() {
-                "restores ok".to_string()
-            } else {
-                format!("{} problem(s)", problems.len())
-            }
+        let what = format!(
+            "SIGKILL after a new generation's snapshot (no segment after it: {})",
+            cut.bare_snapshot
         );
-        let seed = self.opts.seed;
-        self.stats.losses.extend(
-            problems
-                .into_iter()
-                .map(|p| format!("seed {seed} round {round}: {p}")),
-        );
+        self.report(round, &what, problems);
         Ok(())
     }
 

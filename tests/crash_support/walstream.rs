@@ -1,18 +1,21 @@
 //! The `walstream replicate` process under test: its config (varied per round), start-up and
 //! readiness, the HTTP calls the driver makes (`sync`, `snapshot`, `status`), SIGKILL and SIGTERM.
 //!
-//! Must stay true: every wait polls with a deadline; the process is killed when its handle is
-//! dropped and dies with the driver (`PR_SET_PDEATHSIG`), so a failing run leaves nothing behind.
+//! Must stay true: every wait polls with a deadline; the process (the shared `common::Proc`) is
+//! killed when its handle is dropped and dies with the driver (`PR_SET_PDEATHSIG`), so a failing
+//! run leaves nothing behind.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
 use serde_json::Value;
 
 use super::rng::Rng;
+use crate::common::Proc;
+use crate::common::process::metrics_base;
 
 /// Bearer token of the mutating endpoints.
 pub const TOKEN: &str = "crash-suite-token";
@@ -20,7 +23,6 @@ pub const TOKEN: &str = "crash-suite-token";
 pub const DB_ID: &str = "crash.db";
 /// Upper bound for start-up, readiness, a sync and a graceful stop.
 pub const DEADLINE: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(20);
 
 /// Where the replica lives.
 #[derive(Clone, Debug)]
@@ -72,10 +74,9 @@ pub fn config(db: &Path, backend: &Backend, rng: &mut Rng) -> String {
     )
 }
 
-/// A running `walstream replicate -config …`.
+/// A running `walstream replicate -config …` (the shared process wrapper) and its HTTP client.
 pub struct Walstream {
-    child: Child,
-    log: PathBuf,
+    proc: Proc,
     base: String,
     client: Client,
 }
@@ -83,16 +84,8 @@ pub struct Walstream {
 impl Walstream {
     /// Starts walstream with `config_path`, logging to `log`, and waits for its HTTP address.
     pub fn start(config_path: &Path, log: &Path) -> Result<Walstream, String> {
-        let out =
-            std::fs::File::create(log).map_err(|e| format!("create {}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| format!("clone log: {e}"))?;
         let mut cmd = Command::new(crate::common::walstream_bin());
-        cmd.arg("replicate")
-            .arg("-config")
-            .arg(config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err));
+        cmd.arg("replicate").arg("-config").arg(config_path);
         // SAFETY: prctl(2) is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -100,58 +93,22 @@ impl Walstream {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| format!("spawn walstream: {e}"))?;
+        let mut proc = Proc::spawn("walstream", cmd, log);
         let client = Client::builder()
             .timeout(DEADLINE + Duration::from_secs(10))
             .build()
             .map_err(|e| format!("http client: {e}"))?;
-        let mut ws = Walstream {
-            child,
-            log: log.to_path_buf(),
-            base: String::new(),
-            client,
-        };
-        ws.base = ws.poll("the `serving metrics on` log line", |ws| {
-            let log = ws.log_text();
-            let rest = log.split("url=http://").nth(1)?;
-            let url = rest.split_whitespace().next()?;
-            Some(format!("http://{}", url.trim_end_matches("/metrics")))
+        let base = proc.poll(DEADLINE, "the `serving metrics on` log line", |p| {
+            metrics_base(&p.log_text())
         })?;
-        Ok(ws)
-    }
-
-    /// Polls `f` until it gives a value; fails when the deadline passes or walstream exits.
-    fn poll<T>(
-        &mut self,
-        what: &str,
-        mut f: impl FnMut(&mut Self) -> Option<T>,
-    ) -> Result<T, String> {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            if let Some(v) = f(self) {
-                return Ok(v);
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "walstream exited ({status}) waiting for {what}; log:\n{}",
-                    self.log_text()
-                ));
-            }
-            if Instant::now() > end {
-                return Err(format!(
-                    "timed out after {DEADLINE:?} waiting for {what}; log:\n{}",
-                    self.log_text()
-                ));
-            }
-            std::thread::sleep(POLL);
-        }
+        Ok(Walstream { proc, base, client })
     }
 
     /// Waits until `/readyz` answers 200 (attached, every replica synced at least once).
     pub fn wait_ready(&mut self) -> Result<(), String> {
-        let url = format!("{}/readyz", self.base);
-        self.poll("/readyz to answer 200", |ws| {
-            let r = ws.client.get(&url).send().ok()?;
+        let (client, url) = (self.client.clone(), format!("{}/readyz", self.base));
+        self.proc.poll(DEADLINE, "/readyz to answer 200", |_| {
+            let r = client.get(&url).send().ok()?;
             r.status().is_success().then_some(())
         })
     }
@@ -159,12 +116,12 @@ impl Walstream {
     /// Waits for readiness, or until the log shows a snapshot written (a new generation's first
     /// snapshot at start-up): `Ok(true)` when the snapshot came first.
     pub fn wait_ready_or_snapshot(&mut self) -> Result<bool, String> {
-        let url = format!("{}/readyz", self.base);
-        self.poll("/readyz or a snapshot", |ws| {
-            if ws.log_text().contains("msg=\"snapshot written\"") {
+        let (client, url) = (self.client.clone(), format!("{}/readyz", self.base));
+        self.proc.poll(DEADLINE, "/readyz or a snapshot", |p| {
+            if p.log_text().contains("msg=\"snapshot written\"") {
                 return Some(true);
             }
-            let r = ws.client.get(&url).send().ok()?;
+            let r = client.get(&url).send().ok()?;
             r.status().is_success().then_some(false)
         })
     }
@@ -190,37 +147,22 @@ impl Walstream {
     }
 
     /// SIGKILL and reap.
-    pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn kill(self) {
+        self.proc.kill9();
     }
 
     /// SIGTERM, then waits (bounded) for the exit status.
-    pub fn terminate(mut self) -> Result<ExitStatus, String> {
-        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let end = Instant::now() + DEADLINE;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(s)) => return Ok(s),
-                Ok(None) if Instant::now() > end => {
-                    return Err(format!(
-                        "walstream did not stop after SIGTERM; log:\n{}",
-                        self.log_text()
-                    ));
-                }
-                Ok(None) => std::thread::sleep(POLL),
-                Err(e) => return Err(format!("wait: {e}")),
-            }
-        }
+    pub fn terminate(self) -> Result<ExitStatus, String> {
+        self.proc.signal(libc::SIGTERM);
+        self.proc.wait_within(DEADLINE).map(|(status, _)| status)
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.log.clone()
+        self.proc.log_path().to_path_buf()
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.proc.log_text()
     }
 
     /// Uploads started and not finished according to the log so far.
@@ -269,13 +211,6 @@ impl InFlight {
             }
         }
         f
-    }
-}
-
-impl Drop for Walstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

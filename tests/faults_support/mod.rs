@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::common::{self, Backend};
@@ -119,16 +118,7 @@ pub fn inspect_replica(prefix: &str) -> BTreeMap<String, Generation> {
 }
 
 async fn inspect(prefix: &str) -> BTreeMap<String, Generation> {
-    let store = AmazonS3Builder::new()
-        .with_endpoint(common::s3_endpoint())
-        .with_bucket_name(common::bucket())
-        .with_region(common::S3_REGION)
-        .with_access_key_id(common::S3_ACCESS_KEY_ID)
-        .with_secret_access_key(common::S3_SECRET_ACCESS_KEY)
-        .with_allow_http(true)
-        .with_virtual_hosted_style_request(false)
-        .build()
-        .expect("s3 store");
+    let store = common::moto_store();
     let root = object_store::path::Path::from(format!("{prefix}/generations"));
     let objects: Vec<_> = store
         .list(Some(&root))

@@ -11,13 +11,13 @@ pub mod prom;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use reqwest::blocking::Client;
 use serde_json::Value;
 
-use crate::common;
-use crate::support::{DEADLINE, POLL, Proc, poll_until, walstream_env};
+pub use crate::common::tempdir;
+use crate::common::{self, DEADLINE, Proc, poll_until, walstream_config};
 use prom::{Scrape, parse_prometheus};
 
 pub struct Instance {
@@ -42,21 +42,8 @@ impl Instance {
     /// Writes `config` into `dir` and starts `walstream replicate -config` with `env`; waits for
     /// the `serving metrics on url=…` line.
     pub fn start(dir: &Path, config: &str, env: &[(String, String)]) -> Instance {
-        let path = dir.join("walstream.yml");
-        std::fs::write(&path, config).expect("write config");
-        let proc = walstream_env(dir, &["-config", &path.display().to_string()], env);
-        let mut base = String::new();
-        poll_until("the serving metrics log line", || {
-            let log = proc.log_text();
-            match log.split("url=http://").nth(1) {
-                Some(rest) => {
-                    let url = rest.split_whitespace().next().unwrap_or_default();
-                    base = format!("http://{}", url.trim_end_matches("/metrics"));
-                    true
-                }
-                None => false,
-            }
-        });
+        let mut proc = walstream_config(dir, config, env);
+        let base = proc.base_url();
         let client = Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -109,8 +96,8 @@ impl Instance {
 
     /// Polls until every replica's stored position equals the database position.
     pub fn wait_caught_up(&self) -> Value {
-        let end = Instant::now() + DEADLINE;
-        loop {
+        let mut last = Value::Null;
+        let found = common::poll::poll_within(DEADLINE, || {
             let st = self.status();
             let db = &st["databases"][0];
             let caught_up = !db["position"].is_null()
@@ -120,18 +107,13 @@ impl Instance {
                     .iter()
                     .all(|r| r["position"] == db["position"] && r["lag_seconds"] == 0.0);
             if caught_up {
-                return st;
+                return Some(st);
             }
-            assert!(Instant::now() < end, "replicas never caught up: {st:#}");
-            std::thread::sleep(POLL);
-        }
+            last = st;
+            None
+        });
+        found.unwrap_or_else(|| panic!("replicas never caught up: {last:#}"))
     }
-}
-
-pub fn tempdir() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = std::fs::canonicalize(dir.path()).expect("canonicalize");
-    (dir, path)
 }
 
 /// A config with `addr` on a free loopback port, one database with fast ticks and a small
@@ -250,7 +232,7 @@ pub fn walstream_restore(
     env: &[(String, String)],
     out: &Path,
 ) -> Vec<(i64, String)> {
-    crate::support::restore_with(&common::walstream_bin(), env, args, out)
+    common::restore_with(&common::walstream_bin(), env, args, out)
 }
 
 pub struct OwnMoto {
@@ -297,7 +279,7 @@ impl OwnMoto {
         self.child = Some(child);
         let url = format!("{}/moto-api/", self.endpoint());
         let client = Client::new();
-        poll_until("our moto to answer", || {
+        poll_until(DEADLINE, "our moto to answer", || {
             if let Some(c) = self.child.as_mut() {
                 let exited = c.try_wait().expect("try_wait");
                 assert!(

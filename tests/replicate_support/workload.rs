@@ -1,16 +1,21 @@
 //! The application workload both replication-compatibility suites (`compat_replicate`,
 //! `compat_age`) drive: a `t` table of small rows plus a `blobs` table of incompressible 64 KiB
 //! blobs, written so that walstream's 100 ms upload rounds cut it into many segments, and the
-//! content digest they compare restored databases by.
+//! content digest they compare restored databases by, and the [`Site`] fixture (one database
+//! replicated to one backend) both suites build their cases on.
 //!
 //! What must stay true: `content` asserts `PRAGMA integrity_check` = ok before reading, so no
 //! comparison passes on a damaged database.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use rusqlite::Connection;
 
-use super::{insert, integrity, open_app, rows};
+use super::{
+    DEADLINE, Proc, insert, integrity, litestream_env, open_app, poll_until, rows, walstream_env,
+};
+use crate::common::{Backend, Workspace, litestream_bin, unique_name};
 
 /// The application connection: no automatic checkpoints (so restarts keep the generation and
 /// "same generation" checks are not racy), with the `blobs` table.
@@ -70,4 +75,75 @@ pub fn content(db: &Path) -> Content {
         .collect::<Result<_, _>>()
         .expect("blobs");
     (rows(&c), blobs)
+}
+
+/// One database replicated to one backend, the fixture of the compatibility suites: a
+/// [`Workspace`] (`app.db`, `replica/` for the file backend, configs), the backend and the
+/// replica's key prefix on object stores.
+pub struct Site {
+    pub backend: Backend,
+    pub ws: Workspace,
+    pub prefix: String,
+}
+
+impl Site {
+    /// A fresh site; the prefix is unique and starts with `tag-<backend>`.
+    pub fn new(backend: Backend, tag: &str) -> Site {
+        Site {
+            backend,
+            ws: Workspace::new(),
+            prefix: unique_name(&format!("{tag}-{}", backend.name())),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.ws.path()
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.ws.db()
+    }
+
+    pub fn replica_dir(&self) -> PathBuf {
+        self.ws.replica()
+    }
+
+    /// The replica as a list item indented for a database entry's `replicas:`.
+    pub fn replica_item(&self) -> String {
+        self.backend
+            .replica_list_item(&self.prefix, &self.replica_dir(), 6)
+    }
+
+    /// `walstream replicate -config CFG` with the backend's environment.
+    pub fn walstream(&self, cfg: &str) -> Proc {
+        let env = self.backend.env_for_walstream();
+        walstream_env(&self.path(), &["-config", cfg], &env)
+    }
+
+    /// `litestream replicate -config CFG` (v0.3.13) with the backend's environment.
+    pub fn litestream(&self, cfg: &str) -> Proc {
+        let env = self.backend.env_for_litestream();
+        litestream_env(&self.path(), &["-config", cfg], &env)
+    }
+
+    /// Polls `litestream restore -config CFG` (v0.3.13) until the replica holds exactly the
+    /// source's [`content`]. Litestream v0.3.13 can hang or fail at shutdown when SIGTERM arrives
+    /// in the middle of an upload, so callers stop it only once this returns.
+    pub fn wait_replicated(&self, cfg: &str) {
+        let want = content(&self.db());
+        let db = self.db().display().to_string();
+        let mut n = 0;
+        poll_until(DEADLINE, "the replica to hold every row", || {
+            n += 1;
+            let out = self.path().join(format!("probe-{n}.db"));
+            let res = Command::new(litestream_bin())
+                .args(["restore", "-o"])
+                .arg(&out)
+                .args(["-config", cfg, &db])
+                .envs(self.backend.env_for_litestream())
+                .output()
+                .expect("run litestream restore");
+            res.status.success() && content(&out) == want
+        });
+    }
 }

@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::common::litestream::{LitestreamProcess, make_litestream_replica};
+use crate::common::Proc;
+use crate::common::litestream::make_litestream_replica;
 use crate::common::{Backend, litestream5_bin, unique_name, walstream_bin};
 
 /// Each v0.5 run writes for at least this long (several L1/L2 intervals and snapshots).
@@ -106,18 +107,9 @@ pub fn make_v5_replica(backend: Backend, dir: &Path, upgrade: bool) -> V5Replica
 
 /// Starts v0.5.17, runs the workload, waits until the replica holds every row, stops it.
 fn run_v5(r: &mut V5Replica) {
-    let app = Connection::open(&r.db_path).expect("open app db");
-    app.busy_timeout(Duration::from_secs(5))
-        .expect("busy timeout");
-    let mode: String = app
-        .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
-        .expect("WAL mode");
-    assert_eq!(mode, "wal");
-    app.execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);")
-        .expect("create table");
+    let app = crate::common::open_app(&r.db_path);
     let log = r.dir.join("litestream5.log");
-    let mut child =
-        LitestreamProcess::start_with(&litestream5_bin(), &r.ls_config, &r.ls_env, &log);
+    let mut child = Proc::litestream_config(&litestream5_bin(), &r.ls_config, &r.ls_env, &log);
     let started = Instant::now();
     let mut step = 0u32;
     while started.elapsed() < MIN_SPAN {
@@ -128,7 +120,7 @@ fn run_v5(r: &mut V5Replica) {
     r.rows = app
         .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
         .expect("count rows");
-    wait_complete(r, &mut child, &log);
+    wait_complete(r, &mut child);
     child.stop();
 }
 
@@ -159,11 +151,11 @@ fn workload_step(app: &Connection, step: u32) {
 }
 
 /// Polls `litestream restore` until the restored copy has every row.
-fn wait_complete(r: &V5Replica, child: &mut LitestreamProcess, log: &Path) {
+fn wait_complete(r: &V5Replica, child: &mut Proc) {
     let deadline = Instant::now() + REPLICA_DEADLINE;
     let mut attempt = 0;
     loop {
-        child.assert_running(log);
+        child.assert_running();
         attempt += 1;
         let out = r.dir.join(format!("probe-{attempt}.db"));
         let res = ls_restore(r, &out, &[]);
@@ -238,13 +230,7 @@ pub fn ltx_listing(r: &V5Replica, walstream: bool, args: &[&str]) -> Output {
 
 /// Rows in `t` of a restored database, after `PRAGMA integrity_check` returned `ok`.
 pub fn count_rows(db: &Path) -> i64 {
-    let conn = Connection::open(db).expect("open restored db");
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-        .expect("integrity_check");
-    assert_eq!(check, "ok", "{}", db.display());
-    conn.query_row("SELECT count(*) FROM t", [], |row| row.get(0))
-        .expect("count")
+    crate::common::sqlite::restored_count(db)
 }
 
 /// Removes a database and every side file either tool may leave.

@@ -12,6 +12,8 @@
 //! - [`discover`]: which files of a directory entry are SQLite databases (pattern, depth, header).
 //! - [`replica`]: sync, snapshot and retention loops for one replica.
 //! - [`restore`]: restore planning, download, WAL apply and verification.
+//! - [`state`]: the observed replication state (positions, lag, restore points) that
+//!   [`metrics`] and [`server`] both read.
 //! - [`server`]: HTTP endpoints (metrics, health, API).
 //! - [`metrics`]: the Prometheus registry (Litestream's metric names plus walstream's).
 //! - [`cli`]: command-line commands with Litestream's flag syntax and output.
@@ -31,5 +33,6 @@ pub mod replicate;
 pub mod restore;
 pub mod rt;
 pub mod server;
+pub mod state;
 pub mod storage;
 pub mod wal;

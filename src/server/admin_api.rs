@@ -33,7 +33,6 @@ use serde::{Deserialize, Serialize};
 use tokio_util::io::ReaderStream;
 use tracing::{error, warn};
 
-use super::state::DbEntry;
 use super::{DEFAULT_ACTION_TIMEOUT, Shared, message, require_mutate, require_read};
 use crate::admin::backups::NewBackup;
 use crate::admin::live_restore::{WorkDir, restore_replica};
@@ -42,6 +41,7 @@ use crate::admin::{
     SourcePos, blocking, lock, restore_live,
 };
 use crate::restore::RestoreError;
+use crate::state::DbEntry;
 
 /// Chunk size of streamed downloads.
 const STREAM_CHUNK: usize = 256 * 1024;
@@ -482,7 +482,7 @@ async fn replica_latest(
 /// file's name) is gone before this returns, the open handle keeps the bytes readable.
 async fn restored_file(
     store: &BackupStore,
-    r: &super::state::ReplicaEntry,
+    r: &crate::state::ReplicaEntry,
     timestamp: Option<DateTime<Utc>>,
 ) -> Result<(std::fs::File, u64), AdminError> {
     let s = store.clone();

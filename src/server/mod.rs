@@ -5,7 +5,7 @@
 //! What must stay true:
 //! - only the configured address is bound (`:PORT` = every IPv4 interface, like Go's
 //!   `net.Listen`), before replication starts, so a taken port fails the command at once;
-//! - read handlers answer from in-memory state ([`state::AppState::observe`], the restore-point
+//! - read handlers answer from in-memory state ([`crate::state::AppState::observe`], the restore-point
 //!   cache): never SQLite, never storage; `GET …/restore-points` may wait (at most
 //!   [`POINTS_WAIT`]) for the refresher task to list a changed replica; only the `POST` actions
 //!   wait for I/O, under a deadline;
@@ -15,19 +15,16 @@
 //!   (`{"error": …}`); credentials never appear in any answer (replica URLs come from
 //!   `ReplicaClient::describe()`, the token is never echoed).
 //!
-//! Files: `state` (the observed model), `api` (JSON documents, readiness), `query` (status
-//! paging and filters), `auth` (bearer token), `actions` (sync/snapshot), `lag` (replication
-//! lag), `restore_points` (cache and refresher), this file (routes, bind, spawn).
+//! Files: `api` (JSON documents, readiness), `query` (status paging and filters), `auth`
+//! (bearer token), `actions` (sync/snapshot), this file (routes, bind, spawn). The observed
+//! model, the lag trackers and the restore-point cache live in [`crate::state`].
 
 mod actions;
 mod admin_api;
 pub mod api;
 pub mod auth;
-pub mod lag;
 pub mod page;
 pub mod query;
-pub mod restore_points;
-pub mod state;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
@@ -43,7 +40,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tracing::{error, info};
 
-pub use state::{
+pub use crate::state::{
     AppState, DbObservation, Observation, ReplicaObservation, StorageCounters, unique_ids,
 };
 
@@ -412,7 +409,7 @@ fn action_error(id: &str, e: &ActionError) -> Response {
 async fn run_action<T, F, Fut>(s: &Shared, id: &str, q: &ActionQuery, action: F) -> Response
 where
     T: serde::Serialize + Send + 'static,
-    F: FnOnce(Arc<state::DbEntry>) -> Fut,
+    F: FnOnce(Arc<crate::state::DbEntry>) -> Fut,
     Fut: std::future::Future<Output = Result<T, ActionError>> + Send + 'static,
 {
     let Some(entry) = s.state.db(id) else {

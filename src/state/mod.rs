@@ -1,12 +1,17 @@
-//! The server's view of the running replication: one [`DbEntry`] per database (with its URL id,
-//! health tracker and restore-point refresh trigger) and one [`ReplicaEntry`] per replica (lag
-//! tracker, restore-point cache), plus [`AppState::observe`], which copies everything the
-//! endpoints and metrics need into a plain [`Observation`].
+//! The observed state of the running replication, read by both `server` and `metrics` (this
+//! module uses neither): one [`DbEntry`] per database (with its URL id, health tracker and
+//! restore-point refresh trigger) and one [`ReplicaEntry`] per replica (lag tracker,
+//! restore-point cache), plus [`AppState::observe`], which copies everything the endpoints and
+//! metrics need into a plain [`Observation`]. Files: `lag` (replication lag, database health),
+//! `restore_points` (cache and refresher), this file (the model).
 //!
 //! What must stay true: observing only reads watch channels, atomics and short-held in-memory
 //! locks — never SQLite, never storage, never the database's attach mutex (held during sync
 //! ticks) — so every read endpoint answers at once; database ids are unique, derived from the
 //! file name (`app.db`, then `app.db-2`, … for clashes in config order), never a raw path.
+
+pub mod lag;
+pub mod restore_points;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -15,13 +20,13 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::Semaphore;
 
-use super::lag::{self, DbHealth, LagTracker};
-use super::restore_points::{self, PointsSlot, Refresh, ReplicaPoints};
 use crate::config::HttpConfig;
 use crate::db::{DbState, DbStats};
 use crate::replica::{Replica, ReplicaStatus};
 use crate::replicate::{DbHandle, Fleet};
 use crate::storage::{ErrorClass, Op, StorageStats};
+use lag::{DbHealth, LagTracker};
+use restore_points::{PointsSlot, Refresh, ReplicaPoints};
 
 /// Everything the handlers share. The set of databases follows the run's [`Fleet`]
 /// ([`AppState::follow`]): databases discovered under a `dir` entry appear, removed ones go.

@@ -217,14 +217,13 @@ fn parse_timestamp(t: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     }
 }
 
-/// Runs `work` in its own task (owning `guard`) after the test hook; a panic is a 500.
+/// Runs `work` in its own task (owning `guard`); a panic is a 500.
 async fn run_locked<T, F>(guard: OpGuard, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: std::future::Future<Output = Result<T, AdminError>> + Send + 'static,
 {
     let task = tokio::spawn(async move {
-        crate::admin::lock::hold_for_tests().await;
         let out = work.await;
         drop(guard);
         out

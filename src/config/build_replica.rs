@@ -335,6 +335,7 @@ fn abs_target(s: &Section<'_>, f: &Fields) -> Result<AbsTarget, ConfigError> {
         bucket: f.bucket.clone().unwrap_or_default(),
         path: f.path.clone().unwrap_or_default(),
         endpoint: f.endpoint.clone(),
+        emulator_url: None,
     };
     if let Some(url) = &f.url {
         let ReplicaTarget::Abs(u) = url_target(s, url)? else {

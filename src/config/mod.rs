@@ -39,6 +39,7 @@ mod tests;
 mod v05_tests;
 
 pub use build::check_unique_names;
+pub(crate) use credentials::process_env;
 pub use defaults::*;
 pub use dir::{DirConfig, extend_target, is_meta_dir};
 pub use duration::{format_go_duration, parse_go_duration, parse_go_duration_nanos, round_lag};
@@ -51,7 +52,7 @@ pub use v05::{Refusal, V05Settings, WALSTREAM_BUSY_TIMEOUT};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use credentials::{EnvLookup, GlobalKeys, process_env, resolve_target};
+use credentials::{EnvLookup, GlobalKeys, resolve_target};
 
 /// Whole configuration file, validated, with defaults applied.
 #[derive(Debug, Clone, Default)]
@@ -307,6 +308,9 @@ pub struct AbsTarget {
     pub bucket: String,
     pub path: String,
     pub endpoint: Option<String>,
+    /// `AZURITE_BLOB_STORAGE_URL` (resolved by the config module): the blob service of the
+    /// emulator, used only when the emulator is enabled (`AZURE_STORAGE_USE_EMULATOR`).
+    pub emulator_url: Option<String>,
 }
 
 // Debug impls that never print secrets.
@@ -342,6 +346,7 @@ impl std::fmt::Debug for AbsTarget {
             .field("bucket", &self.bucket)
             .field("path", &self.path)
             .field("endpoint", &self.endpoint)
+            .field("emulator_url", &self.emulator_url)
             .finish()
     }
 }

@@ -104,8 +104,8 @@ async fn replicate(cfg: Config, shutdown_timeout: Duration) -> anyhow::Result<()
         shutdown_timeout,
         ..Default::default()
     };
-    crate::replicate::run_with(cfg, shutdown, opts, move |fleet| {
-        if let Some(Err(e)) = server.map(|s| s.start(fleet)) {
+    crate::replicate::run_with(cfg, shutdown, opts, move |fleet, lifecycle| {
+        if let Some(Err(e)) = server.map(|s| s.start(fleet, lifecycle)) {
             tracing::error!(error = %e, "http server error");
         }
     })

@@ -36,6 +36,8 @@ use crate::admin::{
     AdminError, BackupKind, BackupRecord, BackupStore, OpGuard, OpLock, RestoreSource, SourcePos,
     blocking, restore_live,
 };
+use crate::replica::Replica;
+use crate::replicate::Lifecycle;
 use crate::state::{DbEntry, ReplicaEntry};
 
 /// Chunk size of streamed downloads.
@@ -155,6 +157,10 @@ struct RestoreDoc {
 }
 
 impl Admin {
+    fn life(&self) -> &Lifecycle {
+        self.shared.state.lifecycle()
+    }
+
     fn db(&self, id: &str) -> Result<Arc<AdminDb>, ApiError> {
         let entry = self.shared.db(id)?;
         let mut dbs = crate::rt::lock(&self.dbs);
@@ -217,20 +223,21 @@ fn parse_timestamp(t: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     }
 }
 
-/// Runs `work` in its own task (owning `guard`); a panic is a 500.
-async fn run_locked<T, F>(guard: OpGuard, work: F) -> Result<T, ApiError>
+/// Runs `work` as work of the run (owning `guard`); a panic is a 500, shutdown a 503.
+async fn run_locked<T, F>(life: &Lifecycle, guard: OpGuard, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: std::future::Future<Output = Result<T, AdminError>> + Send + 'static,
 {
-    let task = tokio::spawn(async move {
+    let task = life.spawn_work(async move {
         let out = work.await;
         drop(guard);
         out
     });
-    Ok(task
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??)
+    match task.await.map_err(|e| ApiError::Internal(e.to_string()))? {
+        Some(out) => Ok(out?),
+        None => Err(ApiError::shutting_down()),
+    }
 }
 
 async fn list_backups(State(a): Ctx, Path(db): Path<String>) -> Result<Json<ListDoc>, ApiError> {
@@ -259,7 +266,7 @@ async fn create_backup(
             source: position,
         })
     });
-    let record = run_locked(guard, work).await?;
+    let record = run_locked(a.life(), guard, work).await?;
     Ok((StatusCode::CREATED, Json(record_doc(&db, record))))
 }
 
@@ -290,7 +297,7 @@ async fn delete_backup(
     crate::admin::names::check_id(&id)?;
     let guard = d.begin("delete")?;
     let store = d.store.clone();
-    run_locked(guard, blocking(move || store.delete(&id))).await?;
+    run_locked(a.life(), guard, blocking(move || store.delete(&id))).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -301,7 +308,7 @@ async fn restore_backup(
     let d = a.db(&db)?;
     crate::admin::names::check_id(&id)?;
     let from = RestoredFrom::Backup { backup: id.clone() };
-    live_restore(&d, from, |_| RestoreSource::Backup(id)).await
+    live_restore(&a, &d, from, |_| RestoreSource::Backup(id)).await
 }
 
 async fn restore_from_replica(
@@ -317,7 +324,7 @@ async fn restore_from_replica(
         replica: first.replica.client().describe(),
         timestamp: req.timestamp.filter(|t| !t.is_empty()),
     };
-    live_restore(&d, from, move |entry| {
+    live_restore(&a, &d, from, move |entry| {
         let r = &entry.replicas[0].replica;
         RestoreSource::Replica {
             name: r.name(),
@@ -330,6 +337,7 @@ async fn restore_from_replica(
 
 /// The shared part of both restores: lock, attached check, restore, sync, answer.
 async fn live_restore<F>(
+    a: &Admin,
     d: &AdminDb,
     from: RestoredFrom,
     source: F,
@@ -350,7 +358,7 @@ where
         replicate_now(&entry).await;
         Ok::<_, AdminError>(safety)
     };
-    let safety = run_locked(guard, work).await?;
+    let safety = run_locked(a.life(), guard, work).await?;
     let db = d.entry.id.clone();
     Ok(Json(RestoreDoc {
         safety_backup: record_doc(&db, safety),
@@ -379,7 +387,13 @@ async fn replica_latest(
     let d = a.db(&db)?;
     let timestamp = parse_timestamp(q.timestamp.as_deref())?;
     let first = d.first_replica()?;
-    let (file, size) = restored_file(&d.store, first, timestamp).await?;
+    let (store, replica) = (d.store.clone(), Arc::clone(&first.replica));
+    let restoring = async move { restored_file(&store, &replica, timestamp).await };
+    let (file, size) = match a.life().spawn_work(restoring).await {
+        Ok(Some(restored)) => restored?,
+        Ok(None) => return Err(ApiError::shutting_down()),
+        Err(join) => return Err(ApiError::Internal(join.to_string())),
+    };
     Ok(stream_file(file, size, &attachment(&d.entry, "latest")))
 }
 
@@ -387,13 +401,13 @@ async fn replica_latest(
 /// file's name) is gone before this returns, the open handle keeps the bytes readable.
 async fn restored_file(
     store: &BackupStore,
-    r: &ReplicaEntry,
+    replica: &Replica,
     timestamp: Option<DateTime<Utc>>,
 ) -> Result<(std::fs::File, u64), AdminError> {
     let s = store.clone();
     let work = blocking(move || WorkDir::create(&s)).await?;
     let out = work.path().join("latest.db");
-    restore_replica(r.replica.name(), r.replica.client(), timestamp, &out).await?;
+    restore_replica(replica.name(), replica.client(), timestamp, &out).await?;
     blocking(move || {
         let file = std::fs::File::open(&out).map_err(AdminError::io("open", &out))?;
         let size = file.metadata().map_err(AdminError::io("stat", &out))?.len();

@@ -77,6 +77,13 @@ impl ApiError {
         ))
     }
 
+    /// 503 of work asked for once shutdown started (it would reach storage after the final sync).
+    pub fn shutting_down() -> ApiError {
+        ApiError::Unavailable(
+            "walstream is shutting down; the final sync covers this database".into(),
+        )
+    }
+
     /// The action error of database `database`.
     pub fn action(database: &str, error: ActionError) -> ApiError {
         ApiError::Action {

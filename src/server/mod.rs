@@ -5,6 +5,10 @@
 //! What must stay true:
 //! - only the configured address is bound (`:PORT` = every IPv4 interface, like Go's
 //!   `net.Listen`), before replication starts, so a taken port fails the command at once;
+//! - the server runs as a service of the run's [`Lifecycle`]: it shuts down gracefully after the
+//!   final sync (requests in flight finish); the work of actions and admin operations runs on the
+//!   run's tracker and is refused (503) once shutdown started, so nothing reaches storage after
+//!   the final sync; an action result that arrives after its request timed out is logged;
 //! - read handlers answer from in-memory state ([`crate::state::AppState::observe`], the restore-point
 //!   cache): never SQLite, never storage; `GET …/restore-points` may wait (at most
 //!   [`POINTS_WAIT`]) for the refresher task to list a changed replica; only the `POST` actions
@@ -40,7 +44,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use tracing::{error, info};
+use tracing::{debug, error, info, warn};
 
 pub use crate::state::{
     AppState, DbObservation, Observation, ReplicaObservation, StorageCounters, unique_ids,
@@ -48,7 +52,7 @@ pub use crate::state::{
 
 use crate::config::HttpConfig;
 use crate::metrics::Metrics;
-use crate::replicate::Fleet;
+use crate::replicate::{Fleet, Lifecycle};
 use crate::state::DbEntry;
 use actions::ActionError;
 use api::{RestorePointsDoc, SnapshotTakenDoc, StatusDoc, SyncDoc};
@@ -122,11 +126,11 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Starts serving on the current tokio runtime the databases of `fleet` (following it as
-    /// databases come and go); also starts the lag trackers and restore-point refreshers. Logs
-    /// `serving metrics on url=…`.
-    pub fn start(self, fleet: &Arc<Fleet>) -> Result<(), ServerError> {
-        let state = Arc::new(AppState::new(&[], self.settings));
+    /// Starts serving, as a service of `lifecycle`, the databases of `fleet` (following it as
+    /// databases come and go); also starts the lag trackers and restore-point refreshers on it.
+    /// Logs `serving metrics on url=…`.
+    pub fn start(self, fleet: &Arc<Fleet>, lifecycle: &Lifecycle) -> Result<(), ServerError> {
+        let state = Arc::new(AppState::new(&[], self.settings, lifecycle.clone()));
         state.follow(fleet);
         let source_state = Arc::clone(&state);
         let db_labels = state.settings.metrics_db_labels;
@@ -152,10 +156,13 @@ impl Server {
         })?;
         let app = router(Arc::new(Shared { state, metrics }));
         info!(url = %format!("http://{shown}/metrics"), "serving metrics on");
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+        lifecycle.spawn_service(|finished| async move {
+            let serving =
+                axum::serve(listener, app).with_graceful_shutdown(finished.cancelled_owned());
+            if let Err(e) = serving.await {
                 error!(error = %e, "http server error");
             }
+            debug!("http server stopped");
         });
         Ok(())
     }
@@ -325,8 +332,13 @@ async fn restore_points(
 ) -> Result<Json<RestorePointsDoc>, ApiError> {
     let force = refresh_param(query)?;
     let entry = s.db(&id)?;
-    if force || entry.points_stale() {
-        entry.wait_for_listing(force, POINTS_WAIT).await;
+    let life = s.state.lifecycle();
+    if (force || entry.points_stale()) && !life.is_stopping() {
+        // The refresher ends when shutdown starts: answer from the cache then.
+        tokio::select! {
+            _ = entry.wait_for_listing(force, POINTS_WAIT) => {}
+            _ = life.stopping() => {}
+        }
     }
     let db = entry.observe(SystemTime::now());
     Ok(Json(RestorePointsDoc::from_observation(&db)))
@@ -347,11 +359,12 @@ fn action_timeout(q: &ActionQuery) -> Result<Duration, ApiError> {
     }
 }
 
-/// Runs `action` on database `id` in its own task and waits at most the request's deadline. On
-/// timeout the task goes on (an upload round is never abandoned half-way) and the answer is 504.
+/// Runs `action` (`what`, for the log) on database `id` as work of the run and waits at most
+/// the request's deadline. On timeout the work goes on (an upload round is never abandoned
+/// half-way), the answer is 504, and its result is logged when it arrives.
 async fn run_action<T, F, Fut>(
     s: &Shared,
-    id: &str,
+    (id, what): (&str, &'static str),
     q: &ActionQuery,
     action: F,
 ) -> Result<Json<T>, ApiError>
@@ -362,15 +375,39 @@ where
 {
     let entry = s.db(id)?;
     let limit = action_timeout(q)?;
-    let task = tokio::spawn(action(entry));
-    match tokio::time::timeout(limit, task).await {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let db = id.to_string();
+    let work = action(entry);
+    let task = s.state.lifecycle().spawn_work(async move {
+        if let Err(late) = tx.send(work.await) {
+            log_late(&db, what, &late);
+        }
+    });
+    match tokio::time::timeout(limit, rx).await {
         Ok(Ok(Ok(doc))) => Ok(Json(doc)),
         Ok(Ok(Err(e))) => Err(ApiError::action(id, e)),
-        Ok(Err(join)) => Err(ApiError::Internal(join.to_string())),
+        // No result: the work never ran (shutdown) or panicked.
+        Ok(Err(_)) => Err(match task.await {
+            Ok(None) => ApiError::shutting_down(),
+            Ok(Some(())) => ApiError::Internal(format!("{what} ended without a result")),
+            Err(join) => ApiError::Internal(join.to_string()),
+        }),
         Err(_) => Err(ApiError::Timeout {
             database: id.to_string(),
             limit,
         }),
+    }
+}
+
+/// The result of an action whose request already got its 504.
+fn log_late<T>(db: &str, what: &str, result: &Result<T, ActionError>) {
+    match result {
+        Ok(_) => info!(
+            db,
+            action = what,
+            "action finished after its request timed out"
+        ),
+        Err(e) => warn!(db, action = what, error = %e, "action failed after its request timed out"),
     }
 }
 
@@ -379,7 +416,13 @@ async fn sync(
     Path(id): Path<String>,
     Query(q): Query<ActionQuery>,
 ) -> Result<Json<SyncDoc>, ApiError> {
-    run_action(&s, &id, &q, |e| async move { actions::sync(&e).await }).await
+    run_action(
+        &s,
+        (&id, "sync"),
+        &q,
+        |e| async move { actions::sync(&e).await },
+    )
+    .await
 }
 
 async fn snapshot(
@@ -387,7 +430,10 @@ async fn snapshot(
     Path(id): Path<String>,
     Query(q): Query<ActionQuery>,
 ) -> Result<Json<SnapshotTakenDoc>, ApiError> {
-    run_action(&s, &id, &q, |e| async move { actions::snapshot(&e).await }).await
+    run_action(&s, (&id, "snapshot"), &q, |e| async move {
+        actions::snapshot(&e).await
+    })
+    .await
 }
 
 #[cfg(test)]

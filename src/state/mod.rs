@@ -8,7 +8,9 @@
 //! What must stay true: observing only reads watch channels, atomics and short-held in-memory
 //! locks — never SQLite, never storage, never the database's attach mutex (held during sync
 //! ticks) — so every read endpoint answers at once; database ids are unique, derived from the
-//! file name (`app.db`, then `app.db-2`, … for clashes in config order), never a raw path.
+//! file name (`app.db`, then `app.db-2`, … for clashes in config order), never a raw path; the
+//! background tasks (following the fleet, lag trackers, refreshers) run on the run's
+//! [`Lifecycle`], so they end when shutdown starts, before the final sync.
 
 pub mod lag;
 pub mod restore_points;
@@ -23,7 +25,7 @@ use tokio::sync::Semaphore;
 use crate::config::HttpConfig;
 use crate::db::{DbState, DbStats};
 use crate::replica::{Replica, ReplicaStatus};
-use crate::replicate::{DbHandle, Fleet};
+use crate::replicate::{DbHandle, Fleet, Lifecycle};
 use crate::storage::{ErrorClass, Op, StorageStats};
 use lag::{DbHealth, LagTracker};
 use restore_points::{PointsSlot, Refresh, ReplicaPoints};
@@ -35,6 +37,8 @@ pub struct AppState {
     pub settings: HttpConfig,
     /// Bounds the restore-point listings running at once.
     listings: Arc<Semaphore>,
+    /// Where the background tasks run.
+    lifecycle: Lifecycle,
 }
 
 /// The databases in the fleet's order, and by id.
@@ -153,8 +157,9 @@ pub struct Observation {
 }
 
 impl AppState {
-    /// Builds the entries for `handles` (does not start anything).
-    pub fn new(handles: &[Arc<DbHandle>], settings: HttpConfig) -> Self {
+    /// Builds the entries for `handles` (does not start anything); background tasks will run on
+    /// `lifecycle`.
+    pub fn new(handles: &[Arc<DbHandle>], settings: HttpConfig, lifecycle: Lifecycle) -> Self {
         let ids = unique_ids(handles.iter().map(|h| h.db.path().to_path_buf()));
         let mut entries = Entries::default();
         for (h, id) in handles.iter().zip(ids) {
@@ -164,6 +169,7 @@ impl AppState {
             dbs: RwLock::new(entries),
             settings,
             listings: Arc::new(Semaphore::new(restore_points::LISTING_CONCURRENCY)),
+            lifecycle,
         }
     }
 
@@ -172,19 +178,24 @@ impl AppState {
         crate::rt::read(&self.dbs).list.clone()
     }
 
-    /// Starts the trackers and restore-point refreshers of every entry on the current runtime.
+    /// The run's lifecycle (the HTTP layer spawns its work on it).
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// Starts the trackers and restore-point refreshers of every entry.
     pub fn spawn_background(&self) {
         for entry in crate::rt::read(&self.dbs).list.iter() {
-            entry.spawn_background(&self.listings);
+            entry.spawn_background(&self.listings, &self.lifecycle);
         }
     }
 
     /// Keeps the entries in step with `fleet` (additions get an id and their background tasks,
-    /// removals lose theirs) until the fleet is dropped.
+    /// removals lose theirs) until the fleet is dropped or shutdown starts.
     pub fn follow(self: &Arc<Self>, fleet: &Arc<Fleet>) {
         let (state, fleet) = (Arc::downgrade(self), Arc::clone(fleet));
         let mut changes = fleet.subscribe();
-        tokio::spawn(async move {
+        self.lifecycle.spawn_background(async move {
             loop {
                 let Some(state) = state.upgrade() else {
                     return;
@@ -221,7 +232,7 @@ impl AppState {
             }
             let id = free_id(h.db.path(), &dbs.by_id);
             let entry = DbEntry::new(id, h);
-            entry.spawn_background(&self.listings);
+            entry.spawn_background(&self.listings, &self.lifecycle);
             dbs.push(entry);
         }
     }
@@ -263,15 +274,13 @@ impl DbEntry {
         })
     }
 
-    /// Starts this database's lag trackers and restore-point refresher.
-    fn spawn_background(&self, listings: &Arc<Semaphore>) {
+    /// Starts this database's lag trackers and restore-point refresher on `life`.
+    fn spawn_background(&self, listings: &Arc<Semaphore>, life: &Lifecycle) {
         let db = &self.handle.db;
-        let mut tasks = vec![tokio::spawn(lag::track_db(
-            db.subscribe(),
-            Arc::clone(&self.health),
-        ))];
+        let mut tasks =
+            vec![life.spawn_background(lag::track_db(db.subscribe(), Arc::clone(&self.health)))];
         for r in &self.replicas {
-            tasks.push(tokio::spawn(lag::track_replica(
+            tasks.push(life.spawn_background(lag::track_replica(
                 db.subscribe(),
                 r.replica.subscribe_status(),
                 Arc::clone(&r.lag),
@@ -282,12 +291,12 @@ impl DbEntry {
             .iter()
             .map(|r| (Arc::clone(&r.replica), Arc::clone(&r.points)))
             .collect();
-        tasks.push(tokio::spawn(restore_points::refresher(
+        tasks.push(life.spawn_background(restore_points::refresher(
             slots,
             Arc::clone(&self.refresh),
             Arc::clone(listings),
         )));
-        crate::rt::lock(&self.tasks).extend(tasks.iter().map(|t| t.abort_handle()));
+        crate::rt::lock(&self.tasks).extend(tasks);
     }
 
     fn stop_background(&self) {

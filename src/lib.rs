@@ -5,6 +5,7 @@
 //! - [`admin`]: manual backups, safe live restore and the per-database operation lock.
 //! - [`config`]: YAML config model with Litestream v0.3.13 keys, env expansion, validation, URLs.
 //! - [`storage`]: replica storage over `object_store` (key layout, listing, put/get/delete, retries).
+//! - [`crc64`]: CRC-64/GO-ISO, the checksum of Litestream's validator and of LTX files.
 //! - [`ltx`]: Litestream v0.5 LTX files (header, pages, index, trailer, checksums), streamed.
 //! - [`lz4`]: the LZ4 frame codec used for every snapshot and segment.
 //! - [`wal`]: SQLite WAL header/frame parsing and the checksum chain.
@@ -21,6 +22,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod crc64;
 pub mod db;
 pub mod discover;
 #[doc(hidden)]

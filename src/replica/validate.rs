@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tracing::info;
 
-use super::crc64;
 use super::{Replica, ValidationOutcome, ValidationResult};
+use crate::crc64;
 use crate::db::{DbError, Pos, RestartSnapshot};
 use crate::restore::{self, ExecOptions, IntegrityCheck, ReplicaRef, RestoreError, RestoreRequest};
 use crate::storage::layout::format_position;

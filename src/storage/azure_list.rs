@@ -417,7 +417,7 @@ mod tests {
     mod server {
         use super::*;
         use crate::storage::{
-            ErrorClass, Op, Parts, ReplicaClient, RetryPolicy, StorageError, listing,
+            ErrorClass, Lister, Op, Parts, ReplicaClient, RetryPolicy, StorageError,
         };
         use axum::extract::{RawQuery, State};
         use axum::http::{HeaderMap, StatusCode};
@@ -512,7 +512,7 @@ mod tests {
                 root: "r".into(),
                 replica_type: "abs",
                 description: "abs://test".into(),
-                lister: listing::Lister::Azure(Arc::new(lister)),
+                lister: Lister::Azure(Arc::new(lister)),
                 local_root: None,
             })
             .with_retry_policy(RetryPolicy::fast(3))

@@ -30,10 +30,10 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ClientOptions, ObjectStore, StaticCredentialProvider};
 
+use super::Lister;
 use super::StorageError;
 use super::azure_list;
 use super::lazy::{InitFn, LazyStore};
-use super::listing::Lister;
 use super::retry::inner_retry_config;
 use crate::config::{AbsTarget, GcsTarget, ReplicaTarget, S3Target};
 

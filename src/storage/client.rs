@@ -22,10 +22,12 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetResultPayload, ObjectMeta};
 
 use super::azure_list::AzureLister;
-use super::listing::{self, DirListing, Lister};
+use super::listing::{self, DirListing};
 use super::local_read;
 use super::retry::{AttemptError, classify, retry};
-use super::{Op, ReplicaClient, SegmentInfo, SnapshotInfo, StorageError, age, layout, upload};
+use super::{
+    Lister, Op, ReplicaClient, SegmentInfo, SnapshotInfo, StorageError, age, layout, upload,
+};
 
 /// Keys per delete request (S3 DeleteObjects accepts at most 1000, like Litestream's batches).
 const DELETE_BATCH: usize = 1000;

@@ -186,13 +186,24 @@ pub struct ReplicaClient {
     modes_from: Option<Arc<PathBuf>>,
 }
 
+/// How a client lists directories.
+#[derive(Debug, Clone)]
+enum Lister {
+    /// `ObjectStore::list_with_delimiter` (S3, GCS, and any store given to the client).
+    Store,
+    /// `std::fs::read_dir` of `<replica dir>/<key>` (file backend).
+    Local,
+    /// List Blobs with `Creation-Time` (Azure).
+    Azure(Arc<azure_list::AzureLister>),
+}
+
 /// What [`ReplicaClient::from_parts`] assembles.
 struct Parts {
     store: Arc<dyn ObjectStore>,
     root: String,
     replica_type: &'static str,
     description: String,
-    lister: listing::Lister,
+    lister: Lister,
     local_root: Option<PathBuf>,
 }
 
@@ -204,7 +215,7 @@ struct Inner {
     root: String,
     replica_type: &'static str,
     description: String,
-    lister: listing::Lister,
+    lister: Lister,
     /// Replica directory of the file backend (local listings, removing emptied generation
     /// directories).
     local_root: Option<PathBuf>,
@@ -242,7 +253,7 @@ impl ReplicaClient {
             root: root.to_string(),
             replica_type,
             description,
-            lister: listing::Lister::Store,
+            lister: Lister::Store,
             local_root: None,
         })
     }
@@ -260,7 +271,7 @@ impl ReplicaClient {
             root: i.root.clone(),
             replica_type: i.replica_type,
             description: i.description.clone(),
-            lister: listing::Lister::Store,
+            lister: Lister::Store,
             local_root: i.local_root.clone(),
         };
         let mut wrapped = Self::from_parts(parts)

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::io::ReaderStream;
 use tracing::warn;
 
-use super::{ApiError, DEFAULT_ACTION_TIMEOUT, Shared, require_mutate, require_read};
+use super::{ApiError, DEFAULT_ACTION_TIMEOUT, Shared, require_mutate, require_read, run_work};
 use crate::admin::backups::NewBackup;
 use crate::admin::live_restore::{WorkDir, restore_replica};
 use crate::admin::{
@@ -229,15 +229,12 @@ where
     T: Send + 'static,
     F: std::future::Future<Output = Result<T, AdminError>> + Send + 'static,
 {
-    let task = life.spawn_work(async move {
+    let locked = async move {
         let out = work.await;
         drop(guard);
         out
-    });
-    match task.await.map_err(|e| ApiError::Internal(e.to_string()))? {
-        Some(out) => Ok(out?),
-        None => Err(ApiError::shutting_down()),
-    }
+    };
+    Ok(run_work(life, locked).await??)
 }
 
 async fn list_backups(State(a): Ctx, Path(db): Path<String>) -> Result<Json<ListDoc>, ApiError> {
@@ -389,11 +386,7 @@ async fn replica_latest(
     let first = d.first_replica()?;
     let (store, replica) = (d.store.clone(), Arc::clone(&first.replica));
     let restoring = async move { restored_file(&store, &replica, timestamp).await };
-    let (file, size) = match a.life().spawn_work(restoring).await {
-        Ok(Some(restored)) => restored?,
-        Ok(None) => return Err(ApiError::shutting_down()),
-        Err(join) => return Err(ApiError::Internal(join.to_string())),
-    };
+    let (file, size) = run_work(a.life(), restoring).await??;
     Ok(stream_file(file, size, &attachment(&d.entry, "latest")))
 }
 

@@ -399,6 +399,19 @@ where
     }
 }
 
+/// Runs `work` as work of the run (a task of its own: a client that disconnects does not cancel
+/// it) and waits for it: 503 once shutdown started, 500 when it panicked.
+async fn run_work<T: Send + 'static>(
+    life: &Lifecycle,
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, ApiError> {
+    match life.spawn_work(work).await {
+        Ok(Some(out)) => Ok(out),
+        Ok(None) => Err(ApiError::shutting_down()),
+        Err(join) => Err(ApiError::Internal(join.to_string())),
+    }
+}
+
 /// The result of an action whose request already got its 504.
 fn log_late<T>(db: &str, what: &str, result: &Result<T, ActionError>) {
     match result {

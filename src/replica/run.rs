@@ -130,8 +130,7 @@ impl Replica {
                         delay =
                             first_snapshot_delay(interval, Some(newest.into()), SystemTime::now());
                         let previous = newest.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                        let next =
-                            crate::config::duration::format_go_duration(delay.as_nanos() as i128);
+                        let next = crate::gofmt::format_go_duration(delay.as_nanos() as i128);
                         info!(db = %self.db_label, replica = %self.name(), previous = %previous, next = %next, "snapshot interval adjusted");
                     }
                 }

@@ -384,7 +384,7 @@ struct ActionQuery {
 fn action_timeout(q: &ActionQuery) -> Result<Duration, String> {
     match q.timeout.as_deref() {
         None | Some("") => Ok(DEFAULT_ACTION_TIMEOUT),
-        Some(t) => crate::config::parse_go_duration(t).map_err(|e| format!("invalid timeout: {e}")),
+        Some(t) => crate::gofmt::parse_go_duration(t).map_err(|e| format!("invalid timeout: {e}")),
     }
 }
 
@@ -429,7 +429,7 @@ where
             ErrorDoc {
                 error: format!(
                     "not finished within {}; still running",
-                    crate::config::format_go_duration(limit.as_nanos() as i128)
+                    crate::gofmt::format_go_duration(limit.as_nanos() as i128)
                 ),
                 database: Some(id.to_string()),
                 replica: None,

@@ -15,9 +15,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info};
 
-use super::rate::{Backoff, RateLimiter};
+use super::rate::RateLimiter;
 use super::snapshot::first_snapshot_delay;
 use super::{Replica, ValidationOutcome};
+use crate::rt::Backoff;
 
 /// First retry after a failed round; doubles up to [`BACKOFF_MAX`].
 const BACKOFF_BASE: Duration = Duration::from_secs(1);

@@ -4,6 +4,8 @@
 //! Module map (each owns one concern; see DESIGN.md):
 //! - [`admin`]: manual backups, safe live restore and the per-database operation lock.
 //! - [`config`]: YAML config model with Litestream v0.3.13 keys, env expansion, validation, URLs.
+//! - [`gofmt`]: Go's text formats (durations, `strconv`, `%q`, RFC 3339) Litestream's users see.
+//! - [`rt`]: runtime helpers: poison-tolerant locks, the one `spawn_blocking` wrapper, backoff.
 //! - [`storage`]: replica storage over `object_store` (key layout, listing, put/get/delete, retries).
 //! - [`crc64`]: CRC-64/GO-ISO, the checksum of Litestream's validator and of LTX files.
 //! - [`ltx`]: Litestream v0.5 LTX files (header, pages, index, trailer, checksums), streamed.
@@ -27,6 +29,7 @@ pub mod db;
 pub mod discover;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod gofmt;
 pub mod ltx;
 pub mod lz4;
 pub mod metrics;

@@ -14,7 +14,7 @@ use super::flags::FlagSet;
 use super::source::{self, SourceReplica};
 use super::table::Table;
 use super::{block_on, list, parse_flags, print_table};
-use crate::config;
+use crate::gofmt;
 
 pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut fs = FlagSet::new();
@@ -54,7 +54,7 @@ async fn add_replica_rows(
         match time_bounds(r, &generation).await {
             Ok(bounds) => {
                 let (start, end) = match bounds {
-                    Some((s, e)) => (list::rfc3339(s), list::rfc3339(e)),
+                    Some((s, e)) => (gofmt::rfc3339_seconds(s), gofmt::rfc3339_seconds(e)),
                     None => (
                         list::GO_ZERO_TIME.to_string(),
                         list::GO_ZERO_TIME.to_string(),
@@ -103,7 +103,7 @@ fn lag_text(reference: DateTime<Utc>, end: Option<DateTime<Utc>>) -> String {
         }
         None => i64::MAX.into(),
     };
-    config::format_go_duration(config::round_lag(nanos))
+    gofmt::format_go_duration(gofmt::round_lag(nanos))
 }
 
 #[cfg(test)]

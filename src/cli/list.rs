@@ -52,11 +52,6 @@ pub(super) fn created<T: Copy + Into<DateTime<Utc>>>(t: &T) -> DateTime<Utc> {
     (*t).into()
 }
 
-/// `2026-11-22T02:48:45Z` (sub-seconds truncated).
-pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 /// Logs a replica-scoped listing error the way Litestream's `r.Logger().Error(...)` does.
 pub(super) fn log_replica_error(db: Option<&Path>, replica: &str, msg: &str, err: &anyhow::Error) {
     let mut attrs = Vec::new();
@@ -124,11 +119,10 @@ mod tests {
     }
 
     #[test]
-    fn rfc3339_truncates_subseconds() {
+    fn created_is_the_same_instant_in_utc() {
         let t = Utc.with_ymd_and_hms(2026, 11, 22, 2, 48, 45).unwrap()
             + chrono::TimeDelta::milliseconds(999);
-        assert_eq!(rfc3339(t), "2026-11-22T02:48:45Z");
         let sys: std::time::SystemTime = t.into();
-        assert_eq!(rfc3339(created(&sys)), "2026-11-22T02:48:45Z");
+        assert_eq!(created(&sys), t);
     }
 }

@@ -51,7 +51,7 @@ async fn replica_rows(r: &SourceReplica) -> anyhow::Result<Vec<[String; 5]>> {
                 s.generation.clone(),
                 s.index.to_string(),
                 s.size.to_string(),
-                list::rfc3339(list::created(&s.created_at)),
+                crate::gofmt::rfc3339_seconds(list::created(&s.created_at)),
             ]
         })
         .collect())

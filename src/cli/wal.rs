@@ -72,7 +72,7 @@ async fn add_replica_rows(
                         s.index.to_string(),
                         s.offset.to_string(),
                         s.size.to_string(),
-                        list::rfc3339(list::created(&s.created_at)),
+                        crate::gofmt::rfc3339_seconds(list::created(&s.created_at)),
                     ]);
                 }
             }

@@ -16,7 +16,6 @@ use serde_yaml::{Mapping, Value};
 use super::build_replica::{ReplicaScope, build_replica};
 use super::credentials::{EnvLookup, GlobalKeys};
 use super::defaults::*;
-use super::duration::non_negative;
 use super::node::Section;
 use super::paths::{default_meta_path, normalize_db_path};
 use super::url::split_host_port;
@@ -25,6 +24,7 @@ use super::{
     BackupsConfig, Config, ConfigError, DbConfig, DirConfig, HttpConfig, LogLevel, LoggingConfig,
     ReplicaConfig,
 };
+use crate::gofmt::non_negative;
 
 const TOP_KEYS: &[&str] = &[
     "dbs",

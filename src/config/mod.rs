@@ -1,6 +1,6 @@
 //! Configuration: the Litestream v0.3.13 YAML model (spec §7) plus every key of Litestream v0.5's
-//! (read, validated, applied or refused by name), environment expansion, Go-style durations,
-//! replica URL parsing and validation.
+//! (read, validated, applied or refused by name), environment expansion, replica URL
+//! parsing and validation (durations are parsed with [`crate::gofmt`]).
 //!
 //! Invariant: everything outside this module receives fully-resolved, validated values
 //! ([`Config`], [`DbConfig`], [`ReplicaConfig`], [`ReplicaTarget`]); no other module reads
@@ -10,7 +10,7 @@
 //! Files: `build.rs` (top level, logging, dbs), `dir.rs` (directory entries and the per-database
 //! configs derived from them), `glob.rs` (their file-name patterns), `build_replica.rs`
 //! (replicas), `node.rs` (typed
-//! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`, `duration.rs`,
+//! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`,
 //! `expand.rs` (env expansion), `credentials.rs` (env-derived credentials), `defaults.rs`,
 //! `error.rs`, `v05.rs` (Litestream v0.5's keys and the refusals only `replicate` reports),
 //! `url_query.rs` (v0.5's `s3://…?endpoint=…` query parameters as replica keys).
@@ -21,7 +21,6 @@ mod build_replica;
 mod credentials;
 mod defaults;
 mod dir;
-pub mod duration;
 mod error;
 pub mod expand;
 mod glob;
@@ -42,7 +41,6 @@ pub use build::check_unique_names;
 pub(crate) use credentials::process_env;
 pub use defaults::*;
 pub use dir::{DirConfig, extend_target, is_meta_dir};
-pub use duration::{format_go_duration, parse_go_duration, parse_go_duration_nanos, round_lag};
 pub use error::ConfigError;
 pub use glob::Glob;
 pub use paths::{META_DIR_SUFFIX, clean_unix_path, default_meta_path, normalize_db_path};

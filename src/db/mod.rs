@@ -379,15 +379,13 @@ impl Db {
             }
             result
         };
-        match tokio::task::spawn_blocking(run).await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(DbError::Io {
+        crate::rt::spawn_blocking(run).await.unwrap_or_else(|e| {
+            Err(DbError::Io {
                 path: self.shared.path.clone(),
                 op: "blocking task",
-                source: std::io::Error::other(e.to_string()),
-            }),
-        }
+                source: std::io::Error::other(e),
+            })
+        })
     }
 }
 

@@ -41,9 +41,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::config::duration::format_go_duration;
 use crate::config::{Config, DbConfig, ReplicaConfig, ReplicaTarget};
 use crate::db::{Db, WatchHub};
+use crate::gofmt::format_go_duration;
 use crate::replica::Replica;
 use crate::storage::{ErrorClass, Op, ReplicaClient};
 

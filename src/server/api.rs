@@ -375,7 +375,7 @@ pub struct Problem {
 pub fn readiness(obs: &Observation, max_lag: Duration) -> ReadyDoc {
     let mut problems = Vec::new();
     let age = |t: SystemTime| obs.at.duration_since(t).unwrap_or(Duration::ZERO);
-    let limit = crate::config::format_go_duration(max_lag.as_nanos() as i128);
+    let limit = crate::gofmt::format_go_duration(max_lag.as_nanos() as i128);
     for db in &obs.dbs {
         let mut problem = |replica: Option<&str>, reason: String| {
             problems.push(Problem {

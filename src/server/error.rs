@@ -200,7 +200,7 @@ impl IntoResponse for ApiError {
             ApiError::Timeout { database, limit } => doc(
                 format!(
                     "not finished within {}; still running",
-                    crate::config::format_go_duration(limit.as_nanos() as i128)
+                    crate::gofmt::format_go_duration(limit.as_nanos() as i128)
                 ),
                 Some(database),
                 None,

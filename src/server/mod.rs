@@ -354,7 +354,7 @@ struct ActionQuery {
 fn action_timeout(q: &ActionQuery) -> Result<Duration, ApiError> {
     match q.timeout.as_deref() {
         None | Some("") => Ok(DEFAULT_ACTION_TIMEOUT),
-        Some(t) => crate::config::parse_go_duration(t)
+        Some(t) => crate::gofmt::parse_go_duration(t)
             .map_err(|e| ApiError::BadRequest(format!("invalid timeout: {e}"))),
     }
 }

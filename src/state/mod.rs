@@ -337,7 +337,7 @@ impl DbEntry {
             attached: self.handle.is_open(),
             state: db.state(),
             stats: db.stats(),
-            failing_since: lag::lock(&self.health).failing_since,
+            failing_since: crate::rt::lock(&self.health).failing_since,
             replicas: self.replicas.iter().map(|r| r.observe(at)).collect(),
         }
     }
@@ -363,7 +363,7 @@ impl ReplicaEntry {
             status: self.replica.status(),
             replica_type: client.replica_type(),
             url: client.describe(),
-            lag: lag::lock(&self.lag).lag(at),
+            lag: crate::rt::lock(&self.lag).lag(at),
             storage: StorageCounters::read(client.stats()),
             points: restore_points::read(&self.points),
         }

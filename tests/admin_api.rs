@@ -62,6 +62,10 @@ fn setup(backups_yaml: &str, env: &[(String, String)]) -> Setup {
         insert(&app, id);
     }
     let ws = Instance::start(&dir, &cfg, env);
+    // Backups record walstream's position: wait until the database has one.
+    poll_until("the database to attach", || {
+        !ws.status()["databases"][0]["position"].is_null()
+    });
     Setup {
         _keep: keep,
         dir,

@@ -21,6 +21,9 @@
 //! - [`metrics`]: the Prometheus registry (Litestream's metric names plus walstream's).
 //! - [`cli`]: command-line commands with Litestream's flag syntax and output.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::dbg_macro, clippy::todo)]
+
 pub mod admin;
 pub mod cli;
 pub mod config;
@@ -28,6 +31,10 @@ pub mod crc64;
 pub mod db;
 pub mod discover;
 #[doc(hidden)]
+#[allow(
+    clippy::expect_used,
+    reason = "fuzz targets report a broken invariant by panicking"
+)]
 pub mod fuzzing;
 pub mod gofmt;
 pub mod ltx;

@@ -28,6 +28,13 @@ macro_rules! replica_filter_arg {
         "\t-replica NAME\n\t    Optional, filter by a specific replica.\n\n"
     };
 }
+/// Description, usage lines and configuration arguments of a command taking a database path
+/// or a replica URL.
+macro_rules! db_command_head {
+    ($intro:literal, $cmd:literal) => {
+        concat!($intro, "\n\n", db_or_url_usage!($cmd), config_args!())
+    };
+}
 /// The usage lines of a command taking a database path or a replica URL.
 macro_rules! db_or_url_usage {
     ($cmd:literal) => {
@@ -103,11 +110,10 @@ Arguments:
 "#,
 );
 const SNAPSHOTS: &str = concat!(
-    r#"The snapshots command lists all snapshots available for a database or replica.
-
-"#,
-    db_or_url_usage!("snapshots"),
-    config_args!(),
+    db_command_head!(
+        "The snapshots command lists all snapshots available for a database or replica.",
+        "snapshots"
+    ),
     replica_filter_arg!(),
     r#"Examples:
 
@@ -123,11 +129,10 @@ const SNAPSHOTS: &str = concat!(
 "#,
 );
 const WAL: &str = concat!(
-    r#"The wal command lists all wal segments available for a database.
-
-"#,
-    db_or_url_usage!("wal"),
-    config_args!(),
+    db_command_head!(
+        "The wal command lists all wal segments available for a database.",
+        "wal"
+    ),
     replica_filter_arg!(),
     r#"	-generation NAME
 	    Optional, filter by a specific generation.
@@ -172,12 +177,10 @@ Arguments:
 "#,
 );
 const RESTORE: &str = concat!(
-    r#"
-The restore command recovers a database from a previous snapshot and WAL.
-
-"#,
-    db_or_url_usage!("restore"),
-    config_args!(),
+    db_command_head!(
+        "\nThe restore command recovers a database from a previous snapshot and WAL.",
+        "restore"
+    ),
     r#"	-replica NAME
 	    Restore from a specific replica.
 	    Defaults to replica with latest data.
@@ -287,13 +290,11 @@ Arguments:
 "#,
 );
 
-/// The usage text of `command` (`""` for the program's own usage), or `None` if unknown.
 const LTX: &str = concat!(
-    r#"The ltx command lists all LTX files available for a database.
-
-"#,
-    db_or_url_usage!("ltx"),
-    config_args!(),
+    db_command_head!(
+        "The ltx command lists all LTX files available for a database.",
+        "ltx"
+    ),
     r#"	-replica NAME
 	    walstream: list this replica of the database (default: the
 	    first one).
@@ -322,6 +323,7 @@ Examples:
 "#,
 );
 
+/// The usage text of `command` (`""` for the program's own usage), or `None` if unknown.
 pub fn usage(command: &str, default_config: &str) -> Option<String> {
     let text = match command {
         "" => MAIN,

@@ -146,20 +146,7 @@ pub fn lz4(data: &[u8]) {
 }
 
 fn decompress_chunked(data: &[u8], chunk: usize) -> Result<Vec<u8>, lz4::Lz4Error> {
-    let mut dec = lz4::Decoder::new();
-    let mut out = Vec::new();
-    for piece in data.chunks(chunk) {
-        let mut rest = piece;
-        while !rest.is_empty() {
-            let (n, block) = dec.feed(rest)?;
-            rest = &rest[n..];
-            if let Some(block) = block {
-                out.extend_from_slice(&block);
-            }
-        }
-    }
-    dec.finish()?;
-    Ok(out)
+    lz4::decompress_pieces(data.chunks(chunk))
 }
 
 /// Object key parser: generation ids, snapshot and segment names, and key joining. Every name

@@ -46,14 +46,24 @@ pub fn compress(data: &[u8]) -> Vec<u8> {
 
 /// Decompresses a whole in-memory buffer holding one or more complete frames.
 pub fn decompress(data: &[u8]) -> Result<Vec<u8>, Lz4Error> {
+    decompress_pieces(std::iter::once(data))
+}
+
+/// Decompresses frames delivered in arbitrary pieces (as a network read would split them); the
+/// result does not depend on where the pieces are cut.
+pub fn decompress_pieces<'a>(
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<u8>, Lz4Error> {
     let mut dec = Decoder::new();
     let mut out = Vec::new();
-    let mut rest = data;
-    while !rest.is_empty() {
-        let (n, block) = dec.feed(rest)?;
-        rest = &rest[n..];
-        if let Some(block) = block {
-            out.extend_from_slice(&block);
+    for piece in pieces {
+        let mut rest = piece;
+        while !rest.is_empty() {
+            let (n, block) = dec.feed(rest)?;
+            rest = &rest[n..];
+            if let Some(block) = block {
+                out.extend_from_slice(&block);
+            }
         }
     }
     dec.finish()?;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::flags::FlagSet;
 use super::source::{self, SourceReplica};
 use super::table::Table;
-use super::{block_on, list, parse_flags, print_table};
+use super::{list, parse_flags};
 use crate::gofmt;
 
 pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
@@ -27,15 +27,10 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     };
     let reference: DateTime<Utc> = reference.into();
     let db_path = src.db.as_ref().map(|d| d.path.clone());
-    let mut table = Table::new();
-    table.row(["name", "generation", "lag", "start", "end"]);
-    block_on(list::refuse_ltx_only(&src, "generations"))??;
-    block_on(async {
-        for r in &src.replicas {
-            add_replica_rows(&mut table, r, db_path.as_deref(), reference).await;
-        }
-    })?;
-    print_table(&table)
+    let header = ["name", "generation", "lag", "start", "end"];
+    list::print_replica_table(&src, "generations", header, async |table, r| {
+        add_replica_rows(table, r, db_path.as_deref(), reference).await;
+    })
 }
 
 async fn add_replica_rows(

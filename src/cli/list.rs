@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 
 use super::flags::Parsed;
 use super::log::{self, LogValue};
-use super::source::{self, Source, SourceArgs};
+use super::source::{self, Source, SourceArgs, SourceReplica};
+use super::table::Table;
+use super::{block_on, print_table};
 use crate::config::LogLevel;
 
 /// How Go prints a zero `time.Time` in RFC 3339.
@@ -70,6 +72,25 @@ pub(super) fn log_error(msg: &str, err: &anyhow::Error) {
         msg,
         &[("error", LogValue::Str(log::error_text(err)))],
     );
+}
+
+/// What every listing command prints: a table with `header` and the rows `add` puts in for each
+/// replica of `src`, in order, after refusing a source that only holds Litestream v0.5 files.
+pub(super) fn print_replica_table<const N: usize>(
+    src: &Source,
+    command: &str,
+    header: [&str; N],
+    mut add: impl AsyncFnMut(&mut Table, &SourceReplica),
+) -> anyhow::Result<()> {
+    let mut table = Table::new();
+    table.row(header);
+    block_on(refuse_ltx_only(src, command))??;
+    block_on(async {
+        for r in &src.replicas {
+            add(&mut table, r).await;
+        }
+    })?;
+    print_table(&table)
 }
 
 /// `generations`, `snapshots` and `wal` read the v0.3 layout only (Litestream v0.5.17 has no

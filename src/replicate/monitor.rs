@@ -3,20 +3,27 @@
 //!
 //! What must stay true: no thread and no timer tick per database while it is quiet — events
 //! come from the run's one [`WatchHub`], and a quiet database only wakes for a two-`stat`
-//! re-check every [`IDLE_RECHECK`] or when its time-based checkpoint falls due; a database whose
+//! re-check every [`IDLE_RECHECK`] or when its time-based checkpoint falls due, on whole-second
+//! ticks shared by every quiet database (one runtime wake-up serves all that fall due in that
+//! second, however many databases there are); a database whose
 //! watcher missed a change, or that keeps failing, polls at `monitor-interval` like Litestream;
 //! nothing of a replaced file is synced into the old file's generation (the db detaches first).
 
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use super::{DbHandle, IDLE_RECHECK};
+
+/// Granularity of quiet databases' timers (re-check, time-based checkpoint, waiting for a file).
+const WAKE_GRAIN: Duration = Duration::from_secs(1);
 use crate::db::{DbError, WalWatcher, WatchHub};
 
 /// What a run shares between its databases: the one file watcher and the start-up limits.
@@ -104,7 +111,7 @@ async fn attach_when_present(
         tokio::select! {
             _ = cancel.cancelled() => return false,
             _ = changes.changed() => {}
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep_until(coarse_deadline(wait)) => {}
         }
     }
 }
@@ -132,14 +139,14 @@ async fn monitor(
     let mut polling = !changes.is_active();
     let mut seen = (changes.events(), h.db.fingerprint());
     loop {
-        let wait = if polling || failing {
-            h.monitor_interval
+        let wake = if polling || failing {
+            Instant::now() + h.monitor_interval
         } else {
-            idle_wait(h, &seen.1)
+            coarse_deadline(idle_wait(h, &seen.1))
         };
         let by_event = tokio::select! {
             _ = cancel.cancelled() => return None,
-            _ = tokio::time::sleep(wait) => false,
+            _ = tokio::time::sleep_until(wake) => false,
             _ = changes.changed() => true,
         };
         if !by_event && !polling && !failing {
@@ -174,6 +181,21 @@ async fn monitor(
             Err(e) => tracing::debug!(db = %label, error = %e, "sync error"),
         }
     }
+}
+
+/// `after` from now, rounded up to the next whole [`WAKE_GRAIN`] of the process clock. Quiet
+/// databases' re-checks then fall into shared ticks: thousands of databases wake the runtime
+/// about once a second in all, instead of each at its own instant (perf on 4,500 idle databases
+/// showed the per-timer thread wake-ups as the largest idle cost).
+fn coarse_deadline(after: Duration) -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    // A year is "never" for a timer and keeps the arithmetic far from overflow.
+    let at = Instant::now() + after.min(Duration::from_secs(365 * 24 * 3600));
+    let grain = WAKE_GRAIN.as_nanos();
+    let since = at.duration_since(epoch).as_nanos();
+    let rounded = since.div_ceil(grain) * grain;
+    epoch + Duration::from_nanos(u64::try_from(rounded).unwrap_or(u64::MAX))
 }
 
 /// How long an event-driven database may sleep: until the next re-check, or until its
@@ -221,4 +243,30 @@ async fn event_arrives(changes: &WalWatcher, before: u64) -> bool {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     changes.events() != before
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn coarse_deadlines_share_whole_grains_and_never_come_early() {
+        let mut seen = std::collections::HashSet::new();
+        for ms in [0u64, 1, 250, 999, 1000, 1001, 30_000] {
+            let after = Duration::from_millis(ms);
+            let before = Instant::now() + after;
+            let at = coarse_deadline(after);
+            assert!(at >= before, "{ms} ms: woke early");
+            assert!(
+                at < Instant::now() + after + WAKE_GRAIN,
+                "{ms} ms: more than a grain late"
+            );
+            seen.insert(at);
+        }
+        // Waits inside one grain end on the same tick: 0/1 ms and 250/999 ms cannot both lie
+        // across a whole-second boundary, so the seven deadlines are not all distinct.
+        assert!(seen.len() < 7, "{seen:?}");
+        let far = coarse_deadline(Duration::MAX);
+        assert!(far > Instant::now() + Duration::from_secs(364 * 24 * 3600));
+    }
 }

@@ -240,46 +240,20 @@ mod tests {
 
     #[test]
     fn txid_must_be_reached_exactly() {
-        let p = plan(
-            &replica(),
-            &LtxTarget {
-                txid: Some(0x31),
-                ..Default::default()
-            },
-        )
-        .expect("plan");
-        assert_eq!(names(&p), vec![(9, 1, 0x22), (2, 0x23, 0x31)]);
-        let p = plan(
-            &replica(),
-            &LtxTarget {
-                txid: Some(0x29),
-                ..Default::default()
-            },
-        )
-        .expect("plan");
-        assert_eq!(names(&p), vec![(9, 1, 0x22), (1, 0x23, 0x29)]);
         let t = |txid| LtxTarget {
             txid: Some(txid),
             ..Default::default()
         };
+        let planned = |txid| names(&plan(&replica(), &t(txid)).expect("plan"));
+        assert_eq!(planned(0x31), vec![(9, 1, 0x22), (2, 0x23, 0x31)]);
+        assert_eq!(planned(0x29), vec![(9, 1, 0x22), (1, 0x23, 0x29)]);
+        assert_eq!(planned(9), vec![(9, 1, 9)]);
         assert_eq!(
-            names(&plan(&replica(), &t(9)).expect("plan")),
-            vec![(9, 1, 9)]
-        );
-        let err = plan(&replica(), &t(0x10));
-        assert_eq!(
-            err,
+            plan(&replica(), &t(0x10)),
             Err(LtxPlanError::NotAvailable),
             "L2 2-0x13 overshoots 0x10"
         );
-        let err = plan(
-            &replica(),
-            &LtxTarget {
-                txid: Some(0x2b),
-                ..Default::default()
-            },
-        );
-        assert_eq!(err, Err(LtxPlanError::NotAvailable));
+        assert_eq!(plan(&replica(), &t(0x2b)), Err(LtxPlanError::NotAvailable));
     }
 
     #[test]

@@ -134,20 +134,7 @@ mod tests {
         )
         .expect("setup");
         drop(conn);
-        let mut bytes = std::fs::read(&path).expect("read");
-        // Break the b-tree page header of the last page (an index or table leaf): invalid page
-        // type and cell count.
-        let at = bytes.len() - 512;
-        bytes[at..at + 8].fill(0x55);
-        std::fs::write(&path, &bytes).expect("write");
-        let err = verify(&path, IntegrityCheck::Full).expect_err("corrupt");
-        assert!(
-            matches!(
-                err,
-                RestoreError::Integrity { .. } | RestoreError::Sqlite { .. }
-            ),
-            "{err}"
-        );
+        break_last_page(&path, 512);
         verify(&path, IntegrityCheck::None).expect("no check");
     }
 
@@ -171,12 +158,17 @@ mod tests {
         assert!(before.len() > 12 << 20, "{} bytes", before.len());
         verify(&path, IntegrityCheck::Full).expect("full");
         assert_eq!(std::fs::read(&path).expect("read"), before);
+        break_last_page(&path, 4096);
+    }
 
-        let mut bytes = before;
-        let at = bytes.len() - 4096;
+    /// Breaks the b-tree page header of the last page (an index or table leaf: invalid page type
+    /// and cell count) and checks that the full check refuses the file.
+    fn break_last_page(path: &std::path::Path, page_size: usize) {
+        let mut bytes = std::fs::read(path).expect("read");
+        let at = bytes.len() - page_size;
         bytes[at..at + 8].fill(0x55);
-        std::fs::write(&path, &bytes).expect("write");
-        let err = verify(&path, IntegrityCheck::Full).expect_err("corrupt");
+        std::fs::write(path, &bytes).expect("write");
+        let err = verify(path, IntegrityCheck::Full).expect_err("corrupt");
         assert!(
             matches!(
                 err,

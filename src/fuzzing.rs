@@ -12,6 +12,7 @@
 use std::io::Cursor;
 
 use crate::config;
+use crate::gofmt;
 use crate::lz4;
 use crate::storage::layout;
 use crate::wal::{self, FrameHeader, FrameScanner, ScanSummary, WalHeader};
@@ -206,10 +207,10 @@ pub fn config(data: &[u8]) {
             let _ = config::parse_replica_url(line);
             let _ = config::redact_password(line);
         }
-        if let Ok(nanos) = config::parse_go_duration_nanos(line) {
-            let printed = config::format_go_duration(i128::from(nanos));
+        if let Ok(nanos) = gofmt::parse_go_duration_nanos(line) {
+            let printed = gofmt::format_go_duration(i128::from(nanos));
             assert_eq!(
-                config::parse_go_duration_nanos(&printed),
+                gofmt::parse_go_duration_nanos(&printed),
                 Ok(nanos),
                 "duration {line:?} printed as {printed:?}"
             );

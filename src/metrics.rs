@@ -21,7 +21,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, Registry, TextEncoder};
 
-use crate::server::{DbObservation, Observation, ReplicaObservation};
+use crate::state::{DbObservation, Observation, ReplicaObservation};
 use crate::storage::Op;
 
 /// One metric family: name, help text, type, label names and how `metrics-db-labels: false`
@@ -580,7 +580,7 @@ mod tests {
     use super::*;
     use crate::db::{CheckpointMode, DbState, DbStats, Pos};
     use crate::replica::ReplicaStatus;
-    use crate::server::StorageCounters;
+    use crate::state::StorageCounters;
     use crate::storage::ErrorClass;
 
     fn replica(name: &str, kind: &'static str, puts: u64) -> ReplicaObservation {

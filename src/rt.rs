@@ -1,11 +1,18 @@
-//! Runtime helpers shared by every module: lock access that survives poisoning, and the
-//! allocator setting of a long-running replicator.
+//! Runtime helpers shared by every module: lock access that survives poisoning, the one wrapper
+//! of tokio's `spawn_blocking`, the exponential backoff of every retry loop, and the allocator
+//! setting of a long-running replicator.
 //!
-//! What must stay true: a panic while a lock was held never makes later callers panic too —
-//! every guarded value in walstream is replaced or updated in single statements, so the value
-//! a poisoned lock holds is still consistent, and on-disk state is re-verified by its owners.
+//! What must stay true:
+//! - a panic while a lock was held never makes later callers panic too — every guarded value
+//!   in walstream is replaced or updated in single statements, so the value a poisoned lock
+//!   holds is still consistent, and on-disk state is re-verified by its owners;
+//! - [`spawn_blocking`] has one panic policy: a panic in the blocking closure resumes in the
+//!   awaiting task (a panic is a bug, not an I/O condition a caller should retry); its only
+//!   error is the runtime cancelling the task at shutdown;
+//! - a backoff delay is `base · 2^(n−1)` capped at `max`, never more, whatever `n`.
 
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 /// Locks `m`, recovering the guard from a poisoned lock.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -20,6 +27,65 @@ pub fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 /// Write-locks `l`, recovering from poisoning.
 pub fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The runtime cancelled a blocking task before it finished (it is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("blocking task cancelled: {0}")]
+pub struct BlockingCancelled(String);
+
+/// Runs `f` on tokio's blocking pool and waits for its result. A panic inside `f` resumes in
+/// the caller (see the module rules); the only error is cancellation at runtime shutdown.
+pub async fn spawn_blocking<T, F>(f: F) -> Result<T, BlockingCancelled>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(BlockingCancelled(e.to_string())),
+    }
+}
+
+/// Delay number `n` (1-based) of an exponential backoff: `base · 2^(n−1)`, capped at `max`.
+pub fn backoff_delay(base: Duration, max: Duration, n: u32) -> Duration {
+    let exp = n.saturating_sub(1).min(30);
+    base.saturating_mul(1u32 << exp).min(max)
+}
+
+/// Exponential backoff for a failure streak ([`backoff_delay`]), reset by a success.
+#[derive(Debug)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Self {
+            base,
+            max,
+            failures: 0,
+        }
+    }
+
+    /// Records a failure; returns how long to wait and whether it starts a new streak.
+    pub fn fail(&mut self) -> (Duration, bool) {
+        self.failures = self.failures.saturating_add(1);
+        let wait = backoff_delay(self.base, self.max, self.failures);
+        (wait, self.failures == 1)
+    }
+
+    /// Ends the failure streak; returns how many failures it had.
+    pub fn succeed(&mut self) -> u32 {
+        std::mem::take(&mut self.failures)
+    }
+
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
 }
 
 /// One glibc malloc arena for a long-running replicator. glibc's default (8 per core) lets each
@@ -55,5 +121,31 @@ mod tests {
         let l = RwLock::new(1);
         *write(&l) += 1;
         assert_eq!(*read(&l), 2);
+    }
+
+    #[test]
+    fn backoff_grows_caps_and_resets() {
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
+        assert_eq!(b.fail(), (Duration::from_secs(1), true));
+        assert_eq!(b.fail(), (Duration::from_secs(2), false));
+        assert_eq!(b.fail(), (Duration::from_secs(4), false));
+        assert_eq!(b.fail(), (Duration::from_secs(8), false));
+        assert_eq!(b.fail(), (Duration::from_secs(10), false));
+        for _ in 0..100 {
+            b.fail();
+        }
+        assert_eq!(b.fail().0, Duration::from_secs(10));
+        assert_eq!(b.succeed(), 106);
+        assert_eq!(b.fail(), (Duration::from_secs(1), true));
+        let huge = backoff_delay(Duration::from_secs(1), Duration::MAX, u32::MAX);
+        assert_eq!(huge, Duration::from_secs(1 << 30));
+    }
+
+    #[tokio::test]
+    async fn spawn_blocking_returns_the_value_and_resumes_a_panic() {
+        assert_eq!(spawn_blocking(|| 7).await.expect("runs"), 7);
+        let task = tokio::spawn(async { spawn_blocking(|| panic!("inside")).await });
+        let err = task.await.expect_err("the panic reaches the awaiting task");
+        assert!(err.is_panic());
     }
 }

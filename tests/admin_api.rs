@@ -1,7 +1,8 @@
 //! End-to-end tests of the admin API (issue 6) on the real binary: `walstream replicate` with
 //! its HTTP server on a free loopback port and a file replica. Manual backups (create, list,
-//! download, delete, retention), traversal attempts, the 409 of concurrent operations (held
-//! deterministically with the `WALSTREAM_TEST_ADMIN_HOLD` hook), a live restore while another
+//! download, delete, retention), traversal attempts, the 409 of concurrent operations (a live
+//! restore held deterministically by an application transaction that keeps the database's write
+//! lock, so its copy waits on SQLite's busy handling), a live restore while another
 //! connection writes in a loop, the safety backup, a point-in-time restore from the replica,
 //! the replica download, and — after a live restore — restores of the replica by
 //! `walstream restore` and by the real Litestream v0.3.13 (`WALSTREAM_TEST_LITESTREAM`).
@@ -66,6 +67,10 @@ fn setup(backups_yaml: &str, env: &[(String, String)]) -> Setup {
         insert(&app, id);
     }
     let ws = Instance::start(&dir, &cfg, env);
+    // Backups record walstream's position: wait until the database has one.
+    poll_until("the database to attach", || {
+        !ws.status()["databases"][0]["position"].is_null()
+    });
     Setup {
         _keep: keep,
         dir,
@@ -308,16 +313,13 @@ fn traversal_attempts_and_bad_ids_are_rejected() {
 
 #[test]
 fn a_second_operation_while_one_runs_is_409() {
-    let (_hold_dir, hold_root) = tempdir();
-    let hold = hold_root.join("hold");
-    let env = [(
-        "WALSTREAM_TEST_ADMIN_HOLD".to_string(),
-        hold.display().to_string(),
-    )];
-    let s = setup("", &env);
+    let s = setup("", &[]);
     let first = s.create("first")["id"].as_str().expect("id").to_string();
-    std::fs::write(&hold, b"").expect("hold");
-    let held = hold_root.join("hold.held");
+    // The application holds the write lock: the restore gets as far as its copy into the live
+    // database (after its safety backup) and waits there, holding the operation lock.
+    s.app
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("hold the write lock");
     let (base, url) = (
         s.ws.base.clone(),
         s.url(&format!("{DB}/backups/{first}/restore")),
@@ -334,7 +336,9 @@ fn a_second_operation_while_one_runs_is_409() {
         let _ = base;
         (resp.status().as_u16(), resp.text().unwrap_or_default())
     });
-    poll_until("the restore to hold the lock", || held.exists());
+    poll_until("the restore to wait for the write lock", || {
+        s.list().iter().any(|b| b["kind"] == "pre-restore")
+    });
 
     for (what, r) in [
         ("backup", s.post(&format!("{DB}/backups"))),
@@ -355,9 +359,15 @@ fn a_second_operation_while_one_runs_is_409() {
             "{text}"
         );
     }
-    // Reads are not blocked by the lock.
-    assert_eq!(s.list().len(), 1);
-    std::fs::remove_file(&hold).expect("release");
+    // Reads are not blocked by the lock: the backup and the restore's safety backup.
+    assert_eq!(s.list().len(), 2);
+    assert!(
+        !restore.is_finished(),
+        "the restore ended while the write lock was held"
+    );
+    s.app
+        .execute_batch("ROLLBACK")
+        .expect("release the write lock");
     let (status, body) = restore.join().expect("restore thread");
     assert_eq!(status, 200, "{body}");
     // The lock is free again.

@@ -115,6 +115,7 @@ fn target_for(backend: Backend, test: &str) -> (ReplicaTarget, Option<TempDir>, 
                     url.trim_end_matches('/'),
                     common::AZURITE_ACCOUNT
                 )),
+                emulator_url: None,
             };
             (ReplicaTarget::Abs(t), None, None)
         }

@@ -5,22 +5,10 @@
 //! What must stay true: the lock is never waited for — a second request fails at once, so a
 //! client can never queue a restore behind another one without seeing it; the guard is owned
 //! (`Arc` inside) so it can move into the task that does the work.
-//!
-//! Test hook: when the environment variable [`HOLD_ENV`] names a file that exists, every
-//! operation, once it holds the lock, creates `<file>.held` and waits (polling, at most
-//! [`HOLD_LIMIT`]) until the file is removed. Integration tests use it to keep an operation
-//! running deterministically while they check the 409; it does nothing when unset.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
-
-/// Environment variable of the test hook (see the module docs).
-pub const HOLD_ENV: &str = "WALSTREAM_TEST_ADMIN_HOLD";
-/// Longest wait of the test hook.
-pub const HOLD_LIMIT: Duration = Duration::from_secs(120);
 
 /// The per-database operation lock.
 #[derive(Debug)]
@@ -83,25 +71,6 @@ impl OpLock {
             lock: Arc::clone(self),
         })
     }
-}
-
-/// The test hook (see the module docs); returns at once unless [`HOLD_ENV`] names an existing
-/// file.
-pub async fn hold_for_tests() {
-    let Some(hold) = std::env::var_os(HOLD_ENV).map(PathBuf::from) else {
-        return;
-    };
-    if !hold.exists() {
-        return;
-    }
-    let mut held = hold.clone().into_os_string();
-    held.push(".held");
-    let _ = std::fs::write(&held, b"");
-    let end = Instant::now() + HOLD_LIMIT;
-    while hold.exists() && Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = std::fs::remove_file(&held);
 }
 
 #[cfg(test)]

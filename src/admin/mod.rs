@@ -91,19 +91,17 @@ impl AdminError {
     }
 }
 
-/// Runs blocking admin work on tokio's blocking pool, resuming a panic in the caller.
+/// Runs blocking admin work through [`crate::rt::spawn_blocking`].
 pub async fn blocking<T, F>(f: F) -> Result<T, AdminError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, AdminError> + Send + 'static,
 {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(AdminError::Io {
+    crate::rt::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(AdminError::Io {
             op: "blocking task",
             path: PathBuf::new(),
-            source: std::io::Error::other(e.to_string()),
-        }),
-    }
+            source: std::io::Error::other(e),
+        })
+    })
 }

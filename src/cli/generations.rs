@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use super::flags::FlagSet;
 use super::source::{self, SourceReplica};
 use super::table::Table;
-use super::{block_on, list, parse_flags, print_table};
-use crate::config;
+use super::{list, parse_flags};
+use crate::gofmt;
 
 pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut fs = FlagSet::new();
@@ -27,15 +27,10 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     };
     let reference: DateTime<Utc> = reference.into();
     let db_path = src.db.as_ref().map(|d| d.path.clone());
-    let mut table = Table::new();
-    table.row(["name", "generation", "lag", "start", "end"]);
-    block_on(list::refuse_ltx_only(&src, "generations"))??;
-    block_on(async {
-        for r in &src.replicas {
-            add_replica_rows(&mut table, r, db_path.as_deref(), reference).await;
-        }
-    })?;
-    print_table(&table)
+    let header = ["name", "generation", "lag", "start", "end"];
+    list::print_replica_table(&src, "generations", header, async |table, r| {
+        add_replica_rows(table, r, db_path.as_deref(), reference).await;
+    })
 }
 
 async fn add_replica_rows(
@@ -54,7 +49,7 @@ async fn add_replica_rows(
         match time_bounds(r, &generation).await {
             Ok(bounds) => {
                 let (start, end) = match bounds {
-                    Some((s, e)) => (list::rfc3339(s), list::rfc3339(e)),
+                    Some((s, e)) => (gofmt::rfc3339_seconds(s), gofmt::rfc3339_seconds(e)),
                     None => (
                         list::GO_ZERO_TIME.to_string(),
                         list::GO_ZERO_TIME.to_string(),
@@ -103,7 +98,7 @@ fn lag_text(reference: DateTime<Utc>, end: Option<DateTime<Utc>>) -> String {
         }
         None => i64::MAX.into(),
     };
-    config::format_go_duration(config::round_lag(nanos))
+    gofmt::format_go_duration(gofmt::round_lag(nanos))
 }
 
 #[cfg(test)]

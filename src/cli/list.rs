@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 
 use super::flags::Parsed;
 use super::log::{self, LogValue};
-use super::source::{self, Source, SourceArgs};
+use super::source::{self, Source, SourceArgs, SourceReplica};
+use super::table::Table;
+use super::{block_on, print_table};
 use crate::config::LogLevel;
 
 /// How Go prints a zero `time.Time` in RFC 3339.
@@ -52,11 +54,6 @@ pub(super) fn created<T: Copy + Into<DateTime<Utc>>>(t: &T) -> DateTime<Utc> {
     (*t).into()
 }
 
-/// `2026-11-22T02:48:45Z` (sub-seconds truncated).
-pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 /// Logs a replica-scoped listing error the way Litestream's `r.Logger().Error(...)` does.
 pub(super) fn log_replica_error(db: Option<&Path>, replica: &str, msg: &str, err: &anyhow::Error) {
     let mut attrs = Vec::new();
@@ -75,6 +72,25 @@ pub(super) fn log_error(msg: &str, err: &anyhow::Error) {
         msg,
         &[("error", LogValue::Str(log::error_text(err)))],
     );
+}
+
+/// What every listing command prints: a table with `header` and the rows `add` puts in for each
+/// replica of `src`, in order, after refusing a source that only holds Litestream v0.5 files.
+pub(super) fn print_replica_table<const N: usize>(
+    src: &Source,
+    command: &str,
+    header: [&str; N],
+    mut add: impl AsyncFnMut(&mut Table, &SourceReplica),
+) -> anyhow::Result<()> {
+    let mut table = Table::new();
+    table.row(header);
+    block_on(refuse_ltx_only(src, command))??;
+    block_on(async {
+        for r in &src.replicas {
+            add(&mut table, r).await;
+        }
+    })?;
+    print_table(&table)
 }
 
 /// `generations`, `snapshots` and `wal` read the v0.3 layout only (Litestream v0.5.17 has no
@@ -124,11 +140,10 @@ mod tests {
     }
 
     #[test]
-    fn rfc3339_truncates_subseconds() {
+    fn created_is_the_same_instant_in_utc() {
         let t = Utc.with_ymd_and_hms(2026, 11, 22, 2, 48, 45).unwrap()
             + chrono::TimeDelta::milliseconds(999);
-        assert_eq!(rfc3339(t), "2026-11-22T02:48:45Z");
         let sys: std::time::SystemTime = t.into();
-        assert_eq!(rfc3339(created(&sys)), "2026-11-22T02:48:45Z");
+        assert_eq!(created(&sys), t);
     }
 }

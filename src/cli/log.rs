@@ -24,8 +24,8 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::cli::flags::go_quote;
 use crate::config::{LogLevel, LoggingConfig};
+use crate::gofmt::go_quote;
 
 /// Output style currently in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +217,7 @@ fn text_line(now: DateTime<Local>, level: LogLevel, msg: &str, a: &[(&str, LogVa
     let msg = text_value(&LogValue::Str(msg.to_string()));
     format!(
         "time={} level={} msg={msg}{}\n",
-        go_time(now, true),
+        crate::gofmt::log_time(now, true),
         level_name(level),
         attrs_text(a)
     )
@@ -226,7 +226,7 @@ fn text_line(now: DateTime<Local>, level: LogLevel, msg: &str, a: &[(&str, LogVa
 fn json_line(now: DateTime<Local>, level: LogLevel, msg: &str, a: &[(&str, LogValue)]) -> String {
     let mut out = format!(
         "{{\"time\":\"{}\",\"level\":\"{}\",\"msg\":{}",
-        go_time(now, false),
+        crate::gofmt::log_time(now, false),
         level_name(level),
         LogValue::Str(msg.to_string()).json()
     );
@@ -239,30 +239,6 @@ fn json_line(now: DateTime<Local>, level: LogLevel, msg: &str, a: &[(&str, LogVa
     }
     out.push_str("}\n");
     out
-}
-
-/// Go's time layouts: text handler `2006-01-02T15:04:05.000Z07:00` (millis), JSON handler
-/// RFC 3339 with nanoseconds and trailing zeros trimmed.
-fn go_time(t: DateTime<Local>, millis: bool) -> String {
-    let base = t.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let frac = if millis {
-        format!(".{:03}", t.timestamp_subsec_millis())
-    } else {
-        let nanos = format!("{:09}", t.timestamp_subsec_nanos());
-        let trimmed = nanos.trim_end_matches('0');
-        if trimmed.is_empty() {
-            String::new()
-        } else {
-            format!(".{trimmed}")
-        }
-    };
-    let offset = t.offset().to_string(); // "+00:00"
-    let zone = if offset == "+00:00" {
-        "Z".to_string()
-    } else {
-        offset
-    };
-    format!("{base}{frac}{zone}")
 }
 
 /// The `tracing` layer that renders events with [`emit`].
@@ -426,24 +402,6 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["n"], -1);
-    }
-
-    #[test]
-    fn go_time_layouts() {
-        let utc = chrono::Utc
-            .with_ymd_and_hms(2026, 11, 22, 2, 49, 52)
-            .unwrap()
-            + chrono::Duration::nanoseconds(170_500_000);
-        let t = utc.with_timezone(&Local);
-        let text = go_time(t, true);
-        let json = go_time(t, false);
-        if t.offset().to_string() == "+00:00" {
-            assert_eq!(text, "2026-11-22T02:49:52.170Z");
-            assert_eq!(json, "2026-11-22T02:49:52.1705Z");
-        } else {
-            assert!(text.contains(".170"), "{text}");
-            assert!(json.contains(".1705"), "{json}");
-        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::flags::FlagSet;
-use super::restore_ltx::{print_json, rfc3339};
+use super::restore_ltx::print_json;
 use super::source::{self, SourceArgs};
 use super::table::Table;
 use super::{block_on, list, parse_flags, print_table};
@@ -92,7 +92,7 @@ fn file_json(f: &LtxFileInfo) -> FileJson {
         min_txid: format_txid(f.min_txid),
         max_txid: format_txid(f.max_txid),
         size: f.size,
-        timestamp: rfc3339(&f.created_at),
+        timestamp: crate::gofmt::rfc3339_seconds(f.created_at),
     }
 }
 

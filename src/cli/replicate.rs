@@ -27,6 +27,7 @@ use super::flags::FlagSet;
 use super::source::{load_config, register_config_flags};
 use super::{HelpRequested, log, parse_flags};
 use crate::config::{self, Config};
+use crate::gofmt;
 
 /// Runs `replicate` with the arguments after the command word; returns the exit code.
 pub fn run(args: &[String]) -> i32 {
@@ -46,7 +47,7 @@ pub fn command(args: &[String]) -> anyhow::Result<()> {
     register_config_flags(&mut fs)
         .string("exec", "")
         .custom("shutdown-timeout", "30s", |v| {
-            config::parse_go_duration(v).map(|_| ())
+            gofmt::parse_go_duration(v).map(|_| ())
         });
     let p = parse_flags(&fs, args, "replicate")?;
     let mut cfg = match p.args.as_slice() {
@@ -70,7 +71,7 @@ pub fn command(args: &[String]) -> anyhow::Result<()> {
     }
     // The flag, else the config's `shutdown-sync-timeout` (Litestream v0.5; same 30s default).
     let timeout = if p.is_set("shutdown-timeout") {
-        config::parse_go_duration(p.str("shutdown-timeout")).map_err(anyhow::Error::msg)?
+        gofmt::parse_go_duration(p.str("shutdown-timeout")).map_err(anyhow::Error::msg)?
     } else {
         cfg.v05.shutdown_sync_timeout
     };
@@ -104,8 +105,8 @@ async fn replicate(cfg: Config, shutdown_timeout: Duration) -> anyhow::Result<()
         shutdown_timeout,
         ..Default::default()
     };
-    crate::replicate::run_with(cfg, shutdown, opts, move |fleet| {
-        if let Some(Err(e)) = server.map(|s| s.start(fleet)) {
+    crate::replicate::run_with(cfg, shutdown, opts, move |fleet, lifecycle| {
+        if let Some(Err(e)) = server.map(|s| s.start(fleet, lifecycle)) {
             tracing::error!(error = %e, "http server error");
         }
     })

@@ -18,13 +18,13 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use chrono::{DateTime, Utc};
-use regex::Regex;
 use tracing::info;
 
 use super::flags::{FlagSet, Parsed};
 use super::source::{self, SourceArgs};
 use super::{block_on, list, parse_flags, restore_dir};
 use crate::config;
+use crate::gofmt::{self, parse_go_hex_i32};
 use crate::restore::ltx_select::{self, LtxRequest};
 use crate::restore::{
     DEFAULT_PARALLELISM, ExecOptions, IntegrityCheck, ReplicaRef, RestoreRequest,
@@ -211,56 +211,20 @@ fn skip_existing(p: &Parsed, output: &std::path::Path) -> bool {
     false
 }
 
-/// Go's `strconv.ParseInt(s, 16, 32)`: optional sign, hex digits, no prefix, 32-bit range.
-pub fn parse_go_hex_i32(s: &str) -> Option<i64> {
-    let (neg, digits) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let magnitude = i64::from_str_radix(digits, 16).ok()?;
-    let value = if neg { -magnitude } else { magnitude };
-    (i64::from(i32::MIN)..=i64::from(i32::MAX))
-        .contains(&value)
-        .then_some(value)
-}
-
-/// Go's `time.Parse(time.RFC3339, s)`: `T` and `Z` upper-case, optional fractional seconds,
-/// numeric offsets with a colon.
+/// `-timestamp`: empty for none, else Go's `time.Parse(time.RFC3339, s)`.
 pub fn parse_timestamp(s: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
     if s.is_empty() {
         return Ok(None);
     }
-    let shape = Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
-        .expect("static regex is valid");
-    if !shape.is_match(s) {
-        bail!("{BAD_TIMESTAMP}");
-    }
-    match DateTime::parse_from_rfc3339(s) {
-        Ok(t) => Ok(Some(t.with_timezone(&Utc))),
-        Err(_) => bail!("{BAD_TIMESTAMP}"),
+    match gofmt::parse_rfc3339(s) {
+        Some(t) => Ok(Some(t)),
+        None => bail!("{BAD_TIMESTAMP}"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_index_like_go_parse_int() {
-        assert_eq!(parse_go_hex_i32("0"), Some(0));
-        assert_eq!(parse_go_hex_i32("1f"), Some(31));
-        assert_eq!(parse_go_hex_i32("1F"), Some(31));
-        assert_eq!(parse_go_hex_i32("7fffffff"), Some(i64::from(i32::MAX)));
-        assert_eq!(parse_go_hex_i32("-1"), Some(-1));
-        assert_eq!(parse_go_hex_i32("+a"), Some(10));
-        for bad in ["", "zz", "0x1", "80000000", "1_0", "-", " 1"] {
-            assert_eq!(parse_go_hex_i32(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn timestamps_like_go_rfc3339() {

@@ -22,9 +22,10 @@ use anyhow::{Context, bail};
 use futures::{StreamExt, stream};
 use tracing::Instrument;
 
-use super::flags::{Parsed, go_quote};
+use super::flags::Parsed;
 use super::source;
 use crate::config::{DirConfig, ReplicaConfig};
+use crate::gofmt::go_quote;
 use crate::restore::{self, Outcome, ReplicaRef, RestoreRequest};
 use crate::storage::ReplicaClient;
 

@@ -64,11 +64,6 @@ fn v5_type_name(replica_type: &str) -> &str {
     }
 }
 
-/// Go's `time.RFC3339` of a UTC time (whole seconds, `Z`).
-pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 fn file_json(f: &LtxFileInfo) -> PlanFileJson {
     PlanFileJson {
         level: f.level,
@@ -76,7 +71,7 @@ fn file_json(f: &LtxFileInfo) -> PlanFileJson {
         min_txid: format_txid(f.min_txid),
         max_txid: format_txid(f.max_txid),
         size: f.size,
-        timestamp: rfc3339(&f.created_at),
+        timestamp: crate::gofmt::rfc3339_seconds(f.created_at),
     }
 }
 

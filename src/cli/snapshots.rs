@@ -7,28 +7,25 @@
 
 use super::flags::FlagSet;
 use super::source::{self, SourceReplica};
-use super::table::Table;
-use super::{block_on, list, parse_flags, print_table};
+use super::{list, parse_flags};
 
 pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut fs = FlagSet::new();
     source::register_config_flags(&mut fs).string("replica", "");
     let p = parse_flags(&fs, args, "snapshots")?;
     let src = list::resolve_source(&p, "database path required")?;
-    let mut table = Table::new();
-    table.row(["replica", "generation", "index", "size", "created"]);
-    block_on(list::refuse_ltx_only(&src, "snapshots"))??;
-    block_on(async {
-        for r in &src.replicas {
-            match replica_rows(r).await {
-                Ok(rows) => rows.into_iter().for_each(|row| {
-                    table.row(row);
-                }),
-                Err(e) => list::log_error("cannot determine snapshots", &e),
-            }
-        }
-    })?;
-    print_table(&table)
+    let header = ["replica", "generation", "index", "size", "created"];
+    list::print_replica_table(
+        &src,
+        "snapshots",
+        header,
+        async |table, r| match replica_rows(r).await {
+            Ok(rows) => rows.into_iter().for_each(|row| {
+                table.row(row);
+            }),
+            Err(e) => list::log_error("cannot determine snapshots", &e),
+        },
+    )
 }
 
 /// All rows of one replica, or the first listing error.
@@ -51,7 +48,7 @@ async fn replica_rows(r: &SourceReplica) -> anyhow::Result<Vec<[String; 5]>> {
                 s.generation.clone(),
                 s.index.to_string(),
                 s.size.to_string(),
-                list::rfc3339(list::created(&s.created_at)),
+                crate::gofmt::rfc3339_seconds(list::created(&s.created_at)),
             ]
         })
         .collect())

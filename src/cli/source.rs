@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-use super::flags::{FlagSet, go_quote};
+use super::flags::FlagSet;
 use super::log;
 use crate::config::{self, Config, DbConfig, LogLevel, ReplicaConfig};
+use crate::gofmt::go_quote;
 use crate::storage::ReplicaClient;
 
 /// One replica to read from.

@@ -21,6 +21,7 @@ use super::source::{load_config, register_config_flags};
 use super::table::Table;
 use super::{HelpRequested, print_table};
 use crate::config;
+use crate::gofmt;
 use crate::server::api::{ErrorDoc, StatusDoc};
 
 /// Whole-request deadline.
@@ -218,7 +219,7 @@ fn replicas_table(doc: &StatusDoc) -> Table {
     for db in &doc.databases {
         for r in &db.replicas {
             let lag_nanos = (r.lag_seconds * 1e9) as i128;
-            let lag = config::format_go_duration(config::round_lag(lag_nanos));
+            let lag = gofmt::format_go_duration(gofmt::round_lag(lag_nanos));
             t.row([
                 db.name.clone(),
                 r.name.clone(),

@@ -4,6 +4,50 @@
 //! What must stay true: the text is printed to stdout as is; `{config}` stands for the default
 //! config path (`LITESTREAM_CONFIG` or `/etc/litestream.yml`), which Litestream prints there.
 
+/// `-config PATH` as every command prints it.
+macro_rules! config_arg {
+    () => {
+        "\t-config PATH\n\t    Specifies the configuration file.\n\t    Defaults to {config}\n\n"
+    };
+}
+/// `-no-expand-env` as every command prints it.
+macro_rules! no_expand_env_arg {
+    () => {
+        "\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\n"
+    };
+}
+/// The two configuration arguments, in Litestream's order.
+macro_rules! config_args {
+    () => {
+        concat!(config_arg!(), no_expand_env_arg!())
+    };
+}
+/// `-replica NAME` of the listing commands.
+macro_rules! replica_filter_arg {
+    () => {
+        "\t-replica NAME\n\t    Optional, filter by a specific replica.\n\n"
+    };
+}
+/// Description, usage lines and configuration arguments of a command taking a database path
+/// or a replica URL.
+macro_rules! db_command_head {
+    ($intro:literal, $cmd:literal) => {
+        concat!($intro, "\n\n", db_or_url_usage!($cmd), config_args!())
+    };
+}
+/// The usage lines of a command taking a database path or a replica URL.
+macro_rules! db_or_url_usage {
+    ($cmd:literal) => {
+        concat!(
+            "Usage:\n\n\twalstream ",
+            $cmd,
+            " [arguments] DB_PATH\n\n\twalstream ",
+            $cmd,
+            " [arguments] REPLICA_URL\n\nArguments:\n\n"
+        )
+    };
+}
+
 /// Placeholder replaced by the default config path.
 const CONFIG_PLACEHOLDER: &str = "{config}";
 const MAIN: &str = r#"walstream is a tool for replicating SQLite databases.
@@ -33,7 +77,8 @@ Usage:
 	walstream version
 
 "#;
-const DATABASES: &str = r#"The databases command lists all databases in the configuration file.
+const DATABASES: &str = concat!(
+    r#"The databases command lists all databases in the configuration file.
 
 Usage:
 
@@ -41,15 +86,11 @@ Usage:
 
 Arguments:
 
-	-config PATH
-	    Specifies the configuration file.
-	    Defaults to {config}
-
-	-no-expand-env
-	    Disables environment variable expansion in configuration file.
-
-"#;
-const GENERATIONS: &str = r#"The generations command lists all generations for a database or replica. It also
+"#,
+    config_args!(),
+);
+const GENERATIONS: &str = concat!(
+    r#"The generations command lists all generations for a database or replica. It also
 lists stats about their lag behind the primary database and the time range they
 cover.
 
@@ -61,38 +102,20 @@ Usage:
 
 Arguments:
 
-	-config PATH
-	    Specifies the configuration file.
-	    Defaults to {config}
-
-	-no-expand-env
-	    Disables environment variable expansion in configuration file.
-
-	-replica NAME
+"#,
+    config_args!(),
+    r#"	-replica NAME
 	    Optional, filters by replica.
 
-"#;
-const SNAPSHOTS: &str = r#"The snapshots command lists all snapshots available for a database or replica.
-
-Usage:
-
-	walstream snapshots [arguments] DB_PATH
-
-	walstream snapshots [arguments] REPLICA_URL
-
-Arguments:
-
-	-config PATH
-	    Specifies the configuration file.
-	    Defaults to {config}
-
-	-no-expand-env
-	    Disables environment variable expansion in configuration file.
-
-	-replica NAME
-	    Optional, filter by a specific replica.
-
-Examples:
+"#,
+);
+const SNAPSHOTS: &str = concat!(
+    db_command_head!(
+        "The snapshots command lists all snapshots available for a database or replica.",
+        "snapshots"
+    ),
+    replica_filter_arg!(),
+    r#"Examples:
 
 	# List all snapshots for a database.
 	$ walstream snapshots /path/to/db
@@ -103,28 +126,15 @@ Examples:
 	# List all snapshots by replica URL.
 	$ walstream snapshots s3://mybkt/db
 
-"#;
-const WAL: &str = r#"The wal command lists all wal segments available for a database.
-
-Usage:
-
-	walstream wal [arguments] DB_PATH
-
-	walstream wal [arguments] REPLICA_URL
-
-Arguments:
-
-	-config PATH
-	    Specifies the configuration file.
-	    Defaults to {config}
-
-	-no-expand-env
-	    Disables environment variable expansion in configuration file.
-
-	-replica NAME
-	    Optional, filter by a specific replica.
-
-	-generation NAME
+"#,
+);
+const WAL: &str = concat!(
+    db_command_head!(
+        "The wal command lists all wal segments available for a database.",
+        "wal"
+    ),
+    replica_filter_arg!(),
+    r#"	-generation NAME
 	    Optional, filter by a specific generation.
 
 Examples:
@@ -138,8 +148,10 @@ Examples:
 	# List all WAL segments for replica URL.
 	$ walstream wal s3://mybkt/db
 
-"#;
-const BACKUP: &str = r#"The backup command creates, lists and deletes manual backups of a database in
+"#,
+);
+const BACKUP: &str = concat!(
+    r#"The backup command creates, lists and deletes manual backups of a database in
 its backups folder (dbs[].backups.path, default <db dir>/backups/<db file name>),
 the same folder the HTTP admin API uses. No running server is needed: create
 copies the database with SQLite's online backup API, safe while it is in use.
@@ -154,39 +166,22 @@ Usage:
 
 Arguments:
 
-	-config PATH
-	    Specifies the configuration file.
-	    Defaults to {config}
-
-	-no-expand-env
-	    Disables environment variable expansion in configuration file.
-
-	-name NAME
+"#,
+    config_args!(),
+    r#"	-name NAME
 	    create: name of the backup. Defaults to its id.
 
 	-description TEXT
 	    create: free text stored with the backup.
 
-"#;
-const RESTORE: &str = r#"
-The restore command recovers a database from a previous snapshot and WAL.
-
-Usage:
-
-	walstream restore [arguments] DB_PATH
-
-	walstream restore [arguments] REPLICA_URL
-
-Arguments:
-
-	-config PATH
-	    Specifies the configuration file.
-	    Defaults to {config}
-
-	-no-expand-env
-	    Disables environment variable expansion in configuration file.
-
-	-replica NAME
+"#,
+);
+const RESTORE: &str = concat!(
+    db_command_head!(
+        "\nThe restore command recovers a database from a previous snapshot and WAL.",
+        "restore"
+    ),
+    r#"	-replica NAME
 	    Restore from a specific replica.
 	    Defaults to replica with latest data.
 
@@ -264,8 +259,10 @@ Examples:
 	# Restore database from specific generation on S3.
 	$ walstream restore -replica s3 -generation xxxxxxxx /path/to/db
 
-"#;
-const REPLICATE: &str = r#"The replicate command starts a server to monitor & replicate databases. 
+"#,
+);
+const REPLICATE: &str = concat!(
+    r#"The replicate command starts a server to monitor & replicate databases. 
 You can specify your database & replicas in a configuration file or you can
 replicate a single database file by specifying its path and its replicas in the
 command line arguments.
@@ -278,42 +275,27 @@ Usage:
 
 Arguments:
 
-	-config PATH
-	    Specifies the configuration file.
-	    Defaults to {config}
-
-	-exec CMD
+"#,
+    config_arg!(),
+    r#"	-exec CMD
 	    Executes a subcommand. walstream will exit when the child
 	    process exits. Useful for simple process management.
 
-	-no-expand-env
-	    Disables environment variable expansion in configuration file.
-
-	-shutdown-timeout DURATION
+"#,
+    no_expand_env_arg!(),
+    r#"	-shutdown-timeout DURATION
 	    walstream: deadline for the final sync after SIGINT/SIGTERM.
 	    Defaults to the config's shutdown-sync-timeout, else 30s
 
-"#;
+"#,
+);
 
-/// The usage text of `command` (`""` for the program's own usage), or `None` if unknown.
-const LTX: &str = r#"The ltx command lists all LTX files available for a database.
-
-Usage:
-
-	walstream ltx [arguments] DB_PATH
-
-	walstream ltx [arguments] REPLICA_URL
-
-Arguments:
-
-	-config PATH
-	    Specifies the configuration file.
-	    Defaults to {config}
-
-	-no-expand-env
-	    Disables environment variable expansion in configuration file.
-
-	-replica NAME
+const LTX: &str = concat!(
+    db_command_head!(
+        "The ltx command lists all LTX files available for a database.",
+        "ltx"
+    ),
+    r#"	-replica NAME
 	    walstream: list this replica of the database (default: the
 	    first one).
 
@@ -338,8 +320,10 @@ Examples:
 	# List LTX files across all compaction levels.
 	$ walstream ltx -level all /path/to/db
 
-"#;
+"#,
+);
 
+/// The usage text of `command` (`""` for the program's own usage), or `None` if unknown.
 pub fn usage(command: &str, default_config: &str) -> Option<String> {
     let text = match command {
         "" => MAIN,

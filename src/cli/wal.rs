@@ -9,7 +9,7 @@
 use super::flags::FlagSet;
 use super::source::{self, SourceReplica};
 use super::table::Table;
-use super::{block_on, list, parse_flags, print_table};
+use super::{list, parse_flags};
 use crate::storage::layout::is_valid_generation;
 
 pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
@@ -21,22 +21,17 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     let src = list::resolve_source(&p, "database path required")?;
     let db_path = src.db.as_ref().map(|d| d.path.clone());
     let filter = p.str("generation");
-    let mut table = Table::new();
-    table.row([
+    let header = [
         "replica",
         "generation",
         "index",
         "offset",
         "size",
         "created",
-    ]);
-    block_on(list::refuse_ltx_only(&src, "wal"))??;
-    block_on(async {
-        for r in &src.replicas {
-            add_replica_rows(&mut table, r, db_path.as_deref(), filter).await;
-        }
-    })?;
-    print_table(&table)
+    ];
+    list::print_replica_table(&src, "wal", header, async |table, r| {
+        add_replica_rows(table, r, db_path.as_deref(), filter).await;
+    })
 }
 
 async fn add_replica_rows(
@@ -72,7 +67,7 @@ async fn add_replica_rows(
                         s.index.to_string(),
                         s.offset.to_string(),
                         s.size.to_string(),
-                        list::rfc3339(list::created(&s.created_at)),
+                        crate::gofmt::rfc3339_seconds(list::created(&s.created_at)),
                     ]);
                 }
             }

@@ -9,14 +9,13 @@
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
 use super::build_replica::{ReplicaScope, build_replica};
 use super::credentials::{EnvLookup, GlobalKeys};
 use super::defaults::*;
-use super::duration::non_negative;
 use super::node::Section;
 use super::paths::{default_meta_path, normalize_db_path};
 use super::url::split_host_port;
@@ -25,6 +24,7 @@ use super::{
     BackupsConfig, Config, ConfigError, DbConfig, DirConfig, HttpConfig, LogLevel, LoggingConfig,
     ReplicaConfig,
 };
+use crate::gofmt::non_negative;
 
 const TOP_KEYS: &[&str] = &[
     "dbs",
@@ -276,11 +276,7 @@ fn build_db(
     scope: &EntryScope<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<DbConfig, ConfigError> {
-    let key = format!("dbs[{}]", scope.index);
-    let bare = Section::new(value, scope.origin, &key)?;
-    let path = normalize_db_path(raw_path).map_err(|e| bare.err("path", e.to_string()))?;
-    let location = format!("{key} ({})", path.display());
-    let s = Section::new(value, scope.origin, &location)?;
+    let (key, path, s) = entry_section(value, raw_path, "path", scope)?;
     for dir_only in ["pattern", "recursive", "watch", "meta-dir"] {
         if s.value(dir_only).is_some() {
             return Err(s.err(
@@ -307,14 +303,7 @@ fn build_dir(
     scope: &EntryScope<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<DirConfig, ConfigError> {
-    let key = format!("dbs[{}]", scope.index);
-    let bare = Section::new(value, scope.origin, &key)?;
-    let dir = normalize_db_path(raw_dir).map_err(|e| bare.err("dir", e.to_string()))?;
-    let s = Section::new(
-        value,
-        scope.origin,
-        &format!("{key} (dir {})", dir.display()),
-    )?;
+    let (key, dir, s) = entry_section(value, raw_dir, "dir", scope)?;
     let Some(pattern) = s.non_empty("pattern")? else {
         return Err(s.err("pattern", "required with \"dir\" (e.g. pattern: \"*.db\")"));
     };
@@ -332,6 +321,24 @@ fn build_dir(
         entry.backups_base = Some(entry.template.backups.path.clone());
     }
     Ok(entry)
+}
+
+/// How [`build_db`] and [`build_dir`] start: the entry's key (`dbs[i]`), its normalized `field`
+/// (`path` or `dir`; an error is located at the bare key) and its section, located as `dbs[i]
+/// (<path>)` or `dbs[i] (dir <dir>)`.
+fn entry_section<'v>(
+    value: &'v Value,
+    raw: &str,
+    field: &str,
+    scope: &EntryScope<'_>,
+) -> Result<(String, PathBuf, Section<'v>), ConfigError> {
+    let key = format!("dbs[{}]", scope.index);
+    let bare = Section::new(value, scope.origin, &key)?;
+    let path = normalize_db_path(raw).map_err(|e| bare.err(field, e.to_string()))?;
+    let label = if field == "dir" { "dir " } else { "" };
+    let location = format!("{key} ({label}{})", path.display());
+    let s = Section::new(value, scope.origin, &location)?;
+    Ok((key, path, s))
 }
 
 /// `meta-path` (walstream: base of `<base>/<rel dir>/.<file>-litestream`) or Litestream v0.5's

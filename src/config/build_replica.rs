@@ -11,12 +11,12 @@ use serde_yaml::Value;
 
 use super::credentials::{EnvLookup, GlobalKeys, resolve_target};
 use super::defaults::*;
-use super::duration::non_negative;
 use super::node::Section;
 use super::paths::normalize_db_path;
 use super::url::{is_url, parse_replica_url, redact_password};
 use super::v05::{self, Refusal};
 use super::{AbsTarget, AgeConfig, ConfigError, GcsTarget, ReplicaConfig, ReplicaTarget, S3Target};
+use crate::gofmt::non_negative;
 
 pub(crate) const REPLICA_KEYS: &[&str] = &[
     "type",
@@ -335,6 +335,7 @@ fn abs_target(s: &Section<'_>, f: &Fields) -> Result<AbsTarget, ConfigError> {
         bucket: f.bucket.clone().unwrap_or_default(),
         path: f.path.clone().unwrap_or_default(),
         endpoint: f.endpoint.clone(),
+        emulator_url: None,
     };
     if let Some(url) = &f.url {
         let ReplicaTarget::Abs(u) = url_target(s, url)? else {

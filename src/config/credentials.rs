@@ -1,6 +1,6 @@
 //! Credential and emulator settings resolved from the environment — the only code in walstream
-//! that reads `LITESTREAM_*`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (to decide precedence) and
-//! `STORAGE_EMULATOR_HOST`.
+//! that reads `LITESTREAM_*`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (to decide precedence),
+//! `STORAGE_EMULATOR_HOST` and `AZURITE_BLOB_STORAGE_URL`.
 //!
 //! Invariants: explicit config values always win; the environment is read through an injected
 //! lookup so tests never mutate the process environment; a value left `None` means "let the
@@ -56,11 +56,14 @@ pub(crate) fn resolve_s3(target: &mut S3Target, global: &GlobalKeys, env: EnvLoo
         });
 }
 
-/// Azure: `account-key`, else `LITESTREAM_AZURE_ACCOUNT_KEY`, else `None`.
+/// Azure: `account-key`, else `LITESTREAM_AZURE_ACCOUNT_KEY`, else `None`; the emulator's blob
+/// service URL from `AZURITE_BLOB_STORAGE_URL` (the variable `object_store` reads for its own
+/// requests, so our listings go to the same service).
 pub(crate) fn resolve_abs(target: &mut AbsTarget, env: EnvLookup<'_>) {
     if target.account_key.as_deref().is_none_or(str::is_empty) {
         target.account_key = non_empty(env, "LITESTREAM_AZURE_ACCOUNT_KEY");
     }
+    target.emulator_url = non_empty(env, "AZURITE_BLOB_STORAGE_URL");
 }
 
 /// GCS: `STORAGE_EMULATOR_HOST` (the Go client library honours it; so do we).
@@ -191,5 +194,17 @@ mod tests {
         assert_eq!(t.emulator_host.as_deref(), Some("http://127.0.0.1:4443"));
         resolve_gcs(&mut t, &env_of(&[]));
         assert_eq!(t.emulator_host, None);
+    }
+
+    #[test]
+    fn azure_emulator_url() {
+        let mut t = AbsTarget::default();
+        resolve_abs(
+            &mut t,
+            &env_of(&[("AZURITE_BLOB_STORAGE_URL", "http://127.0.0.1:10010")]),
+        );
+        assert_eq!(t.emulator_url.as_deref(), Some("http://127.0.0.1:10010"));
+        resolve_abs(&mut t, &env_of(&[]));
+        assert_eq!(t.emulator_url, None);
     }
 }

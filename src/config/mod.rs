@@ -1,6 +1,6 @@
 //! Configuration: the Litestream v0.3.13 YAML model (spec §7) plus every key of Litestream v0.5's
-//! (read, validated, applied or refused by name), environment expansion, Go-style durations,
-//! replica URL parsing and validation.
+//! (read, validated, applied or refused by name), environment expansion, replica URL
+//! parsing and validation (durations are parsed with [`crate::gofmt`]).
 //!
 //! Invariant: everything outside this module receives fully-resolved, validated values
 //! ([`Config`], [`DbConfig`], [`ReplicaConfig`], [`ReplicaTarget`]); no other module reads
@@ -10,7 +10,7 @@
 //! Files: `build.rs` (top level, logging, dbs), `dir.rs` (directory entries and the per-database
 //! configs derived from them), `glob.rs` (their file-name patterns), `build_replica.rs`
 //! (replicas), `node.rs` (typed
-//! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`, `duration.rs`,
+//! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`,
 //! `expand.rs` (env expansion), `credentials.rs` (env-derived credentials), `defaults.rs`,
 //! `error.rs`, `v05.rs` (Litestream v0.5's keys and the refusals only `replicate` reports),
 //! `url_query.rs` (v0.5's `s3://…?endpoint=…` query parameters as replica keys).
@@ -21,7 +21,6 @@ mod build_replica;
 mod credentials;
 mod defaults;
 mod dir;
-pub mod duration;
 mod error;
 pub mod expand;
 mod glob;
@@ -39,9 +38,9 @@ mod tests;
 mod v05_tests;
 
 pub use build::check_unique_names;
+pub(crate) use credentials::process_env;
 pub use defaults::*;
 pub use dir::{DirConfig, extend_target, is_meta_dir};
-pub use duration::{format_go_duration, parse_go_duration, parse_go_duration_nanos, round_lag};
 pub use error::ConfigError;
 pub use glob::Glob;
 pub use paths::{META_DIR_SUFFIX, clean_unix_path, default_meta_path, normalize_db_path};
@@ -51,7 +50,7 @@ pub use v05::{Refusal, V05Settings, WALSTREAM_BUSY_TIMEOUT};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use credentials::{EnvLookup, GlobalKeys, process_env, resolve_target};
+use credentials::{EnvLookup, GlobalKeys, resolve_target};
 
 /// Whole configuration file, validated, with defaults applied.
 #[derive(Debug, Clone, Default)]
@@ -307,6 +306,9 @@ pub struct AbsTarget {
     pub bucket: String,
     pub path: String,
     pub endpoint: Option<String>,
+    /// `AZURITE_BLOB_STORAGE_URL` (resolved by the config module): the blob service of the
+    /// emulator, used only when the emulator is enabled (`AZURE_STORAGE_USE_EMULATOR`).
+    pub emulator_url: Option<String>,
 }
 
 // Debug impls that never print secrets.
@@ -342,6 +344,7 @@ impl std::fmt::Debug for AbsTarget {
             .field("bucket", &self.bucket)
             .field("path", &self.path)
             .field("endpoint", &self.endpoint)
+            .field("emulator_url", &self.emulator_url)
             .finish()
     }
 }

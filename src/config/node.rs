@@ -8,7 +8,7 @@
 use serde_yaml::{Mapping, Value};
 
 use super::ConfigError;
-use super::duration::parse_go_duration_nanos;
+use crate::gofmt::parse_go_duration_nanos;
 
 /// One mapping of the config file (top level, a database, a replica, `logging`, `age`).
 pub(crate) struct Section<'v> {

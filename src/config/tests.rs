@@ -145,6 +145,7 @@ dbs:
             bucket: "container".into(),
             path: "p".into(),
             endpoint: Some("http://127.0.0.1:10000/acct".into()),
+            emulator_url: None,
         })
     );
     assert_eq!(

@@ -21,8 +21,8 @@ use std::time::Duration;
 use serde_yaml::{Mapping, Value};
 
 use super::ConfigError;
-use super::duration::{format_go_duration, non_negative};
 use super::node::Section;
+use crate::gofmt::{format_go_duration, non_negative};
 
 /// Top-level keys that only Litestream v0.5 has (besides the replica settings below).
 pub(crate) const TOP_KEYS: &[&str] = &[

@@ -22,6 +22,13 @@ use super::error::DbError;
 
 /// Length of a generation name (Litestream's `GenerationNameLen`).
 const GENERATION_NAME_LEN: usize = 16;
+
+/// A fresh generation id: 16 lowercase hex digits from 8 random bytes (the name a replica's
+/// key layout parses back).
+pub fn new_generation_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
 const GENERATION_FILE: &str = "generation";
 const GENERATIONS_DIR: &str = "generations";
 const WAL_DIR: &str = "wal";
@@ -279,6 +286,16 @@ pub(crate) fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_generation_ids_are_valid_and_distinct() {
+        let a = new_generation_id();
+        let b = new_generation_id();
+        assert_eq!(a.len(), GENERATION_NAME_LEN);
+        assert!(crate::storage::layout::is_valid_generation(&a), "{a}");
+        assert!(crate::storage::layout::is_valid_generation(&b), "{b}");
+        assert_ne!(a, b);
+    }
 
     fn perms() -> Perms {
         Perms {

@@ -379,15 +379,13 @@ impl Db {
             }
             result
         };
-        match tokio::task::spawn_blocking(run).await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(DbError::Io {
+        crate::rt::spawn_blocking(run).await.unwrap_or_else(|e| {
+            Err(DbError::Io {
                 path: self.shared.path.clone(),
                 op: "blocking task",
-                source: std::io::Error::other(e.to_string()),
-            }),
-        }
+                source: std::io::Error::other(e),
+            })
+        })
     }
 }
 
@@ -460,11 +458,7 @@ impl Shared {
 
     fn begin_snapshot(&self, me: &Arc<Shared>) -> Result<SnapshotGuard, DbError> {
         let mut slot = self.lock_attached();
-        let att = slot.as_mut().ok_or_else(|| DbError::NotOpen {
-            path: self.path.clone(),
-        })?;
-        let result = self.timed_tick(att);
-        let before = self.publish(result)?.pos;
+        let (att, before) = self.tick_attached(&mut slot)?;
         // A complete checkpoint (no application reader pinning older frames) re-takes our
         // read transaction on a fully backfilled WAL, i.e. on SQLite's read-mark 0: until it
         // ends, no process can copy WAL frames into the database file, so the snapshot is the
@@ -479,6 +473,20 @@ impl Shared {
             }
         };
         self.guard(me, att, pos)
+    }
+
+    /// The attached database after one sync tick, and the position that tick published: where
+    /// every snapshot starts.
+    pub(super) fn tick_attached<'a>(
+        &self,
+        slot: &'a mut Option<Attached>,
+    ) -> Result<(&'a mut Attached, Pos), DbError> {
+        let att = slot.as_mut().ok_or_else(|| DbError::NotOpen {
+            path: self.path.clone(),
+        })?;
+        let result = self.timed_tick(att);
+        let before = self.publish(result)?.pos;
+        Ok((att, before))
     }
 
     /// Hands out a snapshot guard at `pos` on the attached database file.

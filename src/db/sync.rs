@@ -21,10 +21,9 @@ use tracing::{info, warn};
 use super::conn::Conns;
 use super::error::DbError;
 use super::file::DbFile;
-use super::meta::Perms;
+use super::meta::{Perms, new_generation_id};
 use super::shadow::{Copied, copy_to_shadow, init_shadow, read_at, read_prefix};
 use super::{Attached, Pos, Shared, SyncOutcome};
-use crate::storage::layout::new_generation_id;
 use crate::wal::{WAL_HEADER_SIZE, align, frame_size};
 
 /// Litestream's `MaxIndex`: reaching it starts a new generation.

@@ -28,11 +28,7 @@ impl Shared {
     ) -> Result<RestartSnapshot, DbError> {
         self.attach()?;
         let mut slot = self.lock_attached();
-        let att = slot.as_mut().ok_or_else(|| DbError::NotOpen {
-            path: self.path.clone(),
-        })?;
-        let result = self.timed_tick(att);
-        let before = self.publish(result)?.pos;
+        let (att, before) = self.tick_attached(&mut slot)?;
         if self.snapshot_running() {
             return Ok(RestartSnapshot::Skipped("a snapshot is running"));
         }

@@ -15,8 +15,8 @@ use std::io::{BufReader, ErrorKind as IoKind, Read};
 
 use super::header::{HEADER_SIZE, Header, TRAILER_SIZE, Trailer};
 use super::{CHECKSUM_FLAG, ErrorKind, LtxError, PAGE_FLAG_BLOCK, lock_page};
+use crate::crc64::Crc64;
 use crate::lz4::Decoder as FrameDecoder;
-use crate::replica::crc64::Crc64;
 
 /// Size of the page header that precedes every page frame (pgno u32, flags u16).
 const PAGE_HEADER_SIZE: usize = 6;

@@ -7,7 +7,7 @@
 
 use super::header::Header;
 use super::{CHECKSUM_FLAG, PAGE_FLAG_BLOCK};
-use crate::replica::crc64::Crc64;
+use crate::crc64::Crc64;
 
 /// Encodes an LTX file. `legacy` writes each page as an LZ4 frame (flags 0) instead of a block.
 pub fn encode(header: &Header, pages: &[(u32, Vec<u8>)], legacy: bool) -> Vec<u8> {

@@ -36,13 +36,16 @@ const BD_RESERVED: u8 = 0b1000_1111;
 enum State {
     Magic,
     Descriptor,
-    Block,
+    /// Blocks of a frame whose descriptor was parsed.
+    Block(FrameDesc),
     SkipSize,
-    Skip { remaining: u64 },
+    Skip {
+        remaining: u64,
+    },
 }
 
 /// Settings of the frame being decoded.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FrameDesc {
     linked: bool,
     block_checksum: bool,
@@ -59,7 +62,6 @@ pub struct Decoder {
     buf: Vec<u8>,
     /// Input offset of `buf[0]`.
     offset: u64,
-    frame: Option<FrameDesc>,
     hasher: XxHash32,
     content_len: u64,
     /// Linked mode: the last ≤ 64 KiB of this frame's output.
@@ -89,7 +91,6 @@ impl Decoder {
             state: State::Magic,
             buf: Vec::new(),
             offset: 0,
-            frame: None,
             hasher: XxHash32::with_seed(0),
             content_len: 0,
             window: Vec::new(),
@@ -169,15 +170,14 @@ impl Decoder {
                     3 + size + dict
                 }
             },
-            State::Block if self.buf.len() < 4 => 4,
-            State::Block => self.block_unit_len()?,
+            State::Block(_) if self.buf.len() < 4 => 4,
+            State::Block(frame) => self.block_unit_len(frame)?,
             State::Skip { .. } => 0,
         })
     }
 
     /// Length of a block unit (size word, data, optional checksum) or of the end-mark unit.
-    fn block_unit_len(&self) -> Result<usize, Lz4Error> {
-        let frame = self.current_frame();
+    fn block_unit_len(&self, frame: FrameDesc) -> Result<usize, Lz4Error> {
         let word = le_u32(&self.buf[..4]);
         if word == 0 {
             return Ok(4 + if frame.content_checksum { 4 } else { 0 });
@@ -193,11 +193,6 @@ impl Decoder {
         Ok(4 + size + if frame.block_checksum { 4 } else { 0 })
     }
 
-    fn current_frame(&self) -> FrameDesc {
-        self.frame
-            .expect("block state is only entered after a descriptor was parsed")
-    }
-
     /// Acts on a complete unit in `buf`; returns decoded bytes for data blocks.
     fn process_unit(&mut self) -> Result<Option<Bytes>, Lz4Error> {
         match self.state {
@@ -209,8 +204,10 @@ impl Decoder {
                 Ok(None)
             }
             State::Descriptor => self.on_descriptor().map(|()| None),
-            State::Block if le_u32(&self.buf[..4]) == 0 => self.on_end_mark().map(|()| None),
-            State::Block => self.on_block().map(Some),
+            State::Block(frame) if le_u32(&self.buf[..4]) == 0 => {
+                self.on_end_mark(frame).map(|()| None)
+            }
+            State::Block(frame) => self.on_block(frame).map(Some),
             State::Skip { .. } => Ok(None),
         }
     }
@@ -273,22 +270,21 @@ impl Decoder {
             });
         }
         let content_size = (flg & FLG_CONTENT_SIZE != 0).then(|| le_u64(&d[2..10]));
-        self.frame = Some(FrameDesc {
+        let frame = FrameDesc {
             linked: flg & FLG_INDEPENDENT == 0,
             block_checksum: flg & FLG_BLOCK_CHECKSUM != 0,
             content_checksum: flg & FLG_CONTENT_CHECKSUM != 0,
             content_size,
             max_block,
-        });
+        };
         self.hasher = XxHash32::with_seed(0);
         self.content_len = 0;
         self.window.clear();
-        self.state = State::Block;
+        self.state = State::Block(frame);
         Ok(())
     }
 
-    fn on_end_mark(&mut self) -> Result<(), Lz4Error> {
-        let frame = self.current_frame();
+    fn on_end_mark(&mut self, frame: FrameDesc) -> Result<(), Lz4Error> {
         if let Some(expected) = frame.content_size
             && expected != self.content_len
         {
@@ -304,14 +300,12 @@ impl Decoder {
                 return Err(Lz4Error::ContentChecksum { expected, actual });
             }
         }
-        self.frame = None;
         self.frames += 1;
         self.state = State::Magic;
         Ok(())
     }
 
-    fn on_block(&mut self) -> Result<Bytes, Lz4Error> {
-        let frame = self.current_frame();
+    fn on_block(&mut self, frame: FrameDesc) -> Result<Bytes, Lz4Error> {
         let offset = self.offset;
         let word = le_u32(&self.buf[..4]);
         let size = (word & !RAW_BLOCK_FLAG) as usize;

@@ -80,10 +80,7 @@ impl BlockPool {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
         // A panic while holding the lock cannot leave the list inconsistent (push/remove only).
-        self.inner
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::rt::lock(&self.inner.idle)
     }
 }
 

@@ -88,7 +88,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
+    crate::rt::spawn_blocking(f)
         .await
         .map_err(|e| io::Error::other(format!("lz4: compression task failed: {e}")))
 }

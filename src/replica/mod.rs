@@ -12,11 +12,10 @@
 //!
 //! Layout: [`plan`] (pure upload stepping), [`retention`] (pure retention planning), [`rate`]
 //! (pacing and backoff), [`body`] (re-creatable upload bodies), `sync`/`snapshot`/`retain`
-//! (storage operations), `validate` (restore-and-compare) with [`crc64`], `run` (the background
+//! (storage operations), `validate` (restore-and-compare, with [`crate::crc64`]), `run` (the background
 //! loops), [`status`].
 
 pub mod body;
-pub mod crc64;
 pub mod plan;
 pub mod rate;
 mod retain;

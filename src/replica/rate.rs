@@ -1,10 +1,9 @@
 //! Upload pacing for one replica: at most one upload round per `sync-interval`, and an immediate
-//! round when the interval has already passed (so commit→durable lag ≤ interval + upload time),
-//! plus the backoff used while uploads keep failing.
+//! round when the interval has already passed (so commit→durable lag ≤ interval + upload time).
+//! The backoff used while uploads keep failing is [`crate::rt::Backoff`].
 //!
 //! What must stay true: two rounds never start less than `interval` apart; a round is never delayed
-//! when the previous one started at least `interval` ago; backoff grows exponentially to a cap and
-//! resets on success.
+//! when the previous one started at least `interval` ago.
 
 use std::time::Duration;
 use tokio::time::Instant;
@@ -35,40 +34,6 @@ impl RateLimiter {
             tokio::time::sleep_until(at).await;
         }
         self.last = Some(Instant::now());
-    }
-}
-
-/// Exponential backoff for a failure streak: `base · 2^(n−1)`, capped at `max`.
-#[derive(Debug)]
-pub struct Backoff {
-    base: Duration,
-    max: Duration,
-    failures: u32,
-}
-
-impl Backoff {
-    pub fn new(base: Duration, max: Duration) -> Self {
-        Self {
-            base,
-            max,
-            failures: 0,
-        }
-    }
-
-    /// Records a failure; returns how long to wait and whether it starts a new streak.
-    pub fn fail(&mut self) -> (Duration, bool) {
-        self.failures = self.failures.saturating_add(1);
-        let factor = 1u32 << (self.failures - 1).min(16);
-        ((self.base * factor).min(self.max), self.failures == 1)
-    }
-
-    /// Ends the failure streak; returns how many failures it had.
-    pub fn succeed(&mut self) -> u32 {
-        std::mem::take(&mut self.failures)
-    }
-
-    pub fn failures(&self) -> u32 {
-        self.failures
     }
 }
 
@@ -117,21 +82,5 @@ mod tests {
             r.acquire().await;
         }
         assert_eq!(Instant::now(), t0);
-    }
-
-    #[test]
-    fn backoff_grows_caps_and_resets() {
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
-        assert_eq!(b.fail(), (Duration::from_secs(1), true));
-        assert_eq!(b.fail(), (Duration::from_secs(2), false));
-        assert_eq!(b.fail(), (Duration::from_secs(4), false));
-        assert_eq!(b.fail(), (Duration::from_secs(8), false));
-        assert_eq!(b.fail(), (Duration::from_secs(10), false));
-        for _ in 0..100 {
-            b.fail();
-        }
-        assert_eq!(b.fail().0, Duration::from_secs(10));
-        assert_eq!(b.succeed(), 106);
-        assert_eq!(b.fail(), (Duration::from_secs(1), true));
     }
 }

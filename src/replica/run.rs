@@ -15,9 +15,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info};
 
-use super::rate::{Backoff, RateLimiter};
+use super::rate::RateLimiter;
 use super::snapshot::first_snapshot_delay;
 use super::{Replica, ValidationOutcome};
+use crate::rt::Backoff;
 
 /// First retry after a failed round; doubles up to [`BACKOFF_MAX`].
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -130,8 +131,7 @@ impl Replica {
                         delay =
                             first_snapshot_delay(interval, Some(newest.into()), SystemTime::now());
                         let previous = newest.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                        let next =
-                            crate::config::duration::format_go_duration(delay.as_nanos() as i128);
+                        let next = crate::gofmt::format_go_duration(delay.as_nanos() as i128);
                         info!(db = %self.db_label, replica = %self.name(), previous = %previous, next = %next, "snapshot interval adjusted");
                     }
                 }

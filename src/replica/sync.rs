@@ -135,7 +135,7 @@ impl Replica {
             db = %self.db_label,
             replica = %self.name(),
             position = %position,
-            elapsed = %crate::config::duration::format_go_duration(started.elapsed().as_nanos() as i128),
+            elapsed = %crate::gofmt::format_go_duration(started.elapsed().as_nanos() as i128),
             sz = size,
             "wal segment written"
         );

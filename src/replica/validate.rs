@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tracing::info;
 
-use super::crc64;
 use super::{Replica, ValidationOutcome, ValidationResult};
+use crate::crc64;
 use crate::db::{DbError, Pos, RestartSnapshot};
 use crate::restore::{self, ExecOptions, IntegrityCheck, ReplicaRef, RestoreError, RestoreRequest};
 use crate::storage::layout::format_position;
@@ -203,11 +203,11 @@ impl Replica {
     }
 }
 
-/// Runs blocking file work off the async threads.
+/// Runs blocking file work off the async threads ([`crate::rt::spawn_blocking`]).
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ValidateError> + Send + 'static,
 ) -> Result<T, ValidateError> {
-    tokio::task::spawn_blocking(f)
+    crate::rt::spawn_blocking(f)
         .await
         .map_err(|e| ValidateError::Task(e.to_string()))?
 }

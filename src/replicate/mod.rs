@@ -11,18 +11,23 @@
 //!   attaches and snapshots are bounded ([`ATTACH_CONCURRENCY`], [`SNAPSHOT_CONCURRENCY`]);
 //! - task structure: a root [`CancellationToken`] with one child per database and one grandchild
 //!   per replica; every task is spawned on one [`TaskTracker`];
-//! - shutdown: cancel the loops, wait for them (an upload round in flight is finished), then a
-//!   final `db.sync()` and `replica.sync()` of every opened database — not under the cancelled
-//!   token but under [`Options::shutdown_timeout`] — then close the databases (releasing the read
-//!   transaction, leaving `-wal` in place);
+//! - shutdown: cancel the loops and the background tasks beside them (lag trackers, restore-point
+//!   refreshers: [`Lifecycle`]), wait for them and for HTTP work already started (an upload round
+//!   in flight is finished), then a final `db.sync()` and `replica.sync()` of every opened
+//!   database — not under the cancelled token but under [`Options::shutdown_timeout`] — then
+//!   stop the services (the HTTP server, gracefully: requests in flight finish), then close the
+//!   databases (releasing the read transaction, leaving `-wal` in place); nothing of ours
+//!   touches storage after the final sync and no task is left when `run_with` returns;
 //! - credentials never reach the log: start-up lines print only names, types, paths, buckets,
 //!   regions and endpoints.
 
 mod discovery;
 mod fleet;
+mod lifecycle;
 mod monitor;
 
 pub use fleet::Fleet;
+pub use lifecycle::Lifecycle;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,13 +39,13 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::config::duration::format_go_duration;
 use crate::config::{Config, DbConfig, ReplicaConfig, ReplicaTarget};
 use crate::db::{Db, WatchHub};
+use crate::gofmt::format_go_duration;
 use crate::replica::Replica;
-use crate::storage::ReplicaClient;
+use crate::storage::{ErrorClass, Op, ReplicaClient};
 
 /// Kubernetes' default grace period: the final sync must finish within it.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,6 +59,9 @@ pub const IDLE_RECHECK: Duration = Duration::from_secs(30);
 pub const ATTACH_CONCURRENCY: usize = 8;
 /// Snapshots (reading and uploading a whole database file) running at once in one process.
 pub const SNAPSHOT_CONCURRENCY: usize = 4;
+/// Least time the services (the HTTP server's requests in flight) get after the final sync, even
+/// when it used up the shutdown deadline.
+pub const SERVICE_DRAIN_MIN: Duration = Duration::from_secs(2);
 
 /// Tunables of a run that are not part of Litestream's config file.
 #[derive(Debug, Clone)]
@@ -98,17 +106,18 @@ impl DbHandle {
 
 /// Runs until `shutdown` resolves, with default [`Options`].
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    run_with(config, shutdown, Options::default(), |_| {}).await
+    run_with(config, shutdown, Options::default(), |_, _| {}).await
 }
 
 /// Runs until `shutdown` resolves. `started` receives the [`Fleet`] once the configured
 /// databases are started (the HTTP server and tests read replica status through it; databases
-/// discovered under `dir` entries join it as they are found).
+/// discovered under `dir` entries join it as they are found) and the run's [`Lifecycle`], on
+/// which everything it starts must be spawned.
 pub async fn run_with(
     config: Config,
     shutdown: impl Future<Output = ()>,
     opts: Options,
-    started: impl FnOnce(&Arc<Fleet>),
+    started: impl FnOnce(&Arc<Fleet>, &Lifecycle),
 ) -> anyhow::Result<()> {
     crate::db::configure_process_memory();
     info!(version = %format!("v{}", env!("CARGO_PKG_VERSION")), "walstream");
@@ -139,7 +148,8 @@ pub async fn run_with(
         );
         tracker.spawn(discovery::run(dir, l, cancel));
     }
-    started(&launcher.fleet);
+    let lifecycle = Lifecycle::new(root.clone(), tracker.clone());
+    started(&launcher.fleet, &lifecycle);
     shutdown.await;
 
     let deadline = Instant::now() + opts.shutdown_timeout;
@@ -152,6 +162,12 @@ pub async fn run_with(
         warn!("background tasks did not stop before the shutdown deadline");
     }
     let handles = launcher.fleet.handles();
+    let (requests, lists) = storage_requests(&handles);
+    debug!(
+        storage_requests = requests,
+        storage_lists = lists,
+        "loops stopped"
+    );
     if tokio::time::timeout_at(deadline, final_sync(&handles))
         .await
         .is_err()
@@ -161,6 +177,24 @@ pub async fn run_with(
             "final sync did not finish before the shutdown deadline"
         );
     }
+    let (requests, lists) = storage_requests(&handles);
+    debug!(
+        storage_requests = requests,
+        storage_lists = lists,
+        "final sync done"
+    );
+    let drain = deadline.max(Instant::now() + SERVICE_DRAIN_MIN);
+    if !lifecycle.finish(drain).await {
+        warn!("http requests still running at the shutdown deadline");
+    }
+    let (requests, lists) = storage_requests(&handles);
+    let tasks_left = lifecycle.running();
+    debug!(
+        storage_requests = requests,
+        storage_lists = lists,
+        tasks_left,
+        "services stopped"
+    );
     for h in handles.iter().filter(|h| h.is_open()) {
         if let Err(e) = h.db.close().await {
             error!(db = %h.db.path().display(), error = %e, "close error");
@@ -242,6 +276,22 @@ pub fn db_sync_pace(cfg: &DbConfig) -> Duration {
         .map(|r| r.sync_interval)
         .min()
         .map_or(cfg.monitor_interval, |s| s.min(cfg.monitor_interval))
+}
+
+/// Storage requests of every replica client so far (successes, errors and retries) and the
+/// successful listings among them, for the shutdown log lines that show no listing ran after
+/// shutdown started and nothing reached storage after the final sync.
+fn storage_requests(handles: &[Arc<DbHandle>]) -> (u64, u64) {
+    let replicas = handles.iter().flat_map(|h| h.replicas.iter());
+    replicas.fold((0, 0), |(requests, lists), r| {
+        let s = r.client().stats();
+        let ops: u64 = Op::ALL.iter().map(|&op| s.operations(op)).sum();
+        let errors: u64 = ErrorClass::ALL.iter().map(|&c| s.errors(c)).sum();
+        (
+            requests + ops + errors + s.retries(),
+            lists + s.operations(Op::List),
+        )
+    })
 }
 
 /// Final sync of every opened database and its replicas (concurrently per database).

@@ -11,9 +11,9 @@
 use futures::future::join_all;
 
 use super::api::{Position, ReplicaPosition, SnapshotTaken, SnapshotTakenDoc, SyncDoc};
-use super::state::DbEntry;
 use crate::db::Pos;
 use crate::replica::ReplicaError;
+use crate::state::DbEntry;
 
 /// Why an action failed; each maps to one HTTP status.
 #[derive(Debug, thiserror::Error)]

@@ -13,10 +13,6 @@
 //! - after a live restore walstream syncs the database and its replicas at once, so the
 //!   restored content is replicated like any other write.
 
-// Helpers return a finished error `Response` for the handler to pass on; it is built once per
-// failed request, so boxing it would only add an allocation.
-#![allow(clippy::result_large_err)]
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,17 +27,18 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_util::io::ReaderStream;
-use tracing::{error, warn};
+use tracing::warn;
 
-use super::state::DbEntry;
-use super::{DEFAULT_ACTION_TIMEOUT, Shared, message, require_mutate, require_read};
+use super::{ApiError, DEFAULT_ACTION_TIMEOUT, Shared, require_mutate, require_read, run_work};
 use crate::admin::backups::NewBackup;
 use crate::admin::live_restore::{WorkDir, restore_replica};
 use crate::admin::{
-    AdminError, BackupKind, BackupRecord, BackupStore, Busy, OpGuard, OpLock, RestoreSource,
-    SourcePos, blocking, lock, restore_live,
+    AdminError, BackupKind, BackupRecord, BackupStore, OpGuard, OpLock, RestoreSource, SourcePos,
+    blocking, restore_live,
 };
-use crate::restore::RestoreError;
+use crate::replica::Replica;
+use crate::replicate::Lifecycle;
+use crate::state::{DbEntry, ReplicaEntry};
 
 /// Chunk size of streamed downloads.
 const STREAM_CHUNK: usize = 256 * 1024;
@@ -159,20 +156,13 @@ struct RestoreDoc {
     duration_seconds: f64,
 }
 
-#[derive(Debug, Serialize)]
-struct BusyDoc {
-    error: String,
-    database: String,
-    running: String,
-}
-
 impl Admin {
-    fn db(&self, id: &str) -> Result<Arc<AdminDb>, Response> {
-        let entry = self
-            .shared
-            .state
-            .db(id)
-            .ok_or_else(|| super::unknown_db(&self.shared, id))?;
+    fn life(&self) -> &Lifecycle {
+        self.shared.state.lifecycle()
+    }
+
+    fn db(&self, id: &str) -> Result<Arc<AdminDb>, ApiError> {
+        let entry = self.shared.db(id)?;
         let mut dbs = crate::rt::lock(&self.dbs);
         dbs.retain(|_, d| self.shared.state.db(&d.entry.id).is_some());
         let current = dbs.get(id).filter(|d| Arc::ptr_eq(&d.entry, &entry));
@@ -191,8 +181,18 @@ impl Admin {
 
 impl AdminDb {
     /// Takes the operation lock or answers 409.
-    fn begin(&self, op: &'static str) -> Result<OpGuard, Response> {
-        self.lock.try_begin(op).map_err(busy)
+    fn begin(&self, op: &'static str) -> Result<OpGuard, ApiError> {
+        Ok(self.lock.try_begin(op)?)
+    }
+
+    /// The replica restores come from, or the 404 of a database without replicas.
+    fn first_replica(&self) -> Result<&ReplicaEntry, AdminError> {
+        self.entry
+            .replicas
+            .first()
+            .ok_or_else(|| AdminError::NoReplica {
+                path: self.store.db_path().to_path_buf(),
+            })
     }
 
     fn position(&self) -> Option<SourcePos> {
@@ -204,110 +204,56 @@ impl AdminDb {
     }
 }
 
-fn busy(b: Busy) -> Response {
-    let doc = BusyDoc {
-        error: b.to_string(),
-        database: b.database,
-        running: b.running,
-    };
-    (StatusCode::CONFLICT, Json(doc)).into_response()
-}
-
-/// The HTTP answer of an admin failure.
-fn admin_error(e: &AdminError) -> Response {
-    let status = match e {
-        AdminError::Invalid { .. } => StatusCode::BAD_REQUEST,
-        AdminError::NotFound { .. } | AdminError::NoReplica { .. } => StatusCode::NOT_FOUND,
-        AdminError::Restore {
-            source: RestoreError::NoMatchingBackups,
-            ..
-        } => StatusCode::NOT_FOUND,
-        AdminError::Restore { .. } => StatusCode::BAD_GATEWAY,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    if status.is_server_error() {
-        error!(error = %e, "admin operation failed");
-    }
-    message(status, e.to_string())
-}
-
-fn respond<T: Serialize>(status: StatusCode, r: Result<T, AdminError>) -> Response {
-    match r {
-        Ok(doc) => (status, Json(doc)).into_response(),
-        Err(e) => admin_error(&e),
-    }
-}
-
 /// Parses an optional JSON body (empty = all defaults).
-fn parse_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+fn parse_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        message(
-            StatusCode::BAD_REQUEST,
-            format!("invalid request body: {e}"),
-        )
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))
 }
 
 /// An RFC 3339 timestamp (empty or absent = latest).
-fn parse_timestamp(t: Option<&str>) -> Result<Option<DateTime<Utc>>, Response> {
+fn parse_timestamp(t: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     match t.filter(|t| !t.is_empty()) {
         None => Ok(None),
         Some(t) => DateTime::parse_from_rfc3339(t)
             .map(|d| Some(d.with_timezone(&Utc)))
-            .map_err(|e| {
-                message(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid timestamp {t:?}: {e}"),
-                )
-            }),
+            .map_err(|e| ApiError::BadRequest(format!("invalid timestamp {t:?}: {e}"))),
     }
 }
 
-/// Runs `work` in its own task (owning `guard`) after the test hook; a panic is a 500.
-async fn run_locked<T, F>(guard: OpGuard, work: F) -> Result<T, Response>
+/// Runs `work` as work of the run (owning `guard`); a panic is a 500, shutdown a 503.
+async fn run_locked<T, F>(life: &Lifecycle, guard: OpGuard, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    F: std::future::Future<Output = T> + Send + 'static,
+    F: std::future::Future<Output = Result<T, AdminError>> + Send + 'static,
 {
-    let task = tokio::spawn(async move {
-        lock::hold_for_tests().await;
+    let locked = async move {
         let out = work.await;
         drop(guard);
         out
-    });
-    task.await
-        .map_err(|e| message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    };
+    Ok(run_work(life, locked).await??)
 }
 
-async fn list_backups(State(a): Ctx, Path(db): Path<String>) -> Response {
-    let d = match a.db(&db) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    let store = d.store.clone();
-    let listed = blocking(move || store.list()).await.map(|records| ListDoc {
+async fn list_backups(State(a): Ctx, Path(db): Path<String>) -> Result<Json<ListDoc>, ApiError> {
+    let store = a.db(&db)?.store.clone();
+    let records = blocking(move || store.list()).await?;
+    Ok(Json(ListDoc {
         backups: records.into_iter().map(|r| record_doc(&db, r)).collect(),
         database: db,
-    });
-    respond(StatusCode::OK, listed)
+    }))
 }
 
-async fn create_backup(State(a): Ctx, Path(db): Path<String>, body: Bytes) -> Response {
-    let d = match a.db(&db) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    let req: CreateBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let guard = match d.begin("backup") {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+async fn create_backup(
+    State(a): Ctx,
+    Path(db): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<RecordDoc>), ApiError> {
+    let d = a.db(&db)?;
+    let req: CreateBody = parse_body(&body)?;
+    let guard = d.begin("backup")?;
     let (store, position) = (d.store.clone(), d.position());
     let work = blocking(move || {
         store.create(NewBackup {
@@ -317,85 +263,65 @@ async fn create_backup(State(a): Ctx, Path(db): Path<String>, body: Bytes) -> Re
             source: position,
         })
     });
-    match run_locked(guard, work).await {
-        Ok(r) => respond(StatusCode::CREATED, r.map(|rec| record_doc(&db, rec))),
-        Err(resp) => resp,
-    }
+    let record = run_locked(a.life(), guard, work).await?;
+    Ok((StatusCode::CREATED, Json(record_doc(&db, record))))
 }
 
-async fn download_backup(State(a): Ctx, Path((db, id)): Path<(String, String)>) -> Response {
-    let d = match a.db(&db) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
+async fn download_backup(
+    State(a): Ctx,
+    Path((db, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let d = a.db(&db)?;
     let store = d.store.clone();
-    let opened = blocking(move || {
+    let (record, file) = blocking(move || {
         let (record, path) = store.get(&id)?;
         let file = std::fs::File::open(&path).map_err(AdminError::io("open", &path))?;
         Ok((record, file))
     })
-    .await;
-    match opened {
-        Ok((record, file)) => stream_file(file, record.size, &attachment(&d.entry, &record.id)),
-        Err(e) => admin_error(&e),
-    }
+    .await?;
+    Ok(stream_file(
+        file,
+        record.size,
+        &attachment(&d.entry, &record.id),
+    ))
 }
 
-async fn delete_backup(State(a): Ctx, Path((db, id)): Path<(String, String)>) -> Response {
-    let d = match a.db(&db) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    if let Err(e) = crate::admin::names::check_id(&id) {
-        return admin_error(&e);
-    }
-    let guard = match d.begin("delete") {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+async fn delete_backup(
+    State(a): Ctx,
+    Path((db, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let d = a.db(&db)?;
+    crate::admin::names::check_id(&id)?;
+    let guard = d.begin("delete")?;
     let store = d.store.clone();
-    match run_locked(guard, blocking(move || store.delete(&id))).await {
-        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err(e)) => admin_error(&e),
-        Err(resp) => resp,
-    }
+    run_locked(a.life(), guard, blocking(move || store.delete(&id))).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
-async fn restore_backup(State(a): Ctx, Path((db, id)): Path<(String, String)>) -> Response {
-    let d = match a.db(&db) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    if let Err(e) = crate::admin::names::check_id(&id) {
-        return admin_error(&e);
-    }
+async fn restore_backup(
+    State(a): Ctx,
+    Path((db, id)): Path<(String, String)>,
+) -> Result<Json<RestoreDoc>, ApiError> {
+    let d = a.db(&db)?;
+    crate::admin::names::check_id(&id)?;
     let from = RestoredFrom::Backup { backup: id.clone() };
-    live_restore(&d, from, |_| RestoreSource::Backup(id)).await
+    live_restore(&a, &d, from, |_| RestoreSource::Backup(id)).await
 }
 
-async fn restore_from_replica(State(a): Ctx, Path(db): Path<String>, body: Bytes) -> Response {
-    let d = match a.db(&db) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    let req: RestoreBody = match parse_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let timestamp = match parse_timestamp(req.timestamp.as_deref()) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let Some(first) = d.entry.replicas.first() else {
-        return admin_error(&AdminError::NoReplica {
-            path: d.store.db_path().to_path_buf(),
-        });
-    };
+async fn restore_from_replica(
+    State(a): Ctx,
+    Path(db): Path<String>,
+    body: Bytes,
+) -> Result<Json<RestoreDoc>, ApiError> {
+    let d = a.db(&db)?;
+    let req: RestoreBody = parse_body(&body)?;
+    let timestamp = parse_timestamp(req.timestamp.as_deref())?;
+    let first = d.first_replica()?;
     let from = RestoredFrom::Replica {
         replica: first.replica.client().describe(),
         timestamp: req.timestamp.filter(|t| !t.is_empty()),
     };
-    live_restore(&d, from, move |entry| {
+    live_restore(&a, &d, from, move |entry| {
         let r = &entry.replicas[0].replica;
         RestoreSource::Replica {
             name: r.name(),
@@ -407,19 +333,20 @@ async fn restore_from_replica(State(a): Ctx, Path(db): Path<String>, body: Bytes
 }
 
 /// The shared part of both restores: lock, attached check, restore, sync, answer.
-async fn live_restore<F>(d: &AdminDb, from: RestoredFrom, source: F) -> Response
+async fn live_restore<F>(
+    a: &Admin,
+    d: &AdminDb,
+    from: RestoredFrom,
+    source: F,
+) -> Result<Json<RestoreDoc>, ApiError>
 where
     F: for<'e> FnOnce(&'e DbEntry) -> RestoreSource<'e> + Send + 'static,
 {
-    let guard = match d.begin("restore") {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+    let guard = d.begin("restore")?;
     if !d.entry.handle.is_open() {
-        return message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database is not attached yet; nothing to restore into",
-        );
+        return Err(ApiError::Unavailable(
+            "database is not attached yet; nothing to restore into".into(),
+        ));
     }
     let (entry, store, position) = (Arc::clone(&d.entry), d.store.clone(), d.position());
     let started = Instant::now();
@@ -428,20 +355,15 @@ where
         replicate_now(&entry).await;
         Ok::<_, AdminError>(safety)
     };
+    let safety = run_locked(a.life(), guard, work).await?;
     let db = d.entry.id.clone();
-    match run_locked(guard, work).await {
-        Ok(r) => respond(
-            StatusCode::OK,
-            r.map(|safety| RestoreDoc {
-                safety_backup: record_doc(&db, safety),
-                database: db.clone(),
-                restored_from: from,
-                integrity: "ok",
-                duration_seconds: started.elapsed().as_secs_f64(),
-            }),
-        ),
-        Err(resp) => resp,
-    }
+    Ok(Json(RestoreDoc {
+        safety_backup: record_doc(&db, safety),
+        database: db,
+        restored_from: from,
+        integrity: "ok",
+        duration_seconds: started.elapsed().as_secs_f64(),
+    }))
 }
 
 /// Syncs the database and every replica now (the restore is one big commit); failures are
@@ -458,37 +380,27 @@ async fn replica_latest(
     State(a): Ctx,
     Path(db): Path<String>,
     Query(q): Query<LatestQuery>,
-) -> Response {
-    let d = match a.db(&db) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    let timestamp = match parse_timestamp(q.timestamp.as_deref()) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let Some(first) = d.entry.replicas.first() else {
-        return admin_error(&AdminError::NoReplica {
-            path: d.store.db_path().to_path_buf(),
-        });
-    };
-    match restored_file(&d.store, first, timestamp).await {
-        Ok((file, size)) => stream_file(file, size, &attachment(&d.entry, "latest")),
-        Err(e) => admin_error(&e),
-    }
+) -> Result<Response, ApiError> {
+    let d = a.db(&db)?;
+    let timestamp = parse_timestamp(q.timestamp.as_deref())?;
+    let first = d.first_replica()?;
+    let (store, replica) = (d.store.clone(), Arc::clone(&first.replica));
+    let restoring = async move { restored_file(&store, &replica, timestamp).await };
+    let (file, size) = run_work(a.life(), restoring).await??;
+    Ok(stream_file(file, size, &attachment(&d.entry, "latest")))
 }
 
 /// Restores the replica into a work folder and returns the open file; the folder (and so the
 /// file's name) is gone before this returns, the open handle keeps the bytes readable.
 async fn restored_file(
     store: &BackupStore,
-    r: &super::state::ReplicaEntry,
+    replica: &Replica,
     timestamp: Option<DateTime<Utc>>,
 ) -> Result<(std::fs::File, u64), AdminError> {
     let s = store.clone();
     let work = blocking(move || WorkDir::create(&s)).await?;
     let out = work.path().join("latest.db");
-    restore_replica(r.replica.name(), r.replica.client(), timestamp, &out).await?;
+    restore_replica(replica.name(), replica.client(), timestamp, &out).await?;
     blocking(move || {
         let file = std::fs::File::open(&out).map_err(AdminError::io("open", &out))?;
         let size = file.metadata().map_err(AdminError::io("stat", &out))?.len();

@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::restore_points::{GenerationPoints, ReplicaPoints};
-use super::state::{DbObservation, Observation, ReplicaObservation};
 use crate::db::Pos;
+use crate::state::restore_points::{GenerationPoints, ReplicaPoints};
+use crate::state::{DbObservation, Observation, ReplicaObservation};
 
 /// RFC 3339 UTC with the needed fraction digits, e.g. `2026-11-22T02:48:45.123456789Z`.
 pub fn rfc3339(t: SystemTime) -> String {
@@ -311,7 +311,7 @@ fn replica_points(r: &ReplicaObservation, p: &ReplicaPoints) -> ReplicaRestorePo
         kind: r.replica_type.to_string(),
         url: r.url.clone(),
         refreshed_at: opt_time(p.refreshed_at),
-        stale: super::restore_points::is_stale(p, &r.status),
+        stale: crate::state::restore_points::is_stale(p, &r.status),
         error: p.error.as_ref().map(|(t, m)| TimedError {
             time: rfc3339(*t),
             message: m.clone(),
@@ -375,7 +375,7 @@ pub struct Problem {
 pub fn readiness(obs: &Observation, max_lag: Duration) -> ReadyDoc {
     let mut problems = Vec::new();
     let age = |t: SystemTime| obs.at.duration_since(t).unwrap_or(Duration::ZERO);
-    let limit = crate::config::format_go_duration(max_lag.as_nanos() as i128);
+    let limit = crate::gofmt::format_go_duration(max_lag.as_nanos() as i128);
     for db in &obs.dbs {
         let mut problem = |replica: Option<&str>, reason: String| {
             problems.push(Problem {

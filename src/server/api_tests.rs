@@ -8,7 +8,7 @@ use super::*;
 use crate::db::{DbState, DbStats};
 use crate::replica::{ReplicaStatus, SnapshotMark};
 use crate::server::StorageCounters;
-use crate::server::restore_points::{SnapshotPoint, WalSpan};
+use crate::state::restore_points::{SnapshotPoint, WalSpan};
 
 fn at(s: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s)

@@ -5,7 +5,11 @@
 //! What must stay true:
 //! - only the configured address is bound (`:PORT` = every IPv4 interface, like Go's
 //!   `net.Listen`), before replication starts, so a taken port fails the command at once;
-//! - read handlers answer from in-memory state ([`state::AppState::observe`], the restore-point
+//! - the server runs as a service of the run's [`Lifecycle`]: it shuts down gracefully after the
+//!   final sync (requests in flight finish); the work of actions and admin operations runs on the
+//!   run's tracker and is refused (503) once shutdown started, so nothing reaches storage after
+//!   the final sync; an action result that arrives after its request timed out is logged;
+//! - read handlers answer from in-memory state ([`crate::state::AppState::observe`], the restore-point
 //!   cache): never SQLite, never storage; `GET …/restore-points` may wait (at most
 //!   [`POINTS_WAIT`]) for the refresher task to list a changed replica; only the `POST` actions
 //!   wait for I/O, under a deadline;
@@ -15,19 +19,18 @@
 //!   (`{"error": …}`); credentials never appear in any answer (replica URLs come from
 //!   `ReplicaClient::describe()`, the token is never echoed).
 //!
-//! Files: `state` (the observed model), `api` (JSON documents, readiness), `query` (status
-//! paging and filters), `auth` (bearer token), `actions` (sync/snapshot), `lag` (replication
-//! lag), `restore_points` (cache and refresher), this file (routes, bind, spawn).
+//! Files: `api` (JSON documents, readiness), `query` (status paging and filters), `auth`
+//! (bearer token), `actions` (sync/snapshot), `error` (the one error type and its HTTP answer),
+//! this file (routes, bind, spawn). The observed model, the lag trackers and the restore-point
+//! cache live in [`crate::state`].
 
 mod actions;
 mod admin_api;
 pub mod api;
 pub mod auth;
-pub mod lag;
+pub mod error;
 pub mod page;
 pub mod query;
-pub mod restore_points;
-pub mod state;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
@@ -35,24 +38,26 @@ use std::time::{Duration, SystemTime};
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use tracing::{error, info};
+use tracing::{debug, error, info, warn};
 
-pub use state::{
+pub use crate::state::{
     AppState, DbObservation, Observation, ReplicaObservation, StorageCounters, unique_ids,
 };
 
 use crate::config::HttpConfig;
 use crate::metrics::Metrics;
-use crate::replicate::Fleet;
+use crate::replicate::{Fleet, Lifecycle};
+use crate::state::DbEntry;
 use actions::ActionError;
-use api::{ErrorDoc, RestorePointsDoc, StatusDoc};
-use auth::{Access, Denied};
+use api::{RestorePointsDoc, SnapshotTakenDoc, StatusDoc, SyncDoc};
+use auth::Access;
+pub use error::ApiError;
 
 /// Largest request body accepted (the API takes no bodies; this only bounds abuse).
 pub const BODY_LIMIT: u64 = 16 * 1024;
@@ -60,8 +65,6 @@ pub const BODY_LIMIT: u64 = 16 * 1024;
 pub const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait of `GET …/restore-points` for the refresher to list a stale replica.
 pub const POINTS_WAIT: Duration = Duration::from_secs(3);
-/// Most database ids named in an "unknown database" error.
-const IDS_SHOWN: usize = 20;
 
 /// Errors of starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -123,11 +126,11 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Starts serving on the current tokio runtime the databases of `fleet` (following it as
-    /// databases come and go); also starts the lag trackers and restore-point refreshers. Logs
-    /// `serving metrics on url=…`.
-    pub fn start(self, fleet: &Arc<Fleet>) -> Result<(), ServerError> {
-        let state = Arc::new(AppState::new(&[], self.settings));
+    /// Starts serving, as a service of `lifecycle`, the databases of `fleet` (following it as
+    /// databases come and go); also starts the lag trackers and restore-point refreshers on it.
+    /// Logs `serving metrics on url=…`.
+    pub fn start(self, fleet: &Arc<Fleet>, lifecycle: &Lifecycle) -> Result<(), ServerError> {
+        let state = Arc::new(AppState::new(&[], self.settings, lifecycle.clone()));
         state.follow(fleet);
         let source_state = Arc::clone(&state);
         let db_labels = state.settings.metrics_db_labels;
@@ -153,10 +156,13 @@ impl Server {
         })?;
         let app = router(Arc::new(Shared { state, metrics }));
         info!(url = %format!("http://{shown}/metrics"), "serving metrics on");
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+        lifecycle.spawn_service(|finished| async move {
+            let serving =
+                axum::serve(listener, app).with_graceful_shutdown(finished.cancelled_owned());
+            if let Err(e) = serving.await {
                 error!(error = %e, "http server error");
             }
+            debug!("http server stopped");
         });
         Ok(())
     }
@@ -181,6 +187,15 @@ fn split_addr(addr: &str) -> Result<(&str, u16), ServerError> {
 struct Shared {
     state: Arc<AppState>,
     metrics: Metrics,
+}
+
+impl Shared {
+    /// The database called `id` in URLs, or the 404 naming the known ones.
+    fn db(&self, id: &str) -> Result<Arc<DbEntry>, ApiError> {
+        self.state
+            .db(id)
+            .ok_or_else(|| ApiError::unknown_db(&self.state, id))
+    }
 }
 
 type Ctx = State<Arc<Shared>>;
@@ -215,21 +230,6 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn error_response(status: StatusCode, doc: ErrorDoc) -> Response {
-    (status, Json(doc)).into_response()
-}
-
-fn message(status: StatusCode, text: impl Into<String>) -> Response {
-    error_response(
-        status,
-        ErrorDoc {
-            error: text.into(),
-            database: None,
-            replica: None,
-        },
-    )
-}
-
 async fn limit_body(req: Request, next: Next) -> Response {
     let declared = req
         .headers()
@@ -237,10 +237,7 @@ async fn limit_body(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > BODY_LIMIT) {
-        return message(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body larger than {BODY_LIMIT} bytes"),
-        );
+        return ApiError::TooLarge(BODY_LIMIT).into_response();
     }
     next.run(req).await
 }
@@ -262,25 +259,12 @@ async fn authorize(s: &Shared, access: Access, req: Request, next: Next) -> Resp
         req.headers(),
     ) {
         Ok(()) => next.run(req).await,
-        Err(denied) => {
-            let status = match denied {
-                Denied::Missing => StatusCode::UNAUTHORIZED,
-                Denied::Disabled | Denied::Wrong => StatusCode::FORBIDDEN,
-            };
-            let mut resp = message(status, denied.to_string());
-            if denied == Denied::Missing {
-                resp.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"walstream\""),
-                );
-            }
-            resp
-        }
+        Err(denied) => ApiError::from(denied).into_response(),
     }
 }
 
-async fn not_found() -> Response {
-    message(StatusCode::NOT_FOUND, "not found")
+async fn not_found() -> ApiError {
+    ApiError::NotFound("not found".into())
 }
 
 async fn healthz() -> Response {
@@ -297,84 +281,67 @@ async fn readyz(State(s): Ctx) -> Response {
     (code, Json(doc)).into_response()
 }
 
-async fn metrics(State(s): Ctx) -> Response {
-    match s.metrics.render() {
-        Ok(text) => (
-            [(header::CONTENT_TYPE, crate::metrics::content_type())],
-            text,
-        )
-            .into_response(),
-        Err(e) => message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+async fn metrics(State(s): Ctx) -> Result<Response, ApiError> {
+    let text = s
+        .metrics
+        .render()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let content_type = [(header::CONTENT_TYPE, crate::metrics::content_type())];
+    Ok((content_type, text).into_response())
 }
 
 type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
-/// The query pairs, or the text of the 400 answer for an undecodable query string.
-fn pairs(query: Pairs) -> Result<Vec<(String, String)>, String> {
-    query.map(|Query(p)| p).map_err(|e| e.body_text())
+/// The query pairs, or the 400 answer for an undecodable query string.
+fn pairs(query: Pairs) -> Result<Vec<(String, String)>, ApiError> {
+    query
+        .map(|Query(p)| p)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
-async fn status(State(s): Ctx, query: Pairs) -> Response {
-    match pairs(query).and_then(|p| query::parse(&p)) {
-        Err(text) => message(StatusCode::BAD_REQUEST, text),
-        Ok(None) => Json(StatusDoc::from_observation(&s.state.observe())).into_response(),
-        Ok(Some(q)) => {
+async fn status(State(s): Ctx, query: Pairs) -> Result<Json<StatusDoc>, ApiError> {
+    let parsed = query::parse(&pairs(query)?).map_err(ApiError::BadRequest)?;
+    Ok(Json(match parsed {
+        None => StatusDoc::from_observation(&s.state.observe()),
+        Some(q) => {
             let at = SystemTime::now();
             let (dbs, page) = query::select(&s.state, &q, at);
-            Json(StatusDoc::page(at, &dbs, page)).into_response()
+            StatusDoc::page(at, &dbs, page)
         }
-    }
-}
-
-fn unknown_db(s: &Shared, id: &str) -> Response {
-    let entries = s.state.entries();
-    let known: Vec<&str> = entries
-        .iter()
-        .take(IDS_SHOWN)
-        .map(|d| d.id.as_str())
-        .collect();
-    let more = entries.len().saturating_sub(IDS_SHOWN);
-    let tail = if more > 0 {
-        format!(", … {more} more")
-    } else {
-        String::new()
-    };
-    message(
-        StatusCode::NOT_FOUND,
-        format!(
-            "unknown database {id:?} (known: {}{tail})",
-            known.join(", ")
-        ),
-    )
+    }))
 }
 
 /// `?refresh=true` of `…/restore-points`: list every replica now.
-fn refresh_param(query: Pairs) -> Result<bool, String> {
+fn refresh_param(query: Pairs) -> Result<bool, ApiError> {
+    let bad = |text: &str| Err(ApiError::BadRequest(text.into()));
     match pairs(query)?.as_slice() {
         [] => Ok(false),
         [(k, v)] if k == "refresh" => match v.as_str() {
             "true" | "1" => Ok(true),
             "false" | "0" => Ok(false),
-            _ => Err("invalid refresh: want true or false".into()),
+            _ => bad("invalid refresh: want true or false"),
         },
-        _ => Err("unknown parameter (known: refresh)".into()),
+        _ => bad("unknown parameter (known: refresh)"),
     }
 }
 
-async fn restore_points(State(s): Ctx, Path(id): Path<String>, query: Pairs) -> Response {
-    let force = match refresh_param(query) {
-        Ok(f) => f,
-        Err(text) => return message(StatusCode::BAD_REQUEST, text),
-    };
-    let Some(entry) = s.state.db(&id) else {
-        return unknown_db(&s, &id);
-    };
-    if force || entry.points_stale() {
-        entry.wait_for_listing(force, POINTS_WAIT).await;
+async fn restore_points(
+    State(s): Ctx,
+    Path(id): Path<String>,
+    query: Pairs,
+) -> Result<Json<RestorePointsDoc>, ApiError> {
+    let force = refresh_param(query)?;
+    let entry = s.db(&id)?;
+    let life = s.state.lifecycle();
+    if (force || entry.points_stale()) && !life.is_stopping() {
+        // The refresher ends when shutdown starts: answer from the cache then.
+        tokio::select! {
+            _ = entry.wait_for_listing(force, POINTS_WAIT) => {}
+            _ = life.stopping() => {}
+        }
     }
     let db = entry.observe(SystemTime::now());
-    Json(RestorePointsDoc::from_observation(&db)).into_response()
+    Ok(Json(RestorePointsDoc::from_observation(&db)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -383,70 +350,103 @@ struct ActionQuery {
     timeout: Option<String>,
 }
 
-/// The request's `?timeout=` (Go duration) or the default; the error text on a bad value.
-fn action_timeout(q: &ActionQuery) -> Result<Duration, String> {
+/// The request's `?timeout=` (Go duration) or the default.
+fn action_timeout(q: &ActionQuery) -> Result<Duration, ApiError> {
     match q.timeout.as_deref() {
         None | Some("") => Ok(DEFAULT_ACTION_TIMEOUT),
-        Some(t) => crate::config::parse_go_duration(t).map_err(|e| format!("invalid timeout: {e}")),
+        Some(t) => crate::gofmt::parse_go_duration(t)
+            .map_err(|e| ApiError::BadRequest(format!("invalid timeout: {e}"))),
     }
 }
 
-fn action_error(id: &str, e: &ActionError) -> Response {
-    let status = match e {
-        ActionError::NotAttached | ActionError::NoGeneration => StatusCode::SERVICE_UNAVAILABLE,
-        ActionError::DbSync(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        ActionError::Replica { .. } | ActionError::Behind { .. } => StatusCode::BAD_GATEWAY,
-    };
-    error_response(
-        status,
-        ErrorDoc {
-            error: e.to_string(),
-            database: Some(id.to_string()),
-            replica: e.replica().map(str::to_string),
-        },
-    )
-}
-
-/// Runs `action` on database `id` in its own task and waits at most the request's deadline. On
-/// timeout the task goes on (an upload round is never abandoned half-way) and the answer is 504.
-async fn run_action<T, F, Fut>(s: &Shared, id: &str, q: &ActionQuery, action: F) -> Response
+/// Runs `action` (`what`, for the log) on database `id` as work of the run and waits at most
+/// the request's deadline. On timeout the work goes on (an upload round is never abandoned
+/// half-way), the answer is 504, and its result is logged when it arrives.
+async fn run_action<T, F, Fut>(
+    s: &Shared,
+    (id, what): (&str, &'static str),
+    q: &ActionQuery,
+    action: F,
+) -> Result<Json<T>, ApiError>
 where
     T: serde::Serialize + Send + 'static,
-    F: FnOnce(Arc<state::DbEntry>) -> Fut,
+    F: FnOnce(Arc<DbEntry>) -> Fut,
     Fut: std::future::Future<Output = Result<T, ActionError>> + Send + 'static,
 {
-    let Some(entry) = s.state.db(id) else {
-        return unknown_db(s, id);
-    };
-    let limit = match action_timeout(q) {
-        Ok(d) => d,
-        Err(text) => return message(StatusCode::BAD_REQUEST, text),
-    };
-    let task = tokio::spawn(action(entry));
-    match tokio::time::timeout(limit, task).await {
-        Ok(Ok(Ok(doc))) => Json(doc).into_response(),
-        Ok(Ok(Err(e))) => action_error(id, &e),
-        Ok(Err(join)) => message(StatusCode::INTERNAL_SERVER_ERROR, join.to_string()),
-        Err(_) => error_response(
-            StatusCode::GATEWAY_TIMEOUT,
-            ErrorDoc {
-                error: format!(
-                    "not finished within {}; still running",
-                    crate::config::format_go_duration(limit.as_nanos() as i128)
-                ),
-                database: Some(id.to_string()),
-                replica: None,
-            },
-        ),
+    let entry = s.db(id)?;
+    let limit = action_timeout(q)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let db = id.to_string();
+    let work = action(entry);
+    let task = s.state.lifecycle().spawn_work(async move {
+        if let Err(late) = tx.send(work.await) {
+            log_late(&db, what, &late);
+        }
+    });
+    match tokio::time::timeout(limit, rx).await {
+        Ok(Ok(Ok(doc))) => Ok(Json(doc)),
+        Ok(Ok(Err(e))) => Err(ApiError::action(id, e)),
+        // No result: the work never ran (shutdown) or panicked.
+        Ok(Err(_)) => Err(match task.await {
+            Ok(None) => ApiError::shutting_down(),
+            Ok(Some(())) => ApiError::Internal(format!("{what} ended without a result")),
+            Err(join) => ApiError::Internal(join.to_string()),
+        }),
+        Err(_) => Err(ApiError::Timeout {
+            database: id.to_string(),
+            limit,
+        }),
     }
 }
 
-async fn sync(State(s): Ctx, Path(id): Path<String>, Query(q): Query<ActionQuery>) -> Response {
-    run_action(&s, &id, &q, |e| async move { actions::sync(&e).await }).await
+/// Runs `work` as work of the run (a task of its own: a client that disconnects does not cancel
+/// it) and waits for it: 503 once shutdown started, 500 when it panicked.
+async fn run_work<T: Send + 'static>(
+    life: &Lifecycle,
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, ApiError> {
+    match life.spawn_work(work).await {
+        Ok(Some(out)) => Ok(out),
+        Ok(None) => Err(ApiError::shutting_down()),
+        Err(join) => Err(ApiError::Internal(join.to_string())),
+    }
 }
 
-async fn snapshot(State(s): Ctx, Path(id): Path<String>, Query(q): Query<ActionQuery>) -> Response {
-    run_action(&s, &id, &q, |e| async move { actions::snapshot(&e).await }).await
+/// The result of an action whose request already got its 504.
+fn log_late<T>(db: &str, what: &str, result: &Result<T, ActionError>) {
+    match result {
+        Ok(_) => info!(
+            db,
+            action = what,
+            "action finished after its request timed out"
+        ),
+        Err(e) => warn!(db, action = what, error = %e, "action failed after its request timed out"),
+    }
+}
+
+async fn sync(
+    State(s): Ctx,
+    Path(id): Path<String>,
+    Query(q): Query<ActionQuery>,
+) -> Result<Json<SyncDoc>, ApiError> {
+    run_action(
+        &s,
+        (&id, "sync"),
+        &q,
+        |e| async move { actions::sync(&e).await },
+    )
+    .await
+}
+
+async fn snapshot(
+    State(s): Ctx,
+    Path(id): Path<String>,
+    Query(q): Query<ActionQuery>,
+) -> Result<Json<SnapshotTakenDoc>, ApiError> {
+    run_action(&s, (&id, "snapshot"), &q, |e| async move {
+        actions::snapshot(&e).await
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::api::PageDoc;
-use super::state::{AppState, DbObservation};
+use crate::state::{AppState, DbObservation};
 
 /// Most databases per page.
 pub const MAX_LIMIT: usize = 1000;

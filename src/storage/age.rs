@@ -18,7 +18,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use ::age::x25519::{Identity, Recipient};
 use ::age::{DecryptError, Decryptor, Encryptor};
@@ -125,14 +125,14 @@ struct SharedBuf(Arc<Mutex<Vec<u8>>>);
 
 impl SharedBuf {
     fn take(&self) -> Bytes {
-        let mut buf = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut buf = crate::rt::lock(&self.0);
         Bytes::from(std::mem::take(&mut *buf))
     }
 }
 
 impl Write for SharedBuf {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let mut buf = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut buf = crate::rt::lock(&self.0);
         buf.extend_from_slice(data);
         Ok(data.len())
     }

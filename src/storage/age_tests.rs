@@ -14,18 +14,9 @@ fn keys_for(identity: &Identity) -> AgeKeys {
     AgeKeys::new(vec![identity.clone()], vec![identity.to_public()])
 }
 
-/// Deterministic pseudo-random bytes (xorshift).
+/// Deterministic pseudo-random bytes.
 fn data(len: usize) -> Vec<u8> {
-    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        out.extend_from_slice(&seed.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    crate::storage::pseudo_random(len, 0x2545_f491_4f6c_dd1d)
 }
 
 fn chunked(bytes: &[u8], size: usize) -> BoxStream<'static, io::Result<Bytes>> {

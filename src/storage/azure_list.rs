@@ -10,8 +10,9 @@
 //!   `object_store`'s [`AzureAuthorizer`] (SharedKey signing, SAS query pairs, or bearer token,
 //!   plus `x-ms-date`/`x-ms-version`), so every credential source `object_store` resolves works.
 //! - The container URL is derived from the builder configuration the same way `object_store`
-//!   derives it (emulator: `AZURITE_BLOB_STORAGE_URL` + `/<account>/<container>`; otherwise the
-//!   endpoint or `https://<account>.blob.core.windows.net`, + `/<container>`).
+//!   derives it (emulator: `AZURITE_BLOB_STORAGE_URL`, resolved by `config` and passed in, +
+//!   `/<account>/<container>`; otherwise the endpoint or `https://<account>.blob.core.windows.net`,
+//!   + `/<container>`).
 //! - One call = one HTTP request for one page; the caller follows `next_marker` and retries each
 //!   page. Errors never contain the request URL (a SAS token lives in its query).
 //! - `created_at` is `Creation-Time`; only a service that omits it falls back to `Last-Modified`.
@@ -37,7 +38,6 @@ use super::listing::{DirListing, ListedFile};
 
 const STORE: &str = "MicrosoftAzure";
 /// Emulator defaults used by `object_store` (and Microsoft's SDKs).
-const EMULATOR_URL_ENV: &str = "AZURITE_BLOB_STORAGE_URL";
 const EMULATOR_DEFAULT_URL: &str = "http://127.0.0.1:10000";
 const EMULATOR_ACCOUNT: &str = "devstoreaccount1";
 /// Service version sent when no credential adds one (skip-signature mode).
@@ -80,18 +80,20 @@ pub struct ListFormatError(String);
 
 impl AzureLister {
     /// The lister for the container `builder` is configured for, using `credentials` (from the
-    /// built store) and the same client options as the store.
+    /// built store) and the same client options as the store; `emulator_url` is the emulator's
+    /// blob service (default `http://127.0.0.1:10000`) when the builder uses the emulator.
     pub fn new(
         builder: &MicrosoftAzureBuilder,
         credentials: AzureCredentialProvider,
         options: &ClientOptions,
+        emulator_url: Option<&str>,
     ) -> Result<Self, StorageError> {
         let cfg = |key| builder.get_config_value(&key);
         let container = cfg(AzureConfigKey::ContainerName)
             .ok_or_else(|| StorageError::Config("azure: no container name".into()))?;
         let emulator = is_true(cfg(AzureConfigKey::UseEmulator));
         let (service, account) = if emulator {
-            let url = std::env::var(EMULATOR_URL_ENV).unwrap_or(EMULATOR_DEFAULT_URL.into());
+            let url = emulator_url.unwrap_or(EMULATOR_DEFAULT_URL).to_string();
             let account = cfg(AzureConfigKey::AccountName).unwrap_or(EMULATOR_ACCOUNT.into());
             (url, account)
         } else {
@@ -221,8 +223,10 @@ pub(super) fn lister_for(
     builder: &MicrosoftAzureBuilder,
     store: &object_store::azure::MicrosoftAzure,
     options: &ClientOptions,
+    emulator_url: Option<&str>,
 ) -> Result<Arc<AzureLister>, StorageError> {
-    let lister = AzureLister::new(builder, Arc::clone(store.credentials()), options)?;
+    let credentials = Arc::clone(store.credentials());
+    let lister = AzureLister::new(builder, credentials, options, emulator_url)?;
     Ok(Arc::new(lister))
 }
 
@@ -413,7 +417,7 @@ mod tests {
     mod server {
         use super::*;
         use crate::storage::{
-            ErrorClass, Op, Parts, ReplicaClient, RetryPolicy, StorageError, listing,
+            ErrorClass, Lister, Op, Parts, ReplicaClient, RetryPolicy, StorageError,
         };
         use axum::extract::{RawQuery, State};
         use axum::http::{HeaderMap, StatusCode};
@@ -508,7 +512,7 @@ mod tests {
                 root: "r".into(),
                 replica_type: "abs",
                 description: "abs://test".into(),
-                lister: listing::Lister::Azure(Arc::new(lister)),
+                lister: Lister::Azure(Arc::new(lister)),
                 local_root: None,
             })
             .with_retry_policy(RetryPolicy::fast(3))

@@ -30,10 +30,10 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ClientOptions, ObjectStore, StaticCredentialProvider};
 
+use super::Lister;
 use super::StorageError;
 use super::azure_list;
 use super::lazy::{InitFn, LazyStore};
-use super::listing::Lister;
 use super::retry::inner_retry_config;
 use crate::config::{AbsTarget, GcsTarget, ReplicaTarget, S3Target};
 
@@ -252,7 +252,7 @@ fn abs_backend(t: &AbsTarget) -> Result<Backend, StorageError> {
     let options = client_options(allow_http, false);
     b = b.with_client_options(options.clone());
     let store = b.clone().build().map_err(|e| config_error("abs", e))?;
-    let lister = azure_list::lister_for(&b, &store, &options)?;
+    let lister = azure_list::lister_for(&b, &store, &options, t.emulator_url.as_deref())?;
     let container = match &t.account_name {
         Some(a) => format!("{a}@{}", t.bucket),
         None => t.bucket.clone(),
@@ -344,8 +344,8 @@ mod tests {
 
     #[test]
     fn s3_region_is_looked_up_only_without_region_endpoint_and_env() {
-        let no_env_region = std::env::var_os("AWS_REGION").is_none()
-            && std::env::var_os("AWS_DEFAULT_REGION").is_none();
+        let env = crate::config::process_env;
+        let no_env_region = env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none();
         let bare = S3Target {
             bucket: "b".into(),
             ..Default::default()
@@ -388,6 +388,7 @@ mod tests {
             bucket: "cont".into(),
             path: "p".into(),
             endpoint: None,
+            emulator_url: None,
         };
         let b = abs_backend(&t).expect("builds");
         assert_eq!(b.description, "abs://acct@cont/p");
@@ -431,6 +432,7 @@ mod tests {
             bucket: "cont".into(),
             path: "/x".into(),
             endpoint: None,
+            emulator_url: None,
         });
         for target in [s3, gcs, abs] {
             let err = build(&target).err().expect("refused");

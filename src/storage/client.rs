@@ -22,10 +22,12 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetResultPayload, ObjectMeta};
 
 use super::azure_list::AzureLister;
-use super::listing::{self, DirListing, Lister};
+use super::listing::{self, DirListing, ListedFile};
 use super::local_read;
 use super::retry::{AttemptError, classify, retry};
-use super::{Op, ReplicaClient, SegmentInfo, SnapshotInfo, StorageError, age, layout, upload};
+use super::{
+    Lister, Op, ReplicaClient, SegmentInfo, SnapshotInfo, StorageError, age, layout, upload,
+};
 
 /// Keys per delete request (S3 DeleteObjects accepts at most 1000, like Litestream's batches).
 const DELETE_BATCH: usize = 1000;
@@ -45,47 +47,48 @@ impl ReplicaClient {
 
     /// Snapshots of `generation`, sorted by index.
     pub async fn snapshots(&self, generation: &str) -> Result<Vec<SnapshotInfo>, StorageError> {
-        check_generation(generation)?;
-        let listing = self
-            .list_dir(&layout::snapshots_dir(self.root(), generation))
-            .await?;
-        let mut out: Vec<SnapshotInfo> = listing
-            .files
-            .into_iter()
-            .filter_map(|f| {
-                Some(SnapshotInfo {
-                    generation: generation.to_string(),
-                    index: layout::parse_snapshot_name(&f.name)?,
-                    size: f.size,
-                    created_at: f.created_at,
-                })
+        let dir = layout::snapshots_dir(self.root(), generation);
+        let parse = |f: ListedFile| {
+            Some(SnapshotInfo {
+                generation: generation.to_string(),
+                index: layout::parse_snapshot_name(&f.name)?,
+                size: f.size,
+                created_at: f.created_at,
             })
-            .collect();
-        out.sort_by_key(|s| s.index);
-        Ok(out)
+        };
+        self.generation_files(generation, &dir, parse, |s| s.index)
+            .await
     }
 
     /// WAL segments of `generation`, sorted by (index, offset).
     pub async fn wal_segments(&self, generation: &str) -> Result<Vec<SegmentInfo>, StorageError> {
-        check_generation(generation)?;
-        let listing = self
-            .list_dir(&layout::wal_dir(self.root(), generation))
-            .await?;
-        let mut out: Vec<SegmentInfo> = listing
-            .files
-            .into_iter()
-            .filter_map(|f| {
-                let (index, offset) = layout::parse_segment_name(&f.name)?;
-                Some(SegmentInfo {
-                    generation: generation.to_string(),
-                    index,
-                    offset,
-                    size: f.size,
-                    created_at: f.created_at,
-                })
+        let dir = layout::wal_dir(self.root(), generation);
+        let parse = |f: ListedFile| {
+            let (index, offset) = layout::parse_segment_name(&f.name)?;
+            Some(SegmentInfo {
+                generation: generation.to_string(),
+                index,
+                offset,
+                size: f.size,
+                created_at: f.created_at,
             })
-            .collect();
-        out.sort_by_key(|s| (s.index, s.offset));
+        };
+        self.generation_files(generation, &dir, parse, |s| (s.index, s.offset))
+            .await
+    }
+
+    /// The files of directory `dir` of `generation` that `parse` names, sorted by `key`.
+    async fn generation_files<T, K: Ord>(
+        &self,
+        generation: &str,
+        dir: &str,
+        parse: impl Fn(ListedFile) -> Option<T>,
+        key: impl Fn(&T) -> K,
+    ) -> Result<Vec<T>, StorageError> {
+        check_generation(generation)?;
+        let listing = self.list_dir(dir).await?;
+        let mut out: Vec<T> = listing.files.into_iter().filter_map(parse).collect();
+        out.sort_by_key(key);
         Ok(out)
     }
 
@@ -218,7 +221,7 @@ impl ReplicaClient {
         })
         .await?;
         self.stats().record_op(Op::Get);
-        let inner = std::sync::Arc::clone(&self.inner);
+        let stats = std::sync::Arc::clone(&self.stats);
         let raw = match result.payload {
             GetResultPayload::File(file, local) => {
                 local_read::chunked_file_stream(file, local, result.range)
@@ -227,10 +230,10 @@ impl ReplicaClient {
         };
         let body = raw.map(move |chunk| match chunk {
             Ok(bytes) => {
-                inner.stats.record_bytes(Op::Get, bytes.len() as u64);
+                stats.record_bytes(Op::Get, bytes.len() as u64);
                 Ok(bytes)
             }
-            Err(e) => Err(inner.stats.record_error(classify(Op::Get, &key, 1, e))),
+            Err(e) => Err(stats.record_error(classify(Op::Get, &key, 1, e))),
         });
         age::decrypt_body(body.boxed(), &shown, &self.age).await
     }

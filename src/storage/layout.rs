@@ -98,11 +98,6 @@ pub fn parse_segment_name(name: &str) -> Option<(u32, u64)> {
     Some((parse_hex8(index)?, u64::from(parse_hex8(offset)?)))
 }
 
-/// A fresh generation id: 16 lowercase hex digits from 8 random bytes.
-pub fn new_generation_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
-
 /// A replica position as Litestream prints it: `<gen>/<index:08x>:<offset decimal>`.
 pub fn format_position(generation: &str, index: u32, offset: u64) -> String {
     format!("{generation}/{index:08x}:{offset}")
@@ -286,15 +281,6 @@ mod tests {
             Some((0x7fff_ffff, 0xffff_ffff))
         );
         assert_eq!(parse_generation(GEN), Some(GEN));
-    }
-
-    #[test]
-    fn new_generation_ids_are_valid_and_distinct() {
-        let a = new_generation_id();
-        let b = new_generation_id();
-        assert!(is_valid_generation(&a), "{a}");
-        assert!(is_valid_generation(&b), "{b}");
-        assert_ne!(a, b);
     }
 
     #[test]

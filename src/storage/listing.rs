@@ -1,6 +1,7 @@
-//! One directory level of a replica as [`super::ReplicaClient`] consumes it ([`DirListing`]), and
-//! the ways to obtain it ([`Lister`]): through `object_store`, straight from the local file system
-//! (file backend), or with our own Azure List Blobs request ([`super::azure_list`]).
+//! One directory level of a replica as [`super::ReplicaClient`] consumes it ([`DirListing`]),
+//! from `object_store`'s answer or straight from the local file system (file backend); the Azure
+//! List Blobs request (`azure_list`) builds the same type. Which way a client lists is
+//! [`super::Lister`].
 //!
 //! What must stay true:
 //! - Names are single path segments (no `/`); `created_at` is the backend's CreatedAt source of
@@ -13,12 +14,9 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use object_store::ListResult;
-
-use super::azure_list::AzureLister;
 
 /// Sub-directories (common prefixes) and files of one directory, unsorted.
 #[derive(Debug, Default, PartialEq)]
@@ -33,17 +31,6 @@ pub(super) struct ListedFile {
     /// Stored size in bytes.
     pub size: u64,
     pub created_at: DateTime<Utc>,
-}
-
-/// How a client lists directories.
-#[derive(Debug, Clone)]
-pub(super) enum Lister {
-    /// `ObjectStore::list_with_delimiter` (S3, GCS, and any store given to the client).
-    Store,
-    /// `std::fs::read_dir` of `<replica dir>/<key>` (file backend).
-    Local,
-    /// List Blobs with `Creation-Time` (Azure).
-    Azure(Arc<AzureLister>),
 }
 
 impl DirListing {

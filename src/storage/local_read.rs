@@ -116,23 +116,10 @@ fn to_store_error(path: PathBuf, offset: u64, source: io::Error) -> object_store
 mod tests {
     use super::*;
     use crate::config::ReplicaTarget;
-    use crate::storage::{Op, ReplicaClient};
+    use crate::storage::{Op, ReplicaClient, pseudo_random};
     use futures::TryStreamExt;
 
     const GENERATION: &str = "0123456789abcdef";
-
-    /// Deterministic pseudo-random bytes (xorshift), so chunk mix-ups cannot go unnoticed.
-    fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len);
-        while out.len() < len {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            out.extend_from_slice(&seed.to_le_bytes());
-        }
-        out.truncate(len);
-        out
-    }
 
     fn file_client(dir: &std::path::Path) -> ReplicaClient {
         let target = ReplicaTarget::File {

@@ -176,7 +176,9 @@ impl StorageError {
 /// Client of one replica location. Cheap to clone; clones share the store and the counters.
 #[derive(Clone, Debug)]
 pub struct ReplicaClient {
-    inner: Arc<Inner>,
+    inner: Arc<Parts>,
+    /// Counters of every call, shared by the clones (a wrapped store starts fresh ones).
+    stats: Arc<StorageStats>,
     policy: RetryPolicy,
     /// age keys: recipients encrypt uploads, identities decrypt downloads (spec §9).
     age: AgeKeys,
@@ -186,29 +188,31 @@ pub struct ReplicaClient {
     modes_from: Option<Arc<PathBuf>>,
 }
 
-/// What [`ReplicaClient::from_parts`] assembles.
-struct Parts {
-    store: Arc<dyn ObjectStore>,
-    root: String,
-    replica_type: &'static str,
-    description: String,
-    lister: listing::Lister,
-    local_root: Option<PathBuf>,
+/// How a client lists directories.
+#[derive(Debug, Clone)]
+enum Lister {
+    /// `ObjectStore::list_with_delimiter` (S3, GCS, and any store given to the client).
+    Store,
+    /// `std::fs::read_dir` of `<replica dir>/<key>` (file backend).
+    Local,
+    /// List Blobs with `Creation-Time` (Azure).
+    Azure(Arc<azure_list::AzureLister>),
 }
 
+/// Where and how a client stores: what [`ReplicaClient::from_parts`] is built from, shared by
+/// its clones.
 #[derive(Debug)]
-struct Inner {
+struct Parts {
     store: Arc<dyn ObjectStore>,
     /// Key prefix given to [`layout`] (empty for the file backend, whose store is a prefix store
     /// at the replica directory).
     root: String,
     replica_type: &'static str,
     description: String,
-    lister: listing::Lister,
+    lister: Lister,
     /// Replica directory of the file backend (local listings, removing emptied generation
     /// directories).
     local_root: Option<PathBuf>,
-    stats: StorageStats,
 }
 
 impl ReplicaClient {
@@ -242,7 +246,7 @@ impl ReplicaClient {
             root: root.to_string(),
             replica_type,
             description,
-            lister: listing::Lister::Store,
+            lister: Lister::Store,
             local_root: None,
         })
     }
@@ -260,7 +264,7 @@ impl ReplicaClient {
             root: i.root.clone(),
             replica_type: i.replica_type,
             description: i.description.clone(),
-            lister: listing::Lister::Store,
+            lister: Lister::Store,
             local_root: i.local_root.clone(),
         };
         let mut wrapped = Self::from_parts(parts)
@@ -272,17 +276,9 @@ impl ReplicaClient {
     }
 
     fn from_parts(p: Parts) -> Self {
-        let inner = Inner {
-            store: p.store,
-            root: p.root,
-            replica_type: p.replica_type,
-            description: p.description,
-            lister: p.lister,
-            local_root: p.local_root,
-            stats: StorageStats::default(),
-        };
         Self {
-            inner: Arc::new(inner),
+            inner: Arc::new(p),
+            stats: Arc::default(),
             policy: RetryPolicy::default(),
             age: AgeKeys::default(),
             list_page_size: None,
@@ -346,6 +342,20 @@ impl ReplicaClient {
     }
 
     pub fn stats(&self) -> &StorageStats {
-        &self.inner.stats
+        &self.stats
     }
+}
+
+/// Deterministic pseudo-random bytes (xorshift) for tests, so chunk mix-ups cannot go unnoticed.
+#[cfg(test)]
+fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        out.extend_from_slice(&seed.to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }

@@ -68,9 +68,7 @@ impl RetryPolicy {
     /// Sleep before retry number `retry` (1-based): `initial * 2^(retry-1)`, capped, times a
     /// random factor in [0.5, 1.5).
     pub fn backoff(&self, retry: u32) -> Duration {
-        let exp = retry.saturating_sub(1).min(30);
-        let base = self.initial_backoff.saturating_mul(1u32 << exp);
-        let capped = base.min(self.max_backoff);
+        let capped = crate::rt::backoff_delay(self.initial_backoff, self.max_backoff, retry);
         capped.mul_f64(rand::random_range(0.5..1.5))
     }
 }

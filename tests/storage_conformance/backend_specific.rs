@@ -108,6 +108,7 @@ mod leading_slash {
             bucket: "bucket".into(),
             path: "/x".into(),
             endpoint: Some("http://127.0.0.1:9/devstoreaccount1".into()),
+            emulator_url: None,
         });
         for target in [s3, gcs, abs] {
             let err = ReplicaClient::new(&target).expect_err("refused");

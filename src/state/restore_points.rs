@@ -183,18 +183,11 @@ pub type PointsSlot = Arc<RwLock<Arc<ReplicaPoints>>>;
 
 /// Reads the current cache content (never waits for storage).
 pub fn read(slot: &PointsSlot) -> Arc<ReplicaPoints> {
-    match slot.read() {
-        Ok(g) => Arc::clone(&g),
-        Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-    }
+    Arc::clone(&crate::rt::read(slot))
 }
 
 fn store(slot: &PointsSlot, value: ReplicaPoints) {
-    let mut g = match slot.write() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    *g = Arc::new(value);
+    *crate::rt::write(slot) = Arc::new(value);
 }
 
 /// What one replica's listing depends on, as far as this process sees it: the stored position,

@@ -11,13 +11,14 @@
 //!   the older time, which can only over-report the lag, never under-report it.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
 use crate::db::{DbState, Pos};
 use crate::replica::ReplicaStatus;
+use crate::rt::lock;
 
 /// Most positions remembered per replica (one per db change; ~1 h of 1 s changes).
 pub const MAX_PENDING: usize = 4096;
@@ -101,11 +102,6 @@ impl DbHealth {
             _ => {}
         }
     }
-}
-
-/// Locks a tracker, recovering from poisoning (the data is advisory).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Feeds `tracker` from the database state and the replica status until either channel closes.

@@ -127,7 +127,7 @@ fn unit_nanos(unit: &str) -> Option<i64> {
 
 /// A signed Go duration as a [`Duration`], negative values becoming 0: Litestream treats a
 /// negative interval like 0 (disabled) for every setting where 0 is allowed.
-pub(crate) fn non_negative(nanos: i64) -> Duration {
+pub fn non_negative(nanos: i64) -> Duration {
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
 }
 

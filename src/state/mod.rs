@@ -1,12 +1,19 @@
-//! The server's view of the running replication: one [`DbEntry`] per database (with its URL id,
-//! health tracker and restore-point refresh trigger) and one [`ReplicaEntry`] per replica (lag
-//! tracker, restore-point cache), plus [`AppState::observe`], which copies everything the
-//! endpoints and metrics need into a plain [`Observation`].
+//! The observed state of the running replication, read by both `server` and `metrics` (this
+//! module uses neither): one [`DbEntry`] per database (with its URL id, health tracker and
+//! restore-point refresh trigger) and one [`ReplicaEntry`] per replica (lag tracker,
+//! restore-point cache), plus [`AppState::observe`], which copies everything the endpoints and
+//! metrics need into a plain [`Observation`]. Files: `lag` (replication lag, database health),
+//! `restore_points` (cache and refresher), this file (the model).
 //!
 //! What must stay true: observing only reads watch channels, atomics and short-held in-memory
 //! locks — never SQLite, never storage, never the database's attach mutex (held during sync
 //! ticks) — so every read endpoint answers at once; database ids are unique, derived from the
-//! file name (`app.db`, then `app.db-2`, … for clashes in config order), never a raw path.
+//! file name (`app.db`, then `app.db-2`, … for clashes in config order), never a raw path; the
+//! background tasks (following the fleet, lag trackers, refreshers) run on the run's
+//! [`Lifecycle`], so they end when shutdown starts, before the final sync.
+
+pub mod lag;
+pub mod restore_points;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -15,13 +22,13 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::Semaphore;
 
-use super::lag::{self, DbHealth, LagTracker};
-use super::restore_points::{self, PointsSlot, Refresh, ReplicaPoints};
 use crate::config::HttpConfig;
 use crate::db::{DbState, DbStats};
 use crate::replica::{Replica, ReplicaStatus};
-use crate::replicate::{DbHandle, Fleet};
+use crate::replicate::{DbHandle, Fleet, Lifecycle};
 use crate::storage::{ErrorClass, Op, StorageStats};
+use lag::{DbHealth, LagTracker};
+use restore_points::{PointsSlot, Refresh, ReplicaPoints};
 
 /// Everything the handlers share. The set of databases follows the run's [`Fleet`]
 /// ([`AppState::follow`]): databases discovered under a `dir` entry appear, removed ones go.
@@ -30,6 +37,8 @@ pub struct AppState {
     pub settings: HttpConfig,
     /// Bounds the restore-point listings running at once.
     listings: Arc<Semaphore>,
+    /// Where the background tasks run.
+    lifecycle: Lifecycle,
 }
 
 /// The databases in the fleet's order, and by id.
@@ -148,8 +157,9 @@ pub struct Observation {
 }
 
 impl AppState {
-    /// Builds the entries for `handles` (does not start anything).
-    pub fn new(handles: &[Arc<DbHandle>], settings: HttpConfig) -> Self {
+    /// Builds the entries for `handles` (does not start anything); background tasks will run on
+    /// `lifecycle`.
+    pub fn new(handles: &[Arc<DbHandle>], settings: HttpConfig, lifecycle: Lifecycle) -> Self {
         let ids = unique_ids(handles.iter().map(|h| h.db.path().to_path_buf()));
         let mut entries = Entries::default();
         for (h, id) in handles.iter().zip(ids) {
@@ -159,6 +169,7 @@ impl AppState {
             dbs: RwLock::new(entries),
             settings,
             listings: Arc::new(Semaphore::new(restore_points::LISTING_CONCURRENCY)),
+            lifecycle,
         }
     }
 
@@ -167,19 +178,24 @@ impl AppState {
         crate::rt::read(&self.dbs).list.clone()
     }
 
-    /// Starts the trackers and restore-point refreshers of every entry on the current runtime.
+    /// The run's lifecycle (the HTTP layer spawns its work on it).
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// Starts the trackers and restore-point refreshers of every entry.
     pub fn spawn_background(&self) {
         for entry in crate::rt::read(&self.dbs).list.iter() {
-            entry.spawn_background(&self.listings);
+            entry.spawn_background(&self.listings, &self.lifecycle);
         }
     }
 
     /// Keeps the entries in step with `fleet` (additions get an id and their background tasks,
-    /// removals lose theirs) until the fleet is dropped.
+    /// removals lose theirs) until the fleet is dropped or shutdown starts.
     pub fn follow(self: &Arc<Self>, fleet: &Arc<Fleet>) {
         let (state, fleet) = (Arc::downgrade(self), Arc::clone(fleet));
         let mut changes = fleet.subscribe();
-        tokio::spawn(async move {
+        self.lifecycle.spawn_background(async move {
             loop {
                 let Some(state) = state.upgrade() else {
                     return;
@@ -216,7 +232,7 @@ impl AppState {
             }
             let id = free_id(h.db.path(), &dbs.by_id);
             let entry = DbEntry::new(id, h);
-            entry.spawn_background(&self.listings);
+            entry.spawn_background(&self.listings, &self.lifecycle);
             dbs.push(entry);
         }
     }
@@ -258,15 +274,13 @@ impl DbEntry {
         })
     }
 
-    /// Starts this database's lag trackers and restore-point refresher.
-    fn spawn_background(&self, listings: &Arc<Semaphore>) {
+    /// Starts this database's lag trackers and restore-point refresher on `life`.
+    fn spawn_background(&self, listings: &Arc<Semaphore>, life: &Lifecycle) {
         let db = &self.handle.db;
-        let mut tasks = vec![tokio::spawn(lag::track_db(
-            db.subscribe(),
-            Arc::clone(&self.health),
-        ))];
+        let mut tasks =
+            vec![life.spawn_background(lag::track_db(db.subscribe(), Arc::clone(&self.health)))];
         for r in &self.replicas {
-            tasks.push(tokio::spawn(lag::track_replica(
+            tasks.push(life.spawn_background(lag::track_replica(
                 db.subscribe(),
                 r.replica.subscribe_status(),
                 Arc::clone(&r.lag),
@@ -277,12 +291,12 @@ impl DbEntry {
             .iter()
             .map(|r| (Arc::clone(&r.replica), Arc::clone(&r.points)))
             .collect();
-        tasks.push(tokio::spawn(restore_points::refresher(
+        tasks.push(life.spawn_background(restore_points::refresher(
             slots,
             Arc::clone(&self.refresh),
             Arc::clone(listings),
         )));
-        crate::rt::lock(&self.tasks).extend(tasks.iter().map(|t| t.abort_handle()));
+        crate::rt::lock(&self.tasks).extend(tasks);
     }
 
     fn stop_background(&self) {
@@ -323,7 +337,7 @@ impl DbEntry {
             attached: self.handle.is_open(),
             state: db.state(),
             stats: db.stats(),
-            failing_since: lag::lock(&self.health).failing_since,
+            failing_since: crate::rt::lock(&self.health).failing_since,
             replicas: self.replicas.iter().map(|r| r.observe(at)).collect(),
         }
     }
@@ -349,7 +363,7 @@ impl ReplicaEntry {
             status: self.replica.status(),
             replica_type: client.replica_type(),
             url: client.describe(),
-            lag: lag::lock(&self.lag).lag(at),
+            lag: crate::rt::lock(&self.lag).lag(at),
             storage: StorageCounters::read(client.stats()),
             points: restore_points::read(&self.points),
         }

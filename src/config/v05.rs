@@ -353,11 +353,6 @@ const VALIDATION: &str = "walstream does not run Litestream v0.5's listing check
      or set a replica's \"validation-interval\" for walstream's restore-and-compare validation \
      (a full restore each time)";
 /// The refusal of a singular `replica:` by `replicate`.
-pub(crate) const SINGULAR_REPLICA: &str = "walstream does not yet write Litestream v0.5 (LTX) \
-     replicas, so replicate refuses a singular \"replica:\" (restore, databases, generations, \
-     snapshots and wal read it); to replicate with walstream now, list a replica under \
-     \"replicas:\" with a different path, where walstream writes the Litestream v0.3 layout";
-
 /// A duration that must be > 0 when set (`<what> must be greater than 0`).
 fn positive(s: &Section<'_>, key: &str, what: &str) -> Result<Option<Duration>, ConfigError> {
     match s.duration(key)? {

@@ -218,6 +218,11 @@ fn run(backend: Backend) {
         .expect("application checkpoint");
     src.inserts(20, spacing);
     let log = ws.stop();
+    assert_eq!(
+        log.matches("write full-image l0").count(),
+        1,
+        "one full image (TXID 1): checkpoints and snapshots keep continuity:\n{log}"
+    );
 
     // Writes while walstream is down, then a restart.
     src.inserts(5, Duration::ZERO);

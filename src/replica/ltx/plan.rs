@@ -65,15 +65,19 @@ pub struct ShadowRange {
 }
 
 /// The shadow ranges from `from` to `to` (same generation). `len_of(index)` is the length of
-/// the shadow file of an earlier, complete index (`None`: gone). `None` when a needed file is
-/// gone or `to` is behind `from`: continuity is lost and a full image is needed.
+/// the shadow file of an earlier, complete index (`None`: gone). Empty when `to` is not past
+/// `from` (a position read before a snapshot moved the cursor on). `None` when the generation
+/// differs or a needed file is gone: continuity is lost and a full image is needed.
 pub fn shadow_ranges(
     from: &Pos,
     to: &Pos,
     mut len_of: impl FnMut(u32) -> Option<u64>,
 ) -> Option<Vec<ShadowRange>> {
-    if from.generation != to.generation || (to.index, to.offset) < (from.index, from.offset) {
+    if from.generation != to.generation {
         return None;
+    }
+    if (to.index, to.offset) <= (from.index, from.offset) {
+        return Some(Vec::new());
     }
     let header = WAL_HEADER_SIZE as u64;
     let mut out = Vec::new();

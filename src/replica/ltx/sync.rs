@@ -111,6 +111,13 @@ impl Replica {
             None => None,
         };
         match ranges {
+            // Only WAL headers, or `to` is behind the cursor: nothing to store.
+            Some(ranges) if ranges.is_empty() => {
+                if cur.pos.as_ref().is_some_and(|p| pos_key(to) > pos_key(p)) {
+                    cur.pos = Some(to.clone());
+                }
+                Ok(())
+            }
             Some(ranges) => self.ltx_delta(cur, to, ranges).await,
             None => match guard {
                 Some(g) => self.ltx_full_image(cur, g).await,
@@ -144,9 +151,6 @@ impl Replica {
             .map_err(join_error)??
         };
         if plan.pages.is_empty() && plan.commit == 0 {
-            if ranges.is_empty() && cur.pos.as_ref().is_some_and(|p| pos_key(p) > pos_key(to)) {
-                return Ok(());
-            }
             cur.pos = Some(to.clone());
             return Ok(());
         }

@@ -6,7 +6,9 @@
 //! checked), and every `-txid` (a file boundary it lists) and `-timestamp` it restores must be a
 //! state the source really had, never one committed after the timestamp, in TXID order; and
 //! walstream's own restore must give the same content for each. The replica must show
-//! compaction at L1 and L2, an L9 snapshot and retention having deleted files.
+//! compaction at L1 and L2, an L9 snapshot and retention having deleted files. Finally the real
+//! `litestream replicate` v0.5.17 continues the same replica, then walstream continues after it,
+//! and both restores still give the source's final content.
 //!
 //! Needs the test servers for S3/GCS/Azure and `WALSTREAM_TEST_LITESTREAM5`:
 //! `bash scripts/test.sh -- cargo test --test compat_v5_write`.
@@ -22,9 +24,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::{Backend, unique_name};
+use common::litestream::LitestreamProcess;
+use common::{Backend, litestream5_bin, unique_name};
 use rusqlite::Connection;
 use v5_support::{V5Replica, ls_restore, ltx_listing, remove_db, ws_restore};
+
+/// Upper bound for the hand-over's replication to show up.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 /// One source state: its content digest and when its commit started and ended.
 #[derive(Debug, Clone)]
@@ -318,6 +324,43 @@ fn run(backend: Backend) {
     }
     assert!(restored_ts >= 2, "several -timestamp restores");
     eprintln!("{restored_txids} -txid and {restored_ts} -timestamp restores agreed");
+
+    hand_over(&r, &mut src, spacing);
+}
+
+/// Litestream v0.5.17 continues the replica walstream wrote (same config file), then walstream
+/// continues after it: no commit is lost either way (each tool takes the full image its own
+/// rules ask for when it finds no local state it can prove).
+fn hand_over(r: &V5Replica, src: &mut Source, spacing: Duration) {
+    let log = r.dir.join("litestream5.log");
+    let mut ls = LitestreamProcess::start_with(&litestream5_bin(), &r.ls_config, &r.ls_env, &log);
+    src.inserts(15, spacing);
+    let want = src.states.len() - 1;
+    let probe = r.dir.join("probe.db");
+    common::wait_for("v0.5.17 to replicate the new rows", DEADLINE, || {
+        ls.assert_running(&log);
+        remove_db(&probe);
+        let out = ls_restore(r, &probe, &[]);
+        (out.status.success() && digest(&probe) == src.states[want].digest).then_some(())
+    });
+    ls.stop();
+    assert_eq!(
+        restore_both(r, &src.states, "after v0.5.17", &[]),
+        Some(want)
+    );
+
+    let ws = start(r);
+    src.inserts(15, spacing);
+    let ws_log = ws.stop();
+    assert!(
+        ws_log.contains("ltx replica position recovered"),
+        "{ws_log}"
+    );
+    let last = src.states.len() - 1;
+    assert_eq!(
+        restore_both(r, &src.states, "walstream after v0.5.17", &[]),
+        Some(last)
+    );
 }
 
 #[test]

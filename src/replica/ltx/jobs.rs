@@ -127,11 +127,20 @@ impl Replica {
         let (header, size) = self
             .ltx_stage_image(&guard, (1, txid), ts, SNAPSHOT_LEVEL)
             .await?;
+        let pos = guard.pos.clone();
         drop(guard);
         drop(cursor);
         let out = self.staging_path(SNAPSHOT_LEVEL, (1, txid));
         let info = self.ltx_upload(SNAPSHOT_LEVEL, &header, &out, size).await?;
         info!(db = %self.db_label, replica = %self.name(), file = %info.file_name(), size, "ltx snapshot written");
+        // The shadow position the snapshot was read at (status shows shadow positions).
+        self.update_status(|s| {
+            s.latest_snapshot = Some(crate::replica::SnapshotMark {
+                generation: pos.generation.clone(),
+                index: pos.index,
+                at: SystemTime::now(),
+            })
+        });
         Ok(Some(info))
     }
 

@@ -122,6 +122,15 @@ impl Replica {
             None => match guard {
                 Some(g) => self.ltx_full_image(cur, g).await,
                 None => {
+                    // A full image reads the whole database: bounded like snapshots.
+                    let _permit = match &self.snapshot_permits {
+                        Some(p) => Some(
+                            p.acquire()
+                                .await
+                                .map_err(|_| plan_error("snapshot limiter closed"))?,
+                        ),
+                        None => None,
+                    };
                     let g = self.db.begin_snapshot().await?;
                     self.ltx_full_image(cur, &g).await
                 }
@@ -179,6 +188,8 @@ impl Replica {
                 .map_err(join_error)??
         };
         self.ltx_upload(0, &header, &out, staged).await?;
+        let consumed: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+        self.update_status(|s| s.wal_bytes += consumed);
         *cur = Cursor {
             txid: header.max_txid,
             pos: Some(to.clone()),

@@ -107,6 +107,23 @@ impl Replica {
             None => None,
         };
         let mut cursor = ltx.cursor.lock().await;
+        // Nothing committed since the newest snapshot: skip without taking the snapshot guard
+        // (its checkpoint would itself add a TXID, so an idle database would never be skipped).
+        let newest_snapshot = self
+            .client
+            .ltx_files(SNAPSHOT_LEVEL, Timestamps::Listing)
+            .await?
+            .iter()
+            .map(|s| s.max_txid)
+            .max();
+        let local = self.db_state.borrow().pos.clone();
+        if let Some(cur) = cursor.as_ref()
+            && local.is_some()
+            && cur.pos == local
+            && newest_snapshot.is_some_and(|n| n >= cur.txid)
+        {
+            return Ok(None);
+        }
         let guard = self.db.begin_snapshot().await?;
         let mut cur = match cursor.take() {
             Some(c) => c,
@@ -116,11 +133,7 @@ impl Replica {
         let txid = cur.txid;
         *cursor = advanced.is_ok().then_some(cur);
         advanced?;
-        let snaps = self
-            .client
-            .ltx_files(SNAPSHOT_LEVEL, Timestamps::Listing)
-            .await?;
-        if snaps.iter().any(|s| s.max_txid >= txid) {
+        if newest_snapshot.is_some_and(|n| n >= txid) {
             return Ok(None);
         }
         let ts = next_timestamp(0);

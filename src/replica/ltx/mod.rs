@@ -23,6 +23,8 @@
 
 mod jobs;
 pub mod plan;
+#[cfg(test)]
+mod replica_tests;
 mod run;
 pub mod stage;
 mod sync;

@@ -28,12 +28,21 @@ impl Replica {
     pub async fn ltx_compact(&self, level: u8) -> Result<Option<LtxFileInfo>, ReplicaError> {
         let ltx = self.ltx()?;
         let _one = ltx.jobs.lock().await;
+        if crate::rt::lock(&ltx.known).compacted(level) {
+            return Ok(None);
+        }
         let lower = self
             .client
             .ltx_files(level - 1, Timestamps::Metadata)
             .await?;
         let upper = self.client.ltx_files(level, Timestamps::Listing).await?;
         let upper_max = upper.iter().map(|f| f.max_txid).max().unwrap_or(0);
+        {
+            let mut known = crate::rt::lock(&ltx.known);
+            known.level_max[usize::from(level)] = Some(upper_max);
+            let lower_max = lower.iter().map(|f| f.max_txid).max().unwrap_or(0);
+            known.saw(level - 1, lower_max);
+        }
         let Some(inputs) = compaction_inputs(&lower, upper_max).map_err(|e| plan_error(&e))? else {
             return Ok(None);
         };
@@ -109,13 +118,21 @@ impl Replica {
         let mut cursor = ltx.cursor.lock().await;
         // Nothing committed since the newest snapshot: skip without taking the snapshot guard
         // (its checkpoint would itself add a TXID, so an idle database would never be skipped).
-        let newest_snapshot = self
-            .client
-            .ltx_files(SNAPSHOT_LEVEL, Timestamps::Listing)
-            .await?
-            .iter()
-            .map(|s| s.max_txid)
-            .max();
+        let known = crate::rt::lock(&ltx.known).level_max[usize::from(SNAPSHOT_LEVEL)];
+        let newest_snapshot = match known {
+            Some(m) => Some(m).filter(|&m| m > 0),
+            None => {
+                let listed = self
+                    .client
+                    .ltx_files(SNAPSHOT_LEVEL, Timestamps::Listing)
+                    .await?
+                    .iter()
+                    .map(|s| s.max_txid)
+                    .max();
+                crate::rt::lock(&ltx.known).saw(SNAPSHOT_LEVEL, listed.unwrap_or(0));
+                listed
+            }
+        };
         let local = self.db_state.borrow().pos.clone();
         if let Some(cur) = cursor.as_ref()
             && local.is_some()
@@ -165,6 +182,16 @@ impl Replica {
             return Ok(0);
         }
         let _one = ltx.jobs.lock().await;
+        {
+            let known = crate::rt::lock(&ltx.known);
+            let newest = known.level_max[usize::from(SNAPSHOT_LEVEL)];
+            if let Some((at, until)) = known.snapshots_quiet
+                && Some(at) == newest
+                && until.is_none_or(|u| SystemTime::now() < u)
+            {
+                return Ok(0);
+            }
+        }
         let snaps = self
             .client
             .ltx_files(SNAPSHOT_LEVEL, Timestamps::Metadata)
@@ -179,21 +206,52 @@ impl Replica {
             ltx.settings.snapshot_retention,
             SystemTime::now(),
         );
-        self.ltx_delete(&doomed).await
+        let deleted = self.ltx_delete(&doomed).await?;
+        // Until another snapshot is written, nothing can go before the oldest kept snapshot
+        // other than the newest ages out (the floor only moves when a snapshot goes).
+        let newest = snaps.iter().map(|f| f.max_txid).max();
+        let until = snaps
+            .iter()
+            .filter(|f| Some(f.max_txid) != newest && !doomed.contains(f))
+            .map(|f| SystemTime::from(f.created_at) + ltx.settings.snapshot_retention)
+            .min();
+        let mut known = crate::rt::lock(&ltx.known);
+        known.saw(SNAPSHOT_LEVEL, newest.unwrap_or(0));
+        known.snapshots_quiet = newest.map(|n| (n, until));
+        Ok(deleted)
     }
 
     /// L0 retention (§4.4): L0 files already in L1 and older than `l0-retention`.
     pub async fn ltx_retain_l0(&self) -> Result<usize, ReplicaError> {
         let ltx = self.ltx()?;
-        if !ltx.settings.retention_enabled || ltx.settings.levels.is_empty() {
+        let settings = &ltx.settings;
+        if !settings.retention_enabled
+            || settings.levels.is_empty()
+            || settings.l0_retention.is_zero()
+        {
             return Ok(0);
         }
         let _one = ltx.jobs.lock().await;
+        {
+            let known = crate::rt::lock(&ltx.known);
+            if known.l0_settled_at.is_some() && known.l0_settled_at == known.level_max[1] {
+                return Ok(0);
+            }
+        }
         let l0 = self.client.ltx_files(0, Timestamps::Metadata).await?;
         let l1 = self.client.ltx_files(1, Timestamps::Listing).await?;
         let l1_max = l1.iter().map(|f| f.max_txid).max();
-        let doomed = plan::l0_retention(&l0, l1_max, ltx.settings.l0_retention, SystemTime::now());
-        self.ltx_delete(&doomed).await
+        let doomed = plan::l0_retention(&l0, l1_max, settings.l0_retention, SystemTime::now());
+        let deleted = self.ltx_delete(&doomed).await?;
+        // Settled when no compacted L0 but the newest remains: until L1 grows again, nothing
+        // can become deletable, so later checks need no listing.
+        let in_l1 = |f: &LtxFileInfo| l1_max.is_some_and(|m| f.max_txid <= m);
+        let compacted = l0.iter().filter(|f| in_l1(f)).count();
+        let newest_stays = usize::from(l0.last().is_some_and(in_l1));
+        let mut known = crate::rt::lock(&ltx.known);
+        known.saw(1, l1_max.unwrap_or(0));
+        known.l0_settled_at = l1_max.filter(|_| deleted + newest_stays >= compacted);
+        Ok(deleted)
     }
 
     async fn ltx_delete(&self, doomed: &[LtxFileInfo]) -> Result<usize, ReplicaError> {

@@ -20,6 +20,9 @@
 //! - Header timestamps never go backwards in TXID order and are never before the capture of the
 //!   newest transaction they hold; storage timestamps equal them (`put_ltx`).
 //! - Staging files live in `<meta>/walstream-ltx/` and are removed after upload or failure.
+//! - An idle database makes no storage request: compaction, L0 retention and snapshots skip
+//!   when what this process knows of each level ([`Known`], from its own listings and uploads;
+//!   it is the replica's only writer) says there is nothing to do.
 
 mod jobs;
 pub mod plan;
@@ -61,6 +64,36 @@ pub struct LtxWriter {
     /// Serializes compactions and retention (they list and delete the same levels).
     pub(super) jobs: Mutex<()>,
     pub(super) staging: PathBuf,
+    /// What this process knows of the replica, so idle jobs skip without a request.
+    pub(super) known: std::sync::Mutex<Known>,
+}
+
+/// The highest TXID stored per level (`None` until listed or written), and where L0 and
+/// snapshot retention last found nothing that could become deletable without a new file.
+#[derive(Debug, Default)]
+pub(super) struct Known {
+    pub level_max: [Option<u64>; 10],
+    pub l0_settled_at: Option<u64>,
+    /// After snapshot retention: the newest snapshot's TXID then, and when the next kept
+    /// snapshot ages out (`None`: only the newest is left). Nothing to do before that.
+    pub snapshots_quiet: Option<(u64, Option<std::time::SystemTime>)>,
+}
+
+impl Known {
+    /// Records that `level` holds a file ending at `max`.
+    pub fn saw(&mut self, level: u8, max: u64) {
+        let slot = &mut self.level_max[usize::from(level)];
+        *slot = Some(slot.map_or(max, |m| m.max(max)));
+    }
+
+    /// True when level `level - 1` holds nothing newer than `level` (nothing to compact).
+    pub fn compacted(&self, level: u8) -> bool {
+        let (lo, hi) = (
+            self.level_max[usize::from(level) - 1],
+            self.level_max[usize::from(level)],
+        );
+        matches!((lo, hi), (Some(lo), Some(hi)) if lo <= hi)
+    }
 }
 
 impl LtxWriter {
@@ -70,6 +103,7 @@ impl LtxWriter {
             cursor: Mutex::new(None),
             jobs: Mutex::new(()),
             staging: meta_path.join(STAGING_DIR),
+            known: std::sync::Mutex::new(Known::default()),
         }
     }
 

@@ -266,3 +266,60 @@ async fn compaction_snapshot_and_l0_retention_keep_the_replica_restorable() {
     plan.extend(f.files(0).await.into_iter().filter(|x| x.min_txid > 5));
     assert_eq!(f.rebuild(&plan).await, f.rows());
 }
+
+/// Once everything is compacted, snapshotted and retained, an idle database's jobs (compaction
+/// of every level, snapshots, L0 retention, all on short intervals) make no storage request.
+#[tokio::test]
+async fn idle_database_makes_no_storage_requests() {
+    let mut f = Fixture::new().await;
+    let settings = V05Settings {
+        levels: vec![Duration::from_millis(50), Duration::from_millis(100)],
+        snapshot_interval: Duration::from_millis(200),
+        l0_retention: Duration::from_millis(1),
+        l0_retention_check_interval: Duration::from_millis(20),
+        ..V05Settings::default()
+    };
+    let replica = Replica::with_ltx(
+        Arc::clone(&f.db),
+        f.cfg.clone(),
+        f.client.clone(),
+        None,
+        Arc::new(settings),
+    );
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(Arc::clone(&replica).run(cancel.clone()));
+    for _ in 0..3 {
+        f.write(3).await;
+    }
+    // Settled: the newest TXID is in L2 and in a snapshot, and L0 holds only the newest file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let txid = replica.ltx_cursor().await.map_or(0, |c| c.txid);
+        let (l0, l2, l9) = (f.files(0).await, f.files(2).await, f.files(9).await);
+        let top = |v: &[LtxFileInfo]| v.iter().map(|x| x.max_txid).max().unwrap_or(0);
+        let settled = txid > 0
+            && replica.ltx_cursor().await.and_then(|c| c.pos) == f.db.state().pos
+            && top(&l2) == txid
+            && top(&l9) == txid
+            && l0.len() == 1;
+        if settled {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never settled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ops = || {
+        crate::storage::Op::ALL
+            .iter()
+            .map(|&op| f.client.stats().operations(op))
+            .sum::<u64>()
+    };
+    // Our own listings above count too: measure from here, over several job intervals.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let before = ops();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(ops(), before, "an idle database made storage requests");
+    cancel.cancel();
+    task.await.expect("replica task");
+    assert_eq!(f.rebuild(&f.files(9).await[..]).await, f.rows());
+}

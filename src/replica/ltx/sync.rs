@@ -297,6 +297,9 @@ impl Replica {
             .await;
         let _ = tokio::fs::remove_file(&path).await;
         let info = result?;
+        if let Ok(ltx) = self.ltx() {
+            crate::rt::lock(&ltx.known).saw(level, info.max_txid);
+        }
         debug!(db = %self.db_label, replica = %self.name(), level, file = %info.file_name(), size, "ltx file written");
         Ok(info)
     }

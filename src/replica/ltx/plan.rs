@@ -156,7 +156,9 @@ pub fn merged_timestamp(inputs: &[LtxFileInfo]) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
-/// The most recent wall-clock multiple of `interval` at or before `now` (Go's `Truncate`).
+/// The most recent wall-clock multiple of `interval` at or before `now` (Go's `Truncate`, which
+/// counts from year 1: the same instants for every interval that divides a day, as 30s, 5m, 1h
+/// and 24h do).
 pub fn last_boundary(now: SystemTime, interval: Duration) -> SystemTime {
     let since = now
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -43,6 +43,7 @@ struct State {
 #[derive(Debug, serde::Deserialize)]
 struct LtxRow {
     level: u8,
+    min_txid: String,
     max_txid: String,
     /// Storage timestamp (whole seconds in v0.5.17's JSON).
     timestamp: String,
@@ -189,6 +190,31 @@ fn restore_both(r: &V5Replica, states: &[State], label: &str, extra: &[&str]) ->
     Some(found.unwrap_or_else(|| panic!("{label}: restored a state the source never had")))
 }
 
+/// Within each level the files follow each other exactly: each starts one past the previous
+/// one's end (retention only removes a level's oldest files).
+fn assert_no_gap_or_overlap(rows: &[LtxRow]) {
+    for level in 0..9u8 {
+        let mut files: Vec<(u64, u64)> = rows
+            .iter()
+            .filter(|r| r.level == level)
+            .map(|r| {
+                let n = |s: &str| u64::from_str_radix(s, 16).expect("hex txid");
+                (n(&r.min_txid), n(&r.max_txid))
+            })
+            .collect();
+        files.sort();
+        for pair in files.windows(2) {
+            assert_eq!(
+                pair[1].0,
+                pair[0].1 + 1,
+                "level {level}: {:?} then {:?}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+}
+
 fn listing(r: &V5Replica) -> Vec<LtxRow> {
     let out = ltx_listing(r, false, &["-level", "all", "-json"]);
     assert!(out.status.success(), "{out:?}");
@@ -248,6 +274,15 @@ fn run(backend: Backend) {
         "the restart continues from the newest L0 without a full image:\n{log2}"
     );
 
+    // SIGKILL while replicating, then a restart: nothing lost, no gap or overlap.
+    let ws = start(&r);
+    src.inserts(30, Duration::from_millis(5));
+    let killed_log = ws.kill9();
+    assert!(killed_log.contains("replicating to"), "{killed_log}");
+    let ws = start(&r);
+    src.inserts(10, spacing);
+    let log3 = ws.stop();
+
     // Latest: the final source state, by both tools.
     let last = src.states.len() - 1;
     assert_eq!(
@@ -259,11 +294,12 @@ fn run(backend: Backend) {
 
     // What the replica holds: compaction at L1 and L2, snapshots, retention having run.
     let rows = listing(&r);
+    assert_no_gap_or_overlap(&rows);
     let levels: std::collections::BTreeSet<u8> = rows.iter().map(|r| r.level).collect();
     for level in [1, 2, 9] {
         assert!(levels.contains(&level), "level {level} present: {rows:?}");
     }
-    let all_logs = format!("{log}{log2}");
+    let all_logs = format!("{log}{log2}{log3}");
     assert!(
         all_logs.contains("ltx retention deleted files"),
         "retention ran:\n{all_logs}"

@@ -19,7 +19,8 @@
 //!   directory (`<meta>/ltx/0/`); handing over with that directory is not done yet.
 //! - Header timestamps never go backwards in TXID order and are never before the capture of the
 //!   newest transaction they hold; storage timestamps equal them (`put_ltx`).
-//! - Staging files live in `<meta>/walstream-ltx/` and are removed after upload or failure.
+//! - Staging files live in `<meta>/walstream-ltx/` and are removed after upload or failure;
+//!   whatever a crash left there is removed when the cursor is recovered.
 //! - An idle database makes no storage request: compaction, L0 retention and snapshots skip
 //!   when what this process knows of each level ([`Known`], from its own listings and uploads;
 //!   it is the replica's only writer) says there is nothing to do.

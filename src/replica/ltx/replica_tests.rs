@@ -208,7 +208,10 @@ async fn failed_rounds_neither_skip_nor_repeat_a_txid_and_restart_continues() {
         .unwrap_or_default();
     assert!(left.is_empty(), "staging files left behind: {left:?}");
 
-    // A restart (fresh cursor) continues the chain from the newest L0, without a full image.
+    // A restart (fresh cursor) continues the chain from the newest L0, without a full image,
+    // and clears what a crash left in the staging directory.
+    std::fs::create_dir_all(&staging).expect("staging dir");
+    std::fs::write(staging.join("0-crashed.ltx"), b"partial").expect("stale file");
     let restarted = f.replica(client);
     f.write(3).await;
     restarted.sync().await.expect("after restart");
@@ -216,6 +219,10 @@ async fn failed_rounds_neither_skip_nor_repeat_a_txid_and_restart_continues() {
     assert_chain(&l0);
     let (commit, pages) = f.read(l0.last().expect("l0")).await;
     assert!((pages.len() as u32) < commit, "no full image after restart");
+    assert!(
+        !staging.join("0-crashed.ltx").exists(),
+        "stale staging file kept"
+    );
     assert_eq!(f.rebuild(&l0).await, f.rows());
 }
 

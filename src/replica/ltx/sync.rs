@@ -324,6 +324,7 @@ impl Replica {
     /// position it covers when the newest L0's WAL fields match a shadow file of `local`'s
     /// generation (else `None`: the next L0 is a full image).
     pub(super) async fn ltx_recover(&self, local: &Pos) -> Result<Cursor, ReplicaError> {
+        self.ltx_clear_staging().await?;
         let mut newest: Option<LtxFileInfo> = None;
         let mut newest_l0: Option<LtxFileInfo> = None;
         for level in 0..=SNAPSHOT_LEVEL {
@@ -356,6 +357,19 @@ impl Replica {
         }
         info!(db = %self.db_label, replica = %self.name(), txid = %crate::ltx::format_txid(cur.txid), continuous = cur.pos.is_some(), "ltx replica position recovered");
         Ok(cur)
+    }
+
+    /// Removes staging files a crash or an abandoned job left behind. Called with the cursor
+    /// held; takes the jobs lock, so no sync, snapshot, compaction or retention is staging.
+    async fn ltx_clear_staging(&self) -> Result<(), ReplicaError> {
+        let ltx = self.ltx()?;
+        let _jobs = ltx.jobs.lock().await;
+        match tokio::fs::remove_dir_all(&ltx.staging).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(ReplicaError::SnapshotFile(e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The header of a stored LTX file (only its first bytes are read).

@@ -191,6 +191,7 @@ async fn failed_rounds_neither_skip_nor_repeat_a_txid_and_restart_continues() {
     let l0 = f.files(0).await;
     assert_chain(&l0);
     assert_eq!(l0.len(), 7, "one L0 per successful round");
+    assert_eq!(replica.status().ltx_txid, Some(7), "status shows the TXID");
     // Only the first is a full image: every later file holds just the pages that changed.
     let (commit, first) = f.read(&l0[0]).await;
     assert_eq!(first.len() as u32, commit, "TXID 1 is a full image");

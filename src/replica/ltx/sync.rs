@@ -75,8 +75,10 @@ impl Replica {
             self.db.set_replica_floor(self.name(), p.index);
         }
         let caught_up = self.db_state.borrow().pos == pos;
+        let txid = cur.map(|c| c.txid).filter(|&t| t > 0);
         self.update_status(|s| {
             s.position = pos;
+            s.ltx_txid = txid;
             s.last_sync = Some(SystemTime::now());
             s.pending_since = (!caught_up).then_some(started);
         });

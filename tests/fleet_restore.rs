@@ -388,8 +388,8 @@ fn bad_directory_entries_fail_with_one_line_and_write_nothing() {
                 "config {shown}: dbs[0] ({d}/a.db): watch: only allowed with \"dir\" (a directory of databases)"
             ),
         ),
-        // A singular `replica:` is read by restore and refused by replicate only
-        // (tests/config_v05.rs).
+        // A singular `replica:` is read by restore and written in the LTX layout by replicate
+        // (tests/compat_v5_write.rs).
     ];
     let out = root.join("out");
     for (text, want) in cases {

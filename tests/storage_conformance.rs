@@ -403,6 +403,58 @@ mod checks {
         tag.trim_matches('"').to_string()
     }
 
+    /// LTX files (Litestream v0.5 layout) written through the client list back at their level
+    /// with the header timestamp as storage time, on every backend, whichever timestamp source
+    /// the listing uses (mtime, `litestream-timestamp`, `litestreamtimestamp`), and a multipart
+    /// LTX upload carries it too.
+    pub async fn ltx_put_list_delete(fx: &Fixture) {
+        let c = &fx.client;
+        // 2025-11-22T03:27:42.869Z and one whole second: both precisions must survive.
+        let stamps = [1_763_782_062_869i64, 1_763_782_063_000];
+        let a = c
+            .put_ltx(0, 1, 1, stamps[0], || chunked(small(7, 300), 100))
+            .await
+            .expect("put L0");
+        let b = c
+            .put_ltx(0, 2, 2, stamps[1], || {
+                chunked(small(8, PART_SIZE + 10), MIB)
+            })
+            .await
+            .expect("put multipart L0");
+        let l9 = c
+            .put_ltx(9, 1, 2, stamps[1], || chunked(small(9, 50), 50))
+            .await
+            .expect("put L9");
+        for ts in [
+            walstream::storage::Timestamps::Metadata,
+            walstream::storage::Timestamps::Listing,
+        ] {
+            let l0 = c.ltx_files(0, ts).await.expect("list L0");
+            let sizes: Vec<u64> = l0.iter().map(|f| f.size).collect();
+            assert_eq!(sizes, vec![300, (PART_SIZE + 10) as u64]);
+            if ts == walstream::storage::Timestamps::Metadata || fx.backend != Backend::S3 {
+                assert_eq!(l0, vec![a.clone(), b.clone()], "{:?} {ts:?}", fx.backend);
+            }
+        }
+        let got = read_all(c.open_ltx(&a).await.expect("open")).await;
+        assert!(got == small(7, 300));
+        c.delete_ltx(&[a.clone(), l9.clone()])
+            .await
+            .expect("delete");
+        c.delete_ltx(&[a]).await.expect("delete again");
+        let left = c
+            .ltx_files(0, walstream::storage::Timestamps::Metadata)
+            .await
+            .expect("list");
+        assert_eq!(left, vec![b]);
+        assert!(
+            c.ltx_files(9, walstream::storage::Timestamps::Metadata)
+                .await
+                .expect("L9")
+                .is_empty()
+        );
+    }
+
     pub async fn created_times(fx: &Fixture) {
         let c = &fx.client;
         let before = Utc::now();
@@ -595,7 +647,7 @@ macro_rules! conformance_suite {
             conformance_suite!(@checks $backend;
                 round_trip, listing_sorted_and_filtered, deletes, multipart_20mib, created_times,
                 not_found, retries_transient_faults, permanent_fault_not_retried,
-                failed_body_leaves_nothing, describe_hides_credentials);
+                failed_body_leaves_nothing, describe_hides_credentials, ltx_put_list_delete);
         }
     };
     (@checks $backend:expr; $($check:ident),*) => {

@@ -399,8 +399,9 @@ fn read_db_settings(
 }
 
 /// `replicas:` (Litestream v0.3) or the singular `replica:` (v0.5: marks the database as
-/// [`DbConfig::v05_replica`] and is a refusal for `replicate`), each item completed with the
-/// top-level defaults; `retention.enabled: false` switches retention off on every replica.
+/// [`DbConfig::v05_replica`], whose replica `replicate` writes in the LTX layout), each item
+/// completed with the top-level defaults; `retention.enabled: false` switches retention off on
+/// every replica.
 fn read_replicas(
     s: &Section<'_>,
     db: &mut DbConfig,
@@ -425,8 +426,6 @@ fn read_replicas(
             let msg = "cannot be used with \"replicas\" on one database (as in Litestream v0.5)";
             return Err(s.err("replica", msg));
         }
-        let refusal = Refusal::at(s, "replica", v05::SINGULAR_REPLICA);
-        shared.refusals.borrow_mut().push(refusal);
         let item = v05::inherit(item, shared.defaults);
         db.replicas
             .push(build_replica(&item, "replica", &replica_scope, warnings)?);

@@ -157,7 +157,7 @@ pub struct DbConfig {
     pub backups: BackupsConfig,
     /// The replica came from Litestream v0.5's singular `replica:` key (then `replicas` holds
     /// exactly it): a replica that holds, or will hold, the v0.5 (LTX) layout. Read-side commands
-    /// use it like any replica; `replicate` refuses it ([`Config::check_replicate`]).
+    /// use it like any replica; `replicate` writes it in the LTX layout.
     pub v05_replica: bool,
 }
 
@@ -547,12 +547,11 @@ impl Config {
 }
 
 impl Config {
-    /// `Ok` when `replicate` may run with this file, else one [`Refusal`]: the first singular
-    /// `replica:` (walstream does not write v0.5 replicas yet), else the first in file order of
-    /// the v0.5 services and settings walstream does not provide (heartbeat, socket, MCP, …).
+    /// `Ok` when `replicate` may run with this file, else one [`Refusal`]: the first in file
+    /// order of the v0.5 services and settings walstream does not provide (heartbeat, socket,
+    /// MCP, …). A singular `replica:` is accepted: walstream writes it in the LTX layout.
     pub fn check_replicate(&self) -> Result<(), ConfigError> {
-        let singular = self.refusals.iter().find(|r| r.key == "replica");
-        match singular.or(self.refusals.first()) {
+        match self.refusals.first() {
             Some(refusal) => Err(refusal.to_error()),
             None => Ok(()),
         }

@@ -9,8 +9,9 @@
 //!   writer ([`V05Settings`]), or recorded as a [`Refusal`];
 //! - a key that makes reading a replica impossible (SSE-C, Azure SAS tokens) is a config error for
 //!   every command; a key whose behaviour only `replicate` would lack (control socket, heartbeat,
-//!   MCP, KMS key, storage class, restore-before-replicate, singular `replica:`) is a
-//!   [`Refusal`]: read-side commands load the file, `replicate` stops with its one line;
+//!   MCP, KMS key, storage class, restore-before-replicate) is a [`Refusal`]: read-side
+//!   commands load the file, `replicate` stops with its one line (a singular `replica:` is
+//!   written in the LTX layout);
 //! - top-level replica settings fill only what a replica leaves unset (Go's `SetDefaults`);
 //! - one snapshot interval and one retention hold for every database (Litestream's rule: a
 //!   per-database `snapshot:` value becomes the global one when the file sets none, and two
@@ -119,10 +120,9 @@ pub(crate) const DB_KEYS: &[&str] = &[
 /// walstream's busy timeout on its own database connections (`src/db/conn.rs`), not configurable.
 pub const WALSTREAM_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Litestream v0.5's global settings with its defaults. walstream writes the v0.3 layout, which
-/// has no compaction levels, L0 files or LTX snapshots; these values are validated and kept for
-/// the LTX writer. `snapshot.*` and `retention.enabled` also set the v0.3 replicas' snapshot
-/// interval and retention (see [`replica_defaults`]).
+/// Litestream v0.5's global settings with its defaults. They drive the LTX writer of databases
+/// with a singular `replica:` (`replica::ltx`); `snapshot.*` and `retention.enabled` also set the
+/// v0.3 replicas' snapshot interval and retention (see [`replica_defaults`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct V05Settings {
     /// `levels[].interval`: L1, L2, … (default 30s, 5m, 1h).
@@ -353,11 +353,6 @@ const VALIDATION: &str = "walstream does not run Litestream v0.5's listing check
      or set a replica's \"validation-interval\" for walstream's restore-and-compare validation \
      (a full restore each time)";
 /// The refusal of a singular `replica:` by `replicate`.
-pub(crate) const SINGULAR_REPLICA: &str = "walstream does not yet write Litestream v0.5 (LTX) \
-     replicas, so replicate refuses a singular \"replica:\" (restore, databases, generations, \
-     snapshots and wal read it); to replicate with walstream now, list a replica under \
-     \"replicas:\" with a different path, where walstream writes the Litestream v0.3 layout";
-
 /// A duration that must be > 0 when set (`<what> must be greater than 0`).
 fn positive(s: &Section<'_>, key: &str, what: &str) -> Result<Option<Duration>, ConfigError> {
     match s.duration(key)? {

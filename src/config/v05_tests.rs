@@ -128,8 +128,6 @@ fn fixture_loads_with_every_key_mapped() {
                 "dbs[0] (/data/app.db): restore-if-db-not-exists",
                 "restore-if-db-not-exists"
             ),
-            ("dbs[0] (/data/app.db): replica", "replica"),
-            ("dbs[1] (dir /data/tenants): replica", "replica"),
             (
                 "dbs[1] (dir /data/tenants): replica \"s3\": sse-kms-key-id",
                 "sse-kms-key-id"
@@ -143,7 +141,7 @@ fn fixture_loads_with_every_key_mapped() {
 }
 
 #[test]
-fn singular_replica_is_read_like_a_list_item_and_refused_by_replicate() {
+fn singular_replica_is_read_like_a_list_item_and_accepted_by_replicate() {
     let loaded =
         ok("dbs:\n  - path: /d/a.db\n    replica:\n      url: s3://b/x\n      sync-interval: 3s\n");
     let db = &loaded.config.dbs[0];
@@ -158,21 +156,11 @@ fn singular_replica_is_read_like_a_list_item_and_refused_by_replicate() {
         (&a.name, &a.target, a.sync_interval),
         (&b.name, &b.target, b.sync_interval)
     );
-    assert_eq!(
-        loaded
-            .config
-            .check_replicate()
-            .expect_err("refused")
-            .to_string(),
-        "config /etc/litestream.yml: dbs[0] (/d/a.db): replica: walstream does not yet write \
-         Litestream v0.5 (LTX) replicas, so replicate refuses a singular \"replica:\" (restore, \
-         databases, generations, snapshots and wal read it); to replicate with walstream now, list \
-         a replica under \"replicas:\" with a different path, where walstream writes the \
-         Litestream v0.3 layout"
-    );
-    // The singular replica is reported first even after another refused key.
+    // `replicate` writes it in the LTX layout.
+    assert!(loaded.config.check_replicate().is_ok());
+    // Other refused keys are still reported.
     let both = "heartbeat-url: https://x\ndbs:\n  - path: /d/a.db\n    replica:\n      path: /r\n";
-    assert!(refusal(both).contains("dbs[0] (/d/a.db): replica: walstream does not yet write"));
+    assert!(refusal(both).contains("heartbeat-url"));
     // Errors inside it name the singular key.
     assert_eq!(
         err("dbs:\n  - path: /d/a.db\n    replica:\n      type: s3\n"),
@@ -474,7 +462,7 @@ fn s3_url_query_parameters_are_replica_keys() {
         .iter()
         .map(|r| r.key.as_str())
         .collect();
-    assert_eq!(keys, vec!["replica", "storage-class"]);
+    assert_eq!(keys, vec!["storage-class"]);
     assert_eq!(
         err(
             "dbs:\n  - path: /d/a.db\n    replicas:\n      - url: s3://b/p?sseCustomerKey=c2VjcmV0\n"

@@ -3,10 +3,11 @@
 //! trailer, read as a stream with every rule checked.
 //!
 //! Pieces: [`header`] (header and trailer fields and their validity rules), [`reader`] (the
-//! streaming decoder: pages one at a time, then the index and trailer, then the file checksum).
+//! streaming decoder: pages one at a time, then the index and trailer, then the file checksum),
+//! [`writer`] (the streaming encoder replicas use: block-encoded pages, index, trailer).
 //!
 //! What must stay true:
-//! - Reading never holds more than one page (plus one compressed page and a small read buffer):
+//! - Reading and writing never hold more than one page (plus one compressed page and a small read buffer):
 //!   memory is flat in the size of the file and of the database.
 //! - Every error names the object it came from ([`LtxError::name`]) and says what was wrong.
 //! - The file checksum is CRC-64/ISO (Go's `crc64.ISO`) over the header, each page's 6-byte
@@ -20,9 +21,13 @@ pub mod reader;
 pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
+pub mod writer;
+#[cfg(test)]
+mod writer_tests;
 
 pub use header::{HEADER_SIZE, Header, TRAILER_SIZE, Trailer};
 pub use reader::Reader;
+pub use writer::{WriteError, Writer};
 
 /// Header flag: the file carries no database checksums (Litestream v0.5 always sets it).
 pub const FLAG_NO_CHECKSUM: u32 = 0x2;

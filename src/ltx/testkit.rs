@@ -1,11 +1,13 @@
-//! A tiny LTX encoder for unit tests only (the real writer is a later issue): header, block- or
-//! frame-encoded pages, end marker, a correct page index and trailer, file checksum per §2.5.
+//! An unchecked LTX encoder for unit tests: like [`super::writer::Writer`] but it writes whatever
+//! it is given (pages out of order, short pages, the lock page, legacy LZ4 frames), so the
+//! decoder's refusals can be tested. Valid block-encoded files come from the real writer.
 //!
-//! What must stay true: its output has ltx v0.5.2's layout and checksum for the same header and
-//! pages (only the LZ4 bytes differ between compressors); `tests.rs` decodes real v0.5.17 files
-//! and round-trips them through this encoder.
+//! What must stay true: for valid input its output equals [`super::writer::Writer`]'s byte for
+//! byte (`writer_tests.rs` checks it); `tests.rs` decodes real v0.5.17 files and round-trips
+//! them through this encoder.
 
 use super::header::Header;
+use super::writer::put_uvarint;
 use super::{CHECKSUM_FLAG, PAGE_FLAG_BLOCK};
 use crate::crc64::Crc64;
 
@@ -46,14 +48,6 @@ pub fn encode(header: &Header, pages: &[(u32, Vec<u8>)], legacy: bool) -> Vec<u8
     out.extend_from_slice(&tail);
     out.extend_from_slice(&(CHECKSUM_FLAG | crc.sum()).to_be_bytes());
     out
-}
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 /// A header as Litestream v0.5 writes it (flags 0x2, no checksums, WAL fields zero).

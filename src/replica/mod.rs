@@ -12,10 +12,13 @@
 //!
 //! Layout: [`plan`] (pure upload stepping), [`retention`] (pure retention planning), [`rate`]
 //! (pacing and backoff), [`body`] (re-creatable upload bodies), `sync`/`snapshot`/`retain`
-//! (storage operations), `validate` (restore-and-compare, with [`crate::crc64`]), `run` (the background
-//! loops), [`status`].
+//! (storage operations), `validate` (restore-and-compare, with [`crate::crc64`]), `run` (the
+//! background loops), [`status`]. A replica built with [`Replica::with_ltx`] writes Litestream
+//! v0.5's LTX layout instead ([`ltx`]): `sync`, `snapshot` and `run` dispatch to it, the upload
+//! loop is shared.
 
 pub mod body;
+pub mod ltx;
 pub mod plan;
 pub mod rate;
 mod retain;
@@ -71,6 +74,8 @@ pub enum ReplicaError {
     },
     #[error("snapshot file: {0}")]
     SnapshotFile(std::io::Error),
+    #[error("ltx: {0}")]
+    Ltx(#[from] ltx::LtxWriteError),
 }
 
 /// One replica of one database.
@@ -91,6 +96,8 @@ pub struct Replica {
     status: watch::Sender<ReplicaStatus>,
     /// `db=` label for logs.
     db_label: String,
+    /// Set for a replica writing the v0.5 (LTX) layout.
+    ltx: Option<ltx::LtxWriter>,
 }
 
 impl Replica {
@@ -116,6 +123,36 @@ impl Replica {
             retention_quiet: std::sync::Mutex::new(None),
             status: watch::channel(status).0,
             cfg,
+            ltx: None,
+        }
+    }
+
+    /// A replica writing Litestream v0.5's LTX layout with `settings` (levels, snapshots,
+    /// retention); snapshots take a permit of `permits` first.
+    pub fn with_ltx(
+        db: Arc<Db>,
+        cfg: ReplicaConfig,
+        client: ReplicaClient,
+        permits: Option<Arc<tokio::sync::Semaphore>>,
+        settings: Arc<crate::config::V05Settings>,
+    ) -> Arc<Self> {
+        let meta = db.meta_path().to_path_buf();
+        let mut replica = Self::build(db, cfg, client);
+        replica.snapshot_permits = permits;
+        replica.ltx = Some(ltx::LtxWriter::new(settings, &meta));
+        Arc::new(replica)
+    }
+
+    /// True when this replica writes the v0.5 (LTX) layout.
+    pub fn is_ltx(&self) -> bool {
+        self.ltx.is_some()
+    }
+
+    /// The LTX writer's cursor (`None` for a v0.3 replica or before its first round).
+    pub async fn ltx_cursor(&self) -> Option<ltx::Cursor> {
+        match &self.ltx {
+            Some(l) => l.cursor().await,
+            None => None,
         }
     }
 

@@ -26,8 +26,13 @@ const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 impl Replica {
-    /// Runs the upload, snapshot, retention and validation loops until `cancel` fires.
+    /// Runs the upload, snapshot, retention and validation loops until `cancel` fires (an LTX
+    /// replica: the upload loop and its compaction, snapshot and retention loops).
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        if self.ltx.is_some() {
+            tokio::join!(self.sync_loop(cancel.clone()), self.ltx_jobs(cancel));
+            return;
+        }
         tokio::join!(
             self.sync_loop(cancel.clone()),
             self.snapshot_loop(cancel.clone()),

@@ -18,7 +18,13 @@ use crate::storage::layout::format_position;
 
 impl Replica {
     /// Takes a snapshot now; returns its `(generation, index)`.
+    /// An LTX replica takes an L9 snapshot and returns `("ltx", 0)`: it has no generation or
+    /// index (its TXID is in [`Replica::ltx_cursor`]).
     pub async fn snapshot(&self) -> Result<(String, u32), ReplicaError> {
+        if self.ltx.is_some() {
+            self.ltx_snapshot().await?;
+            return Ok(("ltx".to_string(), 0));
+        }
         let _one_at_a_time = self.snapshot_lock.lock().await;
         let _permit = match &self.snapshot_permits {
             Some(p) => Some(p.acquire().await.map_err(|_| {

@@ -22,8 +22,12 @@ pub struct ReplicaStatus {
     pub name: String,
     /// Replica type (`file`, `s3`, `gcs`, `abs`).
     pub kind: &'static str,
-    /// Last position known to be in storage.
+    /// Last position known to be in storage (an LTX replica: the shadow position its newest
+    /// TXID covers).
     pub position: Option<Pos>,
+    /// LTX replicas: the highest TXID stored (`None` for v0.3 replicas and before the first
+    /// round). Not shown by the HTTP API or metrics yet.
+    pub ltx_txid: Option<u64>,
     /// When the last upload round succeeded.
     pub last_sync: Option<SystemTime>,
     /// When the oldest local change not yet uploaded was first seen (`None`: caught up).

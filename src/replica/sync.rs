@@ -17,9 +17,12 @@ use crate::storage::layout::format_position;
 
 impl Replica {
     /// Uploads everything the db has published that the replica lacks. Takes the first snapshot
-    /// of a generation when storage has none. Returns the position reached (`None`: the db has no
+    /// of a generation when storage has none. An LTX replica stores one L0 file instead. Returns the position reached (`None`: the db has no
     /// generation yet).
     pub async fn sync(&self) -> Result<Option<Pos>, ReplicaError> {
+        if self.ltx.is_some() {
+            return self.ltx_sync().await;
+        }
         let local = self.db_state.borrow().pos.clone();
         let Some(local) = local else {
             return Ok(None);

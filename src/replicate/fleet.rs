@@ -95,6 +95,8 @@ pub(super) struct Launcher {
     pub tracker: TaskTracker,
     pub ctx: Arc<RunCtx>,
     pub snapshots: Arc<Semaphore>,
+    /// Litestream v0.5 settings of the LTX replicas (singular `replica:`).
+    pub v05: Arc<crate::config::V05Settings>,
 }
 
 impl Launcher {
@@ -106,7 +108,7 @@ impl Launcher {
             return Ok(false);
         }
         let cancel = self.root.child_token();
-        let h = super::build_db(cfg, &self.snapshots, cancel.clone())?;
+        let h = super::build_db(cfg, &self.snapshots, &self.v05, cancel.clone())?;
         if !self.fleet.insert(Arc::clone(&h)) {
             return Ok(false);
         }

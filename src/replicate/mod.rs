@@ -136,6 +136,7 @@ pub async fn run_with(
             poll: opts.db_poll_interval,
         }),
         snapshots: Arc::new(Semaphore::new(SNAPSHOT_CONCURRENCY)),
+        v05: Arc::new(config.v05.clone()),
     });
     for cfg in &config.dbs {
         launcher.launch(cfg)?;
@@ -204,10 +205,12 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Builds the database and its replica clients, logging the start-up lines.
+/// Builds the database and its replica clients, logging the start-up lines. A singular
+/// `replica:` (v0.5 shape) gets the LTX writer with `v05`'s levels, snapshots and retention.
 fn build_db(
     cfg: &DbConfig,
     snapshots: &Arc<Semaphore>,
+    v05: &Arc<crate::config::V05Settings>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Arc<DbHandle>> {
     let db = Db::new(cfg);
@@ -224,12 +227,24 @@ fn build_db(
             })?
             .with_modes_from(&cfg.path);
         log_replica(rc);
-        replicas.push(Replica::with_snapshot_permits(
-            Arc::clone(&db),
-            rc.clone(),
-            client,
-            Arc::clone(snapshots),
-        ));
+        let replica = if cfg.v05_replica {
+            info!(name = %rc.name, "replica writes the Litestream v0.5 (LTX) layout");
+            Replica::with_ltx(
+                Arc::clone(&db),
+                rc.clone(),
+                client,
+                Some(Arc::clone(snapshots)),
+                Arc::clone(v05),
+            )
+        } else {
+            Replica::with_snapshot_permits(
+                Arc::clone(&db),
+                rc.clone(),
+                client,
+                Arc::clone(snapshots),
+            )
+        };
+        replicas.push(replica);
     }
     Ok(Arc::new(DbHandle {
         db,

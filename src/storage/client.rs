@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{GetOptions, GetResultPayload, ObjectMeta};
+use object_store::{Attributes, GetOptions, GetResultPayload, ObjectMeta};
 
 use super::azure_list::AzureLister;
 use super::listing::{self, DirListing, ListedFile};
@@ -188,6 +188,21 @@ impl ReplicaClient {
         F: Fn() -> S,
         S: Stream<Item = io::Result<Bytes>> + Send + 'static,
     {
+        self.put_object_with(key, &Attributes::new(), make_body)
+            .await
+    }
+
+    /// [`Self::put_object`] with user metadata (`attributes`; the file backend takes none).
+    pub(super) async fn put_object_with<F, S>(
+        &self,
+        key: String,
+        attributes: &Attributes,
+        make_body: F,
+    ) -> Result<u64, StorageError>
+    where
+        F: Fn() -> S,
+        S: Stream<Item = io::Result<Bytes>> + Send + 'static,
+    {
         let path = parse_path(&key)?;
         let store = self.inner.store.as_ref();
         let parts = match self.inner.local_root {
@@ -196,7 +211,7 @@ impl ReplicaClient {
         };
         let size = retry(&self.policy, self.stats(), Op::Put, &key, || {
             let body = age::encrypt_body(make_body().boxed(), &self.age);
-            upload::upload(store, &path, &key, body, parts)
+            upload::upload(store, &path, &key, body, parts, attributes)
         })
         .await?;
         self.stats().record_op(Op::Put);
@@ -321,7 +336,10 @@ impl ReplicaClient {
         Ok(metas.into_iter().map(|m| m.location).collect())
     }
 
-    async fn delete_keys(&self, keys: Vec<impl Into<KeyOrPath>>) -> Result<(), StorageError> {
+    pub(super) async fn delete_keys(
+        &self,
+        keys: Vec<impl Into<KeyOrPath>>,
+    ) -> Result<(), StorageError> {
         let paths = keys
             .into_iter()
             .map(|k| k.into().into_path())
@@ -384,7 +402,7 @@ impl ReplicaClient {
 }
 
 /// Keys are either built strings (validated here) or paths returned by a listing.
-enum KeyOrPath {
+pub(super) enum KeyOrPath {
     Key(String),
     Path(Path),
 }

@@ -32,9 +32,9 @@ pub const SNAPSHOT_LEVEL: u8 = 9;
 /// HEAD requests in flight when reading per-object metadata.
 pub const HEAD_CONCURRENCY: usize = 16;
 /// Metadata key of the LTX timestamp on S3 and GCS.
-const META_TIMESTAMP: &str = "litestream-timestamp";
+pub(super) const META_TIMESTAMP: &str = "litestream-timestamp";
 /// Metadata key on Azure (no hyphens allowed there).
-const META_TIMESTAMP_AZURE: &str = "litestreamtimestamp";
+pub(super) const META_TIMESTAMP_AZURE: &str = "litestreamtimestamp";
 
 /// One LTX file of a replica.
 #[derive(Debug, Clone, PartialEq, Eq)]

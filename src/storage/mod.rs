@@ -1,7 +1,8 @@
 //! Replica storage over `object_store`: the [`ReplicaClient`] lists, uploads, downloads and deletes
 //! Litestream v0.3.13 replica objects (spec §1, §10) on file, S3, GCS and Azure Blob backends, and
-//! lists and reads Litestream v0.5 LTX files (`ltx_list.rs`: per-backend level layout, v0.5.17's
-//! name filter and per-file timestamps).
+//! lists, reads, writes and deletes Litestream v0.5 LTX files (`ltx_list.rs`: per-backend level
+//! layout, v0.5.17's name filter and per-file timestamps; `ltx_write.rs`: uploads carrying those
+//! timestamps).
 //!
 //! What must stay true:
 //! - Keys come only from [`layout`]; listings return only names that parse there (foreign files,
@@ -39,6 +40,7 @@ mod listing;
 mod local_modes;
 mod local_read;
 mod ltx_list;
+mod ltx_write;
 pub mod retry;
 mod stats;
 mod upload;
@@ -53,6 +55,7 @@ use object_store::ObjectStore;
 pub use age::{AgeError, AgeKeys};
 pub use azure_list::{ListFormatError, ListStatusError};
 pub use ltx_list::{HEAD_CONCURRENCY, LtxFileInfo, SNAPSHOT_LEVEL, Timestamps};
+pub use ltx_write::{go_rfc3339_nano, time_of};
 pub use retry::RetryPolicy;
 pub use stats::{ErrorClass, StorageStats};
 pub use upload::PART_SIZE;
@@ -343,6 +346,11 @@ impl ReplicaClient {
 
     pub fn stats(&self) -> &StorageStats {
         &self.stats
+    }
+
+    /// File backend: the absolute replica directory.
+    pub(crate) fn local_root(&self) -> Option<&std::path::Path> {
+        self.inner.local_root.as_deref()
     }
 }
 

@@ -15,7 +15,9 @@ use std::pin::pin;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, PutMultipartOptions, PutOptions, PutPayload, WriteMultipart};
+use object_store::{
+    Attributes, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, WriteMultipart,
+};
 
 use super::retry::AttemptError;
 use super::{Op, StorageError};
@@ -44,13 +46,15 @@ impl Parts {
     };
 }
 
-/// Uploads `body` to `path`; returns the number of bytes stored.
+/// Uploads `body` to `path` with the user metadata in `attributes` (empty for v0.3 objects);
+/// returns the number of bytes stored.
 pub(super) async fn upload<S>(
     store: &dyn ObjectStore,
     path: &Path,
     key: &str,
     body: S,
     parts: Parts,
+    attributes: &Attributes,
 ) -> Result<u64, AttemptError>
 where
     S: Stream<Item = io::Result<Bytes>> + Send + 'static,
@@ -62,7 +66,11 @@ where
         match body.next().await {
             None => {
                 let payload = PutPayload::from_iter(head);
-                store.put_opts(path, payload, PutOptions::default()).await?;
+                let opts = PutOptions {
+                    attributes: attributes.clone(),
+                    ..PutOptions::default()
+                };
+                store.put_opts(path, payload, opts).await?;
                 return Ok(head_len as u64);
             }
             Some(chunk) => {
@@ -72,9 +80,11 @@ where
             }
         }
     }
-    let upload = store
-        .put_multipart_opts(path, PutMultipartOptions::default())
-        .await?;
+    let opts = PutMultipartOptions {
+        attributes: attributes.clone(),
+        ..PutMultipartOptions::default()
+    };
+    let upload = store.put_multipart_opts(path, opts).await?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, parts.size);
     let mut total = 0u64;
     for chunk in head {

@@ -24,8 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::litestream::LitestreamProcess;
-use common::{Backend, litestream5_bin, unique_name};
+use common::{Backend, Proc, litestream5_bin, poll_until, unique_name};
 use rusqlite::Connection;
 use v5_support::{V5Replica, ls_restore, ltx_listing, remove_db, ws_restore};
 
@@ -363,17 +362,17 @@ fn run(backend: Backend) {
 /// rules ask for when it finds no local state it can prove).
 fn hand_over(r: &V5Replica, src: &mut Source, spacing: Duration) {
     let log = r.dir.join("litestream5.log");
-    let mut ls = LitestreamProcess::start_with(&litestream5_bin(), &r.ls_config, &r.ls_env, &log);
+    let mut ls = Proc::litestream_config(&litestream5_bin(), &r.ls_config, &r.ls_env, &log);
     src.inserts(15, spacing);
     let want = src.states.len() - 1;
     let probe = r.dir.join("probe.db");
-    common::wait_for("v0.5.17 to replicate the new rows", DEADLINE, || {
-        ls.assert_running(&log);
+    poll_until(DEADLINE, "v0.5.17 to replicate the new rows", || {
+        ls.assert_running();
         remove_db(&probe);
         let out = ls_restore(r, &probe, &[]);
         (out.status.success() && digest(&probe) == src.states[want].digest).then_some(())
     });
-    ls.stop();
+    ls.stop_litestream();
     assert_eq!(
         restore_both(r, &src.states, "after v0.5.17", &[]),
         Some(want)

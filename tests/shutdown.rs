@@ -134,9 +134,11 @@ fn sigterm_during_requests_and_a_refresh_stops_everything_after_the_final_sync()
     // Commits keep arriving until the process is gone, so every sync (the final one and any
     // that slipped in after it) has something to upload.
     let writer = Writer::start(db.clone(), 51);
-    poll_until("the clients to be answered a few times", || {
-        refresh.answered() >= 5 && syncs.answered() >= 3 && health.answered() >= 5
-    });
+    poll_until(
+        common::DEADLINE,
+        "the clients to be answered a few times",
+        || refresh.answered() >= 5 && syncs.answered() >= 3 && health.answered() >= 5,
+    );
     let before_signal = rows(&app);
 
     ws.proc.signal(libc::SIGTERM);
@@ -207,7 +209,7 @@ fn a_sync_finishing_after_its_504_is_logged() {
     let app = open_app(&db);
     insert(&app, 1);
     let ws = Instance::start(&dir, &cfg, &[]);
-    poll_until("the database to attach", || {
+    poll_until(common::DEADLINE, "the database to attach", || {
         !ws.status()["databases"][0]["position"].is_null()
     });
     // Several MiB of WAL: its upload cannot finish within a millisecond.
@@ -231,7 +233,7 @@ fn a_sync_finishing_after_its_504_is_logged() {
     let doc = r.json();
     assert_eq!(doc["database"], "app.db");
     assert_eq!(doc["error"], "not finished within 1ms; still running");
-    poll_until("the late result in the log", || {
+    poll_until(common::DEADLINE, "the late result in the log", || {
         ws.proc
             .log_text()
             .contains("action finished after its request timed out")

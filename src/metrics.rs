@@ -231,6 +231,17 @@ pub const OLDEST_RESTORE_POINT: Family = gauge(
     "Unix time of the oldest point the replica can restore to (its oldest snapshot)",
 );
 
+pub const HEARTBEAT_PINGS: Family = counter(
+    "walstream_heartbeat_pings_total",
+    &["result"],
+    "Heartbeat pings (heartbeat-url) by result: ok (2xx answer) or failed",
+);
+pub const HEARTBEAT_SUPPRESSED: Family = counter(
+    "walstream_heartbeat_suppressed_total",
+    &[],
+    "Checks at which a heartbeat ping was due but held back because a database was not healthy",
+);
+
 /// Every family, in the order of `docs/metrics.md`.
 pub const FAMILIES: &[Family] = &[
     DB_SIZE,
@@ -260,6 +271,8 @@ pub const FAMILIES: &[Family] = &[
     UPLOADED_BYTES,
     LATEST_SNAPSHOT,
     OLDEST_RESTORE_POINT,
+    HEARTBEAT_PINGS,
+    HEARTBEAT_SUPPRESSED,
 ];
 
 /// Errors of building or rendering the registry.
@@ -507,6 +520,12 @@ pub fn families_with(obs: &Observation, db_labels: bool) -> Vec<MetricFamily> {
             s.add(REPLICA_OPERATION_BYTES, &[kind, op], bytes as f64);
         }
     }
+    // Only when the run sends a heartbeat (`heartbeat-url`).
+    if let Some(hb) = &obs.heartbeat {
+        s.add(HEARTBEAT_PINGS, &["ok"], hb.sent as f64);
+        s.add(HEARTBEAT_PINGS, &["failed"], hb.failed as f64);
+        s.add(HEARTBEAT_SUPPRESSED, &[], hb.suppressed as f64);
+    }
     s.into_families()
 }
 
@@ -644,6 +663,7 @@ mod tests {
                     replica("s3b", "s3", 3),
                 ],
             }],
+            heartbeat: None,
         }
     }
 
@@ -770,6 +790,25 @@ mod tests {
     }
 
     #[test]
+    fn heartbeat_families_only_with_a_heartbeat() {
+        let f = families(&observation());
+        assert!(samples(&f, "walstream_heartbeat_pings_total").is_empty());
+        assert!(samples(&f, "walstream_heartbeat_suppressed_total").is_empty());
+        let mut obs = observation();
+        obs.heartbeat = Some(crate::replicate::heartbeat::HeartbeatCounts {
+            sent: 3,
+            failed: 1,
+            suppressed: 7,
+        });
+        for db_labels in [true, false] {
+            let f = families_with(&obs, db_labels);
+            assert_eq!(one(&f, "walstream_heartbeat_pings_total", &["ok"]), 3.0);
+            assert_eq!(one(&f, "walstream_heartbeat_pings_total", &["failed"]), 1.0);
+            assert_eq!(one(&f, "walstream_heartbeat_suppressed_total", &[]), 7.0);
+        }
+    }
+
+    #[test]
     fn registry_renders_text_with_help_and_type() {
         let m = Metrics::new(Arc::new(observation), true).expect("registry");
         let text = m.render().expect("render");
@@ -798,6 +837,7 @@ mod tests {
         Observation {
             at: SystemTime::now(),
             dbs,
+            heartbeat: None,
         }
     }
 
@@ -848,10 +888,12 @@ mod tests {
         for dropped in FAMILIES.iter().filter(|fam| fam.fleet == Fold::Drop) {
             assert!(samples(&f, dropped.name).is_empty(), "{}", dropped.name);
         }
-        // Every other family keeps its series.
-        let kept = FAMILIES
-            .iter()
-            .filter(|fam| fam.fleet != Fold::Drop && !fam.name.contains("checkpoint_"));
+        // Every other family keeps its series (the heartbeat's only exist with a heartbeat).
+        let kept = FAMILIES.iter().filter(|fam| {
+            fam.fleet != Fold::Drop
+                && !fam.name.contains("checkpoint_")
+                && !fam.name.starts_with("walstream_heartbeat_")
+        });
         for fam in kept {
             assert!(!samples(&f, fam.name).is_empty(), "{}", fam.name);
         }

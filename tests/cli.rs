@@ -124,7 +124,7 @@ fn usage_texts_match_litestream() {
             )),
             "replicate" => Some((
                 "\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\n",
-                "\t-shutdown-timeout DURATION\n\t    walstream: deadline for the final sync after SIGINT/SIGTERM.\n\t    Defaults to the config's shutdown-sync-timeout, else 30s\n\n",
+                "\t-shutdown-timeout DURATION\n\t    walstream: deadline for the final sync after SIGINT/SIGTERM.\n\t    Defaults to the config's shutdown-sync-timeout, else 30s\n\n\t-heartbeat-interval DURATION\n\t    walstream: replaces the config's heartbeat-interval (at\n\t    least 1s instead of 1m); needs heartbeat-url in the config\n\n",
             )),
             _ => None,
         };

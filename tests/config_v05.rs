@@ -79,7 +79,7 @@ fn replicate_refuses_the_fixture_and_writes_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let last = stderr.trim_end().lines().last().unwrap_or_default();
     // The first refused key in file order (the singular `replica:` itself is accepted).
-    let want = format!("config {FIXTURE}: heartbeat-url: ");
+    let want = format!("config {FIXTURE}: mcp-addr: ");
     assert!(
         last.contains("failed to run") && last.contains(&want.replace('"', "\\\"")),
         "{stderr}"
@@ -114,9 +114,9 @@ fn replicate_refuses_each_unsupported_key_with_one_line_and_writes_nothing() {
             "walstream has no control socket",
         ),
         (
-            "    replicas:\n      - path: REPLICA\nheartbeat-url: http://127.0.0.1:9/ping\n",
-            "heartbeat-url",
-            "walstream does not send heartbeat requests",
+            "    replicas:\n      - path: REPLICA\nmcp-addr: \"127.0.0.1:3001\"\n",
+            "mcp-addr",
+            "walstream has no MCP server",
         ),
     ];
     for (yaml, key, why) in cases {

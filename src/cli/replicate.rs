@@ -1,7 +1,9 @@
 //! `walstream replicate`: `replicate [-config P] [-no-expand-env] [-exec CMD]` and
 //! `replicate [-exec CMD] DB_PATH REPLICA_URL...` (spec §6.2), plus walstream's own
 //! `-shutdown-timeout DURATION` (deadline for the final sync; default the config's
-//! `shutdown-sync-timeout`, else 30s).
+//! `shutdown-sync-timeout`, else 30s) and `-heartbeat-interval DURATION` (replaces the config's
+//! `heartbeat-interval` without Litestream's 1m floor, at least [`MIN_HEARTBEAT_FLAG`]; for
+//! monitors that want faster pings, and tests).
 //!
 //! What must stay true:
 //! - argument errors use Litestream's wording: `must specify at least one replica URL for <db>`,
@@ -29,6 +31,9 @@ use super::{HelpRequested, log, parse_flags};
 use crate::config::{self, Config};
 use crate::gofmt;
 
+/// Least `-heartbeat-interval`: one ping a second is the most a monitor is ever sent.
+pub const MIN_HEARTBEAT_FLAG: Duration = Duration::from_secs(1);
+
 /// Runs `replicate` with the arguments after the command word; returns the exit code.
 pub fn run(args: &[String]) -> i32 {
     match command(args) {
@@ -48,7 +53,8 @@ pub fn command(args: &[String]) -> anyhow::Result<()> {
         .string("exec", "")
         .custom("shutdown-timeout", "30s", |v| {
             gofmt::parse_go_duration(v).map(|_| ())
-        });
+        })
+        .custom("heartbeat-interval", "", |v| heartbeat_flag(v).map(|_| ()));
     let p = parse_flags(&fs, args, "replicate")?;
     let mut cfg = match p.args.as_slice() {
         [] => {
@@ -69,6 +75,10 @@ pub fn command(args: &[String]) -> anyhow::Result<()> {
     if !p.str("exec").is_empty() {
         cfg.exec = Some(p.str("exec").to_string());
     }
+    if p.is_set("heartbeat-interval") {
+        cfg.v05.heartbeat_interval =
+            heartbeat_flag(p.str("heartbeat-interval")).map_err(anyhow::Error::msg)?;
+    }
     // The flag, else the config's `shutdown-sync-timeout` (Litestream v0.5; same 30s default).
     let timeout = if p.is_set("shutdown-timeout") {
         gofmt::parse_go_duration(p.str("shutdown-timeout")).map_err(anyhow::Error::msg)?
@@ -77,6 +87,15 @@ pub fn command(args: &[String]) -> anyhow::Result<()> {
     };
     crate::rt::limit_malloc_arenas();
     super::block_on(replicate(cfg, timeout))?
+}
+
+/// `-heartbeat-interval`: a Go duration of at least [`MIN_HEARTBEAT_FLAG`].
+fn heartbeat_flag(v: &str) -> Result<Duration, String> {
+    let d = gofmt::parse_go_duration(v)?;
+    if d < MIN_HEARTBEAT_FLAG {
+        return Err(format!("-heartbeat-interval must be at least 1s, got {v}"));
+    }
+    Ok(d)
 }
 
 /// How the run ended, decided by the shutdown future.
@@ -289,6 +308,14 @@ mod tests {
         assert!(split_shell_words("'open").is_err());
         assert!(split_shell_words("\"open").is_err());
         assert!(split_shell_words("a\\").is_err());
+    }
+
+    #[test]
+    fn heartbeat_flag_needs_a_second() {
+        assert_eq!(heartbeat_flag("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(heartbeat_flag("2m"), Ok(Duration::from_secs(120)));
+        assert!(heartbeat_flag("999ms").is_err());
+        assert!(heartbeat_flag("soon").is_err());
     }
 
     #[test]

@@ -287,6 +287,10 @@ Arguments:
 	    walstream: deadline for the final sync after SIGINT/SIGTERM.
 	    Defaults to the config's shutdown-sync-timeout, else 30s
 
+	-heartbeat-interval DURATION
+	    walstream: replaces the config's heartbeat-interval (at
+	    least 1s instead of 1m); needs heartbeat-url in the config
+
 "#,
 );
 

@@ -13,6 +13,7 @@
 //! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`,
 //! `expand.rs` (env expansion), `credentials.rs` (env-derived credentials), `defaults.rs`,
 //! `error.rs`, `v05.rs` (Litestream v0.5's keys and the refusals only `replicate` reports),
+//! `heartbeat.rs` (v0.5's `heartbeat-url`),
 //! `url_query.rs` (v0.5's `s3://…?endpoint=…` query parameters as replica keys).
 
 pub mod age;
@@ -24,6 +25,7 @@ mod dir;
 mod error;
 pub mod expand;
 mod glob;
+mod heartbeat;
 mod node;
 mod paths;
 mod url;
@@ -43,6 +45,7 @@ pub use defaults::*;
 pub use dir::{DirConfig, extend_target, is_meta_dir};
 pub use error::ConfigError;
 pub use glob::Glob;
+pub use heartbeat::{DEFAULT_HEARTBEAT_INTERVAL, HeartbeatUrl, MIN_HEARTBEAT_INTERVAL};
 pub use paths::{META_DIR_SUFFIX, clean_unix_path, default_meta_path, normalize_db_path};
 pub use url::{is_url, parse_replica_url, redact_password};
 pub use v05::{Refusal, V05Settings, WALSTREAM_BUSY_TIMEOUT};

@@ -6,10 +6,10 @@
 //! What must stay true:
 //! - every v0.5 key is read: its value is validated with Litestream's rules (a value v0.5 rejects
 //!   is a config error naming the file and key), and it is either applied, stored for the LTX
-//!   writer ([`V05Settings`]), or recorded as a [`Refusal`];
+//!   writer or `replicate`'s heartbeat ([`V05Settings`]), or recorded as a [`Refusal`];
 //! - a key that makes reading a replica impossible (SSE-C, Azure SAS tokens) is a config error for
-//!   every command; a key whose behaviour only `replicate` would lack (control socket, heartbeat,
-//!   MCP, KMS key, storage class, restore-before-replicate) is a [`Refusal`]: read-side
+//!   every command; a key whose behaviour only `replicate` would lack (control socket, MCP, KMS
+//!   key, storage class, restore-before-replicate) is a [`Refusal`]: read-side
 //!   commands load the file, `replicate` stops with its one line (a singular `replica:` is
 //!   written in the LTX layout);
 //! - top-level replica settings fill only what a replica leaves unset (Go's `SetDefaults`);
@@ -22,6 +22,7 @@ use std::time::Duration;
 use serde_yaml::{Mapping, Value};
 
 use super::ConfigError;
+use super::heartbeat::{DEFAULT_HEARTBEAT_INTERVAL, HeartbeatUrl, MIN_HEARTBEAT_INTERVAL};
 use super::node::Section;
 use crate::gofmt::{format_go_duration, non_negative};
 
@@ -143,6 +144,8 @@ pub struct V05Settings {
     pub shutdown_sync_timeout: Duration,
     /// `shutdown-sync-interval` (default 500ms).
     pub shutdown_sync_interval: Duration,
+    /// `heartbeat-url`: pinged by `replicate` while every database replicates (`None`: off).
+    pub heartbeat_url: Option<HeartbeatUrl>,
     /// `heartbeat-interval` (default 5m, at least 1m).
     pub heartbeat_interval: Duration,
 }
@@ -163,7 +166,8 @@ impl Default for V05Settings {
             verify_compaction: false,
             shutdown_sync_timeout: Duration::from_secs(30),
             shutdown_sync_interval: Duration::from_millis(500),
-            heartbeat_interval: Duration::from_secs(5 * 60),
+            heartbeat_url: None,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
         }
     }
 }
@@ -286,8 +290,9 @@ fn read_shutdown(top: &Section<'_>, v: &mut V05Settings) -> Result<(), ConfigErr
     Ok(())
 }
 
-/// `heartbeat-*`, `mcp-addr`, `socket`, `validation`: services walstream does not run. Their
-/// values are validated; setting one up is a refusal for `replicate`.
+/// `heartbeat-*` (the heartbeat `replicate` sends), then `mcp-addr`, `socket`, `validation`:
+/// services walstream does not run. Their values are validated; setting one up is a refusal for
+/// `replicate`.
 fn read_services(
     top: &Section<'_>,
     v: &mut V05Settings,
@@ -295,14 +300,11 @@ fn read_services(
     refusals: &mut Vec<Refusal>,
 ) -> Result<(), ConfigError> {
     if let Some(url) = top.non_empty("heartbeat-url")? {
-        if !url.starts_with("http://") && !url.starts_with("https://") {
-            let msg = "heartbeat URL must be a valid HTTP or HTTPS URL";
-            return Err(top.err("heartbeat-url", msg));
-        }
-        refusals.push(Refusal::at(top, "heartbeat-url", HEARTBEAT));
+        let url = HeartbeatUrl::parse(&url).map_err(|msg| top.err("heartbeat-url", msg))?;
+        v.heartbeat_url = Some(url);
     }
     if let Some(n) = top.duration("heartbeat-interval")? {
-        if n < 60_000_000_000 {
+        if n < 0 || non_negative(n) < MIN_HEARTBEAT_INTERVAL {
             let msg = "heartbeat interval must be at least 1 minute";
             return Err(top.err("heartbeat-interval", msg));
         }
@@ -342,8 +344,6 @@ fn read_permissions(socket: &Section<'_>) -> Result<(), ConfigError> {
     }
 }
 
-const HEARTBEAT: &str = "walstream does not send heartbeat requests; remove the key and point \
-     the monitor at walstream's /readyz (set \"addr\") instead";
 const MCP: &str = "walstream has no MCP server; remove the key (walstream's HTTP API under \
      \"addr\" serves status and restore points)";
 const SOCKET: &str = "walstream has no control socket (sync, register, start, stop); remove the \

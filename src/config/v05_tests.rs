@@ -69,6 +69,10 @@ fn fixture_loads_with_every_key_mapped() {
             verify_compaction: true,
             shutdown_sync_timeout: secs(10),
             shutdown_sync_interval: Duration::from_millis(250),
+            heartbeat_url: Some(
+                HeartbeatUrl::parse("https://hc-ping.com/00000000-0000-0000-0000-000000000000")
+                    .expect("valid")
+            ),
             heartbeat_interval: secs(300),
         }
     );
@@ -120,7 +124,6 @@ fn fixture_loads_with_every_key_mapped() {
     assert_eq!(
         refused,
         vec![
-            ("heartbeat-url", "heartbeat-url"),
             ("mcp-addr", "mcp-addr"),
             ("socket.enabled", "enabled"),
             ("validation.interval", "interval"),
@@ -159,8 +162,8 @@ fn singular_replica_is_read_like_a_list_item_and_accepted_by_replicate() {
     // `replicate` writes it in the LTX layout.
     assert!(loaded.config.check_replicate().is_ok());
     // Other refused keys are still reported.
-    let both = "heartbeat-url: https://x\ndbs:\n  - path: /d/a.db\n    replica:\n      path: /r\n";
-    assert!(refusal(both).contains("heartbeat-url"));
+    let both = "mcp-addr: \":3001\"\ndbs:\n  - path: /d/a.db\n    replica:\n      path: /r\n";
+    assert!(refusal(both).contains("mcp-addr"));
     // Errors inside it name the singular key.
     assert_eq!(
         err("dbs:\n  - path: /d/a.db\n    replica:\n      type: s3\n"),
@@ -171,10 +174,6 @@ fn singular_replica_is_read_like_a_list_item_and_accepted_by_replicate() {
 #[test]
 fn each_refused_key_is_one_line_naming_file_entry_and_key() {
     let cases: &[(&str, &str)] = &[
-        (
-            "heartbeat-url: https://hc.example/ping\n",
-            "config /etc/litestream.yml: heartbeat-url: walstream does not send heartbeat requests; remove the key and point the monitor at walstream's /readyz (set \"addr\") instead",
-        ),
         (
             "mcp-addr: \":3001\"\n",
             "config /etc/litestream.yml: mcp-addr: walstream has no MCP server; remove the key (walstream's HTTP API under \"addr\" serves status and restore points)",
@@ -215,6 +214,7 @@ fn each_refused_key_is_one_line_naming_file_entry_and_key() {
         "dbs:\n  - path: /d/a.db\n    restore-if-db-not-exists: false\n",
         "dbs:\n  - path: /d/a.db\n    replicas:\n      - path: /r\n        storage-class: X\n",
         "heartbeat-interval: 2m\n",
+        "heartbeat-url: https://hc.example/ping\nheartbeat-interval: 1m\n",
     ] {
         let loaded = ok(text);
         assert!(loaded.config.check_replicate().is_ok(), "{text}");
@@ -260,6 +260,18 @@ fn invalid_v05_values_are_config_errors() {
         (
             "heartbeat-url: ftp://x\n",
             "heartbeat-url: heartbeat URL must be a valid HTTP or HTTPS URL",
+        ),
+        (
+            "heartbeat-url: \"https://?secret-token\"\n",
+            "heartbeat-url: heartbeat URL must be a valid HTTP or HTTPS URL",
+        ),
+        (
+            "heartbeat-interval: 59s\n",
+            "heartbeat-interval: heartbeat interval must be at least 1 minute",
+        ),
+        (
+            "heartbeat-interval: -5m\n",
+            "heartbeat-interval: heartbeat interval must be at least 1 minute",
         ),
         (
             "heartbeat-interval: 30s\n",

@@ -3,13 +3,16 @@
 //! the shutdown path read; [`Launcher`] adds a database (building its replicas and spawning its
 //! loop on the run's tracker) and retires one (cancelling its loops; its replica data stays).
 //!
+//! The fleet also carries the counters of the run's heartbeat (`heartbeat`), which the HTTP
+//! server shows as metrics beside the databases'.
+//!
 //! What must stay true: a database path is in the fleet at most once (an explicit entry and a
 //! discovered file naming the same path: the first one wins, the second is logged); every task is
 //! spawned on the run's tracker under a child of the run's token, so shutdown waits for it;
 //! retiring never deletes anything in a replica.
 
 use std::path::Path;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
@@ -17,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::DbHandle;
+use super::heartbeat::{HeartbeatCounts, HeartbeatStats};
 use super::monitor::{RunCtx, db_task};
 use crate::config::DbConfig;
 
@@ -25,6 +29,8 @@ pub struct Fleet {
     dbs: RwLock<Vec<Arc<DbHandle>>>,
     /// Bumped on every addition and removal.
     version: watch::Sender<u64>,
+    /// The heartbeat's counters, set once when the run sends one (`heartbeat-url`).
+    heartbeat: OnceLock<Arc<HeartbeatStats>>,
 }
 
 impl Fleet {
@@ -32,7 +38,18 @@ impl Fleet {
         Arc::new(Fleet {
             dbs: RwLock::new(Vec::new()),
             version: watch::Sender::new(0),
+            heartbeat: OnceLock::new(),
         })
+    }
+
+    /// The heartbeat's counters so far; `None` when the run sends no heartbeat.
+    pub fn heartbeat(&self) -> Option<HeartbeatCounts> {
+        self.heartbeat.get().map(|s| s.counts())
+    }
+
+    /// The counters of the run's heartbeat (created on the first call).
+    pub(super) fn heartbeat_stats(&self) -> Arc<HeartbeatStats> {
+        Arc::clone(self.heartbeat.get_or_init(Default::default))
     }
 
     /// Every database now, in the order they were added.

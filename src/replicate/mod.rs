@@ -12,7 +12,7 @@
 //! - task structure: a root [`CancellationToken`] with one child per database and one grandchild
 //!   per replica; every task is spawned on one [`TaskTracker`];
 //! - shutdown: cancel the loops and the background tasks beside them (lag trackers, restore-point
-//!   refreshers: [`Lifecycle`]), wait for them and for HTTP work already started (an upload round
+//!   refreshers, the heartbeat: [`Lifecycle`]), wait for them and for HTTP work already started (an upload round
 //!   in flight is finished), then a final `db.sync()` and `replica.sync()` of every opened
 //!   database — not under the cancelled token but under [`Options::shutdown_timeout`] — then
 //!   stop the services (the HTTP server, gracefully: requests in flight finish), then close the
@@ -23,6 +23,7 @@
 
 mod discovery;
 mod fleet;
+pub mod heartbeat;
 mod lifecycle;
 mod monitor;
 
@@ -150,6 +151,15 @@ pub async fn run_with(
         tracker.spawn(discovery::run(dir, l, cancel));
     }
     let lifecycle = Lifecycle::new(root.clone(), tracker.clone());
+    if let Some(url) = config.v05.heartbeat_url.clone() {
+        let hb = heartbeat::Heartbeat {
+            url,
+            interval: config.v05.heartbeat_interval,
+        };
+        let stats = launcher.fleet.heartbeat_stats();
+        let (fleet, life) = (Arc::clone(&launcher.fleet), lifecycle.clone());
+        lifecycle.spawn_background(heartbeat::run(hb, fleet, life, stats));
+    }
     started(&launcher.fleet, &lifecycle);
     shutdown.await;
 

@@ -17,7 +17,7 @@ pub mod restore_points;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Semaphore;
@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 use crate::config::HttpConfig;
 use crate::db::{DbState, DbStats};
 use crate::replica::{Replica, ReplicaStatus};
+use crate::replicate::heartbeat::HeartbeatCounts;
 use crate::replicate::{DbHandle, Fleet, Lifecycle};
 use crate::storage::{ErrorClass, Op, StorageStats};
 use lag::{DbHealth, LagTracker};
@@ -39,6 +40,8 @@ pub struct AppState {
     listings: Arc<Semaphore>,
     /// Where the background tasks run.
     lifecycle: Lifecycle,
+    /// The fleet followed ([`AppState::follow`]), for the heartbeat's counters.
+    fleet: OnceLock<Arc<Fleet>>,
 }
 
 /// The databases in the fleet's order, and by id.
@@ -154,6 +157,8 @@ impl ReplicaObservation {
 pub struct Observation {
     pub at: SystemTime,
     pub dbs: Vec<DbObservation>,
+    /// The heartbeat's counters (`None`: no `heartbeat-url`).
+    pub heartbeat: Option<HeartbeatCounts>,
 }
 
 impl AppState {
@@ -170,6 +175,7 @@ impl AppState {
             settings,
             listings: Arc::new(Semaphore::new(restore_points::LISTING_CONCURRENCY)),
             lifecycle,
+            fleet: OnceLock::new(),
         }
     }
 
@@ -193,6 +199,7 @@ impl AppState {
     /// Keeps the entries in step with `fleet` (additions get an id and their background tasks,
     /// removals lose theirs) until the fleet is dropped or shutdown starts.
     pub fn follow(self: &Arc<Self>, fleet: &Arc<Fleet>) {
+        let _ = self.fleet.set(Arc::clone(fleet));
         let (state, fleet) = (Arc::downgrade(self), Arc::clone(fleet));
         let mut changes = fleet.subscribe();
         self.lifecycle.spawn_background(async move {
@@ -248,6 +255,7 @@ impl AppState {
         Observation {
             at,
             dbs: self.entries().iter().map(|d| d.observe(at)).collect(),
+            heartbeat: self.fleet.get().and_then(|f| f.heartbeat()),
         }
     }
 }

@@ -42,7 +42,23 @@ impl Instance {
     /// Writes `config` into `dir` and starts `walstream replicate -config` with `env`; waits for
     /// the `serving metrics on url=…` line.
     pub fn start(dir: &Path, config: &str, env: &[(String, String)]) -> Instance {
-        let mut proc = walstream_config(dir, config, env);
+        Instance::serve(walstream_config(dir, config, env))
+    }
+
+    /// [`Instance::start`] with extra `replicate` flags after `-config`.
+    pub fn start_with_flags(dir: &Path, config: &str, flags: &[&str]) -> Instance {
+        let path = dir.join("walstream.yml");
+        std::fs::write(&path, config).expect("write config");
+        let shown = path.display().to_string();
+        let args: Vec<&str> = ["-config", shown.as_str()]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .collect();
+        Instance::serve(common::walstream(dir, &args))
+    }
+
+    /// Waits for `proc`'s `serving metrics on url=…` line.
+    fn serve(mut proc: Proc) -> Instance {
         let base = proc.base_url();
         let client = Client::builder()
             .timeout(Duration::from_secs(60))

@@ -37,6 +37,7 @@ const TOP_KEYS: &[&str] = &[
     "http-token",
     "http-protect-reads",
     "metrics-db-labels",
+    "http-cors-origins",
 ];
 /// `source` is Litestream v0.5's (Go source file and line in each record); walstream's records
 /// carry none, so it is read and not applied.
@@ -179,7 +180,7 @@ fn build_entries(
 
 /// walstream's HTTP keys: `readiness-max-lag` (default [`DEFAULT_READINESS_MAX_LAG`]),
 /// `http-token` (else `WALSTREAM_HTTP_TOKEN`), `http-protect-reads` (needs a token),
-/// `metrics-db-labels` (default true).
+/// `metrics-db-labels` (default true), `http-cors-origins` (default none).
 fn build_http(top: &Section<'_>, env: EnvLookup<'_>) -> Result<HttpConfig, ConfigError> {
     let mut http = HttpConfig::default();
     if let Some(v) = top.duration("readiness-max-lag")? {
@@ -194,7 +195,38 @@ fn build_http(top: &Section<'_>, env: EnvLookup<'_>) -> Result<HttpConfig, Confi
         return Err(top.err("http-protect-reads", msg));
     }
     http.metrics_db_labels = top.bool("metrics-db-labels")?.unwrap_or(true);
+    http.cors_origins = cors_origins(top)?;
     Ok(http)
+}
+
+/// `http-cors-origins`: a list of origins, or one string of comma-separated origins (what a
+/// `${VAR}` expands to); each validated and kept as browsers send it, duplicates dropped.
+fn cors_origins(top: &Section<'_>) -> Result<Vec<String>, ConfigError> {
+    const KEY: &str = "http-cors-origins";
+    let items: Vec<(String, String)> = match top.value(KEY) {
+        Some(Value::Sequence(_)) => top
+            .string_list(KEY)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (format!("{KEY}[{i}]"), s))
+            .collect(),
+        Some(_) => top
+            .string(KEY)?
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| (KEY.to_string(), s.trim().to_string()))
+            .filter(|(_, s)| !s.is_empty())
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut origins: Vec<String> = Vec::new();
+    for (key, text) in items {
+        let origin = super::cors::parse_origin(&text).map_err(|msg| top.err(&key, msg))?;
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    Ok(origins)
 }
 
 /// `logging`; a non-empty `LOG_LEVEL` environment variable replaces `logging.level`

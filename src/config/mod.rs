@@ -13,12 +13,13 @@
 //! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`,
 //! `expand.rs` (env expansion), `credentials.rs` (env-derived credentials), `defaults.rs`,
 //! `error.rs`, `v05.rs` (Litestream v0.5's keys and the refusals only `replicate` reports),
-//! `heartbeat.rs` (v0.5's `heartbeat-url`),
+//! `heartbeat.rs` (v0.5's `heartbeat-url`), `cors.rs` (`http-cors-origins`),
 //! `url_query.rs` (v0.5's `s3://…?endpoint=…` query parameters as replica keys).
 
 pub mod age;
 mod build;
 mod build_replica;
+mod cors;
 mod credentials;
 mod defaults;
 mod dir;
@@ -78,8 +79,9 @@ pub struct Config {
     pub refusals: Vec<Refusal>,
 }
 
-/// walstream's own top-level HTTP keys (not in Litestream): readiness threshold and the bearer
-/// token that enables the mutating endpoints. The token never appears in `Debug` output.
+/// walstream's own top-level HTTP keys (not in Litestream): readiness threshold, the bearer
+/// token that enables the mutating endpoints, the origins allowed cross-site. The token never
+/// appears in `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     /// `/readyz` fails when a replica's oldest unreplicated commit is older than this.
@@ -91,6 +93,9 @@ pub struct HttpConfig {
     pub protect_reads: bool,
     /// `metrics-db-labels`: false sums `/metrics` over databases, without `db`/`name` labels.
     pub metrics_db_labels: bool,
+    /// `http-cors-origins`: browser origins allowed to call the API cross-site, exactly as
+    /// browsers send them in `Origin` (empty: no CORS headers at all).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -100,6 +105,7 @@ impl Default for HttpConfig {
             token: None,
             protect_reads: false,
             metrics_db_labels: true,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -111,6 +117,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("protect_reads", &self.protect_reads)
             .field("metrics_db_labels", &self.metrics_db_labels)
+            .field("cors_origins", &self.cors_origins)
             .finish()
     }
 }

@@ -743,6 +743,62 @@ fn http_keys_defaults_env_token_and_validation() {
 }
 
 #[test]
+fn cors_origins_are_validated_normalised_and_named_in_errors() {
+    assert!(ok("addr: \":9090\"\n").config.http.cors_origins.is_empty());
+    let c = ok(concat!(
+        "http-cors-origins:\n",
+        "  - https://Admin.Example.com\n",
+        "  - http://localhost:3000\n",
+        "  - https://admin.example.com:443\n",
+    ))
+    .config;
+    assert_eq!(
+        c.http.cors_origins,
+        ["https://admin.example.com", "http://localhost:3000"]
+    );
+    // One string (what `${VAR}` gives): comma-separated.
+    let c = ok("http-cors-origins: \"https://a.example, http://b.example:8080\"\n").config;
+    assert_eq!(
+        c.http.cors_origins,
+        ["https://a.example", "http://b.example:8080"]
+    );
+    let cases = [
+        (
+            "http-cors-origins:\n  - https://a.example\n  - \"*\"\n",
+            "http-cors-origins[1]: \"*\" is not accepted",
+        ),
+        (
+            "http-cors-origins: \"*\"\n",
+            "http-cors-origins: \"*\" is not accepted",
+        ),
+        (
+            "http-cors-origins:\n  - https://a.example/admin\n",
+            "http-cors-origins[0]: \"https://a.example/admin\" is not an origin: want scheme://host[:port] with scheme http or https and no path",
+        ),
+        (
+            "http-cors-origins:\n  - a.example\n",
+            "http-cors-origins[0]: \"a.example\" is not an origin",
+        ),
+        (
+            "http-cors-origins:\n  - 3\n",
+            "http-cors-origins[0]: expected a string, found a number",
+        ),
+        (
+            "http-cors-origins: {a: b}\n",
+            "http-cors-origins: expected a string",
+        ),
+    ];
+    for (text, want) in cases {
+        let e = err(text);
+        assert!(
+            e.starts_with(&format!("config /etc/litestream.yml: {want}")),
+            "{text}: {e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+    }
+}
+
+#[test]
 fn backups_keys_defaults_validation_and_unknown_keys() {
     let loaded = ok(
         "dbs:\n  - path: /data/app.db\n  - path: /data/b.db\n    backups:\n      path: /bk/b\n      retain: 3\n      pre-restore-retain: 1\n      keep: 9\n",

@@ -20,7 +20,7 @@
 //!   `ReplicaClient::describe()`, the token is never echoed).
 //!
 //! Files: `api` (JSON documents, readiness), `query` (status paging and filters), `auth`
-//! (bearer token), `actions` (sync/snapshot), `error` (the one error type and its HTTP answer),
+//! (bearer token), `cors` (`http-cors-origins`), `actions` (sync/snapshot), `error` (the one error type and its HTTP answer),
 //! this file (routes, bind, spawn). The observed model, the lag trackers and the restore-point
 //! cache live in [`crate::state`].
 
@@ -28,6 +28,7 @@ mod actions;
 mod admin_api;
 pub mod api;
 pub mod auth;
+pub mod cors;
 pub mod error;
 pub mod page;
 pub mod query;
@@ -204,7 +205,8 @@ fn router(shared: Arc<Shared>) -> Router {
     // Layers sit on the method routers, so a wrong method is 405 before any token check.
     let read = || from_fn_with_state(Arc::clone(&shared), require_read);
     let mutate = || from_fn_with_state(Arc::clone(&shared), require_mutate);
-    Router::new()
+    let origins: cors::Origins = Arc::from(shared.state.settings.cors_origins.clone());
+    let app = Router::new()
         .route("/", get(page::index))
         .route("/assets/app.js", get(page::app_js))
         .route("/assets/app.css", get(page::app_css))
@@ -227,7 +229,13 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(admin_api::routes(&shared))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(limit_body))
-        .with_state(shared)
+        .with_state(shared);
+    // Outermost: a preflight is answered before the body limit, routing and the token check.
+    if origins.is_empty() {
+        app
+    } else {
+        app.layer(from_fn_with_state(origins, cors::cors))
+    }
 }
 
 async fn limit_body(req: Request, next: Next) -> Response {

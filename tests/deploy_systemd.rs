@@ -77,7 +77,9 @@ fn seconds(span: &str) -> u64 {
     span.split_whitespace()
         .map(|part| {
             let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
-            let n: u64 = digits.parse().unwrap_or_else(|_| panic!("time span {span:?}"));
+            let n: u64 = digits
+                .parse()
+                .unwrap_or_else(|_| panic!("time span {span:?}"));
             match &part[digits.len()..] {
                 "" | "s" | "sec" => n,
                 "m" | "min" => n * 60,
@@ -145,10 +147,15 @@ fn unit_is_hardened_and_fits_its_config() {
         assert_eq!(service(key), want, "{key}=");
     }
     let user = service("User");
-    assert!(!user.is_empty() && user != "root" && user != "0", "User={user}");
+    assert!(
+        !user.is_empty() && user != "root" && user != "0",
+        "User={user}"
+    );
     let env_file = service("EnvironmentFile");
     assert!(
-        env_file.trim_start_matches('-').starts_with("/etc/walstream/"),
+        env_file
+            .trim_start_matches('-')
+            .starts_with("/etc/walstream/"),
         "EnvironmentFile={env_file}"
     );
     let exec = service("ExecStart");
@@ -296,12 +303,16 @@ fn exec_start_replicates_stops_on_kill_signal_and_readme_restore_brings_rows_bac
     let mut proc = Proc::spawn("walstream", host.walstream(args), &log);
     let base = proc.base_url();
     let client = reqwest::blocking::Client::new();
-    poll_until(DEADLINE, "/readyz 200 (the replica holds the database)", || {
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .is_ok_and(|r| r.status().as_u16() == 200)
-    });
+    poll_until(
+        DEADLINE,
+        "/readyz 200 (the replica holds the database)",
+        || {
+            client
+                .get(format!("{base}/readyz"))
+                .send()
+                .is_ok_and(|r| r.status().as_u16() == 200)
+        },
+    );
     app_writes(&host.db(), 100, 20);
 
     // The unit's KillSignal: the final sync runs, and the exit is clean (no restart).

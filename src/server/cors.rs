@@ -103,7 +103,7 @@ mod tests {
             .expect("answer")
     }
 
-    fn get_header<'a>(r: &'a Response, name: header::HeaderName) -> Option<&'a str> {
+    fn get_header(r: &Response, name: header::HeaderName) -> Option<&str> {
         r.headers().get(name).and_then(|v| v.to_str().ok())
     }
 

@@ -1,6 +1,6 @@
 //! Runtime helpers shared by every module: lock access that survives poisoning, the one wrapper
-//! of tokio's `spawn_blocking`, the exponential backoff of every retry loop, and the allocator
-//! setting of a long-running replicator.
+//! of tokio's `spawn_blocking`, the exponential backoff of every retry loop, the allocator
+//! setting of a long-running replicator, and the one-line text of an HTTP client error.
 //!
 //! What must stay true:
 //! - a panic while a lock was held never makes later callers panic too — every guarded value
@@ -9,10 +9,25 @@
 //! - [`spawn_blocking`] has one panic policy: a panic in the blocking closure resumes in the
 //!   awaiting task (a panic is a bug, not an I/O condition a caller should retry); its only
 //!   error is the runtime cancelling the task at shutdown;
-//! - a backoff delay is `base · 2^(n−1)` capped at `max`, never more, whatever `n`.
+//! - a backoff delay is `base · 2^(n−1)` capped at `max`, never more, whatever `n`;
+//! - [`http_error_text`] never contains the request's URL (it may carry a token).
 
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
+
+/// An HTTP client error and its causes on one line (`error sending request: … Connection
+/// refused`), without the request's URL.
+pub fn http_error_text(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
 
 /// Locks `m`, recovering the guard from a poisoned lock.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -14,16 +14,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::sqlite::restored_count;
-use common::{DEADLINE, Proc, describe, poll_until, run, unique_name, walstream_bin};
+use common::{
+    DEADLINE, Proc, describe, poll_until, replace_existing, repo_file, run, unique_name,
+    walstream_bin,
+};
 use serde_yaml::Value;
 
 const POD_ADDR: &str = "addr: \":9090\"";
 const POD_URL: &str = "http://127.0.0.1:9090/api/";
-
-fn repo_file(rel: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
 
 /// The pod template's containers (init and main) of deploy/base/statefulset.yaml.
 fn pod_container(name: &str) -> Value {
@@ -45,12 +43,6 @@ fn strings(v: &Value) -> Vec<String> {
         .iter()
         .map(|s| s.as_str().expect("a string").to_string())
         .collect()
-}
-
-/// `text` with `from` replaced by `to`; `from` must occur.
-fn replace_existing(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "{from:?} not found in {text:?}");
-    text.replace(from, to)
 }
 
 /// One pod's filesystem: the data volume and the mounted config directory.

@@ -19,23 +19,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::sqlite::restored_count;
-use common::{DEADLINE, Proc, describe, poll_until, run, walstream_bin};
+use common::{
+    DEADLINE, Proc, describe, insert, open_app, poll_until, replace_existing, repo_file, run,
+    walstream_bin,
+};
 
 const UNIT: &str = "deploy/systemd/walstream.service";
 const CONFIG: &str = "deploy/systemd/walstream.yml";
 const ENV_FILE: &str = "deploy/systemd/walstream.env.example";
 const HOST_ADDR: &str = "addr: \"127.0.0.1:9090\"";
-
-fn repo_file(rel: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// `text` with `from` replaced by `to`; `from` must occur.
-fn replace_existing(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "{from:?} not found in {text:?}");
-    text.replace(from, to)
-}
 
 /// The unit's `[section]` → key → values (a key may repeat), comments and blank lines skipped.
 fn parse_unit(text: &str) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
@@ -262,16 +254,11 @@ impl Host {
     }
 }
 
-/// A WAL-mode database with rows `from..from + n` in table t.
+/// The application commits rows `from..from + n` (table t of the shared test schema).
 fn app_writes(db: &Path, from: i64, n: i64) {
-    let conn = rusqlite::Connection::open(db).expect("open app db");
-    conn.pragma_update(None, "journal_mode", "wal")
-        .expect("wal mode");
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)")
-        .expect("create table");
+    let app = open_app(db);
     for id in from..from + n {
-        conn.execute("INSERT INTO t (id, v) VALUES (?1, 'row')", [id])
-            .expect("insert");
+        insert(&app, id);
     }
 }
 

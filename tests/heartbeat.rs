@@ -109,6 +109,17 @@ fn config(rx: &Receiver, entries: &str) -> String {
     )
 }
 
+/// Databases with one row each and a file replica each (`(database, replica folder)`), under
+/// `walstream replicate` with [`FLAGS`] and a heartbeat to `rx`.
+fn start(dir: &Path, rx: &Receiver, dbs: &[(&Path, &Path)]) -> Instance {
+    let mut entries = String::new();
+    for (db, replica) in dbs {
+        insert(&open_app(db), 1);
+        entries.push_str(&db_entry(db, replica));
+    }
+    Instance::start_with_flags(dir, &config(rx, &entries), FLAGS)
+}
+
 fn metric(ws: &Instance, name: &str, labels: &[(&str, &str)]) -> f64 {
     ws.metrics().value(name, labels).unwrap_or(0.0)
 }
@@ -118,11 +129,8 @@ fn pings_every_interval_while_every_database_replicates() {
     let (_keep, dir) = tempdir();
     let rx = Receiver::start(1);
     let (a, b) = (dir.join("a.db"), dir.join("b.db"));
-    for db in [&a, &b] {
-        insert(&open_app(db), 1);
-    }
-    let entries = db_entry(&a, &dir.join("replica-a")) + &db_entry(&b, &dir.join("replica-b"));
-    let mut ws = Instance::start_with_flags(&dir, &config(&rx, &entries), FLAGS);
+    let (ra, rb) = (dir.join("replica-a"), dir.join("replica-b"));
+    let mut ws = start(&dir, &rx, &[(&a, &ra), (&b, &rb)]);
     ws.proc
         .poll(DEADLINE, "three heartbeat pings", |_| {
             (rx.hits().len() >= 3).then_some(())
@@ -160,16 +168,12 @@ fn no_ping_while_a_database_cannot_replicate_then_pings_resume() {
     let (_keep, dir) = tempdir();
     let rx = Receiver::start(0);
     let (good, bad) = (dir.join("good.db"), dir.join("bad.db"));
-    for db in [&good, &bad] {
-        insert(&open_app(db), 1);
-    }
     // The bad replica's directory lies under a regular file: every upload fails (ENOTDIR), for
     // root too.
     let blocker = dir.join("blocker");
     std::fs::write(&blocker, b"not a directory").expect("write blocker");
-    let entries =
-        db_entry(&good, &dir.join("replica-good")) + &db_entry(&bad, &blocker.join("replica"));
-    let mut ws = Instance::start_with_flags(&dir, &config(&rx, &entries), FLAGS);
+    let (good_replica, bad_replica) = (dir.join("replica-good"), blocker.join("replica"));
+    let mut ws = start(&dir, &rx, &[(&good, &good_replica), (&bad, &bad_replica)]);
     let bad_shown = bad.display().to_string();
     ws.proc
         .poll(DEADLINE, "the suppression naming bad.db", |p| {

@@ -133,12 +133,12 @@ async fn fetch(url: &str, token: Option<&str>) -> anyhow::Result<String> {
     let resp = req
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("GET {url}: {}", chain(e)))?;
+        .map_err(|e| anyhow::anyhow!("GET {url}: {}", crate::rt::http_error_text(e)))?;
     let status = resp.status();
     let body = resp
         .text()
         .await
-        .map_err(|e| anyhow::anyhow!("GET {url}: read body: {}", chain(e)))?;
+        .map_err(|e| anyhow::anyhow!("GET {url}: read body: {}", crate::rt::http_error_text(e)))?;
     if !status.is_success() {
         let reason = serde_json::from_str::<ErrorDoc>(&body)
             .map(|e| e.error)
@@ -146,19 +146,6 @@ async fn fetch(url: &str, token: Option<&str>) -> anyhow::Result<String> {
         bail!("GET {url}: {status}: {reason}");
     }
     Ok(body)
-}
-
-/// The error and its causes (`error sending request: … Connection refused`), without the URL.
-fn chain(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// RFC 3339 at second precision (like Litestream's tables), `-` when unknown.

@@ -245,7 +245,7 @@ pub(super) async fn run(
             }
             Err(e) => {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
-                warn!(url = %host, error = %error_chain(e), "heartbeat ping failed");
+                warn!(url = %host, error = %crate::rt::http_error_text(e), "heartbeat ping failed");
             }
         }
     }
@@ -261,19 +261,6 @@ fn log_suppressed(host: &str, p: &Problem, repeated: bool) {
     } else {
         info!(url = %host, db, replica, reason = p.what, error, "heartbeat ping suppressed");
     }
-}
-
-/// The error and its causes, without the URL (it may hold a token).
-fn error_chain(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -89,6 +89,19 @@ pub fn gcs_proxy() -> String {
     require_env("WALSTREAM_TEST_GCS_PROXY")
 }
 
+/// The text of the repository file `rel` (a manifest, a config, the README), read at test time.
+pub fn repo_file(rel: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// `text` with `from` replaced by `to`; `from` must occur, so a test that maps a repository file
+/// fails when the file changed instead of testing it in an old form.
+pub fn replace_existing(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} not found in {text:?}");
+    text.replace(from, to)
+}
+
 /// The walstream binary built for this test run.
 pub fn walstream_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_walstream"))

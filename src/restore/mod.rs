@@ -3,8 +3,9 @@
 //!
 //! Pieces: [`plan`] (pure choice rules), [`select`] (listing replicas), [`fetch`] (download +
 //! LZ4), [`apply`] (snapshot and WAL frames onto the file, strictly validated), [`verify`]
-//! (`integrity_check`, reading through `verify_vfs`), [`output`] (temporary files and the atomic move), [`execute`] (the
-//! pipeline), [`progress`] (terminal progress bar). Litestream v0.5 (LTX) replicas:
+//! (`integrity_check`, reading through `verify_vfs`), [`output`] (temporary files and the
+//! atomic move), [`execute`] (the pipeline), `task` (worker panics as errors, downloads aborted
+//! with the restore), [`progress`] (terminal progress bar). Litestream v0.5 (LTX) replicas:
 //! [`ltx_select`] (layout choice and the entry point the CLI calls), [`ltx_plan`] (v0.5.17's
 //! plan), [`ltx_apply`] (download, decode, apply; same output/verify path).
 //!
@@ -29,6 +30,7 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod select;
+mod task;
 #[doc(hidden)]
 pub mod testkit;
 pub mod verify;

@@ -287,7 +287,7 @@ async fn write_spill(
     key: &str,
 ) -> Result<File, RestoreError> {
     let key = key.to_string();
-    let res = tokio::task::spawn_blocking(move || {
+    join(tokio::task::spawn_blocking(move || {
         let mut at = at;
         for p in &parts {
             file.write_all_at(p, at)
@@ -295,9 +295,8 @@ async fn write_spill(
             at += p.len() as u64;
         }
         Ok(file)
-    })
-    .await;
-    res.map_err(|e| RestoreError::Task(e.to_string()))?
+    }))
+    .await
 }
 
 /// Where the disk thread gets the files: the first `streamed` from `stream`, the rest as

@@ -6,6 +6,7 @@
 //!   every row (the LTX files are newer than the v0.3 generation);
 //! - a `-timestamp` between the two runs restores, with both tools, exactly the rows the v0.3
 //!   generation held (it is still there and still chosen for times before the first LTX file);
+//! - moving back to the v0.3 config continues the v0.3 layout, and both tools restore every row;
 //! - the v0.3 generation is still listed by `walstream generations`.
 //!
 //! File and S3 only: the backends on which v0.5.17 reads the v0.3 layout at all.
@@ -138,6 +139,11 @@ fn run(backend: Backend) {
         &v3_rows,
         "before the switch",
     );
+
+    // Moving back: the v0.3 writer continues its generation (the LTX run consumed the shadow
+    // WAL it stopped in, so it first stores a snapshot at the current index).
+    let back_rows = replicate_rows(&s.v3, &app, 1 + 2 * ROWS);
+    assert_both_restore(&s.v3, &[], &back_rows, "after moving back");
 
     let mut cmd = Command::new(walstream_bin());
     cmd.arg("generations")

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use futures::TryStreamExt;
+use rusqlite::Connection;
 
 use super::Replica;
 use crate::db::Pos;
@@ -184,4 +185,61 @@ async fn retention_lists_storage_only_when_something_can_have_expired() {
         now[0].index > first[0].index,
         "retention replaced the snapshot that left the window: {first:?} -> {now:?}"
     );
+}
+
+/// The shadow WAL a replica still needs is gone (another writer — the LTX one after a switch of
+/// layouts — consumed it): the next round takes a snapshot at the current index, continues the
+/// generation from there, and a restore gives every row.
+#[tokio::test]
+async fn lost_shadow_wal_is_covered_by_a_new_snapshot() {
+    let mut f = Fixture::new().await;
+    let replica = f.replica(f.client.clone());
+    f.write(3).await;
+    let at = replica.sync().await.expect("round").expect("position");
+    // Without this replica's floor (a new process that has not synced yet) the db rolls its
+    // WAL index and drops the shadow file the stored position points into.
+    let mut local = f.write(5).await;
+    while local.index == at.index {
+        local = f.write(20).await;
+    }
+    std::fs::remove_file(f.db.shadow_wal_path(&at.generation, at.index)).expect("remove shadow");
+    let restarted = f.replica(f.client.clone());
+    let end = restarted
+        .sync()
+        .await
+        .expect("recovering round")
+        .expect("pos");
+    assert_eq!(Some(end.clone()), f.db.state().pos);
+    let snapshots = f.client.snapshots(&end.generation).await.expect("list");
+    assert_eq!(snapshots.len(), 2, "{snapshots:?}");
+    assert!(
+        snapshots.iter().any(|s| s.index > at.index),
+        "{snapshots:?}"
+    );
+    // A restart resumes from the new snapshot, not from the segments before it.
+    let again = f.replica(f.client.clone());
+    assert_eq!(again.resume(&end.generation).await.expect("resume"), end);
+
+    let out = f.dir.path().join("restored.db");
+    let source = crate::restore::ReplicaRef {
+        name: "file",
+        client: &f.client,
+    };
+    let req = crate::restore::RestoreRequest {
+        output: out.clone(),
+        generation: None,
+        index: None,
+        timestamp: None,
+        exec: crate::restore::ExecOptions::default(),
+        if_replica_exists: false,
+    };
+    crate::restore::restore(&[source], &req)
+        .await
+        .expect("restore");
+    let count = |c: &Connection| -> i64 {
+        c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .expect("count")
+    };
+    let restored = Connection::open(&out).expect("open restored");
+    assert_eq!(count(&restored), count(&f.app));
 }

@@ -82,8 +82,15 @@ impl Replica {
                     // the LTX one, consumed it): a snapshot at the current index covers it.
                     warn!(db = %self.db_label, replica = %self.name(), generation = %current.generation, error = %source, "shadow wal gone; taking a snapshot to continue the generation");
                     recovered = true;
-                    self.snapshot().await?;
-                    *pos = Some(self.resume(&current.generation).await?);
+                    let (generation, index) = self.snapshot().await?;
+                    if generation != current.generation {
+                        return Ok(()); // a new generation began: the next round starts it
+                    }
+                    *pos = Some(Pos {
+                        generation,
+                        index,
+                        offset: 0,
+                    });
                     self.refresh_local(&mut local);
                     continue;
                 }
@@ -196,9 +203,7 @@ impl Replica {
             .await?
             .into_iter()
             .max_by_key(|s| (s.index, s.offset));
-        // A snapshot past every segment (one taken to recover from lost shadow WAL) covers the
-        // indexes before it: continue from its index.
-        let Some(seg) = last.filter(|seg| seg.index >= snapshot.index) else {
+        let Some(seg) = last else {
             return Ok(Pos {
                 generation: generation.to_string(),
                 index: snapshot.index,

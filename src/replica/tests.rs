@@ -216,7 +216,7 @@ async fn lost_shadow_wal_is_covered_by_a_new_snapshot() {
         snapshots.iter().any(|s| s.index > at.index),
         "{snapshots:?}"
     );
-    // A restart resumes from the new snapshot, not from the segments before it.
+    // A restart finds the end from storage alone.
     let again = f.replica(f.client.clone());
     assert_eq!(again.resume(&end.generation).await.expect("resume"), end);
 

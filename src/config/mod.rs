@@ -82,9 +82,10 @@ pub struct HttpConfig {
     /// `/readyz` fails when a replica's oldest unreplicated commit is older than this.
     pub readiness_max_lag: Duration,
     /// `http-token`, else the environment variable [`HTTP_TOKEN_ENV`]; `None` = mutating
-    /// endpoints disabled.
+    /// endpoints and downloads (database content) disabled.
     pub token: Option<String>,
-    /// `http-protect-reads`: `/metrics` and the `/api/v1` GET endpoints also need the token.
+    /// `http-protect-reads`: `/metrics` and the other `/api/v1` GET endpoints also need the
+    /// token (the downloads always do).
     pub protect_reads: bool,
     /// `metrics-db-labels`: false sums `/metrics` over databases, without `db`/`name` labels.
     pub metrics_db_labels: bool,

@@ -9,7 +9,7 @@
 //!
 //! Files: `build.rs` (top level, logging, dbs), `dir.rs` (directory entries and the per-database
 //! configs derived from them), `glob.rs` (their file-name patterns), `build_replica.rs`
-//! (replicas), `node.rs` (typed
+//! (replicas), `location.rs` (normalized replica locations: one writer each), `node.rs` (typed
 //! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`,
 //! `expand.rs` (env expansion), `credentials.rs` (env-derived credentials), `defaults.rs`,
 //! `error.rs`, `v05.rs` (Litestream v0.5's keys and the refusals only `replicate` reports),
@@ -24,6 +24,7 @@ mod dir;
 mod error;
 pub mod expand;
 mod glob;
+pub mod location;
 mod node;
 mod paths;
 mod url;
@@ -43,6 +44,7 @@ pub use defaults::*;
 pub use dir::{DirConfig, extend_target, is_meta_dir};
 pub use error::ConfigError;
 pub use glob::Glob;
+pub use location::ReplicaLocation;
 pub use paths::{META_DIR_SUFFIX, clean_unix_path, default_meta_path, normalize_db_path};
 pub use url::{is_url, parse_replica_url, redact_password};
 pub use v05::{Refusal, V05Settings, WALSTREAM_BUSY_TIMEOUT};

@@ -789,28 +789,31 @@ fn two_databases_never_share_a_replica_location() {
              {location} as dbs[0] (/data/a.db) {slot_a} (one writer per replica location)"
         )
     };
-    // File paths differing only by `./`, `..` and a trailing slash, as `path` and as URL.
-    let text = two(
-        "      - path: /backups/./shared/\n",
-        "      - name: disk\n        url: file:///backups/x/../shared\n",
-    );
-    let want = conflict(
-        "file:///backups/shared",
-        "replicas[0] \"file\"",
-        "replicas[0] \"disk\"",
-    );
-    assert_eq!(err(&text), want);
-    // S3: the same bucket and path, as URL and as keys (slashes cleaned), is one location.
-    let text = two(
-        "      - url: s3://bkt/db/app\n",
-        "      - name: copy\n        type: s3\n        bucket: bkt\n        path: db//app/\n",
-    );
-    let want = conflict(
-        "s3://bkt/db/app",
-        "replicas[0] \"s3\"",
-        "replicas[0] \"copy\"",
-    );
-    assert_eq!(err(&text), want);
+    let cases = [
+        // File paths differing only by `./`, `..` and a trailing slash, as `path` and as URL.
+        (
+            "      - path: /backups/./shared/\n",
+            "      - name: disk\n        url: file:///backups/x/../shared\n",
+            conflict(
+                "file:///backups/shared",
+                "replicas[0] \"file\"",
+                "replicas[0] \"disk\"",
+            ),
+        ),
+        // S3: the same bucket and path, as URL and as keys (slashes cleaned).
+        (
+            "      - url: s3://bkt/db/app\n",
+            "      - name: copy\n        type: s3\n        bucket: bkt\n        path: db//app/\n",
+            conflict(
+                "s3://bkt/db/app",
+                "replicas[0] \"s3\"",
+                "replicas[0] \"copy\"",
+            ),
+        ),
+    ];
+    for (first, second, want) in cases {
+        assert_eq!(err(&two(first, second)), want);
+    }
     // The endpoint is part of the location, shown without user info; a second replica of the
     // same database counts too.
     let text = two(

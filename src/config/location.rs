@@ -10,8 +10,10 @@
 //!   `<path>/generations/` or `<path>/ltx/`, so `/r` and `/r/app` never share an object;
 //! - the text of a location (`Display`) never carries a credential: keys, passwords and URL
 //!   user info are never part of it;
-//! - [`check_distinct`] is pure: the caller decides whether a conflict is a config error
-//!   (static entries) or a refused discovery (`dir` entries).
+//! - only replicas of two different databases conflict: two replicas of one database upload
+//!   the same generation of the same database;
+//! - [`check_distinct`] (the config-load check of `path` entries) is pure; databases discovered
+//!   under `dir` entries are compared by the fleet (`replicate::fleet`) when they are found.
 
 use std::fmt;
 use std::path::Path;
@@ -120,15 +122,17 @@ pub struct LocationConflict {
     pub location: ReplicaLocation,
 }
 
-/// The first pair of replicas (of different databases, or two of one database) that write the
-/// same location, in config order.
+/// The first pair of replicas of two different databases that write the same location, in
+/// config order. Two replicas of one database may share one: they upload the same generation of
+/// the same database (`tests/security.rs` uses that for a replica with wrong credentials).
 pub fn check_distinct(dbs: &[&DbConfig]) -> Result<(), LocationConflict> {
     let mut seen: Vec<(ReplicaLocation, ReplicaRef)> = Vec::new();
     for (db, cfg) in dbs.iter().enumerate() {
         for (replica, r) in cfg.replicas.iter().enumerate() {
             let location = r.target.location();
             let here = ReplicaRef { db, replica };
-            if let Some((_, first)) = seen.iter().find(|(l, _)| *l == location) {
+            let taken = seen.iter().find(|(l, r)| *l == location && r.db != db);
+            if let Some((_, first)) = taken {
                 return Err(LocationConflict {
                     first: *first,
                     second: here,

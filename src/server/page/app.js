@@ -300,6 +300,7 @@ function renderReplica(r) {
     el('h4', {}, `Replica ${r.name} (${r.type})`),
     el('dl', {},
       el('dt', {}, 'URL'), el('dd', {}, el('code', {}, r.url)),
+      r.txid ? [el('dt', {}, 'TXID'), el('dd', {}, el('code', {}, r.txid), ' (Litestream v0.5 layout)')] : null,
       el('dt', {}, 'Last upload'), el('dd', {}, agoSpan(r.last_sync), `, lag ${Number(r.lag_seconds || 0).toFixed(1)} s`),
       el('dt', {}, 'Latest snapshot'), el('dd', {}, snapshot),
       el('dt', {}, 'Restore points'), el('dd', {}, range),

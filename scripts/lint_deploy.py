@@ -313,6 +313,68 @@ def check_services(where: str, docs: list[dict], rep: Report) -> None:
             rep.add(where, f"{kn(sts)} must have exactly 1 replica (one SQLite writer)")
 
 
+def selected_templates(docs: list[dict], selector: dict) -> list[dict]:
+    """The pod templates whose labels include `selector` (matchLabels only; {} selects all)."""
+    return [t for _, t in pod_specs(docs) if selector.items() <= t["metadata"].get("labels", {}).items()]
+
+
+def port_covers(p: dict, name: str, number: int) -> bool:
+    """A NetworkPolicy port entry admits the TCP container port `name` / `number`."""
+    if p.get("protocol", "TCP") != "TCP":
+        return False
+    port = p.get("port")
+    if port is None:
+        return True
+    if isinstance(port, str):
+        return port == name
+    return port <= number <= p.get("endPort", port)
+
+
+def admits_everyone(rule: dict) -> bool:
+    """An ingress rule without peers, or with a peer matching every pod or address."""
+    peers = rule.get("from") or []
+    if not peers:
+        return True
+    for peer in peers:
+        if "ipBlock" in peer:
+            return True
+        if peer.get("namespaceSelector") == {} and not peer.get("podSelector"):
+            return True
+    return False
+
+
+def check_network_policies(where: str, docs: list[dict], rep: Report) -> None:
+    """Every NetworkPolicy selects a pod template and names only its container ports; each pod
+    template running walstream is selected by a NetworkPolicy, and no ingress rule admits
+    walstream's HTTP port from everywhere (the API returns database content)."""
+    policies = by_kind(docs, "NetworkPolicy")
+    for pol in policies:
+        pods = selected_templates(docs, pol["spec"].get("podSelector", {}).get("matchLabels", {}))
+        if not pods:
+            rep.add(where, f"{kn(pol)} selects no pod template")
+        for rule in pol["spec"].get("ingress", []):
+            for p in rule.get("ports", []):
+                name = p.get("port")
+                if isinstance(name, str) and not any(name in port_names(t["spec"]) for t in pods):
+                    rep.add(where, f"{kn(pol)} port {name!r} is not a named container port")
+    for wl, tpl in pod_specs(docs):
+        http = [(p.get("name", ""), p["containerPort"]) for c in containers(tpl["spec"])
+                if is_walstream(c) for p in c.get("ports", [])]
+        if not http:
+            continue
+        labels = tpl["metadata"].get("labels", {})
+        guarding = [pol for pol in policies
+                    if "Ingress" in pol["spec"].get("policyTypes", ["Ingress"])
+                    and pol["spec"].get("podSelector", {}).get("matchLabels", {}).items() <= labels.items()]
+        if not guarding:
+            rep.add(where, f"{kn(wl)}: no NetworkPolicy restricts walstream's HTTP port")
+        for pol in guarding:
+            for i, rule in enumerate(pol["spec"].get("ingress", [])):
+                ports = rule.get("ports") or [{}]
+                if any(port_covers(p, n, num) for p in ports for n, num in http) and admits_everyone(rule):
+                    rep.add(where, f"{kn(pol)} ingress rule {i} admits walstream's HTTP port from everywhere")
+
+
 # ---------------------------------------------------------------------------------------------
 # walstream containers
 
@@ -635,6 +697,7 @@ def lint(tools: Tools, renders: dict[str, list[dict]], rep: Report) -> None:
         rules += [(where, d) for d in by_kind(docs, "PrometheusRule")]
         check_references(where, docs, external, rep)
         check_services(where, docs, rep)
+        check_network_policies(where, docs, rep)
         check_workloads(where, docs, overlay_of(root, root / where), rep)
         check_dashboard_configmaps(where, docs, root, rep)
         check_service_monitors(where, docs, base, rep)

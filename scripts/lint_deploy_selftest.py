@@ -66,6 +66,12 @@ def _cases(m: ModuleType, tools, renders: dict) -> list[tuple[str, str, object]]
         next(x for x in d if x["kind"] == "ConfigMap" and "WALSTREAM_REPLICA_URL" in x.get("data", {}))[
             "data"]["WALSTREAM_REPLICA_URL"] = "gs://bucket/app"
 
+    def policy(d):
+        return next(x for x in d if x["kind"] == "NetworkPolicy")
+
+    def netpol(fn):
+        return lambda rep: m.check_network_policies("t", _mutate(base, lambda d: fn(policy(d))), rep)
+
     def rules(expr, description=""):
         return lambda rep: m.check_rules([("t", _rule(expr, description))], tools,
                                          m.documented_metrics(tools.root), rep)
@@ -92,6 +98,16 @@ def _cases(m: ModuleType, tools, renders: dict) -> list[tuple[str, str, object]]
         ("Service targetPort misspelt", "targetPort",
          lambda rep: m.check_services("t", _mutate(base, lambda d: next(
              x for x in d if x["kind"] == "Service")["spec"]["ports"][0].update(targetPort="metric")), rep)),
+        ("NetworkPolicy admits the HTTP port from everywhere", "from everywhere",
+         netpol(lambda p: p["spec"]["ingress"][0].pop("from"))),
+        ("NetworkPolicy open range over the HTTP port", "from everywhere",
+         netpol(lambda p: p["spec"]["ingress"][1]["ports"][0].update(endPort=9090))),
+        ("NetworkPolicy selects no pod", "selects no pod template",
+         netpol(lambda p: p["spec"]["podSelector"]["matchLabels"].update({"app.kubernetes.io/name": "ap"}))),
+        ("NetworkPolicy port name misspelt", "not a named container port",
+         netpol(lambda p: p["spec"]["ingress"][0]["ports"][0].update(port="metric"))),
+        ("no NetworkPolicy", "no NetworkPolicy restricts", lambda rep: m.check_network_policies(
+            "t", [x for x in base if x["kind"] != "NetworkPolicy"], rep)),
         ("unknown ConfigMap", "neither rendered",
          lambda rep: m.check_references("t", _mutate(base, lambda d: _pod(d)["volumes"][0]["configMap"].update(
              name="nope")), external, rep)),

@@ -175,6 +175,12 @@ pub const REPLICA_OPERATION_BYTES: Family = counter(
     "The number of bytes used by replica operations",
 );
 
+pub const TXID: Family = gauge(
+    "litestream_txid",
+    DB,
+    Fold::Drop,
+    "Highest TXID stored in the database's LTX replica (Litestream v0.5's family)",
+);
 pub const DB_ATTACHED: Family = gauge(
     "walstream_db_attached",
     DB,
@@ -261,6 +267,7 @@ pub const FAMILIES: &[Family] = &[
     REPLICA_VALIDATION_TOTAL,
     REPLICA_OPERATION_TOTAL,
     REPLICA_OPERATION_BYTES,
+    TXID,
     DB_ATTACHED,
     LAST_SYNC,
     LAG,
@@ -557,6 +564,9 @@ fn replica_samples(s: &mut Samples, db: &str, r: &ReplicaObservation) {
     let st = &r.status;
     let l = [db, st.name.as_str()];
     s.add(REPLICA_WAL_BYTES, &l, st.wal_bytes as f64);
+    if let Some(txid) = st.ltx_txid {
+        s.add(TXID, &[db], txid as f64);
+    }
     if let Some(p) = &st.position {
         s.add(REPLICA_WAL_INDEX, &l, f64::from(p.index));
         s.add(REPLICA_WAL_OFFSET, &l, p.offset as f64);
@@ -931,6 +941,15 @@ mod tests {
                 text.lines().count()
             );
         }
+    }
+
+    #[test]
+    fn ltx_replica_exports_its_txid_and_v03_replicas_do_not() {
+        let mut obs = observation();
+        assert!(samples(&families(&obs), "litestream_txid").is_empty());
+        obs.dbs[0].replicas[0].status.ltx_txid = Some(0x2a);
+        let f = families(&obs);
+        assert_eq!(one(&f, "litestream_txid", &["/data/app.db"]), 42.0);
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //!   holds is still consistent, and on-disk state is re-verified by its owners;
 //! - [`spawn_blocking`] has one panic policy: a panic in the blocking closure resumes in the
 //!   awaiting task (a panic is a bug, not an I/O condition a caller should retry); its only
-//!   error is the runtime cancelling the task at shutdown;
+//!   error is the runtime cancelling the task at shutdown. Every awaited blocking call goes
+//!   through it, except the restore pipeline's workers (`restore::task`: a restore turns a
+//!   worker's panic into an error and leaves nothing behind) and the detached reader of
+//!   `storage::local_read`, which reports through its channel;
 //! - a backoff delay is `base · 2^(n−1)` capped at `max`, never more, whatever `n`;
 //! - [`http_error_text`] never contains the request's URL (it may carry a token).
 

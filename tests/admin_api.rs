@@ -109,8 +109,10 @@ impl Setup {
             .send(self.client.delete(self.url(path)).bearer_auth(TOKEN))
     }
 
+    /// A download (downloads always need the token).
     fn bytes(&self, path: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-        let resp = self.client.get(self.url(path)).send().expect("get");
+        let req = self.client.get(self.url(path)).bearer_auth(TOKEN);
+        let resp = req.send().expect("get");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         (status, headers, resp.bytes().expect("body").to_vec())

@@ -533,3 +533,57 @@ fn listing_error_of_one_replica_is_logged_and_skipped() {
     let rows = lines.iter().filter(|l| l.starts_with("good ")).count();
     assert_eq!(rows, 4, "{}", r.stdout);
 }
+
+/// Every path under `root` (relative), sorted.
+fn tree(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(root).unwrap().to_path_buf());
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn replicate_refuses_two_databases_with_one_replica_location_and_writes_nothing() {
+    let (data, logs) = (tmp(), tmp());
+    let root = data.path();
+    for name in ["a.db", "b.db", "c.db"] {
+        let app = common::open_app(&root.join(name));
+        common::insert(&app, 1);
+    }
+    // a.db and c.db name the same directory, spelled with `./` and a trailing slash.
+    let replica = root.join("replica");
+    let config = format!(
+        "dbs:\n  - path: {r}/a.db\n    replicas:\n      - path: {r}/./replica/\n  \
+         - path: {r}/b.db\n    replicas:\n      - path: {r}/replica-b\n  \
+         - path: {r}/c.db\n    replicas:\n      - name: shared\n        url: file://{r}/replica\n",
+        r = root.display()
+    );
+    let cfg = logs.path().join("c.yml");
+    fs::write(&cfg, config).unwrap();
+    let before = tree(root);
+    let mut cmd = Command::new(walstream_bin());
+    cmd.args(["replicate", "-config", cfg.to_str().unwrap()])
+        .env_remove("LITESTREAM_CONFIG");
+    let proc = common::Proc::spawn("walstream", cmd, &logs.path().join("replicate.log"));
+    let (status, log) = proc.wait();
+    assert_eq!(status.code(), Some(1), "{log}");
+    let message = format!(
+        "config {cfg}: dbs[2] ({r}/c.db): replicas[0] \"shared\": same replica location \
+         file://{replica} as dbs[0] ({r}/a.db) replicas[0] \"file\" (one writer per replica \
+         location)",
+        cfg = cfg.display(),
+        r = root.display(),
+        replica = replica.display()
+    );
+    assert_go_error_line(&log, &message);
+    assert_eq!(tree(root), before, "nothing may be written; log: {log}");
+}

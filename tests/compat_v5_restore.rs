@@ -16,17 +16,9 @@ use std::path::Path;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use common::Backend;
 use v5_support::{
-    V5Replica, count_rows, ls_restore, ltx_listing, make_v5_replica, remove_db, ws_restore,
+    LtxRow, V5Replica, count_rows, ls_restore, ltx_listing, ltx_rows, make_v5_replica, remove_db,
+    ws_restore,
 };
-
-/// One row of `ltx -json`.
-#[derive(Debug, serde::Deserialize)]
-struct LtxRow {
-    level: u8,
-    min_txid: String,
-    max_txid: String,
-    timestamp: String,
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -69,12 +61,6 @@ fn compare(r: &V5Replica, label: &str, extra: &[&str]) -> Option<i64> {
     remove_db(&ws_out);
     remove_db(&ls_out);
     result
-}
-
-fn listing(r: &V5Replica) -> Vec<LtxRow> {
-    let out = ltx_listing(r, true, &["-level", "all", "-json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("ltx -json parses")
 }
 
 fn check_ltx_listings(r: &V5Replica) {
@@ -207,7 +193,7 @@ fn timestamps(rows: &[LtxRow]) -> Vec<String> {
 fn check_backend(backend: Backend) {
     let dir = tempfile::tempdir().expect("tempdir");
     let r = make_v5_replica(backend, dir.path(), false);
-    let rows = listing(&r);
+    let rows = ltx_rows(&r, true);
     let levels: BTreeSet<u8> = rows.iter().map(|r| r.level).collect();
     for want in [1, 2, 9] {
         assert!(levels.contains(&want), "level {want} missing: {levels:?}");

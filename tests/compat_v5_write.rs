@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::{Backend, Proc, litestream5_bin, poll_until, unique_name};
 use rusqlite::Connection;
-use v5_support::{V5Replica, ls_restore, ltx_listing, remove_db, ws_restore};
+use v5_support::{LtxRow, V5Replica, ls_restore, ltx_rows, remove_db, ws_restore};
 
 /// Upper bound for the hand-over's replication to show up.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -36,16 +36,6 @@ const DEADLINE: Duration = Duration::from_secs(60);
 struct State {
     digest: u64,
     before: SystemTime,
-}
-
-/// One row of `litestream ltx -json`.
-#[derive(Debug, serde::Deserialize)]
-struct LtxRow {
-    level: u8,
-    min_txid: String,
-    max_txid: String,
-    /// Storage timestamp (whole seconds in v0.5.17's JSON).
-    timestamp: String,
 }
 
 /// Digest of every row of `t` (after `PRAGMA integrity_check` returned `ok`).
@@ -214,12 +204,6 @@ fn assert_no_gap_or_overlap(rows: &[LtxRow]) {
     }
 }
 
-fn listing(r: &V5Replica) -> Vec<LtxRow> {
-    let out = ltx_listing(r, false, &["-level", "all", "-json"]);
-    assert!(out.status.success(), "{out:?}");
-    serde_json::from_slice(&out.stdout).expect("ltx -json")
-}
-
 fn run(backend: Backend) {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = std::fs::canonicalize(tmp.path()).expect("canonical");
@@ -292,7 +276,7 @@ fn run(backend: Backend) {
     assert_eq!(digest(&src.path), src.states[last].digest);
 
     // What the replica holds: compaction at L1 and L2, snapshots, retention having run.
-    let rows = listing(&r);
+    let rows = ltx_rows(&r, false);
     assert_no_gap_or_overlap(&rows);
     let levels: std::collections::BTreeSet<u8> = rows.iter().map(|r| r.level).collect();
     for level in [1, 2, 9] {

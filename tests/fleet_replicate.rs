@@ -261,3 +261,58 @@ fn the_http_status_follows_databases_as_they_come_and_go() {
     let log = inst.proc.stop();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn a_discovered_database_whose_replica_location_is_taken_is_refused_and_the_others_run() {
+    let (_tmp, dir) = tempdir();
+    let (tenants, replica) = (dir.join("tenants"), dir.join("replica"));
+    fs::create_dir_all(&tenants).expect("mkdir");
+    let (static_db, taken, free) = (dir.join("a.db"), tenants.join("x.db"), tenants.join("y.db"));
+    let mut apps = Vec::new();
+    for (path, id) in [(&static_db, 1), (&taken, 2), (&free, 3)] {
+        let app = open_app(path);
+        insert(&app, id);
+        apps.push(app);
+    }
+    // The static entry writes exactly where the dir entry would put tenants/x.db.
+    let config = format!(
+        "dbs:\n  - path: \"{a}\"\n    replicas:\n      - url: \"file://{r}/x.db\"\n        \
+         sync-interval: 100ms\n  - dir: \"{t}\"\n    pattern: \"*.db\"\n    replicas:\n      \
+         - url: \"file://{r}\"\n        sync-interval: 100ms\n",
+        a = static_db.display(),
+        t = tenants.display(),
+        r = replica.display()
+    );
+    let cfg = dir.join("walstream.yml");
+    fs::write(&cfg, config).expect("config");
+    let mut proc = support::walstream(&dir, &["-config", cfg.to_str().expect("utf-8")]);
+    wait_generations(&proc, &replica, "y.db", 1);
+    wait_generations(&proc, &replica, "x.db", 1);
+    let refusal = proc.poll(DEADLINE, "the refusal of tenants/x.db", |p| {
+        let log = p.log_text();
+        log.lines()
+            .find(|l| l.contains("one writer per replica location"))
+            .map(str::to_string)
+    });
+    let refusal = refusal.unwrap_or_else(|e| panic!("{e}"));
+    for part in [
+        "cannot replicate discovered database".to_string(),
+        taken.display().to_string(),
+        static_db.display().to_string(),
+        format!("file://{}/x.db", replica.display()),
+    ] {
+        assert!(refusal.contains(&part), "{part} not in: {refusal}");
+    }
+    let log = proc.stop();
+    // The static database owns the location; the discovered neighbour replicated as usual.
+    assert_eq!(
+        restore(&dir, &replica, "x.db", None),
+        rows(&apps[0]),
+        "{log}"
+    );
+    assert_eq!(
+        restore(&dir, &replica, "y.db", None),
+        rows(&apps[2]),
+        "{log}"
+    );
+}

@@ -545,11 +545,37 @@ fn post_sync_returns_only_after_the_last_commit_is_in_the_replica() {
     ws.proc.stop();
 }
 
+/// The id of the backup `walstream backup create` (the command, no server) takes of `db`.
+fn backup_with_the_command(dir: &Path, db: &Path) -> String {
+    let out = common::run(Command::new(common::walstream_bin()).args([
+        "backup",
+        "create",
+        "-config",
+        &dir.join("walstream.yml").display().to_string(),
+        &db.display().to_string(),
+    ]));
+    let text = common::stdout_text(&out);
+    // Log lines (`time=… level=INFO …`) go to stdout too; the id leads the other line.
+    let line = text.lines().find(|l| !l.starts_with("time="));
+    let id = line.and_then(|l| l.split_whitespace().next());
+    id.unwrap_or_else(|| panic!("no backup id in: {text}"))
+        .to_string()
+}
+
+/// The endpoints that return database content (a backup's file, the replica's database).
+fn data_endpoints(backup_id: &str) -> [String; 2] {
+    [
+        format!("/api/v1/databases/app.db/backups/{backup_id}"),
+        "/api/v1/databases/app.db/replica/latest.db".to_string(),
+    ]
+}
+
 #[test]
-fn mutating_endpoints_need_a_configured_token() {
+fn mutations_and_downloads_need_a_configured_token() {
     let (_keep, dir) = tempdir();
     let db = dir.join("app.db");
-    let _app = open_app(&db);
+    let app = open_app(&db);
+    insert(&app, 1);
     let cfg = config(&db, "", &file_replica(&dir.join("replica"), "100ms"));
     let ws = Instance::start(&dir, &cfg, &[]);
     for path in [
@@ -566,6 +592,24 @@ fn mutating_endpoints_need_a_configured_token() {
             "{}",
             r.body
         );
+    }
+    // Downloads are disabled like mutations, with or without a header, although the backup
+    // exists, is listed (metadata stays readable) and the replica holds the database.
+    let id = backup_with_the_command(&dir, &db);
+    ws.wait_caught_up();
+    let listed = ws.get("/api/v1/databases/app.db/backups");
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.json()["backups"][0]["id"], id.as_str());
+    for path in data_endpoints(&id) {
+        for r in [ws.get(&path), ws.get_auth(&path, "anything")] {
+            assert_eq!(r.status, 403, "{path}: {}", r.body);
+            let text = r.json()["error"].as_str().unwrap_or_default().to_string();
+            assert!(
+                text.starts_with("endpoints returning database content are disabled")
+                    && text.contains("http-token"),
+                "{path}: {text}"
+            );
+        }
     }
     assert_eq!(ws.get("/metrics").status, 200);
     assert_eq!(ws.get("/api/v1/status").status, 200);
@@ -608,6 +652,54 @@ fn bearer_token_from_env_guards_mutations_and_protected_reads() {
     }
     assert_eq!(ws.get("/healthz").status, 200);
     assert_eq!(ws.get("/readyz").status, 200);
+    ws.proc.stop();
+}
+
+#[test]
+fn downloads_need_the_token_when_reads_are_open() {
+    // The default: a token, `http-protect-reads: false`.
+    let (_keep, dir) = tempdir();
+    let db = dir.join("app.db");
+    let app = open_app(&db);
+    insert(&app, 1);
+    let ws = Instance::start(&dir, &token_config(&db, &dir.join("replica"), "100ms"), &[]);
+    ws.wait_caught_up();
+    let made = ws.post(
+        "/api/v1/databases/app.db/backups",
+        Some(&format!("Bearer {TOKEN}")),
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    let id = made.json()["id"].as_str().expect("backup id").to_string();
+    for path in data_endpoints(&id) {
+        let missing = ws.get(&path);
+        assert_eq!(missing.status, 401, "{path}: {}", missing.body);
+        let challenge = missing.headers.get("www-authenticate").expect("challenge");
+        assert!(challenge.to_str().unwrap_or_default().starts_with("Bearer"));
+        assert!(!missing.body.contains("SQLite format 3"), "{path}");
+        let basic = ws.send(
+            reqwest::blocking::Client::new()
+                .get(format!("{}{path}", ws.base))
+                .header("Authorization", format!("Basic {TOKEN}")),
+        );
+        assert_eq!(basic.status, 401, "{path}: {}", basic.body);
+        let wrong = ws.get_auth(&path, "wrong-token");
+        assert_eq!(wrong.status, 403, "{path}: {}", wrong.body);
+        assert_eq!(wrong.json()["error"], "invalid bearer token", "{path}");
+        let right = ws.get_auth(&path, TOKEN);
+        assert_eq!(right.status, 200, "{path}: {}", right.body);
+        assert!(right.body.starts_with("SQLite format 3\0"), "{path}");
+    }
+    // Metadata stays open under the default config; probes never need the token.
+    for path in [
+        "/metrics",
+        "/api/v1/status",
+        "/api/v1/databases/app.db/restore-points",
+        "/api/v1/databases/app.db/backups",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert_eq!(ws.get(path).status, 200, "{path}");
+    }
     ws.proc.stop();
 }
 

@@ -110,14 +110,7 @@ mod tests {
     #[test]
     fn header_only_table() {
         let mut t = Table::new();
-        t.row([
-            "replica",
-            "generation",
-            "index",
-            "offset",
-            "size",
-            "created",
-        ]);
+        t.row(crate::cli::wal::WAL_HEADER);
         assert_eq!(
             t.render(),
             "replica  generation  index  offset  size  created\n"

@@ -12,6 +12,16 @@ use super::table::Table;
 use super::{list, parse_flags};
 use crate::storage::layout::is_valid_generation;
 
+/// The columns of `walstream wal` (Litestream v0.3.13's, in its order).
+pub(super) const WAL_HEADER: [&str; 6] = [
+    "replica",
+    "generation",
+    "index",
+    "offset",
+    "size",
+    "created",
+];
+
 pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut fs = FlagSet::new();
     source::register_config_flags(&mut fs)
@@ -21,14 +31,7 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     let src = list::resolve_source(&p, "database path required")?;
     let db_path = src.db.as_ref().map(|d| d.path.clone());
     let filter = p.str("generation");
-    let header = [
-        "replica",
-        "generation",
-        "index",
-        "offset",
-        "size",
-        "created",
-    ];
+    let header = WAL_HEADER;
     list::print_replica_table(&src, "wal", header, async |table, r| {
         add_replica_rows(table, r, db_path.as_deref(), filter).await;
     })

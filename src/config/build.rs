@@ -3,7 +3,8 @@
 //!
 //! Invariants: defaults are applied only to absent keys; database paths are normalised before
 //! they are used in messages, lookups or the meta-path default; replica names are unique per
-//! database; two databases never share a path; every replica item first inherits the top-level
+//! database; two databases never share a path, and no two replicas of the `path` entries share
+//! a replica location; every replica item first inherits the top-level
 //! defaults of Litestream v0.5 (`v05.rs`); a singular `replica:` is built like a `replicas:` item
 //! and recorded as a refusal for `replicate`.
 
@@ -16,6 +17,7 @@ use serde_yaml::{Mapping, Value};
 use super::build_replica::{ReplicaScope, build_replica};
 use super::credentials::{EnvLookup, GlobalKeys};
 use super::defaults::*;
+use super::location;
 use super::node::Section;
 use super::paths::{default_meta_path, normalize_db_path};
 use super::url::split_host_port;
@@ -172,10 +174,36 @@ fn build_entries(
             });
         }
     }
+    check_replica_locations(origin, &dbs)?;
     Ok((
         dbs.into_iter().map(|(_, d)| d).collect(),
         dirs.into_iter().map(|(_, d)| d).collect(),
     ))
+}
+
+/// One writer per replica location: no two replicas of the databases `dbs` (`(index in dbs[],
+/// config)`) write the same location (see [`super::location`]). Databases discovered under
+/// `dir` entries are checked when they are found.
+fn check_replica_locations(origin: &str, dbs: &[(usize, DbConfig)]) -> Result<(), ConfigError> {
+    let configs: Vec<&DbConfig> = dbs.iter().map(|(_, d)| d).collect();
+    let Err(conflict) = location::check_distinct(&configs) else {
+        return Ok(());
+    };
+    let (first, second) = (conflict.first, conflict.second);
+    let at = |r: location::ReplicaRef, separator: &str| {
+        let (index, db) = &dbs[r.db];
+        let slot = location::replica_slot(db, r.replica);
+        format!("dbs[{index}] ({}){separator}{slot}", db.path.display())
+    };
+    Err(ConfigError::Invalid {
+        origin: origin.to_string(),
+        location: at(second, ": "),
+        message: format!(
+            "same replica location {} as {} (one writer per replica location)",
+            conflict.location,
+            at(first, " ")
+        ),
+    })
 }
 
 /// walstream's HTTP keys: `readiness-max-lag` (default [`DEFAULT_READINESS_MAX_LAG`]),

@@ -9,7 +9,7 @@
 //!
 //! Files: `build.rs` (top level, logging, dbs), `dir.rs` (directory entries and the per-database
 //! configs derived from them), `glob.rs` (their file-name patterns), `build_replica.rs`
-//! (replicas), `node.rs` (typed
+//! (replicas), `location.rs` (normalized replica locations: one writer each), `node.rs` (typed
 //! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`,
 //! `expand.rs` (env expansion), `credentials.rs` (env-derived credentials), `defaults.rs`,
 //! `error.rs`, `v05.rs` (Litestream v0.5's keys and the refusals only `replicate` reports),
@@ -27,6 +27,7 @@ mod error;
 pub mod expand;
 mod glob;
 mod heartbeat;
+pub mod location;
 mod node;
 mod paths;
 mod url;
@@ -47,6 +48,7 @@ pub use dir::{DirConfig, extend_target, is_meta_dir};
 pub use error::ConfigError;
 pub use glob::Glob;
 pub use heartbeat::{DEFAULT_HEARTBEAT_INTERVAL, HeartbeatUrl, MIN_HEARTBEAT_INTERVAL};
+pub use location::ReplicaLocation;
 pub use paths::{META_DIR_SUFFIX, clean_unix_path, default_meta_path, normalize_db_path};
 pub use url::{is_url, parse_replica_url, redact_password};
 pub use v05::{Refusal, V05Settings, WALSTREAM_BUSY_TIMEOUT};
@@ -87,9 +89,10 @@ pub struct HttpConfig {
     /// `/readyz` fails when a replica's oldest unreplicated commit is older than this.
     pub readiness_max_lag: Duration,
     /// `http-token`, else the environment variable [`HTTP_TOKEN_ENV`]; `None` = mutating
-    /// endpoints disabled.
+    /// endpoints and downloads (database content) disabled.
     pub token: Option<String>,
-    /// `http-protect-reads`: `/metrics` and the `/api/v1` GET endpoints also need the token.
+    /// `http-protect-reads`: `/metrics` and the other `/api/v1` GET endpoints also need the
+    /// token (the downloads always do).
     pub protect_reads: bool,
     /// `metrics-db-labels`: false sums `/metrics` over databases, without `db`/`name` labels.
     pub metrics_db_labels: bool,

@@ -831,3 +831,92 @@ fn backups_keys_defaults_validation_and_unknown_keys() {
         assert!(e.contains("dbs[0] (/data/app.db): backups."), "{e}");
     }
 }
+
+#[test]
+fn two_databases_never_share_a_replica_location() {
+    let two = |first: &str, second: &str| {
+        format!(
+            "dbs:\n  - path: /data/a.db\n    replicas:\n{first}  - path: /data/b.db\n    replicas:\n{second}"
+        )
+    };
+    let conflict = |location: &str, slot_a: &str, slot_b: &str| {
+        format!(
+            "config /etc/litestream.yml: dbs[1] (/data/b.db): {slot_b}: same replica location \
+             {location} as dbs[0] (/data/a.db) {slot_a} (one writer per replica location)"
+        )
+    };
+    let cases = [
+        // File paths differing only by `./`, `..` and a trailing slash, as `path` and as URL.
+        (
+            "      - path: /backups/./shared/\n",
+            "      - name: disk\n        url: file:///backups/x/../shared\n",
+            conflict(
+                "file:///backups/shared",
+                "replicas[0] \"file\"",
+                "replicas[0] \"disk\"",
+            ),
+        ),
+        // S3: the same bucket and path, as URL and as keys (slashes cleaned).
+        (
+            "      - url: s3://bkt/db/app\n",
+            "      - name: copy\n        type: s3\n        bucket: bkt\n        path: db//app/\n",
+            conflict(
+                "s3://bkt/db/app",
+                "replicas[0] \"s3\"",
+                "replicas[0] \"copy\"",
+            ),
+        ),
+    ];
+    for (first, second, want) in cases {
+        assert_eq!(err(&two(first, second)), want);
+    }
+    // The endpoint is part of the location, shown without user info; any replica of the later
+    // database is compared.
+    let text = two(
+        "      - type: s3\n        bucket: bkt\n        path: app\n        endpoint: http://k:pw@127.0.0.1:9000\n",
+        "      - path: /backups/b\n      - name: again\n        url: s3://bkt/app?endpoint=http://127.0.0.1:9000\n",
+    );
+    let e = err(&text);
+    let want = conflict(
+        "s3://bkt/app?endpoint=127.0.0.1:9000",
+        "replicas[0] \"s3\"",
+        "replicas[1] \"again\"",
+    );
+    assert_eq!(e, want);
+    assert!(!e.contains("pw"), "{e}");
+}
+
+#[test]
+fn distinct_replica_locations_load() {
+    let cases = [
+        // Nested file paths share no object (`<path>/generations/…`).
+        ("      - path: /backups\n", "      - path: /backups/b\n"),
+        (
+            "      - url: s3://bkt/app\n",
+            "      - url: s3://other/app\n",
+        ),
+        (
+            "      - url: s3://bkt/app\n",
+            "      - url: s3://bkt/app2\n",
+        ),
+        ("      - url: s3://bkt/app\n", "      - url: gs://bkt/app\n"),
+        (
+            "      - url: s3://bkt/app\n",
+            "      - url: s3://bkt/app?endpoint=http://127.0.0.1:9000\n",
+        ),
+    ];
+    for (a, b) in cases {
+        let text = format!(
+            "dbs:\n  - path: /data/a.db\n    replicas:\n{a}  - path: /data/b.db\n    replicas:\n{b}"
+        );
+        assert_eq!(ok(&text).config.dbs.len(), 2, "{text}");
+    }
+    // Two replicas of one database may share a location (both upload the same generation,
+    // e.g. one with working and one with wrong credentials): the rule is per database.
+    let text = "dbs:\n  - path: /data/a.db\n    replicas:\n      - path: /backups/a\n      - name: twin\n        path: /backups/a/\n";
+    assert_eq!(ok(text).config.dbs[0].replicas.len(), 2);
+    // A directory entry's replicas are `<base>/<relative path>`: checked when a database is
+    // discovered, not at load.
+    let text = "dbs:\n  - path: /data/a.db\n    replicas:\n      - path: /backups/t/x.db\n  - dir: /data/t\n    pattern: \"*.db\"\n    replicas:\n      - path: /backups/t\n";
+    assert_eq!(ok(text).config.dirs.len(), 1);
+}

@@ -58,18 +58,17 @@ pub fn range_stream(
             (Some(f), _) | (None, Source::File(f)) => f.clone(),
             (None, Source::Path(p)) => {
                 let p = p.clone();
-                let f = tokio::task::spawn_blocking(move || {
-                    File::open(&p).map_err(|e| annotate(e, &p))
-                })
-                .await
-                .map_err(io::Error::other)??;
+                let f =
+                    crate::rt::spawn_blocking(move || File::open(&p).map_err(|e| annotate(e, &p)))
+                        .await
+                        .map_err(io::Error::other)??;
                 Arc::new(DbFile::from(f))
             }
         };
         st.file = Some(file.clone());
         let want = usize::try_from(st.end - st.pos).map_or(CHUNK, |n| n.min(CHUNK));
         let at = st.pos;
-        let chunk = tokio::task::spawn_blocking(move || read_up_to(&file, at, want))
+        let chunk = crate::rt::spawn_blocking(move || read_up_to(&file, at, want))
             .await
             .map_err(io::Error::other)??;
         if chunk.len() < want {

@@ -28,6 +28,8 @@ mod snapshot;
 pub mod status;
 mod sync;
 #[cfg(test)]
+pub(crate) mod test_fixture;
+#[cfg(test)]
 mod tests;
 mod validate;
 

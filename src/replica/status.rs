@@ -26,7 +26,7 @@ pub struct ReplicaStatus {
     /// TXID covers).
     pub position: Option<Pos>,
     /// LTX replicas: the highest TXID stored (`None` for v0.3 replicas and before the first
-    /// round). Not shown by the HTTP API or metrics yet.
+    /// round); `/api/v1/status` shows it as `txid`, `/metrics` as `litestream_txid`.
     pub ltx_txid: Option<u64>,
     /// When the last upload round succeeded.
     pub last_sync: Option<SystemTime>,

@@ -7,10 +7,10 @@
 use std::time::{Instant, SystemTime};
 
 use futures::{StreamExt, TryStreamExt};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::body::{Source, range_stream};
-use super::plan::{IndexOffset, Step, next_step};
+use super::plan::{IndexOffset, Step, StepError, next_step};
 use super::{Replica, ReplicaError, SnapshotMark};
 use crate::db::Pos;
 use crate::storage::layout::format_position;
@@ -50,23 +50,15 @@ impl Replica {
     }
 
     async fn sync_locked(&self, pos: &mut Option<Pos>, local: &Pos) -> Result<(), ReplicaError> {
-        let refreshed;
-        let mut local = local;
+        let mut local = local.clone();
         if pos.as_ref().map(|p| &p.generation) != Some(&local.generation) {
             *pos = None;
             self.ensure_snapshot(&local.generation).await?;
             *pos = Some(self.resume(&local.generation).await?);
-            // Taking the snapshot may have checkpointed and restarted the WAL (see
-            // `Db::begin_snapshot`), moving the db past the position read before it.
-            refreshed = self.db_state.borrow().pos.clone();
-            if let Some(now) = refreshed
-                .as_ref()
-                .filter(|p| p.generation == local.generation)
-            {
-                local = now;
-            }
+            self.refresh_local(&mut local);
         }
         let page_size = self.db.page_size();
+        let mut recovered = false;
         while let Some(current) = pos.clone() {
             let shadow_len = if current.index < local.index {
                 self.shadow_len(&current).await?
@@ -81,12 +73,34 @@ impl Replica {
                 index: local.index,
                 offset: local.offset,
             };
-            let step = next_step(from, to, shadow_len, page_size).map_err(|source| {
-                ReplicaError::Position {
-                    generation: current.generation.clone(),
-                    source,
+            let step = match next_step(from, to, shadow_len, page_size) {
+                Ok(step) => step,
+                Err(
+                    source @ (StepError::MissingShadow { .. } | StepError::ShadowShorter { .. }),
+                ) if !recovered => {
+                    // The WAL this replica still needs is gone locally (another writer, such as
+                    // the LTX one, consumed it): a snapshot at the current index covers it.
+                    warn!(db = %self.db_label, replica = %self.name(), generation = %current.generation, error = %source, "shadow wal gone; taking a snapshot to continue the generation");
+                    recovered = true;
+                    let (generation, index) = self.snapshot().await?;
+                    if generation != current.generation {
+                        return Ok(()); // a new generation began: the next round starts it
+                    }
+                    *pos = Some(Pos {
+                        generation,
+                        index,
+                        offset: 0,
+                    });
+                    self.refresh_local(&mut local);
+                    continue;
                 }
-            })?;
+                Err(source) => {
+                    return Err(ReplicaError::Position {
+                        generation: current.generation.clone(),
+                        source,
+                    });
+                }
+            };
             match step {
                 Step::Done => break,
                 Step::Advance => {
@@ -106,6 +120,16 @@ impl Replica {
             }
         }
         Ok(())
+    }
+
+    /// Taking a snapshot may have checkpointed and restarted the WAL (see `Db::begin_snapshot`),
+    /// moving the db past the position read before it: the db's position now, if still in the
+    /// same generation.
+    fn refresh_local(&self, local: &mut Pos) {
+        let now = self.db_state.borrow().pos.clone();
+        if let Some(now) = now.filter(|p| p.generation == local.generation) {
+            *local = now;
+        }
     }
 
     /// Length of the shadow WAL file at `pos` (`None` if missing).

@@ -8,46 +8,17 @@ use futures::TryStreamExt;
 use rusqlite::Connection;
 
 use super::Replica;
-use crate::config::{DbConfig, ReplicaConfig, ReplicaTarget};
-use crate::db::{Db, Pos};
+use crate::db::Pos;
+use crate::replica::test_fixture::{DbFixture, fixture_wrapper};
 use crate::storage::ReplicaClient;
 use crate::storage::fault::{FaultInjectingStore, FaultKind, FaultOp};
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    app: Connection,
-    db: Arc<Db>,
-    cfg: ReplicaConfig,
-    client: ReplicaClient,
-    next_id: i64,
-}
+// The shared fixture plus the v0.3 writer's helpers.
+fixture_wrapper!(Fixture);
 
 impl Fixture {
     async fn new() -> Fixture {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("app.db");
-        let app = Connection::open(&path).expect("open app");
-        app.execute_batch(
-            "PRAGMA journal_mode=wal; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);",
-        )
-        .expect("schema");
-        let mut dbc = DbConfig::with_defaults(&path);
-        dbc.min_checkpoint_page_count = 4;
-        let db = Db::new(&dbc);
-        db.open().await.expect("open db");
-        let target = ReplicaTarget::File {
-            path: dir.path().join("replica"),
-        };
-        let client = ReplicaClient::new(&target).expect("client");
-        let cfg = ReplicaConfig::with_defaults("file".into(), target);
-        Fixture {
-            _dir: dir,
-            app,
-            db,
-            cfg,
-            client,
-            next_id: 1,
-        }
+        Fixture(DbFixture::new("").await)
     }
 
     fn replica(&self, client: ReplicaClient) -> Arc<Replica> {
@@ -56,16 +27,7 @@ impl Fixture {
 
     /// `n` committed transactions, then one db sync tick (which may roll the WAL index).
     async fn write(&mut self, n: usize) -> Pos {
-        for _ in 0..n {
-            self.app
-                .execute(
-                    "INSERT INTO t(id, v) VALUES (?1, ?2)",
-                    rusqlite::params![self.next_id, "v".repeat(300)],
-                )
-                .expect("insert");
-            self.next_id += 1;
-        }
-        self.db.sync().await.expect("db sync").pos
+        self.0.insert(n).await.pos
     }
 
     /// Every segment of `generation` with its decompressed length, in order.
@@ -223,4 +185,61 @@ async fn retention_lists_storage_only_when_something_can_have_expired() {
         now[0].index > first[0].index,
         "retention replaced the snapshot that left the window: {first:?} -> {now:?}"
     );
+}
+
+/// The shadow WAL a replica still needs is gone (another writer — the LTX one after a switch of
+/// layouts — consumed it): the next round takes a snapshot at the current index, continues the
+/// generation from there, and a restore gives every row.
+#[tokio::test]
+async fn lost_shadow_wal_is_covered_by_a_new_snapshot() {
+    let mut f = Fixture::new().await;
+    let replica = f.replica(f.client.clone());
+    f.write(3).await;
+    let at = replica.sync().await.expect("round").expect("position");
+    // Without this replica's floor (a new process that has not synced yet) the db rolls its
+    // WAL index and drops the shadow file the stored position points into.
+    let mut local = f.write(5).await;
+    while local.index == at.index {
+        local = f.write(20).await;
+    }
+    std::fs::remove_file(f.db.shadow_wal_path(&at.generation, at.index)).expect("remove shadow");
+    let restarted = f.replica(f.client.clone());
+    let end = restarted
+        .sync()
+        .await
+        .expect("recovering round")
+        .expect("pos");
+    assert_eq!(Some(end.clone()), f.db.state().pos);
+    let snapshots = f.client.snapshots(&end.generation).await.expect("list");
+    assert_eq!(snapshots.len(), 2, "{snapshots:?}");
+    assert!(
+        snapshots.iter().any(|s| s.index > at.index),
+        "{snapshots:?}"
+    );
+    // A restart finds the end from storage alone.
+    let again = f.replica(f.client.clone());
+    assert_eq!(again.resume(&end.generation).await.expect("resume"), end);
+
+    let out = f.dir.path().join("restored.db");
+    let source = crate::restore::ReplicaRef {
+        name: "file",
+        client: &f.client,
+    };
+    let req = crate::restore::RestoreRequest {
+        output: out.clone(),
+        generation: None,
+        index: None,
+        timestamp: None,
+        exec: crate::restore::ExecOptions::default(),
+        if_replica_exists: false,
+    };
+    crate::restore::restore(&[source], &req)
+        .await
+        .expect("restore");
+    let count = |c: &Connection| -> i64 {
+        c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .expect("count")
+    };
+    let restored = Connection::open(&out).expect("open restored");
+    assert_eq!(count(&restored), count(&f.app));
 }

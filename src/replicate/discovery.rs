@@ -98,7 +98,7 @@ async fn wait_for_dir(dir: &DirConfig, launcher: &Launcher, cancel: &Cancellatio
 async fn rescan(dir: &Arc<DirConfig>, launcher: &Launcher, known: &mut BTreeSet<PathBuf>) {
     let scanned = {
         let dir = Arc::clone(dir);
-        tokio::task::spawn_blocking(move || discover::scan(&dir)).await
+        crate::rt::spawn_blocking(move || discover::scan(&dir)).await
     };
     let found: BTreeSet<PathBuf> = match scanned {
         Ok(Ok(paths)) => paths.into_iter().collect(),
@@ -133,7 +133,7 @@ async fn reconcile_one(
         return;
     }
     let probe = path.clone();
-    let is_db = tokio::task::spawn_blocking(move || discover::is_sqlite_file(&probe))
+    let is_db = crate::rt::spawn_blocking(move || discover::is_sqlite_file(&probe))
         .await
         .map_or(Ok(false), |r| r);
     match is_db {
@@ -192,7 +192,7 @@ impl Tree {
         let root = dir.dir.clone();
         let recursive = dir.recursive;
         let dirs: BTreeSet<PathBuf> =
-            match tokio::task::spawn_blocking(move || directories(&root, recursive)).await {
+            match crate::rt::spawn_blocking(move || directories(&root, recursive)).await {
                 Ok(d) => d,
                 Err(_) => return,
             };

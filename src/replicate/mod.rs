@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::config::{Config, DbConfig, ReplicaConfig, ReplicaTarget};
+use crate::config::{Config, DbConfig, ReplicaConfig, ReplicaLocation, ReplicaTarget};
 use crate::db::{Db, WatchHub};
 use crate::gofmt::format_go_duration;
 use crate::replica::Replica;
@@ -88,6 +88,9 @@ pub struct DbHandle {
     pub replicas: Vec<Arc<Replica>>,
     /// Where the admin API keeps this database's backups (`dbs[].backups`).
     pub backups: crate::config::BackupsConfig,
+    /// Each replica's name and location, in config order: no other database of the fleet may
+    /// write to these ([`Fleet`] refuses it).
+    locations: Vec<(String, ReplicaLocation)>,
     /// Set once the replicas' loops were started (on the first attach).
     replicas_started: AtomicBool,
     monitor_interval: Duration,
@@ -260,12 +263,21 @@ fn build_db(
         db,
         replicas,
         backups: cfg.backups.clone(),
+        locations: replica_locations(cfg),
         replicas_started: AtomicBool::new(false),
         monitor_interval: cfg.monitor_interval,
         checkpoint_interval: cfg.checkpoint_interval,
         sync_pace: db_sync_pace(cfg),
         cancel,
     }))
+}
+
+/// Each replica's name and location, in config order.
+fn replica_locations(cfg: &DbConfig) -> Vec<(String, ReplicaLocation)> {
+    let replicas = cfg.replicas.iter();
+    replicas
+        .map(|r| (r.name.clone(), r.target.location()))
+        .collect()
 }
 
 /// `replicating to name=… type=… sync-interval=…` plus the target's location fields.

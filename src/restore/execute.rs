@@ -25,14 +25,11 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::{Future, StreamExt};
+use futures::StreamExt;
 use tokio::sync::mpsc::{self, Receiver, Sender};
-use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::lz4::BlockPool;
@@ -47,6 +44,7 @@ use super::flush::Flusher;
 use super::output::TempOutput;
 use super::plan::RestorePlan;
 use super::progress::{FinishOnDrop, Progress};
+use super::task::{AbortOnDrop, join};
 use super::verify::{IntegrityCheck, verify};
 
 /// Default number of concurrent downloads (Litestream's `DefaultRestoreParallelism`).
@@ -200,11 +198,6 @@ async fn download_and_apply(
     written
 }
 
-/// Flattens a task's panic or cancellation into a [`RestoreError`].
-async fn join<T>(h: JoinHandle<Result<T, RestoreError>>) -> Result<T, RestoreError> {
-    h.await.map_err(|e| RestoreError::Task(e.to_string()))?
-}
-
 async fn send_snapshot(
     client: ReplicaClient,
     generation: String,
@@ -273,26 +266,6 @@ fn decode_segments(
         if tx.blocking_send(seg).is_err() || failed {
             return;
         }
-    }
-}
-
-/// A spawned task that is aborted when dropped (so a failed restore stops its downloads).
-struct AbortOnDrop<T>(JoinHandle<Result<T, RestoreError>>);
-
-impl<T> Future for AbortOnDrop<T> {
-    type Output = Result<T, RestoreError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|r| {
-            r.map_err(|e| RestoreError::Task(e.to_string()))
-                .and_then(|r| r)
-        })
-    }
-}
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

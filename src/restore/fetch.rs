@@ -237,13 +237,12 @@ impl<'a> SegmentSink<'a> {
         let at = *len;
         *len += block.len() as u64;
         let key = self.key.to_string();
-        tokio::task::spawn_blocking(move || {
+        super::task::join(tokio::task::spawn_blocking(move || {
             handle
                 .write_all_at(&block, at)
                 .map_err(|e| RestoreError::io("write spill file for", key, e))
-        })
+        }))
         .await
-        .map_err(|e| RestoreError::Task(e.to_string()))?
     }
 
     fn into_body(self) -> Body {

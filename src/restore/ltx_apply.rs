@@ -31,7 +31,6 @@ use std::path::{Path, PathBuf};
 use bytes::{Buf, Bytes};
 use futures::StreamExt;
 use tokio::sync::mpsc::{self, Receiver, Sender};
-use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::ltx::{self, Reader};
@@ -43,6 +42,7 @@ use super::fetch::{Body, SPILL_THRESHOLD};
 use super::flush::Flusher;
 use super::output::{TempOutput, spill_file};
 use super::progress::{FinishOnDrop, Progress};
+use super::task::{AbortOnDrop, join};
 use super::verify::verify;
 
 /// Chunks of the streamed files queued ahead of the disk thread (1 MiB each on the file backend).
@@ -107,10 +107,6 @@ pub async fn execute_ltx(
         files: plan.len(),
         db_size,
     })
-}
-
-async fn join<T>(h: JoinHandle<Result<T, RestoreError>>) -> Result<T, RestoreError> {
-    h.await.map_err(|e| RestoreError::Task(e.to_string()))?
 }
 
 async fn download_and_apply(
@@ -237,29 +233,6 @@ async fn send_rest(
     }
 }
 
-/// A spawned download that is aborted when dropped.
-struct AbortOnDrop<T>(JoinHandle<Result<T, RestoreError>>);
-
-impl<T> std::future::Future for AbortOnDrop<T> {
-    type Output = Result<T, RestoreError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| {
-            r.map_err(|e| RestoreError::Task(e.to_string()))
-                .and_then(|r| r)
-        })
-    }
-}
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Downloads one file: in memory up to [`SPILL_THRESHOLD`] bytes, then to a spill file.
 async fn fetch_ltx(
     client: ReplicaClient,
@@ -314,7 +287,7 @@ async fn write_spill(
     key: &str,
 ) -> Result<File, RestoreError> {
     let key = key.to_string();
-    let res = tokio::task::spawn_blocking(move || {
+    join(tokio::task::spawn_blocking(move || {
         let mut at = at;
         for p in &parts {
             file.write_all_at(p, at)
@@ -322,9 +295,8 @@ async fn write_spill(
             at += p.len() as u64;
         }
         Ok(file)
-    })
-    .await;
-    res.map_err(|e| RestoreError::Task(e.to_string()))?
+    }))
+    .await
 }
 
 /// Where the disk thread gets the files: the first `streamed` from `stream`, the rest as

@@ -12,6 +12,12 @@
 //! - otherwise LTX. On GCS and Azure v0.5.17 never reads v0.3, so LTX wins there whenever it
 //!   exists.
 //!
+//! When a replica with LTX files is restored from its v0.3 layout, the generation is chosen as
+//! v0.5.17 chooses it ([`super::restore_v05_fallback`]), not as v0.3.13 does: a `-timestamp`
+//! after the last v0.3 write (say between the v0.3 and the first LTX run) restores the whole
+//! generation instead of "no matching backups found". With `-generation` or `-index` the v0.3
+//! restore runs unchanged.
+//!
 //! What must stay true: the log says which layout was used and why; a replica without LTX files
 //! behaves exactly as before (same requests, same messages).
 
@@ -116,7 +122,13 @@ pub async fn restore_auto(
         info!(replica = %replica.name, layout = layout_name(layout), reason = why, "restore layout");
     }
     if layout == Layout::V3 {
-        return super::restore(&[replica], req).await.map(AutoOutcome::V3);
+        let v3_flags = req.generation.as_deref().is_some_and(|g| !g.is_empty())
+            || req.index.is_some_and(|n| n != super::plan::NO_INDEX);
+        let restored = match v3_flags {
+            true => super::restore(&[replica], req).await,
+            false => super::restore_v05_fallback(replica, req).await,
+        };
+        return restored.map(AutoOutcome::V3);
     }
     let timestamps = match req.timestamp {
         Some(_) => Timestamps::Metadata,

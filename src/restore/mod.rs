@@ -3,8 +3,9 @@
 //!
 //! Pieces: [`plan`] (pure choice rules), [`select`] (listing replicas), [`fetch`] (download +
 //! LZ4), [`apply`] (snapshot and WAL frames onto the file, strictly validated), [`verify`]
-//! (`integrity_check`, reading through `verify_vfs`), [`output`] (temporary files and the atomic move), [`execute`] (the
-//! pipeline), [`progress`] (terminal progress bar). Litestream v0.5 (LTX) replicas:
+//! (`integrity_check`, reading through `verify_vfs`), [`output`] (temporary files and the
+//! atomic move), [`execute`] (the pipeline), `task` (worker panics as errors, downloads aborted
+//! with the restore), [`progress`] (terminal progress bar). Litestream v0.5 (LTX) replicas:
 //! [`ltx_select`] (layout choice and the entry point the CLI calls), [`ltx_plan`] (v0.5.17's
 //! plan), [`ltx_apply`] (download, decode, apply; same output/verify path).
 //!
@@ -29,6 +30,7 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod select;
+mod task;
 #[doc(hidden)]
 pub mod testkit;
 pub mod verify;
@@ -76,21 +78,53 @@ pub async fn restore(
     let target = Target::from_flags(req.index, req.timestamp);
     let parallelism = req.exec.parallelism.max(1);
     let generation = req.generation.as_deref().filter(|g| !g.is_empty());
-    let Some(choice) = choose_target(replicas, generation, &target, parallelism).await? else {
-        if req.if_replica_exists {
-            info!("no matching backups found");
-            return Ok(Outcome::NoBackups);
-        }
-        return Err(RestoreError::NoMatchingBackups);
+    let choice = choose_target(replicas, generation, &target, parallelism).await?;
+    let Some(choice) = choice else {
+        return no_match(req);
     };
+    restore_listing(replicas[choice.replica], &choice.listing, &target, req).await
+}
+
+/// The v0.3 layout of a replica that also holds LTX files, read as Litestream v0.5.17 reads it
+/// there ([`plan::choose_generation_v05`]: the newest snapshot at or before `-timestamp` over
+/// every generation, then that generation's WAL up to the timestamp). The plan and its checks
+/// are the same as [`restore`]'s.
+pub async fn restore_v05_fallback(
+    replica: ReplicaRef<'_>,
+    req: &RestoreRequest,
+) -> Result<Outcome, RestoreError> {
+    let target = Target::from_flags(req.index, req.timestamp);
+    let parallelism = req.exec.parallelism.max(1);
+    let listings = select::list_generations(replica, None, parallelism).await?;
+    let Some(listing) = plan::choose_generation_v05(&listings, &target) else {
+        return no_match(req);
+    };
+    restore_listing(replica, listing, &target, req).await
+}
+
+/// No generation matched: `-if-replica-exists` makes it a success.
+fn no_match(req: &RestoreRequest) -> Result<Outcome, RestoreError> {
+    if req.if_replica_exists {
+        info!("no matching backups found");
+        return Ok(Outcome::NoBackups);
+    }
+    Err(RestoreError::NoMatchingBackups)
+}
+
+/// The checks after the choice (in Litestream's order), the plan and its execution.
+async fn restore_listing(
+    replica: ReplicaRef<'_>,
+    listing: &GenerationListing,
+    target: &Target,
+    req: &RestoreRequest,
+) -> Result<Outcome, RestoreError> {
     if req.timestamp.is_some() && req.index.is_some_and(|n| n != plan::NO_INDEX) {
         return Err(RestoreError::IndexAndTimestamp);
     }
     if req.output.symlink_metadata().is_ok() {
         return Err(RestoreError::OutputExists(req.output.clone()));
     }
-    let plan = plan::plan(&choice.listing, &target)?;
-    let replica = replicas[choice.replica];
+    let plan = plan::plan(listing, target)?;
     let span = tracing::info_span!("restore", replica = %replica.name);
     let summary = execute(replica.client, &plan, &req.output, &req.exec)
         .instrument(span)

@@ -183,6 +183,30 @@ pub fn choose_generation<'a>(
     best
 }
 
+/// Litestream v0.5.17's choice when its restore falls back to the v0.3 layout
+/// (`Replica.RestoreV3`): the generation of the newest snapshot over all generations (by
+/// `CreatedAt`, at or before `-timestamp T` when given). Unlike [`choose_generation`] there is
+/// no `T ≤ updatedAt` condition, so a time after the generation's last write restores all of
+/// it. On equal times the later generation (in id order) wins.
+pub fn choose_generation_v05<'a>(
+    listings: &'a [GenerationListing],
+    target: &Target,
+) -> Option<&'a GenerationListing> {
+    let limit = target.timestamp();
+    let mut best: Option<(&GenerationListing, DateTime<Utc>)> = None;
+    for listing in listings {
+        for s in &listing.snapshots {
+            if limit.is_some_and(|t| s.created_at > t) {
+                continue;
+            }
+            if best.is_none_or(|(_, at)| s.created_at >= at) {
+                best = Some((listing, s.created_at));
+            }
+        }
+    }
+    best.map(|(listing, _)| listing)
+}
+
 /// Builds the plan for the chosen generation (`SnapshotIndexAt`/`SnapshotIndexByIndex` +
 /// `walSegmentMap` + the per-index presence check of `Replica.Restore`).
 pub fn plan(listing: &GenerationListing, target: &Target) -> Result<RestorePlan, PlanError> {

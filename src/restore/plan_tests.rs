@@ -115,6 +115,53 @@ fn timestamp_must_lie_inside_generation_bounds() {
     assert_eq!(pick(-1), None, "before the first file");
 }
 
+/// Litestream v0.5.17's v0.3 fallback (`RestoreV3`): the generation of the newest snapshot at or
+/// before T, whatever its last write; between and after generations it still restores.
+#[test]
+fn v05_fallback_takes_the_newest_snapshot_before_t() {
+    let gens = [
+        listing(G1, &[(0, 0)], &[(0, 0, 10)]),
+        listing(G2, &[(0, 20)], &[(0, 0, 30)]),
+    ];
+    let pick = |target: Target| choose_generation_v05(&gens, &target).map(|g| g.generation.clone());
+    assert_eq!(pick(Target::Timestamp(t(5))).as_deref(), Some(G1));
+    assert_eq!(
+        pick(Target::Timestamp(t(15))).as_deref(),
+        Some(G1),
+        "between generations"
+    );
+    assert_eq!(
+        pick(Target::Timestamp(t(20))).as_deref(),
+        Some(G2),
+        "at the snapshot"
+    );
+    assert_eq!(
+        pick(Target::Timestamp(t(99))).as_deref(),
+        Some(G2),
+        "after the last write"
+    );
+    assert_eq!(
+        pick(Target::Timestamp(t(-1))),
+        None,
+        "before every snapshot"
+    );
+    assert_eq!(pick(Target::Latest).as_deref(), Some(G2));
+    // A generation whose segments are newer but whose snapshot is older loses (v0.3.13 would
+    // take it: its updatedAt is the greatest).
+    let gens = [
+        listing(G1, &[(0, 0)], &[(0, 0, 50)]),
+        listing(G2, &[(0, 10)], &[(0, 0, 40)]),
+    ];
+    assert_eq!(
+        choose_generation_v05(&gens, &Target::Latest).map(|g| g.generation.as_str()),
+        Some(G2)
+    );
+    assert_eq!(
+        choose_generation(&gens, None, &Target::Latest).map(|(g, _)| g.generation.as_str()),
+        Some(G1)
+    );
+}
+
 #[test]
 fn generation_filter_and_empty_generations() {
     let gens = [listing(G1, &[(0, 0)], &[(0, 0, 50)]), listing(G2, &[], &[])];

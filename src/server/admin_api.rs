@@ -3,7 +3,9 @@
 //! first replica, and a verified download of the replica's latest (or point-in-time) database.
 //!
 //! What must stay true:
-//! - mutating endpoints sit behind the bearer-token layer (`mutate`), reads behind `read`;
+//! - mutating endpoints sit behind the bearer-token layer (`mutate`), the downloads (backup,
+//!   replica) behind `data` (the token always, whatever `http-protect-reads` says), listings
+//!   behind `read`;
 //! - one mutating operation per database at a time: a second one is answered 409 at once with
 //!   what runs (`running`), never queued;
 //! - the work of a mutating request runs in its own task that owns the lock guard, so a client
@@ -29,7 +31,9 @@ use serde::{Deserialize, Serialize};
 use tokio_util::io::ReaderStream;
 use tracing::warn;
 
-use super::{ApiError, DEFAULT_ACTION_TIMEOUT, Shared, require_mutate, require_read, run_work};
+use super::{
+    ApiError, DEFAULT_ACTION_TIMEOUT, Shared, require_data, require_mutate, require_read, run_work,
+};
 use crate::admin::backups::NewBackup;
 use crate::admin::live_restore::{WorkDir, restore_replica};
 use crate::admin::{
@@ -66,6 +70,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> 
     });
     let read = || axum::middleware::from_fn_with_state(Arc::clone(shared), require_read);
     let mutate = || axum::middleware::from_fn_with_state(Arc::clone(shared), require_mutate);
+    let data = || axum::middleware::from_fn_with_state(Arc::clone(shared), require_data);
     let base = "/api/v1/databases/{db}";
     Router::new()
         .route(
@@ -77,7 +82,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> 
         .route(
             &format!("{base}/backups/{{id}}"),
             get(download_backup)
-                .route_layer(read())
+                .route_layer(data())
                 .merge(axum::routing::delete(delete_backup).route_layer(mutate())),
         )
         .route(
@@ -90,7 +95,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> 
         )
         .route(
             &format!("{base}/replica/latest.db"),
-            get(replica_latest).route_layer(read()),
+            get(replica_latest).route_layer(data()),
         )
         .with_state(admin)
 }

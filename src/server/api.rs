@@ -120,6 +120,10 @@ pub struct ReplicaStatusDoc {
     pub url: String,
     /// Last position known to be in storage.
     pub position: Option<Position>,
+    /// LTX replicas: the highest TXID stored, 16 hex digits as Litestream v0.5 prints it
+    /// (absent for v0.3 replicas and before the first round).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txid: Option<String>,
     pub last_sync: Option<String>,
     /// Age of the oldest commit not yet in storage (0 when caught up).
     pub lag_seconds: f64,
@@ -202,6 +206,7 @@ fn replica_status(r: &ReplicaObservation) -> ReplicaStatusDoc {
         kind: r.replica_type.to_string(),
         url: r.url.clone(),
         position: st.position.as_ref().map(Position::from),
+        txid: st.ltx_txid.map(|t| format!("{t:016x}")),
         last_sync: opt_time(st.last_sync),
         lag_seconds: r.lag.as_secs_f64(),
         last_error: st.last_error.as_ref().map(|(t, m)| TimedError {

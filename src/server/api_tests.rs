@@ -127,6 +127,21 @@ fn status_document_shape() {
     assert_eq!(back, doc);
 }
 
+/// An LTX replica's status carries its TXID as Litestream v0.5 prints it; a v0.3 replica's has
+/// no `txid` key at all.
+#[test]
+fn ltx_replica_status_shows_its_txid() {
+    let mut ltx = replica("ltx", 0, true);
+    ltx.status.ltx_txid = Some(0x2a);
+    let doc = StatusDoc::from_observation(&observation(vec![ltx, replica("v3", 0, true)], true));
+    let v = serde_json::to_value(&doc).expect("json");
+    let replicas = &v["databases"][0]["replicas"];
+    assert_eq!(replicas[0]["txid"], "000000000000002a");
+    assert!(replicas[1].get("txid").is_none(), "{}", replicas[1]);
+    let back: StatusDoc = serde_json::from_value(v).expect("round trip");
+    assert_eq!(back, doc);
+}
+
 #[test]
 fn restore_points_document_shape() {
     let obs = observation(vec![replica("s3", 0, true)], true);

@@ -1,9 +1,11 @@
 //! Bearer-token checks of the HTTP API.
 //!
 //! What must stay true:
-//! - mutating endpoints are refused (403) unless a token is configured (`http-token` /
-//!   `WALSTREAM_HTTP_TOKEN`); read endpoints need it only with `http-protect-reads`; `/healthz`
-//!   and `/readyz` never do;
+//! - mutating endpoints ([`Access::Mutate`]) and endpoints that return database content
+//!   ([`Access::Data`]: backup and replica downloads) are refused (403) unless a token is
+//!   configured (`http-token` / `WALSTREAM_HTTP_TOKEN`), and need it whatever
+//!   `http-protect-reads` says; other read endpoints need it only with `http-protect-reads`;
+//!   `/healthz` and `/readyz` never do;
 //! - no `Authorization: Bearer …` → 401 with `WWW-Authenticate: Bearer`; a wrong token → 403;
 //! - the token is compared in constant time (for a given length) and never logged or echoed.
 
@@ -13,17 +15,32 @@ use axum::http::header::AUTHORIZATION;
 /// What a request may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// Metadata (status, metrics, listings): token only with `http-protect-reads`.
     Read,
+    /// The bytes of a database (downloads): always the token; disabled without one.
+    Data,
+    /// Changes something: always the token; disabled without one.
     Mutate,
+}
+
+impl Access {
+    /// What is disabled without a token, for the 403 text.
+    fn disabled_what(self) -> &'static str {
+        match self {
+            Access::Data => "endpoints returning database content",
+            Access::Read | Access::Mutate => "mutating endpoints",
+        }
+    }
 }
 
 /// Why a request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
     #[error(
-        "mutating endpoints are disabled: configure http-token (or WALSTREAM_HTTP_TOKEN) to enable them"
+        "{} are disabled: configure http-token (or WALSTREAM_HTTP_TOKEN) to enable them",
+        .0.disabled_what()
     )]
-    Disabled,
+    Disabled(Access),
     #[error("missing bearer token: send \"Authorization: Bearer <token>\"")]
     Missing,
     #[error("invalid bearer token")]
@@ -39,7 +56,7 @@ pub fn check(
 ) -> Result<(), Denied> {
     let Some(expected) = token else {
         return match access {
-            Access::Mutate => Err(Denied::Disabled),
+            Access::Mutate | Access::Data => Err(Denied::Disabled(access)),
             Access::Read => Ok(()),
         };
     };
@@ -90,13 +107,33 @@ mod tests {
     }
 
     #[test]
-    fn no_token_configured_disables_mutations_only() {
+    fn no_token_configured_disables_mutations_and_data() {
         let h = headers(Some("Bearer x"));
-        assert_eq!(
-            check(None, false, Access::Mutate, &h),
-            Err(Denied::Disabled)
-        );
+        for access in [Access::Mutate, Access::Data] {
+            for protect in [false, true] {
+                let got = check(None, protect, access, &h);
+                assert_eq!(got, Err(Denied::Disabled(access)), "{access:?}");
+            }
+        }
         assert_eq!(check(None, false, Access::Read, &h), Ok(()));
+        let text = |a| Denied::Disabled(a).to_string();
+        assert!(text(Access::Mutate).starts_with("mutating endpoints are disabled: configure"));
+        assert!(
+            text(Access::Data)
+                .starts_with("endpoints returning database content are disabled: configure")
+        );
+    }
+
+    #[test]
+    fn data_needs_the_token_even_when_reads_are_open() {
+        let t = Some("s3cret");
+        for protect in [false, true] {
+            let check_data = |auth| check(t, protect, Access::Data, &headers(auth));
+            assert_eq!(check_data(None), Err(Denied::Missing));
+            assert_eq!(check_data(Some("Basic s3cret")), Err(Denied::Missing));
+            assert_eq!(check_data(Some("Bearer nope")), Err(Denied::Wrong));
+            assert_eq!(check_data(Some("Bearer s3cret")), Ok(()));
+        }
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Denied(Denied::Missing) => StatusCode::UNAUTHORIZED,
-            ApiError::Denied(Denied::Disabled | Denied::Wrong) => StatusCode::FORBIDDEN,
+            ApiError::Denied(Denied::Disabled(_) | Denied::Wrong) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Busy(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -225,6 +225,7 @@ fn denied(status: StatusCode, d: Denied) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::auth::Access;
 
     fn body(e: ApiError) -> (StatusCode, Option<HeaderValue>, serde_json::Value) {
         let resp = e.into_response();
@@ -244,6 +245,11 @@ mod tests {
         let (status, auth, _) = body(ApiError::Denied(Denied::Wrong));
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(auth.is_none());
+        let off = Denied::Disabled(Access::Data);
+        let (status, auth, doc) = body(ApiError::Denied(off));
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(auth.is_none());
+        assert_eq!(doc["error"], off.to_string());
     }
 
     #[test]

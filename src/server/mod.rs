@@ -258,6 +258,10 @@ async fn require_mutate(State(s): Ctx, req: Request, next: Next) -> Response {
     authorize(&s, Access::Mutate, req, next).await
 }
 
+async fn require_data(State(s): Ctx, req: Request, next: Next) -> Response {
+    authorize(&s, Access::Data, req, next).await
+}
+
 async fn authorize(s: &Shared, access: Access, req: Request, next: Next) -> Response {
     let settings = &s.state.settings;
     match auth::check(

@@ -281,7 +281,7 @@ impl ReplicaClient {
         };
         let dir = local_root.join(dir_key);
         let shown = dir.display().to_string();
-        let res = tokio::task::spawn_blocking(move || listing::list_local(&dir)).await;
+        let res = crate::rt::spawn_blocking(move || listing::list_local(&dir)).await;
         let source = match res {
             Ok(Ok(listing)) => {
                 self.stats().record_op(Op::List);
@@ -382,7 +382,7 @@ impl ReplicaClient {
             return Ok(());
         };
         let dir = local_root.join(dir_key);
-        let res = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+        let res = crate::rt::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
         match res {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -86,7 +86,7 @@ impl ReplicaClient {
         };
         let path = root.join(key);
         let when = SystemTime::from(at);
-        let res = tokio::task::spawn_blocking(move || {
+        let res = crate::rt::spawn_blocking(move || {
             std::fs::File::options()
                 .write(true)
                 .open(&path)?

@@ -228,6 +228,23 @@ pub fn ltx_listing(r: &V5Replica, walstream: bool, args: &[&str]) -> Output {
     cmd.output().expect("run ltx")
 }
 
+/// One row of `<tool> ltx -json` (the same fields in both tools).
+#[derive(Debug, serde::Deserialize)]
+pub struct LtxRow {
+    pub level: u8,
+    pub min_txid: String,
+    pub max_txid: String,
+    /// Storage timestamp (whole seconds in v0.5.17's JSON).
+    pub timestamp: String,
+}
+
+/// Every level's files as `<tool> ltx -level all -json` lists them.
+pub fn ltx_rows(r: &V5Replica, walstream: bool) -> Vec<LtxRow> {
+    let out = ltx_listing(r, walstream, &["-level", "all", "-json"]);
+    assert!(out.status.success(), "ltx -json failed: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("ltx -json parses")
+}
+
 /// Rows in `t` of a restored database, after `PRAGMA integrity_check` returned `ok`.
 pub fn count_rows(db: &Path) -> i64 {
     crate::common::sqlite::restored_count(db)

@@ -52,7 +52,7 @@ impl Replica {
         let out = self.staging_path(level, (min, max));
         let merged = {
             let (out, paths) = (out.clone(), paths.clone());
-            tokio::task::spawn_blocking(move || stage::stage_merge(&out, (min, max), ts, &paths))
+            crate::rt::spawn_blocking(move || stage::stage_merge(&out, (min, max), ts, &paths))
                 .await
                 .map_err(join_error)
         };

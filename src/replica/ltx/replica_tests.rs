@@ -12,49 +12,19 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use rusqlite::Connection;
 
-use crate::config::{DbConfig, ReplicaConfig, ReplicaTarget, V05Settings};
-use crate::db::Db;
+use crate::config::V05Settings;
 use crate::ltx::Reader;
 use crate::replica::Replica;
+use crate::replica::test_fixture::{DbFixture, fixture_wrapper};
 use crate::storage::fault::{FaultInjectingStore, FaultKind, FaultOp};
 use crate::storage::{LtxFileInfo, ReplicaClient, Timestamps};
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    app: Connection,
-    db: Arc<Db>,
-    cfg: ReplicaConfig,
-    client: ReplicaClient,
-    next_id: i64,
-}
+// The shared fixture plus the LTX writer's helpers.
+fixture_wrapper!(Fixture);
 
 impl Fixture {
     async fn new() -> Fixture {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("app.db");
-        let app = Connection::open(&path).expect("open app");
-        app.execute_batch(
-            "PRAGMA journal_mode=wal; PRAGMA wal_autocheckpoint=0; \
-             CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);",
-        )
-        .expect("schema");
-        let mut dbc = DbConfig::with_defaults(&path);
-        dbc.min_checkpoint_page_count = 4;
-        let db = Db::new(&dbc);
-        db.open().await.expect("open db");
-        let target = ReplicaTarget::File {
-            path: dir.path().join("replica"),
-        };
-        let client = ReplicaClient::new(&target).expect("client");
-        let cfg = ReplicaConfig::with_defaults("file".into(), target);
-        Fixture {
-            dir,
-            app,
-            db,
-            cfg,
-            client,
-            next_id: 1,
-        }
+        Fixture(DbFixture::new("PRAGMA wal_autocheckpoint=0;").await)
     }
 
     fn replica(&self, client: ReplicaClient) -> Arc<Replica> {
@@ -73,16 +43,7 @@ impl Fixture {
 
     /// `n` committed transactions, then one db sync tick (which may roll the WAL index).
     async fn write(&mut self, n: usize) {
-        for _ in 0..n {
-            self.app
-                .execute(
-                    "INSERT INTO t(id, v) VALUES (?1, ?2)",
-                    rusqlite::params![self.next_id, "v".repeat(300)],
-                )
-                .expect("insert");
-            self.next_id += 1;
-        }
-        self.db.sync().await.expect("db sync");
+        self.0.insert(n).await;
     }
 
     fn rows(&self) -> Vec<(i64, String)> {

@@ -100,7 +100,7 @@ impl Replica {
             Some(from) => {
                 let db = Arc::clone(&self.db);
                 let (from, to2) = (from.clone(), to.clone());
-                tokio::task::spawn_blocking(move || {
+                crate::rt::spawn_blocking(move || {
                     shadow_ranges(&from, &to2, |i| {
                         std::fs::metadata(db.shadow_wal_path(&to2.generation, i))
                             .ok()
@@ -152,7 +152,7 @@ impl Replica {
         let salts_path = shadow(to.index);
         let (plan, salts) = {
             let (ranges, shadow) = (ranges.clone(), shadow.clone());
-            tokio::task::spawn_blocking(move || {
+            crate::rt::spawn_blocking(move || {
                 let mut plan = PagePlan::default();
                 stage::scan_frames(&mut plan, &ranges, page_size, &*shadow)?;
                 let salts = stage::shadow_salts(&salts_path)?;
@@ -185,7 +185,7 @@ impl Replica {
         let out = self.staging_path(0, (header.min_txid, header.max_txid));
         let staged = {
             let (out, shadow) = (out.clone(), shadow.clone());
-            tokio::task::spawn_blocking(move || stage::stage_delta(&out, header, &plan, &*shadow))
+            crate::rt::spawn_blocking(move || stage::stage_delta(&out, header, &plan, &*shadow))
                 .await
                 .map_err(join_error)??
         };
@@ -249,7 +249,7 @@ impl Replica {
             ..Header::default()
         };
         let out_dir = self.ltx()?.staging.clone();
-        let (header, staged) = tokio::task::spawn_blocking(move || {
+        let (header, staged) = crate::rt::spawn_blocking(move || {
             let mut plan = PagePlan::default();
             stage::scan_frames(&mut plan, &ranges, page_size, &*shadow)?;
             let plan = match plan.commit {
@@ -402,7 +402,7 @@ impl Replica {
         let salts = (header.wal_salt1, header.wal_salt2);
         let shadow = self.shadow_namer(&local.generation);
         let local = local.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::rt::spawn_blocking(move || {
             for index in (0..=local.index).rev() {
                 let path = shadow(index);
                 let Ok(meta) = std::fs::metadata(&path) else {
@@ -448,6 +448,6 @@ pub(super) fn plan_error(msg: &str) -> ReplicaError {
     ReplicaError::Ltx(LtxWriteError::Plan(msg.to_string()))
 }
 
-pub(super) fn join_error(e: tokio::task::JoinError) -> ReplicaError {
+pub(super) fn join_error(e: crate::rt::BlockingCancelled) -> ReplicaError {
     ReplicaError::SnapshotFile(std::io::Error::other(e))
 }

@@ -4,7 +4,8 @@
 // backup (…/restore-points, loaded only when a database's restore points are opened) and
 // manual backups (…/backups), and the admin actions: create, download, restore and delete
 // backups, point-in-time restore from the replica, download of the replica's latest state.
-// Must stay true: every API call (downloads too) sends the saved bearer token; every failed call
+// Must stay true: every API call sends the saved bearer token, downloads too (always fetched, never
+// a plain link: the server refuses database content without the token); every failed call
 // is shown in the error area, never swallowed; restores and deletes ask for confirmation first;
 // data reaches the page through textContent only (never innerHTML); no request leaves this origin.
 'use strict';
@@ -170,12 +171,15 @@ async function act(button, key, action) {
   }
 }
 
-/** A download link; with a token the file is fetched (with the header) and saved from a blob. */
+/**
+ * A download link. Downloads always need the token (the server refuses database content
+ * without it), and a plain link cannot send a header: the file is fetched with the header and
+ * saved from a blob; without a saved token the refusal is shown in the error area.
+ */
 function downloadLink(href, label, ariaLabel) {
   return el('a', {
     href, download: '', class: 'button', 'aria-label': ariaLabel,
     onclick: (event) => {
-      if (!token()) return;
       event.preventDefault();
       act(null, `download ${href}`, () => saveBlob(href));
     },
@@ -296,6 +300,7 @@ function renderReplica(r) {
     el('h4', {}, `Replica ${r.name} (${r.type})`),
     el('dl', {},
       el('dt', {}, 'URL'), el('dd', {}, el('code', {}, r.url)),
+      r.txid ? [el('dt', {}, 'TXID'), el('dd', {}, el('code', {}, r.txid), ' (Litestream v0.5 layout)')] : null,
       el('dt', {}, 'Last upload'), el('dd', {}, agoSpan(r.last_sync), `, lag ${Number(r.lag_seconds || 0).toFixed(1)} s`),
       el('dt', {}, 'Latest snapshot'), el('dd', {}, snapshot),
       el('dt', {}, 'Restore points'), el('dd', {}, range),

@@ -48,6 +48,14 @@ cd "$WS_ROOT"
 
 ws_install
 bash scripts/install-browser.sh  # Chromium + playwright-core for tests/admin_page.rs
+# tests/deploy_systemd.rs checks deploy/systemd with systemd-analyze (Debian's systemd package;
+# present on the usual machine image, installed here when it is not).
+if ! command -v systemd-analyze >/dev/null; then
+    echo "[test-env] installing systemd (apt-get) for systemd-analyze" >&2
+    sudo_=(); [[ $(id -u) -eq 0 ]] || sudo_=(sudo)
+    DEBIAN_FRONTEND=noninteractive "${sudo_[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_[@]}" apt-get install -y -qq --no-install-recommends systemd >&2
+fi
 [[ $mode == install ]] && exit 0
 
 trap ws_stop_all EXIT

@@ -397,6 +397,12 @@ where
     });
     match tokio::time::timeout(limit, rx).await {
         Ok(Ok(Ok(doc))) => Ok(Json(doc)),
+        // An action that failed while the run is stopping failed because of it (its replica
+        // finished its final sync and stopped): 503 like work that never ran, not a 502.
+        Ok(Ok(Err(e))) if s.state.lifecycle().is_stopping() => {
+            info!(db = id, action = what, error = %e, "action ended by shutdown");
+            Err(ApiError::shutting_down())
+        }
         Ok(Ok(Err(e))) => Err(ApiError::action(id, e)),
         // No result: the work never ran (shutdown) or panicked.
         Ok(Err(_)) => Err(match task.await {

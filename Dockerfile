@@ -14,8 +14,8 @@
 # - the runtime image runs as the non-root user 65532:65532 (the numeric id lets Kubernetes'
 #   runAsNonRoot verify it) and needs no writable path outside the mounted database volume, so it
 #   works with a read-only root filesystem;
-# - the runtime has CA certificates (object_store verifies TLS against the system roots) and curl
-#   (the Kubernetes preStop hook POSTs /api/v1/databases/{db}/sync; see deploy/base).
+# - the runtime has CA certificates (object_store verifies TLS against the system roots); the
+#   Kubernetes preStop hook runs `walstream sync -wait` itself (see deploy/base), so no curl.
 
 ARG RUST_VERSION=1.95
 
@@ -30,10 +30,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 
 FROM debian:bookworm-slim AS runtime
 # Versions are not pinned on purpose: the base tag is pinned, and a rebuild should pick up
-# Debian's security updates of these two packages.
+# Debian's security updates of this package.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 65532 walstream \
     && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \

@@ -447,14 +447,14 @@ def check_sidecar(ctx: Ctx, c: dict, cfg: dict, cw: str, rep: Report) -> None:
         got, pport = http_get(c.get(probe))
         if got != path or ports.get(pport, str(pport)) != port:
             rep.add(cw, f"{probe} must GET {path} on the config's addr port {port} (has {got} on {pport})")
-    cmd = " ".join(c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", []))
+    cmd = c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+    addr = f"http://127.0.0.1:{port}"
+    if cmd[:3] != ["walstream", "sync", "-wait"] or addr not in cmd:
+        rep.add(cw, f"preStop must run `walstream sync -wait -addr {addr} DB`")
     ids = [posixpath.basename(db["path"]) for db in cfg.get("dbs", [])]
     for db_id in ids:
-        url = f"http://127.0.0.1:{port}/api/v1/databases/{db_id}/sync"
-        if url not in cmd:
-            rep.add(cw, f"preStop must POST {url}")
-    if "POST" not in cmd or "Authorization: Bearer ${WALSTREAM_HTTP_TOKEN}" not in cmd:
-        rep.add(cw, "preStop must POST with Authorization: Bearer ${WALSTREAM_HTTP_TOKEN}")
+        if db_id not in cmd:
+            rep.add(cw, f"preStop must sync {db_id}")
     if "WALSTREAM_HTTP_TOKEN" not in container_env(ctx, c) and "http-token" not in cfg:
         rep.add(cw, "no HTTP token: set WALSTREAM_HTTP_TOKEN from a Secret")
 

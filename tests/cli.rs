@@ -111,7 +111,7 @@ fn usage_texts_match_litestream() {
             expected = expected.replacen(
                 snapshots,
                 &format!(
-                    "{snapshots}\tstatus       prints the status of a running walstream replicate\n"
+                    "\tsnapshot     asks a running walstream replicate to take a snapshot now\n{snapshots}\tstatus       prints the status of a running walstream replicate\n\tsync         asks a running walstream replicate to sync a database now\n"
                 ),
                 1,
             );

@@ -21,7 +21,7 @@ use common::{
 use serde_yaml::Value;
 
 const POD_ADDR: &str = "addr: \":9090\"";
-const POD_URL: &str = "http://127.0.0.1:9090/api/";
+const POD_API: &str = "http://127.0.0.1:9090";
 
 /// The pod template's containers (init and main) of deploy/base/statefulset.yaml.
 fn pod_container(name: &str) -> Value {
@@ -151,17 +151,24 @@ fn probe_path(container: &Value, probe: &str) -> String {
         .to_string()
 }
 
-/// Runs the sidecar's preStop exec command against `sidecar` with `token`.
+/// Runs the sidecar's preStop exec command against `sidecar` with `token`: the image's
+/// `walstream` is the binary under test and the pod's address is the sidecar's.
 fn run_prestop(sidecar: &Sidecar, token: &str) -> std::process::Output {
     let command = strings(&pod_container("walstream")["lifecycle"]["preStop"]["exec"]["command"]);
     let (program, args) = command.split_first().expect("preStop command is not empty");
-    let local = format!("{}/api/", sidecar.base_url);
-    let args: Vec<String> = args.iter().map(|a| a.replace(POD_URL, &local)).collect();
-    assert!(
-        args.iter().any(|a| a.contains(&local)),
-        "preStop command does not call {POD_URL}: {command:?}"
+    assert_eq!(
+        program, "walstream",
+        "preStop runs the image's walstream: {command:?}"
     );
-    let mut cmd = Command::new(program);
+    assert!(
+        args.iter().any(|a| a == POD_API),
+        "preStop command does not call {POD_API}: {command:?}"
+    );
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.replace(POD_API, &sidecar.base_url))
+        .collect();
+    let mut cmd = Command::new(walstream_bin());
     // Only what the container has: PATH and the token from the Secret.
     cmd.args(&args)
         .env_clear()

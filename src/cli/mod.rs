@@ -20,6 +20,7 @@ pub mod table;
 pub mod usage;
 
 mod backup;
+mod control;
 mod databases;
 mod generations;
 mod list;
@@ -75,6 +76,8 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "ltx" => ltx::run(rest),
         "restore" => restore::run(rest),
         "status" => status::run(rest),
+        "sync" => control::sync(rest),
+        "snapshot" => control::snapshot(rest),
         "replicate" => replicate::command(rest),
         "" | "help" => print_usage_and_stop(""),
         c if c.starts_with('-') => print_usage_and_stop(""),

@@ -94,7 +94,7 @@ fn parse(fs: &FlagSet, args: &[String]) -> anyhow::Result<Parsed> {
 }
 
 /// The API base URL and the bearer token to send.
-fn target(p: &Parsed) -> anyhow::Result<(String, Option<String>)> {
+pub(super) fn target(p: &Parsed) -> anyhow::Result<(String, Option<String>)> {
     if !p.str("addr").is_empty() {
         return Ok((base_url(p.str("addr")), config::http_token_from_env()));
     }
@@ -121,31 +121,50 @@ pub fn base_url(addr: &str) -> String {
 }
 
 /// GETs `url`; the body on 200, else an error with the server's message.
-async fn fetch(url: &str, token: Option<&str>) -> anyhow::Result<String> {
+pub(super) async fn fetch(url: &str, token: Option<&str>) -> anyhow::Result<String> {
+    let (status, body) = call(reqwest::Method::GET, url, token, REQUEST_TIMEOUT).await?;
+    if !status.is_success() {
+        bail!("GET {url}: {status}: {}", error_reason(body));
+    }
+    Ok(body)
+}
+
+/// Sends `method url` (with the bearer `token`) and returns the answer's status and body; only
+/// a request that got no answer (refused, timed out after `limit`) is an error. Errors name the
+/// URL, never the token.
+pub(super) async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    limit: Duration,
+) -> anyhow::Result<(reqwest::StatusCode, String)> {
     let client = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
+        .timeout(limit)
         .build()
         .context("build HTTP client")?;
-    let mut req = client.get(url);
+    let mut req = client.request(method.clone(), url);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
     let resp = req
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("GET {url}: {}", crate::rt::http_error_text(e)))?;
+        .map_err(|e| anyhow::anyhow!("{method} {url}: {}", crate::rt::http_error_text(e)))?;
     let status = resp.status();
-    let body = resp
-        .text()
-        .await
-        .map_err(|e| anyhow::anyhow!("GET {url}: read body: {}", crate::rt::http_error_text(e)))?;
-    if !status.is_success() {
-        let reason = serde_json::from_str::<ErrorDoc>(&body)
-            .map(|e| e.error)
-            .unwrap_or(body);
-        bail!("GET {url}: {status}: {reason}");
-    }
-    Ok(body)
+    let body = resp.text().await.map_err(|e| {
+        anyhow::anyhow!(
+            "{method} {url}: read body: {}",
+            crate::rt::http_error_text(e)
+        )
+    })?;
+    Ok((status, body))
+}
+
+/// The server's JSON error message, or the body as it came.
+pub(super) fn error_reason(body: String) -> String {
+    serde_json::from_str::<ErrorDoc>(&body)
+        .map(|e| e.error)
+        .unwrap_or(body)
 }
 
 /// RFC 3339 at second precision (like Litestream's tables), `-` when unknown.

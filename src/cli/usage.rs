@@ -64,8 +64,10 @@ The commands are:
 	ltx          list LTX files of a Litestream v0.5 replica
 	replicate    runs a server to replicate databases
 	restore      recovers database backup from a replica
+	snapshot     asks a running walstream replicate to take a snapshot now
 	snapshots    list available snapshots for a database
 	status       prints the status of a running walstream replicate
+	sync         asks a running walstream replicate to sync a database now
 	version      prints the binary version
 	wal          list available WAL files for a database
 
@@ -327,6 +329,49 @@ Examples:
 "#,
 );
 
+/// The arguments `sync` and `snapshot` share after their own.
+macro_rules! control_args {
+    () => {
+        concat!(
+            "\t-timeout DURATION\n\t    How long the running instance may take (Go duration).\n\t    Defaults to 30s\n\n",
+            "\t-json\n\t    Print the instance's answer as JSON.\n\n",
+            "\t-addr URL\n\t    Address of the running instance, e.g. http://localhost:9090.\n\t    Defaults to the addr of the configuration file (its\n\t    http-token is sent).\n\n",
+            config_args!(),
+            "\tDB\n\t    The database's name as walstream status shows it, or its path.\n\n",
+        )
+    };
+}
+const SYNC: &str = concat!(
+    r#"The sync command asks a running walstream replicate to sync a database
+to its replicas now (for a preStop hook or before maintenance).
+
+Usage:
+
+	walstream sync [arguments] DB
+
+Arguments:
+
+	-wait
+	    Wait until every replica holds the database's current position.
+	    Without it the command returns once the sync has started.
+
+"#,
+    control_args!(),
+);
+const SNAPSHOT: &str = concat!(
+    r#"The snapshot command asks a running walstream replicate to take a snapshot
+of a database on every replica now, and waits for it.
+
+Usage:
+
+	walstream snapshot [arguments] DB
+
+Arguments:
+
+"#,
+    control_args!(),
+);
+
 /// The usage text of `command` (`""` for the program's own usage), or `None` if unknown.
 pub fn usage(command: &str, default_config: &str) -> Option<String> {
     let text = match command {
@@ -340,6 +385,8 @@ pub fn usage(command: &str, default_config: &str) -> Option<String> {
         "replicate" => REPLICATE,
         "backup" => BACKUP,
         "ltx" => LTX,
+        "sync" => SYNC,
+        "snapshot" => SNAPSHOT,
         _ => return None,
     };
     Some(text.replace(CONFIG_PLACEHOLDER, default_config))

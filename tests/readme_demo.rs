@@ -1,5 +1,6 @@
 //! The README's first set-up command (`scripts/demo.sh`) runs the main job on the built-in
-//! example config and a replica appears. The script and `config/local.yml` are copied into a temp
+//! example config and a replica appears; it prints the admin page's address once the page
+//! answers, and the restore command it prints at the end brings back what the demo wrote. The script and `config/local.yml` are copied into a temp
 //! tree so the test never writes into the checkout; `WALSTREAM_BIN` points the script at the
 //! binary cargo built for this test run instead of a release build.
 
@@ -40,10 +41,39 @@ fn demo_script_replicates_to_the_local_directory_replica() {
         std::fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
         std::fs::copy(repo().join(rel), &dst).expect("copy");
     }
-    run(Command::new("bash")
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let out = run(Command::new("bash")
         .arg(tmp.path().join("scripts/demo.sh"))
         .arg("4")
+        .current_dir(tmp.path())
+        .env("DEMO_PORT", port.to_string())
         .env("WALSTREAM_BIN", walstream_bin()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let page = format!(
+        "admin page: http://127.0.0.1:{port}/  (token for its backup and restore buttons: "
+    );
+    assert!(stdout.contains(&page), "{stdout}");
+
+    // The restore command the script prints at the end, run as printed.
+    let restore = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("restore what the demo wrote: "))
+        .unwrap_or_else(|| panic!("no restore command in: {stdout}"));
+    let out_db = tmp.path().join("restored.db");
+    let words: Vec<String> = restore
+        .split_whitespace()
+        .map(|w| w.replace("/tmp/demo-restored.db", &out_db.display().to_string()))
+        .collect();
+    run(Command::new(&words[0])
+        .args(&words[1..])
+        .current_dir(tmp.path()));
+    let restored: i64 = common::sqlite::checked(&out_db)
+        .query_row("SELECT count(*) FROM demo", [], |r| r.get(0))
+        .expect("count demo rows");
+    assert!(restored > 0, "the restored demo database has rows");
 
     let generations = tmp.path().join("data/replica/generations");
     let gens: Vec<_> = std::fs::read_dir(&generations)

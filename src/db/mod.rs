@@ -18,6 +18,7 @@
 //! `sync` (attach and the tick), [`checkpoint`] (policy and procedure), [`watch`] (inotify),
 //! `validate` (the RESTART checkpoint + guard of validation).
 
+pub mod check;
 pub mod checkpoint;
 mod conn;
 mod error;

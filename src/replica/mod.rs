@@ -76,6 +76,15 @@ pub enum ReplicaError {
     },
     #[error("snapshot file: {0}")]
     SnapshotFile(std::io::Error),
+    /// The source failed `PRAGMA quick_check` before a new generation's first snapshot.
+    #[error(
+        "database {} fails quick_check ({detail}): not snapshotted, so the replica's latest restore point stays the last good one",
+        path.display()
+    )]
+    Damaged {
+        path: std::path::PathBuf,
+        detail: String,
+    },
     #[error("ltx: {0}")]
     Ltx(#[from] ltx::LtxWriteError),
 }

@@ -243,3 +243,47 @@ async fn lost_shadow_wal_is_covered_by_a_new_snapshot() {
     let restored = Connection::open(&out).expect("open restored");
     assert_eq!(count(&restored), count(&f.app));
 }
+
+/// A damaged database file never becomes a new generation's first snapshot: the round fails
+/// with the check's finding and storage holds nothing of it.
+#[tokio::test]
+async fn damaged_source_is_not_snapshotted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("app.db");
+    {
+        let c = Connection::open(&path).expect("open");
+        c.execute_batch(
+            "PRAGMA journal_mode=wal; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO t SELECT i, hex(randomblob(100)) FROM n;
+             PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .expect("fill");
+    }
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[5 * 4096..6 * 4096].fill(0x5a);
+    std::fs::write(&path, bytes).expect("damage");
+
+    let db = crate::db::Db::new(&crate::config::DbConfig::with_defaults(&path));
+    db.open().await.expect("open db");
+    db.sync().await.expect("db sync");
+    let target = crate::config::ReplicaTarget::File {
+        path: dir.path().join("replica"),
+    };
+    let client = ReplicaClient::new(&target).expect("client");
+    let cfg = crate::config::ReplicaConfig::with_defaults("file".into(), target);
+    let replica = Replica::new(Arc::clone(&db), cfg, client.clone());
+    let err = replica
+        .sync()
+        .await
+        .expect_err("a damaged source must not be snapshotted");
+    assert!(
+        matches!(err, crate::replica::ReplicaError::Damaged { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("fails quick_check"), "{err}");
+    let generations = client.generations().await.expect("list");
+    for g in &generations {
+        assert!(client.snapshots(g).await.expect("snapshots").is_empty());
+    }
+}

@@ -64,7 +64,10 @@ fn every_route_of_the_router_is_documented_and_every_documented_path_is_routed()
         .into_iter()
         .chain(routed_paths(admin, base))
         .collect();
-    assert!(routed.len() > 10, "routes not found in the source: {routed:?}");
+    assert!(
+        routed.len() > 10,
+        "routes not found in the source: {routed:?}"
+    );
     for page in PAGE_ROUTES {
         assert!(routed.remove(*page), "admin page route {page} moved");
     }
@@ -138,7 +141,11 @@ fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
 #[test]
 fn every_reference_resolves_and_every_operation_has_security_and_a_success_answer() {
     let doc = document();
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.0.")));
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.0."))
+    );
     let mut all = Vec::new();
     refs(&doc, &mut all);
     assert!(!all.is_empty());
@@ -148,7 +155,9 @@ fn every_reference_resolves_and_every_operation_has_security_and_a_success_answe
     }
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for method in METHODS {
-            let Some(op) = item.get(*method) else { continue };
+            let Some(op) = item.get(*method) else {
+                continue;
+            };
             assert!(op["security"].is_array(), "{method} {path}: no security");
             let responses = op["responses"].as_object().expect("responses");
             assert!(

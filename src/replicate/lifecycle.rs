@@ -45,6 +45,12 @@ impl Lifecycle {
         }
     }
 
+    /// A lifecycle of its own, never stopped (unit tests of the services).
+    #[cfg(test)]
+    pub fn detached() -> Self {
+        Lifecycle::new(CancellationToken::new(), TaskTracker::new())
+    }
+
     /// True once shutdown started.
     pub fn is_stopping(&self) -> bool {
         self.stopping.is_cancelled()

@@ -21,7 +21,8 @@
 //!
 //! Files: `api` (JSON documents, readiness), `query` (status paging and filters), `auth`
 //! (bearer token), `cors` (`http-cors-origins`), `actions` (sync/snapshot), `error` (the one error type and its HTTP answer),
-//! this file (routes, bind, spawn). The observed model, the lag trackers and the restore-point
+//! `openapi` (the OpenAPI document of every route below, `docs/openapi.json`), this file
+//! (routes, bind, spawn). The observed model, the lag trackers and the restore-point
 //! cache live in [`crate::state`].
 
 mod actions;
@@ -30,6 +31,7 @@ pub mod api;
 pub mod auth;
 pub mod cors;
 pub mod error;
+pub mod openapi;
 pub mod page;
 pub mod query;
 
@@ -213,6 +215,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics).route_layer(read()))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/status", get(status).route_layer(read()))
         .route(
             "/api/v1/databases/{db}/restore-points",

@@ -1,6 +1,7 @@
 //! Helpers of the HTTP end-to-end tests (`tests/http.rs`): a running `walstream replicate` with
 //! its HTTP client, config and replica snippets, reading a file replica and the shadow WAL, and an
-//! S3 server (moto) of the test's own that it may stop and restart.
+//! S3 server (moto) of the test's own that it may stop and restart; `schema` validates answers
+//! against the OpenAPI document (`tests/openapi.rs`).
 //!
 //! What must stay true: every wait polls with a deadline (never sleeps for readiness); processes
 //! started here are stopped by their handle (also when a test fails).
@@ -8,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod prom;
+pub mod schema;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

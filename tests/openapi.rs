@@ -1,0 +1,262 @@
+//! The OpenAPI document (`GET /api/v1/openapi.json`, `docs/openapi.json`) against the real
+//! answers of a running `walstream replicate` with a file replica and a token: every documented
+//! operation is called, and every answer's status must be documented for it, its content type
+//! declared, and its JSON body valid under the declared schema (strict: required fields, no
+//! undocumented ones). Binary downloads are checked for status and content type. The test fails
+//! when an operation of the document was never answered with a success here.
+//!
+//! Pacing: nothing sleeps for readiness; every wait polls with a deadline.
+
+mod common;
+#[path = "http_support/mod.rs"]
+mod http_support;
+#[path = "replicate_support/mod.rs"]
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+
+use http_support::schema::validate;
+use http_support::*;
+
+const TOKEN: &str = "openapi-test-token-5c1e";
+
+enum Auth {
+    None,
+    Token,
+    Wrong,
+}
+
+/// The server, its document, and the (method, path) pairs answered with a success so far.
+struct Api {
+    ws: Instance,
+    client: Client,
+    doc: Value,
+    succeeded: BTreeSet<(String, String)>,
+    checked: usize,
+}
+
+impl Api {
+    /// Calls `method template` (`{db}` = app.db, `{id}` = `id`) with `query` and `body`, and
+    /// checks the answer against the document.
+    fn call(
+        &mut self,
+        method: Method,
+        template: &str,
+        (id, query): (&str, &str),
+        body: Option<Value>,
+        auth: Auth,
+    ) -> Resp {
+        let path = template.replace("{db}", "app.db").replace("{id}", id);
+        let mut req = self
+            .client
+            .request(method.clone(), format!("{}{path}{query}", self.ws.base));
+        req = match auth {
+            Auth::None => req,
+            Auth::Token => req.bearer_auth(TOKEN),
+            Auth::Wrong => req.bearer_auth("not-the-token"),
+        };
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = self.ws.send(req);
+        self.check(method.as_str(), template, &resp);
+        if (200..300).contains(&resp.status) {
+            self.succeeded
+                .insert((method.as_str().to_lowercase(), template.to_string()));
+        }
+        resp
+    }
+
+    /// The answer's status is documented for the operation, its content type declared, its
+    /// JSON body valid.
+    fn check(&mut self, method: &str, template: &str, r: &Resp) {
+        let what = format!("{method} {template} → {}: {}", r.status, r.body);
+        let op = &self.doc["paths"][template][method.to_lowercase()];
+        assert!(op.is_object(), "{what}: operation not documented");
+        let mut answer = op["responses"]
+            .get(r.status.to_string())
+            .unwrap_or_else(|| panic!("{what}: status not documented"));
+        if let Some(reference) = answer.get("$ref").and_then(Value::as_str) {
+            let pointer = reference.strip_prefix('#').expect("local $ref");
+            answer = self.doc.pointer(pointer).expect("$ref resolves");
+        }
+        let Some(content) = answer.get("content").and_then(Value::as_object) else {
+            assert!(r.body.is_empty(), "{what}: body where none is documented");
+            self.checked += 1;
+            return;
+        };
+        let ct = r
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{what}: no content type"));
+        let media = ct.split(';').next().unwrap_or_default().trim();
+        let declared = content
+            .get(media)
+            .unwrap_or_else(|| panic!("{what}: content type {ct} not declared"));
+        if media == "application/json" {
+            let body: Value = r.json();
+            if let Err(e) = validate(&self.doc, &declared["schema"], &body) {
+                panic!("{what}: does not match the document: {e}");
+            }
+        } else {
+            assert!(!r.body.is_empty(), "{what}: empty body");
+        }
+        self.checked += 1;
+    }
+}
+
+#[test]
+fn every_endpoint_answers_as_the_openapi_document_says() {
+    let (_keep, dir) = tempdir();
+    let db = dir.join("app.db");
+    let cfg = config(
+        &db,
+        &format!("http-token: \"{TOKEN}\"\n"),
+        &file_replica(&dir.join("replica"), "100ms"),
+    );
+    let app = common::open_app(&db);
+    for id in 1..=20 {
+        common::insert(&app, id);
+    }
+    let ws = Instance::start(&dir, &cfg, &[]);
+    ws.wait_caught_up();
+
+    // The served document is the checked-in one, without a token.
+    let served = ws.get("/api/v1/openapi.json");
+    assert_eq!(served.status, 200, "{}", served.body);
+    let checked_in = include_str!("../docs/openapi.json");
+    assert_eq!(
+        served.body, checked_in,
+        "served document differs from docs/openapi.json"
+    );
+    let mut api = Api {
+        ws,
+        client: Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("client"),
+        doc: served.json(),
+        succeeded: BTreeSet::new(),
+        checked: 0,
+    };
+    let none = ("", "");
+    api.call(Method::GET, "/api/v1/openapi.json", none, None, Auth::None);
+
+    // Probes and metrics.
+    api.call(Method::GET, "/healthz", none, None, Auth::None);
+    api.call(Method::GET, "/readyz", none, None, Auth::None);
+    api.call(Method::GET, "/metrics", none, None, Auth::None);
+
+    // Reads: the full status, a page, a bad parameter; restore points.
+    let status = "/api/v1/status";
+    let full = api.call(Method::GET, status, none, None, Auth::None);
+    assert!(full.json().get("page").is_none(), "{}", full.body);
+    let page = api.call(
+        Method::GET,
+        status,
+        ("", "?limit=1&state=ok&q=app"),
+        None,
+        Auth::None,
+    );
+    assert_eq!(page.json()["page"]["limit"], 1, "{}", page.body);
+    let bad = api.call(Method::GET, status, ("", "?limit=0"), None, Auth::None);
+    assert_eq!(bad.status, 400);
+    let points = "/api/v1/databases/{db}/restore-points";
+    let r = api.call(Method::GET, points, ("", "?refresh=true"), None, Auth::None);
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Actions.
+    let sync = "/api/v1/databases/{db}/sync";
+    let r = api.call(Method::POST, sync, ("", "?timeout=30s"), None, Auth::Token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api.call(Method::POST, sync, ("", "?timeout=soon"), None, Auth::Token);
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = api.call(Method::POST, sync, none, None, Auth::None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = api.call(Method::POST, sync, none, None, Auth::Wrong);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let snapshot = "/api/v1/databases/{db}/snapshot";
+    let r = api.call(Method::POST, snapshot, none, None, Auth::Token);
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Backups: create (and a bad body), list, download, restore, delete (twice), a bad id.
+    let backups = "/api/v1/databases/{db}/backups";
+    let body = json!({"name": "first", "description": "before the test"});
+    let created = api.call(Method::POST, backups, none, Some(body), Auth::Token);
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.json()["id"].as_str().expect("id").to_string();
+    let r = api.call(
+        Method::POST,
+        backups,
+        none,
+        Some(json!({"nme": "x"})),
+        Auth::Token,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let listed = api.call(Method::GET, backups, none, None, Auth::None);
+    assert_eq!(
+        listed.json()["backups"][0]["id"],
+        id.as_str(),
+        "{}",
+        listed.body
+    );
+    let one = "/api/v1/databases/{db}/backups/{id}";
+    let r = api.call(Method::GET, one, (&id, ""), None, Auth::Token);
+    assert_eq!(r.status, 200);
+    let r = api.call(Method::GET, one, (&id, ""), None, Auth::None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    let restore_backup = "/api/v1/databases/{db}/backups/{id}/restore";
+    let r = api.call(Method::POST, restore_backup, (&id, ""), None, Auth::Token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let restore = "/api/v1/databases/{db}/restore";
+    let r = api.call(Method::POST, restore, none, Some(json!({})), Auth::Token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api.call(Method::DELETE, one, (&id, ""), None, Auth::Token);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = api.call(Method::DELETE, one, (&id, ""), None, Auth::Token);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = api.call(Method::DELETE, one, ("x.db", ""), None, Auth::Token);
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // The replica's database, and a bad timestamp.
+    let latest = "/api/v1/databases/{db}/replica/latest.db";
+    let r = api.call(Method::GET, latest, none, None, Auth::Token);
+    assert_eq!(r.status, 200);
+    let r = api.call(
+        Method::GET,
+        latest,
+        ("", "?timestamp=yesterday"),
+        None,
+        Auth::Token,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // An unknown database.
+    let unknown = "/api/v1/databases/{db}/restore-points".replace("{db}", "nope.db");
+    let r = api.ws.get(&unknown);
+    assert_eq!(r.status, 404, "{}", r.body);
+    api.check("GET", points, &r);
+
+    // Every documented operation answered with a success at least once.
+    let mut documented = BTreeSet::new();
+    for (path, item) in api.doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            if method != "parameters" {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+    }
+    let missed: Vec<_> = documented.difference(&api.succeeded).collect();
+    assert!(
+        missed.is_empty(),
+        "never answered with a success: {missed:?}"
+    );
+    assert!(api.checked > 25, "only {} answers checked", api.checked);
+    drop(app);
+}

@@ -87,53 +87,75 @@ fn usage_texts_match_litestream() {
         let r = run_in(dir.path(), &args);
         assert_eq!(r.code, 1, "{cmd} -h");
         assert_eq!(r.stderr, "", "{cmd} -h");
-        let mut expected = litestream_usage(&words);
-        if cmd.is_empty() {
-            // walstream's extra commands, listed in Litestream's alphabetical order.
-            let databases = "\tdatabases    list databases specified in config file\n";
-            expected = expected.replacen(
-                databases,
-                &format!(
-                    "\tbackup       creates, lists and deletes manual backups of a database\n{databases}"
-                ),
-                1,
-            );
-            let generations = "\tgenerations  list available generations for a database\n";
-            expected = expected.replacen(
-                generations,
-                &format!(
-                    "{generations}\tltx          list LTX files of a Litestream v0.5 replica\n"
-                ),
-                1,
-            );
-            let snapshots = "\tsnapshots    list available snapshots for a database\n";
-            assert!(expected.contains(snapshots), "{expected}");
-            expected = expected.replacen(
-                snapshots,
-                &format!(
-                    "\tsnapshot     asks a running walstream replicate to take a snapshot now\n{snapshots}\tstatus       prints the status of a running walstream replicate\n\tsync         asks a running walstream replicate to sync a database now\n"
-                ),
-                1,
-            );
-        }
-        // walstream's extra flags, documented after Litestream's own.
-        let extra = match cmd {
-            "restore" => Some((
-                "\t-v\n\t    Verbose output.\n\n",
-                "\t-integrity-check MODE\n\t    walstream: verify the restored database before it is moved\n\t    into place: full (PRAGMA integrity_check), quick\n\t    (PRAGMA quick_check) or none. Defaults to full\n\n\t-txid TXID\n\t    Litestream v0.5 replicas: restore up to a specific\n\t    16-digit hex transaction ID (inclusive).\n\n\t-dry-run\n\t    Litestream v0.5 replicas: print the restore plan (which\n\t    LTX files from which levels) without writing anything.\n\n\t-json\n\t    With -dry-run, print the plan as JSON; otherwise print a\n\t    JSON summary of the finished v0.5 restore.\n\n\tDIR\n\t    walstream: the \"dir\" of a directory entry of the config in\n\t    place of DB_PATH restores every database found in that entry's\n\t    replicas (matching its pattern) to OUTDIR/<relative path> with\n\t    -o OUTDIR, else to its place under DIR. -parallelism NUM then\n\t    bounds how many databases restore at once (each downloads one\n\t    WAL file at a time); -if-db-not-exists and -if-replica-exists\n\t    apply per database. Prints one line per database and exits 1\n\t    if any database failed.\n\n",
-            )),
-            "replicate" => Some((
-                "\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\n",
-                "\t-shutdown-timeout DURATION\n\t    walstream: deadline for the final sync after SIGINT/SIGTERM.\n\t    Defaults to the config's shutdown-sync-timeout, else 30s\n\n\t-heartbeat-interval DURATION\n\t    walstream: replaces the config's heartbeat-interval (at\n\t    least 1s instead of 1m); needs heartbeat-url in the config\n\n",
-            )),
-            _ => None,
-        };
-        if let Some((after, added)) = extra {
-            assert!(expected.contains(after), "{expected}");
-            expected = expected.replacen(after, &format!("{after}{added}"), 1);
-        }
-        assert_eq!(r.stdout, expected, "usage of {cmd:?}");
+        assert_eq!(r.stdout, expected_usage(cmd), "usage of {cmd:?}");
     }
+}
+
+/// walstream's usage of `cmd` (`""`: the program's): the real Litestream's with walstream's
+/// extra commands and flags added where walstream documents them.
+fn expected_usage(cmd: &str) -> String {
+    let words: Vec<&str> = if cmd.is_empty() { vec![] } else { vec![cmd] };
+    let mut expected = litestream_usage(&words);
+    if cmd.is_empty() {
+        // walstream's extra commands, listed in Litestream's alphabetical order.
+        let databases = "\tdatabases    list databases specified in config file\n";
+        expected = expected.replacen(
+            databases,
+            &format!(
+                "\tbackup       creates, lists and deletes manual backups of a database\n{databases}"
+            ),
+            1,
+        );
+        let generations = "\tgenerations  list available generations for a database\n";
+        expected = expected.replacen(
+            generations,
+            &format!("{generations}\tltx          list LTX files of a Litestream v0.5 replica\n"),
+            1,
+        );
+        let snapshots = "\tsnapshots    list available snapshots for a database\n";
+        assert!(expected.contains(snapshots), "{expected}");
+        expected = expected.replacen(
+            snapshots,
+            &format!(
+                "\tsnapshot     asks a running walstream replicate to take a snapshot now\n{snapshots}\tstatus       prints the status of a running walstream replicate\n\tsync         asks a running walstream replicate to sync a database now\n"
+            ),
+            1,
+        );
+    }
+    // walstream's extra flags, documented after Litestream's own.
+    let json_flag = "\t-json\n\t    walstream: print the rows as a JSON array of objects, one\n\t    field per column, instead of the table.\n\n";
+    let extra = match cmd {
+        "restore" => Some((
+            "\t-v\n\t    Verbose output.\n\n",
+            "\t-integrity-check MODE\n\t    walstream: verify the restored database before it is moved\n\t    into place: full (PRAGMA integrity_check), quick\n\t    (PRAGMA quick_check) or none. Defaults to full\n\n\t-txid TXID\n\t    Litestream v0.5 replicas: restore up to a specific\n\t    16-digit hex transaction ID (inclusive).\n\n\t-dry-run\n\t    Litestream v0.5 replicas: print the restore plan (which\n\t    LTX files from which levels) without writing anything.\n\n\t-json\n\t    With -dry-run, print the plan as JSON; otherwise print a\n\t    JSON summary of the finished v0.5 restore.\n\n\tDIR\n\t    walstream: the \"dir\" of a directory entry of the config in\n\t    place of DB_PATH restores every database found in that entry's\n\t    replicas (matching its pattern) to OUTDIR/<relative path> with\n\t    -o OUTDIR, else to its place under DIR. -parallelism NUM then\n\t    bounds how many databases restore at once (each downloads one\n\t    WAL file at a time); -if-db-not-exists and -if-replica-exists\n\t    apply per database. Prints one line per database and exits 1\n\t    if any database failed.\n\n",
+        )),
+        "replicate" => Some((
+            "\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\n",
+            "\t-shutdown-timeout DURATION\n\t    walstream: deadline for the final sync after SIGINT/SIGTERM.\n\t    Defaults to the config's shutdown-sync-timeout, else 30s\n\n\t-heartbeat-interval DURATION\n\t    walstream: replaces the config's heartbeat-interval (at\n\t    least 1s instead of 1m); needs heartbeat-url in the config\n\n",
+        )),
+        "databases" => Some((
+            "\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\n",
+            json_flag,
+        )),
+        "generations" => Some((
+            "\t-replica NAME\n\t    Optional, filters by replica.\n\n",
+            json_flag,
+        )),
+        "snapshots" => Some((
+            "\t-replica NAME\n\t    Optional, filter by a specific replica.\n\n",
+            json_flag,
+        )),
+        "wal" => Some((
+            "\t-generation NAME\n\t    Optional, filter by a specific generation.\n\n",
+            json_flag,
+        )),
+        _ => None,
+    };
+    if let Some((after, added)) = extra {
+        assert!(expected.contains(after), "{expected}");
+        expected = expected.replacen(after, &format!("{after}{added}"), 1);
+    }
+    expected
 }
 
 #[test]
@@ -215,7 +237,7 @@ fn bad_flags_print_go_message_then_usage() {
         let (first, rest) = r.stderr.split_once('\n').expect("two stderr lines");
         assert_eq!(first, *msg);
         assert_go_error_line(rest, msg);
-        assert_eq!(r.stdout, litestream_usage(&[cmd]), "{args:?}");
+        assert_eq!(r.stdout, expected_usage(cmd), "{args:?}");
     }
 }
 
@@ -532,6 +554,23 @@ fn listing_error_of_one_replica_is_logged_and_skipped() {
     assert!(errors[0].contains(&want), "{}", r.stdout);
     let rows = lines.iter().filter(|l| l.starts_with("good ")).count();
     assert_eq!(rows, 4, "{}", r.stdout);
+
+    // With -json the same error goes to stderr and stdout is only the JSON array.
+    let r = run_in(
+        &root,
+        &["wal", "-json", "-config", c.to_str().unwrap(), "db.sqlite"],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let errors: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(errors.len(), 1, "{}", r.stderr);
+    assert!(errors[0].contains(&want), "{}", r.stderr);
+    let json: Vec<serde_json::Value> = serde_json::from_str(&r.stdout).expect("a JSON array");
+    assert_eq!(json.len(), 4, "{}", r.stdout);
+    assert!(
+        json.iter().all(|row| row["replica"] == "good"),
+        "{}",
+        r.stdout
+    );
 }
 
 /// Every path under `root` (relative), sorted.

@@ -1,17 +1,23 @@
-//! Helpers shared by the listing commands (`generations`, `snapshots`, `wal`): argument checks,
-//! time formatting and per-replica error logging, all as Litestream v0.3.13 does them.
+//! Helpers shared by the listing commands (`databases`, `generations`, `snapshots`, `wal`):
+//! argument checks, time formatting, per-replica error logging (all as Litestream v0.3.13 does
+//! them) and walstream's `-json` output of the same rows.
 //!
 //! What must stay true: times print as RFC 3339 UTC with whole seconds (truncated, like Go's
-//! `Format(time.RFC3339)`); listing errors are logged (with `db=` and `replica=` when Litestream
-//! has them) and never fail the command.
+//! `Format(time.RFC3339)`) in tables, and with every fraction digit (as `/api/v1` prints them)
+//! in JSON; a command's table and its `-json` array come from the same [`ListingRow`] values, one
+//! object per table row with one field per column (`[]` when there is no row), and with `-json`
+//! every log line goes to stderr; listing errors are logged (with `db=` and `replica=` when
+//! Litestream has them) and never fail the command.
 
 use std::path::Path;
 
 use anyhow::bail;
 use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
 
 use super::flags::Parsed;
 use super::log::{self, LogValue};
+use super::restore_ltx::print_json;
 use super::source::{self, Source, SourceArgs, SourceReplica};
 use super::table::Table;
 use super::{block_on, print_table};
@@ -19,6 +25,60 @@ use crate::config::LogLevel;
 
 /// How Go prints a zero `time.Time` in RFC 3339.
 pub(super) const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// One row of a listing command. Its table cells and its `-json` object (the `Serialize`
+/// output, one field per column) are both derived from the one value, so they cannot drift.
+pub(super) trait ListingRow: Serialize {
+    /// Litestream's column names, in its order.
+    const HEADER: &'static [&'static str];
+    /// The table cells, in `HEADER` order, formatted as Litestream prints them.
+    fn cells(&self) -> Vec<String>;
+}
+
+/// The `-json` flag of a listing command. When set, log lines (listing errors, `failed to run`)
+/// go to stderr whatever the config says, so stdout holds nothing but the JSON document.
+pub(super) fn json_output(p: &Parsed) -> bool {
+    let json = p.bool("json");
+    if json {
+        log::force_stderr();
+    }
+    json
+}
+
+/// The table of `rows` under their header, laid out like Litestream's.
+pub(super) fn table_of<R: ListingRow>(rows: &[R]) -> Table {
+    let mut table = Table::new();
+    table.row(R::HEADER.iter().copied());
+    for r in rows {
+        table.row(r.cells());
+    }
+    table
+}
+
+/// Prints `rows` as Litestream's table, or with `json` as a pretty JSON array.
+pub(super) fn print_rows<R: ListingRow>(rows: &[R], json: bool) -> anyhow::Result<()> {
+    if json {
+        print_json(&rows)
+    } else {
+        print_table(&table_of(rows))
+    }
+}
+
+/// A time in a listing's JSON: RFC 3339 UTC with the needed fraction digits, as `/api/v1`.
+pub(super) fn json_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::server::api::rfc3339((*t).into()))
+}
+
+/// [`json_time`], `null` when unknown.
+pub(super) fn json_opt_time<S: Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => json_time(t, s),
+        None => s.serialize_none(),
+    }
+}
 
 /// Resolves a listing command's one `DB_PATH|REPLICA_URL` argument through the common flags
 /// (`-config`, `-no-expand-env`, `-replica`), shared by `generations`, `snapshots` and `wal`.
@@ -74,23 +134,23 @@ pub(super) fn log_error(msg: &str, err: &anyhow::Error) {
     );
 }
 
-/// What every listing command prints: a table with `header` and the rows `add` puts in for each
-/// replica of `src`, in order, after refusing a source that only holds Litestream v0.5 files.
-pub(super) fn print_replica_table<const N: usize>(
+/// What every replica listing command prints: the rows `add` puts in for each replica of `src`,
+/// in order, after refusing a source that only holds Litestream v0.5 files — as a table, or with
+/// `json` as a JSON array.
+pub(super) fn print_replica_rows<R: ListingRow>(
     src: &Source,
     command: &str,
-    header: [&str; N],
-    mut add: impl AsyncFnMut(&mut Table, &SourceReplica),
+    json: bool,
+    mut add: impl AsyncFnMut(&mut Vec<R>, &SourceReplica),
 ) -> anyhow::Result<()> {
-    let mut table = Table::new();
-    table.row(header);
+    let mut rows = Vec::new();
     block_on(refuse_ltx_only(src, command))??;
     block_on(async {
         for r in &src.replicas {
-            add(&mut table, r).await;
+            add(&mut rows, r).await;
         }
     })?;
-    print_table(&table)
+    print_rows(&rows, json)
 }
 
 /// `generations`, `snapshots` and `wal` read the v0.3 layout only (Litestream v0.5.17 has no

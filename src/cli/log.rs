@@ -6,7 +6,8 @@
 //!   `2026/11/22 02:49:52 ERROR failed to run error="…"` (level INFO and up);
 //! - after [`configure`], lines use Go slog's text handler (`time=2026-11-22T02:48:44.170Z
 //!   level=INFO msg="…" k=v`) or JSON handler, on stdout (stderr with `logging.stderr`), filtered
-//!   by `logging.level`;
+//!   by `logging.level`; once [`force_stderr`] is called (a command whose stdout is a JSON
+//!   document), every later line goes to stderr, even after a config file is loaded;
 //! - values are quoted exactly when Go's text handler quotes them (empty, space, `=`, `"`,
 //!   control characters) using Go's `%q` escapes; span fields (e.g. `db`, `replica`) come before
 //!   the event's own fields, outermost span first;
@@ -41,12 +42,15 @@ struct Settings {
     style: Style,
     min: LogLevel,
     stderr: bool,
+    /// Set by [`force_stderr`]: `stderr` stays true whatever a config says.
+    forced_stderr: bool,
 }
 
 static SETTINGS: RwLock<Settings> = RwLock::new(Settings {
     style: Style::GoDefault,
     min: LogLevel::Info,
     stderr: true,
+    forced_stderr: false,
 });
 
 static INIT: Once = Once::new();
@@ -63,6 +67,7 @@ pub fn init() {
 /// file is read).
 pub fn configure(logging: &LoggingConfig) {
     let mut s = crate::rt::write(&SETTINGS);
+    let forced_stderr = s.forced_stderr;
     *s = Settings {
         style: if logging.json {
             Style::Json
@@ -70,14 +75,17 @@ pub fn configure(logging: &LoggingConfig) {
             Style::Text
         },
         min: logging.level,
-        stderr: logging.stderr,
+        stderr: logging.stderr || forced_stderr,
+        forced_stderr,
     };
 }
 
-/// Sends log lines to stderr whatever the config says (v0.5.17's `restore -json` keeps stdout for
-/// the JSON).
+/// Sends log lines to stderr whatever the config says, now and after a later [`configure`]
+/// (v0.5.17's `restore -json` and walstream's listing `-json` keep stdout for the JSON).
 pub fn force_stderr() {
-    crate::rt::write(&SETTINGS).stderr = true;
+    let mut s = crate::rt::write(&SETTINGS);
+    s.stderr = true;
+    s.forced_stderr = true;
 }
 
 /// Writes one log line in the current format. `attrs` are printed in order after the message.

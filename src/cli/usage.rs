@@ -28,6 +28,12 @@ macro_rules! replica_filter_arg {
         "\t-replica NAME\n\t    Optional, filter by a specific replica.\n\n"
     };
 }
+/// `-json` of the listing commands (walstream's, after Litestream's flags).
+macro_rules! listing_json_arg {
+    () => {
+        "\t-json\n\t    walstream: print the rows as a JSON array of objects, one\n\t    field per column, instead of the table.\n\n"
+    };
+}
 /// Description, usage lines and configuration arguments of a command taking a database path
 /// or a replica URL.
 macro_rules! db_command_head {
@@ -90,6 +96,7 @@ Arguments:
 
 "#,
     config_args!(),
+    listing_json_arg!(),
 );
 const GENERATIONS: &str = concat!(
     r#"The generations command lists all generations for a database or replica. It also
@@ -110,6 +117,7 @@ Arguments:
 	    Optional, filters by replica.
 
 "#,
+    listing_json_arg!(),
 );
 const SNAPSHOTS: &str = concat!(
     db_command_head!(
@@ -117,6 +125,7 @@ const SNAPSHOTS: &str = concat!(
         "snapshots"
     ),
     replica_filter_arg!(),
+    listing_json_arg!(),
     r#"Examples:
 
 	# List all snapshots for a database.
@@ -139,7 +148,9 @@ const WAL: &str = concat!(
     r#"	-generation NAME
 	    Optional, filter by a specific generation.
 
-Examples:
+"#,
+    listing_json_arg!(),
+    r#"Examples:
 
 	# List all WAL segments for a database.
 	$ walstream wal /path/to/db

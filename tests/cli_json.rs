@@ -217,6 +217,58 @@ fn json_listings_match_the_tables_row_for_row() {
         .filter_map(|r| r["generation"].as_str())
         .collect();
     assert!(listed.contains(&generation.as_str()), "{listed:?}");
+
+    // restore -dry-run on the v0.3 layout: the plan lists the generation's snapshot and exactly
+    // the segments `wal` lists (one generation here), and writes nothing.
+    let out = ws.join("planned.db");
+    let shown = out.display().to_string();
+    let plan: Value = serde_json::from_str(&listing(
+        &dir,
+        &[
+            "restore",
+            "-dry-run",
+            "-json",
+            "-o",
+            &shown,
+            &ws.replica_url(),
+        ],
+    ))
+    .expect("plan JSON");
+    assert_eq!(plan["layout"], "v0.3", "{plan}");
+    assert_eq!(plan["generation"], generation.as_str(), "{plan}");
+    let planned: Vec<(u64, u64, u64)> = plan["wal"]
+        .as_array()
+        .expect("wal array")
+        .iter()
+        .map(|w| {
+            (
+                w["index"].as_u64().unwrap_or(u64::MAX),
+                w["offset"].as_u64().unwrap_or(u64::MAX),
+                w["size"].as_u64().unwrap_or(u64::MAX),
+            )
+        })
+        .collect();
+    let listed: Vec<(u64, u64, u64)> = expected
+        .iter()
+        .map(|w| {
+            (
+                w["index"].as_u64().unwrap_or(0),
+                w["offset"].as_u64().unwrap_or(0),
+                w["size"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(planned, listed, "{plan}");
+    let text = listing(
+        &dir,
+        &["restore", "-dry-run", "-o", &shown, &ws.replica_url()],
+    );
+    assert!(text.starts_with("Restore plan:\n"), "{text}");
+    assert!(
+        text.contains(&format!("generation: {generation} (v0.3 layout)")),
+        "{text}"
+    );
+    assert!(!out.exists(), "a dry run wrote the database");
 }
 
 #[test]

@@ -28,6 +28,7 @@ mod ltx;
 mod restore;
 mod restore_dir;
 mod restore_ltx;
+mod restore_plan_v3;
 mod snapshots;
 mod source;
 mod status;

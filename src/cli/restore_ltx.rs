@@ -98,6 +98,9 @@ pub(super) fn report(outcome: &AutoOutcome, a: &ReportArgs<'_>) -> anyhow::Resul
             duration_ms: a.elapsed.as_millis(),
             integrity_check: a.integrity_check,
         }),
+        AutoOutcome::PlanV3 { replica, plan } => {
+            super::restore_plan_v3::print_plan_v3(a.source, a.output, replica, plan, a.json)
+        }
         AutoOutcome::Ltx { .. } | AutoOutcome::NoBackups => Ok(()),
         AutoOutcome::V3(Outcome::Restored(_) | Outcome::NoBackups) => Ok(()),
     }
@@ -150,7 +153,7 @@ pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     write_stdout(&format!("{text}\n"))
 }
 
-fn write_stdout(text: &str) -> anyhow::Result<()> {
+pub(super) fn write_stdout(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).context("write to stdout")?;
     out.flush().context("flush stdout")

@@ -237,8 +237,9 @@ const RESTORE: &str = concat!(
 	    16-digit hex transaction ID (inclusive).
 
 	-dry-run
-	    Litestream v0.5 replicas: print the restore plan (which
-	    LTX files from which levels) without writing anything.
+	    Print the restore plan without writing anything: which LTX
+	    files from which levels (v0.5 replicas), or which snapshot
+	    and WAL segments of which generation (v0.3 replicas).
 
 	-json
 	    With -dry-run, print the plan as JSON; otherwise print a

@@ -54,6 +54,11 @@ pub enum AutoOutcome {
         replica_type: &'static str,
         files: Vec<LtxFileInfo>,
     },
+    /// `-dry-run` on the v0.3 layout: the replica's name and the plan.
+    PlanV3 {
+        replica: String,
+        plan: super::RestorePlan,
+    },
     /// No LTX file matched and `-if-replica-exists` was given.
     NoBackups,
 }
@@ -109,8 +114,11 @@ pub async fn restore_auto(
         }
     }
     let Some(replica) = with_ltx else {
-        if ltx.txid.is_some() || ltx.dry_run {
+        if ltx.txid.is_some() {
             return not_available(req);
+        }
+        if ltx.dry_run {
+            return plan_v3(replicas, req, false).await;
         }
         return super::restore(replicas, req).await.map(AutoOutcome::V3);
     };
@@ -124,6 +132,9 @@ pub async fn restore_auto(
     if layout == Layout::V3 {
         let v3_flags = req.generation.as_deref().is_some_and(|g| !g.is_empty())
             || req.index.is_some_and(|n| n != super::plan::NO_INDEX);
+        if ltx.dry_run {
+            return plan_v3(&[replica], req, !v3_flags).await;
+        }
         let restored = match v3_flags {
             true => super::restore(&[replica], req).await,
             false => super::restore_v05_fallback(replica, req).await,
@@ -162,6 +173,23 @@ pub async fn restore_auto(
         replica_type: replica.client.replica_type(),
         summary,
     })
+}
+
+/// `-dry-run` on the v0.3 layout: its plan, or "no matching backups found" (a success with
+/// `-if-replica-exists`).
+async fn plan_v3(
+    replicas: &[ReplicaRef<'_>],
+    req: &RestoreRequest,
+    v05: bool,
+) -> Result<AutoOutcome, RestoreError> {
+    match super::plan_v3(replicas, req, v05).await? {
+        Some((replica, plan)) => Ok(AutoOutcome::PlanV3 { replica, plan }),
+        None if req.if_replica_exists => {
+            info!("no matching backups found");
+            Ok(AutoOutcome::NoBackups)
+        }
+        None => Err(RestoreError::NoMatchingBackups),
+    }
 }
 
 fn not_available(req: &RestoreRequest) -> Result<AutoOutcome, RestoreError> {

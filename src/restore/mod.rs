@@ -76,13 +76,51 @@ pub async fn restore(
     req: &RestoreRequest,
 ) -> Result<Outcome, RestoreError> {
     let target = Target::from_flags(req.index, req.timestamp);
-    let parallelism = req.exec.parallelism.max(1);
-    let generation = req.generation.as_deref().filter(|g| !g.is_empty());
-    let choice = choose_target(replicas, generation, &target, parallelism).await?;
-    let Some(choice) = choice else {
+    let Some((replica, listing)) = choose_v3(replicas, req, &target).await? else {
         return no_match(req);
     };
-    restore_listing(replicas[choice.replica], &choice.listing, &target, req).await
+    restore_listing(replica, &listing, &target, req).await
+}
+
+/// The replica and generation Litestream v0.3.13 restores from (`None`: no match).
+async fn choose_v3<'a>(
+    replicas: &[ReplicaRef<'a>],
+    req: &RestoreRequest,
+    target: &Target,
+) -> Result<Option<(ReplicaRef<'a>, GenerationListing)>, RestoreError> {
+    let parallelism = req.exec.parallelism.max(1);
+    let generation = req.generation.as_deref().filter(|g| !g.is_empty());
+    let choice = choose_target(replicas, generation, target, parallelism).await?;
+    Ok(choice.map(|c| (replicas[c.replica], c.listing)))
+}
+
+/// A v0.3 restore's plan without running it (`restore -dry-run` on the v0.3 layout): the replica
+/// name and the snapshot and WAL segments it would apply; `None` when nothing matches. `v05`
+/// chooses the generation as [`restore_v05_fallback`] does.
+pub async fn plan_v3(
+    replicas: &[ReplicaRef<'_>],
+    req: &RestoreRequest,
+    v05: bool,
+) -> Result<Option<(String, RestorePlan)>, RestoreError> {
+    let target = Target::from_flags(req.index, req.timestamp);
+    if req.timestamp.is_some() && req.index.is_some_and(|n| n != plan::NO_INDEX) {
+        return Err(RestoreError::IndexAndTimestamp);
+    }
+    let chosen = match (v05, replicas.first()) {
+        (true, Some(&replica)) => {
+            let parallelism = req.exec.parallelism.max(1);
+            let listings = select::list_generations(replica, None, parallelism).await?;
+            plan::choose_generation_v05(&listings, &target).map(|l| (replica, l.clone()))
+        }
+        _ => choose_v3(replicas, req, &target).await?,
+    };
+    let Some((replica, listing)) = chosen else {
+        return Ok(None);
+    };
+    Ok(Some((
+        replica.name.to_string(),
+        plan::plan(&listing, &target)?,
+    )))
 }
 
 /// The v0.3 layout of a replica that also holds LTX files, read as Litestream v0.5.17 reads it

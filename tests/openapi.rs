@@ -1,4 +1,4 @@
-//! The OpenAPI document (`GET /api/v1/openapi.json`, `docs/openapi.json`) against the real
+//! The OpenAPI document (`GET /api/v1/openapi.json`, `src/server/openapi.json`) against the real
 //! answers of a running `walstream replicate` with a file replica and a token: every documented
 //! operation is called, and every answer's status must be documented for it, its content type
 //! declared, and its JSON body valid under the declared schema (strict: required fields, no
@@ -130,10 +130,10 @@ fn every_endpoint_answers_as_the_openapi_document_says() {
     // The served document is the checked-in one, without a token.
     let served = ws.get("/api/v1/openapi.json");
     assert_eq!(served.status, 200, "{}", served.body);
-    let checked_in = include_str!("../docs/openapi.json");
+    let checked_in = include_str!("../src/server/openapi.json");
     assert_eq!(
         served.body, checked_in,
-        "served document differs from docs/openapi.json"
+        "served document differs from src/server/openapi.json"
     );
     let mut api = Api {
         ws,

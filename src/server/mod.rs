@@ -21,7 +21,7 @@
 //!
 //! Files: `api` (JSON documents, readiness), `query` (status paging and filters), `auth`
 //! (bearer token), `cors` (`http-cors-origins`), `actions` (sync/snapshot), `error` (the one error type and its HTTP answer),
-//! `openapi` (the OpenAPI document of every route below, `docs/openapi.json`), this file
+//! `openapi` (the OpenAPI document of every route below, `src/server/openapi.json`), this file
 //! (routes, bind, spawn). The observed model, the lag trackers and the restore-point
 //! cache live in [`crate::state`].
 

@@ -1,4 +1,4 @@
-//! `GET /api/v1/openapi.json`: the OpenAPI 3 document of the HTTP API, `docs/openapi.json`,
+//! `GET /api/v1/openapi.json`: the OpenAPI 3 document of the HTTP API, `src/server/openapi.json`,
 //! written by hand from the serde types of [`super::api`], [`super::admin_api`] and
 //! [`super::error`] and compiled into the binary.
 //!
@@ -12,7 +12,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 /// The document, as served.
-pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
+pub const DOCUMENT: &str = include_str!("openapi.json");
 
 pub(super) async fn document() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], DOCUMENT).into_response()

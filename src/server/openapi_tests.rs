@@ -20,7 +20,7 @@ const PAGE_ROUTES: &[&str] = &["/", "/assets/app.js", "/assets/app.css"];
 const METHODS: &[&str] = &["get", "post", "put", "delete", "patch"];
 
 fn document() -> Value {
-    serde_json::from_str(DOCUMENT).expect("docs/openapi.json is JSON")
+    serde_json::from_str(DOCUMENT).expect("src/server/openapi.json is JSON")
 }
 
 fn documented_paths(doc: &Value) -> BTreeSet<String> {
@@ -76,7 +76,7 @@ fn every_route_of_the_router_is_documented_and_every_documented_path_is_routed()
     let unrouted: Vec<_> = documented.difference(&routed).collect();
     assert!(
         undocumented.is_empty() && unrouted.is_empty(),
-        "routes missing from docs/openapi.json: {undocumented:?}; documented but not routed: {unrouted:?}"
+        "routes missing from src/server/openapi.json: {undocumented:?}; documented but not routed: {unrouted:?}"
     );
 }
 

@@ -1,4 +1,4 @@
-//! A JSON-schema subset validator for the OpenAPI document (`docs/openapi.json`): `type`
+//! A JSON-schema subset validator for the OpenAPI document (`src/server/openapi.json`): `type`
 //! (object, array, string, integer, number, boolean), `nullable`, `enum`, `minimum`, `pattern`
 //! (anchored `^[class]{m,n}$` only), `required`, `properties`, `additionalProperties: false`,
 //! `items`, `allOf`, `oneOf` (exactly one) and `$ref` to `#/…` of the document.

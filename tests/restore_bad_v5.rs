@@ -179,12 +179,15 @@ fn damaged_v5_replicas_are_refused_naming_the_object() {
     assert!(plan.len() >= 3, "want a plan with a middle file: {plan:?}");
     let mid = plan[plan.len() / 2].clone();
     let last = plan.last().expect("plan").clone();
+    // What v0.5.17 makes of the damage is recorded, not asserted: whether it restores short,
+    // fails, or (for an overlap whose wider copy the next file covers) still restores every row
+    // depends on where the timers put the file boundaries. walstream's refusal is asserted by
+    // `expect_failure`.
     let silent = |case: &str, res: Result<i64, String>| match res {
+        Ok(rows) if rows >= r.rows => {
+            eprintln!("{case}: litestream v0.5.17 restored all {rows} rows");
+        }
         Ok(rows) => {
-            assert!(
-                rows < r.rows,
-                "{case}: litestream restored all rows from damage?"
-            );
             eprintln!(
                 "{case}: litestream v0.5.17 restored {rows} of {} rows silently",
                 r.rows

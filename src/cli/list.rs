@@ -17,8 +17,8 @@ use serde::{Serialize, Serializer};
 
 use super::flags::Parsed;
 use super::log::{self, LogValue};
-use super::restore_ltx::print_json;
 use super::source::{self, Source, SourceArgs, SourceReplica};
+use super::stdout::print_json;
 use super::table::Table;
 use super::{block_on, print_table};
 use crate::config::LogLevel;

@@ -17,8 +17,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::flags::FlagSet;
-use super::restore_ltx::print_json;
 use super::source::{self, SourceArgs};
+use super::stdout::print_json;
 use super::table::Table;
 use super::{block_on, list, parse_flags, print_table};
 use crate::ltx::format_txid;

@@ -32,6 +32,7 @@ mod restore_plan_v3;
 mod snapshots;
 mod source;
 mod status;
+mod stdout;
 mod version;
 mod wal;
 

@@ -5,12 +5,11 @@
 //! and field names (`RestorePlan`/`RestorePlanFile`/`RestoreResult` of `cmd/litestream/restore.go`);
 //! timestamps are RFC 3339 in UTC with whole seconds, as Go's `time.RFC3339` prints them.
 
-use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
 use serde::Serialize;
 
+use super::stdout::{print_json, write_stdout};
 use super::table::Table;
 use crate::ltx::format_txid;
 use crate::restore::Outcome;
@@ -145,16 +144,4 @@ fn print_plan(
     }
     text.push_str(&t.render());
     write_stdout(&text)
-}
-
-/// Go's `json.MarshalIndent(v, "", "  ")` plus a newline.
-pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(v).context("format JSON")?;
-    write_stdout(&format!("{text}\n"))
-}
-
-pub(super) fn write_stdout(text: &str) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).context("write to stdout")?;
-    out.flush().context("flush stdout")
 }

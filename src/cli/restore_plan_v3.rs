@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::restore_ltx::{print_json, write_stdout};
+use super::stdout::{print_json, write_stdout};
 use super::table::Table;
 use crate::restore::RestorePlan;
 

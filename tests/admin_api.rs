@@ -603,6 +603,35 @@ fn restore_from_the_replica_at_a_timestamp_and_download_it() {
     s.ws.proc.stop();
 }
 
+/// `walstream backup SUB -config CFG REST…`.
+fn backup_cmd(cfg: &str, sub: &str, rest: &[&str]) -> Command {
+    let mut cmd = Command::new(common::walstream_bin());
+    cmd.args(["backup", sub, "-config", cfg]).args(rest);
+    cmd
+}
+
+/// The id `walstream backup create` printed: the first word of its first line that is not a
+/// log line (`time=… level=INFO …` lines go to stdout too, as in Litestream).
+fn created_id(out: &str) -> String {
+    let line = out
+        .lines()
+        .find(|l| !l.starts_with("time="))
+        .expect("id line");
+    line.split_whitespace()
+        .next()
+        .expect("id printed")
+        .to_string()
+}
+
+/// Everything a failed command said (the configured logger writes to stdout, like Litestream's).
+fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 #[test]
 fn backup_command_creates_lists_and_deletes_without_a_server() {
     let (_keep, dir) = tempdir();
@@ -625,27 +654,11 @@ fn backup_command_creates_lists_and_deletes_without_a_server() {
     let cfg_arg = cfg.to_str().expect("utf-8");
     let run = |args: &[&str]| {
         let (sub, rest) = args.split_first().expect("subcommand");
-        let out = common::run(
-            Command::new(common::walstream_bin())
-                .args(["backup", sub, "-config", cfg_arg])
-                .args(rest),
-        );
-        common::stdout_text(&out)
+        common::stdout_text(&common::run(&mut backup_cmd(cfg_arg, sub, rest)))
     };
     let dbarg = db.to_str().expect("utf-8");
     let made: Vec<String> = (0..3)
-        .map(|n| {
-            let out = run(&["create", "-name", &format!("cli-{n}"), dbarg]);
-            // Log lines (`time=… level=INFO …`) go to stdout too, as in Litestream.
-            let line = out
-                .lines()
-                .find(|l| !l.starts_with("time="))
-                .expect("id line");
-            line.split_whitespace()
-                .next()
-                .expect("id printed")
-                .to_string()
-        })
+        .map(|n| created_id(&run(&["create", "-name", &format!("cli-{n}"), dbarg])))
         .collect();
     let listed = run(&["list", dbarg]);
     let mut lines = listed.lines();
@@ -661,16 +674,8 @@ fn backup_command_creates_lists_and_deletes_without_a_server() {
             .skip(1)
             .all(|l| !l.contains(&made[2]))
     );
-    let bad = common::run_expect_fail(
-        Command::new(common::walstream_bin())
-            .args(["backup", "delete", "-config", cfg_arg, dbarg, "../x"]),
-    );
-    // The failure is logged by the configured logger (stdout, like Litestream's).
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&bad.stdout),
-        String::from_utf8_lossy(&bad.stderr)
-    );
+    let bad = common::run_expect_fail(&mut backup_cmd(cfg_arg, "delete", &[dbarg, "../x"]));
+    let said = said(&bad);
     assert!(said.contains("invalid backup id"), "{said}");
 }
 
@@ -763,14 +768,7 @@ fn backup_command_labels_filters_and_json() {
     insert(&app, 1);
     let cfg_arg = cfg.to_str().expect("utf-8");
     let dbarg = db.to_str().expect("utf-8");
-    let backup = |args: &[&str]| {
-        let mut cmd = Command::new(common::walstream_bin());
-        cmd.arg("backup")
-            .arg(args[0])
-            .args(["-config", cfg_arg])
-            .args(&args[1..]);
-        cmd
-    };
+    let backup = |args: &[&str]| backup_cmd(cfg_arg, args[0], &args[1..]);
     let run = |args: &[&str]| common::stdout_text(&common::run(&mut backup(args)));
     let create = |labels: &[&str]| {
         let mut args = vec!["create"];
@@ -778,15 +776,7 @@ fn backup_command_labels_filters_and_json() {
             args.extend(["-label", l]);
         }
         args.push(dbarg);
-        let out = run(&args);
-        let line = out
-            .lines()
-            .find(|l| !l.starts_with("time="))
-            .expect("id line");
-        line.split_whitespace()
-            .next()
-            .expect("id printed")
-            .to_string()
+        created_id(&run(&args))
     };
     let a = create(&["env=prod", "ticket=OPS-1=x"]);
     let b = create(&["env=dev"]);
@@ -860,12 +850,7 @@ fn backup_command_labels_filters_and_json() {
             r#"invalid kind: \"auto\""#,
         ),
     ] {
-        let out = common::run_expect_fail(&mut backup(&args));
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let said = said(&common::run_expect_fail(&mut backup(&args)));
         assert!(said.contains(says), "{args:?}: {said}");
     }
     assert_eq!(json_ids(&[]).len(), 3);

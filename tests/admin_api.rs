@@ -603,6 +603,35 @@ fn restore_from_the_replica_at_a_timestamp_and_download_it() {
     s.ws.proc.stop();
 }
 
+/// `walstream backup SUB -config CFG REST…`.
+fn backup_cmd(cfg: &str, sub: &str, rest: &[&str]) -> Command {
+    let mut cmd = Command::new(common::walstream_bin());
+    cmd.args(["backup", sub, "-config", cfg]).args(rest);
+    cmd
+}
+
+/// The id `walstream backup create` printed: the first word of its first line that is not a
+/// log line (`time=… level=INFO …` lines go to stdout too, as in Litestream).
+fn created_id(out: &str) -> String {
+    let line = out
+        .lines()
+        .find(|l| !l.starts_with("time="))
+        .expect("id line");
+    line.split_whitespace()
+        .next()
+        .expect("id printed")
+        .to_string()
+}
+
+/// Everything a failed command said (the configured logger writes to stdout, like Litestream's).
+fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 #[test]
 fn backup_command_creates_lists_and_deletes_without_a_server() {
     let (_keep, dir) = tempdir();
@@ -625,27 +654,11 @@ fn backup_command_creates_lists_and_deletes_without_a_server() {
     let cfg_arg = cfg.to_str().expect("utf-8");
     let run = |args: &[&str]| {
         let (sub, rest) = args.split_first().expect("subcommand");
-        let out = common::run(
-            Command::new(common::walstream_bin())
-                .args(["backup", sub, "-config", cfg_arg])
-                .args(rest),
-        );
-        common::stdout_text(&out)
+        common::stdout_text(&common::run(&mut backup_cmd(cfg_arg, sub, rest)))
     };
     let dbarg = db.to_str().expect("utf-8");
     let made: Vec<String> = (0..3)
-        .map(|n| {
-            let out = run(&["create", "-name", &format!("cli-{n}"), dbarg]);
-            // Log lines (`time=… level=INFO …`) go to stdout too, as in Litestream.
-            let line = out
-                .lines()
-                .find(|l| !l.starts_with("time="))
-                .expect("id line");
-            line.split_whitespace()
-                .next()
-                .expect("id printed")
-                .to_string()
-        })
+        .map(|n| created_id(&run(&["create", "-name", &format!("cli-{n}"), dbarg])))
         .collect();
     let listed = run(&["list", dbarg]);
     let mut lines = listed.lines();
@@ -661,15 +674,184 @@ fn backup_command_creates_lists_and_deletes_without_a_server() {
             .skip(1)
             .all(|l| !l.contains(&made[2]))
     );
-    let bad = common::run_expect_fail(
-        Command::new(common::walstream_bin())
-            .args(["backup", "delete", "-config", cfg_arg, dbarg, "../x"]),
-    );
-    // The failure is logged by the configured logger (stdout, like Litestream's).
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&bad.stdout),
-        String::from_utf8_lossy(&bad.stderr)
-    );
+    let bad = common::run_expect_fail(&mut backup_cmd(cfg_arg, "delete", &[dbarg, "../x"]));
+    let said = said(&bad);
     assert!(said.contains("invalid backup id"), "{said}");
+}
+
+/// The ids of `GET …/backups` + `query` (which must answer 200).
+fn listed_ids(s: &Setup, query: &str) -> Vec<String> {
+    let r = s.ws.get(&format!("{DB}/backups{query}"));
+    assert_eq!(r.status, 200, "{query}: {}", r.body);
+    ids(r.json()["backups"].as_array().expect("backups"))
+}
+
+#[test]
+fn labels_metadata_and_list_filters_over_http() {
+    let s = setup("", &[]);
+    s.app
+        .execute_batch("PRAGMA user_version = 31;")
+        .expect("user_version");
+    let create = |labels: Value| {
+        let r = s.post_json(&format!("{DB}/backups"), json!({ "labels": labels }));
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()
+    };
+    let a = create(json!({"env": "prod", "team": "db"}));
+    let b = create(json!({"env": "prod"}));
+    let c = create(json!({"env": "dev", "team": "db"}));
+    assert_eq!(a["labels"], json!({"env": "prod", "team": "db"}));
+    assert_eq!(a["created_by"], "api");
+    assert_eq!(a["user_version"], 31);
+    assert_eq!(a["page_size"], 4096);
+    let pages = a["page_count"].as_u64().expect("page_count");
+    assert_eq!(pages * 4096, a["size"].as_u64().expect("size"));
+    let sha = a["schema_sha256"].as_str().expect("schema_sha256");
+    assert_eq!(sha.len(), 64, "{a}");
+    assert_eq!(b["schema_sha256"], sha, "same schema, same fingerprint");
+    let id = |v: &Value| v["id"].as_str().expect("id").to_string();
+    // A restore takes a pre-restore backup (no labels, created by the restore).
+    let r = s.post(&format!("{DB}/backups/{}/restore", id(&b)));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let pre = r.json()["safety_backup"].clone();
+    assert_eq!(pre["created_by"], "restore");
+    assert_eq!(pre["kind"], "pre-restore");
+
+    assert_eq!(listed_ids(&s, ""), [id(&pre), id(&c), id(&b), id(&a)]);
+    assert_eq!(listed_ids(&s, "?label=env=prod"), [id(&b), id(&a)]);
+    assert_eq!(listed_ids(&s, "?label=env%3Dprod&label=team=db"), [id(&a)]);
+    assert_eq!(listed_ids(&s, "?kind=pre-restore"), [id(&pre)]);
+    assert_eq!(listed_ids(&s, "?kind=manual&limit=2"), [id(&c), id(&b)]);
+    assert!(listed_ids(&s, "?label=env=qa").is_empty());
+
+    // Bad labels on create and bad filters are 400s naming what is wrong; nothing is created.
+    for (labels, says) in [
+        (json!({"Env": "x"}), "invalid label: key \\\"Env\\\""),
+        (json!({"note": "a\u{7}b"}), "value of \\\"note\\\""),
+        (json!({"k": "v".repeat(257)}), "longer than 256 bytes"),
+    ] {
+        let r = s.post_json(&format!("{DB}/backups"), json!({ "labels": labels }));
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains(says), "{says}: {}", r.body);
+    }
+    let many: serde_json::Map<String, Value> =
+        (0..33).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let r = s.post_json(&format!("{DB}/backups"), json!({ "labels": many }));
+    assert_eq!(r.status, 400, "{}", r.body);
+    for (query, says) in [
+        ("?limit=0", "invalid limit"),
+        ("?limit=1001", "invalid limit"),
+        ("?limit=x", "invalid limit"),
+        ("?kind=auto", "invalid kind"),
+        ("?label=novalue", "invalid label"),
+        ("?label=BAD=1", "invalid label"),
+        ("?limit=1&limit=2", "\\\"limit\\\" given twice"),
+        ("?sort=asc", "unknown parameter \\\"sort\\\""),
+    ] {
+        let r = s.ws.get(&format!("{DB}/backups{query}"));
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+        assert!(r.body.contains(says), "{query}: {}", r.body);
+    }
+    assert_eq!(s.list().len(), 4);
+    s.ws.proc.stop();
+}
+
+#[test]
+fn backup_command_labels_filters_and_json() {
+    let (_keep, dir) = tempdir();
+    let db = dir.join("app.db");
+    let cfg = dir.join("walstream.yml");
+    std::fs::write(&cfg, format!("dbs:\n  - path: \"{}\"\n", db.display())).expect("config");
+    let app = open_app(&db);
+    app.execute_batch("PRAGMA user_version = 9;")
+        .expect("user_version");
+    insert(&app, 1);
+    let cfg_arg = cfg.to_str().expect("utf-8");
+    let dbarg = db.to_str().expect("utf-8");
+    let backup = |args: &[&str]| backup_cmd(cfg_arg, args[0], &args[1..]);
+    let run = |args: &[&str]| common::stdout_text(&common::run(&mut backup(args)));
+    let create = |labels: &[&str]| {
+        let mut args = vec!["create"];
+        for l in labels {
+            args.extend(["-label", l]);
+        }
+        args.push(dbarg);
+        created_id(&run(&args))
+    };
+    let a = create(&["env=prod", "ticket=OPS-1=x"]);
+    let b = create(&["env=dev"]);
+    let c = create(&["env=prod"]);
+    let json_ids = |filters: &[&str]| -> Vec<Value> {
+        let mut args = vec!["list", "-json"];
+        args.extend(filters);
+        args.push(dbarg);
+        let out = run(&args);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        v.as_array().expect("array").clone()
+    };
+    let all = json_ids(&[]);
+    assert_eq!(ids(&all), [c.as_str(), b.as_str(), a.as_str()]);
+    let oldest = &all[2];
+    assert_eq!(
+        oldest["labels"],
+        json!({"env": "prod", "ticket": "OPS-1=x"})
+    );
+    assert_eq!(oldest["created_by"], "cli");
+    assert_eq!(oldest["kind"], "manual");
+    assert_eq!(oldest["user_version"], 9);
+    assert!(
+        oldest["schema_sha256"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64)
+    );
+    assert!(oldest.get("download_url").is_none(), "{oldest}");
+    assert_eq!(
+        ids(&json_ids(&["-label", "env=prod"])),
+        [c.as_str(), a.as_str()]
+    );
+    assert_eq!(
+        ids(&json_ids(&[
+            "-label",
+            "env=prod",
+            "-label",
+            "ticket=OPS-1=x"
+        ])),
+        [a.as_str()]
+    );
+    assert_eq!(ids(&json_ids(&["-limit", "1"])), [c.as_str()]);
+    assert!(json_ids(&["-kind", "pre-restore"]).is_empty());
+    assert_eq!(json_ids(&["-kind", "manual"]).len(), 3);
+    // The table shows the labels.
+    let table = run(&["list", "-label", "env=dev", dbarg]);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows[0].ends_with("labels"), "{table}");
+    assert!(
+        rows[1].starts_with(&b) && rows[1].ends_with("env=dev"),
+        "{table}"
+    );
+    // Bad labels and filters fail with one line naming them (the logger escapes quotes), and
+    // create nothing.
+    for (args, says) in [
+        (
+            vec!["create", "-label", "Env=x", dbarg],
+            r#"invalid label: key \"Env\""#,
+        ),
+        (
+            vec!["create", "-label", "novalue", dbarg],
+            r#"\"novalue\" must be key=value"#,
+        ),
+        (
+            vec!["list", "-limit", "0", dbarg],
+            r#"invalid limit: \"0\""#,
+        ),
+        (
+            vec!["list", "-kind", "auto", dbarg],
+            r#"invalid kind: \"auto\""#,
+        ),
+    ] {
+        let said = said(&common::run_expect_fail(&mut backup(&args)));
+        assert!(said.contains(says), "{args:?}: {said}");
+    }
+    assert_eq!(json_ids(&[]).len(), 3);
 }

@@ -187,7 +187,8 @@ fn every_endpoint_answers_as_the_openapi_document_says() {
 
     // Backups: create (and a bad body), list, download, restore, delete (twice), a bad id.
     let backups = "/api/v1/databases/{db}/backups";
-    let body = json!({"name": "first", "description": "before the test"});
+    let body = json!({"name": "first", "description": "before the test",
+                      "labels": {"env": "test", "ticket": "OPS-7"}});
     let created = api.call(Method::POST, backups, none, Some(body), Auth::Token);
     assert_eq!(created.status, 201, "{}", created.body);
     let id = created.json()["id"].as_str().expect("id").to_string();
@@ -206,6 +207,15 @@ fn every_endpoint_answers_as_the_openapi_document_says() {
         "{}",
         listed.body
     );
+    let query = (
+        "",
+        "?kind=manual&label=env=test&label=ticket%3DOPS-7&limit=5",
+    );
+    let filtered = api.call(Method::GET, backups, query, None, Auth::None);
+    assert_eq!(filtered.json()["backups"][0]["labels"]["env"], "test");
+    assert_eq!(filtered.json()["backups"][0]["created_by"], "api");
+    let r = api.call(Method::GET, backups, ("", "?limit=0"), None, Auth::None);
+    assert_eq!(r.status, 400, "{}", r.body);
     let one = "/api/v1/databases/{db}/backups/{id}";
     let r = api.call(Method::GET, one, (&id, ""), None, Auth::Token);
     assert_eq!(r.status, 200);

@@ -9,8 +9,13 @@
 //!   listing ignores and the next create removes;
 //! - the size and SHA-256 in the record are those of the renamed file's bytes;
 //! - retention of one kind never deletes a backup of the other kind;
-//! - every path is `dir/<id>.*` with an id that passed [`names::check_id`].
+//! - every path is `dir/<id>.*` with an id that passed [`names::check_id`];
+//! - labels are checked ([`names::check_labels`]) before anything is written; the metadata
+//!   (`user_version`, schema fingerprint, page count and size) is read from the backup copy,
+//!   never from the live database; records written before these fields existed still load
+//!   (empty labels, `null` metadata).
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -21,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use super::names::{self, check_description, check_id, check_name};
+use super::names::{self, check_description, check_id, check_labels, check_name};
 use super::{AdminError, sqlite};
 use crate::config::BackupsConfig;
 
@@ -40,6 +45,33 @@ impl BackupKind {
             BackupKind::PreRestore => "pre-restore",
         }
     }
+}
+
+impl std::str::FromStr for BackupKind {
+    type Err = AdminError;
+
+    fn from_str(s: &str) -> Result<Self, AdminError> {
+        match s {
+            "manual" => Ok(BackupKind::Manual),
+            "pre-restore" => Ok(BackupKind::PreRestore),
+            _ => Err(AdminError::invalid(
+                "kind",
+                format!("{:?} must be manual or pre-restore", truncated(s)),
+            )),
+        }
+    }
+}
+
+/// What took a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CreatedBy {
+    /// `walstream backup create`.
+    Cli,
+    /// `POST …/backups`.
+    Api,
+    /// The safety backup of a live restore.
+    Restore,
 }
 
 /// walstream's position of the live database when the backup was taken.
@@ -63,6 +95,23 @@ pub struct BackupRecord {
     pub size: u64,
     pub sha256: String,
     pub source: Option<SourcePos>,
+    /// Free-form `key=value` labels (checked by [`names::check_labels`]).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `PRAGMA user_version` of the copy (`None` in records written before it was recorded).
+    #[serde(default)]
+    pub user_version: Option<i64>,
+    /// [`schema_fingerprint`] of the copy.
+    #[serde(default)]
+    pub schema_sha256: Option<String>,
+    /// `PRAGMA page_count` of the copy.
+    #[serde(default)]
+    pub page_count: Option<u64>,
+    /// `PRAGMA page_size` of the copy.
+    #[serde(default)]
+    pub page_size: Option<u32>,
+    #[serde(default)]
+    pub created_by: Option<CreatedBy>,
 }
 
 /// What to back up and how to label it.
@@ -73,6 +122,87 @@ pub struct NewBackup<'a> {
     pub name: Option<&'a str>,
     pub description: Option<&'a str>,
     pub source: Option<SourcePos>,
+    pub labels: BTreeMap<String, String>,
+    pub created_by: CreatedBy,
+}
+
+/// Facts about a backup copy, read from the copy itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyMeta {
+    pub user_version: i64,
+    pub schema_sha256: String,
+    pub page_count: u64,
+    pub page_size: u32,
+}
+
+/// Which backups a listing shows: all conditions must hold; newest first, at most `limit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupFilter {
+    pub kind: Option<BackupKind>,
+    /// Every pair must be a label of the backup with exactly this value.
+    pub labels: BTreeMap<String, String>,
+    pub limit: Option<usize>,
+}
+
+/// Largest `limit` of a listing.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
+impl BackupFilter {
+    /// Builds a filter from the raw texts of `kind`, `label` (each `key=value`) and `limit`
+    /// (1..=1000); errors name the parameter.
+    pub fn parse<S: AsRef<str>>(
+        kind: Option<&str>,
+        labels: &[S],
+        limit: Option<&str>,
+    ) -> Result<BackupFilter, AdminError> {
+        let kind = kind.map(str::parse).transpose()?;
+        let labels = names::parse_labels(labels)?;
+        let limit = limit.map(parse_limit).transpose()?;
+        Ok(BackupFilter {
+            kind,
+            labels,
+            limit,
+        })
+    }
+
+    /// Whether `r` passes the kind and label conditions.
+    pub fn matches(&self, r: &BackupRecord) -> bool {
+        self.kind.is_none_or(|k| k == r.kind)
+            && self.labels.iter().all(|(k, v)| r.labels.get(k) == Some(v))
+    }
+
+    /// The matching records of a newest-first listing, at most `limit` of them.
+    pub fn apply(&self, records: Vec<BackupRecord>) -> Vec<BackupRecord> {
+        records
+            .into_iter()
+            .filter(|r| self.matches(r))
+            .take(self.limit.unwrap_or(usize::MAX))
+            .collect()
+    }
+}
+
+fn parse_limit(text: &str) -> Result<usize, AdminError> {
+    let bad = || {
+        AdminError::invalid(
+            "limit",
+            format!(
+                "{:?} must be an integer in 1..={MAX_LIST_LIMIT}",
+                truncated(text)
+            ),
+        )
+    };
+    if text.is_empty() || text.len() > 12 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_LIST_LIMIT).contains(&n) => Ok(n),
+        _ => Err(bad()),
+    }
+}
+
+/// At most the first 64 characters of a caller's text, for error messages.
+fn truncated(text: &str) -> String {
+    text.chars().take(64).collect()
 }
 
 /// The backups folder of one database.
@@ -153,6 +283,7 @@ impl BackupStore {
             check_name(n)?;
         }
         check_description(req.description.unwrap_or(""))?;
+        check_labels(&req.labels)?;
         self.ensure_dir()?;
         self.remove_stale_temporaries();
         let now = Utc::now();
@@ -162,7 +293,7 @@ impl BackupStore {
         }
         let tmp = self.dir.join(format!(".{id}.db.tmp"));
         let guard = Cleanup(vec![tmp.clone(), side_file(&tmp, "-journal")]);
-        self.online_copy(&tmp)?;
+        let meta = self.online_copy(&tmp)?;
         let (size, sha256) = seal(&tmp, self.db_mode()?)?;
         let data = self.data_path(&id);
         fs::rename(&tmp, &data).map_err(AdminError::io("rename backup", &data))?;
@@ -176,6 +307,12 @@ impl BackupStore {
             size,
             sha256,
             source: req.source,
+            labels: req.labels,
+            user_version: Some(meta.user_version),
+            schema_sha256: Some(meta.schema_sha256),
+            page_count: Some(meta.page_count),
+            page_size: Some(meta.page_size),
+            created_by: Some(req.created_by),
         };
         if let Err(e) = self.write_record(&record) {
             let _ = fs::remove_file(&data);
@@ -188,15 +325,17 @@ impl BackupStore {
         Ok(record)
     }
 
-    /// Online backup of the live database into `tmp` (a new file).
-    fn online_copy(&self, tmp: &Path) -> Result<(), AdminError> {
+    /// Online backup of the live database into `tmp` (a new file); the copy's metadata.
+    fn online_copy(&self, tmp: &Path) -> Result<CopyMeta, AdminError> {
         let src = sqlite::open_read_only(&self.db_path)?;
         let mut dst = sqlite::open_new(tmp)?;
         sqlite::copy_database(&src, &mut dst, tmp)?;
+        let meta = copy_meta(&dst, tmp)?;
         dst.close()
             .map_err(|(_, e)| AdminError::sqlite("close backup", tmp)(e))?;
         src.close()
-            .map_err(|(_, e)| AdminError::sqlite("close database", &self.db_path)(e))
+            .map_err(|(_, e)| AdminError::sqlite("close database", &self.db_path)(e))?;
+        Ok(meta)
     }
 
     fn write_record(&self, record: &BackupRecord) -> Result<(), AdminError> {
@@ -219,6 +358,11 @@ impl BackupStore {
         fs::rename(&tmp, &path).map_err(AdminError::io("rename", &path))?;
         drop(guard);
         sync_dir(&self.dir)
+    }
+
+    /// The recorded backups `filter` selects, newest first.
+    pub fn list_filtered(&self, filter: &BackupFilter) -> Result<Vec<BackupRecord>, AdminError> {
+        Ok(filter.apply(self.list()?))
     }
 
     /// Every recorded backup, newest first (unreadable records are logged and skipped).
@@ -332,6 +476,48 @@ impl BackupStore {
     }
 }
 
+/// `user_version`, schema fingerprint, page count and page size of the database `conn` holds.
+pub fn copy_meta(conn: &rusqlite::Connection, path: &Path) -> Result<CopyMeta, AdminError> {
+    let pragma = |name: &'static str| -> Result<i64, AdminError> {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .map_err(AdminError::sqlite(name, path))
+    };
+    let user_version = pragma("user_version")?;
+    let page_count = u64::try_from(pragma("page_count")?).unwrap_or(0);
+    Ok(CopyMeta {
+        user_version,
+        schema_sha256: schema_fingerprint(conn, path)?,
+        page_count,
+        page_size: sqlite::page_size(conn, path)?,
+    })
+}
+
+/// Lowercase hex SHA-256 of the rows of `SELECT type, name, tbl_name, sql FROM sqlite_schema
+/// ORDER BY type, name`: each row's four values in that order, each followed by a NUL byte (a
+/// NULL `sql` counts as empty).
+pub fn schema_fingerprint(conn: &rusqlite::Connection, path: &Path) -> Result<String, AdminError> {
+    let mut hasher = Sha256::new();
+    (|| {
+        let mut stmt = conn
+            .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            for i in 0..4 {
+                let v: Option<String> = row.get(i)?;
+                hasher.update(v.unwrap_or_default().as_bytes());
+                hasher.update([0u8]);
+            }
+        }
+        Ok::<_, rusqlite::Error>(())
+    })()
+    .map_err(AdminError::sqlite("read schema", path))?;
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `path` + `suffix` (SQLite's side files).
 pub fn side_file(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -361,12 +547,7 @@ pub fn hash_reader(mut r: impl Read, path: &Path) -> Result<(u64, String), Admin
         hasher.update(&buf[..n]);
         size += n as u64;
     }
-    let hex = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((size, hex))
+    Ok((size, hex(&hasher.finalize())))
 }
 
 /// fsync of a directory (makes renames and unlinks durable).

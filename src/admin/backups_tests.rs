@@ -1,9 +1,11 @@
 //! Unit tests of the backups folder: online copy content, records, newest-first listing,
-//! per-kind retention, deletion, id validation; and the live-restore copy into an open database.
+//! per-kind retention, deletion, id validation, labels, the copy's metadata, list filters and
+//! old records; and the live-restore copy into an open database.
 
 use super::*;
 use crate::admin::live_restore::{copy_into_live, prepare_target};
 use rusqlite::Connection;
+use std::collections::BTreeMap;
 
 fn app(dir: &Path) -> (PathBuf, Connection) {
     let path = dir.join("app.db");
@@ -29,6 +31,18 @@ fn manual(name: Option<&str>) -> NewBackup<'_> {
         name,
         description: None,
         source: None,
+        labels: BTreeMap::new(),
+        created_by: CreatedBy::Cli,
+    }
+}
+
+fn labelled(pairs: &[(&str, &str)]) -> NewBackup<'static> {
+    NewBackup {
+        labels: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..manual(None)
     }
 }
 
@@ -75,6 +89,8 @@ fn retention_is_per_kind_and_keeps_the_newest() {
             name: None,
             description: Some("x"),
             source: None,
+            labels: BTreeMap::new(),
+            created_by: CreatedBy::Restore,
         })
         .expect("pre")
     };
@@ -142,4 +158,192 @@ fn copy_into_live_keeps_other_connections_working() {
         .query_row("SELECT COUNT(*) FROM _litestream_seq", [], |r| r.get(0))
         .expect("walstream table added");
     assert_eq!(seq, 0);
+}
+
+#[test]
+fn labels_are_validated_and_named_in_errors() {
+    use crate::admin::names::{check_label, parse_label, parse_labels};
+    for key in ["env", "a", "app.kubernetes.io_name-2", &"k".repeat(63)] {
+        check_label(key, "v").unwrap_or_else(|e| panic!("refused {key:?}: {e}"));
+    }
+    for key in ["", "Env", "a b", "a/b", "a=b", "ü", &"k".repeat(64)] {
+        let e = check_label(key, "v").expect_err(key).to_string();
+        assert!(
+            e.starts_with("invalid label: key ") && e.contains("must be"),
+            "{e}"
+        );
+    }
+    check_label("k", "").expect("empty value");
+    check_label("k", &"é".repeat(128)).expect("256 bytes");
+    let e = check_label("k", &"é".repeat(129)).expect_err("257 bytes");
+    assert_eq!(
+        e.to_string(),
+        "invalid label: value of \"k\" is longer than 256 bytes"
+    );
+    let e = check_label("note", "a\nb").expect_err("newline");
+    assert_eq!(
+        e.to_string(),
+        "invalid label: value of \"note\" must not contain control characters"
+    );
+    assert_eq!(
+        parse_label("ticket=a=b").expect("parse"),
+        ("ticket".to_string(), "a=b".to_string())
+    );
+    let e = parse_label("novalue").expect_err("no =");
+    assert_eq!(
+        e.to_string(),
+        "invalid label: \"novalue\" must be key=value"
+    );
+    let many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+    assert!(parse_labels(&many[..32]).is_ok());
+    let e = parse_labels(&many).expect_err("33 labels");
+    assert!(e.to_string().contains("33 given, at most 32"), "{e}");
+    // A bad label is refused before anything is written.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, _app) = app(dir.path());
+    let s = store(&db, 10, 5);
+    let r = s.create(labelled(&[("Bad Key", "x")]));
+    assert!(matches!(r, Err(AdminError::Invalid { .. })), "{r:?}");
+    assert!(!s.dir().exists() || s.list().expect("list").is_empty());
+}
+
+#[test]
+fn create_records_labels_and_the_copys_metadata() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("meta.db");
+    let conn = Connection::open(&path).expect("open");
+    conn.execute_batch(
+        "PRAGMA page_size = 8192; PRAGMA user_version = 42;
+         CREATE TABLE a (x);
+         CREATE INDEX a_x ON a (x);
+         CREATE TABLE b (k TEXT PRIMARY KEY, v);
+         INSERT INTO a VALUES (1), (2);",
+    )
+    .expect("setup");
+    let s = store(&path, 10, 5);
+    let r = s
+        .create(labelled(&[("env", "prod"), ("ticket", "OPS-1")]))
+        .expect("create");
+    assert_eq!(r.user_version, Some(42));
+    assert_eq!(r.page_size, Some(8192));
+    assert_eq!(r.page_count, Some(r.size / 8192));
+    assert_eq!(r.created_by, Some(CreatedBy::Cli));
+    assert_eq!(r.labels.get("env").map(String::as_str), Some("prod"));
+    assert_eq!(r.labels.len(), 2);
+    // The fingerprint, computed here from the known schema (ORDER BY type, name; the
+    // primary key's automatic index has a NULL sql).
+    let rows = [
+        ["index", "a_x", "a", "CREATE INDEX a_x ON a (x)"],
+        ["index", "sqlite_autoindex_b_1", "b", ""],
+        ["table", "a", "a", "CREATE TABLE a (x)"],
+        ["table", "b", "b", "CREATE TABLE b (k TEXT PRIMARY KEY, v)"],
+    ];
+    let mut text = Vec::new();
+    for row in rows {
+        for v in row {
+            text.extend_from_slice(v.as_bytes());
+            text.push(0);
+        }
+    }
+    let (_, expected) = hash_reader(&text[..], &path).expect("hash");
+    assert_eq!(r.schema_sha256.as_deref(), Some(expected.as_str()));
+    // Read from the copy: changing the live database afterwards changes nothing recorded.
+    conn.execute_batch("PRAGMA user_version = 7; CREATE TABLE later (y);")
+        .expect("change");
+    let listed = s.list().expect("list");
+    assert_eq!(listed, vec![r.clone()]);
+    let copy = Connection::open(s.data_path(&r.id)).expect("open copy");
+    let again = copy_meta(&copy, &path).expect("meta of the copy");
+    assert_eq!(again.schema_sha256, expected);
+    let live = copy_meta(&conn, &path).expect("meta of the live db");
+    assert_ne!(live.schema_sha256, expected);
+    assert_eq!(live.user_version, 7);
+    // The record on disk carries the new fields.
+    let json: serde_json::Value =
+        serde_json::from_slice(&fs::read(s.dir().join(format!("{}.json", r.id))).expect("read"))
+            .expect("json");
+    assert_eq!(json["labels"]["ticket"], "OPS-1");
+    assert_eq!(json["created_by"], "cli");
+    assert_eq!(json["user_version"], 42);
+}
+
+#[test]
+fn filters_select_by_kind_and_every_label_newest_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, _app) = app(dir.path());
+    let s = store(&db, 10, 5);
+    let a = s
+        .create(labelled(&[("env", "prod"), ("team", "x")]))
+        .expect("a");
+    let b = s.create(labelled(&[("env", "prod")])).expect("b");
+    let c = s
+        .create(labelled(&[("env", "dev"), ("team", "x")]))
+        .expect("c");
+    let pre = s
+        .create(NewBackup {
+            kind: BackupKind::PreRestore,
+            created_by: CreatedBy::Restore,
+            ..labelled(&[("env", "prod")])
+        })
+        .expect("pre");
+    let ids = |f: BackupFilter| -> Vec<String> {
+        s.list_filtered(&f)
+            .expect("list")
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    let (a, b, c, pre) = (a.id.as_str(), b.id.as_str(), c.id.as_str(), pre.id.as_str());
+    let parse = |kind: Option<&str>, labels: &[&str], limit: Option<&str>| {
+        BackupFilter::parse(kind, labels, limit).expect("filter")
+    };
+    assert_eq!(ids(parse(None, &[], None)), [pre, c, b, a]);
+    assert_eq!(ids(parse(Some("manual"), &["env=prod"], None)), [b, a]);
+    assert_eq!(ids(parse(None, &["env=prod", "team=x"], None)), [a]);
+    assert_eq!(ids(parse(None, &["team=x"], Some("1"))), [c]);
+    assert_eq!(ids(parse(Some("pre-restore"), &[], None)), [pre]);
+    assert!(ids(parse(None, &["env=prod", "env=qa"], None)).is_empty());
+    assert!(ids(parse(None, &["nope=1"], None)).is_empty());
+    assert_eq!(ids(parse(None, &[], Some("1000"))).len(), 4);
+    for (kind, limit, what) in [
+        (Some("auto"), None, "invalid kind: \"auto\" must be"),
+        (None, Some("0"), "invalid limit: \"0\" must be"),
+        (None, Some("1001"), "invalid limit"),
+        (None, Some("-1"), "invalid limit"),
+        (None, Some("ten"), "invalid limit"),
+    ] {
+        let e = BackupFilter::parse::<&str>(kind, &[], limit).expect_err(what);
+        assert!(e.to_string().starts_with(what), "{e}");
+    }
+    let e = BackupFilter::parse(None, &["Env=x"], None).expect_err("bad label");
+    assert!(
+        e.to_string().starts_with("invalid label: key \"Env\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn records_written_before_labels_and_metadata_still_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, _app) = app(dir.path());
+    let s = store(&db, 10, 5);
+    let r = s.create(manual(Some("old"))).expect("create");
+    let old = format!(
+        r#"{{"id": "{}", "name": "old", "description": "", "kind": "manual",
+            "created": "{}", "size": {}, "sha256": "{}", "source": null}}"#,
+        r.id, r.created, r.size, r.sha256
+    );
+    fs::write(s.dir().join(format!("{}.json", r.id)), old).expect("rewrite");
+    let (loaded, _) = s.get(&r.id).expect("old record loads");
+    assert!(loaded.labels.is_empty());
+    assert_eq!(
+        (loaded.user_version, loaded.schema_sha256, loaded.page_count),
+        (None, None, None)
+    );
+    assert_eq!((loaded.page_size, loaded.created_by), (None, None));
+    assert_eq!(s.list().expect("list").len(), 1);
+    let kept = BackupFilter::parse::<&str>(Some("manual"), &[], None).expect("filter");
+    assert_eq!(s.list_filtered(&kept).expect("list").len(), 1);
+    let labelled_only = BackupFilter::parse(None, &["env=prod"], None).expect("filter");
+    assert!(s.list_filtered(&labelled_only).expect("list").is_empty());
 }

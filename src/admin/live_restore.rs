@@ -28,7 +28,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use tracing::info;
 
-use super::backups::{BackupKind, BackupRecord, BackupStore, NewBackup, SourcePos, hash_reader};
+use super::backups::{
+    BackupKind, BackupRecord, BackupStore, CreatedBy, NewBackup, SourcePos, hash_reader,
+};
 use super::{AdminError, blocking, sqlite};
 use crate::restore::{ExecOptions, IntegrityCheck, ReplicaRef, RestoreRequest};
 use crate::storage::ReplicaClient;
@@ -93,6 +95,8 @@ pub async fn restore_live(
             name: None,
             description: Some(&description),
             source: position,
+            labels: Default::default(),
+            created_by: CreatedBy::Restore,
         })
     })
     .await?;

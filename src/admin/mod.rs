@@ -22,7 +22,7 @@ mod sqlite;
 
 use std::path::{Path, PathBuf};
 
-pub use backups::{BackupKind, BackupRecord, BackupStore, SourcePos};
+pub use backups::{BackupFilter, BackupKind, BackupRecord, BackupStore, CreatedBy, SourcePos};
 pub use live_restore::{RestoreSource, restore_live};
 pub use lock::{Busy, OpGuard, OpLock};
 

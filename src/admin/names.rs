@@ -3,7 +3,11 @@
 //! What must stay true: an id is `[A-Za-z0-9_-]{1,64}` and is the only caller-supplied text
 //! that ever becomes part of a path (`<id>.db`, `<id>.json`), so it can hold no separator, no
 //! `.` and no `..`; a name is 1..=100 characters without `/`, `\`, NUL or control characters and
-//! is never `.` or `..`; a description is at most 1000 characters. Generated ids sort by time.
+//! is never `.` or `..`; a description is at most 1000 characters; a label key is
+//! `[a-z0-9_.-]{1,63}`, a label value at most 256 bytes without control characters, and a backup
+//! has at most 32 labels. Generated ids sort by time.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
@@ -15,6 +19,13 @@ pub const MAX_ID_LEN: usize = 64;
 pub const MAX_NAME_CHARS: usize = 100;
 /// Longest description, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+/// Longest label key, in bytes (ASCII).
+pub const MAX_LABEL_KEY: usize = 63;
+/// Longest label value, in bytes of UTF-8.
+pub const MAX_LABEL_VALUE: usize = 256;
+/// Most labels on one backup.
+pub const MAX_LABELS: usize = 32;
 
 /// A fresh id: UTC time to the second plus 6 random hex digits, e.g. `20261122T061500Z-3f9a2c`.
 pub fn new_id(now: DateTime<Utc>) -> String {
@@ -64,6 +75,59 @@ pub fn check_description(text: &str) -> Result<(), AdminError> {
         ));
     }
     Ok(())
+}
+
+/// Checks one label: key `[a-z0-9_.-]{1,63}`, value at most 256 bytes without control
+/// characters (may be empty).
+pub fn check_label(key: &str, value: &str) -> Result<(), AdminError> {
+    let key_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b);
+    let shown: String = key.chars().take(MAX_LABEL_KEY + 1).collect();
+    let reason = if key.is_empty() || key.len() > MAX_LABEL_KEY || !key.bytes().all(key_char) {
+        format!(
+            "key {shown:?} must be 1 to {MAX_LABEL_KEY} characters of a-z, 0-9, '_', '.' or '-'"
+        )
+    } else if value.len() > MAX_LABEL_VALUE {
+        format!("value of {key:?} is longer than {MAX_LABEL_VALUE} bytes")
+    } else if value.chars().any(char::is_control) {
+        format!("value of {key:?} must not contain control characters")
+    } else {
+        return Ok(());
+    };
+    Err(AdminError::invalid("label", reason))
+}
+
+/// Checks every label of a backup and their number.
+pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), AdminError> {
+    if labels.len() > MAX_LABELS {
+        return Err(AdminError::invalid(
+            "labels",
+            format!("{} given, at most {MAX_LABELS} allowed", labels.len()),
+        ));
+    }
+    labels.iter().try_for_each(|(k, v)| check_label(k, v))
+}
+
+/// Parses and checks a `key=value` label (the value may contain `=`).
+pub fn parse_label(text: &str) -> Result<(String, String), AdminError> {
+    let Some((key, value)) = text.split_once('=') else {
+        let shown: String = text.chars().take(MAX_LABEL_KEY + 1).collect();
+        return Err(AdminError::invalid(
+            "label",
+            format!("{shown:?} must be key=value"),
+        ));
+    };
+    check_label(key, value)?;
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// Parses repeated `key=value` labels into a map (a repeated key keeps the last value).
+pub fn parse_labels<S: AsRef<str>>(texts: &[S]) -> Result<BTreeMap<String, String>, AdminError> {
+    let labels = texts
+        .iter()
+        .map(|t| parse_label(t.as_ref()))
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    check_labels(&labels)?;
+    Ok(labels)
 }
 
 #[cfg(test)]

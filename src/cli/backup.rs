@@ -4,17 +4,22 @@
 //! What must stay true: `create` takes the copy with SQLite's online backup API on the database
 //! file (safe while an application and `walstream replicate` run) and applies the same
 //! retention as the server; ids are validated before any path is built; the database must be
-//! in the config file (`database not found in config: <abs path>`), like the other commands.
+//! in the config file (`database not found in config: <abs path>`), like the other commands;
+//! labels and list filters are checked by the same code as the HTTP API's (a bad one is a
+//! one-line error naming it), and `list -json` prints the API's record objects without
+//! `download_url` (there is no server to download from).
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
 
 use super::flags::FlagSet;
+use super::restore_ltx::print_json;
 use super::table::Table;
 use super::{parse_flags, print_table, print_usage_and_stop, source};
 use crate::admin::backups::NewBackup;
-use crate::admin::{BackupKind, BackupStore};
+use crate::admin::names::parse_labels;
+use crate::admin::{BackupFilter, BackupKind, BackupStore, CreatedBy};
 use crate::config;
 
 /// Runs `backup SUBCOMMAND …` with the arguments after the word `backup`.
@@ -51,12 +56,15 @@ fn store_for(config_flag: &str, no_expand_env: bool, db_arg: &str) -> anyhow::Re
 
 fn create(args: &[String]) -> anyhow::Result<()> {
     let fs = flag_set(|fs| {
-        fs.string("name", "").string("description", "");
+        fs.string("name", "")
+            .string("description", "")
+            .strings("label");
     });
     let p = parse_flags(&fs, args, "backup")?;
     let [db] = p.args.as_slice() else {
         bail!("usage: walstream backup create [arguments] DB_PATH");
     };
+    let labels = parse_labels(p.strings("label"))?;
     let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
     let name = Some(p.str("name")).filter(|n| !n.is_empty());
     let record = store
@@ -65,6 +73,8 @@ fn create(args: &[String]) -> anyhow::Result<()> {
             name,
             description: Some(p.str("description")),
             source: None,
+            labels,
+            created_by: CreatedBy::Cli,
         })
         .with_context(|| format!("back up {db}"))?;
     println!(
@@ -78,20 +88,34 @@ fn create(args: &[String]) -> anyhow::Result<()> {
 }
 
 fn list(args: &[String]) -> anyhow::Result<()> {
-    let p = parse_flags(&flag_set(|_| {}), args, "backup")?;
+    let fs = flag_set(|fs| {
+        fs.string("kind", "")
+            .strings("label")
+            .string("limit", "")
+            .bool("json", false);
+    });
+    let p = parse_flags(&fs, args, "backup")?;
     let [db] = p.args.as_slice() else {
         bail!("usage: walstream backup list [arguments] DB_PATH");
     };
+    let given = |name: &str| p.is_set(name).then(|| p.str(name));
+    let filter = BackupFilter::parse(given("kind"), p.strings("label"), given("limit"))?;
     let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
+    let records = store.list_filtered(&filter)?;
+    if p.bool("json") {
+        return print_json(&records);
+    }
     let mut table = Table::new();
-    table.row(["id", "kind", "created", "size", "name"]);
-    for r in store.list()? {
+    table.row(["id", "kind", "created", "size", "name", "labels"]);
+    for r in records {
+        let labels: Vec<String> = r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         table.row([
             r.id,
             r.kind.as_str().to_string(),
             r.created,
             r.size.to_string(),
             r.name,
+            labels.join(","),
         ]);
     }
     print_table(&table)

@@ -11,7 +11,8 @@
 //!   `bad flag syntax: ---o`, `invalid boolean value "maybe" for -x: parse error`,
 //!   `invalid value "x" for flag -n: parse error` / `value out of range`, and for custom flags
 //!   `invalid value "zz" for flag -index: <custom message>`;
-//! - repeating a flag keeps the last value.
+//! - repeating a flag keeps the last value, except a repeatable flag ([`FlagSet::strings`], like
+//!   a Go `flag.Value` whose `Set` appends), which collects every value in order.
 
 use std::collections::HashMap;
 
@@ -26,6 +27,7 @@ enum Kind {
     Bool,
     Int,
     Custom(CustomParse),
+    Strings,
 }
 
 /// A parsed flag value.
@@ -34,6 +36,7 @@ pub enum Value {
     Str(String),
     Bool(bool),
     Int(i64),
+    List(Vec<String>),
 }
 
 /// Why parsing stopped.
@@ -93,6 +96,11 @@ impl FlagSet {
 
     pub fn int(&mut self, name: &'static str, default: i64) -> &mut Self {
         self.define(name, Kind::Int, Value::Int(default))
+    }
+
+    /// A repeatable string flag: every occurrence is kept, in order (default: none).
+    pub fn strings(&mut self, name: &'static str) -> &mut Self {
+        self.define(name, Kind::Strings, Value::List(Vec::new()))
     }
 
     /// A string flag whose value is checked by `parse` (like a Go `flag.Value` with its own `Set`).
@@ -172,8 +180,12 @@ impl FlagSet {
                 }
             },
         };
-        let parsed_value = convert(def, value)?;
-        parsed.values.insert(def.name, parsed_value);
+        match (convert(def, value)?, parsed.values.get_mut(def.name)) {
+            (Value::List(new), Some(Value::List(all))) => all.extend(new),
+            (v, _) => {
+                parsed.values.insert(def.name, v);
+            }
+        }
         if !parsed.set.contains(&def.name) {
             parsed.set.push(def.name);
         }
@@ -191,6 +203,7 @@ fn convert(def: &Def, value: &str) -> Result<Value, FlagError> {
     let name = def.name;
     match def.kind {
         Kind::String => Ok(Value::Str(value.to_string())),
+        Kind::Strings => Ok(Value::List(vec![value.to_string()])),
         Kind::Bool => parse_go_bool(value).map(Value::Bool).ok_or_else(|| {
             FlagError::Invalid(format!(
                 "invalid boolean value {} for -{name}: parse error",
@@ -220,6 +233,15 @@ impl Parsed {
         match self.values.get(name) {
             Some(Value::Str(s)) => s,
             other => panic!("flag -{name} is not a defined string flag: {other:?}"),
+        }
+    }
+
+    /// Every value of a repeatable flag, in order (programming errors panic, as for
+    /// [`Parsed::str`]).
+    pub fn strings(&self, name: &str) -> &[String] {
+        match self.values.get(name) {
+            Some(Value::List(v)) => v,
+            other => panic!("flag -{name} is not a defined repeatable flag: {other:?}"),
         }
     }
 
@@ -342,6 +364,31 @@ mod tests {
         assert_eq!(
             err(&["-index", "zz"]),
             "invalid value \"zz\" for flag -index: invalid hexadecimal format"
+        );
+    }
+
+    #[test]
+    fn repeatable_flags_keep_every_value_in_order() {
+        let mut fs = set();
+        fs.strings("label");
+        let p = fs.parse(&args(&[])).unwrap();
+        assert!(p.strings("label").is_empty());
+        let p = fs
+            .parse(&args(&[
+                "-label",
+                "a=1",
+                "--label=b=2",
+                "-label",
+                "a=3",
+                "db",
+            ]))
+            .unwrap();
+        assert_eq!(p.strings("label"), ["a=1", "b=2", "a=3"]);
+        assert!(p.is_set("label"));
+        assert_eq!(p.args, vec!["db"]);
+        assert_eq!(
+            fs.parse(&args(&["-label"])).unwrap_err(),
+            FlagError::Invalid("flag needs an argument: -label".into())
         );
     }
 

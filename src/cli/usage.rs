@@ -187,6 +187,21 @@ Arguments:
 	-description TEXT
 	    create: free text stored with the backup.
 
+	-label KEY=VALUE
+	    create: a label stored with the backup (repeatable, at most 32; KEY is
+	    1-63 of a-z 0-9 _ . -, VALUE at most 256 bytes without control characters).
+	    list: show only backups with this label (repeatable; all must match).
+
+	-kind KIND
+	    list: show only manual or pre-restore backups.
+
+	-limit N
+	    list: show at most the newest N (1-1000) backups.
+
+	-json
+	    list: print the backups as a JSON array of the HTTP API's records
+	    (without download_url).
+
 "#,
 );
 const RESTORE: &str = concat!(

@@ -10,7 +10,9 @@
 //!   what runs (`running`), never queued;
 //! - the work of a mutating request runs in its own task that owns the lock guard, so a client
 //!   that disconnects mid-restore neither cancels the copy half-way nor frees the lock early;
-//! - ids are validated before any path is built (400); downloads stream from an open file
+//! - ids are validated before any path is built (400); labels and list filters (`kind`,
+//!   repeatable `label`, `limit`) are checked by the admin layer, an unknown or repeated
+//!   single-valued list parameter is a 400 naming it; downloads stream from an open file
 //!   handle (the replica download's temporary file is unlinked before streaming starts);
 //! - after a live restore walstream syncs the database and its replicas at once, so the
 //!   restored content is replicated like any other write.
@@ -32,13 +34,14 @@ use tokio_util::io::ReaderStream;
 use tracing::warn;
 
 use super::{
-    ApiError, DEFAULT_ACTION_TIMEOUT, Shared, require_data, require_mutate, require_read, run_work,
+    ApiError, DEFAULT_ACTION_TIMEOUT, Pairs, Shared, pairs, require_data, require_mutate,
+    require_read, run_work,
 };
 use crate::admin::backups::NewBackup;
 use crate::admin::live_restore::{WorkDir, restore_replica};
 use crate::admin::{
-    AdminError, BackupKind, BackupRecord, BackupStore, OpGuard, OpLock, RestoreSource, SourcePos,
-    blocking, restore_live,
+    AdminError, BackupFilter, BackupKind, BackupRecord, BackupStore, CreatedBy, OpGuard, OpLock,
+    RestoreSource, SourcePos, blocking, restore_live,
 };
 use crate::replica::Replica;
 use crate::replicate::Lifecycle;
@@ -127,6 +130,8 @@ struct ListDoc {
 struct CreateBody {
     name: Option<String>,
     description: Option<String>,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,9 +247,45 @@ where
     Ok(run_work(life, locked).await??)
 }
 
-async fn list_backups(State(a): Ctx, Path(db): Path<String>) -> Result<Json<ListDoc>, ApiError> {
+/// The filter of `GET …/backups?kind=&label=key=value&limit=` (`label` repeatable).
+fn list_filter(query: Pairs) -> Result<BackupFilter, ApiError> {
+    let (mut kind, mut labels, mut limit) = (None, Vec::new(), None);
+    for (key, value) in pairs(query)? {
+        let slot = match key.as_str() {
+            "label" => {
+                labels.push(value);
+                continue;
+            }
+            "kind" => &mut kind,
+            "limit" => &mut limit,
+            _ => {
+                let shown: String = key.chars().take(32).collect();
+                return Err(ApiError::BadRequest(format!(
+                    "unknown parameter {shown:?} (known: kind, label, limit)"
+                )));
+            }
+        };
+        if slot.replace(value).is_some() {
+            return Err(ApiError::BadRequest(format!(
+                "parameter {key:?} given twice"
+            )));
+        }
+    }
+    Ok(BackupFilter::parse(
+        kind.as_deref(),
+        &labels,
+        limit.as_deref(),
+    )?)
+}
+
+async fn list_backups(
+    State(a): Ctx,
+    Path(db): Path<String>,
+    query: Pairs,
+) -> Result<Json<ListDoc>, ApiError> {
     let store = a.db(&db)?.store.clone();
-    let records = blocking(move || store.list()).await?;
+    let filter = list_filter(query)?;
+    let records = blocking(move || store.list_filtered(&filter)).await?;
     Ok(Json(ListDoc {
         backups: records.into_iter().map(|r| record_doc(&db, r)).collect(),
         database: db,
@@ -258,6 +299,7 @@ async fn create_backup(
 ) -> Result<(StatusCode, Json<RecordDoc>), ApiError> {
     let d = a.db(&db)?;
     let req: CreateBody = parse_body(&body)?;
+    crate::admin::names::check_labels(&req.labels)?;
     let guard = d.begin("backup")?;
     let (store, position) = (d.store.clone(), d.position());
     let work = blocking(move || {
@@ -266,6 +308,8 @@ async fn create_backup(
             name: req.name.as_deref(),
             description: req.description.as_deref(),
             source: position,
+            labels: req.labels,
+            created_by: CreatedBy::Api,
         })
     });
     let record = run_locked(a.life(), guard, work).await?;

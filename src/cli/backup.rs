@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 
 use super::flags::FlagSet;
-use super::restore_ltx::print_json;
+use super::stdout::print_json;
 use super::table::Table;
 use super::{parse_flags, print_table, print_usage_and_stop, source};
 use crate::admin::backups::NewBackup;

@@ -69,11 +69,16 @@ pub fn quick_check(path: &Path, limit: Duration) -> SourceCheck {
     }
 }
 
+/// Test databases for the check and for the replica's refusal: a filled WAL-mode database with
+/// every page in the main file, and the damage (garbage over a table page in its middle).
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testkit {
+    use std::path::{Path, PathBuf};
 
-    fn database(dir: &Path) -> std::path::PathBuf {
+    use rusqlite::Connection;
+
+    /// `dir/app.db`: table `t` with 500 rows, checkpointed into the database file.
+    pub fn filled_database(dir: &Path) -> PathBuf {
         let path = dir.join("app.db");
         let c = Connection::open(&path).expect("open");
         c.execute_batch(
@@ -86,16 +91,25 @@ mod tests {
         path
     }
 
+    /// Garbage over the sixth page (a table page of [`filled_database`]).
+    pub fn damage(path: &Path) {
+        let mut bytes = std::fs::read(path).expect("read");
+        bytes[5 * 4096..6 * 4096].fill(0x5a);
+        std::fs::write(path, bytes).expect("damage");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::{damage, filled_database};
+    use super::*;
+
     #[test]
     fn healthy_and_damaged_databases() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = database(dir.path());
+        let path = filled_database(dir.path());
         assert_eq!(quick_check(&path, Duration::from_secs(30)), SourceCheck::Ok);
-        // Garbage over a table page in the middle of the file.
-        let mut bytes = std::fs::read(&path).expect("read");
-        let page = 4096;
-        bytes[5 * page..6 * page].fill(0x5a);
-        std::fs::write(&path, bytes).expect("write");
+        damage(&path);
         match quick_check(&path, Duration::from_secs(30)) {
             SourceCheck::Damaged(why) => assert!(!why.is_empty()),
             other => panic!("damage not found: {other:?}"),

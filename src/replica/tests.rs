@@ -249,20 +249,8 @@ async fn lost_shadow_wal_is_covered_by_a_new_snapshot() {
 #[tokio::test]
 async fn damaged_source_is_not_snapshotted() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("app.db");
-    {
-        let c = Connection::open(&path).expect("open");
-        c.execute_batch(
-            "PRAGMA journal_mode=wal; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
-             INSERT INTO t SELECT i, hex(randomblob(100)) FROM n;
-             PRAGMA wal_checkpoint(TRUNCATE);",
-        )
-        .expect("fill");
-    }
-    let mut bytes = std::fs::read(&path).expect("read");
-    bytes[5 * 4096..6 * 4096].fill(0x5a);
-    std::fs::write(&path, bytes).expect("damage");
+    let path = crate::db::check::testkit::filled_database(dir.path());
+    crate::db::check::testkit::damage(&path);
 
     let db = crate::db::Db::new(&crate::config::DbConfig::with_defaults(&path));
     db.open().await.expect("open db");

@@ -26,6 +26,7 @@ use super::parse_flags;
 use super::source::register_config_flags;
 use super::status::{call, error_reason, fetch, target};
 use crate::server::api::{StatusDoc, SyncDoc};
+use crate::server::query::percent_encode;
 
 /// How long `sync` without `-wait` lets the server work before answering: the sync goes on
 /// after the answer (the server never abandons an upload round half-way).
@@ -81,7 +82,7 @@ fn run(args: &[String], action: Action) -> anyhow::Result<()> {
         let deadline = if wait { p.str("timeout") } else { NO_WAIT };
         let url = format!(
             "{base}/api/v1/databases/{}/{}?timeout={deadline}",
-            encode_segment(&id),
+            percent_encode(&id),
             action.name()
         );
         let (status, body) =
@@ -113,19 +114,6 @@ async fn database_id(base: &str, token: Option<&str>, db: &str) -> anyhow::Resul
         .find(|d| std::path::Path::new(&d.path) == want)
         .map(|d| d.name)
         .ok_or_else(|| anyhow::anyhow!("{db}: no such database in the running instance ({url})"))
-}
-
-/// Percent-encodes what a path segment cannot hold as is.
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// One line per replica (or the server's JSON with `-json`).
@@ -169,7 +157,7 @@ mod tests {
 
     #[test]
     fn path_segments_are_encoded() {
-        assert_eq!(encode_segment("app.db"), "app.db");
-        assert_eq!(encode_segment("tenants/a b.db"), "tenants%2Fa%20b.db");
+        assert_eq!(percent_encode("app.db"), "app.db");
+        assert_eq!(percent_encode("tenants/a b.db"), "tenants%2Fa%20b.db");
     }
 }

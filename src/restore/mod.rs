@@ -107,11 +107,9 @@ pub async fn plan_v3(
         return Err(RestoreError::IndexAndTimestamp);
     }
     let chosen = match (v05, replicas.first()) {
-        (true, Some(&replica)) => {
-            let parallelism = req.exec.parallelism.max(1);
-            let listings = select::list_generations(replica, None, parallelism).await?;
-            plan::choose_generation_v05(&listings, &target).map(|l| (replica, l.clone()))
-        }
+        (true, Some(&replica)) => choose_v05(replica, req, &target)
+            .await?
+            .map(|l| (replica, l)),
         _ => choose_v3(replicas, req, &target).await?,
     };
     let Some((replica, listing)) = chosen else {
@@ -132,12 +130,22 @@ pub async fn restore_v05_fallback(
     req: &RestoreRequest,
 ) -> Result<Outcome, RestoreError> {
     let target = Target::from_flags(req.index, req.timestamp);
-    let parallelism = req.exec.parallelism.max(1);
-    let listings = select::list_generations(replica, None, parallelism).await?;
-    let Some(listing) = plan::choose_generation_v05(&listings, &target) else {
+    let Some(listing) = choose_v05(replica, req, &target).await? else {
         return no_match(req);
     };
-    restore_listing(replica, listing, &target, req).await
+    restore_listing(replica, &listing, &target, req).await
+}
+
+/// The generation Litestream v0.5.17 restores from in `replica`'s v0.3 layout
+/// ([`plan::choose_generation_v05`]); `None`: no snapshot at or before the target.
+async fn choose_v05(
+    replica: ReplicaRef<'_>,
+    req: &RestoreRequest,
+    target: &Target,
+) -> Result<Option<GenerationListing>, RestoreError> {
+    let parallelism = req.exec.parallelism.max(1);
+    let listings = select::list_generations(replica, None, parallelism).await?;
+    Ok(plan::choose_generation_v05(&listings, target).cloned())
 }
 
 /// No generation matched: `-if-replica-exists` makes it a success.

@@ -201,7 +201,7 @@ fn next_link(query: &StatusQuery, offset: usize) -> String {
 }
 
 /// Percent-encodes every byte except RFC 3986's unreserved characters.
-fn percent_encode(text: &str) -> String {
+pub fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -15,6 +15,8 @@
 //! The HTTP layer is `server::admin_api`; the CLI is `walstream backup` (`cli::backup`).
 
 pub mod backups;
+pub mod compare;
+pub mod export;
 pub mod live_restore;
 pub mod lock;
 pub mod names;

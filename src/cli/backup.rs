@@ -7,20 +7,17 @@
 //! in the config file (`database not found in config: <abs path>`), like the other commands;
 //! labels and list filters are checked by the same code as the HTTP API's (a bad one is a
 //! one-line error naming it), and `list -json` prints the API's record objects without
-//! `download_url` (there is no server to download from).
-
-use std::path::Path;
+//! `download_url` (there is no server to download from). `compare` and `export` are in
+//! `cli::backup_data`.
 
 use anyhow::{Context, bail};
 
-use super::flags::FlagSet;
 use super::stdout::print_json;
 use super::table::Table;
 use super::{parse_flags, print_table, print_usage_and_stop, source};
 use crate::admin::backups::NewBackup;
 use crate::admin::names::parse_labels;
-use crate::admin::{BackupFilter, BackupKind, BackupStore, CreatedBy};
-use crate::config;
+use crate::admin::{BackupFilter, BackupKind, CreatedBy};
 
 /// Runs `backup SUBCOMMAND …` with the arguments after the word `backup`.
 pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
@@ -32,30 +29,17 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
         "create" => create(rest),
         "list" => list(rest),
         "delete" => delete(rest),
+        "compare" => super::backup_data::compare(rest),
+        "export" => super::backup_data::export(rest),
         "" | "help" | "-h" | "-help" | "--help" => print_usage_and_stop("backup"),
-        other => bail!("walstream backup {other}: unknown subcommand (create, list or delete)"),
+        other => bail!(
+            "walstream backup {other}: unknown subcommand (create, list, delete, compare or export)"
+        ),
     }
 }
 
-fn flag_set(extra: impl FnOnce(&mut FlagSet)) -> FlagSet {
-    let mut fs = FlagSet::new();
-    source::register_config_flags(&mut fs);
-    extra(&mut fs);
-    fs
-}
-
-/// The backups folder of the database at `db_arg` as the config file describes it.
-fn store_for(config_flag: &str, no_expand_env: bool, db_arg: &str) -> anyhow::Result<BackupStore> {
-    let cfg = source::load_config(config_flag, no_expand_env)?;
-    let Some(db) = cfg.db_by_path(Path::new(db_arg)) else {
-        let abs = config::normalize_db_path(db_arg)?;
-        bail!("database not found in config: {}", abs.display());
-    };
-    Ok(BackupStore::new(&db.path, &db.backups))
-}
-
 fn create(args: &[String]) -> anyhow::Result<()> {
-    let fs = flag_set(|fs| {
+    let fs = source::config_flag_set(|fs| {
         fs.string("name", "")
             .string("description", "")
             .strings("label");
@@ -65,7 +49,7 @@ fn create(args: &[String]) -> anyhow::Result<()> {
         bail!("usage: walstream backup create [arguments] DB_PATH");
     };
     let labels = parse_labels(p.strings("label"))?;
-    let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
+    let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
     let name = Some(p.str("name")).filter(|n| !n.is_empty());
     let record = store
         .create(NewBackup {
@@ -88,7 +72,7 @@ fn create(args: &[String]) -> anyhow::Result<()> {
 }
 
 fn list(args: &[String]) -> anyhow::Result<()> {
-    let fs = flag_set(|fs| {
+    let fs = source::config_flag_set(|fs| {
         fs.string("kind", "")
             .strings("label")
             .string("limit", "")
@@ -100,7 +84,7 @@ fn list(args: &[String]) -> anyhow::Result<()> {
     };
     let given = |name: &str| p.is_set(name).then(|| p.str(name));
     let filter = BackupFilter::parse(given("kind"), p.strings("label"), given("limit"))?;
-    let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
+    let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
     let records = store.list_filtered(&filter)?;
     if p.bool("json") {
         return print_json(&records);
@@ -122,11 +106,11 @@ fn list(args: &[String]) -> anyhow::Result<()> {
 }
 
 fn delete(args: &[String]) -> anyhow::Result<()> {
-    let p = parse_flags(&flag_set(|_| {}), args, "backup")?;
+    let p = parse_flags(&source::config_flag_set(|_| {}), args, "backup")?;
     let [db, id] = p.args.as_slice() else {
         bail!("usage: walstream backup delete [arguments] DB_PATH ID");
     };
-    let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
+    let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
     store.delete(id)?;
     Ok(())
 }

@@ -164,7 +164,7 @@ const WAL: &str = concat!(
 "#,
 );
 const BACKUP: &str = concat!(
-    r#"The backup command creates, lists and deletes manual backups of a database in
+    r#"The backup command creates, lists, deletes, compares and exports backups of a database in
 its backups folder (dbs[].backups.path, default <db dir>/backups/<db file name>),
 the same folder the HTTP admin API uses. No running server is needed: create
 copies the database with SQLite's online backup API, safe while it is in use.
@@ -176,6 +176,10 @@ Usage:
 	walstream backup list [arguments] DB_PATH
 
 	walstream backup delete [arguments] DB_PATH ID
+
+	walstream backup compare [arguments] DB_PATH A B
+
+	walstream backup export -table TABLE [arguments] DB_PATH ID|live
 
 Arguments:
 
@@ -195,12 +199,29 @@ Arguments:
 	-kind KIND
 	    list: show only manual or pre-restore backups.
 
+	-table TABLE
+	    compare: show only this table's changed rows (counts cover every table).
+	    export: the table to write as CSV (required).
+
+	-offset N
+	    compare: skip the first N changed rows (the next page).
+
+	-o PATH
+	    export: write the CSV to PATH instead of stdout.
+
 	-limit N
 	    list: show at most the newest N (1-1000) backups.
+	    compare: show at most N (1-1000, default 100) changed rows.
 
 	-json
 	    list: print the backups as a JSON array of the HTTP API's records
 	    (without download_url).
+	    compare: print the HTTP API's comparison object.
+
+A and B of compare are backup ids or "live" (the database as it is now, read
+as one consistent snapshot). Rows "added" are in B and not in A, "removed" in A
+and not in B, "changed" in both with different values, matched by rowid or by
+the primary key of a WITHOUT ROWID table.
 
 "#,
 );

@@ -448,7 +448,17 @@ fn live_restore_while_another_connection_writes() {
 
     let writer = LoopWriter::start(&s.db);
     poll_until("the writer to commit", || writer.commits() >= 20);
+    // Dropping `later` is a schema change: the guard refuses it until asked with force.
     let r = s.post(&format!("{DB}/backups/{bid}/restore"));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(
+        r.json()["schema_conflict"]["differences"]["removed"][0]["name"],
+        "later"
+    );
+    let r = s.post_json(
+        &format!("{DB}/backups/{bid}/restore"),
+        json!({ "force": true }),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let doc = r.json();
     assert_eq!(doc["database"], "app.db");
@@ -480,8 +490,11 @@ fn live_restore_while_another_connection_writes() {
     let pre = s.open_bytes("safety.db", &bytes);
     assert_eq!(rows(&pre), before_restore);
     assert!(table_exists(&pre, "later"));
-    // …and restoring it brings that state back.
-    let back = s.post(&format!("{DB}/backups/{sid}/restore"));
+    // …and restoring it brings that state back (bringing `later` back is a schema change too).
+    let back = s.post_json(
+        &format!("{DB}/backups/{sid}/restore"),
+        json!({ "force": true }),
+    );
     assert_eq!(back.status, 200, "{}", back.body);
     assert_eq!(rows(&s.app), before_restore);
     assert!(table_exists(&s.app, "later"));

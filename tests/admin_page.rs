@@ -3,7 +3,8 @@
 //! replica and a database with rows; then `node tests/browser/admin.mjs` drives headless
 //! Chromium (playwright-core, Debian's /usr/bin/chromium; `scripts/install-browser.sh` installs
 //! both) through entering the token, the live "Last sync", the restore points, creating,
-//! downloading and restoring a backup. The database is changed between the backup and the
+//! downloading and restoring a backup (through the schema guard's second confirmation: the
+//! live `user_version` changes after the backup). The database is changed between the backup and the
 //! restore, and the restore is checked here on the live database.
 //!
 //! What must stay true: a missing node, Chromium or playwright-core fails the test (never a
@@ -243,14 +244,24 @@ fn admin_page_creates_and_restores_a_backup_in_a_browser() {
     let mut driver = Driver::start(&ws.base, &out);
     let id = driver.expect_line("backup-created ");
 
-    // Changed after the backup: the restore must undo both.
+    // Changed after the backup: the restore must undo both. A new user_version (as a
+    // migration would set) makes the schema guard ask before the restore goes ahead.
     app.execute("DELETE FROM t WHERE id <= 5", [])
         .expect("delete");
     insert(&app, 1000);
+    app.execute_batch("PRAGMA user_version = 7")
+        .expect("user_version");
     assert_ne!(rows(&app), at_backup);
     driver.send("continue");
     driver.expect_line("backup-restored");
     // The application's connection stays valid and sees the restored content.
+    let version: i64 = app
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version");
+    assert_eq!(
+        version, 0,
+        "the forced restore did not bring back the backup's user_version"
+    );
     assert_eq!(
         rows(&app),
         at_backup,

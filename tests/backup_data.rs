@@ -319,3 +319,142 @@ fn api_compares_and_streams_exports_behind_the_token() {
     assert_eq!(r.status, 400, "{}", r.body);
     ws.proc.stop();
 }
+
+/// The schema guard of live restores: a backup from before a migration (a new table and
+/// `user_version`) is refused with 409 naming both versions and the differences, changing
+/// nothing (no safety backup, rows and schema as they were); with `force` it is restored.
+#[test]
+fn schema_guard_refuses_an_older_schema_until_forced() {
+    let (_keep, dir) = tempdir();
+    let (db, app) = seeded(&dir);
+    let cfg = config(
+        &db,
+        &format!("http-token: \"{TOKEN}\"\n"),
+        &file_replica(&dir.join("replica"), "100ms"),
+    );
+    let ws = Instance::start(&dir, &cfg, &[]);
+    ws.wait_caught_up();
+    let base = "/api/v1/databases/app.db/backups";
+    let bearer = format!("Bearer {TOKEN}");
+    let created = ws.post(base, Some(&bearer));
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.json()["id"].as_str().expect("id").to_string();
+    // A time before the migration that the replica covers, on the clock file replicas stamp
+    // their objects with (the file system's, which may lag the system clock by a tick): after
+    // the replica's newest file, and strictly before anything the migration writes.
+    let synced = ws.post("/api/v1/databases/app.db/sync", Some(&bearer));
+    assert_eq!(synced.status, 200, "{}", synced.body);
+    let at = fs_clock_after(&dir, newest_mtime(&dir.join("replica")));
+    fs_clock_after(&dir, at);
+    let at = chrono::DateTime::<chrono::Utc>::from(at)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    // The migration: a new table and user_version 2.
+    app.execute_batch("CREATE TABLE audit(at TEXT); PRAGMA user_version = 2;")
+        .expect("migrate");
+    // In the replica too: a point in time must lie within the generation's files (Litestream's
+    // rule), so the migration's segment must be there for `at` to be restorable.
+    let synced = ws.post("/api/v1/databases/app.db/sync", Some(&bearer));
+    assert_eq!(synced.status, 200, "{}", synced.body);
+    let before = shell_csv(&db, "t");
+
+    let restore = format!("{base}/{id}/restore");
+    let r = ws.post(&restore, Some(&bearer));
+    assert_eq!(r.status, 409, "{}", r.body);
+    let doc = r.json();
+    let conflict = &doc["schema_conflict"];
+    assert_eq!(conflict["live"]["user_version"], 2, "{doc}");
+    assert_eq!(conflict["restore"]["user_version"], 0, "{doc}");
+    assert_eq!(
+        conflict["differences"]["removed"][0]["name"], "audit",
+        "{doc}"
+    );
+    let error = doc["error"].as_str().expect("error");
+    assert!(error.contains("user_version 2 → 0"), "{error}");
+    assert!(error.contains("removes table audit"), "{error}");
+    // Nothing changed: same rows, the new table still there, no safety backup taken.
+    assert_eq!(shell_csv(&db, "t"), before);
+    let version: i64 = app
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version");
+    assert_eq!(version, 2);
+    let listed = ws.get_auth(base, TOKEN).json();
+    assert_eq!(
+        listed["backups"].as_array().expect("backups").len(),
+        1,
+        "{listed}"
+    );
+
+    let client = reqwest::blocking::Client::new();
+    let replica_restore = |body: Value| {
+        client
+            .post(format!("{}/api/v1/databases/app.db/restore", ws.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .expect("restore request")
+    };
+    // The same for a point-in-time restore from the replica to before the migration.
+    let r = replica_restore(serde_json::json!({ "timestamp": at }));
+    let (code, body) = (r.status().as_u16(), r.text().expect("body"));
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("removes table audit"), "{body}");
+
+    // Forced: restored, user_version and schema back to the backup's.
+    let r = client
+        .post(format!("{}{restore}", ws.base))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "force": true }))
+        .send()
+        .expect("forced restore");
+    assert_eq!(r.status().as_u16(), 200);
+    let version: i64 = app
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version");
+    assert_eq!(version, 0);
+    let audit: i64 = app
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'audit'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("schema");
+    assert_eq!(audit, 0);
+    ws.proc.stop();
+}
+
+/// The newest modification time of the files under `dir`.
+fn newest_mtime(dir: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir") {
+            let e = e.expect("entry");
+            let meta = e.metadata().expect("stat");
+            if meta.is_dir() {
+                todo.push(e.path());
+            } else {
+                newest = newest.max(meta.modified().expect("mtime"));
+            }
+        }
+    }
+    newest
+}
+
+/// The file system's clock (the mtime of a file written now) once it is past `after`.
+fn fs_clock_after(dir: &Path, after: std::time::SystemTime) -> std::time::SystemTime {
+    let probe = dir.join("clock-probe");
+    let mut now = after;
+    common::poll_until(
+        support::DEADLINE,
+        "the file system clock to move on",
+        || {
+            std::fs::write(&probe, b"tick").expect("write probe");
+            now = std::fs::metadata(&probe)
+                .expect("stat")
+                .modified()
+                .expect("mtime");
+            now > after
+        },
+    );
+    now
+}

@@ -263,7 +263,7 @@ fn cut(text: &str) -> String {
 }
 
 /// A fresh in-memory connection with each side attached read-only under its alias.
-fn attach(sides: &[(Side<'_>, &str)]) -> Result<Connection, AdminError> {
+pub(super) fn attach(sides: &[(Side<'_>, &str)]) -> Result<Connection, AdminError> {
     let memory = Path::new(":memory:");
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_URI
@@ -320,7 +320,7 @@ pub fn compare(a: Side<'_>, b: Side<'_>, page: &Page) -> Result<Comparison, Admi
 
 /// The user's schema objects of `db` (`sqlite_*` and Litestream's `_litestream_*` excluded),
 /// ordered by type and name.
-fn schema(conn: &Connection, db: &str) -> rusqlite::Result<Vec<SchemaObject>> {
+pub(super) fn schema(conn: &Connection, db: &str) -> rusqlite::Result<Vec<SchemaObject>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT type, name, sql FROM {db}.sqlite_schema \
          WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
@@ -337,7 +337,7 @@ fn schema(conn: &Connection, db: &str) -> rusqlite::Result<Vec<SchemaObject>> {
     rows.collect()
 }
 
-fn schema_diff(a: &[SchemaObject], b: &[SchemaObject]) -> SchemaDiff {
+pub(super) fn schema_diff(a: &[SchemaObject], b: &[SchemaObject]) -> SchemaDiff {
     let find = |list: &[SchemaObject], o: &SchemaObject| {
         list.iter()
             .find(|x| x.kind == o.kind && x.name == o.name)

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! target → WORK/target.db (backup: copy + SHA-256 check; replica: library restore)
+//!        → schema guard (unless force: same user schema and user_version as live, else 409)
 //!        → prepare (walstream tables, page size, PRAGMA integrity_check)
 //!        → pre-restore safety backup of the live database (online backup API)
 //!        → online backup API: WORK/target.db ──▶ live database (one write transaction)
@@ -76,14 +77,23 @@ impl Drop for WorkDir {
 
 /// Restores the content named by `source` into the live database of `store`; returns the
 /// pre-restore safety backup. `position` is walstream's current position, recorded in it.
+/// Unless `force`, content whose schema or `user_version` differs from the live database's is
+/// refused ([`AdminError::SchemaConflict`]) before anything is changed.
 pub async fn restore_live(
     store: &BackupStore,
     source: RestoreSource<'_>,
     position: Option<SourcePos>,
+    force: bool,
 ) -> Result<BackupRecord, AdminError> {
     let work = WorkDir::create(store)?;
     let target = work.path().join("target.db");
     let what = fetch_target(store, source, &target).await?;
+    if !force {
+        let (t, live) = (target.clone(), store.db_path().to_path_buf());
+        if let Some(conflict) = blocking(move || super::guard::check(&t, &live)).await? {
+            return Err(AdminError::SchemaConflict(Box::new(conflict)));
+        }
+    }
     let live = store.db_path().to_path_buf();
     let t = target.clone();
     blocking(move || prepare_target(&t, &live)).await?;

@@ -17,6 +17,7 @@
 pub mod backups;
 pub mod compare;
 pub mod export;
+pub mod guard;
 pub mod live_restore;
 pub mod lock;
 pub mod names;
@@ -61,6 +62,9 @@ pub enum AdminError {
     Metadata { path: PathBuf, reason: String },
     #[error("{} stayed locked by other connections for {seconds}s; nothing was changed", path.display())]
     LockTimeout { path: PathBuf, seconds: u64 },
+    /// A live restore would change the schema and the caller did not say `force` (HTTP 409).
+    #[error("{0}")]
+    SchemaConflict(Box<guard::SchemaConflict>),
     /// The database has no replica to restore from.
     #[error("database {} has no replica", path.display())]
     NoReplica { path: PathBuf },

@@ -148,6 +148,17 @@ struct CreateBody {
 #[serde(deny_unknown_fields)]
 struct RestoreBody {
     timestamp: Option<String>,
+    /// Restore even when the schema or `user_version` differs from the live database's.
+    #[serde(default)]
+    force: bool,
+}
+
+/// The optional body of `POST …/backups/{id}/restore`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupRestoreBody {
+    #[serde(default)]
+    force: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -342,11 +353,13 @@ async fn delete_backup(
 async fn restore_backup(
     State(a): Ctx,
     Path((db, id)): Path<(String, String)>,
+    body: Bytes,
 ) -> Result<Json<RestoreDoc>, ApiError> {
     let d = a.db(&db)?;
     crate::admin::names::check_id(&id)?;
+    let req: BackupRestoreBody = parse_body(&body)?;
     let from = RestoredFrom::Backup { backup: id.clone() };
-    live_restore(&a, &d, from, |_| RestoreSource::Backup(id)).await
+    live_restore(&a, &d, (from, req.force), |_| RestoreSource::Backup(id)).await
 }
 
 async fn restore_from_replica(
@@ -362,7 +375,7 @@ async fn restore_from_replica(
         replica: first.replica.client().describe(),
         timestamp: req.timestamp.filter(|t| !t.is_empty()),
     };
-    live_restore(&a, &d, from, move |entry| {
+    live_restore(&a, &d, (from, req.force), move |entry| {
         let r = &entry.replicas[0].replica;
         RestoreSource::Replica {
             name: r.name(),
@@ -373,11 +386,12 @@ async fn restore_from_replica(
     .await
 }
 
-/// The shared part of both restores: lock, attached check, restore, sync, answer.
+/// The shared part of both restores: lock, attached check, restore (with the schema guard
+/// unless `force`), sync, answer.
 async fn live_restore<F>(
     a: &Admin,
     d: &AdminDb,
-    from: RestoredFrom,
+    (from, force): (RestoredFrom, bool),
     source: F,
 ) -> Result<Json<RestoreDoc>, ApiError>
 where
@@ -392,7 +406,7 @@ where
     let (entry, store, position) = (Arc::clone(&d.entry), d.store.clone(), d.position());
     let started = Instant::now();
     let work = async move {
-        let safety = restore_live(&store, source(&entry), position).await?;
+        let safety = restore_live(&store, source(&entry), position, force).await?;
         replicate_now(&entry).await;
         Ok::<_, AdminError>(safety)
     };

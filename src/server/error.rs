@@ -3,7 +3,8 @@
 //!
 //! What must stay true:
 //! - every error answer is JSON: `{"error": …}` plus `database` / `replica` when the failure is
-//!   about one (actions, timeouts), or `{"error", "database", "running"}` for a busy database;
+//!   about one (actions, timeouts), `{"error", "database", "running"}` for a busy database, or
+//!   `{"error", "schema_conflict"}` for a live restore refused by the schema guard;
 //! - the status of each domain error is decided here and only here (the table in
 //!   [`ApiError::status`]); a 401 carries `WWW-Authenticate: Bearer realm="walstream"`;
 //! - texts come from the domain errors' `Display`, which names paths, replicas and positions but
@@ -121,6 +122,7 @@ fn action_status(e: &ActionError) -> StatusCode {
 fn admin_status(e: &AdminError) -> StatusCode {
     match e {
         AdminError::Invalid { .. } => StatusCode::BAD_REQUEST,
+        AdminError::SchemaConflict(_) => StatusCode::CONFLICT,
         AdminError::NotFound { .. } | AdminError::NoReplica { .. } => StatusCode::NOT_FOUND,
         AdminError::Restore {
             source: RestoreError::NoMatchingBackups,
@@ -155,6 +157,13 @@ struct BusyDoc {
     error: String,
     database: String,
     running: String,
+}
+
+/// The body of a restore's 409 for a schema change: both versions and the differences.
+#[derive(Debug, Serialize)]
+struct SchemaConflictDoc {
+    error: String,
+    schema_conflict: crate::admin::guard::SchemaConflict,
 }
 
 fn doc(error: String, database: Option<String>, replica: Option<String>) -> ErrorDoc {
@@ -192,6 +201,13 @@ impl IntoResponse for ApiError {
                 doc(error.to_string(), Some(database), replica)
             }
             ApiError::Admin(e) => {
+                if let AdminError::SchemaConflict(conflict) = *e {
+                    let body = SchemaConflictDoc {
+                        error: conflict.to_string(),
+                        schema_conflict: *conflict,
+                    };
+                    return (status, Json(body)).into_response();
+                }
                 if status.is_server_error() {
                     error!(error = %e, "admin operation failed");
                 }

@@ -125,10 +125,11 @@ async function run(page) {
   let answer = true;
   page.on('dialog', (d) => { dialogs.push(d.message()); if (answer) d.accept(); else d.dismiss(); });
 
-  step('restore the backup, accepting the confirm dialog');
+  step('restore the backup: accept its confirm, see the schema guard (user_version 7 → 0), accept that too');
   await row.getByRole('button', { name: `Restore backup ${backupName}` }).click();
   await page.locator('#notice').getByText(`Restored ${db} from backup ${id}`).waitFor();
-  check(dialogs.length === 1 && dialogs[0].includes(backupName), `confirm dialogs: ${JSON.stringify(dialogs)}`);
+  check(dialogs.length === 2 && dialogs[0].includes(backupName), `confirm dialogs: ${JSON.stringify(dialogs)}`);
+  check(dialogs[1].includes('user_version: 7 now → 0 after the restore'), `schema guard dialog: ${JSON.stringify(dialogs[1])}`);
   await section.locator('tbody tr', { hasText: 'pre-restore' }).first().waitFor();
   await noPageErrors(page);
 
@@ -138,7 +139,7 @@ async function run(page) {
   step(`restore to the oldest point ${oldestTime}, accepting the confirm dialog`);
   await oldest.click();
   await page.locator('#notice').getByText(`Restored ${db} from replica`).waitFor();
-  check(dialogs.length === 2 && dialogs[1].includes(oldestTime), `confirm dialogs: ${JSON.stringify(dialogs)}`);
+  check(dialogs.length === 3 && dialogs[2].includes(oldestTime), `confirm dialogs: ${JSON.stringify(dialogs)}`);
   await noPageErrors(page);
   const shot = join(out, 'admin-page.png');
   await page.screenshot({ path: shot, fullPage: true });
@@ -149,8 +150,8 @@ async function run(page) {
   step('delete: a dismissed confirm keeps the backup, an accepted one deletes it');
   answer = false;
   await row.getByRole('button', { name: `Delete backup ${backupName}` }).click();
-  await waitUntil(() => dialogs.length === 3, 'the delete confirm dialog');
-  check(dialogs.length === 3 && dialogs[2].includes(backupName), `confirm dialogs: ${JSON.stringify(dialogs)}`);
+  await waitUntil(() => dialogs.length === 4, 'the delete confirm dialog');
+  check(dialogs.length === 4 && dialogs[3].includes(backupName), `confirm dialogs: ${JSON.stringify(dialogs)}`);
   check(await row.count() === 1, 'a dismissed delete removed the backup');
   answer = true;
   await row.getByRole('button', { name: `Delete backup ${backupName}` }).click();

@@ -6,7 +6,8 @@
 // backups, point-in-time restore from the replica, download of the replica's latest state.
 // Must stay true: every API call sends the saved bearer token, downloads too (always fetched, never
 // a plain link: the server refuses database content without the token); every failed call
-// is shown in the error area, never swallowed; restores and deletes ask for confirmation first;
+// is shown in the error area, never swallowed; restores and deletes ask for confirmation first
+// (a restore that would change the schema asks again, showing the differences);
 // data reaches the page through textContent only (never innerHTML); no request leaves this origin.
 'use strict';
 
@@ -123,15 +124,16 @@ function token() {
 
 const dbPath = (db) => `${API}/databases/${encodeURIComponent(db)}`;
 
-async function errorText(resp) {
+/** The error document of a failed answer: `{error, …}`, or the body as `error` if not JSON. */
+async function errorDoc(resp) {
   const text = await resp.text();
   try {
     const doc = JSON.parse(text);
-    if (doc && typeof doc.error === 'string') return doc.error;
+    if (doc && typeof doc.error === 'string') return doc;
   } catch (notJson) {
     // Not a JSON error document: show the body as it is.
   }
-  return text || '(empty answer)';
+  return { error: text || '(empty answer)' };
 }
 
 /** fetch() with the token; resolves to the response when it is 2xx, else throws its message. */
@@ -150,7 +152,10 @@ async function call(method, path, body) {
   }
   if (resp.ok) return resp;
   const hint = resp.status === 401 || resp.status === 403 ? ' — check the API token above' : '';
-  throw new Error(`${method} ${path}: ${resp.status} ${await errorText(resp)}${hint}`);
+  const doc = await errorDoc(resp);
+  const err = new Error(`${method} ${path}: ${resp.status} ${doc.error}${hint}`);
+  err.doc = doc;
+  throw err;
 }
 
 async function callJson(method, path, body) {
@@ -384,10 +389,41 @@ function restoreToPoint(s, timestamp, button) {
   if (!window.confirm(question)) return;
   act(button, `restore ${s.name}`, async () => {
     notify(`Restoring ${s.name} to ${timestamp}…`);
-    const result = await callJson('POST', `${dbPath(s.name)}/restore`, { timestamp });
+    const result = await restoreGuarded(s, `${dbPath(s.name)}/restore`, { timestamp });
+    if (!result) return;
     notify(describeRestore(result));
     await Promise.all([loadBackups(s), refreshStatus()]);
   });
+}
+
+/**
+ * A live restore through the schema guard: when the server answers 409 with a schema conflict
+ * (the restored content has another schema or user_version than the live database), the
+ * differences are shown and the restore is repeated with `force` only if confirmed. Resolves
+ * to null when the user declines (nothing was changed).
+ */
+async function restoreGuarded(s, path, body) {
+  try {
+    return await callJson('POST', path, body);
+  } catch (e) {
+    const conflict = e.doc && e.doc.schema_conflict;
+    if (!conflict) throw e;
+    const names = (list) => list.map((o) => `${o.type} ${o.name}`).join(', ');
+    const d = conflict.differences;
+    const lines = [`The restored content has a different schema than ${s.name} has now.`, ''];
+    if (conflict.live.user_version !== conflict.restore.user_version) {
+      lines.push(`user_version: ${conflict.live.user_version} now → ${conflict.restore.user_version} after the restore`);
+    }
+    if (d.added.length) lines.push(`added by the restore: ${names(d.added)}`);
+    if (d.removed.length) lines.push(`removed by the restore: ${names(d.removed)}`);
+    if (d.changed.length) lines.push(`changed by the restore: ${names(d.changed)}`);
+    lines.push('', 'The application may not expect this schema. Restore anyway?');
+    if (!window.confirm(lines.join('\n'))) {
+      notify(`Restore of ${s.name} cancelled; nothing was changed.`);
+      return null;
+    }
+    return callJson('POST', path, { ...body, force: true });
+  }
 }
 
 function describeRestore(r) {
@@ -456,7 +492,8 @@ function restoreBackup(s, b, button) {
   if (!window.confirm(question)) return;
   act(button, `restore ${s.name}`, async () => {
     notify(`Restoring ${s.name} from backup "${b.name}"…`);
-    const result = await callJson('POST', `${dbPath(s.name)}/backups/${encodeURIComponent(b.id)}/restore`);
+    const result = await restoreGuarded(s, `${dbPath(s.name)}/backups/${encodeURIComponent(b.id)}/restore`, {});
+    if (!result) return;
     notify(describeRestore(result));
     await Promise.all([loadBackups(s), refreshStatus()]);
   });

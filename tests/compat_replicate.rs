@@ -160,6 +160,11 @@ fn replicate_story(case: &Case) {
         "restart took a snapshot"
     );
 
+    // Object stores list times in whole seconds, and Litestream v0.3.13's restore takes the
+    // generation with the strictly greatest last write, the first in id order (random) on a
+    // tie: the next generation's objects must not share a second with this one's last.
+    next_second();
+
     // WAL reset while walstream is down: the next start must begin a new generation.
     let (busy, _, _): (i64, i64, i64) = c
         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
@@ -174,6 +179,20 @@ fn replicate_story(case: &Case) {
     insert_range(&c, 500, 600);
     let log = ws.stop();
     assert!(log.contains("sync: new generation"), "{log}");
+}
+
+/// Waits (polling the clock, with the suite's deadline) until the wall clock is in a later
+/// whole second than now.
+fn next_second() {
+    let second = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs()
+    };
+    let start = second(std::time::SystemTime::now());
+    common::poll_until(DEADLINE, "the next whole second", || {
+        second(std::time::SystemTime::now()) > start
+    });
 }
 
 /// Drops the columns that may legitimately differ between the two tools' listings: `lag` of

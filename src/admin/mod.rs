@@ -1,7 +1,8 @@
 //! walstream's admin operations on one live database (issue 6): manual and pre-restore backups
 //! taken with SQLite's online backup API ([`backups`]), the safe live restore that copies a
 //! verified database INTO the live one through the same API ([`live_restore`]), names and ids
-//! ([`names`]) and the one-operation-at-a-time lock ([`lock`]).
+//! ([`names`]), the one-operation-at-a-time lock ([`lock`]), tiered retention with pins
+//! ([`retention`]) and the times of scheduled backups ([`schedule`]).
 //!
 //! What must stay true:
 //! - a backup is never a file copy of the live database: it is SQLite's online backup of a
@@ -18,6 +19,8 @@ pub mod backups;
 pub mod live_restore;
 pub mod lock;
 pub mod names;
+pub mod retention;
+pub mod schedule;
 mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -55,6 +58,9 @@ pub enum AdminError {
         expected: String,
         actual: String,
     },
+    /// A pinned backup cannot be deleted (HTTP 409).
+    #[error("backup {id} is pinned; unpin it first to delete it")]
+    Pinned { id: String },
     #[error("backup metadata {}: {reason}", path.display())]
     Metadata { path: PathBuf, reason: String },
     #[error("{} stayed locked by other connections for {seconds}s; nothing was changed", path.display())]

@@ -28,9 +28,8 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::names::{self, check_description, check_id, check_labels, check_name};
-use super::retention::Policies;
 use super::{AdminError, sqlite};
-use crate::config::BackupsConfig;
+use crate::config::{BackupsConfig, KeepPolicy};
 
 /// Why a backup was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +90,16 @@ pub struct SourcePos {
     pub generation: String,
     pub index: u32,
     pub offset: u64,
+}
+
+impl From<crate::db::Pos> for SourcePos {
+    fn from(p: crate::db::Pos) -> SourcePos {
+        SourcePos {
+            generation: p.generation,
+            index: p.index,
+            offset: p.offset,
+        }
+    }
 }
 
 /// The metadata stored in `<id>.json` (the API adds `download_url`).
@@ -217,6 +226,32 @@ fn parse_limit(text: &str) -> Result<usize, AdminError> {
 /// At most the first 64 characters of a caller's text, for error messages.
 fn truncated(text: &str) -> String {
     text.chars().take(64).collect()
+}
+
+/// The policy of each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policies {
+    pub manual: KeepPolicy,
+    pub pre_restore: KeepPolicy,
+    pub scheduled: KeepPolicy,
+}
+
+impl Policies {
+    pub fn from_config(cfg: &BackupsConfig) -> Policies {
+        Policies {
+            manual: cfg.manual_policy(),
+            pre_restore: cfg.pre_restore_policy(),
+            scheduled: cfg.scheduled_policy(),
+        }
+    }
+
+    pub fn of(&self, kind: BackupKind) -> KeepPolicy {
+        match kind {
+            BackupKind::Manual => self.manual,
+            BackupKind::PreRestore => self.pre_restore,
+            BackupKind::Scheduled => self.scheduled,
+        }
+    }
 }
 
 /// The backups folder of one database.

@@ -18,34 +18,7 @@ use serde::Serialize;
 use tracing::info;
 
 use super::AdminError;
-use super::backups::{BackupKind, BackupRecord, BackupStore};
-use crate::config::{BackupsConfig, KeepPolicy};
-
-/// The policy of each kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policies {
-    pub manual: KeepPolicy,
-    pub pre_restore: KeepPolicy,
-    pub scheduled: KeepPolicy,
-}
-
-impl Policies {
-    pub fn from_config(cfg: &BackupsConfig) -> Policies {
-        Policies {
-            manual: cfg.manual_policy(),
-            pre_restore: cfg.pre_restore_policy(),
-            scheduled: cfg.scheduled_policy(),
-        }
-    }
-
-    pub fn of(&self, kind: BackupKind) -> KeepPolicy {
-        match kind {
-            BackupKind::Manual => self.manual,
-            BackupKind::PreRestore => self.pre_restore,
-            BackupKind::Scheduled => self.scheduled,
-        }
-    }
-}
+use super::backups::{BackupKind, BackupRecord, BackupStore, Policies};
 
 /// What retention decides about one backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

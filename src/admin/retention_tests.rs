@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::config::KeepPolicy;
 
 fn record(kind: BackupKind, created: &str, pinned: bool) -> BackupRecord {
     BackupRecord {

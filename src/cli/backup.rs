@@ -1,5 +1,5 @@
-//! `walstream backup create|list|delete [arguments] DB_PATH [ID]`: the admin API's manual
-//! backups without a running server, on the same backups folder (`dbs[].backups`).
+//! `walstream backup create|list|delete|pin|unpin|expire [arguments] DB_PATH [ID]`: the admin
+//! API's backups without a running server, on the same backups folder (`dbs[].backups`).
 //!
 //! What must stay true: `create` takes the copy with SQLite's online backup API on the database
 //! file (safe while an application and `walstream replicate` run) and applies the same
@@ -7,7 +7,8 @@
 //! in the config file (`database not found in config: <abs path>`), like the other commands;
 //! labels and list filters are checked by the same code as the HTTP API's (a bad one is a
 //! one-line error naming it), and `list -json` prints the API's record objects without
-//! `download_url` (there is no server to download from).
+//! `download_url` (there is no server to download from); `expire` applies the same policies
+//! (`admin::retention`) and `-dry-run` deletes nothing.
 
 use std::path::Path;
 
@@ -32,8 +33,13 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
         "create" => create(rest),
         "list" => list(rest),
         "delete" => delete(rest),
+        "pin" => pin(rest, true),
+        "unpin" => pin(rest, false),
+        "expire" => expire(rest),
         "" | "help" | "-h" | "-help" | "--help" => print_usage_and_stop("backup"),
-        other => bail!("walstream backup {other}: unknown subcommand (create, list or delete)"),
+        other => bail!(
+            "walstream backup {other}: unknown subcommand (create, list, delete, pin, unpin or expire)"
+        ),
     }
 }
 
@@ -106,7 +112,7 @@ fn list(args: &[String]) -> anyhow::Result<()> {
         return print_json(&records);
     }
     let mut table = Table::new();
-    table.row(["id", "kind", "created", "size", "name", "labels"]);
+    table.row(["id", "kind", "created", "size", "name", "labels", "pinned"]);
     for r in records {
         let labels: Vec<String> = r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         table.row([
@@ -116,6 +122,7 @@ fn list(args: &[String]) -> anyhow::Result<()> {
             r.size.to_string(),
             r.name,
             labels.join(","),
+            if r.pinned { "pinned" } else { "" }.to_string(),
         ]);
     }
     print_table(&table)
@@ -129,4 +136,44 @@ fn delete(args: &[String]) -> anyhow::Result<()> {
     let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
     store.delete(id)?;
     Ok(())
+}
+
+fn pin(args: &[String], pinned: bool) -> anyhow::Result<()> {
+    let p = parse_flags(&flag_set(|_| {}), args, "backup")?;
+    let [db, id] = p.args.as_slice() else {
+        let sub = if pinned { "pin" } else { "unpin" };
+        bail!("usage: walstream backup {sub} [arguments] DB_PATH ID");
+    };
+    let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
+    store.set_pinned(id, pinned)?;
+    Ok(())
+}
+
+fn expire(args: &[String]) -> anyhow::Result<()> {
+    let fs = flag_set(|fs| {
+        fs.bool("dry-run", false).bool("json", false);
+    });
+    let p = parse_flags(&fs, args, "backup")?;
+    let [db] = p.args.as_slice() else {
+        bail!("usage: walstream backup expire [arguments] DB_PATH");
+    };
+    let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
+    let verdicts = store
+        .expire(p.bool("dry-run"))
+        .with_context(|| format!("expire backups of {db}"))?;
+    if p.bool("json") {
+        return print_json(&verdicts);
+    }
+    let mut table = Table::new();
+    table.row(["id", "kind", "created", "verdict", "reasons"]);
+    for v in verdicts {
+        table.row([
+            v.id,
+            v.kind.as_str().to_string(),
+            v.created,
+            if v.keep { "keep" } else { "expire" }.to_string(),
+            v.reasons.join(", "),
+        ]);
+    }
+    print_table(&table)
 }

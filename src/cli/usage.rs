@@ -64,7 +64,7 @@ Usage:
 
 The commands are:
 
-	backup       creates, lists and deletes manual backups of a database
+	backup       creates, lists, pins, expires and deletes backups of a database
 	databases    list databases specified in config file
 	generations  list available generations for a database
 	ltx          list LTX files of a Litestream v0.5 replica
@@ -164,10 +164,13 @@ const WAL: &str = concat!(
 "#,
 );
 const BACKUP: &str = concat!(
-    r#"The backup command creates, lists and deletes manual backups of a database in
-its backups folder (dbs[].backups.path, default <db dir>/backups/<db file name>),
-the same folder the HTTP admin API uses. No running server is needed: create
-copies the database with SQLite's online backup API, safe while it is in use.
+    r#"The backup command creates, lists, pins, expires and deletes backups of a
+database in its backups folder (dbs[].backups.path, default <db dir>/backups/<db
+file name>), the same folder the HTTP admin API uses. No running server is needed:
+create copies the database with SQLite's online backup API, safe while it is in
+use. A pinned backup never expires and is not deleted until unpinned; expire
+applies every kind's retention policy (dbs[].backups.retention) and prints why
+each backup is kept or expires.
 
 Usage:
 
@@ -176,6 +179,12 @@ Usage:
 	walstream backup list [arguments] DB_PATH
 
 	walstream backup delete [arguments] DB_PATH ID
+
+	walstream backup pin [arguments] DB_PATH ID
+
+	walstream backup unpin [arguments] DB_PATH ID
+
+	walstream backup expire [arguments] DB_PATH
 
 Arguments:
 
@@ -193,7 +202,7 @@ Arguments:
 	    list: show only backups with this label (repeatable; all must match).
 
 	-kind KIND
-	    list: show only manual or pre-restore backups.
+	    list: show only manual, pre-restore or scheduled backups.
 
 	-limit N
 	    list: show at most the newest N (1-1000) backups.
@@ -201,6 +210,11 @@ Arguments:
 	-json
 	    list: print the backups as a JSON array of the HTTP API's records
 	    (without download_url).
+	    expire: print the verdicts as a JSON array (id, name, kind, created,
+	    pinned, keep, reasons), as POST .../backups/expire answers them.
+
+	-dry-run
+	    expire: print what would expire; delete nothing.
 
 "#,
 );

@@ -35,7 +35,10 @@ pub struct Verdict {
 }
 
 /// The tiers after keep-last, with their names and period keys.
-const TIERS: [(&str, fn(&DateTime<Utc>) -> String); 5] = [
+/// The period a time falls in, as text (`2026-12-05`, `2026-W49`, …).
+type PeriodKey = fn(&DateTime<Utc>) -> String;
+
+const TIERS: [(&str, PeriodKey); 5] = [
     ("keep-hourly", |t| t.format("%Y-%m-%dT%H").to_string()),
     ("keep-daily", |t| t.format("%Y-%m-%d").to_string()),
     ("keep-weekly", |t| {

@@ -317,7 +317,8 @@ fn backup_expire_keeps_exactly_the_tiers_and_the_pinned_one() {
         .lines()
         .find(|l| l.contains("-s6"))
         .expect("s6 listed");
-    assert!(line.trim_end().ends_with("pinned"), "{listed}");
+    let pinned_column: Vec<&str> = line.split_whitespace().take(5).collect();
+    assert_eq!(pinned_column[4], "yes", "{listed}");
     let refused =
         common::run_expect_fail(&mut backup(&cfg, "delete", &[&db, "20261120T030000Z-s6"]));
     let said = format!(

@@ -112,7 +112,7 @@ fn list(args: &[String]) -> anyhow::Result<()> {
         return print_json(&records);
     }
     let mut table = Table::new();
-    table.row(["id", "kind", "created", "size", "name", "labels", "pinned"]);
+    table.row(["id", "kind", "created", "size", "pinned", "name", "labels"]);
     for r in records {
         let labels: Vec<String> = r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         table.row([
@@ -120,9 +120,9 @@ fn list(args: &[String]) -> anyhow::Result<()> {
             r.kind.as_str().to_string(),
             r.created,
             r.size.to_string(),
+            if r.pinned { "yes" } else { "no" }.to_string(),
             r.name,
             labels.join(","),
-            if r.pinned { "pinned" } else { "" }.to_string(),
         ]);
     }
     print_table(&table)

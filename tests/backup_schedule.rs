@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::{Duration as Span, SecondsFormat, Utc};
+use reqwest::Method;
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
@@ -79,6 +80,17 @@ fn plant(folder: &Path, from: &str, id: &str, kind: &str, created: &str) {
     std::fs::write(path, serde_json::to_vec_pretty(&r).expect("json")).expect("write record");
 }
 
+/// A workspace whose database holds rows `1..=rows`, and its backups folder `bk`.
+fn workspace(rows: i64) -> (Workspace, PathBuf, Connection) {
+    let ws = Workspace::new();
+    let app = open_app(&ws.db());
+    for id in 1..=rows {
+        insert(&app, id);
+    }
+    let folder = ws.join("bk");
+    (ws, folder, app)
+}
+
 fn ids(list: &[Value]) -> Vec<String> {
     list.iter()
         .map(|r| r["id"].as_str().expect("id").to_string())
@@ -106,12 +118,7 @@ fn next_run_lines(proc: &common::Proc) -> usize {
 
 #[test]
 fn a_schedule_survives_restarts_taking_a_missed_run_once_and_never_repeating_one() {
-    let ws = Workspace::new();
-    let folder = ws.join("bk");
-    let app = open_app(&ws.db());
-    for id in 1..=10 {
-        insert(&app, id);
-    }
+    let (ws, folder, app) = workspace(10);
     // A 2 s schedule: at least two runs (the first at start-up, the next an interval later).
     let p = walstream_config(
         &ws.path(),
@@ -192,10 +199,7 @@ fn backup(cfg: &str, sub: &str, args: &[&str]) -> Command {
 
 #[test]
 fn backup_expire_keeps_exactly_the_tiers_and_the_pinned_one() {
-    let ws = Workspace::new();
-    let folder = ws.join("bk");
-    let app = open_app(&ws.db());
-    insert(&app, 1);
+    let (ws, folder, _app) = workspace(1);
     let cfg = ws.write(
         "walstream.yml",
         &format!(
@@ -345,7 +349,7 @@ struct Server {
 impl Server {
     fn call(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         token: Option<&str>,
         body: Option<Value>,
@@ -360,15 +364,24 @@ impl Server {
         }
         self.inst.send(req)
     }
+
+    /// Pins (`POST …/pin`) or unpins (`DELETE …/pin`) backup `id`, which must answer 200 with
+    /// the record saying so.
+    fn set_pinned(&self, id: &str, pinned: bool) {
+        let method = if pinned { Method::POST } else { Method::DELETE };
+        let r = self.call(method, &format!("/backups/{id}/pin"), Some(TOKEN), None);
+        assert_eq!(
+            (r.status, &r.json()["pinned"]),
+            (200, &json!(pinned)),
+            "{}",
+            r.body
+        );
+    }
 }
 
 #[test]
 fn pins_and_expire_over_http() {
-    use reqwest::Method;
-    let ws = Workspace::new();
-    let folder = ws.join("bk");
-    let app = open_app(&ws.db());
-    insert(&app, 1);
+    let (ws, folder, _app) = workspace(1);
     let backups_yaml = format!(
         "    backups:\n      path: \"{}\"\n      retention:\n        manual: {{keep-last: 2}}\n",
         folder.display()
@@ -400,13 +413,7 @@ fn pins_and_expire_over_http() {
         401
     );
     assert_eq!(records(&s.folder)[0]["pinned"], false);
-    let r = s.call(Method::POST, &pin, Some(TOKEN), None);
-    assert_eq!(
-        (r.status, r.json()["pinned"].clone()),
-        (200, json!(true)),
-        "{}",
-        r.body
-    );
+    s.set_pinned(&id, true);
     assert_eq!(
         s.call(Method::POST, "/backups/nope-1/pin", Some(TOKEN), None)
             .status,
@@ -479,13 +486,7 @@ fn pins_and_expire_over_http() {
         vec![id.clone(), old[0].0.to_string(), old[1].0.to_string()]
     );
 
-    let r = s.call(Method::DELETE, &pin, Some(TOKEN), None);
-    assert_eq!(
-        (r.status, r.json()["pinned"].clone()),
-        (200, json!(false)),
-        "{}",
-        r.body
-    );
+    s.set_pinned(&id, false);
     let r = s.call(Method::DELETE, &format!("/backups/{id}"), Some(TOKEN), None);
     assert_eq!(r.status, 204, "{}", r.body);
     s.inst.proc.stop();

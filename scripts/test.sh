@@ -50,11 +50,15 @@ ws_install
 bash scripts/install-browser.sh  # Chromium + playwright-core for tests/admin_page.rs
 # tests/deploy_systemd.rs checks deploy/systemd with systemd-analyze (Debian's systemd package;
 # present on the usual machine image, installed here when it is not).
-if ! command -v systemd-analyze >/dev/null; then
-    echo "[test-env] installing systemd (apt-get) for systemd-analyze" >&2
+# tests/backup_data.rs compares CSV exports with SQLite's own shell (Debian's sqlite3 package).
+missing_pkgs=()
+command -v systemd-analyze >/dev/null || missing_pkgs+=(systemd)
+command -v sqlite3 >/dev/null || missing_pkgs+=(sqlite3)
+if [[ ${#missing_pkgs[@]} -gt 0 ]]; then
+    echo "[test-env] installing ${missing_pkgs[*]} (apt-get)" >&2
     sudo_=(); [[ $(id -u) -eq 0 ]] || sudo_=(sudo)
     DEBIAN_FRONTEND=noninteractive "${sudo_[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo_[@]}" apt-get install -y -qq --no-install-recommends systemd >&2
+    DEBIAN_FRONTEND=noninteractive "${sudo_[@]}" apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >&2
 fi
 [[ $mode == install ]] && exit 0
 

@@ -221,6 +221,35 @@ fn every_endpoint_answers_as_the_openapi_document_says() {
     assert_eq!(r.status, 200);
     let r = api.call(Method::GET, one, (&id, ""), None, Auth::None);
     assert_eq!(r.status, 401, "{}", r.body);
+    // What is inside: compare with live, export a table (both need the token).
+    let compare = "/api/v1/databases/{db}/backups/compare";
+    let query = format!("?a={id}&b=live&limit=5");
+    let r = api.call(Method::GET, compare, ("", &query), None, Auth::Token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api.call(Method::GET, compare, ("", &query), None, Auth::None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = api.call(
+        Method::GET,
+        compare,
+        ("", "?a=x.db&b=live"),
+        None,
+        Auth::Token,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let export = "/api/v1/databases/{db}/backups/{id}/export";
+    let r = api.call(Method::GET, export, (&id, "?table=t"), None, Auth::Token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api.call(Method::GET, export, (&id, "?table=nope"), None, Auth::Token);
+    assert_eq!(r.status, 400, "{}", r.body);
+    let missing = "20200101T000000Z-abcdef";
+    let r = api.call(
+        Method::GET,
+        export,
+        (missing, "?table=t"),
+        None,
+        Auth::Token,
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
     let restore_backup = "/api/v1/databases/{db}/backups/{id}/restore";
     let r = api.call(Method::POST, restore_backup, (&id, ""), None, Auth::Token);
     assert_eq!(r.status, 200, "{}", r.body);

@@ -1,8 +1,9 @@
-//! walstream's admin operations on one live database (issue 6): manual and pre-restore backups
-//! taken with SQLite's online backup API ([`backups`]), the safe live restore that copies a
-//! verified database INTO the live one through the same API ([`live_restore`]), names and ids
-//! ([`names`]), the one-operation-at-a-time lock ([`lock`]), tiered retention with pins
-//! ([`retention`]) and the times of scheduled backups ([`schedule`]).
+//! walstream's admin operations on one live database (issues 6, 17): manual, pre-restore and
+//! scheduled backups taken with SQLite's online backup API ([`backups`]), the safe live restore
+//! that copies a verified database INTO the live one through the same API ([`live_restore`]),
+//! names and ids ([`names`]), the one-operation-at-a-time lock ([`lock`]), tiered retention
+//! with pins ([`retention`]), the times of scheduled backups ([`schedule`]), and read-only
+//! comparison ([`compare`]) and CSV export ([`export`]) of backups and the live database.
 //!
 //! What must stay true:
 //! - a backup is never a file copy of the live database: it is SQLite's online backup of a
@@ -16,6 +17,8 @@
 //! The HTTP layer is `server::admin_api`; the CLI is `walstream backup` (`cli::backup`).
 
 pub mod backups;
+pub mod compare;
+pub mod export;
 pub mod live_restore;
 pub mod lock;
 pub mod names;

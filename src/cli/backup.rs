@@ -8,20 +8,17 @@
 //! labels and list filters are checked by the same code as the HTTP API's (a bad one is a
 //! one-line error naming it), and `list -json` prints the API's record objects without
 //! `download_url` (there is no server to download from); `expire` applies the same policies
-//! (`admin::retention`) and `-dry-run` deletes nothing.
-
-use std::path::Path;
+//! (`admin::retention`) and `-dry-run` deletes nothing. `compare` and `export` are in
+//! `cli::backup_data`.
 
 use anyhow::{Context, bail};
 
-use super::flags::FlagSet;
 use super::stdout::print_json;
 use super::table::Table;
 use super::{parse_flags, print_table, print_usage_and_stop, source};
 use crate::admin::backups::NewBackup;
 use crate::admin::names::parse_labels;
-use crate::admin::{BackupFilter, BackupKind, BackupStore, CreatedBy};
-use crate::config;
+use crate::admin::{BackupFilter, BackupKind, CreatedBy};
 
 /// Runs `backup SUBCOMMAND …` with the arguments after the word `backup`.
 pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
@@ -36,32 +33,17 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
         "pin" => pin(rest, true),
         "unpin" => pin(rest, false),
         "expire" => expire(rest),
+        "compare" => super::backup_data::compare(rest),
+        "export" => super::backup_data::export(rest),
         "" | "help" | "-h" | "-help" | "--help" => print_usage_and_stop("backup"),
         other => bail!(
-            "walstream backup {other}: unknown subcommand (create, list, delete, pin, unpin or expire)"
+            "walstream backup {other}: unknown subcommand (create, list, delete, pin, unpin, expire, compare or export)"
         ),
     }
 }
 
-fn flag_set(extra: impl FnOnce(&mut FlagSet)) -> FlagSet {
-    let mut fs = FlagSet::new();
-    source::register_config_flags(&mut fs);
-    extra(&mut fs);
-    fs
-}
-
-/// The backups folder of the database at `db_arg` as the config file describes it.
-fn store_for(config_flag: &str, no_expand_env: bool, db_arg: &str) -> anyhow::Result<BackupStore> {
-    let cfg = source::load_config(config_flag, no_expand_env)?;
-    let Some(db) = cfg.db_by_path(Path::new(db_arg)) else {
-        let abs = config::normalize_db_path(db_arg)?;
-        bail!("database not found in config: {}", abs.display());
-    };
-    Ok(BackupStore::new(&db.path, &db.backups))
-}
-
 fn create(args: &[String]) -> anyhow::Result<()> {
-    let fs = flag_set(|fs| {
+    let fs = source::config_flag_set(|fs| {
         fs.string("name", "")
             .string("description", "")
             .strings("label");
@@ -71,7 +53,7 @@ fn create(args: &[String]) -> anyhow::Result<()> {
         bail!("usage: walstream backup create [arguments] DB_PATH");
     };
     let labels = parse_labels(p.strings("label"))?;
-    let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
+    let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
     let name = Some(p.str("name")).filter(|n| !n.is_empty());
     let record = store
         .create(NewBackup {
@@ -94,7 +76,7 @@ fn create(args: &[String]) -> anyhow::Result<()> {
 }
 
 fn list(args: &[String]) -> anyhow::Result<()> {
-    let fs = flag_set(|fs| {
+    let fs = source::config_flag_set(|fs| {
         fs.string("kind", "")
             .strings("label")
             .string("limit", "")
@@ -106,7 +88,7 @@ fn list(args: &[String]) -> anyhow::Result<()> {
     };
     let given = |name: &str| p.is_set(name).then(|| p.str(name));
     let filter = BackupFilter::parse(given("kind"), p.strings("label"), given("limit"))?;
-    let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
+    let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
     let records = store.list_filtered(&filter)?;
     if p.bool("json") {
         return print_json(&records);
@@ -129,35 +111,35 @@ fn list(args: &[String]) -> anyhow::Result<()> {
 }
 
 fn delete(args: &[String]) -> anyhow::Result<()> {
-    let p = parse_flags(&flag_set(|_| {}), args, "backup")?;
+    let p = parse_flags(&source::config_flag_set(|_| {}), args, "backup")?;
     let [db, id] = p.args.as_slice() else {
         bail!("usage: walstream backup delete [arguments] DB_PATH ID");
     };
-    let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
+    let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
     store.delete(id)?;
     Ok(())
 }
 
 fn pin(args: &[String], pinned: bool) -> anyhow::Result<()> {
-    let p = parse_flags(&flag_set(|_| {}), args, "backup")?;
+    let p = parse_flags(&source::config_flag_set(|_| {}), args, "backup")?;
     let [db, id] = p.args.as_slice() else {
         let sub = if pinned { "pin" } else { "unpin" };
         bail!("usage: walstream backup {sub} [arguments] DB_PATH ID");
     };
-    let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
+    let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
     store.set_pinned(id, pinned)?;
     Ok(())
 }
 
 fn expire(args: &[String]) -> anyhow::Result<()> {
-    let fs = flag_set(|fs| {
+    let fs = source::config_flag_set(|fs| {
         fs.bool("dry-run", false).bool("json", false);
     });
     let p = parse_flags(&fs, args, "backup")?;
     let [db] = p.args.as_slice() else {
         bail!("usage: walstream backup expire [arguments] DB_PATH");
     };
-    let store = store_for(p.str("config"), p.bool("no-expand-env"), db)?;
+    let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
     let verdicts = store
         .expire(p.bool("dry-run"))
         .with_context(|| format!("expire backups of {db}"))?;

@@ -20,6 +20,7 @@ pub mod table;
 pub mod usage;
 
 mod backup;
+mod backup_data;
 mod control;
 mod databases;
 mod generations;

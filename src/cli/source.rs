@@ -18,6 +18,7 @@ use anyhow::bail;
 
 use super::flags::FlagSet;
 use super::log;
+use crate::admin::BackupStore;
 use crate::config::{self, Config, DbConfig, LogLevel, ReplicaConfig};
 use crate::gofmt::go_quote;
 use crate::storage::ReplicaClient;
@@ -164,6 +165,28 @@ fn go_stat_error(path: &Path, e: &std::io::Error) -> anyhow::Error {
         _ => e.to_string(),
     };
     anyhow::anyhow!("stat {}: {reason}", path.display())
+}
+
+/// A flag set with the config flags plus the command's own (`extra`).
+pub fn config_flag_set(extra: impl FnOnce(&mut FlagSet)) -> FlagSet {
+    let mut fs = FlagSet::new();
+    register_config_flags(&mut fs);
+    extra(&mut fs);
+    fs
+}
+
+/// The backups folder of the database at `db_arg` as the config file describes it.
+pub fn backup_store(
+    config_flag: &str,
+    no_expand_env: bool,
+    db_arg: &str,
+) -> anyhow::Result<BackupStore> {
+    let cfg = load_config(config_flag, no_expand_env)?;
+    let Some(db) = cfg.db_by_path(Path::new(db_arg)) else {
+        let abs = config::normalize_db_path(db_arg)?;
+        bail!("database not found in config: {}", abs.display());
+    };
+    Ok(BackupStore::new(&db.path, &db.backups))
 }
 
 #[cfg(test)]

@@ -164,13 +164,13 @@ const WAL: &str = concat!(
 "#,
 );
 const BACKUP: &str = concat!(
-    r#"The backup command creates, lists, pins, expires and deletes backups of a
-database in its backups folder (dbs[].backups.path, default <db dir>/backups/<db
-file name>), the same folder the HTTP admin API uses. No running server is needed:
-create copies the database with SQLite's online backup API, safe while it is in
-use. A pinned backup never expires and is not deleted until unpinned; expire
-applies every kind's retention policy (dbs[].backups.retention) and prints why
-each backup is kept or expires.
+    r#"The backup command creates, lists, pins, expires, deletes, compares and exports
+backups of a database in its backups folder (dbs[].backups.path, default <db
+dir>/backups/<db file name>), the same folder the HTTP admin API uses. No running
+server is needed: create copies the database with SQLite's online backup API,
+safe while it is in use. A pinned backup never expires and is not deleted until
+unpinned; expire applies every kind's retention policy (dbs[].backups.retention)
+and prints why each backup is kept or expires.
 
 Usage:
 
@@ -185,6 +185,10 @@ Usage:
 	walstream backup unpin [arguments] DB_PATH ID
 
 	walstream backup expire [arguments] DB_PATH
+
+	walstream backup compare [arguments] DB_PATH A B
+
+	walstream backup export -table TABLE [arguments] DB_PATH ID|live
 
 Arguments:
 
@@ -204,17 +208,34 @@ Arguments:
 	-kind KIND
 	    list: show only manual, pre-restore or scheduled backups.
 
+	-table TABLE
+	    compare: show only this table's changed rows (counts cover every table).
+	    export: the table to write as CSV (required).
+
+	-offset N
+	    compare: skip the first N changed rows (the next page).
+
+	-o PATH
+	    export: write the CSV to PATH instead of stdout.
+
 	-limit N
 	    list: show at most the newest N (1-1000) backups.
+	    compare: show at most N (1-1000, default 100) changed rows.
 
 	-json
 	    list: print the backups as a JSON array of the HTTP API's records
 	    (without download_url).
 	    expire: print the verdicts as a JSON array (id, name, kind, created,
 	    pinned, keep, reasons), as POST .../backups/expire answers them.
+	    compare: print the HTTP API's comparison object.
 
 	-dry-run
 	    expire: print what would expire; delete nothing.
+
+A and B of compare are backup ids or "live" (the database as it is now, read
+as one consistent snapshot). Rows "added" are in B and not in A, "removed" in A
+and not in B, "changed" in both with different values, matched by rowid or by
+the primary key of a WITHOUT ROWID table.
 
 "#,
 );

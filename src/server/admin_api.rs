@@ -50,6 +50,7 @@ use crate::replica::Replica;
 use crate::replicate::Lifecycle;
 use crate::state::{DbEntry, ReplicaEntry};
 
+mod data;
 mod policy;
 
 /// Chunk size of streamed downloads.
@@ -102,6 +103,14 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> 
             post(policy::pin)
                 .merge(axum::routing::delete(policy::unpin))
                 .route_layer(mutate()),
+        )
+        .route(
+            &format!("{base}/backups/compare"),
+            get(data::compare).route_layer(data()),
+        )
+        .route(
+            &format!("{base}/backups/{{id}}/export"),
+            get(data::export).route_layer(data()),
         )
         .route(
             &format!("{base}/backups/{{id}}/restore"),
@@ -264,33 +273,15 @@ where
 
 /// The filter of `GET …/backups?kind=&label=key=value&limit=` (`label` repeatable).
 fn list_filter(query: Pairs) -> Result<BackupFilter, ApiError> {
-    let (mut kind, mut labels, mut limit) = (None, Vec::new(), None);
-    for (key, value) in pairs(query)? {
-        let slot = match key.as_str() {
-            "label" => {
-                labels.push(value);
-                continue;
-            }
-            "kind" => &mut kind,
-            "limit" => &mut limit,
-            _ => {
-                let shown: String = key.chars().take(32).collect();
-                return Err(ApiError::BadRequest(format!(
-                    "unknown parameter {shown:?} (known: kind, label, limit)"
-                )));
-            }
-        };
-        if slot.replace(value).is_some() {
-            return Err(ApiError::BadRequest(format!(
-                "parameter {key:?} given twice"
-            )));
-        }
-    }
-    Ok(BackupFilter::parse(
-        kind.as_deref(),
-        &labels,
-        limit.as_deref(),
-    )?)
+    let params = data::query_params(query, &["kind", "limit"], &["label"])?;
+    let one = |name| {
+        params
+            .get(name)
+            .and_then(|v: &Vec<String>| v.first())
+            .map(String::as_str)
+    };
+    let labels = params.get("label").map(Vec::as_slice).unwrap_or_default();
+    Ok(BackupFilter::parse(one("kind"), labels, one("limit"))?)
 }
 
 async fn list_backups(
@@ -346,7 +337,7 @@ async fn download_backup(
     Ok(stream_file(
         file,
         record.size,
-        &attachment(&d.entry, &record.id),
+        &attachment(&d.entry, &record.id, "db"),
     ))
 }
 
@@ -451,7 +442,11 @@ async fn replica_latest(
     let (store, replica) = (d.store.clone(), Arc::clone(&first.replica));
     let restoring = async move { restored_file(&store, &replica, timestamp).await };
     let (file, size) = run_work(a.life(), restoring).await??;
-    Ok(stream_file(file, size, &attachment(&d.entry, "latest")))
+    Ok(stream_file(
+        file,
+        size,
+        &attachment(&d.entry, "latest", "db"),
+    ))
 }
 
 /// Restores the replica into a work folder and returns the open file; the folder (and so the
@@ -474,14 +469,15 @@ async fn restored_file(
     .await
 }
 
-/// `attachment; filename="<db stem>-<suffix>.db"`.
-fn attachment(entry: &DbEntry, suffix: &str) -> String {
+/// `attachment; filename="<db stem>-<suffix>.<ext>"` (quotes, backslashes and control
+/// characters replaced).
+fn attachment(entry: &DbEntry, suffix: &str, ext: &str) -> String {
     let path = entry.handle.db.path();
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "db".into());
-    let safe: String = stem
+    let safe: String = format!("{stem}-{suffix}")
         .chars()
         .map(|c| {
             if c == '"' || c == '\\' || c.is_control() {
@@ -491,7 +487,7 @@ fn attachment(entry: &DbEntry, suffix: &str) -> String {
             }
         })
         .collect();
-    format!("attachment; filename=\"{safe}-{suffix}.db\"")
+    format!("attachment; filename=\"{safe}.{ext}\"")
 }
 
 fn stream_file(file: std::fs::File, size: u64, disposition: &str) -> Response {

@@ -256,6 +256,31 @@ fn every_endpoint_answers_as_the_openapi_document_says() {
     let restore = "/api/v1/databases/{db}/restore";
     let r = api.call(Method::POST, restore, none, Some(json!({})), Auth::Token);
     assert_eq!(r.status, 200, "{}", r.body);
+    // Pins: a pinned backup's delete is a 409; expire (dry run and real) keeps it.
+    let pin = "/api/v1/databases/{db}/backups/{id}/pin";
+    let r = api.call(Method::POST, pin, (&id, ""), None, Auth::Token);
+    assert_eq!((r.status, r.json()["pinned"].clone()), (200, json!(true)));
+    let r = api.call(Method::POST, pin, (&id, ""), None, Auth::None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = api.call(Method::DELETE, one, (&id, ""), None, Auth::Token);
+    assert_eq!(r.status, 409, "{}", r.body);
+    let expire = "/api/v1/databases/{db}/backups/expire";
+    for dry_run in [true, false] {
+        let body = Some(json!({ "dry_run": dry_run }));
+        let r = api.call(Method::POST, expire, none, body, Auth::Token);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["dry_run"], dry_run);
+    }
+    let r = api.call(
+        Method::POST,
+        expire,
+        none,
+        Some(json!({"dry": 1})),
+        Auth::Token,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = api.call(Method::DELETE, pin, (&id, ""), None, Auth::Token);
+    assert_eq!((r.status, r.json()["pinned"].clone()), (200, json!(false)));
     let r = api.call(Method::DELETE, one, (&id, ""), None, Auth::Token);
     assert_eq!(r.status, 204, "{}", r.body);
     let r = api.call(Method::DELETE, one, (&id, ""), None, Auth::Token);

@@ -1,6 +1,6 @@
 //! The backups folder of one database: `<id>.db` (the copy) beside `<id>.json` (its
 //! [`BackupRecord`]), created with SQLite's online backup API, listed newest first, deleted,
-//! and trimmed per kind (keep-last-N `manual`, keep-last-N `pre-restore`, independently).
+//! pinned and unpinned, and trimmed per kind by that kind's policy (`retention.rs`).
 //!
 //! What must stay true:
 //! - a copy is written to `.<id>.db.tmp`, fsynced, given the database file's mode and renamed;
@@ -8,12 +8,13 @@
 //!   backup (one with a record) is always complete, and a crash leaves only dot-files, which
 //!   listing ignores and the next create removes;
 //! - the size and SHA-256 in the record are those of the renamed file's bytes;
-//! - retention of one kind never deletes a backup of the other kind;
+//! - retention of one kind never deletes a backup of another kind, and never a pinned one;
+//!   [`BackupStore::delete`] refuses a pinned backup ([`AdminError::Pinned`]);
 //! - every path is `dir/<id>.*` with an id that passed [`names::check_id`];
 //! - labels are checked ([`names::check_labels`]) before anything is written; the metadata
 //!   (`user_version`, schema fingerprint, page count and size) is read from the backup copy,
 //!   never from the live database; records written before these fields existed still load
-//!   (empty labels, `null` metadata).
+//!   (empty labels, `null` metadata, not pinned).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -28,7 +29,7 @@ use tracing::{info, warn};
 
 use super::names::{self, check_description, check_id, check_labels, check_name};
 use super::{AdminError, sqlite};
-use crate::config::BackupsConfig;
+use crate::config::{BackupsConfig, KeepPolicy};
 
 /// Why a backup was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +37,8 @@ use crate::config::BackupsConfig;
 pub enum BackupKind {
     Manual,
     PreRestore,
+    /// Taken by `replicate` on `backups.schedule`.
+    Scheduled,
 }
 
 impl BackupKind {
@@ -43,6 +46,7 @@ impl BackupKind {
         match self {
             BackupKind::Manual => "manual",
             BackupKind::PreRestore => "pre-restore",
+            BackupKind::Scheduled => "scheduled",
         }
     }
 }
@@ -54,9 +58,13 @@ impl std::str::FromStr for BackupKind {
         match s {
             "manual" => Ok(BackupKind::Manual),
             "pre-restore" => Ok(BackupKind::PreRestore),
+            "scheduled" => Ok(BackupKind::Scheduled),
             _ => Err(AdminError::invalid(
                 "kind",
-                format!("{:?} must be manual or pre-restore", truncated(s)),
+                format!(
+                    "{:?} must be manual, pre-restore or scheduled",
+                    truncated(s)
+                ),
             )),
         }
     }
@@ -72,6 +80,8 @@ pub enum CreatedBy {
     Api,
     /// The safety backup of a live restore.
     Restore,
+    /// `backups.schedule` of `walstream replicate`.
+    Schedule,
 }
 
 /// walstream's position of the live database when the backup was taken.
@@ -80,6 +90,16 @@ pub struct SourcePos {
     pub generation: String,
     pub index: u32,
     pub offset: u64,
+}
+
+impl From<crate::db::Pos> for SourcePos {
+    fn from(p: crate::db::Pos) -> SourcePos {
+        SourcePos {
+            generation: p.generation,
+            index: p.index,
+            offset: p.offset,
+        }
+    }
 }
 
 /// The metadata stored in `<id>.json` (the API adds `download_url`).
@@ -112,6 +132,9 @@ pub struct BackupRecord {
     pub page_size: Option<u32>,
     #[serde(default)]
     pub created_by: Option<CreatedBy>,
+    /// A pinned backup never expires and cannot be deleted until unpinned.
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 /// What to back up and how to label it.
@@ -205,13 +228,38 @@ fn truncated(text: &str) -> String {
     text.chars().take(64).collect()
 }
 
+/// The policy of each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policies {
+    pub manual: KeepPolicy,
+    pub pre_restore: KeepPolicy,
+    pub scheduled: KeepPolicy,
+}
+
+impl Policies {
+    pub fn from_config(cfg: &BackupsConfig) -> Policies {
+        Policies {
+            manual: cfg.manual_policy(),
+            pre_restore: cfg.pre_restore_policy(),
+            scheduled: cfg.scheduled_policy(),
+        }
+    }
+
+    pub fn of(&self, kind: BackupKind) -> KeepPolicy {
+        match kind {
+            BackupKind::Manual => self.manual,
+            BackupKind::PreRestore => self.pre_restore,
+            BackupKind::Scheduled => self.scheduled,
+        }
+    }
+}
+
 /// The backups folder of one database.
 #[derive(Debug, Clone)]
 pub struct BackupStore {
     db_path: PathBuf,
     dir: PathBuf,
-    retain: usize,
-    pre_restore_retain: usize,
+    policies: Policies,
 }
 
 /// Removes the listed files when dropped, unless disarmed.
@@ -230,8 +278,7 @@ impl BackupStore {
         BackupStore {
             db_path: db_path.to_path_buf(),
             dir: cfg.path.clone(),
-            retain: cfg.retain.max(1),
-            pre_restore_retain: cfg.pre_restore_retain.max(1),
+            policies: Policies::from_config(cfg),
         }
     }
 
@@ -243,12 +290,9 @@ impl BackupStore {
         &self.db_path
     }
 
-    /// How many backups of `kind` survive retention.
-    pub fn keep(&self, kind: BackupKind) -> usize {
-        match kind {
-            BackupKind::Manual => self.retain,
-            BackupKind::PreRestore => self.pre_restore_retain,
-        }
+    /// The retention policy of each kind.
+    pub fn policies(&self) -> &Policies {
+        &self.policies
     }
 
     /// `dir/<id>.db` (the id must be valid).
@@ -313,6 +357,7 @@ impl BackupStore {
             page_count: Some(meta.page_count),
             page_size: Some(meta.page_size),
             created_by: Some(req.created_by),
+            pinned: false,
         };
         if let Err(e) = self.write_record(&record) {
             let _ = fs::remove_file(&data);
@@ -430,10 +475,13 @@ impl BackupStore {
         Ok((record, data))
     }
 
-    /// Deletes backup `id` (record first, so a half-deleted backup is never listed).
+    /// Deletes backup `id` (record first, so a half-deleted backup is never listed); a pinned
+    /// backup is refused ([`AdminError::Pinned`]).
     pub fn delete(&self, id: &str) -> Result<(), AdminError> {
         check_id(id)?;
-        self.read_record(id)?;
+        if self.read_record(id)?.pinned {
+            return Err(AdminError::Pinned { id: id.to_string() });
+        }
         let record = self.record_path(id);
         fs::remove_file(&record).map_err(AdminError::io("delete", &record))?;
         let data = self.data_path(id);
@@ -446,20 +494,20 @@ impl BackupStore {
         sync_dir(&self.dir)
     }
 
-    /// Deletes the backups of `kind` beyond the newest `keep(kind)`; returns their ids.
-    pub fn apply_retention(&self, kind: BackupKind) -> Result<Vec<String>, AdminError> {
-        let doomed: Vec<String> = self
-            .list()?
-            .into_iter()
-            .filter(|r| r.kind == kind)
-            .skip(self.keep(kind))
-            .map(|r| r.id)
-            .collect();
-        for id in &doomed {
-            self.delete(id)?;
-            info!(db = %self.db_path.display(), id = %id, kind = kind.as_str(), "backup removed by retention");
+    /// Pins (`true`) or unpins backup `id`; its record as it is now.
+    pub fn set_pinned(&self, id: &str, pinned: bool) -> Result<BackupRecord, AdminError> {
+        let (mut record, _) = self.get(id)?;
+        if record.pinned != pinned {
+            record.pinned = pinned;
+            self.write_record(&record)?;
+            let what = if pinned {
+                "backup pinned"
+            } else {
+                "backup unpinned"
+            };
+            info!(db = %self.db_path.display(), id = %id, "{what}");
         }
-        Ok(doomed)
+        Ok(record)
     }
 
     /// Removes `.<id>.*.tmp` files a crashed create left behind (best effort).

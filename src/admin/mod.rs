@@ -1,7 +1,9 @@
-//! walstream's admin operations on one live database (issue 6): manual and pre-restore backups
-//! taken with SQLite's online backup API ([`backups`]), the safe live restore that copies a
-//! verified database INTO the live one through the same API ([`live_restore`]), names and ids
-//! ([`names`]) and the one-operation-at-a-time lock ([`lock`]).
+//! walstream's admin operations on one live database (issues 6, 17): manual, pre-restore and
+//! scheduled backups taken with SQLite's online backup API ([`backups`]), the safe live restore
+//! that copies a verified database INTO the live one through the same API ([`live_restore`]),
+//! names and ids ([`names`]), the one-operation-at-a-time lock ([`lock`]), tiered retention
+//! with pins ([`retention`]), the times of scheduled backups ([`schedule`]), and read-only
+//! comparison ([`compare`]) and CSV export ([`export`]) of backups and the live database.
 //!
 //! What must stay true:
 //! - a backup is never a file copy of the live database: it is SQLite's online backup of a
@@ -21,6 +23,8 @@ pub mod guard;
 pub mod live_restore;
 pub mod lock;
 pub mod names;
+pub mod retention;
+pub mod schedule;
 mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -58,6 +62,9 @@ pub enum AdminError {
         expected: String,
         actual: String,
     },
+    /// A pinned backup cannot be deleted (HTTP 409).
+    #[error("backup {id} is pinned; unpin it first to delete it")]
+    Pinned { id: String },
     #[error("backup metadata {}: {reason}", path.display())]
     Metadata { path: PathBuf, reason: String },
     #[error("{} stayed locked by other connections for {seconds}s; nothing was changed", path.display())]

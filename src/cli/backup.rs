@@ -1,5 +1,5 @@
-//! `walstream backup create|list|delete [arguments] DB_PATH [ID]`: the admin API's manual
-//! backups without a running server, on the same backups folder (`dbs[].backups`).
+//! `walstream backup create|list|delete|pin|unpin|expire [arguments] DB_PATH [ID]`: the admin
+//! API's backups without a running server, on the same backups folder (`dbs[].backups`).
 //!
 //! What must stay true: `create` takes the copy with SQLite's online backup API on the database
 //! file (safe while an application and `walstream replicate` run) and applies the same
@@ -7,7 +7,8 @@
 //! in the config file (`database not found in config: <abs path>`), like the other commands;
 //! labels and list filters are checked by the same code as the HTTP API's (a bad one is a
 //! one-line error naming it), and `list -json` prints the API's record objects without
-//! `download_url` (there is no server to download from). `compare` and `export` are in
+//! `download_url` (there is no server to download from); `expire` applies the same policies
+//! (`admin::retention`) and `-dry-run` deletes nothing. `compare` and `export` are in
 //! `cli::backup_data`.
 
 use anyhow::{Context, bail};
@@ -29,11 +30,14 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
         "create" => create(rest),
         "list" => list(rest),
         "delete" => delete(rest),
+        "pin" => pin(rest, true),
+        "unpin" => pin(rest, false),
+        "expire" => expire(rest),
         "compare" => super::backup_data::compare(rest),
         "export" => super::backup_data::export(rest),
         "" | "help" | "-h" | "-help" | "--help" => print_usage_and_stop("backup"),
         other => bail!(
-            "walstream backup {other}: unknown subcommand (create, list, delete, compare or export)"
+            "walstream backup {other}: unknown subcommand (create, list, delete, pin, unpin, expire, compare or export)"
         ),
     }
 }
@@ -90,7 +94,7 @@ fn list(args: &[String]) -> anyhow::Result<()> {
         return print_json(&records);
     }
     let mut table = Table::new();
-    table.row(["id", "kind", "created", "size", "name", "labels"]);
+    table.row(["id", "kind", "created", "size", "pinned", "name", "labels"]);
     for r in records {
         let labels: Vec<String> = r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         table.row([
@@ -98,6 +102,7 @@ fn list(args: &[String]) -> anyhow::Result<()> {
             r.kind.as_str().to_string(),
             r.created,
             r.size.to_string(),
+            if r.pinned { "yes" } else { "no" }.to_string(),
             r.name,
             labels.join(","),
         ]);
@@ -113,4 +118,44 @@ fn delete(args: &[String]) -> anyhow::Result<()> {
     let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
     store.delete(id)?;
     Ok(())
+}
+
+fn pin(args: &[String], pinned: bool) -> anyhow::Result<()> {
+    let p = parse_flags(&source::config_flag_set(|_| {}), args, "backup")?;
+    let [db, id] = p.args.as_slice() else {
+        let sub = if pinned { "pin" } else { "unpin" };
+        bail!("usage: walstream backup {sub} [arguments] DB_PATH ID");
+    };
+    let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
+    store.set_pinned(id, pinned)?;
+    Ok(())
+}
+
+fn expire(args: &[String]) -> anyhow::Result<()> {
+    let fs = source::config_flag_set(|fs| {
+        fs.bool("dry-run", false).bool("json", false);
+    });
+    let p = parse_flags(&fs, args, "backup")?;
+    let [db] = p.args.as_slice() else {
+        bail!("usage: walstream backup expire [arguments] DB_PATH");
+    };
+    let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
+    let verdicts = store
+        .expire(p.bool("dry-run"))
+        .with_context(|| format!("expire backups of {db}"))?;
+    if p.bool("json") {
+        return print_json(&verdicts);
+    }
+    let mut table = Table::new();
+    table.row(["id", "kind", "created", "verdict", "reasons"]);
+    for v in verdicts {
+        table.row([
+            v.id,
+            v.kind.as_str().to_string(),
+            v.created,
+            if v.keep { "keep" } else { "expire" }.to_string(),
+            v.reasons.join(", "),
+        ]);
+    }
+    print_table(&table)
 }

@@ -64,7 +64,7 @@ Usage:
 
 The commands are:
 
-	backup       creates, lists and deletes manual backups of a database
+	backup       creates, lists, pins, expires and deletes backups of a database
 	databases    list databases specified in config file
 	generations  list available generations for a database
 	ltx          list LTX files of a Litestream v0.5 replica
@@ -164,10 +164,13 @@ const WAL: &str = concat!(
 "#,
 );
 const BACKUP: &str = concat!(
-    r#"The backup command creates, lists, deletes, compares and exports backups of a database in
-its backups folder (dbs[].backups.path, default <db dir>/backups/<db file name>),
-the same folder the HTTP admin API uses. No running server is needed: create
-copies the database with SQLite's online backup API, safe while it is in use.
+    r#"The backup command creates, lists, pins, expires, deletes, compares and exports
+backups of a database in its backups folder (dbs[].backups.path, default <db
+dir>/backups/<db file name>), the same folder the HTTP admin API uses. No running
+server is needed: create copies the database with SQLite's online backup API,
+safe while it is in use. A pinned backup never expires and is not deleted until
+unpinned; expire applies every kind's retention policy (dbs[].backups.retention)
+and prints why each backup is kept or expires.
 
 Usage:
 
@@ -176,6 +179,12 @@ Usage:
 	walstream backup list [arguments] DB_PATH
 
 	walstream backup delete [arguments] DB_PATH ID
+
+	walstream backup pin [arguments] DB_PATH ID
+
+	walstream backup unpin [arguments] DB_PATH ID
+
+	walstream backup expire [arguments] DB_PATH
 
 	walstream backup compare [arguments] DB_PATH A B
 
@@ -197,7 +206,7 @@ Arguments:
 	    list: show only backups with this label (repeatable; all must match).
 
 	-kind KIND
-	    list: show only manual or pre-restore backups.
+	    list: show only manual, pre-restore or scheduled backups.
 
 	-table TABLE
 	    compare: show only this table's changed rows (counts cover every table).
@@ -216,7 +225,12 @@ Arguments:
 	-json
 	    list: print the backups as a JSON array of the HTTP API's records
 	    (without download_url).
+	    expire: print the verdicts as a JSON array (id, name, kind, created,
+	    pinned, keep, reasons), as POST .../backups/expire answers them.
 	    compare: print the HTTP API's comparison object.
+
+	-dry-run
+	    expire: print what would expire; delete nothing.
 
 A and B of compare are backup ids or "live" (the database as it is now, read
 as one consistent snapshot). Rows "added" are in B and not in A, "removed" in A

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
+use super::backups::build_backups;
 use super::build_replica::{ReplicaScope, build_replica};
 use super::credentials::{EnvLookup, GlobalKeys};
 use super::defaults::*;
@@ -60,7 +61,6 @@ const DB_KEYS: &[&str] = &[
     "watch",
     "replica",
 ];
-const BACKUPS_KEYS: &[&str] = &["path", "retain", "pre-restore-retain"];
 
 /// Builds the whole configuration from the YAML document `root`.
 pub(crate) fn build_config(
@@ -503,32 +503,6 @@ fn read_replicas(
         }
     }
     Ok(())
-}
-
-/// `dbs[].backups` (walstream only): `path` (absolute after `~` expansion), `retain` and
-/// `pre-restore-retain` (each ≥ 1).
-fn build_backups(
-    s: &Section<'_>,
-    db_path: &Path,
-    warnings: &mut Vec<String>,
-) -> Result<BackupsConfig, ConfigError> {
-    s.warn_unknown(BACKUPS_KEYS, &format!("in {}", s.location), warnings);
-    let mut b = BackupsConfig::for_db(db_path);
-    if let Some(p) = s.non_empty("path")? {
-        b.path = normalize_db_path(&p).map_err(|e| s.err("path", e.to_string()))?;
-    }
-    for (key, slot) in [
-        ("retain", &mut b.retain),
-        ("pre-restore-retain", &mut b.pre_restore_retain),
-    ] {
-        if let Some(v) = s.int(key)? {
-            *slot = usize::try_from(v)
-                .ok()
-                .filter(|&n| n >= 1)
-                .ok_or_else(|| s.err(key, format!("must be at least 1, got {v}")))?;
-        }
-    }
-    Ok(b)
 }
 
 /// Replica names must be unique within one database (`duplicate replica name: "file"`).

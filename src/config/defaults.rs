@@ -63,3 +63,8 @@ pub const DEFAULT_BACKUPS_RETAIN: usize = 10;
 /// `backups.pre-restore-retain` (walstream only): safety backups taken before live restores.
 /// Five undo steps; they are full copies, so fewer than the manual ones.
 pub const DEFAULT_PRE_RESTORE_RETAIN: usize = 5;
+
+/// `backups.retention.scheduled` when not given (walstream only): keep-last 7 — a week of a
+/// daily schedule; the tiers (keep-daily, keep-weekly, …) are opt-in because every backup is a
+/// full copy of the database.
+pub const DEFAULT_SCHEDULED_KEEP_LAST: usize = 7;

@@ -13,10 +13,12 @@
 //! YAML access and unknown-key warnings), `url.rs` (replica URLs), `paths.rs`,
 //! `expand.rs` (env expansion), `credentials.rs` (env-derived credentials), `defaults.rs`,
 //! `error.rs`, `v05.rs` (Litestream v0.5's keys and the refusals only `replicate` reports),
-//! `heartbeat.rs` (v0.5's `heartbeat-url`), `cors.rs` (`http-cors-origins`),
+//! `heartbeat.rs` (v0.5's `heartbeat-url`), `backups.rs` (`dbs[].backups`: folder, retention
+//! policies, schedule), `cors.rs` (`http-cors-origins`),
 //! `url_query.rs` (v0.5's `s3://…?endpoint=…` query parameters as replica keys).
 
 pub mod age;
+mod backups;
 mod build;
 mod build_replica;
 mod cors;
@@ -41,6 +43,9 @@ mod tests;
 #[cfg(test)]
 mod v05_tests;
 
+pub use backups::{
+    BackupRetention, BackupSchedule, BackupsConfig, KEEP_KEYS, KeepPolicy, default_backups_path,
+};
 pub use build::check_unique_names;
 pub(crate) use credentials::process_env;
 pub use defaults::*;
@@ -172,38 +177,6 @@ pub struct DbConfig {
     /// exactly it): a replica that holds, or will hold, the v0.5 (LTX) layout. Read-side commands
     /// use it like any replica; `replicate` writes it in the LTX layout.
     pub v05_replica: bool,
-}
-
-/// `dbs[].backups` (walstream only): where manual and pre-restore backups are kept and how
-/// many of each kind survive retention.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupsConfig {
-    /// Folder of the backups; defaults to `<db dir>/backups/<db file name>`.
-    pub path: PathBuf,
-    /// Keep-last-N of `manual` backups (≥ 1).
-    pub retain: usize,
-    /// Keep-last-N of `pre-restore` safety backups (≥ 1).
-    pub pre_restore_retain: usize,
-}
-
-impl BackupsConfig {
-    /// The defaults for the database at `db_path` (already normalised).
-    pub fn for_db(db_path: &Path) -> BackupsConfig {
-        BackupsConfig {
-            path: default_backups_path(db_path),
-            retain: DEFAULT_BACKUPS_RETAIN,
-            pre_restore_retain: DEFAULT_PRE_RESTORE_RETAIN,
-        }
-    }
-}
-
-/// `<db dir>/backups/<db file name>`.
-pub fn default_backups_path(db_path: &Path) -> PathBuf {
-    let dir = db_path.parent().unwrap_or_else(|| Path::new("/"));
-    let name = db_path
-        .file_name()
-        .unwrap_or_else(|| std::ffi::OsStr::new("db"));
-    dir.join("backups").join(name)
 }
 
 /// One replica (`replicas[]`) with defaults applied.

@@ -198,6 +198,23 @@ impl<'v> Section<'v> {
         Ok(out)
     }
 
+    /// A mapping of scalar values as text (`labels:`); absent or null → empty.
+    pub fn string_map(
+        &self,
+        key: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+        let child = self.child(key)?;
+        let mut out = std::collections::BTreeMap::new();
+        for k in child.map.into_iter().flat_map(Mapping::keys) {
+            let Value::String(name) = untag(k) else {
+                return Err(self.err(key, format!("keys must be strings, found {}", kind(k))));
+            };
+            let value = child.string(name)?.unwrap_or_default();
+            out.insert(name.clone(), value);
+        }
+        Ok(out)
+    }
+
     /// Appends one warning per key not in `known`; `place` describes this mapping
     /// (e.g. `dbs[0].replicas[0] (db /data/app.db)`).
     pub fn warn_unknown(&self, known: &[&str], place: &str, warnings: &mut Vec<String>) {

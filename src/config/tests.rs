@@ -810,6 +810,8 @@ fn backups_keys_defaults_validation_and_unknown_keys() {
             path: PathBuf::from("/data/backups/app.db"),
             retain: DEFAULT_BACKUPS_RETAIN,
             pre_restore_retain: DEFAULT_PRE_RESTORE_RETAIN,
+            retention: BackupRetention::default(),
+            schedule: None,
         }
     );
     assert_eq!(
@@ -919,4 +921,84 @@ fn distinct_replica_locations_load() {
     // discovered, not at load.
     let text = "dbs:\n  - path: /data/a.db\n    replicas:\n      - path: /backups/t/x.db\n  - dir: /data/t\n    pattern: \"*.db\"\n    replicas:\n      - path: /backups/t\n";
     assert_eq!(ok(text).config.dirs.len(), 1);
+}
+
+#[test]
+fn backups_schedule_and_tiered_retention() {
+    let loaded = ok(
+        "dbs:\n  - path: /data/app.db\n    backups:\n      pre-restore-retain: 2\n      schedule:\n        interval: 6h\n        at: [\"23:30\", \"03:00\", \"03:00\"]\n        jitter: 30s\n        labels: {env: prod, tier: 1}\n      retention:\n        scheduled: {keep-last: 3, keep-daily: 7, keep-weekly: 4, keep-monthly: 3}\n        manual: {keep-last: 4, keep-yearly: 2}\n",
+    );
+    let b = &loaded.config.dbs[0].backups;
+    let schedule = b.schedule.as_ref().expect("schedule");
+    assert_eq!(schedule.interval, Some(Duration::from_secs(6 * 3600)));
+    assert_eq!(schedule.at, vec![180, 23 * 60 + 30]);
+    assert_eq!(schedule.jitter, Some(Duration::from_secs(30)));
+    let labels: Vec<(&str, &str)> = schedule
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(labels, [("env", "prod"), ("tier", "1")]);
+    let scheduled = KeepPolicy {
+        last: 3,
+        daily: 7,
+        weekly: 4,
+        monthly: 3,
+        ..KeepPolicy::default()
+    };
+    assert_eq!(b.scheduled_policy(), scheduled);
+    let manual = KeepPolicy {
+        last: 4,
+        yearly: 2,
+        ..KeepPolicy::default()
+    };
+    assert_eq!(b.manual_policy(), manual);
+    assert_eq!(b.pre_restore_policy(), KeepPolicy::keep_last(2));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let plain = ok("dbs:\n  - path: /data/app.db\n");
+    let b = &plain.config.dbs[0].backups;
+    assert_eq!(b.schedule, None);
+    assert_eq!(
+        b.scheduled_policy(),
+        KeepPolicy::keep_last(DEFAULT_SCHEDULED_KEEP_LAST)
+    );
+    for (bad, said) in [
+        (
+            "schedule: {labels: {a: b}}",
+            "backups.schedule: needs an interval",
+        ),
+        (
+            "schedule: {interval: 500ms}",
+            "backups.schedule.interval: must be at least 1s",
+        ),
+        (
+            "schedule: {at: [\"3:00\"]}",
+            "backups.schedule.at[0]: \"3:00\" is not a UTC time",
+        ),
+        (
+            "schedule: {interval: 1h, jitter: -1s}",
+            "backups.schedule.jitter: must not be negative",
+        ),
+        (
+            "retention: {scheduled: {keep-daily: 0}}",
+            "backups.retention.scheduled: keeps nothing",
+        ),
+        (
+            "retention: {manual: {keep-last: -1}}",
+            "backups.retention.manual.keep-last: must be in",
+        ),
+        (
+            "{retain: 3, retention: {manual: {keep-last: 2}}}",
+            "backups.retain: give either retain or retention.manual",
+        ),
+    ] {
+        let text = if bad.starts_with('{') {
+            format!("dbs:\n  - path: /data/app.db\n    backups: {bad}\n")
+        } else {
+            format!("dbs:\n  - path: /data/app.db\n    backups:\n      {bad}\n")
+        };
+        let e = err(&text);
+        assert!(e.contains(said), "{bad}: {e}");
+        assert!(e.contains("dbs[0] (/data/app.db): "), "{e}");
+    }
 }

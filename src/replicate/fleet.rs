@@ -174,9 +174,10 @@ pub(super) struct Launcher {
 }
 
 impl Launcher {
-    /// Adds the database of `cfg` and starts its loop. `Ok(false)` when its path is already
-    /// replicated (logged); `Err` when a replica client cannot be built or a replica's location
-    /// is taken ([`LocationTaken`], before anything is built).
+    /// Adds the database of `cfg` and starts its loop (and its backup schedule, when it has
+    /// one). `Ok(false)` when its path is already replicated (logged); `Err` when a replica
+    /// client cannot be built, a replica's location is taken ([`LocationTaken`], before
+    /// anything is built) or the schedule's labels break the label rules.
     pub fn launch(&self, cfg: &DbConfig) -> anyhow::Result<bool> {
         if self.fleet.contains(&cfg.path) {
             warn!(db = %cfg.path.display(), "database already replicated by another entry, ignored");
@@ -184,12 +185,22 @@ impl Launcher {
         }
         self.fleet
             .check_locations(&cfg.path, &super::replica_locations(cfg))?;
+        if let Some(s) = &cfg.backups.schedule {
+            crate::admin::names::check_labels(&s.labels).map_err(|e| {
+                anyhow::anyhow!("backups.schedule.labels of {}: {e}", cfg.path.display())
+            })?;
+        }
         let cancel = self.root.child_token();
         let h = super::build_db(cfg, &self.snapshots, &self.v05, cancel.clone())?;
         if !self.fleet.insert(Arc::clone(&h))? {
             return Ok(false);
         }
         let tracker = self.tracker.clone();
+        if let Some(schedule) = cfg.backups.schedule.clone() {
+            let (h, cancel) = (Arc::clone(&h), cancel.clone());
+            self.tracker
+                .spawn(super::backup_schedule::run(h, schedule, cancel));
+        }
         self.tracker
             .spawn(db_task(h, cancel, tracker, Arc::clone(&self.ctx)));
         Ok(true)

@@ -10,7 +10,8 @@
 //!   database, a quiet database wakes only for a `stat` re-check every [`IDLE_RECHECK`], and
 //!   attaches and snapshots are bounded ([`ATTACH_CONCURRENCY`], [`SNAPSHOT_CONCURRENCY`]);
 //! - task structure: a root [`CancellationToken`] with one child per database and one grandchild
-//!   per replica; every task is spawned on one [`TaskTracker`];
+//!   per replica; every task is spawned on one [`TaskTracker`]; a database with
+//!   `backups.schedule` has one more task under its token (`backup_schedule`), the others none;
 //! - shutdown: cancel the loops and the background tasks beside them (lag trackers, restore-point
 //!   refreshers, the heartbeat: [`Lifecycle`]), wait for them and for HTTP work already started (an upload round
 //!   in flight is finished), then a final `db.sync()` and `replica.sync()` of every opened
@@ -21,6 +22,7 @@
 //! - credentials never reach the log: start-up lines print only names, types, paths, buckets,
 //!   regions and endpoints.
 
+mod backup_schedule;
 mod discovery;
 mod fleet;
 pub mod heartbeat;
@@ -88,6 +90,8 @@ pub struct DbHandle {
     pub replicas: Vec<Arc<Replica>>,
     /// Where the admin API keeps this database's backups (`dbs[].backups`).
     pub backups: crate::config::BackupsConfig,
+    /// One admin operation at a time (HTTP backups, restores, deletes, scheduled backups).
+    pub ops: Arc<crate::admin::OpLock>,
     /// Each replica's name and location, in config order: no other database of the fleet may
     /// write to these ([`Fleet`] refuses it).
     locations: Vec<(String, ReplicaLocation)>,
@@ -263,6 +267,7 @@ fn build_db(
         db,
         replicas,
         backups: cfg.backups.clone(),
+        ops: crate::admin::OpLock::new(&cfg.path.display().to_string()),
         locations: replica_locations(cfg),
         replicas_started: AtomicBool::new(false),
         monitor_interval: cfg.monitor_interval,

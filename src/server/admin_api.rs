@@ -14,6 +14,9 @@
 //!   repeatable `label`, `limit`) are checked by the admin layer, an unknown or repeated
 //!   single-valued list parameter is a 400 naming it; downloads stream from an open file
 //!   handle (the replica download's temporary file is unlinked before streaming starts);
+//! - pins and expiry (`admin_api/policy.rs`) are mutations like the others; a pinned backup's
+//!   delete is a 409 naming it; the operation lock is the database's own
+//!   (`DbHandle::ops`), shared with its scheduled backups;
 //! - after a live restore walstream syncs the database and its replicas at once, so the
 //!   restored content is replicated like any other write.
 
@@ -48,6 +51,7 @@ use crate::replicate::Lifecycle;
 use crate::state::{DbEntry, ReplicaEntry};
 
 mod data;
+mod policy;
 
 /// Chunk size of streamed downloads.
 const STREAM_CHUNK: usize = 256 * 1024;
@@ -89,6 +93,16 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> 
             get(download_backup)
                 .route_layer(data())
                 .merge(axum::routing::delete(delete_backup).route_layer(mutate())),
+        )
+        .route(
+            &format!("{base}/backups/expire"),
+            post(policy::expire).route_layer(mutate()),
+        )
+        .route(
+            &format!("{base}/backups/{{id}}/pin"),
+            post(policy::pin)
+                .merge(axum::routing::delete(policy::unpin))
+                .route_layer(mutate()),
         )
         .route(
             &format!("{base}/backups/compare"),
@@ -202,7 +216,7 @@ impl Admin {
         }
         let d = Arc::new(AdminDb {
             store: BackupStore::new(entry.handle.db.path(), &entry.handle.backups),
-            lock: OpLock::new(&entry.id),
+            lock: Arc::clone(&entry.handle.ops),
             entry,
         });
         dbs.insert(id.to_string(), Arc::clone(&d));
@@ -211,9 +225,13 @@ impl Admin {
 }
 
 impl AdminDb {
-    /// Takes the operation lock or answers 409.
+    /// Takes the operation lock or answers 409 (naming the database by its API id; the lock,
+    /// shared with the backup schedule, knows it by its path).
     fn begin(&self, op: &'static str) -> Result<OpGuard, ApiError> {
-        Ok(self.lock.try_begin(op)?)
+        self.lock.try_begin(op).map_err(|mut busy| {
+            busy.database = self.entry.id.clone();
+            ApiError::from(busy)
+        })
     }
 
     /// The replica restores come from, or the 404 of a database without replicas.
@@ -227,11 +245,7 @@ impl AdminDb {
     }
 
     fn position(&self) -> Option<SourcePos> {
-        self.entry.handle.db.state().pos.map(|p| SourcePos {
-            generation: p.generation,
-            index: p.index,
-            offset: p.offset,
-        })
+        self.entry.handle.db.state().pos.map(Into::into)
     }
 }
 

@@ -124,6 +124,7 @@ fn admin_status(e: &AdminError) -> StatusCode {
         AdminError::Invalid { .. } => StatusCode::BAD_REQUEST,
         AdminError::SchemaConflict(_) => StatusCode::CONFLICT,
         AdminError::NotFound { .. } | AdminError::NoReplica { .. } => StatusCode::NOT_FOUND,
+        AdminError::Pinned { .. } => StatusCode::CONFLICT,
         AdminError::Restore {
             source: RestoreError::NoMatchingBackups,
             ..
@@ -304,6 +305,8 @@ mod tests {
         assert_eq!(ApiError::from(invalid).status(), StatusCode::BAD_REQUEST);
         let none = AdminError::NoReplica { path: "/a".into() };
         assert_eq!(ApiError::from(none).status(), StatusCode::NOT_FOUND);
+        let pinned = AdminError::Pinned { id: "x".into() };
+        assert_eq!(ApiError::from(pinned).status(), StatusCode::CONFLICT);
         let locked = AdminError::LockTimeout {
             path: "/a".into(),
             seconds: 60,

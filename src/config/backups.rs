@@ -1,0 +1,317 @@
+//! `dbs[].backups` (walstream only): the folder of a database's backups, the retention policy of
+//! each kind (`retain`, `pre-restore-retain`, `retention.<kind>` with keep-last/hourly/daily/
+//! weekly/monthly/yearly) and the optional `schedule` of `scheduled` backups.
+//!
+//! What must stay true:
+//! - `retain` and `pre-restore-retain` keep their meaning (keep-last-N of `manual` and
+//!   `pre-restore`); giving one of them and `retention.<the same kind>` is an error, so a file
+//!   never says two things about one kind;
+//! - a policy that would keep nothing (every keep-* 0) is refused: expiring every backup of a
+//!   kind is what `backup delete` is for;
+//! - a schedule has an `interval` (≥ 1 s) or at least one `at` time (`HH:MM`, UTC) or both;
+//!   its labels are checked by the admin layer's label rules when `replicate` starts it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::ConfigError;
+use super::defaults::{
+    DEFAULT_BACKUPS_RETAIN, DEFAULT_PRE_RESTORE_RETAIN, DEFAULT_SCHEDULED_KEEP_LAST,
+};
+use super::node::Section;
+use super::paths::normalize_db_path;
+
+/// `dbs[].backups` (walstream only): where backups are kept, how many of each kind survive
+/// retention and when scheduled backups are taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupsConfig {
+    /// Folder of the backups; defaults to `<db dir>/backups/<db file name>`.
+    pub path: PathBuf,
+    /// Keep-last-N of `manual` backups (≥ 1), unless `retention.manual` is given.
+    pub retain: usize,
+    /// Keep-last-N of `pre-restore` safety backups (≥ 1), unless `retention.pre-restore` is
+    /// given.
+    pub pre_restore_retain: usize,
+    /// `retention.<kind>` policies given in the file.
+    pub retention: BackupRetention,
+    /// `schedule`: when `replicate` takes `scheduled` backups (none by default).
+    pub schedule: Option<BackupSchedule>,
+}
+
+/// How many backups of one kind survive, restic/borg style: the newest `last` ones, plus the
+/// newest backup of each of the newest `hourly`/`daily`/`weekly`/`monthly`/`yearly` UTC periods
+/// that have a backup (ISO weeks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeepPolicy {
+    pub last: u32,
+    pub hourly: u32,
+    pub daily: u32,
+    pub weekly: u32,
+    pub monthly: u32,
+    pub yearly: u32,
+}
+
+/// The YAML keys of a [`KeepPolicy`], in its field order.
+pub const KEEP_KEYS: &[&str] = &[
+    "keep-last",
+    "keep-hourly",
+    "keep-daily",
+    "keep-weekly",
+    "keep-monthly",
+    "keep-yearly",
+];
+
+impl KeepPolicy {
+    /// Keep the newest `n`, nothing else.
+    pub fn keep_last(n: usize) -> KeepPolicy {
+        KeepPolicy {
+            last: u32::try_from(n).unwrap_or(u32::MAX),
+            ..KeepPolicy::default()
+        }
+    }
+
+    /// True when every keep-* is 0.
+    pub fn keeps_nothing(&self) -> bool {
+        *self == KeepPolicy::default()
+    }
+
+    /// The fields in [`KEEP_KEYS`] order.
+    pub fn counts(&self) -> [u32; 6] {
+        [
+            self.last,
+            self.hourly,
+            self.daily,
+            self.weekly,
+            self.monthly,
+            self.yearly,
+        ]
+    }
+}
+
+/// `retention:` per kind; `None` where the file gives no policy for that kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupRetention {
+    pub manual: Option<KeepPolicy>,
+    pub pre_restore: Option<KeepPolicy>,
+    pub scheduled: Option<KeepPolicy>,
+}
+
+/// `schedule:` of scheduled backups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupSchedule {
+    /// A backup when the newest scheduled one is this old.
+    pub interval: Option<Duration>,
+    /// Calendar times of day, UTC, as minutes after midnight (sorted, unique).
+    pub at: Vec<u32>,
+    /// Largest per-database offset spreading a fleet's runs; `None`: the admin layer's default.
+    pub jitter: Option<Duration>,
+    /// Labels of every scheduled backup.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl BackupsConfig {
+    /// The defaults for the database at `db_path` (already normalised).
+    pub fn for_db(db_path: &Path) -> BackupsConfig {
+        BackupsConfig {
+            path: default_backups_path(db_path),
+            retain: DEFAULT_BACKUPS_RETAIN,
+            pre_restore_retain: DEFAULT_PRE_RESTORE_RETAIN,
+            retention: BackupRetention::default(),
+            schedule: None,
+        }
+    }
+
+    /// The policy of `manual` backups: `retention.manual`, else keep-last `retain`.
+    pub fn manual_policy(&self) -> KeepPolicy {
+        (self.retention.manual).unwrap_or(KeepPolicy::keep_last(self.retain))
+    }
+
+    /// The policy of `pre-restore` backups: `retention.pre-restore`, else keep-last
+    /// `pre-restore-retain`.
+    pub fn pre_restore_policy(&self) -> KeepPolicy {
+        (self.retention.pre_restore).unwrap_or(KeepPolicy::keep_last(self.pre_restore_retain))
+    }
+
+    /// The policy of `scheduled` backups: `retention.scheduled`, else keep-last
+    /// [`DEFAULT_SCHEDULED_KEEP_LAST`].
+    pub fn scheduled_policy(&self) -> KeepPolicy {
+        (self.retention.scheduled).unwrap_or(KeepPolicy::keep_last(DEFAULT_SCHEDULED_KEEP_LAST))
+    }
+}
+
+/// `<db dir>/backups/<db file name>`.
+pub fn default_backups_path(db_path: &Path) -> PathBuf {
+    let dir = db_path.parent().unwrap_or_else(|| Path::new("/"));
+    let name = db_path
+        .file_name()
+        .unwrap_or_else(|| std::ffi::OsStr::new("db"));
+    dir.join("backups").join(name)
+}
+
+const BACKUPS_KEYS: &[&str] = &[
+    "path",
+    "retain",
+    "pre-restore-retain",
+    "retention",
+    "schedule",
+];
+const RETENTION_KEYS: &[&str] = &["manual", "pre-restore", "scheduled"];
+const SCHEDULE_KEYS: &[&str] = &["interval", "at", "jitter", "labels"];
+
+/// `dbs[].backups`: `path` (absolute after `~` expansion), `retain` and `pre-restore-retain`
+/// (each ≥ 1), `retention` and `schedule`.
+pub(super) fn build_backups(
+    s: &Section<'_>,
+    db_path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<BackupsConfig, ConfigError> {
+    s.warn_unknown(BACKUPS_KEYS, &format!("in {}", s.location), warnings);
+    let mut b = BackupsConfig::for_db(db_path);
+    if let Some(p) = s.non_empty("path")? {
+        b.path = normalize_db_path(&p).map_err(|e| s.err("path", e.to_string()))?;
+    }
+    for (key, slot) in [
+        ("retain", &mut b.retain),
+        ("pre-restore-retain", &mut b.pre_restore_retain),
+    ] {
+        if let Some(v) = s.int(key)? {
+            *slot = usize::try_from(v)
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| s.err(key, format!("must be at least 1, got {v}")))?;
+        }
+    }
+    let r = s.child("retention")?;
+    r.warn_unknown(RETENTION_KEYS, &format!("in {}", r.location), warnings);
+    b.retention = BackupRetention {
+        manual: keep_policy(&r.child("manual")?, warnings)?,
+        pre_restore: keep_policy(&r.child("pre-restore")?, warnings)?,
+        scheduled: keep_policy(&r.child("scheduled")?, warnings)?,
+    };
+    for (short, kind, given) in [
+        ("retain", "manual", b.retention.manual.is_some()),
+        (
+            "pre-restore-retain",
+            "pre-restore",
+            b.retention.pre_restore.is_some(),
+        ),
+    ] {
+        if given && s.value(short).is_some() {
+            return Err(s.err(
+                short,
+                format!("give either {short} or retention.{kind}, not both"),
+            ));
+        }
+    }
+    let schedule = s.child("schedule")?;
+    if !schedule.is_empty() {
+        b.schedule = Some(build_schedule(&schedule, warnings)?);
+    }
+    Ok(b)
+}
+
+/// One `retention.<kind>` mapping; `None` when absent.
+fn keep_policy(
+    s: &Section<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<KeepPolicy>, ConfigError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.warn_unknown(KEEP_KEYS, &format!("in {}", s.location), warnings);
+    let mut counts = [0u32; 6];
+    for (key, slot) in KEEP_KEYS.iter().zip(counts.iter_mut()) {
+        if let Some(v) = s.int(key)? {
+            *slot = u32::try_from(v)
+                .map_err(|_| s.err(key, format!("must be in 0..={}, got {v}", u32::MAX)))?;
+        }
+    }
+    let [last, hourly, daily, weekly, monthly, yearly] = counts;
+    let policy = KeepPolicy {
+        last,
+        hourly,
+        daily,
+        weekly,
+        monthly,
+        yearly,
+    };
+    if policy.keeps_nothing() {
+        return Err(s.err_here(format!(
+            "keeps nothing: give at least one of {} (≥ 1)",
+            KEEP_KEYS.join(", ")
+        )));
+    }
+    Ok(Some(policy))
+}
+
+/// Least `schedule.interval`.
+const MIN_SCHEDULE_INTERVAL: Duration = Duration::from_secs(1);
+
+fn build_schedule(
+    s: &Section<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<BackupSchedule, ConfigError> {
+    s.warn_unknown(SCHEDULE_KEYS, &format!("in {}", s.location), warnings);
+    let duration = |key: &str| -> Result<Option<Duration>, ConfigError> {
+        match s.duration(key)? {
+            None => Ok(None),
+            Some(n) => u64::try_from(n)
+                .map(|n| Some(Duration::from_nanos(n)))
+                .map_err(|_| s.err(key, "must not be negative")),
+        }
+    };
+    let interval = duration("interval")?;
+    if interval.is_some_and(|i| i < MIN_SCHEDULE_INTERVAL) {
+        return Err(s.err("interval", "must be at least 1s"));
+    }
+    let mut at = Vec::new();
+    for (i, text) in s.string_list("at")?.iter().enumerate() {
+        let minute = parse_time_of_day(text).ok_or_else(|| {
+            s.err(
+                &format!("at[{i}]"),
+                format!("{text:?} is not a UTC time of day HH:MM (00:00..23:59)"),
+            )
+        })?;
+        at.push(minute);
+    }
+    at.sort_unstable();
+    at.dedup();
+    if interval.is_none() && at.is_empty() {
+        return Err(s.err_here("needs an interval (e.g. 6h) or at least one at time (HH:MM)"));
+    }
+    Ok(BackupSchedule {
+        interval,
+        at,
+        jitter: duration("jitter")?,
+        labels: s.string_map("labels")?,
+    })
+}
+
+/// `HH:MM` (two digits each) as minutes after midnight.
+fn parse_time_of_day(text: &str) -> Option<u32> {
+    let (h, m) = text.split_once(':')?;
+    let two = |t: &str| {
+        (t.len() == 2 && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse::<u32>().ok())
+            .flatten()
+    };
+    let (h, m) = (two(h)?, two(m)?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_of_day() {
+        assert_eq!(parse_time_of_day("00:00"), Some(0));
+        assert_eq!(parse_time_of_day("23:59"), Some(23 * 60 + 59));
+        for bad in [
+            "24:00", "3:00", "03:60", "03-00", "0300", "03:00:00", "+3:00", "",
+        ] {
+            assert_eq!(parse_time_of_day(bad), None, "{bad}");
+        }
+    }
+}

@@ -216,6 +216,29 @@ fn every_endpoint_answers_as_the_openapi_document_says() {
     assert_eq!(filtered.json()["backups"][0]["created_by"], "api");
     let r = api.call(Method::GET, backups, ("", "?limit=0"), None, Auth::None);
     assert_eq!(r.status, 400, "{}", r.body);
+    // A backup as a job: 202 with the job, then the job itself and the list.
+    let accepted = api.call(
+        Method::POST,
+        backups,
+        ("", "?async=true"),
+        Some(json!({"name": "as-a-job"})),
+        Auth::Token,
+    );
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let job_id = accepted.json()["id"].as_str().expect("job id").to_string();
+    let job = "/api/v1/jobs/{id}";
+    let mut done = Value::Null;
+    common::poll_until(support::DEADLINE, "the backup job to end", || {
+        done = api
+            .call(Method::GET, job, (&job_id, ""), None, Auth::None)
+            .json();
+        done["state"] != "running"
+    });
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let r = api.call(Method::GET, job, ("nope", ""), None, Auth::None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = api.call(Method::GET, "/api/v1/jobs", none, None, Auth::None);
+    assert_eq!(r.status, 200, "{}", r.body);
     let one = "/api/v1/databases/{db}/backups/{id}";
     let r = api.call(Method::GET, one, (&id, ""), None, Auth::Token);
     assert_eq!(r.status, 200);

@@ -78,17 +78,21 @@ impl Drop for WorkDir {
 /// Restores the content named by `source` into the live database of `store`; returns the
 /// pre-restore safety backup. `position` is walstream's current position, recorded in it.
 /// Unless `force`, content whose schema or `user_version` differs from the live database's is
-/// refused ([`AdminError::SchemaConflict`]) before anything is changed.
+/// refused ([`AdminError::SchemaConflict`]) before anything is changed. `phase` is told what
+/// the restore does now (`fetching`, `checking schema`, `safety backup`, `copying`).
 pub async fn restore_live(
     store: &BackupStore,
     source: RestoreSource<'_>,
     position: Option<SourcePos>,
     force: bool,
+    phase: &(dyn Fn(&'static str) + Send + Sync),
 ) -> Result<BackupRecord, AdminError> {
     let work = WorkDir::create(store)?;
     let target = work.path().join("target.db");
+    phase("fetching");
     let what = fetch_target(store, source, &target).await?;
     if !force {
+        phase("checking schema");
         let (t, live) = (target.clone(), store.db_path().to_path_buf());
         if let Some(conflict) = blocking(move || super::guard::check(&t, &live)).await? {
             return Err(AdminError::SchemaConflict(Box::new(conflict)));
@@ -99,6 +103,7 @@ pub async fn restore_live(
     blocking(move || prepare_target(&t, &live)).await?;
     let s = store.clone();
     let description = format!("taken before restoring {what}");
+    phase("safety backup");
     let safety = blocking(move || {
         s.create(NewBackup {
             kind: BackupKind::PreRestore,
@@ -111,6 +116,7 @@ pub async fn restore_live(
     })
     .await?;
     let live = store.db_path().to_path_buf();
+    phase("copying");
     blocking(move || copy_into_live(&target, &live)).await?;
     info!(db = %store.db_path().display(), from = %what, safety = %safety.id, "live restore finished");
     drop(work);

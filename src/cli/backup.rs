@@ -8,8 +8,9 @@
 //! labels and list filters are checked by the same code as the HTTP API's (a bad one is a
 //! one-line error naming it), and `list -json` prints the API's record objects without
 //! `download_url` (there is no server to download from); `expire` applies the same policies
-//! (`admin::retention`) and `-dry-run` deletes nothing. `compare` and `export` are in
-//! `cli::backup_data`.
+//! (`admin::retention`) and `-dry-run` deletes nothing; every change (create, delete, pin,
+//! unpin, expire) holds the database's cross-process operation lock (`admin::lock`), so it never
+//! runs beside a sidecar's restore. `compare` and `export` are in `cli::backup_data`.
 
 use anyhow::{Context, bail};
 
@@ -18,7 +19,7 @@ use super::table::Table;
 use super::{parse_flags, print_table, print_usage_and_stop, source};
 use crate::admin::backups::NewBackup;
 use crate::admin::names::parse_labels;
-use crate::admin::{BackupFilter, BackupKind, CreatedBy};
+use crate::admin::{BackupFilter, BackupKind, BackupStore, CreatedBy, OpGuard, OpLock};
 
 /// Runs `backup SUBCOMMAND …` with the arguments after the word `backup`.
 pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
@@ -55,6 +56,7 @@ fn create(args: &[String]) -> anyhow::Result<()> {
     let labels = parse_labels(p.strings("label"))?;
     let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
     let name = Some(p.str("name")).filter(|n| !n.is_empty());
+    let _lock = locked(&store, "backup")?;
     let record = store
         .create(NewBackup {
             kind: BackupKind::Manual,
@@ -116,6 +118,7 @@ fn delete(args: &[String]) -> anyhow::Result<()> {
         bail!("usage: walstream backup delete [arguments] DB_PATH ID");
     };
     let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
+    let _lock = locked(&store, "delete")?;
     store.delete(id)?;
     Ok(())
 }
@@ -127,6 +130,7 @@ fn pin(args: &[String], pinned: bool) -> anyhow::Result<()> {
         bail!("usage: walstream backup {sub} [arguments] DB_PATH ID");
     };
     let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
+    let _lock = locked(&store, if pinned { "pin" } else { "unpin" })?;
     store.set_pinned(id, pinned)?;
     Ok(())
 }
@@ -140,6 +144,11 @@ fn expire(args: &[String]) -> anyhow::Result<()> {
         bail!("usage: walstream backup expire [arguments] DB_PATH");
     };
     let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
+    let _lock = if p.bool("dry-run") {
+        None
+    } else {
+        Some(locked(&store, "expire")?)
+    };
     let verdicts = store
         .expire(p.bool("dry-run"))
         .with_context(|| format!("expire backups of {db}"))?;
@@ -158,4 +167,11 @@ fn expire(args: &[String]) -> anyhow::Result<()> {
         ]);
     }
     print_table(&table)
+}
+
+/// The database's operation lock across processes (the sidecar's API and schedule, other
+/// `walstream backup` runs), held until dropped; a busy lock is an error naming its holder.
+fn locked(store: &BackupStore, op: &'static str) -> anyhow::Result<OpGuard> {
+    let lock = OpLock::new(&store.db_path().display().to_string(), Some(store.clone()));
+    Ok(lock.try_begin(op)?)
 }

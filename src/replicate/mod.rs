@@ -267,7 +267,10 @@ fn build_db(
         db,
         replicas,
         backups: cfg.backups.clone(),
-        ops: crate::admin::OpLock::new(&cfg.path.display().to_string()),
+        ops: crate::admin::OpLock::new(
+            &cfg.path.display().to_string(),
+            Some(crate::admin::BackupStore::new(&cfg.path, &cfg.backups)),
+        ),
         locations: replica_locations(cfg),
         replicas_started: AtomicBool::new(false),
         monitor_interval: cfg.monitor_interval,

@@ -43,7 +43,7 @@ use super::{
 use crate::admin::backups::NewBackup;
 use crate::admin::live_restore::{WorkDir, restore_replica};
 use crate::admin::{
-    AdminError, BackupFilter, BackupKind, BackupRecord, BackupStore, CreatedBy, OpGuard, OpLock,
+    AdminError, BackupFilter, BackupKind, BackupRecord, BackupStore, CreatedBy, OpLock,
     RestoreSource, SourcePos, blocking, restore_live,
 };
 use crate::replica::Replica;
@@ -51,6 +51,7 @@ use crate::replicate::Lifecycle;
 use crate::state::{DbEntry, ReplicaEntry};
 
 mod data;
+mod jobs;
 mod policy;
 
 /// Chunk size of streamed downloads.
@@ -61,6 +62,8 @@ struct Admin {
     shared: Arc<Shared>,
     /// Built on first use per database (databases join and leave the fleet while it runs).
     dbs: std::sync::Mutex<HashMap<String, Arc<AdminDb>>>,
+    /// Every mutating operation's job.
+    jobs: jobs::Jobs,
 }
 
 struct AdminDb {
@@ -76,6 +79,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> 
     let admin = Arc::new(Admin {
         shared: Arc::clone(shared),
         dbs: std::sync::Mutex::new(HashMap::new()),
+        jobs: jobs::Jobs::default(),
     });
     let read = || axum::middleware::from_fn_with_state(Arc::clone(shared), require_read);
     let mutate = || axum::middleware::from_fn_with_state(Arc::clone(shared), require_mutate);
@@ -104,6 +108,8 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> 
                 .merge(axum::routing::delete(policy::unpin))
                 .route_layer(mutate()),
         )
+        .route("/api/v1/jobs", get(jobs::list_jobs).route_layer(read()))
+        .route("/api/v1/jobs/{id}", get(jobs::get_job).route_layer(read()))
         .route(
             &format!("{base}/backups/compare"),
             get(data::compare).route_layer(data()),
@@ -225,15 +231,6 @@ impl Admin {
 }
 
 impl AdminDb {
-    /// Takes the operation lock or answers 409 (naming the database by its API id; the lock,
-    /// shared with the backup schedule, knows it by its path).
-    fn begin(&self, op: &'static str) -> Result<OpGuard, ApiError> {
-        self.lock.try_begin(op).map_err(|mut busy| {
-            busy.database = self.entry.id.clone();
-            ApiError::from(busy)
-        })
-    }
-
     /// The replica restores come from, or the 404 of a database without replicas.
     fn first_replica(&self) -> Result<&ReplicaEntry, AdminError> {
         self.entry
@@ -268,20 +265,6 @@ fn parse_timestamp(t: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     }
 }
 
-/// Runs `work` as work of the run (owning `guard`); a panic is a 500, shutdown a 503.
-async fn run_locked<T, F>(life: &Lifecycle, guard: OpGuard, work: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: std::future::Future<Output = Result<T, AdminError>> + Send + 'static,
-{
-    let locked = async move {
-        let out = work.await;
-        drop(guard);
-        out
-    };
-    Ok(run_work(life, locked).await??)
-}
-
 /// The filter of `GET …/backups?kind=&label=key=value&limit=` (`label` repeatable).
 fn list_filter(query: Pairs) -> Result<BackupFilter, ApiError> {
     let params = data::query_params(query, &["kind", "limit"], &["label"])?;
@@ -312,25 +295,29 @@ async fn list_backups(
 async fn create_backup(
     State(a): Ctx,
     Path(db): Path<String>,
+    query: Pairs,
     body: Bytes,
-) -> Result<(StatusCode, Json<RecordDoc>), ApiError> {
+) -> Result<Response, ApiError> {
     let d = a.db(&db)?;
+    let asynchronous = jobs::wants_async(query)?;
     let req: CreateBody = parse_body(&body)?;
     crate::admin::names::check_labels(&req.labels)?;
-    let guard = d.begin("backup")?;
     let (store, position) = (d.store.clone(), d.position());
-    let work = blocking(move || {
-        store.create(NewBackup {
-            kind: BackupKind::Manual,
-            name: req.name.as_deref(),
-            description: req.description.as_deref(),
-            source: position,
-            labels: req.labels,
-            created_by: CreatedBy::Api,
+    jobs::run_job(&a, &d, ("backup", asynchronous), move |_| async move {
+        let record = blocking(move || {
+            store.create(NewBackup {
+                kind: BackupKind::Manual,
+                name: req.name.as_deref(),
+                description: req.description.as_deref(),
+                source: position,
+                labels: req.labels,
+                created_by: CreatedBy::Api,
+            })
         })
-    });
-    let record = run_locked(a.life(), guard, work).await?;
-    Ok((StatusCode::CREATED, Json(record_doc(&db, record))))
+        .await?;
+        Ok((StatusCode::CREATED, jobs::body(&record_doc(&db, record))))
+    })
+    .await
 }
 
 async fn download_backup(
@@ -355,33 +342,42 @@ async fn download_backup(
 async fn delete_backup(
     State(a): Ctx,
     Path((db, id)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+    query: Pairs,
+) -> Result<Response, ApiError> {
     let d = a.db(&db)?;
+    let asynchronous = jobs::wants_async(query)?;
     crate::admin::names::check_id(&id)?;
-    let guard = d.begin("delete")?;
     let store = d.store.clone();
-    run_locked(a.life(), guard, blocking(move || store.delete(&id))).await?;
-    Ok(StatusCode::NO_CONTENT)
+    jobs::run_job(&a, &d, ("delete", asynchronous), move |_| async move {
+        blocking(move || store.delete(&id)).await?;
+        Ok((StatusCode::NO_CONTENT, serde_json::Value::Null))
+    })
+    .await
 }
 
 async fn restore_backup(
     State(a): Ctx,
     Path((db, id)): Path<(String, String)>,
+    query: Pairs,
     body: Bytes,
-) -> Result<Json<RestoreDoc>, ApiError> {
+) -> Result<Response, ApiError> {
     let d = a.db(&db)?;
+    let asynchronous = jobs::wants_async(query)?;
     crate::admin::names::check_id(&id)?;
     let req: BackupRestoreBody = parse_body(&body)?;
     let from = RestoredFrom::Backup { backup: id.clone() };
-    live_restore(&a, &d, (from, req.force), |_| RestoreSource::Backup(id)).await
+    let how = (from, req.force, asynchronous);
+    live_restore(&a, &d, how, |_| RestoreSource::Backup(id)).await
 }
 
 async fn restore_from_replica(
     State(a): Ctx,
     Path(db): Path<String>,
+    query: Pairs,
     body: Bytes,
-) -> Result<Json<RestoreDoc>, ApiError> {
+) -> Result<Response, ApiError> {
     let d = a.db(&db)?;
+    let asynchronous = jobs::wants_async(query)?;
     let req: RestoreBody = parse_body(&body)?;
     let timestamp = parse_timestamp(req.timestamp.as_deref())?;
     let first = d.first_replica()?;
@@ -389,7 +385,8 @@ async fn restore_from_replica(
         replica: first.replica.client().describe(),
         timestamp: req.timestamp.filter(|t| !t.is_empty()),
     };
-    live_restore(&a, &d, (from, req.force), move |entry| {
+    let how = (from, req.force, asynchronous);
+    live_restore(&a, &d, how, move |entry| {
         let r = &entry.replicas[0].replica;
         RestoreSource::Replica {
             name: r.name(),
@@ -400,39 +397,40 @@ async fn restore_from_replica(
     .await
 }
 
-/// The shared part of both restores: lock, attached check, restore (with the schema guard
-/// unless `force`), sync, answer.
+/// The shared part of both restores: attached check, then as a job: restore (with the schema
+/// guard unless `force`), sync, answer.
 async fn live_restore<F>(
     a: &Admin,
     d: &AdminDb,
-    (from, force): (RestoredFrom, bool),
+    (from, force, asynchronous): (RestoredFrom, bool, bool),
     source: F,
-) -> Result<Json<RestoreDoc>, ApiError>
+) -> Result<Response, ApiError>
 where
     F: for<'e> FnOnce(&'e DbEntry) -> RestoreSource<'e> + Send + 'static,
 {
-    let guard = d.begin("restore")?;
     if !d.entry.handle.is_open() {
         return Err(ApiError::Unavailable(
             "database is not attached yet; nothing to restore into".into(),
         ));
     }
     let (entry, store, position) = (Arc::clone(&d.entry), d.store.clone(), d.position());
-    let started = Instant::now();
-    let work = async move {
-        let safety = restore_live(&store, source(&entry), position, force).await?;
+    jobs::run_job(a, d, ("restore", asynchronous), move |job| async move {
+        let started = Instant::now();
+        let phase = |p: &'static str| job.set_phase(p);
+        let safety = restore_live(&store, source(&entry), position, force, &phase).await?;
+        job.set_phase("syncing");
         replicate_now(&entry).await;
-        Ok::<_, AdminError>(safety)
-    };
-    let safety = run_locked(a.life(), guard, work).await?;
-    let db = d.entry.id.clone();
-    Ok(Json(RestoreDoc {
-        safety_backup: record_doc(&db, safety),
-        database: db,
-        restored_from: from,
-        integrity: "ok",
-        duration_seconds: started.elapsed().as_secs_f64(),
-    }))
+        let db = entry.id.clone();
+        let doc = RestoreDoc {
+            safety_backup: record_doc(&db, safety),
+            database: db,
+            restored_from: from,
+            integrity: "ok",
+            duration_seconds: started.elapsed().as_secs_f64(),
+        };
+        Ok((StatusCode::OK, jobs::body(&doc)))
+    })
+    .await
 }
 
 /// Syncs the database and every replica now (the restore is one big commit); failures are

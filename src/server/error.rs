@@ -158,6 +158,9 @@ struct BusyDoc {
     error: String,
     database: String,
     running: String,
+    /// The job running it (`GET /api/v1/jobs/{id}`), when it runs as one in this process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<String>,
 }
 
 /// The body of a restore's 409 for a schema change: both versions and the differences.
@@ -175,19 +178,25 @@ fn doc(error: String, database: Option<String>, replica: Option<String>) -> Erro
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status and JSON body of this answer: what [`IntoResponse`] sends (less a 401's
+    /// `WWW-Authenticate` header), and what a job records as its outcome.
+    pub fn status_and_body(self) -> (StatusCode, serde_json::Value) {
         let status = self.status();
+        let value = |v: Result<serde_json::Value, serde_json::Error>| {
+            v.unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
+        };
         let body = match self {
             ApiError::Busy(b) => {
                 let busy = BusyDoc {
                     error: b.to_string(),
                     database: b.database,
                     running: b.running,
+                    job: b.job,
                 };
-                return (status, Json(busy)).into_response();
+                return (status, value(serde_json::to_value(busy)));
             }
-            ApiError::Denied(d) => return denied(status, d),
+            ApiError::Denied(d) => doc(d.to_string(), None, None),
             ApiError::BadRequest(text)
             | ApiError::NotFound(text)
             | ApiError::Unavailable(text)
@@ -207,7 +216,7 @@ impl IntoResponse for ApiError {
                         error: conflict.to_string(),
                         schema_conflict: *conflict,
                     };
-                    return (status, Json(body)).into_response();
+                    return (status, value(serde_json::to_value(body)));
                 }
                 if status.is_server_error() {
                     error!(error = %e, "admin operation failed");
@@ -223,20 +232,23 @@ impl IntoResponse for ApiError {
                 None,
             ),
         };
-        (status, Json(body)).into_response()
+        (status, value(serde_json::to_value(body)))
     }
 }
 
-/// 401/403; a 401 says how to authenticate.
-fn denied(status: StatusCode, d: Denied) -> Response {
-    let mut resp = (status, Json(doc(d.to_string(), None, None))).into_response();
-    if d == Denied::Missing {
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"walstream\""),
-        );
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let challenge = matches!(self, ApiError::Denied(Denied::Missing));
+        let (status, body) = self.status_and_body();
+        let mut resp = (status, Json(body)).into_response();
+        if challenge {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"walstream\""),
+            );
+        }
+        resp
     }
-    resp
 }
 
 #[cfg(test)]
@@ -275,10 +287,12 @@ mod tests {
             database: "app.db".into(),
             running: "restore".into(),
             started: "2026-01-01T00:00:00.000Z".into(),
+            job: Some("j-7".into()),
         };
         let (status, _, doc) = body(ApiError::Busy(b.clone()));
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(doc["running"], "restore");
+        assert_eq!(doc["job"], "j-7");
         assert_eq!(doc["database"], "app.db");
         assert_eq!(doc["error"], b.to_string());
         let behind = ActionError::Behind {

@@ -227,6 +227,11 @@ impl Proc {
         log
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL and reap; returns the log.
     pub fn kill9(mut self) -> String {
         let _ = self.child.kill();

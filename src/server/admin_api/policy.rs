@@ -12,9 +12,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, RecordDoc, parse_body, record_doc, run_locked};
+use super::{Ctx, Pairs, jobs, parse_body, record_doc};
 use crate::admin::blocking;
 use crate::admin::retention::Verdict;
 use crate::server::ApiError;
@@ -36,49 +38,64 @@ pub(super) struct ExpireDoc {
 pub(super) async fn pin(
     State(a): Ctx,
     Path((db, id)): Path<(String, String)>,
-) -> Result<Json<RecordDoc>, ApiError> {
-    set_pinned(a, db, id, true).await
+    query: Pairs,
+) -> Result<Response, ApiError> {
+    set_pinned(a, (db, id), query, true).await
 }
 
 pub(super) async fn unpin(
     State(a): Ctx,
     Path((db, id)): Path<(String, String)>,
-) -> Result<Json<RecordDoc>, ApiError> {
-    set_pinned(a, db, id, false).await
+    query: Pairs,
+) -> Result<Response, ApiError> {
+    set_pinned(a, (db, id), query, false).await
 }
 
 async fn set_pinned(
     a: Arc<super::Admin>,
-    db: String,
-    id: String,
+    (db, id): (String, String),
+    query: Pairs,
     pinned: bool,
-) -> Result<Json<RecordDoc>, ApiError> {
+) -> Result<Response, ApiError> {
     let d = a.db(&db)?;
+    let asynchronous = jobs::wants_async(query)?;
     crate::admin::names::check_id(&id)?;
-    let guard = d.begin(if pinned { "pin" } else { "unpin" })?;
     let store = d.store.clone();
-    let work = blocking(move || store.set_pinned(&id, pinned));
-    let record = run_locked(a.life(), guard, work).await?;
-    Ok(Json(record_doc(&db, record)))
+    let op = if pinned { "pin" } else { "unpin" };
+    jobs::run_job(&a, &d, (op, asynchronous), move |_| async move {
+        let record = blocking(move || store.set_pinned(&id, pinned)).await?;
+        Ok((StatusCode::OK, jobs::body(&record_doc(&db, record))))
+    })
+    .await
 }
 
 pub(super) async fn expire(
     State(a): Ctx,
     Path(db): Path<String>,
+    query: Pairs,
     body: Bytes,
-) -> Result<Json<ExpireDoc>, ApiError> {
+) -> Result<Response, ApiError> {
     let d = a.db(&db)?;
+    let asynchronous = jobs::wants_async(query)?;
     let req: ExpireBody = parse_body(&body)?;
     let store = d.store.clone();
-    let backups = if req.dry_run {
-        blocking(move || store.expire(true)).await?
-    } else {
-        let guard = d.begin("expire")?;
-        run_locked(a.life(), guard, blocking(move || store.expire(false))).await?
-    };
-    Ok(Json(ExpireDoc {
-        database: db,
-        dry_run: req.dry_run,
-        backups,
-    }))
+    if req.dry_run {
+        let backups = blocking(move || store.expire(true)).await?;
+        let doc = ExpireDoc {
+            database: db,
+            dry_run: true,
+            backups,
+        };
+        return Ok(Json(doc).into_response());
+    }
+    jobs::run_job(&a, &d, ("expire", asynchronous), move |_| async move {
+        let backups = blocking(move || store.expire(false)).await?;
+        let doc = ExpireDoc {
+            database: db,
+            dry_run: false,
+            backups,
+        };
+        Ok((StatusCode::OK, jobs::body(&doc)))
+    })
+    .await
 }

@@ -2,10 +2,13 @@
 //! `walstream replicate` with the HTTP server on a free port, a token and protected reads, a file
 //! replica and a database with rows; then `node tests/browser/admin.mjs` drives headless
 //! Chromium (playwright-core, Debian's /usr/bin/chromium; `scripts/install-browser.sh` installs
-//! both) through entering the token, the live "Last sync", the restore points, creating,
-//! downloading and restoring a backup (through the schema guard's second confirmation: the
-//! live `user_version` changes after the backup). The database is changed between the backup and the
-//! restore, and the restore is checked here on the live database.
+//! both) through entering the token, the headline (`degraded`: a second replica under a regular
+//! file can never upload), the restore points, creating a backup with labels, pinning, filtering,
+//! downloading, comparing it with the live database, exporting a table as CSV, restoring it
+//! (through the schema guard's second confirmation: the live `user_version` changes after the
+//! backup), point-in-time restores (a listed point, and a time picked between two known states),
+//! undoing the last restore and the expire dry run. The database is changed here between the
+//! steps, and every restore is checked here on the live database.
 //!
 //! What must stay true: a missing node, Chromium or playwright-core fails the test (never a
 //! skip); every wait has a deadline; the browser process is killed if the test fails.
@@ -27,6 +30,8 @@ use support::{DEADLINE, insert, open_app, poll_until, rows};
 
 const TOKEN: &str = "admin-page-token-8c1d";
 const BACKUP_NAME: &str = "before-cleanup";
+/// The replica that cannot upload: its directory would be under a regular file.
+const BROKEN_REPLICA: &str = "broken";
 /// Bound on the whole browser run (Chromium start-up, every step, the restore).
 const BROWSER_DEADLINE: Duration = Duration::from_secs(300);
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -69,6 +74,7 @@ impl Driver {
             .env("WALSTREAM_TOKEN", TOKEN)
             .env("WALSTREAM_DB", "app.db")
             .env("WALSTREAM_BACKUP_NAME", BACKUP_NAME)
+            .env("WALSTREAM_BROKEN_REPLICA", BROKEN_REPLICA)
             .env("WALSTREAM_OUT", out)
             .env("WALSTREAM_CHROMIUM", CHROMIUM)
             .stdin(Stdio::piped())
@@ -183,6 +189,25 @@ fn get_auth_status(ws: &Instance) -> serde_json::Value {
     r.json()
 }
 
+/// Commits row `id` and waits until the first replica stores it; answers the server's time
+/// once it has (a time after the commit's upload and before any later commit).
+fn commit_replicated(ws: &Instance, app: &rusqlite::Connection, id: i64) -> String {
+    let before = get_auth_status(ws)["databases"][0]["position"].clone();
+    insert(app, id);
+    poll_until(DEADLINE, "the first replica to store the commit", || {
+        let st = get_auth_status(ws);
+        let db = &st["databases"][0];
+        (db["position"] != before && db["replicas"][0]["position"] == db["position"]).then_some(())
+    });
+    // The time must be later than the upload even when cut to the millisecond (the picker's
+    // precision): read it a few milliseconds after the upload was seen.
+    std::thread::sleep(Duration::from_millis(20));
+    let st = get_auth_status(ws);
+    let time = st["time"].as_str().expect("status time").to_string();
+    std::thread::sleep(Duration::from_millis(20));
+    time
+}
+
 fn assert_png(path: &Path) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     assert!(
@@ -209,10 +234,17 @@ fn admin_page_creates_and_restores_a_backup_in_a_browser() {
         insert(&app, id);
     }
     let at_backup = rows(&app);
+    // The second replica's directory would be under a regular file: every upload fails, while
+    // the first replica (the one restores use) keeps working.
+    std::fs::write(dir.join("blocker"), b"not a directory").expect("write blocker");
+    let broken = format!(
+        "      - name: {BROKEN_REPLICA}\n        url: \"file://{}\"\n        sync-interval: 100ms\n",
+        dir.join("blocker/replica").display()
+    );
     let cfg = config(
         &db,
         &format!("http-token: \"{TOKEN}\"\nhttp-protect-reads: true\n"),
-        &file_replica(&dir.join("replica"), "100ms"),
+        &format!("{}{broken}", file_replica(&dir.join("replica"), "100ms")),
     );
     let ws = Instance::start(&dir, &cfg, &[]);
 
@@ -232,7 +264,10 @@ fn admin_page_creates_and_restores_a_backup_in_a_browser() {
         "a snapshot in the replica (restore points)",
         || {
             let st = get_auth_status(&ws);
-            !st["databases"][0]["replicas"][0]["oldest_restore_point"].is_null()
+            let replicas = &st["databases"][0]["replicas"];
+            !replicas[0]["oldest_restore_point"].is_null()
+                && replicas[1]["failure_streak"].as_u64() > Some(0)
+                && replicas[1]["last_sync"].is_null()
         },
     );
 
@@ -249,6 +284,8 @@ fn admin_page_creates_and_restores_a_backup_in_a_browser() {
     app.execute("DELETE FROM t WHERE id <= 5", [])
         .expect("delete");
     insert(&app, 1000);
+    app.execute("UPDATE t SET v = 'changed-10' WHERE id = 10", [])
+        .expect("update");
     app.execute_batch("PRAGMA user_version = 7")
         .expect("user_version");
     assert_ne!(rows(&app), at_backup);
@@ -272,6 +309,33 @@ fn admin_page_creates_and_restores_a_backup_in_a_browser() {
     app.execute("DELETE FROM t", []).expect("delete all");
     insert(&app, 2000);
     driver.send("continue");
+    driver.expect_line("point-restored");
+    assert_eq!(
+        rows(&app),
+        at_backup,
+        "not restored to the oldest restore point"
+    );
+
+    // Two known states, each stored in the replica, with a time between them to pick.
+    let between = commit_replicated(&ws, &app, 3000);
+    let state_a = rows(&app);
+    commit_replicated(&ws, &app, 4000);
+    let state_b = rows(&app);
+    driver.send(&format!("pick {between}"));
+    driver.expect_line("time-restored");
+    assert_eq!(
+        rows(&app),
+        state_a,
+        "the picked time {between} did not restore the state between the two commits"
+    );
+    driver.send("continue");
+    driver.expect_line("undone");
+    assert_eq!(
+        rows(&app),
+        state_b,
+        "undo did not bring back the state before the last restore"
+    );
+    driver.send("continue");
     let printed = driver.expect_line("screenshot ");
     driver.finish();
 
@@ -279,13 +343,8 @@ fn admin_page_creates_and_restores_a_backup_in_a_browser() {
     assert_png(&shot);
     eprintln!("admin page screenshot: {}", shot.display());
 
-    assert_eq!(
-        rows(&app),
-        at_backup,
-        "not restored to the oldest restore point"
-    );
     let fresh = common::sqlite::checked(&db);
-    assert_eq!(rows(&fresh), at_backup);
+    assert_eq!(rows(&fresh), state_b);
     let list = ws.get_auth("/api/v1/databases/app.db/backups", TOKEN);
     assert_eq!(list.status, 200, "{}", list.body);
     let kinds: Vec<String> = list.json()["backups"]

@@ -27,6 +27,7 @@ const base = env('WALSTREAM_URL');
 const token = env('WALSTREAM_TOKEN');
 const db = env('WALSTREAM_DB');
 const backupName = env('WALSTREAM_BACKUP_NAME');
+const brokenReplica = env('WALSTREAM_BROKEN_REPLICA');
 const out = env('WALSTREAM_OUT');
 const executablePath = env('WALSTREAM_CHROMIUM', '/usr/bin/chromium');
 const STEP_MS = 60_000;
@@ -53,6 +54,13 @@ async function waitUntil(condition, what) {
   }
 }
 
+/** The rest of the next stdin line, which must start with `prefix`. */
+async function waitForPrefix(prefix) {
+  const next = await stdinLines.next();
+  check(!next.done && next.value.startsWith(prefix), `expected "${prefix}…" on stdin, got ${JSON.stringify(next.value)}`);
+  return next.value.slice(prefix.length).trim();
+}
+
 async function waitForLine(expected) {
   const next = await stdinLines.next();
   check(!next.done && next.value.trim() === expected, `expected "${expected}" on stdin, got ${JSON.stringify(next.value)}`);
@@ -75,13 +83,19 @@ async function run(page) {
   await section.getByRole('heading', { name: db, exact: true }).waitFor();
   await page.waitForFunction(() => document.getElementById('errors').textContent.trim() === '');
 
-  step('"Last sync: N seconds ago" ticks every second');
-  const ago = section.locator('.headline .ago');
-  await section.locator('.headline', { hasText: /Last sync: \d+ seconds? ago/ }).waitFor();
-  const before = await ago.textContent();
+  step(`the headline says "degraded" (warning style) while replica ${brokenReplica} cannot upload, naming it as the worst`);
+  const headline = section.locator('.headline');
+  await headline.locator('.state.warn', { hasText: /^degraded$/ }).waitFor();
+  await section.locator('.headline', { hasText: `Last sync: never (replica ${brokenReplica})` }).waitFor();
+  await section.locator('.problems li', { hasText: `replica ${brokenReplica} is failing` }).waitFor();
+
+  step('"Last upload: N seconds ago" of the working replica ticks every second');
+  const ago = `section[data-db="${db}"] .replica .ago`;
+  await section.locator('.replica dd', { hasText: /\d+ seconds? ago, lag/ }).first().waitFor();
+  const before = await section.locator('.replica .ago').first().textContent();
   await page.waitForFunction(
     ([sel, text]) => document.querySelector(sel)?.textContent !== text,
-    [`section[data-db="${db}"] .headline .ago`, before],
+    [ago, before],
     { timeout: 10_000 },
   );
   await section.locator('code', { hasText: 'file://' }).first().waitFor();
@@ -105,14 +119,48 @@ async function run(page) {
   const oldest = points.last();
   const oldestTime = (await oldest.getAttribute('aria-label')).split(' at ').pop();
 
-  step(`create backup "${backupName}"`);
-  await section.getByLabel('Name').fill(backupName);
+  step(`create backup "${backupName}" with labels`);
+  await section.getByLabel('Name', { exact: true }).fill(backupName);
   await section.getByLabel('Description').fill('made by the browser test');
+  await section.getByLabel('Labels', { exact: true }).fill('ticket=OPS-42, env=test');
   await section.getByRole('button', { name: 'Create backup' }).click();
   await page.locator('#notice').getByText(`Created backup "${backupName}"`).waitFor();
-  const id = await section.locator('tbody tr', { hasText: backupName }).getAttribute('data-id');
+  const backupRows = section.locator('table.backups tbody tr');
+  const id = await backupRows.filter({ hasText: backupName }).getAttribute('data-id');
   check(id, 'the backup row has no id');
-  const row = section.locator(`tbody tr[data-id="${id}"]`);
+  const row = section.locator(`table.backups tbody tr[data-id="${id}"]`);
+  await row.locator('.chip', { hasText: 'ticket=OPS-42' }).waitFor();
+  await row.locator('.chip', { hasText: 'env=test' }).waitFor();
+  await section.locator(`.timeline .marker[data-id="${id}"]`).waitFor();
+  await noPageErrors(page);
+
+  step('pin: the row shows "pinned", Delete is disabled; unpin brings Pin and Delete back');
+  await row.getByRole('button', { name: `Pin backup ${backupName}` }).click();
+  await page.locator('#notice').getByText(`Pinned backup "${backupName}"`).waitFor();
+  await row.locator('.chip.pin', { hasText: 'pinned' }).waitFor();
+  check(await row.getByRole('button', { name: `Delete backup ${backupName}` }).isDisabled(), 'Delete is enabled on a pinned backup');
+  await row.getByRole('button', { name: `Unpin backup ${backupName}` }).click();
+  await page.locator('#notice').getByText(`Unpinned backup "${backupName}"`).waitFor();
+  await row.getByRole('button', { name: `Pin backup ${backupName}` }).waitFor();
+  check(await row.locator('.chip.pin').count() === 0, 'the pinned marker stayed after unpin');
+  check(!(await row.getByRole('button', { name: `Delete backup ${backupName}` }).isDisabled()), 'Delete is disabled after unpin');
+  await noPageErrors(page);
+
+  step('filter the backups by label and kind (server-side filters)');
+  const filterLabels = section.getByLabel('With labels');
+  await filterLabels.fill('ticket=OPS-41');
+  await section.getByRole('button', { name: 'Filter backups' }).click();
+  await section.getByText('No backups match the filter.').waitFor();
+  await filterLabels.fill('ticket=OPS-42 env=test');
+  await section.getByRole('button', { name: 'Filter backups' }).click();
+  await row.waitFor();
+  await section.getByLabel('Kind').selectOption('pre-restore');
+  await section.getByText('No backups match the filter.').waitFor();
+  await section.getByLabel('Kind').selectOption('manual');
+  await row.waitFor();
+  await filterLabels.fill('');
+  await section.getByLabel('Kind').selectOption('');
+  await row.waitFor();
   await noPageErrors(page);
 
   step('download the backup (fetch with the token, saved from a blob)');
@@ -120,6 +168,35 @@ async function run(page) {
 
   console.log(`backup-created ${id}`);
   await waitForLine('continue');
+
+  step('compare the backup (A) with live (B), 5 rows a page: ids 1-5 removed, then 1000 added and 10 changed');
+  await section.getByLabel('Compare A').selectOption(id);
+  await section.getByLabel('with B').selectOption('live');
+  await section.getByLabel('Rows per page').fill('5');
+  await section.getByRole('button', { name: 'Compare', exact: true }).click();
+  const counts = section.locator('.compare-tables tr[data-table="t"]');
+  await counts.waitFor();
+  const cells = await counts.locator('td').allTextContents();
+  check(JSON.stringify(cells.slice(0, 6)) === JSON.stringify(['t', '20', '16', '1', '5', '1']), `compare counts of t: ${JSON.stringify(cells)}`);
+  const changes = section.locator('.compare-rows tbody tr');
+  await section.locator('.compare-result h4', { hasText: 'Changed rows 1–5' }).waitFor();
+  check(await changes.count() === 5 && await section.locator('.compare-rows tr[data-change="removed"]').count() === 5, 'first page is not the 5 removed rows');
+  await section.getByRole('button', { name: 'More changed rows' }).click();
+  await section.locator('.compare-result h4', { hasText: 'Changed rows 6–7' }).waitFor();
+  const changed = section.locator('.compare-rows tr[data-change="changed"]');
+  check(await changed.locator('td').nth(2).textContent() === '10', 'the changed row is not id 10');
+  const [was, now] = await changed.locator('td').evaluateAll((tds) => [tds[3].textContent, tds[4].textContent]);
+  check(was.startsWith('id=10, v=row-10-') && now === 'id=10, v=changed-10', `changed row: A ${was}, B ${now}`);
+  await section.locator('.compare-rows tr[data-change="added"]', { hasText: 'id=1000' }).waitFor();
+  await noPageErrors(page);
+
+  step('export table t of the live database as CSV (the compare filled the table list)');
+  await section.getByLabel('Export from').selectOption('live');
+  await section.getByLabel('Table', { exact: true }).fill('t');
+  const csv = await downloadText(page, section.getByRole('button', { name: 'Download CSV' }));
+  const lines = csv.split('\n');
+  check(lines[0] === 'id,v' && lines.includes('10,changed-10') && !lines.some((l) => l.startsWith('5,'))
+    && lines.some((l) => l.startsWith('1000,row-1000-')) && lines.length === 16 + 2, `exported CSV: ${JSON.stringify(lines.slice(0, 4))}… ${lines.length} lines`);
 
   const dialogs = [];
   let answer = true;
@@ -130,7 +207,8 @@ async function run(page) {
   await page.locator('#notice').getByText(`Restored ${db} from backup ${id}`).waitFor();
   check(dialogs.length === 2 && dialogs[0].includes(backupName), `confirm dialogs: ${JSON.stringify(dialogs)}`);
   check(dialogs[1].includes('user_version: 7 now → 0 after the restore'), `schema guard dialog: ${JSON.stringify(dialogs[1])}`);
-  await section.locator('tbody tr', { hasText: 'pre-restore' }).first().waitFor();
+  await backupRows.filter({ hasText: 'pre-restore' }).first().waitFor();
+  await section.getByRole('button', { name: 'Undo last restore' }).waitFor();
   await noPageErrors(page);
 
   console.log('backup-restored');
@@ -141,8 +219,53 @@ async function run(page) {
   await page.locator('#notice').getByText(`Restored ${db} from replica`).waitFor();
   check(dialogs.length === 3 && dialogs[2].includes(oldestTime), `confirm dialogs: ${JSON.stringify(dialogs)}`);
   await noPageErrors(page);
+
+  console.log('point-restored');
+  const picked = await waitForPrefix('pick ');
+
+  step('a time before the restorable window is refused on the page, without asking or calling restore');
+  const picker = section.getByLabel('Restore to a time (UTC)');
+  await picker.fill('2001-02-03T04:05:06.007');
+  await section.getByRole('button', { name: 'Restore to this time' }).click();
+  await page.locator('#errors').getByText('is outside the restorable window of replica').waitFor();
+  check(dialogs.length === 3, `a refused time asked: ${JSON.stringify(dialogs)}`);
+  await page.locator('#errors').getByRole('button', { name: 'Dismiss error' }).click();
+  await noPageErrors(page);
+
+  step(`restore to ${picked} with the date-time picker`);
+  await picker.fill(pickerValue(picked));
+  await section.getByRole('button', { name: 'Restore to this time' }).click();
+  const pickedIso = `${picked.slice(0, 23)}Z`;
+  await page.locator('#notice').getByText(`Restored ${db} from replica`).filter({ hasText: pickedIso }).waitFor();
+  check(dialogs.length === 4 && dialogs[3].includes(pickedIso), `confirm dialogs: ${JSON.stringify(dialogs)}`);
+  await noPageErrors(page);
+
+  console.log('time-restored');
+  await waitForLine('continue');
+
+  step('undo the last restore: its pre-restore safety backup comes back');
+  await section.getByRole('button', { name: 'Undo last restore' }).click();
+  await page.locator('#notice').getByText(`Undone: Restored ${db} from backup`).waitFor();
+  check(dialogs.length === 5 && dialogs[4].startsWith(`Undo the last restore of ${db}`), `confirm dialogs: ${JSON.stringify(dialogs)}`);
+  await section.getByRole('button', { name: 'Undo last restore' }).waitFor({ state: 'detached' });
+  await noPageErrors(page);
+
+  console.log('undone');
+  await waitForLine('continue');
+
+  step('expire: the dry run lists every backup with its verdict; nothing would go');
+  await section.getByRole('button', { name: 'Expire old backups' }).click();
+  const verdicts = section.locator('table.verdicts tbody tr');
+  await verdicts.first().waitFor();
+  check(await verdicts.count() === await backupRows.count(), 'the dry run does not list every backup');
+  await verdicts.filter({ hasText: backupName }).filter({ hasText: 'keep-last 1' }).waitFor();
+  await section.getByText(/Dry run: nothing would expire/).waitFor();
+  check(await section.getByRole('button', { name: 'Expire 0 backups' }).isDisabled(), 'the expire button is enabled with nothing to expire');
+  check(await section.locator('.timeline .marker').count() === await backupRows.count(), 'the timeline does not mark every backup');
+  await noPageErrors(page);
   const shot = join(out, 'admin-page.png');
   await page.screenshot({ path: shot, fullPage: true });
+  await section.getByRole('button', { name: 'Close' }).click();
 
   step('download the latest state from the replica');
   await download(page, section.getByRole('link', { name: /latest state of/ }));
@@ -150,8 +273,8 @@ async function run(page) {
   step('delete: a dismissed confirm keeps the backup, an accepted one deletes it');
   answer = false;
   await row.getByRole('button', { name: `Delete backup ${backupName}` }).click();
-  await waitUntil(() => dialogs.length === 4, 'the delete confirm dialog');
-  check(dialogs.length === 4 && dialogs[3].includes(backupName), `confirm dialogs: ${JSON.stringify(dialogs)}`);
+  await waitUntil(() => dialogs.length === 6, 'the delete confirm dialog');
+  check(dialogs.length === 6 && dialogs[5].includes(backupName), `confirm dialogs: ${JSON.stringify(dialogs)}`);
   check(await row.count() === 1, 'a dismissed delete removed the backup');
   answer = true;
   await row.getByRole('button', { name: `Delete backup ${backupName}` }).click();
@@ -159,6 +282,25 @@ async function run(page) {
   await row.waitFor({ state: 'detached' });
   await noPageErrors(page);
   console.log(`screenshot ${shot}`);
+}
+
+/**
+ * The `datetime-local` value of an RFC 3339 UTC time, to the millisecond, in the normalized form
+ * the browser keeps (no trailing zeros of the fraction, no `:00` seconds without a fraction).
+ */
+function pickerValue(rfc3339) {
+  let v = rfc3339.slice(0, 23).replace(/0+$/, '').replace(/\.$/, '');
+  if (v.length === 19 && v.endsWith(':00')) v = v.slice(0, 16);
+  return v;
+}
+
+/** Clicks a control that downloads a text file and answers the file's content. */
+async function downloadText(page, control) {
+  const [file] = await Promise.all([page.waitForEvent('download'), control.click()]);
+  const saved = join(out, file.suggestedFilename());
+  await file.saveAs(saved);
+  console.log(`downloaded ${saved} ${statSync(saved).size}`);
+  return readFileSync(saved, 'utf8');
 }
 
 /** Clicks a download link and checks that a SQLite database arrives. */

@@ -1,14 +1,22 @@
 // walstream admin page script, served as /assets/app.js by src/server/page.rs.
 // Owns: showing one page of databases (GET /api/v1/status?limit&offset&q&state: the search box,
-// state filter and paging work server-side, so 10,000 databases cost one page), their continuous
-// backup (…/restore-points, loaded only when a database's restore points are opened) and
-// manual backups (…/backups), and the admin actions: create, download, restore and delete
-// backups, point-in-time restore from the replica, download of the replica's latest state.
+// state filter and paging work server-side, so 10,000 databases cost one page) with a headline
+// that judges every replica (replicating / degraded / failing, last sync and lag of the worst
+// replica), their continuous backup (…/restore-points, loaded only when a database's restore
+// points are opened), a timeline of the restorable window and the backups, and the backups
+// (…/backups, filtered by kind and labels) with the admin actions: create (with labels), download,
+// restore, pin/unpin, delete and expire (dry run first) backups, compare two backups or one with
+// the live database (…/backups/compare, paged), export a table as CSV (…/export),
+// point-in-time restore from the replica (listed points, or any time of the restorable window
+// with a date-time picker), undo of the last restore (its pre-restore safety backup), download
+// of the replica's latest state.
 // Must stay true: every API call sends the saved bearer token, downloads too (always fetched, never
 // a plain link: the server refuses database content without the token); every failed call
-// is shown in the error area, never swallowed; restores and deletes ask for confirmation first
-// (a restore that would change the schema asks again, showing the differences);
-// data reaches the page through textContent only (never innerHTML); no request leaves this origin.
+// is shown in the error area, never swallowed; restores, deletes and expires ask for confirmation
+// first (a restore that would change the schema asks again, showing the differences; a picked
+// time is checked against the replica's window of the moment before anything is asked);
+// data reaches the page through textContent only (never innerHTML); no request leaves this origin;
+// positions are set through the CSSOM (element.style), never a style attribute (CSP).
 'use strict';
 
 const API = '/api/v1';
@@ -281,17 +289,59 @@ function renderDatabases(dbs) {
   }
 }
 
+/**
+ * The headline state of a database from all of its replicas: `replicating` only when every
+ * replica has uploaded and none is failing; `degraded` when some replica fails or has never
+ * uploaded while another works; `failing` when none works and one fails.
+ */
+function databaseHealth(db) {
+  if (!db.attached) return { state: 'waiting for the database file', cls: 'bad', problems: [] };
+  if (db.last_error) return { state: `sync failing: ${db.last_error}`, cls: 'bad', problems: [] };
+  const replicas = db.replicas || [];
+  const problems = [];
+  let healthy = 0;
+  let failing = 0;
+  for (const r of replicas) {
+    if (r.failure_streak > 0) {
+      failing += 1;
+      const why = r.last_error ? `: ${r.last_error.message}` : '';
+      problems.push(`replica ${r.name} is failing (${r.failure_streak} failed rounds)${why}`);
+    } else if (!r.last_sync) {
+      problems.push(`replica ${r.name} has never completed an upload`);
+    } else {
+      healthy += 1;
+    }
+  }
+  if (replicas.length === 0) return { state: 'no replicas', cls: 'warn', problems };
+  if (healthy === replicas.length) return { state: 'replicating', cls: 'good', problems };
+  if (healthy > 0) return { state: 'degraded', cls: 'warn', problems };
+  if (failing > 0) return { state: 'failing', cls: 'bad', problems };
+  return { state: 'waiting for the first upload', cls: 'warn', problems };
+}
+
+/** The replica furthest behind: one that never uploaded, else the oldest upload, then the lag. */
+function worstReplica(replicas) {
+  const age = (r) => (r.last_sync ? parseTime(r.last_sync) : -Infinity);
+  return (replicas || []).slice().sort((a, b) => age(a) - age(b)
+    || Number(b.lag_seconds || 0) - Number(a.lag_seconds || 0))[0];
+}
+
 function renderPanel(section, db) {
-  const health = !db.attached ? 'waiting for the database file'
-    : db.last_error ? `sync failing: ${db.last_error}` : 'replicating';
+  section.db = db;
+  const health = databaseHealth(db);
+  const worst = worstReplica(db.replicas);
   section.headline.replaceChildren(
-    el('span', { class: db.last_error || !db.attached ? 'bad' : 'good' }, health), ' · ',
-    'Last sync: ', agoSpan(db.last_sync));
+    el('span', { class: `state ${health.cls}` }, health.state), ' · ',
+    'Last sync: ', agoSpan(worst ? worst.last_sync : db.last_sync),
+    worst ? ` (replica ${worst.name}), lag ${Number(worst.lag_seconds || 0).toFixed(1)} s` : '');
+  section.problems.replaceChildren(...health.problems.map((p) => el('li', { class: health.cls, text: p })));
   section.summary.replaceChildren(
     el('dt', {}, 'Size'), el('dd', {}, `${formatBytes(db.size)} (WAL ${formatBytes(db.wal_size)})`),
     el('dt', {}, 'Position'), el('dd', {}, el('code', {}, formatPosition(db.position))),
   );
   section.replicas.replaceChildren(...(db.replicas || []).map(renderReplica));
+  renderWindow(section);
+  renderTimeline(section);
 }
 
 function renderReplica(r) {
@@ -312,29 +362,39 @@ function renderReplica(r) {
       failing ? [el('dt', {}, 'Error'), el('dd', { class: 'bad' }, `${r.last_error.message} (${r.failure_streak} failed rounds)`)] : null));
 }
 
+const BACKUP_COLUMNS = ['Name', 'Created', 'Size', 'Kind', 'Labels', 'Pinned', 'Actions'];
+
 function createSection(db) {
   const name = db.name;
   const titleId = `db-${view.sections.size}`;
-  const s = { name };
+  const s = { name, db, backupList: [], undo: null, compare: null };
   s.headline = el('p', { class: 'headline' });
+  s.problems = el('ul', { class: 'problems' });
   s.summary = el('dl', { class: 'summary' });
   s.replicas = el('div', { class: 'replicas' });
   s.points = el('div', { class: 'points', hidden: true });
   s.pointsButton = el('button', { type: 'button', 'aria-expanded': 'false', onclick: () => togglePoints(s) }, 'View restore points');
-  s.backups = el('tbody', {}, el('tr', {}, el('td', { colspan: 5, text: 'Loading backups…' })));
+  s.undoBox = el('div', { class: 'undo', hidden: true });
+  s.timeline = el('div', { class: 'timeline' });
+  s.backups = el('tbody', {}, el('tr', {}, el('td', { colspan: BACKUP_COLUMNS.length, text: 'Loading backups…' })));
+  s.expire = el('div', { class: 'expire', hidden: true });
   s.root = el('section', { class: 'db', 'aria-labelledby': titleId, 'data-db': name },
     el('h2', { id: titleId }, name), el('p', { class: 'muted', text: db.path }),
+    s.undoBox,
     el('div', { class: 'panel' },
-      el('h3', {}, 'Continuous backup'), s.headline, s.summary, s.replicas,
+      el('h3', {}, 'Continuous backup'), s.headline, s.problems, s.summary, s.replicas,
       el('div', { class: 'actions' }, s.pointsButton,
         downloadLink(`${dbPath(name)}/replica/latest.db`, 'Download latest from replica', `Download the latest state of ${name} from the replica`)),
+      createTimeForm(s),
       s.points),
+    el('div', { class: 'panel' }, el('h3', {}, 'Timeline'), s.timeline),
     el('div', { class: 'panel' },
-      el('h3', {}, 'Manual backups'), createForm(s),
-      el('table', {},
-        el('caption', { class: 'visually-hidden' }, `Manual backups of ${name}`),
-        el('thead', {}, el('tr', {}, ['Name', 'Created', 'Size', 'Kind', 'Actions'].map((h) => el('th', { scope: 'col' }, h)))),
-        s.backups)));
+      el('h3', {}, 'Backups'), createForm(s), createBackupFilter(s), s.expire,
+      el('table', { class: 'backups' },
+        el('caption', { class: 'visually-hidden' }, `Backups of ${name}`),
+        el('thead', {}, el('tr', {}, BACKUP_COLUMNS.map((h) => el('th', { scope: 'col' }, h)))),
+        s.backups)),
+    el('div', { class: 'panel' }, el('h3', {}, 'Compare and export'), createCompare(s), createExport(s)));
   return s;
 }
 
@@ -385,14 +445,102 @@ function renderPointsReplica(s, r) {
 }
 
 function restoreToPoint(s, timestamp, button) {
+  act(button, `restore ${s.name}`, () => restoreReplicaAt(s, timestamp));
+}
+
+/** Asks, then restores the live database to the first replica's state at `timestamp`. */
+async function restoreReplicaAt(s, timestamp) {
   const question = `Restore ${s.name} to ${timestamp}?\n\nThe live database is replaced by the replica's state at that time. A safety backup of the current database is taken first.`;
   if (!window.confirm(question)) return;
+  notify(`Restoring ${s.name} to ${timestamp}…`);
+  const result = await restoreGuarded(s, `${dbPath(s.name)}/restore`, { timestamp });
+  if (result) await restored(s, result);
+}
+
+/** After a live restore: says what happened, offers its undo and reloads. */
+async function restored(s, result, undone) {
+  notify(undone ? `Undone: ${describeRestore(result)}` : describeRestore(result));
+  s.undo = undone ? null : result;
+  renderUndo(s);
+  await Promise.all([loadBackups(s), refreshStatus()]);
+}
+
+/** The restorable window of the first replica (the one live restores use), or null. */
+function restoreWindow(db) {
+  const r = db && (db.replicas || [])[0];
+  if (!r || !r.oldest_restore_point || !r.last_sync) return null;
+  return { replica: r.name, from: r.oldest_restore_point, to: r.last_sync };
+}
+
+/** The `datetime-local` value (UTC, milliseconds) of an RFC 3339 time. */
+function pickerValue(text) {
+  const ms = parseTime(text);
+  return Number.isNaN(ms) ? '' : new Date(ms).toISOString().slice(0, 23);
+}
+
+/** Point-in-time restore with a date-time picker, anywhere in the restorable window. */
+function createTimeForm(s) {
+  s.timeInput = el('input', { type: 'datetime-local', step: '0.001', name: 'timestamp', required: true });
+  s.windowText = el('span', { class: 'muted' });
+  // novalidate: the window is checked against a fresh status on submit, not the shown min/max.
+  const form = el('form', { class: 'pitr', autocomplete: 'off', novalidate: true },
+    el('label', {}, 'Restore to a time (UTC) ', s.timeInput),
+    el('button', { type: 'submit' }, 'Restore to this time'), s.windowText);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    act(form.querySelector('button'), `restore ${s.name}`, async () => {
+      const value = s.timeInput.value;
+      const ms = Date.parse(`${value}Z`);
+      if (!value || Number.isNaN(ms)) throw new Error(`Pick a date and time to restore ${s.name} to.`);
+      const timestamp = new Date(ms).toISOString();
+      // The window of the moment, not of the last status refresh: the replica keeps uploading.
+      const win = restoreWindow(await freshStatus(s.name));
+      if (!win) throw new Error(`${s.name} has no restore points yet: the replica holds no snapshot.`);
+      if (ms < parseTime(win.from) || ms > parseTime(win.to)) {
+        throw new Error(`${formatTime(timestamp)} is outside the restorable window of replica ${win.replica}: ${formatTime(win.from)} → ${formatTime(win.to)}.`);
+      }
+      await restoreReplicaAt(s, timestamp);
+    });
+  });
+  return form;
+}
+
+function renderWindow(s) {
+  const win = restoreWindow(s.db);
+  s.timeInput.min = win ? pickerValue(win.from) : '';
+  s.timeInput.max = win ? pickerValue(win.to) : '';
+  s.windowText.textContent = win
+    ? `Restorable (replica ${win.replica}): ${formatTime(win.from)} → ${formatTime(win.to)}`
+    : 'No restore points yet.';
+}
+
+/** The status of one database, fetched now. */
+async function freshStatus(name) {
+  const doc = await callJson('GET', `${API}/status?limit=1000&q=${encodeURIComponent(name)}`);
+  const db = (doc.databases || []).find((d) => d.name === name);
+  if (!db) throw new Error(`${name} is no longer in /api/v1/status`);
+  return db;
+}
+
+/** "Undo last restore", offered after a live restore made on this page. */
+function renderUndo(s) {
+  s.undoBox.hidden = !s.undo;
+  if (!s.undo) { s.undoBox.replaceChildren(); return; }
+  const button = el('button', { type: 'button', onclick: (e) => undoRestore(s, e.currentTarget) }, 'Undo last restore');
+  s.undoBox.replaceChildren(el('span', { text: `${describeRestore(s.undo)} ` }), button);
+}
+
+/** Restores the newest pre-restore safety backup: the state right before the last restore. */
+function undoRestore(s, button) {
   act(button, `restore ${s.name}`, async () => {
-    notify(`Restoring ${s.name} to ${timestamp}…`);
-    const result = await restoreGuarded(s, `${dbPath(s.name)}/restore`, { timestamp });
-    if (!result) return;
-    notify(describeRestore(result));
-    await Promise.all([loadBackups(s), refreshStatus()]);
+    const doc = await callJson('GET', `${dbPath(s.name)}/backups?kind=pre-restore&limit=1`);
+    const b = (doc.backups || [])[0];
+    if (!b) throw new Error(`${s.name} has no pre-restore safety backup to undo the restore with`);
+    const question = `Undo the last restore of ${s.name}: restore its safety backup "${b.name}" (taken ${formatTime(b.created)}, right before that restore)?\n\nThe live database is replaced. A safety backup of the current database is taken first.`;
+    if (!window.confirm(question)) return;
+    notify(`Undoing the last restore of ${s.name}…`);
+    const result = await restoreGuarded(s, `${dbPath(s.name)}/backups/${encodeURIComponent(b.id)}/restore`, {});
+    if (result) await restored(s, result, true);
   });
 }
 
@@ -436,21 +584,35 @@ function describeRestore(r) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Manual backups
+// Backups: create, list with filters, pin, restore, delete, expire
+
+/** `key=value` items separated by commas or spaces, each checked for its `=`. */
+function parseLabels(text) {
+  const items = text.split(/[\s,]+/).filter((item) => item);
+  for (const item of items) {
+    if (item.indexOf('=') < 1) throw new Error(`label "${item}": want key=value`);
+  }
+  return items;
+}
 
 function createForm(s) {
   const form = el('form', { class: 'create' },
     el('label', {}, 'Name ', el('input', { name: 'name', maxlength: 100, placeholder: 'e.g. before-migration' })),
     el('label', {}, 'Description ', el('input', { name: 'description', maxlength: 1000 })),
+    el('label', {}, 'Labels ', el('input', { name: 'labels', maxlength: 2000, placeholder: 'env=prod, ticket=OPS-42' })),
     el('button', { type: 'submit' }, 'Create backup'));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    const body = {};
-    const name = form.elements.name.value.trim();
-    const description = form.elements.description.value.trim();
-    if (name) body.name = name;
-    if (description) body.description = description;
     act(form.querySelector('button'), `create ${s.name}`, async () => {
+      const body = {};
+      const name = form.elements.name.value.trim();
+      const description = form.elements.description.value.trim();
+      const labels = parseLabels(form.elements.labels.value);
+      if (name) body.name = name;
+      if (description) body.description = description;
+      if (labels.length) {
+        body.labels = Object.fromEntries(labels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      }
       notify(`Creating a backup of ${s.name}…`);
       const record = await callJson('POST', `${dbPath(s.name)}/backups`, body);
       notify(`Created backup "${record.name}" of ${s.name} (${formatBytes(record.size)}).`);
@@ -461,30 +623,86 @@ function createForm(s) {
   return form;
 }
 
+/** Filters of the backups list (the API's `kind` and `label`) and the expire button. */
+function createBackupFilter(s) {
+  s.filterKind = el('select', { name: 'kind' },
+    ['', 'manual', 'pre-restore', 'scheduled'].map((k) => el('option', { value: k }, k || 'all')));
+  s.filterLabels = el('input', { name: 'label', maxlength: 2000, placeholder: 'key=value' });
+  const form = el('form', { class: 'create', role: 'search', autocomplete: 'off' },
+    el('label', {}, 'Kind ', s.filterKind),
+    el('label', {}, 'With labels ', s.filterLabels),
+    el('button', { type: 'submit' }, 'Filter backups'),
+    el('button', { type: 'button', onclick: (e) => expireDryRun(s, e.currentTarget) }, 'Expire old backups'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    loadBackups(s);
+  });
+  s.filterKind.addEventListener('change', () => loadBackups(s));
+  return form;
+}
+
+/** The list request with the chosen filters. */
+function backupsPath(s) {
+  const params = [];
+  if (s.filterKind.value) params.push(`kind=${encodeURIComponent(s.filterKind.value)}`);
+  parseLabels(s.filterLabels.value).forEach((l) => params.push(`label=${encodeURIComponent(l)}`));
+  return `${dbPath(s.name)}/backups${params.length ? `?${params.join('&')}` : ''}`;
+}
+
+function backupsMessage(s, text) {
+  s.backups.replaceChildren(el('tr', {}, el('td', { colspan: BACKUP_COLUMNS.length, text })));
+}
+
 async function loadBackups(s) {
+  s.loads = (s.loads || 0) + 1;
+  const mine = s.loads;
   try {
-    const doc = await callJson('GET', `${dbPath(s.name)}/backups`);
+    const doc = await callJson('GET', backupsPath(s));
+    // A newer load (another filter) was started meanwhile: its answer is the one to show.
+    if (mine !== s.loads) return;
     clearError(`backups ${s.name}`);
-    const rows = (doc.backups || []).map((b) => backupRow(s, b));
-    s.backups.replaceChildren(...(rows.length ? rows
-      : [el('tr', {}, el('td', { colspan: 5, text: 'No backups yet.' }))]));
+    s.backupList = doc.backups || [];
+    const rows = s.backupList.map((b) => backupRow(s, b));
+    const filtered = s.filterKind.value || s.filterLabels.value.trim();
+    if (rows.length) s.backups.replaceChildren(...rows);
+    else backupsMessage(s, filtered ? 'No backups match the filter.' : 'No backups yet.');
   } catch (e) {
+    if (mine !== s.loads) return;
     showError(`backups ${s.name}`, e.message);
-    s.backups.replaceChildren(el('tr', {}, el('td', { colspan: 5, text: 'Backups could not be listed (see the error above).' })));
+    backupsMessage(s, 'Backups could not be listed (see the error above).');
   }
+  renderBackupChoices(s);
+  renderTimeline(s);
 }
 
 function backupRow(s, b) {
   const label = `backup ${b.name}`;
+  const labels = Object.entries(b.labels || {});
   return el('tr', { 'data-id': b.id },
     el('td', { title: b.description || '' }, b.name, b.description ? el('div', { class: 'muted', text: b.description }) : null),
     el('td', { class: 'nowrap' }, el('time', { datetime: b.created, title: b.created }, formatTime(b.created))),
     el('td', { class: 'nowrap' }, formatBytes(b.size)),
     el('td', { class: 'nowrap' }, b.kind),
+    el('td', { class: 'labels' }, labels.map(([k, v]) => el('span', { class: 'chip', title: `label ${k}=${v}` }, `${k}=${v}`))),
+    el('td', { class: 'nowrap' }, b.pinned ? el('span', { class: 'chip pin', title: 'pinned: never expires, cannot be deleted' }, 'pinned') : null),
     el('td', {}, el('div', { class: 'actions' },
       downloadLink(b.download_url || `${dbPath(s.name)}/backups/${encodeURIComponent(b.id)}`, 'Download', `Download ${label}`),
       el('button', { type: 'button', 'aria-label': `Restore ${label}`, onclick: (e) => restoreBackup(s, b, e.currentTarget) }, 'Restore'),
-      el('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${label}`, onclick: (e) => deleteBackup(s, b, e.currentTarget) }, 'Delete'))));
+      b.pinned
+        ? el('button', { type: 'button', 'aria-label': `Unpin ${label}`, onclick: (e) => setPin(s, b, false, e.currentTarget) }, 'Unpin')
+        : el('button', { type: 'button', 'aria-label': `Pin ${label}`, onclick: (e) => setPin(s, b, true, e.currentTarget) }, 'Pin'),
+      el('button', {
+        type: 'button', class: 'danger', 'aria-label': `Delete ${label}`, disabled: b.pinned,
+        title: b.pinned ? 'Unpin it first to delete it' : null, onclick: (e) => deleteBackup(s, b, e.currentTarget),
+      }, 'Delete'))));
+}
+
+function setPin(s, b, pin, button) {
+  act(button, `pin ${s.name}`, async () => {
+    const record = await callJson(pin ? 'POST' : 'DELETE', `${dbPath(s.name)}/backups/${encodeURIComponent(b.id)}/pin`);
+    notify(`${record.pinned ? 'Pinned' : 'Unpinned'} backup "${record.name}".`);
+    await loadBackups(s);
+  });
 }
 
 function restoreBackup(s, b, button) {
@@ -493,9 +711,7 @@ function restoreBackup(s, b, button) {
   act(button, `restore ${s.name}`, async () => {
     notify(`Restoring ${s.name} from backup "${b.name}"…`);
     const result = await restoreGuarded(s, `${dbPath(s.name)}/backups/${encodeURIComponent(b.id)}/restore`, {});
-    if (!result) return;
-    notify(describeRestore(result));
-    await Promise.all([loadBackups(s), refreshStatus()]);
+    if (result) await restored(s, result);
   });
 }
 
@@ -506,6 +722,211 @@ function deleteBackup(s, b, button) {
     notify(`Deleted backup "${b.name}".`);
     await loadBackups(s);
   });
+}
+
+/** Expire, step one: the dry run's verdict on every backup, and a button for the real run. */
+function expireDryRun(s, button) {
+  act(button, `expire ${s.name}`, async () => {
+    const doc = await callJson('POST', `${dbPath(s.name)}/backups/expire`, { dry_run: true });
+    const verdicts = doc.backups || [];
+    const going = verdicts.filter((v) => !v.keep);
+    const run = el('button', {
+      type: 'button', class: 'danger', disabled: going.length === 0,
+      onclick: (e) => expireNow(s, going, e.currentTarget),
+    }, `Expire ${going.length} backup${going.length === 1 ? '' : 's'}`);
+    s.expire.hidden = false;
+    s.expire.replaceChildren(
+      el('p', {}, going.length
+        ? `Dry run: ${going.length} of ${verdicts.length} backups would expire.`
+        : `Dry run: nothing would expire; all ${verdicts.length} backups are kept.`),
+      el('table', { class: 'verdicts' },
+        el('caption', { class: 'visually-hidden' }, `Expire verdicts of ${s.name}`),
+        el('thead', {}, el('tr', {}, ['Name', 'Kind', 'Created', 'Verdict', 'Why'].map((h) => el('th', { scope: 'col' }, h)))),
+        el('tbody', {}, verdicts.map((v) => el('tr', { class: v.keep ? '' : 'going' },
+          el('td', {}, v.name), el('td', {}, v.kind), el('td', { class: 'nowrap' }, formatTime(v.created)),
+          el('td', { class: v.keep ? 'good' : 'bad' }, v.keep ? 'keep' : 'expire'),
+          el('td', {}, v.keep ? (v.reasons || []).join(', ') : 'no retention rule keeps it'))))),
+      el('div', { class: 'actions' }, run,
+        el('button', { type: 'button', onclick: () => { s.expire.hidden = true; s.expire.replaceChildren(); } }, 'Close')));
+  });
+}
+
+/** Expire, step two: asks, then applies the policies for real. */
+function expireNow(s, going, button) {
+  const names = going.map((v) => `"${v.name}"`).join(', ');
+  if (!window.confirm(`Expire (delete) ${going.length} backups of ${s.name}: ${names}? This cannot be undone.`)) return;
+  act(button, `expire ${s.name}`, async () => {
+    const doc = await callJson('POST', `${dbPath(s.name)}/backups/expire`, { dry_run: false });
+    const gone = (doc.backups || []).filter((v) => !v.keep).length;
+    notify(`Expired ${gone} backup${gone === 1 ? '' : 's'} of ${s.name}.`);
+    s.expire.hidden = true;
+    s.expire.replaceChildren();
+    await loadBackups(s);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compare and export
+
+const COMPARE_PAGE = 50;
+
+/** The choices of A, B and the export source: `live` and every listed backup. */
+function renderBackupChoices(s) {
+  const options = [['live', 'live database'], ...s.backupList.map((b) => [b.id, `${b.name} (${b.kind}, ${formatTime(b.created)})`])];
+  for (const select of [s.compareA, s.compareB, s.exportFrom]) {
+    const keep = select.value;
+    select.replaceChildren(...options.map(([value, text]) => el('option', { value }, text)));
+    if (options.some(([value]) => value === keep)) select.value = keep;
+  }
+}
+
+function createCompare(s) {
+  s.compareA = el('select', { name: 'a' });
+  s.compareB = el('select', { name: 'b' });
+  s.compareLimit = el('input', { type: 'number', name: 'limit', min: 1, max: 1000, value: COMPARE_PAGE });
+  s.compareOut = el('div', { class: 'compare-result' });
+  const form = el('form', { class: 'create', autocomplete: 'off' },
+    el('label', {}, 'Compare A ', s.compareA), el('label', {}, 'with B ', s.compareB),
+    el('label', {}, 'Rows per page ', s.compareLimit),
+    el('button', { type: 'submit' }, 'Compare'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    runCompare(s, { a: s.compareA.value, b: s.compareB.value, limit: Number(s.compareLimit.value) || COMPARE_PAGE, offset: 0 }, form.querySelector('button'));
+  });
+  return el('div', {}, form, s.compareOut);
+}
+
+function runCompare(s, q, button) {
+  act(button, `compare ${s.name}`, async () => {
+    if (!q.a || !q.b) throw new Error('Pick A and B to compare.');
+    const path = `${dbPath(s.name)}/backups/compare?a=${encodeURIComponent(q.a)}&b=${encodeURIComponent(q.b)}&offset=${q.offset}&limit=${q.limit}`;
+    const doc = await callJson('GET', path);
+    s.compare = { q, doc };
+    s.exportTables.replaceChildren(...(doc.tables || []).map((t) => el('option', { value: t.name })));
+    renderCompare(s);
+  });
+}
+
+const sideName = (s, id) => (id === 'live' ? 'live' : ((s.backupList.find((b) => b.id === id) || {}).name || id));
+
+/** One value of a compared row as text: NULL, a number, text (maybe cut) or a blob's start. */
+function formatValue(v) {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'object' && 'text' in v) return `${v.text}… (${v.chars} characters)`;
+  if (typeof v === 'object' && 'blob' in v) return `x'${v.blob}'… (${v.bytes} bytes)`;
+  return String(v);
+}
+
+function formatRow(columns, values) {
+  if (!values) return '—';
+  return values.map((v, i) => `${columns[i] || `#${i + 1}`}=${formatValue(v)}`).join(', ');
+}
+
+const CELL_CHARS = 160;
+
+/** A compared row's cell: cut to CELL_CHARS characters, the whole row in its tooltip. */
+function rowCell(columns, values) {
+  const text = formatRow(columns, values);
+  const cut = text.length > CELL_CHARS ? `${text.slice(0, CELL_CHARS)}…` : text;
+  return el('td', { class: 'value', title: cut === text ? null : text }, cut);
+}
+
+function renderCompare(s) {
+  const { q, doc } = s.compare;
+  const a = sideName(s, q.a);
+  const b = sideName(s, q.b);
+  const schema = doc.schema || { added: [], removed: [], changed: [] };
+  const objects = (list) => list.map((o) => `${o.type} ${o.name}`).join(', ');
+  const schemaLines = [
+    schema.added.length ? `in B, not in A: ${objects(schema.added)}` : null,
+    schema.removed.length ? `in A, not in B: ${objects(schema.removed)}` : null,
+    schema.changed.length ? `defined differently: ${objects(schema.changed)}` : null,
+  ].filter((line) => line);
+  const tables = doc.tables || [];
+  const columns = new Map(tables.map((t) => [t.name, t.columns || []]));
+  const count = (n) => (n === null || n === undefined ? '—' : String(n));
+  const rows = doc.rows || [];
+  const first = doc.offset + 1;
+  s.compareOut.replaceChildren(
+    el('p', { class: doc.identical ? 'good' : '' }, doc.identical ? `A (${a}) and B (${b}) are identical.` : `A = ${a}, B = ${b}.`),
+    el('h4', {}, 'Schema'),
+    schemaLines.length ? el('ul', {}, schemaLines.map((line) => el('li', { text: line }))) : el('p', { class: 'muted', text: 'The same schema.' }),
+    el('h4', {}, 'Tables'),
+    el('table', { class: 'compare-tables' },
+      el('thead', {}, el('tr', {}, ['Table', 'Rows in A', 'Rows in B', 'Added', 'Removed', 'Changed', 'Note'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, tables.map((t) => el('tr', { 'data-table': t.name },
+        el('td', {}, t.name), el('td', {}, count(t.rows_a)), el('td', {}, count(t.rows_b)),
+        el('td', {}, count(t.added)), el('td', {}, count(t.removed)), el('td', {}, count(t.changed)),
+        el('td', { class: 'muted' }, t.note || (t.compared ? '' : 'not compared')))))),
+    el('h4', {}, rows.length ? `Changed rows ${first}–${doc.offset + rows.length}` : 'Changed rows'),
+    rows.length === 0 ? el('p', { class: 'muted', text: doc.offset ? 'No more changed rows.' : 'No changed rows.' }) : el('table', { class: 'compare-rows' },
+      el('thead', {}, el('tr', {}, ['Table', 'Change', 'Key', 'A', 'B'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, rows.map((r) => el('tr', { 'data-change': r.change },
+        el('td', {}, r.table), el('td', {}, r.change), el('td', {}, el('code', {}, (r.key || []).map(formatValue).join(', '))),
+        rowCell(columns.get(r.table) || [], r.a), rowCell(columns.get(r.table) || [], r.b))))),
+    el('div', { class: 'actions' },
+      doc.offset > 0 ? el('button', { type: 'button', onclick: (e) => runCompare(s, { ...q, offset: 0 }, e.currentTarget) }, 'First changed rows') : null,
+      doc.next_offset ? el('button', { type: 'button', onclick: (e) => runCompare(s, { ...q, offset: doc.next_offset }, e.currentTarget) }, 'More changed rows') : null));
+}
+
+/** CSV export of one table of a backup or the live database (fetched with the token). */
+function createExport(s) {
+  s.exportFrom = el('select', { name: 'source' });
+  s.exportTables = el('datalist', { id: `tables-${view.sections.size}` });
+  s.exportTable = el('input', { name: 'table', maxlength: 1000, list: s.exportTables.id, placeholder: 'table name' });
+  const form = el('form', { class: 'create', autocomplete: 'off' },
+    el('label', {}, 'Export from ', s.exportFrom), el('label', {}, 'Table ', s.exportTable), s.exportTables,
+    el('button', { type: 'submit' }, 'Download CSV'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    act(form.querySelector('button'), `export ${s.name}`, async () => {
+      const table = s.exportTable.value.trim();
+      if (!table) throw new Error('Name the table to export (Compare lists them).');
+      await saveBlob(`${dbPath(s.name)}/backups/${encodeURIComponent(s.exportFrom.value)}/export?table=${encodeURIComponent(table)}`);
+    });
+  });
+  return form;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeline
+
+/** A row of markers by time: the first replica's restorable window and every listed backup. */
+function renderTimeline(s) {
+  if (!s.timeline) return;
+  const win = restoreWindow(s.db);
+  const marks = s.backupList.map((b) => ({ b, at: parseTime(b.created) })).filter((m) => !Number.isNaN(m.at));
+  const now = parseTime(view.status && view.status.time);
+  const times = [...marks.map((m) => m.at), now, ...(win ? [parseTime(win.from), parseTime(win.to)] : [])]
+    .filter((t) => !Number.isNaN(t));
+  if (marks.length === 0 && !win) {
+    s.timeline.replaceChildren(el('p', { class: 'muted', text: 'No restore points or backups yet.' }));
+    return;
+  }
+  const lo = Math.min(...times);
+  const span = Math.max(Math.max(...times) - lo, 1000);
+  const at = (t) => `${(((t - lo) / span) * 100).toFixed(3)}%`;
+  const bar = el('div', { class: 'timeline-bar' });
+  if (win) {
+    const from = parseTime(win.from);
+    const band = el('span', { class: 'timeline-window', title: `restorable: ${formatTime(win.from)} → ${formatTime(win.to)}` });
+    band.style.left = at(from);
+    band.style.width = `${Math.max(((parseTime(win.to) - from) / span) * 100, 0.5).toFixed(3)}%`;
+    bar.append(band);
+  }
+  for (const m of marks) {
+    const text = `backup ${m.b.name} (${m.b.kind}${m.b.pinned ? ', pinned' : ''}) at ${formatTime(m.b.created)}`;
+    const marker = el('span', { class: `marker ${m.b.kind}`, role: 'img', 'aria-label': text, title: text, 'data-id': m.b.id });
+    marker.style.left = at(m.at);
+    bar.append(marker);
+  }
+  s.timeline.replaceChildren(bar,
+    el('div', { class: 'timeline-axis muted' }, el('span', { text: formatTime(new Date(lo).toISOString()) }),
+      el('span', { text: formatTime(new Date(lo + span).toISOString()) })),
+    el('p', { class: 'muted' },
+      el('span', { class: 'key window' }), win ? ` restorable window (replica ${win.replica})  ` : ' no restore points yet  ',
+      el('span', { class: 'key manual' }), ' manual ', el('span', { class: 'key scheduled' }), ' scheduled ',
+      el('span', { class: 'key pre-restore' }), ' pre-restore'));
 }
 
 // ---------------------------------------------------------------------------------------------

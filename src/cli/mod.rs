@@ -27,6 +27,7 @@ mod generations;
 mod list;
 mod ltx;
 mod restore;
+mod restore_damaged;
 mod restore_dir;
 mod restore_ltx;
 mod restore_plan_v3;

@@ -11,7 +11,9 @@
 //! `-replica NAME` that matches nothing is `no matching backups found`, as in Litestream.
 //! SIGINT/SIGTERM stop the restore, remove its temporary files and fail the command.
 //! A `DB_PATH` equal to the `dir` of a directory entry restores that directory's databases
-//! (`restore_dir.rs`).
+//! (`restore_dir.rs`). `-if-db-damaged` (walstream) keeps an existing database only if it
+//! passes `quick_check`, else replaces it and keeps the damaged file aside
+//! (`restore_damaged.rs`).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -22,7 +24,7 @@ use tracing::info;
 
 use super::flags::{FlagSet, Parsed};
 use super::source::{self, SourceArgs};
-use super::{block_on, list, parse_flags, restore_dir};
+use super::{block_on, list, parse_flags, restore_damaged, restore_dir};
 use crate::config;
 use crate::gofmt::{self, parse_go_hex_i32};
 use crate::restore::ltx_select::{self, LtxRequest};
@@ -63,8 +65,13 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
         if req.output.as_os_str().is_empty() {
             bail!("output path required");
         }
-        if skip_existing(&p, &req.output) {
-            return Ok(());
+    }
+    let mut replace = None;
+    if is_url {
+        match existing(&p, &mut req.output) {
+            Existing::Skip => return Ok(()),
+            Existing::Restore => {}
+            Existing::Replace(r) => replace = Some(r),
         }
     }
     let args = SourceArgs {
@@ -89,8 +96,10 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
         if req.output.as_os_str().is_empty() {
             req.output = db.path.clone();
         }
-        if skip_existing(&p, &req.output) {
-            return Ok(());
+        match existing(&p, &mut req.output) {
+            Existing::Skip => return Ok(()),
+            Existing::Restore => {}
+            Existing::Replace(r) => replace = Some(r),
         }
     }
     if p.bool("json") {
@@ -115,7 +124,26 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
         ltx_select::restore_auto(&replicas, &req, &ltx)
             .await
             .map_err(anyhow::Error::from)
-    })?;
+    });
+    if let Some(r) = &replace {
+        match &outcome {
+            Ok(_) if req.output.exists() => {
+                restore_damaged::swap_in(&req.output, &r.output)?;
+                req.output = r.output.clone();
+            }
+            _ if ltx.dry_run => req.output = r.output.clone(),
+            _ => {
+                restore_damaged::discard(&req.output);
+                outcome?;
+                bail!(
+                    "database {} fails quick_check ({}) and no replica holds a backup to restore; it was left in place",
+                    r.output.display(),
+                    r.reason
+                );
+            }
+        }
+    }
+    let outcome = outcome?;
     let report = super::restore_ltx::ReportArgs {
         source: target,
         output: &req.output,
@@ -162,6 +190,7 @@ fn flag_set() -> FlagSet {
         .custom("index", "", check_index)
         .int("parallelism", DEFAULT_PARALLELISM as i64)
         .bool("if-db-not-exists", false)
+        .bool("if-db-damaged", false)
         .bool("if-replica-exists", false)
         .string("timestamp", "")
         .custom("txid", "", check_txid)
@@ -199,16 +228,48 @@ fn check_integrity(s: &str) -> Result<(), String> {
     s.parse::<IntegrityCheck>().map(|_| ())
 }
 
+/// What to do with an existing output.
+enum Existing {
+    /// `-if-db-not-exists` (or a healthy database with `-if-db-damaged`): log and stop.
+    Skip,
+    /// No output yet, or no flag asks to skip (the restore then refuses an existing output).
+    Restore,
+    /// `-if-db-damaged` and the database fails `quick_check`: restore beside it, then swap.
+    Replace(Replacing),
+}
+
+/// A damaged database being replaced: its path and why.
+struct Replacing {
+    output: PathBuf,
+    reason: String,
+}
+
 /// `-if-db-not-exists` with an existing output: log and stop (Go treats any stat result other
-/// than "does not exist" as existing).
-fn skip_existing(p: &Parsed, output: &std::path::Path) -> bool {
+/// than "does not exist" as existing). With `-if-db-damaged` an existing database is checked
+/// first; a damaged one is restored into a temporary `output` beside it.
+fn existing(p: &Parsed, output: &mut PathBuf) -> Existing {
     let exists =
-        !matches!(std::fs::metadata(output), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
-    if exists && p.bool("if-db-not-exists") {
-        info!("database already exists, skipping");
-        return true;
+        !matches!(std::fs::metadata(&*output), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    if !exists {
+        return Existing::Restore;
     }
-    false
+    if p.bool("if-db-damaged") {
+        return match restore_damaged::check(output) {
+            restore_damaged::Existing::Keep => Existing::Skip,
+            restore_damaged::Existing::Replace { temp, reason } => {
+                let original = std::mem::replace(output, temp);
+                Existing::Replace(Replacing {
+                    output: original,
+                    reason,
+                })
+            }
+        };
+    }
+    if p.bool("if-db-not-exists") {
+        info!("database already exists, skipping");
+        return Existing::Skip;
+    }
+    Existing::Restore
 }
 
 /// `-timestamp`: empty for none, else Go's `time.Parse(time.RFC3339, s)`.

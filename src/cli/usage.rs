@@ -282,6 +282,13 @@ const RESTORE: &str = concat!(
 	    into place: full (PRAGMA integrity_check), quick
 	    (PRAGMA quick_check) or none. Defaults to full
 
+	-if-db-damaged
+	    walstream: like -if-db-not-exists, but an existing database is
+	    kept only if it passes PRAGMA quick_check; a damaged one is
+	    restored from the replica and moved aside (with its -wal and
+	    -shm) to DB.damaged-<time>, never deleted. Exits 1 when no
+	    replica holds a backup (the damaged file stays in place).
+
 	-txid TXID
 	    Litestream v0.5 replicas: restore up to a specific
 	    16-digit hex transaction ID (inclusive).

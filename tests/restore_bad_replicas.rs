@@ -203,6 +203,11 @@ fn flipped_byte_in_snapshot() {
     f.rewrite(snap, &stored);
     let err = f.restore_fails(&[]);
     assert_has(&err, &format!("decompress {}: lz4: ", snap.key));
+    // Every point of the only generation needs that snapshot: none restores intact.
+    assert_has(
+        &err,
+        "no earlier point of the replica restored intact either",
+    );
 }
 
 #[test]
@@ -215,6 +220,29 @@ fn flipped_byte_in_segment() {
     f.rewrite(seg, &stored);
     let err = f.restore_fails(&[]);
     assert_has(&err, &format!("decompress {}: lz4: ", seg.key));
+    // The error names the newest point that restores intact (index 1), and it does.
+    let t = f.segment(1, 2).created_at;
+    assert_has(
+        &err,
+        &format!(
+            "the newest point that restores intact is replica file generation {GEN} index 00000001 (written up to {}): restore it with -generation {GEN} -index 1",
+            DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Secs, true)
+        ),
+    );
+    let out = f.out_dir.join("index1.db");
+    let run = Command::new(walstream_bin())
+        .args(["restore", "-generation", GEN, "-index", "1", "-o"])
+        .arg(&out)
+        .arg(format!("file://{}", f.replica.display()))
+        .env_remove("LITESTREAM_CONFIG")
+        .output()
+        .expect("run walstream");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    common::sqlite::checked(&out);
 }
 
 #[test]

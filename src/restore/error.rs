@@ -75,6 +75,15 @@ pub enum RestoreError {
     },
     #[error("integrity check of {} failed: {detail}", path.display())]
     Integrity { path: PathBuf, detail: String },
+    /// The latest point is damaged; `good` is the newest earlier point that restored intact.
+    #[error("{source}; {}", match good {
+        Some(g) => g.to_string(),
+        None => format!("no earlier point of the replica restored intact either (tried at most {})", super::fallback::MAX_TRIES),
+    })]
+    LatestDamaged {
+        source: Box<RestoreError>,
+        good: Option<super::fallback::GoodPoint>,
+    },
     #[error("sqlite {}: {source}", path.display())]
     Sqlite {
         path: PathBuf,

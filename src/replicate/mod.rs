@@ -92,6 +92,8 @@ pub struct DbHandle {
     pub backups: crate::config::BackupsConfig,
     /// One admin operation at a time (HTTP backups, restores, deletes, scheduled backups).
     pub ops: Arc<crate::admin::OpLock>,
+    /// The summary of the backups folder, shared by every backup store of this database.
+    pub backup_tally: Arc<crate::admin::tally::Tally>,
     /// Each replica's name and location, in config order: no other database of the fleet may
     /// write to these ([`Fleet`] refuses it).
     locations: Vec<(String, ReplicaLocation)>,
@@ -268,6 +270,7 @@ fn build_db(
         replicas,
         backups: cfg.backups.clone(),
         ops: crate::admin::OpLock::new(&cfg.path.display().to_string()),
+        backup_tally: Arc::default(),
         locations: replica_locations(cfg),
         replicas_started: AtomicBool::new(false),
         monitor_interval: cfg.monitor_interval,

@@ -215,7 +215,8 @@ impl Admin {
             return Ok(Arc::clone(d));
         }
         let d = Arc::new(AdminDb {
-            store: BackupStore::new(entry.handle.db.path(), &entry.handle.backups),
+            store: BackupStore::new(entry.handle.db.path(), &entry.handle.backups)
+                .with_tally(Arc::clone(&entry.handle.backup_tally)),
             lock: Arc::clone(&entry.handle.ops),
             entry,
         });

@@ -125,6 +125,7 @@ fn admin_status(e: &AdminError) -> StatusCode {
         AdminError::SchemaConflict(_) => StatusCode::CONFLICT,
         AdminError::NotFound { .. } | AdminError::NoReplica { .. } => StatusCode::NOT_FOUND,
         AdminError::Pinned { .. } => StatusCode::CONFLICT,
+        AdminError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         AdminError::Restore {
             source: RestoreError::NoMatchingBackups,
             ..
@@ -314,6 +315,8 @@ mod tests {
         let (status, _, doc) = body(ApiError::from(locked));
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(doc.get("database").is_none());
+        let big = AdminError::TooLarge { limit: 2048 };
+        assert_eq!(ApiError::from(big).status(), StatusCode::PAYLOAD_TOO_LARGE);
         let (status, _, doc) = body(ApiError::TooLarge(16));
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(doc["error"], "request body larger than 16 bytes");

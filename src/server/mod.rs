@@ -19,7 +19,7 @@
 //!   (`{"error": …}`); credentials never appear in any answer (replica URLs come from
 //!   `ReplicaClient::describe()`, the token is never echoed).
 //!
-//! Files: `api` (JSON documents, readiness), `query` (status paging and filters), `auth`
+//! Files: `api` (JSON documents, readiness; `api_backups` its backups summary), `query` (status paging and filters), `auth`
 //! (bearer token), `cors` (`http-cors-origins`), `actions` (sync/snapshot), `error` (the one error type and its HTTP answer),
 //! `openapi` (the OpenAPI document of every route below, `src/server/openapi.json`), this file
 //! (routes, bind, spawn). The observed model, the lag trackers and the restore-point
@@ -28,6 +28,7 @@
 mod actions;
 mod admin_api;
 pub mod api;
+pub mod api_backups;
 pub mod auth;
 pub mod cors;
 pub mod error;

@@ -42,6 +42,8 @@ pub enum ApiError {
     Busy(Busy),
     /// 413: the declared body is larger than the limit (bytes).
     TooLarge(u64),
+    /// 415 with this text (an upload whose `Content-Type` is not a database file's).
+    UnsupportedMediaType(String),
     /// `POST …/sync` or `…/snapshot` failed on database `database`.
     Action {
         database: String,
@@ -102,6 +104,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Busy(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Action { error, .. } => action_status(error),
             ApiError::Admin(e) => admin_status(e),
             ApiError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -192,6 +195,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(text)
             | ApiError::NotFound(text)
             | ApiError::Unavailable(text)
+            | ApiError::UnsupportedMediaType(text)
             | ApiError::Internal(text) => doc(text, None, None),
             ApiError::TooLarge(limit) => doc(
                 format!("request body larger than {limit} bytes"),

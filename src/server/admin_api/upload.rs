@@ -9,7 +9,8 @@
 //!   streaming (413 too);
 //! - the body is streamed to the admin layer's blocking task through a bounded channel (a few
 //!   chunks in memory whatever the file's size); a body that ends early (the client went away)
-//!   fails the upload instead of keeping a truncated file;
+//!   fails the upload instead of keeping a truncated file; after a refusal at most
+//!   [`DRAIN_MAX`] more bytes of the body are read (and dropped) before the answer;
 //! - parameters, content type and labels are checked before the lock is taken; the work holds
 //!   the database's operation lock (409 when busy) in its own task, like every mutation.
 
@@ -29,6 +30,10 @@ use crate::admin::{AdminError, BackupKind, CreatedBy, blocking};
 
 /// Chunks in flight between the request body and the blocking writer.
 const IN_FLIGHT: usize = 4;
+/// Most bytes of a refused upload's body still read (and dropped) before the answer: enough
+/// for a client that sent a little too much to see its 413 or 400; beyond it the connection
+/// is closed with the answer.
+const DRAIN_MAX: usize = 1 << 20;
 /// The accepted request content types.
 const CONTENT_TYPES: [&str; 2] = ["application/vnd.sqlite3", "application/octet-stream"];
 
@@ -102,14 +107,26 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     )))
 }
 
-/// Sends the body's chunks to the writer, then the end mark; stops when the writer is gone
-/// (it failed or finished early).
+/// Sends the body's chunks to the writer, then the end mark. When the writer is gone (it
+/// refused the file early) the rest of the body is read and dropped, up to [`DRAIN_MAX`]
+/// bytes, so that a client still sending gets the answer instead of a reset connection.
 async fn feed(body: Body, tx: mpsc::Sender<Piece>) {
     let mut stream = body.into_data_stream();
     while let Some(frame) = stream.next().await {
         let piece = frame.map(Some).map_err(std::io::Error::other);
         let failed = piece.is_err();
-        if tx.send(piece).await.is_err() || failed {
+        if failed {
+            let _ = tx.send(piece).await;
+            return;
+        }
+        if tx.send(piece).await.is_err() {
+            let mut drained = 0usize;
+            while let Some(Ok(chunk)) = stream.next().await {
+                drained += chunk.len();
+                if drained > DRAIN_MAX {
+                    return;
+                }
+            }
             return;
         }
     }

@@ -69,7 +69,6 @@ struct Server {
     _keep: tempfile::TempDir,
     dir: PathBuf,
     backups: PathBuf,
-    cfg: PathBuf,
     app: Connection,
     ws: Instance,
     client: Client,
@@ -98,7 +97,6 @@ fn server() -> Server {
     });
     Server {
         _keep: keep,
-        cfg: dir.join("walstream.yml"),
         dir,
         backups,
         app,

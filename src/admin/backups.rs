@@ -31,61 +31,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
+pub use super::kind::BackupKind;
 use super::names::{self, check_description, check_id, check_labels, check_name};
 use super::tally::Tally;
 use super::{AdminError, sqlite};
 use crate::config::{BackupsConfig, KeepPolicy};
-
-/// Why a backup was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackupKind {
-    Manual,
-    PreRestore,
-    /// Taken by `replicate` on `backups.schedule`.
-    Scheduled,
-    /// A database file somebody uploaded (`POST …/backups/upload`, `walstream backup upload`).
-    Uploaded,
-}
-
-impl BackupKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackupKind::Manual => "manual",
-            BackupKind::PreRestore => "pre-restore",
-            BackupKind::Scheduled => "scheduled",
-            BackupKind::Uploaded => "uploaded",
-        }
-    }
-
-    /// Every kind, in the order of listings and metrics.
-    pub const ALL: [BackupKind; 4] = [
-        BackupKind::Manual,
-        BackupKind::PreRestore,
-        BackupKind::Scheduled,
-        BackupKind::Uploaded,
-    ];
-}
-
-impl std::str::FromStr for BackupKind {
-    type Err = AdminError;
-
-    fn from_str(s: &str) -> Result<Self, AdminError> {
-        match s {
-            "manual" => Ok(BackupKind::Manual),
-            "pre-restore" => Ok(BackupKind::PreRestore),
-            "scheduled" => Ok(BackupKind::Scheduled),
-            "uploaded" => Ok(BackupKind::Uploaded),
-            _ => Err(AdminError::invalid(
-                "kind",
-                format!(
-                    "{:?} must be manual, pre-restore, scheduled or uploaded",
-                    truncated(s)
-                ),
-            )),
-        }
-    }
-}
 
 /// What took a backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,6 +224,9 @@ impl Policies {
     }
 }
 
+/// Age after which a folder's modification time is trusted to show every change before it.
+const MTIME_SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The backups folder of one database.
 #[derive(Debug, Clone)]
 pub struct BackupStore {
@@ -436,8 +389,9 @@ impl BackupStore {
             let _ = fs::remove_file(&data);
             return Err(e);
         }
-        self.tally.added(&record);
-        self.read_volume();
+        self.tally
+            .added(&record.id, record.kind, &record.created, record.size);
+        self.tally.read_volume(&self.dir);
         info!(db = %self.db_path.display(), id = %record.id, kind = record.kind.as_str(), created_by = ?record.created_by, size, "backup created");
         if let Err(e) = self.apply_retention(record.kind) {
             warn!(db = %self.db_path.display(), error = %e, "backup retention failed");
@@ -567,7 +521,7 @@ impl BackupStore {
             }
             _ => {}
         }
-        self.read_volume();
+        self.tally.read_volume(&self.dir);
         sync_dir(&self.dir)
     }
 
@@ -585,6 +539,34 @@ impl BackupStore {
             info!(db = %self.db_path.display(), id = %id, "{what}");
         }
         Ok(record)
+    }
+
+    /// Brings the tally in step with the folder: a listing when the folder changed since the
+    /// last one (or was never listed), then the volume's space (see `tally.rs`).
+    pub fn refresh_tally(&self) -> Result<(), AdminError> {
+        let dir = &self.dir;
+        let mtime = match fs::metadata(dir) {
+            Ok(m) => Some(m.modified().map_err(AdminError::io("stat", dir))?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(AdminError::io("stat", dir)(e)),
+        };
+        if let Some(version) = self.tally.listing_due(mtime) {
+            let records = match mtime {
+                Some(_) => self.list()?,
+                None => Vec::new(),
+            };
+            let entries = records
+                .iter()
+                .map(|r| (r.id.as_str(), r.kind, r.created.as_str(), r.size));
+            // File times are coarse (a clock tick): a change in the same tick as a recent
+            // mtime would not change it, so a recent one is not trusted and lists again.
+            let settled =
+                |m: &std::time::SystemTime| m.elapsed().is_ok_and(|age| age > MTIME_SETTLED);
+            self.tally
+                .apply_listing(version, mtime.filter(settled), entries);
+        }
+        self.tally.read_volume(dir);
+        Ok(())
     }
 
     /// Removes `.<id>.*.tmp` files a crashed create left behind (best effort).

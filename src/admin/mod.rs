@@ -22,6 +22,7 @@ pub mod backups;
 pub mod compare;
 pub mod export;
 pub mod guard;
+pub mod kind;
 pub mod live_restore;
 pub mod lock;
 pub mod names;

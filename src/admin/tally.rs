@@ -5,10 +5,10 @@
 //! What must stay true:
 //! - reading a summary ([`Tally::summary`]) takes one short-held lock and never does I/O, so a
 //!   scrape of a fleet costs no listing and no `statvfs`;
-//! - every create, upload and delete of a [`BackupStore`] sharing the tally updates it after
+//! - every create, upload and delete of a `BackupStore` sharing the tally updates it after
 //!   the change is on disk (and reads the volume's space again: it just changed);
 //! - changes made by another process (`walstream backup …` beside a running `replicate`) are
-//!   picked up by [`BackupStore::refresh_tally`]: one `stat` of the folder, a listing only when
+//!   picked up by `BackupStore::refresh_tally`: one `stat` of the folder, a listing only when
 //!   the folder's modification time changed (or it was never listed), then one `statvfs`;
 //! - a listing taken while this process changed the folder is not applied (the `version`
 //!   check): the in-memory updates are never overwritten by an older view, and the next
@@ -25,7 +25,7 @@ use std::time::SystemTime;
 use chrono::DateTime;
 
 use super::AdminError;
-use super::backups::{BackupKind, BackupRecord, BackupStore};
+use super::kind::BackupKind;
 
 /// The summary of one database's backups.
 #[derive(Debug, Default)]
@@ -43,7 +43,7 @@ struct Inner {
     /// Modification time of the folder at the last applied listing (`None`: no folder).
     dir_mtime: Option<SystemTime>,
     volume: Option<Volume>,
-    /// When [`BackupStore::refresh_tally`] last ran.
+    /// When the folder was last checked (`BackupStore::refresh_tally`).
     refreshed_at: Option<SystemTime>,
 }
 
@@ -112,11 +112,13 @@ impl Tally {
         })
     }
 
-    /// A backup was recorded.
-    pub(super) fn added(&self, r: &BackupRecord) {
+    /// Backup `id` of `kind`, created at `created` (RFC 3339), `size` bytes, was recorded.
+    pub(super) fn added(&self, id: &str, kind: BackupKind, created: &str, size: u64) {
         let mut inner = crate::rt::lock(&self.inner);
         inner.version += 1;
-        inner.backups.insert(r.id.clone(), entry(r));
+        inner
+            .backups
+            .insert(id.to_string(), entry(kind, created, size));
     }
 
     /// A backup's record was deleted.
@@ -126,25 +128,39 @@ impl Tally {
         inner.backups.remove(id);
     }
 
-    /// Replaces the summary with a listing taken at `version` of a folder last modified at
-    /// `mtime`; false (nothing changed) when this process changed the folder since.
-    fn apply_listing(
+    /// Notes a check of the folder, last modified at `mtime` (`None`: missing); the version to
+    /// hand to [`Tally::apply_listing`] when the folder must be listed (never listed, or changed
+    /// since the last listing).
+    pub(super) fn listing_due(&self, mtime: Option<SystemTime>) -> Option<u64> {
+        let mut inner = crate::rt::lock(&self.inner);
+        inner.refreshed_at = Some(SystemTime::now());
+        (!inner.loaded || inner.dir_mtime != mtime).then_some(inner.version)
+    }
+
+    /// Replaces the summary with a listing — (id, kind, created, size) of every backup — taken
+    /// at `version` of a folder last modified at `mtime`; false (nothing changed) when this
+    /// process changed the folder since.
+    pub(super) fn apply_listing<'a>(
         &self,
         version: u64,
         mtime: Option<SystemTime>,
-        records: &[BackupRecord],
+        listing: impl Iterator<Item = (&'a str, BackupKind, &'a str, u64)>,
     ) -> bool {
         let mut inner = crate::rt::lock(&self.inner);
         if inner.version != version {
             return false;
         }
-        inner.backups = records.iter().map(|r| (r.id.clone(), entry(r))).collect();
+        inner.backups = listing
+            .map(|(id, kind, created, size)| (id.to_string(), entry(kind, created, size)))
+            .collect();
         inner.dir_mtime = mtime;
         inner.loaded = true;
         true
     }
 
-    fn set_volume(&self, volume: Option<Volume>) {
+    /// Reads the space of the volume of `dir` (`None` when the folder is missing).
+    pub(super) fn read_volume(&self, dir: &Path) {
+        let volume = volume_of(dir).ok();
         crate::rt::lock(&self.inner).volume = volume;
     }
 
@@ -156,46 +172,13 @@ impl Tally {
     }
 }
 
-fn entry(r: &BackupRecord) -> Entry {
+fn entry(kind: BackupKind, created: &str, size: u64) -> Entry {
     Entry {
-        kind: r.kind,
-        created: DateTime::parse_from_rfc3339(&r.created)
+        kind,
+        created: DateTime::parse_from_rfc3339(created)
             .ok()
             .map(SystemTime::from),
-        size: r.size,
-    }
-}
-
-impl BackupStore {
-    /// Brings the tally in step with the folder: a listing when the folder changed since the
-    /// last one (or was never listed), then the volume's space.
-    pub fn refresh_tally(&self) -> Result<(), AdminError> {
-        let tally = self.tally();
-        let dir = self.dir();
-        let mtime = match std::fs::metadata(dir) {
-            Ok(m) => Some(m.modified().map_err(AdminError::io("stat", dir))?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(AdminError::io("stat", dir)(e)),
-        };
-        let (loaded, known, version) = {
-            let mut inner = crate::rt::lock(&tally.inner);
-            inner.refreshed_at = Some(SystemTime::now());
-            (inner.loaded, inner.dir_mtime, inner.version)
-        };
-        if !loaded || mtime != known {
-            let records = match mtime {
-                Some(_) => self.list()?,
-                None => Vec::new(),
-            };
-            tally.apply_listing(version, mtime, &records);
-        }
-        self.read_volume();
-        Ok(())
-    }
-
-    /// Reads the volume's space into the tally (`None` when the folder is missing).
-    pub(super) fn read_volume(&self) {
-        self.tally().set_volume(volume_of(self.dir()).ok());
+        size,
     }
 }
 
@@ -223,43 +206,24 @@ pub fn volume_of(dir: &Path) -> Result<Volume, AdminError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
-    fn record(id: &str, kind: BackupKind, created: &str, size: u64) -> BackupRecord {
-        BackupRecord {
-            id: id.into(),
-            name: id.into(),
-            description: String::new(),
-            kind,
-            created: created.into(),
-            size,
-            sha256: String::new(),
-            source: None,
-            labels: BTreeMap::new(),
-            user_version: None,
-            schema_sha256: None,
-            page_count: None,
-            page_size: None,
-            created_by: None,
-            pinned: false,
-        }
-    }
+    const DAY1: &str = "2026-01-01T00:00:00Z";
 
     #[test]
     fn unknown_until_loaded_then_counts_bytes_and_newest_per_kind() {
         let t = Tally::default();
-        t.added(&record("a", BackupKind::Manual, "2026-01-01T00:00:00Z", 10));
+        t.added("a", BackupKind::Manual, DAY1, 10);
         assert_eq!(t.summary(), None);
-        crate::rt::lock(&t.inner).loaded = true;
-        t.added(&record("b", BackupKind::Manual, "2026-01-02T00:00:00Z", 5));
-        t.added(&record(
-            "c",
-            BackupKind::Uploaded,
-            "2026-01-03T00:00:00Z",
-            7,
+        let version = t.listing_due(None).expect("never listed");
+        assert!(t.apply_listing(
+            version,
+            None,
+            [("a", BackupKind::Manual, DAY1, 10)].into_iter()
         ));
+        assert_eq!(t.listing_due(None), None, "listed, folder unchanged");
+        t.added("b", BackupKind::Manual, "2026-01-02T00:00:00Z", 5);
+        t.added("c", BackupKind::Uploaded, "2026-01-03T00:00:00Z", 7);
         t.removed("missing");
         let s = t.summary().expect("loaded");
         let manual = s.kinds[0];
@@ -277,39 +241,27 @@ mod tests {
 
     #[test]
     fn a_listing_older_than_an_in_process_change_is_not_applied() {
+        let t = Tally::default();
+        let version = t.listing_due(None).expect("never listed");
+        t.added("x", BackupKind::Manual, DAY1, 1);
+        assert!(!t.apply_listing(version, None, std::iter::empty()));
+        assert_eq!(t.summary(), None, "still not listed");
+        let version = t.listing_due(None).expect("still due");
+        assert!(t.apply_listing(
+            version,
+            None,
+            [("x", BackupKind::Manual, DAY1, 1)].into_iter()
+        ));
+        assert_eq!(t.summary().expect("loaded").kinds[0].count, 1);
+    }
+
+    #[test]
+    fn volume_of_a_folder_and_of_a_missing_one() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = crate::config::BackupsConfig {
-            path: dir.path().join("backups"),
-            ..crate::config::BackupsConfig::for_db(&dir.path().join("app.db"))
-        };
-        let store = BackupStore::new(&dir.path().join("app.db"), &cfg);
-        store.refresh_tally().expect("refresh");
-        let s = store
-            .tally()
-            .summary()
-            .expect("loaded: no folder is no backups");
-        assert!(s.kinds.iter().all(|k| k.count == 0));
-        assert_eq!(s.volume, None);
-        std::fs::create_dir_all(store.dir()).expect("mkdir");
-        store.refresh_tally().expect("refresh");
-        let v = store
-            .tally()
-            .summary()
-            .and_then(|s| s.volume)
-            .expect("volume");
-        assert!(v.total_bytes > 0 && v.free_bytes <= v.total_bytes);
-        // A listing that started before an in-process change is not applied.
-        let version = crate::rt::lock(&store.tally().inner).version;
-        let x = record("x", BackupKind::Manual, "2026-01-01T00:00:00Z", 1);
-        store.tally().added(&x);
-        assert!(!store.tally().apply_listing(version, None, &[]));
-        assert_eq!(store.tally().summary().expect("loaded").kinds[0].count, 1);
-        // The next refresh lists again (the folder's time is not the one recorded).
-        store
-            .tally()
-            .added(&record("y", BackupKind::Manual, "2026-01-01T00:00:00Z", 1));
-        crate::rt::lock(&store.tally().inner).dir_mtime = None;
-        store.refresh_tally().expect("refresh");
-        assert_eq!(store.tally().summary().expect("loaded").kinds[0].count, 0);
+        let v = volume_of(dir.path()).expect("statvfs");
+        assert!(v.total_bytes > 0 && v.free_bytes <= v.total_bytes, "{v:?}");
+        let t = Tally::default();
+        t.read_volume(&dir.path().join("missing"));
+        assert_eq!(crate::rt::lock(&t.inner).volume, None);
     }
 }

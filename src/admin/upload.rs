@@ -20,7 +20,8 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use super::backups::{BackupKind, BackupRecord, BackupStore, Cleanup, NewBackup, copy_meta};
+use super::backups::{BackupRecord, BackupStore, Cleanup, NewBackup, copy_meta};
+use super::kind::BackupKind;
 use super::{AdminError, sqlite};
 
 /// The first 16 bytes of every SQLite database file.
@@ -75,7 +76,7 @@ fn check_length(h: Header, len: u64) -> Result<(), AdminError> {
             )));
         }
     }
-    if len % h.page_size != 0 {
+    if !len.is_multiple_of(h.page_size) {
         return Err(invalid(format!(
             "truncated: {len} bytes is not a whole number of {}-byte pages",
             h.page_size

@@ -200,7 +200,10 @@ fn database_status(db: &DbObservation) -> DatabaseStatus {
         last_error: db.state.last_error.clone(),
         failing_since: opt_time(db.failing_since),
         replicas: db.replicas.iter().map(replica_status).collect(),
-        backups: db.backups.as_ref().map(BackupsDoc::from_summary),
+        backups: db
+            .backups
+            .as_ref()
+            .map(|b| BackupsDoc::from_summary(b, rfc3339)),
     }
 }
 

@@ -6,9 +6,10 @@
 //! never depends on what exists; `volume` is null while the folder does not exist; the whole
 //! object is null until the folder was first listed (unknown is not zero).
 
+use std::time::SystemTime;
+
 use serde::{Deserialize, Serialize};
 
-use super::api::rfc3339;
 use crate::admin::BackupKind;
 use crate::state::BackupSummary;
 
@@ -42,7 +43,8 @@ pub struct VolumeDoc {
 }
 
 impl BackupsDoc {
-    pub fn from_summary(s: &BackupSummary) -> BackupsDoc {
+    /// The document of `s`, times written by `time` (the API's RFC 3339 form).
+    pub fn from_summary(s: &BackupSummary, time: fn(SystemTime) -> String) -> BackupsDoc {
         let kind = |k: BackupKind| {
             s.kinds
                 .iter()
@@ -50,7 +52,7 @@ impl BackupsDoc {
                 .map(|x| KindDoc {
                     count: x.count,
                     bytes: x.bytes,
-                    newest: x.newest.map(rfc3339),
+                    newest: x.newest.map(time),
                 })
                 .unwrap_or_default()
         };
@@ -62,7 +64,7 @@ impl BackupsDoc {
             volume: s.volume.map(|v| VolumeDoc {
                 free_bytes: v.free_bytes,
                 total_bytes: v.total_bytes,
-                checked_at: rfc3339(v.checked_at),
+                checked_at: time(v.checked_at),
             }),
         }
     }

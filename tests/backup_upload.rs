@@ -254,13 +254,7 @@ fn backup_upload_command_keeps_a_good_file_and_refuses_a_bad_one() {
         &cfg,
         &["-name", "from-cli", "-label", "k=v", &db_arg, &good_arg],
     ));
-    let text = common::stdout_text(&out);
-    let id = text
-        .lines()
-        .find(|l| !l.starts_with("time="))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("id printed")
-        .to_string();
+    let id = common::printed_id(&common::stdout_text(&out));
     let record: Value =
         serde_json::from_slice(&std::fs::read(backups.join(format!("{id}.json"))).expect("record"))
             .expect("json");
@@ -284,11 +278,7 @@ fn backup_upload_command_keeps_a_good_file_and_refuses_a_bad_one() {
     std::fs::write(&bad, "not a database, just notes\n".repeat(10)).expect("write");
     let bad_arg = bad.display().to_string();
     let out = common::run_expect_fail(&mut cli_upload(&cfg, &[&db_arg, &bad_arg]));
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = common::said(&out);
     assert!(
         said.contains("invalid upload: not a SQLite database"),
         "{said}"

@@ -92,6 +92,8 @@ pub struct DbHandle {
     pub backups: crate::config::BackupsConfig,
     /// One admin operation at a time (HTTP backups, restores, deletes, scheduled backups).
     pub ops: Arc<crate::admin::OpLock>,
+    /// The summary of the backups folder, shared by every backup store of this database.
+    pub backup_tally: Arc<crate::admin::tally::Tally>,
     /// Each replica's name and location, in config order: no other database of the fleet may
     /// write to these ([`Fleet`] refuses it).
     locations: Vec<(String, ReplicaLocation)>,
@@ -271,6 +273,7 @@ fn build_db(
             &cfg.path.display().to_string(),
             Some(crate::admin::BackupStore::new(&cfg.path, &cfg.backups)),
         ),
+        backup_tally: Arc::default(),
         locations: replica_locations(cfg),
         replicas_started: AtomicBool::new(false),
         monitor_interval: cfg.monitor_interval,

@@ -17,38 +17,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
+use super::error::{GoodPoint, MAX_TRIES};
 use super::plan::{self, GenerationListing, Target};
 use super::select::{self, ReplicaRef};
 use super::{ExecOptions, RestoreError, RestoreRequest, execute};
-
-/// Restores tried at most while looking for an intact point.
-pub const MAX_TRIES: usize = 6;
-
-/// An earlier point that restored intact.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GoodPoint {
-    pub replica: String,
-    pub generation: String,
-    pub index: u32,
-    /// The newest object time of that point (its last segment, or its snapshot).
-    pub time: DateTime<Utc>,
-}
-
-impl std::fmt::Display for GoodPoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the newest point that restores intact is replica {} generation {} index {:08x} \
-             (written up to {}): restore it with -generation {} -index {:x}",
-            self.replica,
-            self.generation,
-            self.index,
-            self.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            self.generation,
-            self.index
-        )
-    }
-}
 
 impl RestoreError {
     /// Damage in the replica's data (as opposed to storage, configuration or output errors).

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use super::api_backups::BackupsDoc;
 use crate::db::Pos;
 use crate::state::restore_points::{GenerationPoints, ReplicaPoints};
 use crate::state::{DbObservation, Observation, ReplicaObservation};
@@ -109,6 +110,9 @@ pub struct DatabaseStatus {
     /// Since when sync ticks keep failing.
     pub failing_since: Option<String>,
     pub replicas: Vec<ReplicaStatusDoc>,
+    /// The backups folder's summary (`null` until it was first listed).
+    #[serde(default)]
+    pub backups: Option<BackupsDoc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,6 +200,10 @@ fn database_status(db: &DbObservation) -> DatabaseStatus {
         last_error: db.state.last_error.clone(),
         failing_since: opt_time(db.failing_since),
         replicas: db.replicas.iter().map(replica_status).collect(),
+        backups: db
+            .backups
+            .as_ref()
+            .map(|b| BackupsDoc::from_summary(b, rfc3339)),
     }
 }
 

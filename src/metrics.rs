@@ -271,6 +271,26 @@ pub const BACKUP_VOLUME_TOTAL: Family = gauge(
     "Size of the volume of the database's backups folder, in bytes",
 );
 
+const DB_SOURCE: &[&str] = &["db", "source"];
+pub const DRILL_FAILED: Family = gauge(
+    "walstream_drill_failed",
+    DB_SOURCE,
+    Fold::Sum,
+    "1 when the last restore drill's part failed, else 0; source: replica or backup",
+);
+pub const DRILL_SECONDS: Family = gauge(
+    "walstream_drill_duration_seconds",
+    DB_SOURCE,
+    Fold::Max,
+    "How long the last restore drill's part took (the recovery time it measured)",
+);
+pub const DRILL_TIMESTAMP: Family = gauge(
+    "walstream_drill_timestamp_seconds",
+    DB,
+    Fold::Drop,
+    "Unix time the last restore drill finished",
+);
+
 pub const HEARTBEAT_PINGS: Family = counter(
     "walstream_heartbeat_pings_total",
     &["result"],
@@ -317,6 +337,9 @@ pub const FAMILIES: &[Family] = &[
     BACKUP_NEWEST,
     BACKUP_VOLUME_FREE,
     BACKUP_VOLUME_TOTAL,
+    DRILL_FAILED,
+    DRILL_SECONDS,
+    DRILL_TIMESTAMP,
     HEARTBEAT_PINGS,
     HEARTBEAT_SUPPRESSED,
 ];
@@ -600,6 +623,20 @@ fn db_samples(s: &mut Samples, label: &str, db: &DbObservation) {
     if let Some(b) = &db.backups {
         backup_samples(s, label, b);
     }
+    if let Some(d) = &db.drill {
+        drill_samples(s, label, d);
+    }
+}
+
+/// The last restore drill: per part that ran, failed (0/1) and its duration; when it finished.
+fn drill_samples(s: &mut Samples, label: &str, d: &crate::admin::drill::DrillReport) {
+    for (source, part) in [("replica", &d.replica), ("backup", &d.backup)] {
+        if let Some(p) = part {
+            s.add(DRILL_FAILED, &[label, source], if p.ok { 0.0 } else { 1.0 });
+            s.add(DRILL_SECONDS, &[label, source], p.duration_seconds);
+        }
+    }
+    s.add(DRILL_TIMESTAMP, &[label], unix(d.finished));
 }
 
 /// The backups summary: per kind only kinds that have a backup (a fleet without backups adds
@@ -732,8 +769,27 @@ mod tests {
                     replica("s3b", "s3", 3),
                 ],
                 backups: Some(backup_summary()),
+                drill: Some(drill_report()),
             }],
             heartbeat: None,
+        }
+    }
+
+    /// A drill at 3000 s: the replica part passed in 2 s, the backup part failed.
+    fn drill_report() -> crate::admin::drill::DrillReport {
+        let part = |ok: bool, seconds: f64| crate::admin::drill::DrillPart {
+            ok,
+            source: "x".into(),
+            duration_seconds: seconds,
+            schema_matches_live: None,
+            error: None,
+        };
+        crate::admin::drill::DrillReport {
+            finished: UNIX_EPOCH + Duration::from_secs(3000),
+            ok: false,
+            duration_seconds: 2.5,
+            replica: Some(part(true, 2.0)),
+            backup: Some(part(false, 0.5)),
         }
     }
 
@@ -760,6 +816,19 @@ mod tests {
                 checked_at: UNIX_EPOCH,
             }),
         }
+    }
+
+    #[test]
+    fn drill_series_per_part_and_the_finish_time() {
+        let f = families(&observation());
+        let db = "/data/app.db";
+        assert_eq!(one(&f, "walstream_drill_failed", &[db, "replica"]), 0.0);
+        assert_eq!(one(&f, "walstream_drill_failed", &[db, "backup"]), 1.0);
+        assert_eq!(
+            one(&f, "walstream_drill_duration_seconds", &[db, "replica"]),
+            2.0
+        );
+        assert_eq!(one(&f, "walstream_drill_timestamp_seconds", &[db]), 3000.0);
     }
 
     #[test]

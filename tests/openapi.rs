@@ -305,6 +305,12 @@ fn every_endpoint_answers_as_the_openapi_document_says() {
     assert_eq!(r.status, 404, "{}", r.body);
     let r = api.call(Method::GET, "/api/v1/jobs", none, None, Auth::None);
     assert_eq!(r.status, 200, "{}", r.body);
+    // A restore drill now (the replica and the newest backup).
+    let drill = "/api/v1/databases/{db}/drill";
+    let r = api.call(Method::POST, drill, none, None, Auth::Token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api.call(Method::POST, drill, none, None, Auth::None);
+    assert_eq!(r.status, 401, "{}", r.body);
     let one = "/api/v1/databases/{db}/backups/{id}";
     let r = api.call(Method::GET, one, (&id, ""), None, Auth::Token);
     assert_eq!(r.status, 200);

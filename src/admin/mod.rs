@@ -20,6 +20,7 @@
 
 pub mod backups;
 pub mod compare;
+pub mod drill;
 pub mod export;
 pub mod guard;
 pub mod kind;

@@ -1,7 +1,8 @@
 //! `dbs[].backups` (walstream only): the folder of a database's backups, the retention policy of
 //! each kind (`retain`, `pre-restore-retain`, `retention.<kind>` with keep-last/hourly/daily/
 //! weekly/monthly/yearly), the optional `schedule` of `scheduled` backups and the largest
-//! uploaded file (`max-upload-size`, bytes or `512MiB`-style text).
+//! uploaded file (`max-upload-size`, bytes or `512MiB`-style text), and how often `replicate`
+//! runs a restore drill (`drill-interval`, a Go duration; 0 or absent: never).
 //!
 //! What must stay true:
 //! - `retain` and `pre-restore-retain` keep their meaning (keep-last-N of `manual` and
@@ -44,6 +45,8 @@ pub struct BackupsConfig {
     pub schedule: Option<BackupSchedule>,
     /// `max-upload-size`: largest uploaded database file, in bytes.
     pub max_upload_size: u64,
+    /// `drill-interval`: how often `replicate` runs a restore drill (`None`: never).
+    pub drill_interval: Option<Duration>,
 }
 
 /// How many backups of one kind survive, restic/borg style: the newest `last` ones, plus the
@@ -128,6 +131,7 @@ impl BackupsConfig {
             retention: BackupRetention::default(),
             schedule: None,
             max_upload_size: DEFAULT_MAX_UPLOAD_SIZE,
+            drill_interval: None,
         }
     }
 
@@ -171,6 +175,7 @@ const BACKUPS_KEYS: &[&str] = &[
     "retention",
     "schedule",
     "max-upload-size",
+    "drill-interval",
 ];
 const RETENTION_KEYS: &[&str] = &["manual", "pre-restore", "scheduled", "uploaded"];
 const SCHEDULE_KEYS: &[&str] = &["interval", "at", "jitter", "labels"];
@@ -233,6 +238,12 @@ pub(super) fn build_backups(
             ));
         }
         b.max_upload_size = size;
+    }
+    if let Some(nanos) = s.duration("drill-interval")? {
+        if nanos != 0 && nanos < 1_000_000_000 {
+            return Err(s.err("drill-interval", "must be 0 (off) or at least 1s"));
+        }
+        b.drill_interval = (nanos > 0).then(|| Duration::from_nanos(nanos as u64));
     }
     Ok(b)
 }

@@ -813,6 +813,7 @@ fn backups_keys_defaults_validation_and_unknown_keys() {
             retention: BackupRetention::default(),
             schedule: None,
             max_upload_size: DEFAULT_MAX_UPLOAD_SIZE,
+            drill_interval: None,
         }
     );
     assert_eq!(
@@ -1021,4 +1022,22 @@ fn backups_schedule_and_tiered_retention() {
         assert!(e.contains(said), "{bad}: {e}");
         assert!(e.contains("dbs[0] (/data/app.db): "), "{e}");
     }
+}
+
+#[test]
+fn drill_interval_is_a_duration_of_at_least_a_second_or_off() {
+    let loaded = ok(
+        "dbs:\n  - path: /data/a.db\n    backups:\n      drill-interval: 6h\n  - path: /data/b.db\n    backups:\n      drill-interval: 0s\n",
+    );
+    let dbs = &loaded.config.dbs;
+    assert_eq!(
+        dbs[0].backups.drill_interval,
+        Some(std::time::Duration::from_secs(6 * 3600))
+    );
+    assert_eq!(dbs[1].backups.drill_interval, None);
+    let e = err("dbs:\n  - path: /data/a.db\n    backups:\n      drill-interval: 500ms\n");
+    assert!(
+        e.contains("drill-interval") && e.contains("at least 1s"),
+        "{e}"
+    );
 }

@@ -52,6 +52,7 @@ use crate::replicate::Lifecycle;
 use crate::state::{DbEntry, ReplicaEntry};
 
 mod data;
+mod drill;
 mod jobs;
 mod policy;
 mod upload;
@@ -124,6 +125,10 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> 
                 .route_layer(mutate()),
         )
         .route("/api/v1/jobs", get(jobs::list_jobs).route_layer(read()))
+        .route(
+            &format!("{base}/drill"),
+            post(drill::drill).route_layer(mutate()),
+        )
         .route("/api/v1/jobs/{id}", get(jobs::get_job).route_layer(read()))
         .route(
             &format!("{base}/backups/compare"),

@@ -113,6 +113,33 @@ pub struct DatabaseStatus {
     /// The backups folder's summary (`null` until it was first listed).
     #[serde(default)]
     pub backups: Option<BackupsDoc>,
+    /// The last restore drill (`null` until one ran).
+    #[serde(default)]
+    pub drill: Option<DrillDoc>,
+}
+
+/// `databases[].drill`: the last restore drill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillDoc {
+    pub finished: String,
+    pub ok: bool,
+    pub duration_seconds: f64,
+    /// The first replica's latest point restored and checked (`null`: no replica).
+    pub replica: Option<crate::admin::drill::DrillPart>,
+    /// The newest backup (not `pre-restore`) copied, verified and checked (`null`: none).
+    pub backup: Option<crate::admin::drill::DrillPart>,
+}
+
+impl DrillDoc {
+    pub fn from_report(r: &crate::admin::drill::DrillReport) -> DrillDoc {
+        DrillDoc {
+            finished: rfc3339(r.finished),
+            ok: r.ok,
+            duration_seconds: r.duration_seconds,
+            replica: r.replica.clone(),
+            backup: r.backup.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,6 +231,7 @@ fn database_status(db: &DbObservation) -> DatabaseStatus {
             .backups
             .as_ref()
             .map(|b| BackupsDoc::from_summary(b, rfc3339)),
+        drill: db.drill.as_ref().map(DrillDoc::from_report),
     }
 }
 

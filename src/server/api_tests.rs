@@ -89,6 +89,7 @@ fn observation(replicas: Vec<ReplicaObservation>, attached: bool) -> Observation
             failing_since: None,
             replicas,
             backups: None,
+            drill: None,
         }],
         heartbeat: None,
     }

@@ -124,6 +124,8 @@ pub struct DbObservation {
     pub replicas: Vec<ReplicaObservation>,
     /// The backups folder's summary (`None` until it was first listed).
     pub backups: Option<BackupSummary>,
+    /// The last restore drill (`None`: none ran yet).
+    pub drill: Option<crate::admin::drill::DrillReport>,
 }
 
 /// A copy of one replica's state.
@@ -355,6 +357,7 @@ impl DbEntry {
             failing_since: crate::rt::lock(&self.health).failing_since,
             replicas: self.replicas.iter().map(|r| r.observe(at)).collect(),
             backups: self.handle.backup_tally.summary(),
+            drill: crate::rt::lock(&self.handle.drill).clone(),
         }
     }
 }

@@ -375,6 +375,37 @@ fn timestamp_before_an_overwritten_snapshot() {
     );
 }
 
+/// A full disk, as a file size limit (`ulimit -f`, SIGXFSZ ignored so writes fail with EFBIG the
+/// way they fail with ENOSPC): the restore fails naming the file it was writing, and nothing is
+/// left at or beside `-o`.
+#[test]
+fn a_full_disk_fails_naming_the_file_and_leaves_nothing() {
+    let f = Fixture::new();
+    let out = f.out_dir.join("restored.db");
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 8; exec '{}' restore -o '{}' 'file://{}'",
+        walstream_bin().display(),
+        out.display(),
+        f.replica.display()
+    );
+    let run = Command::new("bash")
+        .args(["-c", &script])
+        .env_remove("LITESTREAM_CONFIG")
+        .output()
+        .expect("run walstream under a file size limit");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert_has(
+        &stderr,
+        &format!("write {}.tmp: File too large", out.display()),
+    );
+    assert_eq!(
+        fs::read_dir(&f.out_dir).expect("list").count(),
+        0,
+        "files left beside -o"
+    );
+}
+
 #[test]
 fn output_path_that_cannot_be_created_leaves_nothing() {
     let f = Fixture::new();

@@ -250,7 +250,9 @@ fn build_db(
             })?
             .with_modes_from(&cfg.path);
         log_replica(rc);
-        let replica = if cfg.v05_replica {
+        let ltx = crate::config::ReplicaLayout::of(rc, cfg.v05_replica)
+            == crate::config::ReplicaLayout::Ltx;
+        let replica = if ltx {
             info!(name = %rc.name, "replica writes the Litestream v0.5 (LTX) layout");
             Replica::with_ltx(
                 Arc::clone(&db),

@@ -140,14 +140,24 @@ pub fn conflict_message(url: &str, other: &OwnerRecord, ours: &OwnerRecord) -> S
         }
     };
     format!(
-        "replica {url} belongs to another database: {} on host {} (identity {}, since {}); this database {} (identity {}) writes nothing there. If that database is gone for good, delete {url}/{OWNER_OBJECT}",
+        "replica {url} belongs to another database: {} on host {} (identity {}, since {}); this database {} (identity {}) writes nothing there. If that database is gone for good, delete {}",
         show(&other.database),
         show(&other.host),
         other.identity,
         show(&other.since),
         ours.database,
         ours.identity,
+        record_location(url),
     )
+}
+
+/// Where the record of the replica described by `url` lives: `<url>/walstream-owner.json`,
+/// before any `?query` of the description.
+pub fn record_location(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, query)) => format!("{}/{OWNER_OBJECT}?{query}", base.trim_end_matches('/')),
+        None => format!("{}/{OWNER_OBJECT}", url.trim_end_matches('/')),
+    }
 }
 
 /// This machine's host name (`/proc/sys/kernel/hostname`), `unknown` when unreadable.
@@ -263,7 +273,7 @@ impl Replica {
             return Ok(Ok(None));
         };
         let url = self.client.describe();
-        Ok(OwnerRecord::parse(&body, &format!("{url}/{OWNER_OBJECT}"))
+        Ok(OwnerRecord::parse(&body, &record_location(&url))
             .map(Some)
             .map_err(|e| {
                 format!("{e}; nothing is written to replica {url} until it is fixed or deleted")

@@ -71,6 +71,18 @@ fn parse_accepts_ours_and_extra_fields_and_refuses_bad_identities() {
 }
 
 #[test]
+fn the_record_location_keeps_the_description_query_last() {
+    assert_eq!(
+        record_location("s3://b/app?endpoint=http://127.0.0.1:9000&region=x"),
+        "s3://b/app/walstream-owner.json?endpoint=http://127.0.0.1:9000&region=x"
+    );
+    assert_eq!(
+        record_location("file:///r/"),
+        "file:///r/walstream-owner.json"
+    );
+}
+
+#[test]
 fn conflict_message_says_who_and_what_to_do() {
     let msg = conflict_message(
         "s3://bucket/app",

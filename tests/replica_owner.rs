@@ -302,6 +302,10 @@ fn one_writer(backend: Backend, ltx: bool) {
         .filter(|l| l.contains("replica refused"))
         .collect();
     assert_eq!(refusals.len(), 1, "logged once:\n{log}");
+    let mentions = log
+        .lines()
+        .filter(|l| l.contains("belongs to another database"));
+    assert_eq!(mentions.count(), 1, "the refusal text appears once:\n{log}");
     for part in [a_db.display().to_string(), shared.url_shown()] {
         assert!(
             refusals[0].contains(&part),

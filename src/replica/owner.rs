@@ -14,13 +14,15 @@
 //! - a refusal is logged once (ERROR, naming the replica's credential-free URL and the other
 //!   database's path, host and since), shown in the status (`owner_conflict`), `/readyz` and
 //!   `walstream_replica_owner_conflict`;
-//! - when the attached database changed identity under a process that owned the path (the file
-//!   was replaced), the process takes the record over: it was the writer of that path;
+//! - a record of another identity is taken over only when the database at this path was
+//!   replaced: the record names the same database path on the same host, or this process
+//!   confirmed the path for that identity before (the file was replaced while attached); the
+//!   take-over is logged (WARN);
 //! - the record is never encrypted and holds no database content; restores never read it.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::{Replica, ReplicaError};
 use crate::db::format_id;
@@ -98,8 +100,9 @@ pub enum Verdict {
     Owned,
     /// Ours, but the database path or host changed: rewrite it, keeping `since`.
     Refresh(OwnerRecord),
-    /// Another identity that this process wrote the path for (the database file was replaced
-    /// while attached here): overwrite it with ours.
+    /// Another identity, but the database at this path was replaced: the record names this
+    /// very database path on this host, or this process wrote the path for that identity.
+    /// Overwrite it with ours.
     TakeOver,
     /// Another database writes this path: refuse.
     Conflict(OwnerRecord),
@@ -124,7 +127,10 @@ pub fn decide(
             ..ours.clone()
         });
     }
-    if owned_before == Some(stored.identity.as_str()) {
+    // The same database path on the same host holds a new file (replaced while `replicate` ran
+    // or was stopped): that is this writer's slot, as Litestream starts a new generation there.
+    let same_slot = stored.database == ours.database && stored.host == ours.host;
+    if same_slot || owned_before == Some(stored.identity.as_str()) {
         return Verdict::TakeOver;
     }
     Verdict::Conflict(stored.clone())
@@ -247,7 +253,11 @@ impl Replica {
                 }
                 Verdict::Claim => (ours.to_json(), true),
                 Verdict::Refresh(record) => (record.to_json(), false),
-                Verdict::TakeOver => (ours.to_json(), false),
+                Verdict::TakeOver => {
+                    let replaced = stored.as_ref().map_or("", |r| r.identity.as_str());
+                    warn!(db = %self.db_label, replica = %self.name(), url = %self.client.describe(), previous = %replaced, identity = %ours.identity, "database at this path was replaced; taking the replica's owner record over");
+                    (ours.to_json(), false)
+                }
             };
             match self
                 .client

@@ -45,6 +45,18 @@ fn verdicts() {
         "owning the path before with our own identity does not let us take another's"
     );
     assert_eq!(decide(Some(&other), &ours, Some(B)), Verdict::TakeOver);
+    let replaced = record(B, "/data/app.db", "pod-1");
+    assert_eq!(
+        decide(Some(&replaced), &ours, None),
+        Verdict::TakeOver,
+        "a new file at this very path on this host replaces the old database"
+    );
+    let elsewhere = record(B, "/data/app.db", "pod-2");
+    assert_eq!(
+        decide(Some(&elsewhere), &ours, None),
+        Verdict::Conflict(elsewhere.clone()),
+        "the same path on another host is another database"
+    );
 }
 
 #[test]

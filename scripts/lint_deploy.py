@@ -588,6 +588,12 @@ def check_dockerfile(where: str, text: str, rep: Report) -> None:
         rep.add(where, f"final stage must set USER {APP_USER} (numeric, the pods' runAsUser)")
     if final.get("ENTRYPOINT") != '["walstream"]' or final.get("CMD") != '["replicate"]':
         rep.add(where, 'final stage must have ENTRYPOINT ["walstream"] and CMD ["replicate"]')
+    # A minimal runtime: distroless (CA certificates, no shell), nothing installed into it.
+    base = final.get("FROM", "").split()[0] if final.get("FROM") else ""
+    if not base.startswith("gcr.io/distroless/"):
+        rep.add(where, f"final stage must be FROM gcr.io/distroless/… (no shell, no curl), not {base!r}")
+    if any(kw == "RUN" for kw, _ in (stages[-1] if stages else [])):
+        rep.add(where, "final stage must not RUN anything (a distroless image has no shell)")
 
 
 def glob_regex(pat: str) -> re.Pattern:

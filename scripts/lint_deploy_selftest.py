@@ -134,6 +134,12 @@ def _cases(m: ModuleType, tools, renders: dict) -> list[tuple[str, str, object]]
             "t", (tools.root / "Dockerfile").read_text().replace(" --locked", ""), rep)),
         ("Dockerfile running as root", "USER", lambda rep: m.check_dockerfile(
             "t", (tools.root / "Dockerfile").read_text().replace("USER 65532:65532", "USER root"), rep)),
+        ("Dockerfile with a Debian runtime", "distroless", lambda rep: m.check_dockerfile(
+            "t", (tools.root / "Dockerfile").read_text().replace(
+                "gcr.io/distroless/cc-debian12:nonroot", "debian:bookworm-slim"), rep)),
+        ("Dockerfile installing curl into the runtime", "must not RUN", lambda rep: m.check_dockerfile(
+            "t", (tools.root / "Dockerfile").read_text().replace(
+                "COPY --from=build /out/walstream", "RUN apt-get install -y curl\nCOPY --from=build /out/walstream"), rep)),
     ]
 
 

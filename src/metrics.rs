@@ -11,7 +11,9 @@
 //! - series appear like Litestream's: checkpoint series after a mode's first use, validation
 //!   series pre-initialised, storage operation series only for object-store replica types
 //!   (Litestream's file replica counts none);
-//! - [`FAMILIES`] lists every family once; `docs/metrics.md` documents each one.
+//! - [`FAMILIES`] lists every family once; `docs/metrics.md` documents each one;
+//! - the backup series come from the in-memory summary in the observation (`admin::tally`):
+//!   a scrape never lists a backups folder.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -243,6 +245,58 @@ pub const OWNER_CONFLICT: Family = gauge(
     "1 while another database owns the replica path (its owner record names another identity) and this replica writes nothing, else 0",
 );
 
+const DB_KIND: &[&str] = &["db", "kind"];
+pub const BACKUP_COUNT: Family = gauge(
+    "walstream_backup_count",
+    DB_KIND,
+    Fold::Sum,
+    "Backups in the database's backups folder, by kind (kinds with at least one)",
+);
+pub const BACKUP_BYTES: Family = gauge(
+    "walstream_backup_bytes",
+    DB_KIND,
+    Fold::Sum,
+    "Bytes of the database's backups, by kind",
+);
+pub const BACKUP_NEWEST: Family = gauge(
+    "walstream_backup_newest_timestamp_seconds",
+    DB_KIND,
+    Fold::Drop,
+    "Unix time of the newest backup of the kind",
+);
+pub const BACKUP_VOLUME_FREE: Family = gauge(
+    "walstream_backup_volume_free_bytes",
+    DB,
+    Fold::Drop,
+    "Bytes available on the volume of the database's backups folder",
+);
+pub const BACKUP_VOLUME_TOTAL: Family = gauge(
+    "walstream_backup_volume_total_bytes",
+    DB,
+    Fold::Drop,
+    "Size of the volume of the database's backups folder, in bytes",
+);
+
+const DB_SOURCE: &[&str] = &["db", "source"];
+pub const DRILL_FAILED: Family = gauge(
+    "walstream_drill_failed",
+    DB_SOURCE,
+    Fold::Sum,
+    "1 when the last restore drill's part failed, else 0; source: replica or backup",
+);
+pub const DRILL_SECONDS: Family = gauge(
+    "walstream_drill_duration_seconds",
+    DB_SOURCE,
+    Fold::Max,
+    "How long the last restore drill's part took (the recovery time it measured)",
+);
+pub const DRILL_TIMESTAMP: Family = gauge(
+    "walstream_drill_timestamp_seconds",
+    DB,
+    Fold::Drop,
+    "Unix time the last restore drill finished",
+);
+
 pub const HEARTBEAT_PINGS: Family = counter(
     "walstream_heartbeat_pings_total",
     &["result"],
@@ -285,6 +339,14 @@ pub const FAMILIES: &[Family] = &[
     LATEST_SNAPSHOT,
     OLDEST_RESTORE_POINT,
     OWNER_CONFLICT,
+    BACKUP_COUNT,
+    BACKUP_BYTES,
+    BACKUP_NEWEST,
+    BACKUP_VOLUME_FREE,
+    BACKUP_VOLUME_TOTAL,
+    DRILL_FAILED,
+    DRILL_SECONDS,
+    DRILL_TIMESTAMP,
     HEARTBEAT_PINGS,
     HEARTBEAT_SUPPRESSED,
 ];
@@ -565,6 +627,40 @@ fn db_samples(s: &mut Samples, label: &str, db: &DbObservation) {
         s.add(CHECKPOINT_SECONDS, &lm, c.seconds);
     }
     s.add(DB_ATTACHED, &l, if db.attached { 1.0 } else { 0.0 });
+    if let Some(b) = &db.backups {
+        backup_samples(s, label, b);
+    }
+    if let Some(d) = &db.drill {
+        drill_samples(s, label, d);
+    }
+}
+
+/// The last restore drill: per part that ran, failed (0/1) and its duration; when it finished.
+fn drill_samples(s: &mut Samples, label: &str, d: &crate::admin::drill::DrillReport) {
+    for (source, part) in [("replica", &d.replica), ("backup", &d.backup)] {
+        if let Some(p) = part {
+            s.add(DRILL_FAILED, &[label, source], if p.ok { 0.0 } else { 1.0 });
+            s.add(DRILL_SECONDS, &[label, source], p.duration_seconds);
+        }
+    }
+    s.add(DRILL_TIMESTAMP, &[label], unix(d.finished));
+}
+
+/// The backups summary: per kind only kinds that have a backup (a fleet without backups adds
+/// no series), the volume only while the folder exists.
+fn backup_samples(s: &mut Samples, label: &str, b: &crate::state::BackupSummary) {
+    for k in b.kinds.iter().filter(|k| k.count > 0) {
+        let lk = [label, k.kind.as_str()];
+        s.add(BACKUP_COUNT, &lk, k.count as f64);
+        s.add(BACKUP_BYTES, &lk, k.bytes as f64);
+        if let Some(t) = k.newest {
+            s.add(BACKUP_NEWEST, &lk, unix(t));
+        }
+    }
+    if let Some(v) = &b.volume {
+        s.add(BACKUP_VOLUME_FREE, &[label], v.free_bytes as f64);
+        s.add(BACKUP_VOLUME_TOTAL, &[label], v.total_bytes as f64);
+    }
 }
 
 fn replica_samples(s: &mut Samples, db: &str, r: &ReplicaObservation) {
@@ -681,9 +777,101 @@ mod tests {
                     replica("s3", "s3", 2),
                     replica("s3b", "s3", 3),
                 ],
+                backups: Some(backup_summary()),
+                drill: Some(drill_report()),
             }],
             heartbeat: None,
         }
+    }
+
+    /// A drill at 3000 s: the replica part passed in 2 s, the backup part failed.
+    fn drill_report() -> crate::admin::drill::DrillReport {
+        let part = |ok: bool, seconds: f64| crate::admin::drill::DrillPart {
+            ok,
+            source: "x".into(),
+            duration_seconds: seconds,
+            schema_matches_live: None,
+            error: None,
+        };
+        crate::admin::drill::DrillReport {
+            finished: UNIX_EPOCH + Duration::from_secs(3000),
+            ok: false,
+            duration_seconds: 2.5,
+            replica: Some(part(true, 2.0)),
+            backup: Some(part(false, 0.5)),
+        }
+    }
+
+    /// Two manual backups (300 bytes, newest at 1000 s) and one uploaded (50 bytes, 2000 s).
+    fn backup_summary() -> crate::state::BackupSummary {
+        use crate::admin::BackupKind;
+        use crate::admin::tally::{KindSummary, Volume};
+        let kind = |kind, count, bytes, newest: Option<u64>| KindSummary {
+            kind,
+            count,
+            bytes,
+            newest: newest.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+        };
+        crate::state::BackupSummary {
+            kinds: vec![
+                kind(BackupKind::Manual, 2, 300, Some(1000)),
+                kind(BackupKind::PreRestore, 0, 0, None),
+                kind(BackupKind::Scheduled, 0, 0, None),
+                kind(BackupKind::Uploaded, 1, 50, Some(2000)),
+            ],
+            volume: Some(Volume {
+                free_bytes: 700,
+                total_bytes: 1000,
+                checked_at: UNIX_EPOCH,
+            }),
+        }
+    }
+
+    #[test]
+    fn drill_series_per_part_and_the_finish_time() {
+        let f = families(&observation());
+        let db = "/data/app.db";
+        assert_eq!(one(&f, "walstream_drill_failed", &[db, "replica"]), 0.0);
+        assert_eq!(one(&f, "walstream_drill_failed", &[db, "backup"]), 1.0);
+        assert_eq!(
+            one(&f, "walstream_drill_duration_seconds", &[db, "replica"]),
+            2.0
+        );
+        assert_eq!(one(&f, "walstream_drill_timestamp_seconds", &[db]), 3000.0);
+    }
+
+    #[test]
+    fn backup_series_per_kind_that_has_backups_and_the_volume() {
+        let f = families(&observation());
+        let db = "/data/app.db";
+        assert_eq!(one(&f, "walstream_backup_count", &[db, "manual"]), 2.0);
+        assert_eq!(one(&f, "walstream_backup_bytes", &[db, "manual"]), 300.0);
+        assert_eq!(one(&f, "walstream_backup_count", &[db, "uploaded"]), 1.0);
+        assert_eq!(
+            one(
+                &f,
+                "walstream_backup_newest_timestamp_seconds",
+                &[db, "uploaded"]
+            ),
+            2000.0
+        );
+        assert_eq!(
+            samples(&f, "walstream_backup_count").len(),
+            2,
+            "no empty kinds"
+        );
+        assert_eq!(one(&f, "walstream_backup_volume_free_bytes", &[db]), 700.0);
+        assert_eq!(
+            one(&f, "walstream_backup_volume_total_bytes", &[db]),
+            1000.0
+        );
+        let mut unknown = observation();
+        unknown.dbs[0].backups = None;
+        let f = families(&unknown);
+        assert!(samples(&f, "walstream_backup_count").is_empty());
+        assert!(samples(&f, "walstream_backup_volume_free_bytes").is_empty());
+        let folded = families_with(&fleet(3), false);
+        assert_eq!(one(&folded, "walstream_backup_bytes", &["manual"]), 900.0);
     }
 
     /// `(labels, value)` of every sample of `name`.

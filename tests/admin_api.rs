@@ -29,6 +29,7 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use common::said;
 use http_support::*;
 use support::{DEADLINE, insert, integrity, open_app, rows};
 
@@ -623,28 +624,6 @@ fn backup_cmd(cfg: &str, sub: &str, rest: &[&str]) -> Command {
     cmd
 }
 
-/// The id `walstream backup create` printed: the first word of its first line that is not a
-/// log line (`time=… level=INFO …` lines go to stdout too, as in Litestream).
-fn created_id(out: &str) -> String {
-    let line = out
-        .lines()
-        .find(|l| !l.starts_with("time="))
-        .expect("id line");
-    line.split_whitespace()
-        .next()
-        .expect("id printed")
-        .to_string()
-}
-
-/// Everything a failed command said (the configured logger writes to stdout, like Litestream's).
-fn said(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn backup_command_creates_lists_and_deletes_without_a_server() {
     let (_keep, dir) = tempdir();
@@ -671,7 +650,7 @@ fn backup_command_creates_lists_and_deletes_without_a_server() {
     };
     let dbarg = db.to_str().expect("utf-8");
     let made: Vec<String> = (0..3)
-        .map(|n| created_id(&run(&["create", "-name", &format!("cli-{n}"), dbarg])))
+        .map(|n| common::printed_id(&run(&["create", "-name", &format!("cli-{n}"), dbarg])))
         .collect();
     let listed = run(&["list", dbarg]);
     let mut lines = listed.lines();
@@ -789,7 +768,7 @@ fn backup_command_labels_filters_and_json() {
             args.extend(["-label", l]);
         }
         args.push(dbarg);
-        created_id(&run(&args))
+        common::printed_id(&run(&args))
     };
     let a = create(&["env=prod", "ticket=OPS-1=x"]);
     let b = create(&["env=dev"]);

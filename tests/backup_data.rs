@@ -88,6 +88,25 @@ fn created_id(out: &std::process::Output) -> String {
     line.split('\t').next().expect("id").to_string()
 }
 
+/// `walstream replicate` of `db` with the token and a file replica, caught up, and the record
+/// of a backup taken through the API.
+fn serve_and_back_up(dir: &Path, db: &Path) -> (Instance, Value) {
+    let cfg = config(
+        db,
+        &format!("http-token: \"{TOKEN}\"\n"),
+        &file_replica(&dir.join("replica"), "100ms"),
+    );
+    let ws = Instance::start(dir, &cfg, &[]);
+    ws.wait_caught_up();
+    let created = ws.post(
+        "/api/v1/databases/app.db/backups",
+        Some(&format!("Bearer {TOKEN}")),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let record = created.json();
+    (ws, record)
+}
+
 /// Checks the comparison JSON of [`SEED`] → [`SEED`] + [`CHANGES`].
 fn assert_known_differences(doc: &Value) {
     assert_eq!(doc["identical"], false, "{doc}");
@@ -249,17 +268,9 @@ fn api_compares_and_streams_exports_behind_the_token() {
          INSERT INTO big SELECT i, 'row ' || i || ', ' || hex(randomblob(40)), i * 7 FROM s;",
     )
     .expect("big table");
-    let cfg = config(
-        &db,
-        &format!("http-token: \"{TOKEN}\"\n"),
-        &file_replica(&dir.join("replica"), "100ms"),
-    );
-    let ws = Instance::start(&dir, &cfg, &[]);
-    ws.wait_caught_up();
+    let (ws, created) = serve_and_back_up(&dir, &db);
     let base = "/api/v1/databases/app.db/backups";
-    let created = ws.post(base, Some(&format!("Bearer {TOKEN}")));
-    assert_eq!(created.status, 201, "{}", created.body);
-    let id = created.json()["id"].as_str().expect("id").to_string();
+    let id = created["id"].as_str().expect("id").to_string();
     app.execute_batch(CHANGES).expect("changes");
 
     let compare = format!("{base}/compare?a={id}&b=live");
@@ -327,18 +338,10 @@ fn api_compares_and_streams_exports_behind_the_token() {
 fn schema_guard_refuses_an_older_schema_until_forced() {
     let (_keep, dir) = tempdir();
     let (db, app) = seeded(&dir);
-    let cfg = config(
-        &db,
-        &format!("http-token: \"{TOKEN}\"\n"),
-        &file_replica(&dir.join("replica"), "100ms"),
-    );
-    let ws = Instance::start(&dir, &cfg, &[]);
-    ws.wait_caught_up();
+    let (ws, created) = serve_and_back_up(&dir, &db);
     let base = "/api/v1/databases/app.db/backups";
     let bearer = format!("Bearer {TOKEN}");
-    let created = ws.post(base, Some(&bearer));
-    assert_eq!(created.status, 201, "{}", created.body);
-    let id = created.json()["id"].as_str().expect("id").to_string();
+    let id = created["id"].as_str().expect("id").to_string();
     // A time before the migration that the replica covers, on the clock file replicas stamp
     // their objects with (the file system's, which may lag the system clock by a tick): after
     // the replica's newest file, and strictly before anything the migration writes.

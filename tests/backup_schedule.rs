@@ -210,12 +210,7 @@ fn backup_expire_keeps_exactly_the_tiers_and_the_pinned_one() {
     );
     let db = ws.db().display().to_string();
     let out = common::stdout_text(&common::run(&mut backup(&cfg, "create", &[&db])));
-    let manual = out
-        .lines()
-        .find(|l| !l.starts_with("time="))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("id printed")
-        .to_string();
+    let manual = common::printed_id(&out);
     // Scheduled backups on a calendar: 12-05 twice, 12-04, 12-03, one in ISO week 48, two in 47.
     let planted = [
         ("20261205T100000Z-s1", "2026-12-05T10:00:00.000Z"),
@@ -325,11 +320,7 @@ fn backup_expire_keeps_exactly_the_tiers_and_the_pinned_one() {
     assert_eq!(pinned_column[4], "yes", "{listed}");
     let refused =
         common::run_expect_fail(&mut backup(&cfg, "delete", &[&db, "20261120T030000Z-s6"]));
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&refused.stdout),
-        String::from_utf8_lossy(&refused.stderr)
-    );
+    let said = common::said(&refused);
     assert!(
         said.contains("backup 20261120T030000Z-s6 is pinned; unpin it first"),
         "{said}"

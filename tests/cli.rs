@@ -102,7 +102,7 @@ fn expected_usage(cmd: &str) -> String {
         expected = expected.replacen(
             databases,
             &format!(
-                "\tbackup       creates, lists, pins, expires and deletes backups of a database\n{databases}"
+                "\tbackup       creates, uploads, lists, pins, expires and deletes backups of a database\n{databases}"
             ),
             1,
         );

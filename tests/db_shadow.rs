@@ -585,6 +585,7 @@ fn replica(name: &str, dir: &Path) -> ReplicaConfig {
         snapshot_interval: Duration::ZERO,
         validation_interval: Duration::ZERO,
         age: AgeConfig::default(),
+        layout: None,
     }
 }
 

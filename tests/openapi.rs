@@ -63,6 +63,35 @@ impl Api {
         if let Some(b) = body {
             req = req.json(&b);
         }
+        self.send_checked(method, template, req)
+    }
+
+    /// `POST template` with a raw body of `content_type` (uploads), checked like [`Api::call`].
+    fn upload(
+        &mut self,
+        template: &str,
+        query: &str,
+        (content_type, bytes): (&str, Vec<u8>),
+        auth: Auth,
+    ) -> Resp {
+        let path = template.replace("{db}", "app.db");
+        let mut req = self
+            .client
+            .post(format!("{}{path}{query}", self.ws.base))
+            .header("Content-Type", content_type)
+            .body(bytes);
+        if let Auth::Token = auth {
+            req = req.bearer_auth(TOKEN);
+        }
+        self.send_checked(Method::POST, template, req)
+    }
+
+    fn send_checked(
+        &mut self,
+        method: Method,
+        template: &str,
+        req: reqwest::blocking::RequestBuilder,
+    ) -> Resp {
         let resp = self.ws.send(req);
         self.check(method.as_str(), template, &resp);
         if (200..300).contains(&resp.status) {
@@ -216,6 +245,43 @@ fn every_endpoint_answers_as_the_openapi_document_says() {
     assert_eq!(filtered.json()["backups"][0]["created_by"], "api");
     let r = api.call(Method::GET, backups, ("", "?limit=0"), None, Auth::None);
     assert_eq!(r.status, 400, "{}", r.body);
+    // Upload: the backup's own file comes back as an `uploaded` backup; a text file is a 400,
+    // another content type 415, no token 401.
+    let upload = "/api/v1/databases/{db}/backups/upload";
+    let file =
+        std::fs::read(dir.join("backups/app.db").join(format!("{id}.db"))).expect("backup file");
+    let sqlite = ("application/vnd.sqlite3", file.clone());
+    let r = api.upload(
+        upload,
+        "?name=copy&label=from=openapi",
+        sqlite.clone(),
+        Auth::Token,
+    );
+    assert_eq!(
+        (r.status, r.json()["kind"].clone()),
+        (201, json!("uploaded")),
+        "{}",
+        r.body
+    );
+    let text = ("application/octet-stream", b"not a database".to_vec());
+    let r = api.upload(upload, "", text, Auth::Token);
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = api.upload(upload, "", ("text/plain", file), Auth::Token);
+    assert_eq!(r.status, 415, "{}", r.body);
+    let r = api.upload(upload, "", sqlite, Auth::None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    // The status document's backups summary, once listed, shows both.
+    common::poll_until(common::DEADLINE, "backups summary", || {
+        let st = api.ws.status();
+        (st["databases"][0]["backups"]["uploaded"]["count"] == 1).then_some(())
+    });
+    let r = api.call(Method::GET, status, none, None, Auth::None);
+    let summary = &r.json()["databases"][0]["backups"];
+    assert_eq!(summary["manual"]["count"], 1, "{summary}");
+    assert!(
+        summary["volume"]["total_bytes"].as_u64() > Some(0),
+        "{summary}"
+    );
     // A backup as a job: 202 with the job, then the job itself and the list.
     let accepted = api.call(
         Method::POST,
@@ -239,6 +305,12 @@ fn every_endpoint_answers_as_the_openapi_document_says() {
     assert_eq!(r.status, 404, "{}", r.body);
     let r = api.call(Method::GET, "/api/v1/jobs", none, None, Auth::None);
     assert_eq!(r.status, 200, "{}", r.body);
+    // A restore drill now (the replica and the newest backup).
+    let drill = "/api/v1/databases/{db}/drill";
+    let r = api.call(Method::POST, drill, none, None, Auth::Token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api.call(Method::POST, drill, none, None, Auth::None);
+    assert_eq!(r.status, 401, "{}", r.body);
     let one = "/api/v1/databases/{db}/backups/{id}";
     let r = api.call(Method::GET, one, (&id, ""), None, Auth::Token);
     assert_eq!(r.status, 200);

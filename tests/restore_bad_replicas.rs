@@ -203,6 +203,11 @@ fn flipped_byte_in_snapshot() {
     f.rewrite(snap, &stored);
     let err = f.restore_fails(&[]);
     assert_has(&err, &format!("decompress {}: lz4: ", snap.key));
+    // Every point of the only generation needs that snapshot: none restores intact.
+    assert_has(
+        &err,
+        "no earlier point of the replica restored intact either",
+    );
 }
 
 #[test]
@@ -215,6 +220,29 @@ fn flipped_byte_in_segment() {
     f.rewrite(seg, &stored);
     let err = f.restore_fails(&[]);
     assert_has(&err, &format!("decompress {}: lz4: ", seg.key));
+    // The error names the newest point that restores intact (index 1), and it does.
+    let t = f.segment(1, 2).created_at;
+    assert_has(
+        &err,
+        &format!(
+            "the newest point that restores intact is replica file generation {GEN} index 00000001 (written up to {}): restore it with -generation {GEN} -index 1",
+            DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Secs, true)
+        ),
+    );
+    let out = f.out_dir.join("index1.db");
+    let run = Command::new(walstream_bin())
+        .args(["restore", "-generation", GEN, "-index", "1", "-o"])
+        .arg(&out)
+        .arg(format!("file://{}", f.replica.display()))
+        .env_remove("LITESTREAM_CONFIG")
+        .output()
+        .expect("run walstream");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    common::sqlite::checked(&out);
 }
 
 #[test]
@@ -344,6 +372,37 @@ fn timestamp_before_an_overwritten_snapshot() {
     assert_has(
         &err,
         "cannot find snapshot index by timestamp: no snapshots available",
+    );
+}
+
+/// A full disk, as a file size limit (`ulimit -f`, SIGXFSZ ignored so writes fail with EFBIG the
+/// way they fail with ENOSPC): the restore fails naming the file it was writing, and nothing is
+/// left at or beside `-o`.
+#[test]
+fn a_full_disk_fails_naming_the_file_and_leaves_nothing() {
+    let f = Fixture::new();
+    let out = f.out_dir.join("restored.db");
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 8; exec '{}' restore -o '{}' 'file://{}'",
+        walstream_bin().display(),
+        out.display(),
+        f.replica.display()
+    );
+    let run = Command::new("bash")
+        .args(["-c", &script])
+        .env_remove("LITESTREAM_CONFIG")
+        .output()
+        .expect("run walstream under a file size limit");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert_has(
+        &stderr,
+        &format!("write {}.tmp: File too large", out.display()),
+    );
+    assert_eq!(
+        fs::read_dir(&f.out_dir).expect("list").count(),
+        0,
+        "files left beside -o"
     );
 }
 

@@ -1,6 +1,7 @@
 //! The backups folder of one database: `<id>.db` (the copy) beside `<id>.json` (its
-//! [`BackupRecord`]), created with SQLite's online backup API, listed newest first, deleted,
-//! pinned and unpinned, and trimmed per kind by that kind's policy (`retention.rs`).
+//! [`BackupRecord`]), created with SQLite's online backup API (or received as a file,
+//! `upload.rs`), listed newest first, deleted, pinned and unpinned, and trimmed per kind by that
+//! kind's policy (`retention.rs`).
 //!
 //! What must stay true:
 //! - a copy is written to `.<id>.db.tmp`, fsynced, given the database file's mode and renamed;
@@ -14,69 +15,35 @@
 //! - labels are checked ([`names::check_labels`]) before anything is written; the metadata
 //!   (`user_version`, schema fingerprint, page count and size) is read from the backup copy,
 //!   never from the live database; records written before these fields existed still load
-//!   (empty labels, `null` metadata, not pinned).
+//!   (empty labels, `null` metadata, not pinned);
+//! - every create, upload and delete of a store updates its [`Tally`] after the change is on
+//!   disk (the summary metrics and `/api/v1/status` show).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
+pub use super::kind::BackupKind;
 use super::names::{self, check_description, check_id, check_labels, check_name};
+use super::tally::Tally;
 use super::{AdminError, sqlite};
 use crate::config::{BackupsConfig, KeepPolicy};
-
-/// Why a backup was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackupKind {
-    Manual,
-    PreRestore,
-    /// Taken by `replicate` on `backups.schedule`.
-    Scheduled,
-}
-
-impl BackupKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackupKind::Manual => "manual",
-            BackupKind::PreRestore => "pre-restore",
-            BackupKind::Scheduled => "scheduled",
-        }
-    }
-}
-
-impl std::str::FromStr for BackupKind {
-    type Err = AdminError;
-
-    fn from_str(s: &str) -> Result<Self, AdminError> {
-        match s {
-            "manual" => Ok(BackupKind::Manual),
-            "pre-restore" => Ok(BackupKind::PreRestore),
-            "scheduled" => Ok(BackupKind::Scheduled),
-            _ => Err(AdminError::invalid(
-                "kind",
-                format!(
-                    "{:?} must be manual, pre-restore or scheduled",
-                    truncated(s)
-                ),
-            )),
-        }
-    }
-}
 
 /// What took a backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CreatedBy {
-    /// `walstream backup create`.
+    /// `walstream backup create` or `walstream backup upload`.
     Cli,
-    /// `POST …/backups`.
+    /// `POST …/backups` or `POST …/backups/upload`.
     Api,
     /// The safety backup of a live restore.
     Restore,
@@ -234,6 +201,7 @@ pub struct Policies {
     pub manual: KeepPolicy,
     pub pre_restore: KeepPolicy,
     pub scheduled: KeepPolicy,
+    pub uploaded: KeepPolicy,
 }
 
 impl Policies {
@@ -242,6 +210,7 @@ impl Policies {
             manual: cfg.manual_policy(),
             pre_restore: cfg.pre_restore_policy(),
             scheduled: cfg.scheduled_policy(),
+            uploaded: cfg.uploaded_policy(),
         }
     }
 
@@ -250,9 +219,13 @@ impl Policies {
             BackupKind::Manual => self.manual,
             BackupKind::PreRestore => self.pre_restore,
             BackupKind::Scheduled => self.scheduled,
+            BackupKind::Uploaded => self.uploaded,
         }
     }
 }
+
+/// Age after which a folder's modification time is trusted to show every change before it.
+const MTIME_SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The backups folder of one database.
 #[derive(Debug, Clone)]
@@ -260,10 +233,15 @@ pub struct BackupStore {
     db_path: PathBuf,
     dir: PathBuf,
     policies: Policies,
+    /// `max-upload-size`.
+    max_upload_size: u64,
+    /// The in-memory summary every create, upload and delete of this store keeps up to date
+    /// (shared with the other stores of the same database through [`BackupStore::with_tally`]).
+    tally: Arc<Tally>,
 }
 
-/// Removes the listed files when dropped, unless disarmed.
-struct Cleanup(Vec<PathBuf>);
+/// Removes the listed files when dropped.
+pub(super) struct Cleanup(pub(super) Vec<PathBuf>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -279,7 +257,25 @@ impl BackupStore {
             db_path: db_path.to_path_buf(),
             dir: cfg.path.clone(),
             policies: Policies::from_config(cfg),
+            max_upload_size: cfg.max_upload_size,
+            tally: Arc::new(Tally::default()),
         }
+    }
+
+    /// The same store keeping `tally` (the database's shared summary) up to date.
+    pub fn with_tally(mut self, tally: Arc<Tally>) -> Self {
+        self.tally = tally;
+        self
+    }
+
+    /// The summary this store keeps up to date.
+    pub fn tally(&self) -> &Arc<Tally> {
+        &self.tally
+    }
+
+    /// `max-upload-size` of this database, bytes.
+    pub fn max_upload_size(&self) -> u64 {
+        self.max_upload_size
     }
 
     pub fn dir(&self) -> &Path {
@@ -305,7 +301,7 @@ impl BackupStore {
     }
 
     /// Mode bits of the database file (backups get the same).
-    fn db_mode(&self) -> Result<u32, AdminError> {
+    pub(super) fn db_mode(&self) -> Result<u32, AdminError> {
         let meta = fs::metadata(&self.db_path).map_err(AdminError::io("stat", &self.db_path))?;
         Ok(meta.permissions().mode() & 0o7777)
     }
@@ -323,11 +319,25 @@ impl BackupStore {
     /// Takes a backup of the live database with SQLite's online backup API, records it and
     /// applies the retention of its kind.
     pub fn create(&self, req: NewBackup<'_>) -> Result<BackupRecord, AdminError> {
+        Self::check_request(&req)?;
+        let (id, now) = self.prepare()?;
+        let tmp = self.temp_path(&id);
+        let guard = Cleanup(vec![tmp.clone(), side_file(&tmp, "-journal")]);
+        let meta = self.online_copy(&tmp)?;
+        self.commit(&tmp, guard, (id, now), meta, req)
+    }
+
+    /// Checks of `req` shared by every way of making a backup (before anything is written).
+    pub(super) fn check_request(req: &NewBackup<'_>) -> Result<(), AdminError> {
         if let Some(n) = req.name {
             check_name(n)?;
         }
         check_description(req.description.unwrap_or(""))?;
-        check_labels(&req.labels)?;
+        check_labels(&req.labels)
+    }
+
+    /// Creates the folder, removes stale temporaries and picks a fresh id: (id, its time).
+    pub(super) fn prepare(&self) -> Result<(String, chrono::DateTime<Utc>), AdminError> {
         self.ensure_dir()?;
         self.remove_stale_temporaries();
         let now = Utc::now();
@@ -335,12 +345,28 @@ impl BackupStore {
         while self.record_path(&id).exists() || self.data_path(&id).exists() {
             id = names::new_id(now);
         }
-        let tmp = self.dir.join(format!(".{id}.db.tmp"));
-        let guard = Cleanup(vec![tmp.clone(), side_file(&tmp, "-journal")]);
-        let meta = self.online_copy(&tmp)?;
-        let (size, sha256) = seal(&tmp, self.db_mode()?)?;
+        Ok((id, now))
+    }
+
+    /// `.<id>.db.tmp`: where a backup is written before it is sealed.
+    pub(super) fn temp_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!(".{id}.db.tmp"))
+    }
+
+    /// Seals the finished copy at `tmp` (mode, fsync, hash), renames it to `<id>.db`, writes its
+    /// record, updates the tally and applies the retention of its kind. `guard` removes the
+    /// temporary files on every failure up to the rename.
+    pub(super) fn commit(
+        &self,
+        tmp: &Path,
+        guard: Cleanup,
+        (id, now): (String, chrono::DateTime<Utc>),
+        meta: CopyMeta,
+        req: NewBackup<'_>,
+    ) -> Result<BackupRecord, AdminError> {
+        let (size, sha256) = seal(tmp, self.db_mode()?)?;
         let data = self.data_path(&id);
-        fs::rename(&tmp, &data).map_err(AdminError::io("rename backup", &data))?;
+        fs::rename(tmp, &data).map_err(AdminError::io("rename backup", &data))?;
         drop(guard);
         let record = BackupRecord {
             name: req.name.unwrap_or(&id).to_string(),
@@ -363,7 +389,10 @@ impl BackupStore {
             let _ = fs::remove_file(&data);
             return Err(e);
         }
-        info!(db = %self.db_path.display(), id = %record.id, kind = record.kind.as_str(), size, "backup created");
+        self.tally
+            .added(&record.id, record.kind, &record.created, record.size);
+        self.tally.read_volume(&self.dir);
+        info!(db = %self.db_path.display(), id = %record.id, kind = record.kind.as_str(), created_by = ?record.created_by, size, "backup created");
         if let Err(e) = self.apply_retention(record.kind) {
             warn!(db = %self.db_path.display(), error = %e, "backup retention failed");
         }
@@ -484,6 +513,7 @@ impl BackupStore {
         }
         let record = self.record_path(id);
         fs::remove_file(&record).map_err(AdminError::io("delete", &record))?;
+        self.tally.removed(id);
         let data = self.data_path(id);
         match fs::remove_file(&data) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -491,6 +521,7 @@ impl BackupStore {
             }
             _ => {}
         }
+        self.tally.read_volume(&self.dir);
         sync_dir(&self.dir)
     }
 
@@ -508,6 +539,34 @@ impl BackupStore {
             info!(db = %self.db_path.display(), id = %id, "{what}");
         }
         Ok(record)
+    }
+
+    /// Brings the tally in step with the folder: a listing when the folder changed since the
+    /// last one (or was never listed), then the volume's space (see `tally.rs`).
+    pub fn refresh_tally(&self) -> Result<(), AdminError> {
+        let dir = &self.dir;
+        let mtime = match fs::metadata(dir) {
+            Ok(m) => Some(m.modified().map_err(AdminError::io("stat", dir))?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(AdminError::io("stat", dir)(e)),
+        };
+        if let Some(version) = self.tally.listing_due(mtime) {
+            let records = match mtime {
+                Some(_) => self.list()?,
+                None => Vec::new(),
+            };
+            let entries = records
+                .iter()
+                .map(|r| (r.id.as_str(), r.kind, r.created.as_str(), r.size));
+            // File times are coarse (a clock tick): a change in the same tick as a recent
+            // mtime would not change it, so a recent one is not trusted and lists again.
+            let settled =
+                |m: &std::time::SystemTime| m.elapsed().is_ok_and(|age| age > MTIME_SETTLED);
+            self.tally
+                .apply_listing(version, mtime.filter(settled), entries);
+        }
+        self.tally.read_volume(dir);
+        Ok(())
     }
 
     /// Removes `.<id>.*.tmp` files a crashed create left behind (best effort).

@@ -347,3 +347,32 @@ fn records_written_before_labels_and_metadata_still_load() {
     let labelled_only = BackupFilter::parse(None, &["env=prod"], None).expect("filter");
     assert!(s.list_filtered(&labelled_only).expect("list").is_empty());
 }
+
+#[test]
+fn the_tally_follows_this_stores_changes_at_once_and_another_processs_on_refresh() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, _app) = app(dir.path());
+    let s = store(&db, 10, 5);
+    s.refresh_tally().expect("refresh");
+    let none = s
+        .tally()
+        .summary()
+        .expect("listed: no folder is no backups");
+    assert!(none.kinds.iter().all(|k| k.count == 0) && none.volume.is_none());
+    let first = s.create(manual(None)).expect("create");
+    let sum = s.tally().summary().expect("loaded");
+    assert_eq!((sum.kinds[0].count, sum.kinds[0].bytes), (1, first.size));
+    assert!(sum.volume.is_some_and(|v| v.total_bytes > 0));
+    // Another store of the same folder (another process): seen at the next refresh.
+    let other = store(&db, 10, 5);
+    let second = other.create(manual(None)).expect("create");
+    assert_eq!(s.tally().summary().expect("loaded").kinds[0].count, 1);
+    s.refresh_tally().expect("refresh");
+    let sum = s.tally().summary().expect("loaded");
+    assert_eq!(
+        (sum.kinds[0].count, sum.kinds[0].bytes),
+        (2, first.size + second.size)
+    );
+    s.delete(&first.id).expect("delete");
+    assert_eq!(s.tally().summary().expect("loaded").kinds[0].count, 1);
+}

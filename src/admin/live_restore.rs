@@ -177,7 +177,7 @@ pub async fn restore_replica(
 }
 
 /// Copies backup `id` to `out`, checking its SHA-256 against the record on the way.
-fn copy_backup(store: &BackupStore, id: &str, out: &Path) -> Result<(), AdminError> {
+pub(super) fn copy_backup(store: &BackupStore, id: &str, out: &Path) -> Result<(), AdminError> {
     let (record, data) = store.get(id)?;
     let src = File::open(&data).map_err(AdminError::io("open", &data))?;
     let mut dst = File::create(out).map_err(AdminError::io("create", out))?;

@@ -2,8 +2,10 @@
 //! scheduled backups taken with SQLite's online backup API ([`backups`]), the safe live restore
 //! that copies a verified database INTO the live one through the same API ([`live_restore`]),
 //! names and ids ([`names`]), the one-operation-at-a-time lock ([`lock`]), tiered retention
-//! with pins ([`retention`]), the times of scheduled backups ([`schedule`]), and read-only
-//! comparison ([`compare`]) and CSV export ([`export`]) of backups and the live database.
+//! with pins ([`retention`]), the times of scheduled backups ([`schedule`]), read-only
+//! comparison ([`compare`]) and CSV export ([`export`]) of backups and the live database,
+//! uploaded database files checked and kept as backups ([`upload`]) and the in-memory summary
+//! of each backups folder for metrics and status ([`tally`]).
 //!
 //! What must stay true:
 //! - a backup is never a file copy of the live database: it is SQLite's online backup of a
@@ -18,14 +20,18 @@
 
 pub mod backups;
 pub mod compare;
+pub mod drill;
 pub mod export;
 pub mod guard;
+pub mod kind;
 pub mod live_restore;
 pub mod lock;
 pub mod names;
 pub mod retention;
 pub mod schedule;
 mod sqlite;
+pub mod tally;
+pub mod upload;
 
 use std::path::{Path, PathBuf};
 
@@ -62,6 +68,9 @@ pub enum AdminError {
         expected: String,
         actual: String,
     },
+    /// An uploaded file is larger than `max-upload-size` (HTTP 413).
+    #[error("upload larger than max-upload-size ({limit} bytes); nothing was kept")]
+    TooLarge { limit: u64 },
     /// A pinned backup cannot be deleted (HTTP 409).
     #[error("backup {id} is pinned; unpin it first to delete it")]
     Pinned { id: String },

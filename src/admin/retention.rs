@@ -54,11 +54,7 @@ pub fn plan(records: &[BackupRecord], policies: &Policies) -> Vec<Verdict> {
     let mut sorted: Vec<&BackupRecord> = records.iter().collect();
     sorted.sort_by(|a, b| (&b.created, &b.id).cmp(&(&a.created, &a.id)));
     let mut verdicts: Vec<Verdict> = sorted.iter().map(|r| verdict(r)).collect();
-    for kind in [
-        BackupKind::Manual,
-        BackupKind::PreRestore,
-        BackupKind::Scheduled,
-    ] {
+    for kind in BackupKind::ALL {
         let counts = policies.of(kind).counts();
         let mut last_rank = 0u32;
         // Per tier: the periods seen so far (newest first) and the last one.

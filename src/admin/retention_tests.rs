@@ -35,6 +35,7 @@ fn policies() -> Policies {
             monthly: 3,
             yearly: 0,
         },
+        uploaded: KeepPolicy::keep_last(1),
     }
 }
 

@@ -42,6 +42,26 @@ pub fn open_new(path: &Path) -> Result<Connection, AdminError> {
     )
 }
 
+/// A read-only connection that reads exactly the bytes of the file: `immutable=1`, so SQLite
+/// takes no locks and creates no `-wal`/`-shm` beside it, even for a WAL-mode header (uploaded
+/// files, which must be checked without leaving anything behind).
+pub fn open_immutable(path: &Path) -> Result<Connection, AdminError> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(&uri, flags).map_err(AdminError::sqlite("open", path))
+}
+
 fn open(path: &Path, flags: OpenFlags) -> Result<Connection, AdminError> {
     let flags = flags | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn =

@@ -1,4 +1,4 @@
-//! `walstream backup create|list|delete|pin|unpin|expire [arguments] DB_PATH [ID]`: the admin
+//! `walstream backup create|upload|list|delete|pin|unpin|expire [arguments] DB_PATH [ID|FILE]`: the admin
 //! API's backups without a running server, on the same backups folder (`dbs[].backups`).
 //!
 //! What must stay true: `create` takes the copy with SQLite's online backup API on the database
@@ -8,9 +8,11 @@
 //! labels and list filters are checked by the same code as the HTTP API's (a bad one is a
 //! one-line error naming it), and `list -json` prints the API's record objects without
 //! `download_url` (there is no server to download from); `expire` applies the same policies
-//! (`admin::retention`) and `-dry-run` deletes nothing; every change (create, delete, pin,
-//! unpin, expire) holds the database's cross-process operation lock (`admin::lock`), so it never
-//! runs beside a sidecar's restore. `compare` and `export` are in `cli::backup_data`.
+//! (`admin::retention`) and `-dry-run` deletes nothing; `upload` keeps a copy of a database
+//! file through the same checks as `POST …/backups/upload` (`BackupStore::upload`), and a
+//! refused file leaves the folder as it was; every change (create, upload, delete, pin, unpin,
+//! expire) holds the database's cross-process operation lock (`admin::lock`), so it never runs
+//! beside a sidecar's restore. `compare` and `export` are in `cli::backup_data`.
 
 use anyhow::{Context, bail};
 
@@ -29,6 +31,7 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     };
     match sub {
         "create" => create(rest),
+        "upload" => upload(rest),
         "list" => list(rest),
         "delete" => delete(rest),
         "pin" => pin(rest, true),
@@ -38,35 +41,63 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
         "export" => super::backup_data::export(rest),
         "" | "help" | "-h" | "-help" | "--help" => print_usage_and_stop("backup"),
         other => bail!(
-            "walstream backup {other}: unknown subcommand (create, list, delete, pin, unpin, expire, compare or export)"
+            "walstream backup {other}: unknown subcommand (create, upload, list, delete, pin, unpin, expire, compare or export)"
         ),
     }
 }
 
-fn create(args: &[String]) -> anyhow::Result<()> {
-    let fs = source::config_flag_set(|fs| {
+/// The flags of `create` and `upload`: `-name`, `-description`, `-label` (repeatable).
+fn labelled_flags() -> super::flags::FlagSet {
+    source::config_flag_set(|fs| {
         fs.string("name", "")
             .string("description", "")
             .strings("label");
-    });
-    let p = parse_flags(&fs, args, "backup")?;
+    })
+}
+
+/// The backup `p`'s flags describe, of `kind`, made by the CLI.
+fn new_backup(p: &super::flags::Parsed, kind: BackupKind) -> anyhow::Result<NewBackup<'_>> {
+    Ok(NewBackup {
+        kind,
+        name: Some(p.str("name")).filter(|n| !n.is_empty()),
+        description: Some(p.str("description")),
+        source: None,
+        labels: parse_labels(p.strings("label"))?,
+        created_by: CreatedBy::Cli,
+    })
+}
+
+fn create(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&labelled_flags(), args, "backup")?;
     let [db] = p.args.as_slice() else {
         bail!("usage: walstream backup create [arguments] DB_PATH");
     };
-    let labels = parse_labels(p.strings("label"))?;
+    let req = new_backup(&p, BackupKind::Manual)?;
     let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
-    let name = Some(p.str("name")).filter(|n| !n.is_empty());
     let _lock = locked(&store, "backup")?;
+    let record = store.create(req).with_context(|| format!("back up {db}"))?;
+    print_created(&store, &record);
+    Ok(())
+}
+
+fn upload(args: &[String]) -> anyhow::Result<()> {
+    let p = parse_flags(&labelled_flags(), args, "backup")?;
+    let [db, file] = p.args.as_slice() else {
+        bail!("usage: walstream backup upload [arguments] DB_PATH FILE");
+    };
+    let req = new_backup(&p, BackupKind::Uploaded)?;
+    let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
+    let body = std::fs::File::open(file).with_context(|| format!("open {file}"))?;
+    let _lock = locked(&store, "upload")?;
     let record = store
-        .create(NewBackup {
-            kind: BackupKind::Manual,
-            name,
-            description: Some(p.str("description")),
-            source: None,
-            labels,
-            created_by: CreatedBy::Cli,
-        })
-        .with_context(|| format!("back up {db}"))?;
+        .upload(body, req)
+        .with_context(|| format!("upload {file} as a backup of {db}"))?;
+    print_created(&store, &record);
+    Ok(())
+}
+
+/// `<id>\t<size> bytes\tsha256 <hash>\t<path>` of a new backup.
+fn print_created(store: &crate::admin::BackupStore, record: &crate::admin::BackupRecord) {
     println!(
         "{}\t{} bytes\tsha256 {}\t{}",
         record.id,
@@ -74,7 +105,6 @@ fn create(args: &[String]) -> anyhow::Result<()> {
         record.sha256,
         store.data_path(&record.id).display()
     );
-    Ok(())
 }
 
 fn list(args: &[String]) -> anyhow::Result<()> {

@@ -64,7 +64,7 @@ Usage:
 
 The commands are:
 
-	backup       creates, lists, pins, expires and deletes backups of a database
+	backup       creates, uploads, lists, pins, expires and deletes backups of a database
 	databases    list databases specified in config file
 	generations  list available generations for a database
 	ltx          list LTX files of a Litestream v0.5 replica
@@ -164,17 +164,21 @@ const WAL: &str = concat!(
 "#,
 );
 const BACKUP: &str = concat!(
-    r#"The backup command creates, lists, pins, expires, deletes, compares and exports
-backups of a database in its backups folder (dbs[].backups.path, default <db
-dir>/backups/<db file name>), the same folder the HTTP admin API uses. No running
-server is needed: create copies the database with SQLite's online backup API,
-safe while it is in use. A pinned backup never expires and is not deleted until
+    r#"The backup command creates, uploads, lists, pins, expires, deletes, compares and
+exports backups of a database in its backups folder (dbs[].backups.path, default
+<db dir>/backups/<db file name>), the same folder the HTTP admin API uses. No
+running server is needed: create copies the database with SQLite's online backup
+API, safe while it is in use; upload keeps a copy of FILE (a SQLite database,
+at most dbs[].backups.max-upload-size bytes, that passes integrity_check) as a
+backup of kind uploaded. A pinned backup never expires and is not deleted until
 unpinned; expire applies every kind's retention policy (dbs[].backups.retention)
 and prints why each backup is kept or expires.
 
 Usage:
 
 	walstream backup create [arguments] DB_PATH
+
+	walstream backup upload [arguments] DB_PATH FILE
 
 	walstream backup list [arguments] DB_PATH
 
@@ -195,18 +199,18 @@ Arguments:
 "#,
     config_args!(),
     r#"	-name NAME
-	    create: name of the backup. Defaults to its id.
+	    create, upload: name of the backup. Defaults to its id.
 
 	-description TEXT
-	    create: free text stored with the backup.
+	    create, upload: free text stored with the backup.
 
 	-label KEY=VALUE
-	    create: a label stored with the backup (repeatable, at most 32; KEY is
+	    create, upload: a label stored with the backup (repeatable, at most 32; KEY is
 	    1-63 of a-z 0-9 _ . -, VALUE at most 256 bytes without control characters).
 	    list: show only backups with this label (repeatable; all must match).
 
 	-kind KIND
-	    list: show only manual, pre-restore or scheduled backups.
+	    list: show only manual, pre-restore, scheduled or uploaded backups.
 
 	-table TABLE
 	    compare: show only this table's changed rows (counts cover every table).

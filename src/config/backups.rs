@@ -1,6 +1,8 @@
 //! `dbs[].backups` (walstream only): the folder of a database's backups, the retention policy of
 //! each kind (`retain`, `pre-restore-retain`, `retention.<kind>` with keep-last/hourly/daily/
-//! weekly/monthly/yearly) and the optional `schedule` of `scheduled` backups.
+//! weekly/monthly/yearly), the optional `schedule` of `scheduled` backups and the largest
+//! uploaded file (`max-upload-size`, bytes or `512MiB`-style text), and how often `replicate`
+//! runs a restore drill (`drill-interval`, a Go duration; 0 or absent: never).
 //!
 //! What must stay true:
 //! - `retain` and `pre-restore-retain` keep their meaning (keep-last-N of `manual` and
@@ -8,6 +10,7 @@
 //!   never says two things about one kind;
 //! - a policy that would keep nothing (every keep-* 0) is refused: expiring every backup of a
 //!   kind is what `backup delete` is for;
+//! - `max-upload-size` is at least 1 KiB (a SQLite file is at least one page);
 //! - a schedule has an `interval` (≥ 1 s) or at least one `at` time (`HH:MM`, UTC) or both;
 //!   its labels are checked by the admin layer's label rules when `replicate` starts it.
 
@@ -15,9 +18,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde_yaml::Value;
+
 use super::ConfigError;
 use super::defaults::{
-    DEFAULT_BACKUPS_RETAIN, DEFAULT_PRE_RESTORE_RETAIN, DEFAULT_SCHEDULED_KEEP_LAST,
+    DEFAULT_BACKUPS_RETAIN, DEFAULT_MAX_UPLOAD_SIZE, DEFAULT_PRE_RESTORE_RETAIN,
+    DEFAULT_SCHEDULED_KEEP_LAST, DEFAULT_UPLOADED_KEEP_LAST,
 };
 use super::node::Section;
 use super::paths::normalize_db_path;
@@ -37,6 +43,10 @@ pub struct BackupsConfig {
     pub retention: BackupRetention,
     /// `schedule`: when `replicate` takes `scheduled` backups (none by default).
     pub schedule: Option<BackupSchedule>,
+    /// `max-upload-size`: largest uploaded database file, in bytes.
+    pub max_upload_size: u64,
+    /// `drill-interval`: how often `replicate` runs a restore drill (`None`: never).
+    pub drill_interval: Option<Duration>,
 }
 
 /// How many backups of one kind survive, restic/borg style: the newest `last` ones, plus the
@@ -95,6 +105,7 @@ pub struct BackupRetention {
     pub manual: Option<KeepPolicy>,
     pub pre_restore: Option<KeepPolicy>,
     pub scheduled: Option<KeepPolicy>,
+    pub uploaded: Option<KeepPolicy>,
 }
 
 /// `schedule:` of scheduled backups.
@@ -119,6 +130,8 @@ impl BackupsConfig {
             pre_restore_retain: DEFAULT_PRE_RESTORE_RETAIN,
             retention: BackupRetention::default(),
             schedule: None,
+            max_upload_size: DEFAULT_MAX_UPLOAD_SIZE,
+            drill_interval: None,
         }
     }
 
@@ -138,6 +151,12 @@ impl BackupsConfig {
     pub fn scheduled_policy(&self) -> KeepPolicy {
         (self.retention.scheduled).unwrap_or(KeepPolicy::keep_last(DEFAULT_SCHEDULED_KEEP_LAST))
     }
+
+    /// The policy of `uploaded` backups: `retention.uploaded`, else keep-last
+    /// [`DEFAULT_UPLOADED_KEEP_LAST`].
+    pub fn uploaded_policy(&self) -> KeepPolicy {
+        (self.retention.uploaded).unwrap_or(KeepPolicy::keep_last(DEFAULT_UPLOADED_KEEP_LAST))
+    }
 }
 
 /// `<db dir>/backups/<db file name>`.
@@ -155,8 +174,10 @@ const BACKUPS_KEYS: &[&str] = &[
     "pre-restore-retain",
     "retention",
     "schedule",
+    "max-upload-size",
+    "drill-interval",
 ];
-const RETENTION_KEYS: &[&str] = &["manual", "pre-restore", "scheduled"];
+const RETENTION_KEYS: &[&str] = &["manual", "pre-restore", "scheduled", "uploaded"];
 const SCHEDULE_KEYS: &[&str] = &["interval", "at", "jitter", "labels"];
 
 /// `dbs[].backups`: `path` (absolute after `~` expansion), `retain` and `pre-restore-retain`
@@ -188,6 +209,7 @@ pub(super) fn build_backups(
         manual: keep_policy(&r.child("manual")?, warnings)?,
         pre_restore: keep_policy(&r.child("pre-restore")?, warnings)?,
         scheduled: keep_policy(&r.child("scheduled")?, warnings)?,
+        uploaded: keep_policy(&r.child("uploaded")?, warnings)?,
     };
     for (short, kind, given) in [
         ("retain", "manual", b.retention.manual.is_some()),
@@ -208,7 +230,68 @@ pub(super) fn build_backups(
     if !schedule.is_empty() {
         b.schedule = Some(build_schedule(&schedule, warnings)?);
     }
+    if let Some(size) = byte_size(s, "max-upload-size")? {
+        if size < MIN_MAX_UPLOAD_SIZE {
+            return Err(s.err(
+                "max-upload-size",
+                format!("must be at least 1KiB, got {size}"),
+            ));
+        }
+        b.max_upload_size = size;
+    }
+    if let Some(nanos) = s.duration("drill-interval")? {
+        if nanos != 0 && nanos < 1_000_000_000 {
+            return Err(s.err("drill-interval", "must be 0 (off) or at least 1s"));
+        }
+        b.drill_interval = (nanos > 0).then(|| Duration::from_nanos(nanos as u64));
+    }
     Ok(b)
+}
+
+/// Least `max-upload-size`.
+const MIN_MAX_UPLOAD_SIZE: u64 = 1024;
+
+/// A size in bytes: an integer, or text with a unit (`B`, `KiB`, `MiB`, `GiB`, `TiB`, or the
+/// decimal `KB`, `MB`, `GB`, `TB`).
+fn byte_size(s: &Section<'_>, key: &str) -> Result<Option<u64>, ConfigError> {
+    let bad = |v: &str| {
+        s.err(
+            key,
+            format!("{v:?} is not a size (e.g. 1073741824, 512MiB, 1GiB)"),
+        )
+    };
+    if let Some(Value::Number(_)) = s.value(key) {
+        let n = s.int(key)?.unwrap_or(0);
+        return u64::try_from(n).map(Some).map_err(|_| bad(&n.to_string()));
+    }
+    let Some(text) = s.non_empty(key)? else {
+        return Ok(None);
+    };
+    parse_byte_size(&text).map(Some).ok_or_else(|| bad(&text))
+}
+
+/// `512MiB` → 536870912 (see [`byte_size`]); `None` for anything else or an overflow.
+fn parse_byte_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }
 
 /// One `retention.<kind>` mapping; `None` when absent.
@@ -303,6 +386,17 @@ fn parse_time_of_day(text: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_byte_size("512 MiB"), Some(512 << 20));
+        assert_eq!(parse_byte_size("2048"), Some(2048));
+        assert_eq!(parse_byte_size("3MB"), Some(3_000_000));
+        for bad in ["", "GiB", "1.5GiB", "-1", "1gb", "99999999999TiB"] {
+            assert_eq!(parse_byte_size(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn times_of_day() {

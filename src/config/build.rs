@@ -497,6 +497,16 @@ fn read_replicas(
         db.replicas
             .push(build_replica(&item, &slot, &replica_scope, warnings)?);
     }
+    // One layout per database: its replicas are written from one shadow-WAL pipeline.
+    let layouts: Vec<_> = db
+        .replicas
+        .iter()
+        .map(|r| super::ReplicaLayout::of(r, db.v05_replica))
+        .collect();
+    if layouts.windows(2).any(|w| w[0] != w[1]) {
+        let msg = "all replicas of one database must write the same layout (set the same \"layout\" on each)";
+        return Err(s.err("replicas", msg));
+    }
     if !shared.retention_enabled {
         for r in &mut db.replicas {
             r.retention = std::time::Duration::ZERO;

@@ -28,6 +28,7 @@ pub(crate) const REPLICA_KEYS: &[&str] = &[
     "sync-interval",
     "snapshot-interval",
     "validation-interval",
+    "layout",
     "access-key-id",
     "secret-access-key",
     "region",
@@ -414,6 +415,18 @@ fn apply_durations(s: &Section<'_>, r: &mut ReplicaConfig) -> Result<(), ConfigE
     if let Some(v) = s.duration("validation-interval")? {
         r.validation_interval = non_negative(v);
     }
+    if let Some(text) = s.non_empty("layout")? {
+        r.layout = Some(match text.as_str() {
+            "v0.3" | "v3" => super::ReplicaLayout::V3,
+            "ltx" | "v0.5" => super::ReplicaLayout::Ltx,
+            other => {
+                let msg = format!(
+                    "{other:?} is not a layout: use v0.3 (generations/) or ltx (Litestream v0.5)"
+                );
+                return Err(s.err("layout", msg));
+            }
+        });
+    }
     Ok(())
 }
 
@@ -449,6 +462,7 @@ impl ReplicaConfig {
             snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
             validation_interval: DEFAULT_VALIDATION_INTERVAL,
             age: AgeConfig::default(),
+            layout: None,
         }
     }
 }

@@ -68,3 +68,12 @@ pub const DEFAULT_PRE_RESTORE_RETAIN: usize = 5;
 /// daily schedule; the tiers (keep-daily, keep-weekly, …) are opt-in because every backup is a
 /// full copy of the database.
 pub const DEFAULT_SCHEDULED_KEEP_LAST: usize = 7;
+
+/// `backups.retention.uploaded` when not given (walstream only): keep-last 10, like `retain` of
+/// manual backups — an upload is a deliberate copy somebody made, kept as long as a manual one.
+pub const DEFAULT_UPLOADED_KEEP_LAST: usize = 10;
+
+/// `backups.max-upload-size` (walstream only): largest `.db` file accepted by
+/// `POST …/backups/upload` (and `walstream backup upload`), 1 GiB. An upload is streamed to disk,
+/// never held in memory; the limit bounds the disk a single request can fill.
+pub const DEFAULT_MAX_UPLOAD_SIZE: u64 = 1 << 30;

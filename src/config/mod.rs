@@ -194,6 +194,30 @@ pub struct ReplicaConfig {
     /// Zero = off.
     pub validation_interval: Duration,
     pub age: AgeConfig,
+    /// `layout` (walstream): the layout `replicate` writes, overriding the rule that a singular
+    /// `replica:` writes LTX and a `replicas:` item the v0.3 layout (`None`: that rule).
+    pub layout: Option<ReplicaLayout>,
+}
+
+/// The replica layout `replicate` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaLayout {
+    /// Litestream v0.3: `generations/<id>/snapshots|wal/…`.
+    V3,
+    /// Litestream v0.5: LTX files in `ltx/<level>/…`.
+    Ltx,
+}
+
+impl ReplicaLayout {
+    /// The layout of replica `r` of a database whose replicas came from a singular `replica:`
+    /// (`v05_replica`) or a `replicas:` list.
+    pub fn of(r: &ReplicaConfig, v05_replica: bool) -> ReplicaLayout {
+        r.layout.unwrap_or(if v05_replica {
+            ReplicaLayout::Ltx
+        } else {
+            ReplicaLayout::V3
+        })
+    }
 }
 
 /// `age:` of a replica. `Debug` shows only how many keys there are: identities are secrets.

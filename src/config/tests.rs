@@ -812,6 +812,8 @@ fn backups_keys_defaults_validation_and_unknown_keys() {
             pre_restore_retain: DEFAULT_PRE_RESTORE_RETAIN,
             retention: BackupRetention::default(),
             schedule: None,
+            max_upload_size: DEFAULT_MAX_UPLOAD_SIZE,
+            drill_interval: None,
         }
     );
     assert_eq!(
@@ -962,7 +964,26 @@ fn backups_schedule_and_tiered_retention() {
         b.scheduled_policy(),
         KeepPolicy::keep_last(DEFAULT_SCHEDULED_KEEP_LAST)
     );
+    assert_eq!(
+        b.uploaded_policy(),
+        KeepPolicy::keep_last(DEFAULT_UPLOADED_KEEP_LAST)
+    );
+    assert_eq!(b.max_upload_size, DEFAULT_MAX_UPLOAD_SIZE);
+    let up = ok(
+        "dbs:\n  - path: /data/app.db\n    backups:\n      max-upload-size: 64MiB\n      retention: {uploaded: {keep-last: 2}}\n",
+    );
+    let b = &up.config.dbs[0].backups;
+    assert_eq!(b.max_upload_size, 64 << 20);
+    assert_eq!(b.uploaded_policy(), KeepPolicy::keep_last(2));
     for (bad, said) in [
+        (
+            "max-upload-size: 512",
+            "backups.max-upload-size: must be at least 1KiB",
+        ),
+        (
+            "max-upload-size: 1 potato",
+            "backups.max-upload-size: \"1 potato\" is not a size",
+        ),
         (
             "schedule: {labels: {a: b}}",
             "backups.schedule: needs an interval",
@@ -1001,4 +1022,22 @@ fn backups_schedule_and_tiered_retention() {
         assert!(e.contains(said), "{bad}: {e}");
         assert!(e.contains("dbs[0] (/data/app.db): "), "{e}");
     }
+}
+
+#[test]
+fn drill_interval_is_a_duration_of_at_least_a_second_or_off() {
+    let loaded = ok(
+        "dbs:\n  - path: /data/a.db\n    backups:\n      drill-interval: 6h\n  - path: /data/b.db\n    backups:\n      drill-interval: 0s\n",
+    );
+    let dbs = &loaded.config.dbs;
+    assert_eq!(
+        dbs[0].backups.drill_interval,
+        Some(std::time::Duration::from_secs(6 * 3600))
+    );
+    assert_eq!(dbs[1].backups.drill_interval, None);
+    let e = err("dbs:\n  - path: /data/a.db\n    backups:\n      drill-interval: 500ms\n");
+    assert!(
+        e.contains("drill-interval") && e.contains("at least 1s"),
+        "{e}"
+    );
 }

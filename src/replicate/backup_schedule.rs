@@ -35,7 +35,7 @@ pub const FAILURE_RETRY: Duration = Duration::from_secs(60);
 
 /// Takes the scheduled backups of `h` until `cancel` is cancelled.
 pub(super) async fn run(h: Arc<DbHandle>, schedule: BackupSchedule, cancel: CancellationToken) {
-    let store = BackupStore::new(h.db.path(), &h.backups);
+    let store = BackupStore::new(h.db.path(), &h.backups).with_tally(Arc::clone(&h.backup_tally));
     let label = h.db.path().display().to_string();
     let jitter = jitter_for(h.db.path(), &schedule);
     loop {

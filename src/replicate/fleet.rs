@@ -201,6 +201,10 @@ impl Launcher {
             self.tracker
                 .spawn(super::backup_schedule::run(h, schedule, cancel));
         }
+        if let Some(interval) = cfg.backups.drill_interval {
+            let (h, cancel) = (Arc::clone(&h), cancel.clone());
+            self.tracker.spawn(super::drill::run(h, interval, cancel));
+        }
         self.tracker
             .spawn(db_task(h, cancel, tracker, Arc::clone(&self.ctx)));
         Ok(true)

@@ -11,7 +11,8 @@
 //!   attaches and snapshots are bounded ([`ATTACH_CONCURRENCY`], [`SNAPSHOT_CONCURRENCY`]);
 //! - task structure: a root [`CancellationToken`] with one child per database and one grandchild
 //!   per replica; every task is spawned on one [`TaskTracker`]; a database with
-//!   `backups.schedule` has one more task under its token (`backup_schedule`), the others none;
+//!   `backups.schedule` has one more task under its token (`backup_schedule`), one with
+//!   `backups.drill-interval` one more (`drill`), the others none;
 //! - shutdown: cancel the loops and the background tasks beside them (lag trackers, restore-point
 //!   refreshers, the heartbeat: [`Lifecycle`]), wait for them and for HTTP work already started (an upload round
 //!   in flight is finished), then a final `db.sync()` and `replica.sync()` of every opened
@@ -24,6 +25,7 @@
 
 mod backup_schedule;
 mod discovery;
+pub mod drill;
 mod fleet;
 pub mod heartbeat;
 mod lifecycle;
@@ -92,6 +94,10 @@ pub struct DbHandle {
     pub backups: crate::config::BackupsConfig,
     /// One admin operation at a time (HTTP backups, restores, deletes, scheduled backups).
     pub ops: Arc<crate::admin::OpLock>,
+    /// The summary of the backups folder, shared by every backup store of this database.
+    pub backup_tally: Arc<crate::admin::tally::Tally>,
+    /// The last restore drill's report (`backups.drill-interval` or `POST …/drill`).
+    pub drill: std::sync::Mutex<Option<crate::admin::drill::DrillReport>>,
     /// Each replica's name and location, in config order: no other database of the fleet may
     /// write to these ([`Fleet`] refuses it).
     locations: Vec<(String, ReplicaLocation)>,
@@ -244,7 +250,9 @@ fn build_db(
             })?
             .with_modes_from(&cfg.path);
         log_replica(rc);
-        let replica = if cfg.v05_replica {
+        let ltx = crate::config::ReplicaLayout::of(rc, cfg.v05_replica)
+            == crate::config::ReplicaLayout::Ltx;
+        let replica = if ltx {
             info!(name = %rc.name, "replica writes the Litestream v0.5 (LTX) layout");
             Replica::with_ltx(
                 Arc::clone(&db),
@@ -271,6 +279,8 @@ fn build_db(
             &cfg.path.display().to_string(),
             Some(crate::admin::BackupStore::new(&cfg.path, &cfg.backups)),
         ),
+        backup_tally: Arc::default(),
+        drill: std::sync::Mutex::new(None),
         locations: replica_locations(cfg),
         replicas_started: AtomicBool::new(false),
         monitor_interval: cfg.monitor_interval,

@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
+
 use super::plan::PlanError;
 
 /// A boxed lower-level error (storage client, LZ4 decoder, WAL parser).
@@ -75,6 +77,15 @@ pub enum RestoreError {
     },
     #[error("integrity check of {} failed: {detail}", path.display())]
     Integrity { path: PathBuf, detail: String },
+    /// The latest point is damaged; `good` is the newest earlier point that restored intact.
+    #[error("{source}; {}", match good {
+        Some(g) => g.to_string(),
+        None => format!("no earlier point of the replica restored intact either (tried at most {})", MAX_TRIES),
+    })]
+    LatestDamaged {
+        source: Box<RestoreError>,
+        good: Option<GoodPoint>,
+    },
     #[error("sqlite {}: {source}", path.display())]
     Sqlite {
         path: PathBuf,
@@ -114,5 +125,34 @@ impl RestoreError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// Restores tried at most while looking for an intact point (`fallback`).
+pub const MAX_TRIES: usize = 6;
+
+/// An earlier point that restored intact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoodPoint {
+    pub replica: String,
+    pub generation: String,
+    pub index: u32,
+    /// The newest object time of that point (its last segment, or its snapshot).
+    pub time: DateTime<Utc>,
+}
+
+impl std::fmt::Display for GoodPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the newest point that restores intact is replica {} generation {} index {:08x} \
+             (written up to {}): restore it with -generation {} -index {:x}",
+            self.replica,
+            self.generation,
+            self.index,
+            self.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            self.generation,
+            self.index
+        )
     }
 }

@@ -4,7 +4,8 @@
 //! Pieces: [`plan`] (pure choice rules), [`select`] (listing replicas), [`fetch`] (download +
 //! LZ4), [`apply`] (snapshot and WAL frames onto the file, strictly validated), [`verify`]
 //! (`integrity_check`, reading through `verify_vfs`), [`output`] (temporary files and the
-//! atomic move), [`execute`] (the pipeline), `task` (worker panics as errors, downloads aborted
+//! atomic move), [`execute`] (the pipeline), [`fallback`] (the newest intact point named when the
+//! latest is damaged), `task` (worker panics as errors, downloads aborted
 //! with the restore), [`progress`] (terminal progress bar). Litestream v0.5 (LTX) replicas:
 //! [`ltx_select`] (layout choice and the entry point the CLI calls), [`ltx_plan`] (v0.5.17's
 //! plan), [`ltx_apply`] (download, decode, apply; same output/verify path).
@@ -21,6 +22,7 @@
 pub mod apply;
 pub mod error;
 pub mod execute;
+pub mod fallback;
 pub mod fetch;
 pub mod flush;
 pub mod ltx_apply;
@@ -79,7 +81,16 @@ pub async fn restore(
     let Some((replica, listing)) = choose_v3(replicas, req, &target).await? else {
         return no_match(req);
     };
-    restore_listing(replica, &listing, &target, req).await
+    match restore_listing(replica, &listing, &target, req).await {
+        Err(e) if e.is_damage() && target == Target::Latest && req.generation.is_none() => {
+            let good = fallback::newest_good_point(replica, &listing, req).await;
+            Err(RestoreError::LatestDamaged {
+                source: Box::new(e),
+                good,
+            })
+        }
+        other => other,
+    }
 }
 
 /// The replica and generation Litestream v0.3.13 restores from (`None`: no match).

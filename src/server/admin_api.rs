@@ -1,6 +1,7 @@
 //! The admin endpoints of issue 6 (contract: `docs/http-api.md`, "Backups and live restore"):
 //! manual backups (list, create, download, delete), live restore from a backup or from the
-//! first replica, and a verified download of the replica's latest (or point-in-time) database.
+//! first replica, and a verified download of the replica's latest (or point-in-time) database;
+//! uploads of database files are in `admin_api/upload.rs`.
 //!
 //! What must stay true:
 //! - mutating endpoints sit behind the bearer-token layer (`mutate`), the downloads (backup,
@@ -51,8 +52,10 @@ use crate::replicate::Lifecycle;
 use crate::state::{DbEntry, ReplicaEntry};
 
 mod data;
+mod drill;
 mod jobs;
 mod policy;
+mod upload;
 
 /// Chunk size of streamed downloads.
 const STREAM_CHUNK: usize = 256 * 1024;
@@ -74,8 +77,15 @@ struct AdminDb {
 
 type Ctx = State<Arc<Admin>>;
 
-/// The admin routes, ready to be merged into the server's router.
-pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> Router<S> {
+/// The admin routes, ready to be merged into the server's router: `limited` under the server's
+/// body limit, `upload` (`POST …/backups/upload`, which enforces its database's
+/// `max-upload-size` itself) outside it.
+pub(super) struct Routes<S> {
+    pub limited: Router<S>,
+    pub upload: Router<S>,
+}
+
+pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> Routes<S> {
     let admin = Arc::new(Admin {
         shared: Arc::clone(shared),
         dbs: std::sync::Mutex::new(HashMap::new()),
@@ -85,7 +95,13 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> 
     let mutate = || axum::middleware::from_fn_with_state(Arc::clone(shared), require_mutate);
     let data = || axum::middleware::from_fn_with_state(Arc::clone(shared), require_data);
     let base = "/api/v1/databases/{db}";
-    Router::new()
+    let upload = Router::new()
+        .route(
+            &format!("{base}/backups/upload"),
+            post(upload::upload).route_layer(mutate()),
+        )
+        .with_state(Arc::clone(&admin));
+    let limited = Router::new()
         .route(
             &format!("{base}/backups"),
             get(list_backups)
@@ -109,6 +125,10 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> 
                 .route_layer(mutate()),
         )
         .route("/api/v1/jobs", get(jobs::list_jobs).route_layer(read()))
+        .route(
+            &format!("{base}/drill"),
+            post(drill::drill).route_layer(mutate()),
+        )
         .route("/api/v1/jobs/{id}", get(jobs::get_job).route_layer(read()))
         .route(
             &format!("{base}/backups/compare"),
@@ -130,7 +150,8 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> 
             &format!("{base}/replica/latest.db"),
             get(replica_latest).route_layer(data()),
         )
-        .with_state(admin)
+        .with_state(admin);
+    Routes { limited, upload }
 }
 
 /// A backup record as the API shows it.
@@ -221,7 +242,8 @@ impl Admin {
             return Ok(Arc::clone(d));
         }
         let d = Arc::new(AdminDb {
-            store: BackupStore::new(entry.handle.db.path(), &entry.handle.backups),
+            store: BackupStore::new(entry.handle.db.path(), &entry.handle.backups)
+                .with_tally(Arc::clone(&entry.handle.backup_tally)),
             lock: Arc::clone(&entry.handle.ops),
             entry,
         });

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use super::api_backups::BackupsDoc;
 use crate::db::Pos;
 use crate::state::restore_points::{GenerationPoints, ReplicaPoints};
 use crate::state::{DbObservation, Observation, ReplicaObservation};
@@ -109,6 +110,36 @@ pub struct DatabaseStatus {
     /// Since when sync ticks keep failing.
     pub failing_since: Option<String>,
     pub replicas: Vec<ReplicaStatusDoc>,
+    /// The backups folder's summary (`null` until it was first listed).
+    #[serde(default)]
+    pub backups: Option<BackupsDoc>,
+    /// The last restore drill (`null` until one ran).
+    #[serde(default)]
+    pub drill: Option<DrillDoc>,
+}
+
+/// `databases[].drill`: the last restore drill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillDoc {
+    pub finished: String,
+    pub ok: bool,
+    pub duration_seconds: f64,
+    /// The first replica's latest point restored and checked (`null`: no replica).
+    pub replica: Option<crate::admin::drill::DrillPart>,
+    /// The newest backup (not `pre-restore`) copied, verified and checked (`null`: none).
+    pub backup: Option<crate::admin::drill::DrillPart>,
+}
+
+impl DrillDoc {
+    pub fn from_report(r: &crate::admin::drill::DrillReport) -> DrillDoc {
+        DrillDoc {
+            finished: rfc3339(r.finished),
+            ok: r.ok,
+            duration_seconds: r.duration_seconds,
+            replica: r.replica.clone(),
+            backup: r.backup.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,6 +230,11 @@ fn database_status(db: &DbObservation) -> DatabaseStatus {
         last_error: db.state.last_error.clone(),
         failing_since: opt_time(db.failing_since),
         replicas: db.replicas.iter().map(replica_status).collect(),
+        backups: db
+            .backups
+            .as_ref()
+            .map(|b| BackupsDoc::from_summary(b, rfc3339)),
+        drill: db.drill.as_ref().map(DrillDoc::from_report),
     }
 }
 

@@ -88,6 +88,8 @@ fn observation(replicas: Vec<ReplicaObservation>, attached: bool) -> Observation
             stats: DbStats::default(),
             failing_since: None,
             replicas,
+            backups: None,
+            drill: None,
         }],
         heartbeat: None,
     }

@@ -42,6 +42,8 @@ pub enum ApiError {
     Busy(Busy),
     /// 413: the declared body is larger than the limit (bytes).
     TooLarge(u64),
+    /// 415 with this text (an upload whose `Content-Type` is not a database file's).
+    UnsupportedMediaType(String),
     /// `POST …/sync` or `…/snapshot` failed on database `database`.
     Action {
         database: String,
@@ -102,6 +104,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Busy(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Action { error, .. } => action_status(error),
             ApiError::Admin(e) => admin_status(e),
             ApiError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -125,6 +128,7 @@ fn admin_status(e: &AdminError) -> StatusCode {
         AdminError::SchemaConflict(_) => StatusCode::CONFLICT,
         AdminError::NotFound { .. } | AdminError::NoReplica { .. } => StatusCode::NOT_FOUND,
         AdminError::Pinned { .. } => StatusCode::CONFLICT,
+        AdminError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         AdminError::Restore {
             source: RestoreError::NoMatchingBackups,
             ..
@@ -200,6 +204,7 @@ impl ApiError {
             ApiError::BadRequest(text)
             | ApiError::NotFound(text)
             | ApiError::Unavailable(text)
+            | ApiError::UnsupportedMediaType(text)
             | ApiError::Internal(text) => doc(text, None, None),
             ApiError::TooLarge(limit) => doc(
                 format!("request body larger than {limit} bytes"),
@@ -328,6 +333,8 @@ mod tests {
         let (status, _, doc) = body(ApiError::from(locked));
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(doc.get("database").is_none());
+        let big = AdminError::TooLarge { limit: 2048 };
+        assert_eq!(ApiError::from(big).status(), StatusCode::PAYLOAD_TOO_LARGE);
         let (status, _, doc) = body(ApiError::TooLarge(16));
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(doc["error"], "request body larger than 16 bytes");

@@ -15,11 +15,12 @@
 //!   wait for I/O, under a deadline;
 //! - `/api/v1/status` without query parameters answers the full document, unchanged; with
 //!   them, one validated page (`query`);
-//! - request bodies are refused above [`BODY_LIMIT`]; every error answer is JSON
+//! - request bodies are refused above [`BODY_LIMIT`], except the upload of a database file
+//!   (`POST …/backups/upload`), limited by its database's `max-upload-size`; every error answer is JSON
 //!   (`{"error": …}`); credentials never appear in any answer (replica URLs come from
 //!   `ReplicaClient::describe()`, the token is never echoed).
 //!
-//! Files: `api` (JSON documents, readiness), `query` (status paging and filters), `auth`
+//! Files: `api` (JSON documents, readiness; `api_backups` its backups summary), `query` (status paging and filters), `auth`
 //! (bearer token), `cors` (`http-cors-origins`), `actions` (sync/snapshot), `error` (the one error type and its HTTP answer),
 //! `openapi` (the OpenAPI document of every route below, `src/server/openapi.json`), this file
 //! (routes, bind, spawn). The observed model, the lag trackers and the restore-point
@@ -28,6 +29,7 @@
 mod actions;
 mod admin_api;
 pub mod api;
+pub mod api_backups;
 pub mod auth;
 pub mod cors;
 pub mod error;
@@ -208,6 +210,7 @@ fn router(shared: Arc<Shared>) -> Router {
     let read = || from_fn_with_state(Arc::clone(&shared), require_read);
     let mutate = || from_fn_with_state(Arc::clone(&shared), require_mutate);
     let origins: cors::Origins = Arc::from(shared.state.settings.cors_origins.clone());
+    let admin = admin_api::routes(&shared);
     let app = Router::new()
         .route("/", get(page::index))
         .route("/assets/app.js", get(page::app_js))
@@ -229,9 +232,11 @@ fn router(shared: Arc<Shared>) -> Router {
             "/api/v1/databases/{db}/snapshot",
             post(snapshot).route_layer(mutate()),
         )
-        .merge(admin_api::routes(&shared))
+        .merge(admin.limited)
         .fallback(not_found)
         .layer(axum::middleware::from_fn(limit_body))
+        // The upload route has its own limit (`max-upload-size`), so it joins after the layer.
+        .merge(admin.upload)
         .with_state(shared);
     // Outermost: a preflight is answered before the body limit, routing and the token check.
     if origins.is_empty() {

@@ -3,7 +3,8 @@
 //! restore-point refresh trigger) and one [`ReplicaEntry`] per replica (lag tracker,
 //! restore-point cache), plus [`AppState::observe`], which copies everything the endpoints and
 //! metrics need into a plain [`Observation`]. Files: `lag` (replication lag, database health),
-//! `restore_points` (cache and refresher), this file (the model).
+//! `restore_points` (cache and refresher), `backup_tallies` (keeps each database's backups
+//! summary in step with its folder), this file (the model).
 //!
 //! What must stay true: observing only reads watch channels, atomics and short-held in-memory
 //! locks — never SQLite, never storage, never the database's attach mutex (held during sync
@@ -12,6 +13,7 @@
 //! background tasks (following the fleet, lag trackers, refreshers) run on the run's
 //! [`Lifecycle`], so they end when shutdown starts, before the final sync.
 
+pub mod backup_tallies;
 pub mod lag;
 pub mod restore_points;
 
@@ -22,6 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::Semaphore;
 
+pub use crate::admin::tally::Summary as BackupSummary;
 use crate::config::HttpConfig;
 use crate::db::{DbState, DbStats};
 use crate::replica::{Replica, ReplicaStatus};
@@ -119,6 +122,10 @@ pub struct DbObservation {
     pub stats: DbStats,
     pub failing_since: Option<SystemTime>,
     pub replicas: Vec<ReplicaObservation>,
+    /// The backups folder's summary (`None` until it was first listed).
+    pub backups: Option<BackupSummary>,
+    /// The last restore drill (`None`: none ran yet).
+    pub drill: Option<crate::admin::drill::DrillReport>,
 }
 
 /// A copy of one replica's state.
@@ -200,6 +207,8 @@ impl AppState {
     /// removals lose theirs) until the fleet is dropped or shutdown starts.
     pub fn follow(self: &Arc<Self>, fleet: &Arc<Fleet>) {
         let _ = self.fleet.set(Arc::clone(fleet));
+        self.lifecycle
+            .spawn_background(backup_tallies::refresher(Arc::downgrade(self)));
         let (state, fleet) = (Arc::downgrade(self), Arc::clone(fleet));
         let mut changes = fleet.subscribe();
         self.lifecycle.spawn_background(async move {
@@ -347,6 +356,8 @@ impl DbEntry {
             stats: db.stats(),
             failing_since: crate::rt::lock(&self.health).failing_since,
             replicas: self.replicas.iter().map(|r| r.observe(at)).collect(),
+            backups: self.handle.backup_tally.summary(),
+            drill: crate::rt::lock(&self.handle.drill).clone(),
         }
     }
 }

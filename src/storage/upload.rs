@@ -8,9 +8,13 @@
 //! - Memory is bounded: at most one part being filled plus `in_flight` parts in flight.
 //! - A failed multipart upload is aborted (best effort) so no half object becomes visible.
 //! - A body read error ends the operation without retry ([`AttemptError::Fatal`]).
+//! - Every request step is bounded by [`step_timeout`] of the bytes it sends: a base for the
+//!   round trip plus those bytes at a floor rate, so a hung small PUT is abandoned (and retried)
+//!   after about 10 s, not after the HTTP client's 60 s read timeout.
 
 use std::io;
 use std::pin::pin;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -21,6 +25,35 @@ use object_store::{
 
 use super::retry::AttemptError;
 use super::{Op, StorageError};
+
+/// Round-trip allowance of every upload request step.
+const STEP_BASE: Duration = Duration::from_secs(10);
+/// The slowest transfer rate an upload step is allowed before it is abandoned (bytes/s).
+const MIN_RATE: f64 = 256.0 * 1024.0;
+
+/// The time an upload step sending `bytes` may take: [`STEP_BASE`] + `bytes` at [`MIN_RATE`]
+/// (a single small PUT: ~10 s; a 5 MiB part: 30 s; two 5 MiB parts in flight: 50 s).
+pub fn step_timeout(bytes: usize) -> Duration {
+    STEP_BASE + Duration::from_secs_f64(bytes as f64 / MIN_RATE)
+}
+
+/// `step` bounded by `limit`; running out of time is a transient error (retried).
+async fn bounded<T>(
+    limit: Duration,
+    step: impl std::future::Future<Output = object_store::Result<T>>,
+) -> Result<T, AttemptError> {
+    match tokio::time::timeout(limit, step).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(AttemptError::Store(object_store::Error::Generic {
+            store: "walstream",
+            source: format!(
+                "upload step not answered within {:.1}s (abandoned, retried)",
+                limit.as_secs_f64()
+            )
+            .into(),
+        })),
+    }
+}
 
 /// Part size on object stores (the largest body sent there as one PUT).
 pub const PART_SIZE: usize = Parts::REMOTE.size;
@@ -70,7 +103,7 @@ where
                     attributes: attributes.clone(),
                     ..PutOptions::default()
                 };
-                store.put_opts(path, payload, opts).await?;
+                bounded(step_timeout(head_len), store.put_opts(path, payload, opts)).await?;
                 return Ok(head_len as u64);
             }
             Some(chunk) => {
@@ -84,7 +117,8 @@ where
         attributes: attributes.clone(),
         ..PutMultipartOptions::default()
     };
-    let upload = store.put_multipart_opts(path, opts).await?;
+    let upload = bounded(step_timeout(0), store.put_multipart_opts(path, opts)).await?;
+    let window = step_timeout(parts.size * parts.in_flight);
     let mut writer = WriteMultipart::new_with_chunk_size(upload, parts.size);
     let mut total = 0u64;
     for chunk in head {
@@ -92,9 +126,9 @@ where
         writer.put(chunk);
     }
     loop {
-        if let Err(e) = writer.wait_for_capacity(parts.in_flight).await {
+        if let Err(e) = bounded(window, writer.wait_for_capacity(parts.in_flight)).await {
             abort(writer, key).await;
-            return Err(e.into());
+            return Err(e);
         }
         match body.next().await {
             None => break,
@@ -108,7 +142,9 @@ where
             }
         }
     }
-    writer.finish().await?;
+    // A `finish` that runs out of time cannot abort the upload any more (it owns the writer):
+    // its parts stay with the store until its multipart-upload expiry, never as an object.
+    bounded(window, writer.finish()).await?;
     Ok(total)
 }
 

@@ -164,7 +164,17 @@ async function run(page) {
   await noPageErrors(page);
 
   step('download the backup (fetch with the token, saved from a blob)');
-  await download(page, row.getByRole('link', { name: `Download backup ${backupName}` }));
+  const downloaded = await download(page, row.getByRole('link', { name: `Download backup ${backupName}` }));
+
+  step('upload the downloaded file back as a backup (sent async, its job polled)');
+  await section.getByLabel('Database file').setInputFiles(downloaded);
+  await section.getByLabel('Upload as').fill('uploaded-copy');
+  await section.getByRole('button', { name: 'Upload backup' }).click();
+  await page.locator('#notice').getByText(`Uploaded backup "uploaded-copy" of ${db}`).waitFor();
+  const uploadedRow = section.locator('tbody tr', { hasText: 'uploaded-copy' });
+  await uploadedRow.waitFor();
+  check((await uploadedRow.textContent()).includes('uploaded'), 'the uploaded backup does not show its kind');
+  await noPageErrors(page);
 
   console.log(`backup-created ${id}`);
   await waitForLine('continue');
@@ -311,6 +321,7 @@ async function download(page, link) {
   const head = readFileSync(saved).subarray(0, 16).toString('latin1');
   check(head === 'SQLite format 3\0', `the downloaded ${saved} is not a SQLite database`);
   console.log(`downloaded ${saved} ${statSync(saved).size}`);
+  return saved;
 }
 
 async function main() {

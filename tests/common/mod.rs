@@ -321,6 +321,27 @@ pub fn stdout_text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The id a `walstream backup create|upload` printed: the first word of its first line that is
+/// not a log line (`time=… level=INFO …` lines go to stdout too, as in Litestream).
+pub fn printed_id(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| !l.starts_with("time="))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no id printed: {stdout}"))
+        .to_string()
+}
+
+/// Everything a command said: stdout, then stderr (the configured logger writes to stdout, like
+/// Litestream's; errors go to stderr).
+pub fn said(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// One `#[test]` per line, each running the listed scenario functions on one [`Backend`]:
 /// `backend_tests! { compat_s3: compat => S3; handover_s3: from, to => S3; }`.
 #[macro_export]

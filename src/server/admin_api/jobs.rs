@@ -197,11 +197,17 @@ impl Job {
 /// other parameter or value is a 400.
 pub(super) fn wants_async(query: Pairs) -> Result<bool, ApiError> {
     let params = super::data::query_params(query, &["async"], &[])?;
-    match params
-        .get("async")
-        .and_then(|v| v.first())
-        .map(String::as_str)
-    {
+    async_flag(
+        params
+            .get("async")
+            .and_then(|v| v.first())
+            .map(String::as_str),
+    )
+}
+
+/// The value of an `async` query parameter.
+pub(super) fn async_flag(value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
         Some(other) => Err(ApiError::BadRequest(format!(

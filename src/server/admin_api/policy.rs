@@ -79,23 +79,18 @@ pub(super) async fn expire(
     let asynchronous = jobs::wants_async(query)?;
     let req: ExpireBody = parse_body(&body)?;
     let store = d.store.clone();
+    let doc = move |backups, dry_run| ExpireDoc {
+        database: db,
+        dry_run,
+        backups,
+    };
     if req.dry_run {
         let backups = blocking(move || store.expire(true)).await?;
-        let doc = ExpireDoc {
-            database: db,
-            dry_run: true,
-            backups,
-        };
-        return Ok(Json(doc).into_response());
+        return Ok(Json(doc(backups, true)).into_response());
     }
     jobs::run_job(&a, &d, ("expire", asynchronous), move |_| async move {
         let backups = blocking(move || store.expire(false)).await?;
-        let doc = ExpireDoc {
-            database: db,
-            dry_run: false,
-            backups,
-        };
-        Ok((StatusCode::OK, jobs::body(&doc)))
+        Ok((StatusCode::OK, jobs::body(&doc(backups, false))))
     })
     .await
 }

@@ -145,10 +145,13 @@ async function errorDoc(resp) {
 }
 
 /** fetch() with the token; resolves to the response when it is 2xx, else throws its message. */
-async function call(method, path, body) {
+async function call(method, path, body, raw) {
   const init = { method, headers: {} };
   if (token()) init.headers.Authorization = `Bearer ${token()}`;
-  if (body !== undefined) {
+  if (raw) {
+    init.headers['Content-Type'] = raw.type;
+    init.body = raw.body;
+  } else if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
@@ -335,13 +338,34 @@ function renderPanel(section, db) {
     'Last sync: ', agoSpan(worst ? worst.last_sync : db.last_sync),
     worst ? ` (replica ${worst.name}), lag ${Number(worst.lag_seconds || 0).toFixed(1)} s` : '');
   section.problems.replaceChildren(...health.problems.map((p) => el('li', { class: health.cls, text: p })));
-  section.summary.replaceChildren(
+  section.summary.replaceChildren(...[
     el('dt', {}, 'Size'), el('dd', {}, `${formatBytes(db.size)} (WAL ${formatBytes(db.wal_size)})`),
     el('dt', {}, 'Position'), el('dd', {}, el('code', {}, formatPosition(db.position))),
-  );
+    backupsSummary(db.backups), drillSummary(db.drill),
+  ].flat().filter((node) => node));
   section.replicas.replaceChildren(...(db.replicas || []).map(renderReplica));
   renderWindow(section);
   renderTimeline(section);
+}
+
+/** Newest backup per kind and the backups volume's free space (`db.backups` of the status). */
+function backupsSummary(b) {
+  if (!b) return null;
+  const kinds = ['manual', 'scheduled', 'uploaded', 'pre-restore']
+    .filter((k) => b[k] && b[k].count > 0)
+    .map((k) => `${k}: ${b[k].count}, newest ${formatTime(b[k].newest)}`);
+  const volume = b.volume
+    ? `; volume ${formatBytes(b.volume.free_bytes)} free of ${formatBytes(b.volume.total_bytes)}` : '';
+  return [el('dt', {}, 'Backups'), el('dd', { class: 'backups-summary' }, `${kinds.join(' · ') || 'none'}${volume}`)];
+}
+
+/** The last restore drill (`db.drill`): its result and how long each part took. */
+function drillSummary(d) {
+  if (!d) return null;
+  const part = (name, p) => (p ? `${name} ${p.ok ? 'ok' : `FAILED (${p.error})`} in ${p.duration_seconds.toFixed(2)} s` : null);
+  const parts = [part('replica', d.replica), part('backup', d.backup)].filter((x) => x);
+  return [el('dt', {}, 'Restore drill'),
+    el('dd', { class: d.ok ? 'good' : 'bad' }, `${formatTime(d.finished)}: ${parts.join(', ') || 'nothing to restore'}`)];
 }
 
 function renderReplica(r) {
@@ -389,7 +413,7 @@ function createSection(db) {
       s.points),
     el('div', { class: 'panel' }, el('h3', {}, 'Timeline'), s.timeline),
     el('div', { class: 'panel' },
-      el('h3', {}, 'Backups'), createForm(s), createBackupFilter(s), s.expire,
+      el('h3', {}, 'Backups'), createForm(s), uploadForm(s), createBackupFilter(s), s.expire,
       el('table', { class: 'backups' },
         el('caption', { class: 'visually-hidden' }, `Backups of ${name}`),
         el('thead', {}, el('tr', {}, BACKUP_COLUMNS.map((h) => el('th', { scope: 'col' }, h)))),
@@ -623,10 +647,58 @@ function createForm(s) {
   return form;
 }
 
+/**
+ * Upload of a `.db` file as a backup of kind `uploaded`: sent as the raw body with
+ * `?async=true`, then the job is polled (its state shown) until the server has checked it.
+ */
+function uploadForm(s) {
+  const file = el('input', { type: 'file', name: 'file', accept: '.db,.sqlite,.sqlite3,application/vnd.sqlite3' });
+  const form = el('form', { class: 'create' },
+    el('label', {}, 'Database file ', file),
+    el('label', {}, 'Upload as ', el('input', { name: 'name', maxlength: 100, placeholder: 'a name for the uploaded backup' })),
+    el('button', { type: 'submit' }, 'Upload backup'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    act(form.querySelector('button'), `upload ${s.name}`, async () => {
+      const chosen = file.files && file.files[0];
+      if (!chosen) throw new Error('choose a database file to upload');
+      const params = ['async=true'];
+      const name = form.elements.name.value.trim();
+      if (name) params.push(`name=${encodeURIComponent(name)}`);
+      notify(`Uploading ${chosen.name} (${formatBytes(chosen.size)}) to ${s.name}…`);
+      const path = `${dbPath(s.name)}/backups/upload?${params.join('&')}`;
+      const resp = await call('POST', path, undefined, { body: chosen, type: 'application/vnd.sqlite3' });
+      const job = await waitForJob(await resp.json(), (j) => notify(`Checking the uploaded file (job ${j.id}: ${j.state})…`));
+      const record = job.result;
+      notify(`Uploaded backup "${record.name}" of ${s.name} (${formatBytes(record.size)}); integrity ok.`);
+      form.reset();
+      await loadBackups(s);
+    });
+  });
+  return form;
+}
+
+/** Polls a job until it ends; resolves to it when it succeeded, throws its error otherwise. */
+async function waitForJob(job, progress) {
+  let current = job;
+  const deadline = Date.now() + 30 * 60 * 1000;
+  while (current.state === 'running') {
+    progress(current);
+    if (Date.now() > deadline) throw new Error(`job ${current.id} still running after 30 minutes`);
+    await new Promise((done) => setTimeout(done, 250));
+    current = await callJson('GET', current.url);
+  }
+  if (current.state !== 'succeeded') {
+    const why = current.error && current.error.error ? current.error.error : JSON.stringify(current.error);
+    throw new Error(`${current.operation} failed (${current.status}): ${why}`);
+  }
+  return current;
+}
+
 /** Filters of the backups list (the API's `kind` and `label`) and the expire button. */
 function createBackupFilter(s) {
   s.filterKind = el('select', { name: 'kind' },
-    ['', 'manual', 'pre-restore', 'scheduled'].map((k) => el('option', { value: k }, k || 'all')));
+    ['', 'manual', 'pre-restore', 'scheduled', 'uploaded'].map((k) => el('option', { value: k }, k || 'all')));
   s.filterLabels = el('input', { name: 'label', maxlength: 2000, placeholder: 'key=value' });
   const form = el('form', { class: 'create', role: 'search', autocomplete: 'off' },
     el('label', {}, 'Kind ', s.filterKind),

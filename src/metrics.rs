@@ -238,6 +238,12 @@ pub const OLDEST_RESTORE_POINT: Family = gauge(
     Fold::Drop,
     "Unix time of the oldest point the replica can restore to (its oldest snapshot)",
 );
+pub const OWNER_CONFLICT: Family = gauge(
+    "walstream_replica_owner_conflict",
+    REPLICA,
+    Fold::Sum,
+    "1 while another database owns the replica path (its owner record names another identity) and this replica writes nothing, else 0",
+);
 
 const DB_KIND: &[&str] = &["db", "kind"];
 pub const BACKUP_COUNT: Family = gauge(
@@ -332,6 +338,7 @@ pub const FAMILIES: &[Family] = &[
     UPLOADED_BYTES,
     LATEST_SNAPSHOT,
     OLDEST_RESTORE_POINT,
+    OWNER_CONFLICT,
     BACKUP_COUNT,
     BACKUP_BYTES,
     BACKUP_NEWEST,
@@ -695,6 +702,8 @@ fn replica_samples(s: &mut Samples, db: &str, r: &ReplicaObservation) {
     if let Some(at) = r.points.oldest_restore_point() {
         s.add(OLDEST_RESTORE_POINT, &l, unix(at));
     }
+    let refused = st.owner_conflict.is_some();
+    s.add(OWNER_CONFLICT, &l, if refused { 1.0 } else { 0.0 });
 }
 
 #[cfg(test)]
@@ -976,6 +985,7 @@ mod tests {
             5.0
         );
         assert_eq!(one(&f, "walstream_replica_uploaded_bytes_total", &r), 500.0);
+        assert_eq!(one(&f, "walstream_replica_owner_conflict", &r), 0.0);
         // Unknown until a snapshot / a listing exists.
         assert!(samples(&f, "walstream_replica_latest_snapshot_timestamp_seconds").is_empty());
         assert!(
@@ -1042,6 +1052,8 @@ mod tests {
     #[test]
     fn without_db_labels_series_are_summed_maxed_or_dropped() {
         let mut obs = fleet(3);
+        obs.dbs[0].replicas[1].status.owner_conflict = Some("other database".into());
+        obs.dbs[2].replicas[0].status.owner_conflict = Some("other database".into());
         obs.dbs[1].replicas[0].lag = Duration::from_secs(9);
         obs.dbs[2].attached = false;
         let f = families_with(&obs, false);
@@ -1078,6 +1090,7 @@ mod tests {
         );
         assert_eq!(one(&f, "walstream_db_attached", &[]), 2.0);
         assert_eq!(one(&f, "walstream_replica_lag_seconds", &[]), 9.0);
+        assert_eq!(one(&f, "walstream_replica_owner_conflict", &[]), 2.0);
         // Per replica type already: the same as with labels.
         assert_eq!(
             one(&f, "litestream_replica_operation_total", &["s3", "PUT"]),

@@ -7,7 +7,8 @@
 //!   reset the WAL; with the read transaction dropped (under the write
 //!   lock) it runs walstream's checkpoints; snapshots read the database file through its
 //!   descriptor (see `file.rs`);
-//! - `main` (opened on demand, closed when idle): attach pragmas, `_litestream_seq` upserts,
+//! - `main` (opened on demand, closed when idle): attach pragmas, `_litestream_seq` upserts
+//!   (row 1, Litestream's counter; row 2 is the database identity, `identity.rs`),
 //!   SQLite's write lock (`BEGIN IMMEDIATE`, always rolled back) around the final copy and
 //!   checkpoint, and checkpoints while the reader holds its transaction.
 //!
@@ -123,6 +124,14 @@ impl Conns {
         };
         conns.acquire_read()?;
         Ok(conns)
+    }
+
+    /// The database identity (row 2 of `_litestream_seq`, see `identity.rs`), stored first when
+    /// missing.
+    pub fn database_id(&self) -> Result<u64, DbError> {
+        self.main
+            .with(self.at(), |c| Ok(super::identity::ensure(c, &self.path)))
+            .map_err(DbError::sqlite(&self.path, "open main connection"))?
     }
 
     /// The database path and busy timeout, for opening `main`.

@@ -15,7 +15,7 @@
 //!   configured replica reported a floor in the current generation.
 //!
 //! Files: [`conn`] (SQLite connections), [`meta`] (layout), [`shadow`] (frame copying),
-//! `sync` (attach and the tick), [`checkpoint`] (policy and procedure), [`watch`] (inotify),
+//! `identity` (the database identity row), `sync` (attach and the tick), [`checkpoint`] (policy and procedure), [`watch`] (inotify),
 //! `validate` (the RESTART checkpoint + guard of validation).
 
 pub mod check;
@@ -23,6 +23,7 @@ pub mod checkpoint;
 mod conn;
 mod error;
 mod file;
+mod identity;
 mod meta;
 pub mod shadow;
 mod sync;
@@ -31,7 +32,7 @@ pub mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -46,6 +47,7 @@ use conn::Conns;
 pub use conn::configure_process_memory;
 pub use error::DbError;
 pub use file::DbFile;
+pub use identity::{IDENTITY_ROW, format_id};
 use meta::{Meta, Perms};
 pub use shadow::COPY_BUFFER_BYTES;
 pub use sync::{MAX_INDEX, reason};
@@ -208,6 +210,8 @@ pub(crate) struct Shared {
     floors: Mutex<HashMap<String, Option<u32>>>,
     stats: Mutex<DbStats>,
     page_size: AtomicU32,
+    /// The database identity read (or stored) at the last attach; 0 before the first attach.
+    database_id: AtomicU64,
     /// Mirrors `attached.is_some()` without taking the mutex (a tick may hold it for seconds).
     open: AtomicBool,
 }
@@ -256,6 +260,7 @@ impl Db {
             floors: Mutex::new(floors),
             stats: Mutex::new(DbStats::default()),
             page_size: AtomicU32::new(0),
+            database_id: AtomicU64::new(0),
             open: AtomicBool::new(false),
         };
         Arc::new(Db {
@@ -314,6 +319,12 @@ impl Db {
     /// Page size; 0 before the first successful attach.
     pub fn page_size(&self) -> u32 {
         self.shared.page_size.load(Ordering::Acquire)
+    }
+
+    /// The database identity (`identity.rs`) read at the last attach; `None` before the first
+    /// attach. A replica compares it with its replica path's owner record.
+    pub fn database_id(&self) -> Option<u64> {
+        Some(self.shared.database_id.load(Ordering::Acquire)).filter(|&id| id != 0)
     }
 
     /// True while attached.

@@ -80,6 +80,7 @@ impl Shared {
         let perms = Perms::of(&self.path)?;
         let conns = Conns::attach(&self.path, self.busy_timeout)?;
         let page_size = conns.page_size()?;
+        let database_id = conns.database_id()?;
         perms.mkdir_all(self.meta.root())?;
         self.meta.remove_tmp_files()?;
         if let Err(error) = self.headers_match() {
@@ -90,6 +91,7 @@ impl Shared {
         let generation = self.meta.read_generation()?;
         self.meta.remove_other_generations(generation.as_deref())?;
         self.page_size.store(page_size, Ordering::Release);
+        self.database_id.store(database_id, Ordering::Release);
         let (db_file, identity) = self.db_file(&conns)?;
         *slot = Some(Attached {
             conns,

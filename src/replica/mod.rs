@@ -15,10 +15,12 @@
 //! (storage operations), `validate` (restore-and-compare, with [`crate::crc64`]), `run` (the
 //! background loops), [`status`]. A replica built with [`Replica::with_ltx`] writes Litestream
 //! v0.5's LTX layout instead ([`ltx`]): `sync`, `snapshot` and `run` dispatch to it, the upload
-//! loop is shared.
+//! loop is shared. [`owner`] keeps one writer per replica path across processes: every entry
+//! point that writes or deletes replica objects asks it first.
 
 pub mod body;
 pub mod ltx;
+pub mod owner;
 pub mod plan;
 pub mod rate;
 mod retain;
@@ -87,6 +89,32 @@ pub enum ReplicaError {
     },
     #[error("ltx: {0}")]
     Ltx(#[from] ltx::LtxWriteError),
+    /// Another database owns the replica path (see [`owner`]): nothing was written.
+    #[error("{0}")]
+    OwnerConflict(String),
+}
+
+impl ReplicaError {
+    /// True for a refusal by the owner record (logged once where it is decided).
+    pub fn is_owner_conflict(&self) -> bool {
+        matches!(self, ReplicaError::OwnerConflict(_))
+    }
+}
+
+/// Background loops skip an owner refusal silently: it is logged once where it is decided.
+pub(crate) trait FilterRefusal<T> {
+    /// `Ok(None)` for [`ReplicaError::OwnerConflict`], the value or other errors unchanged.
+    fn filter_refusal(self) -> Result<Option<T>, ReplicaError>;
+}
+
+impl<T> FilterRefusal<T> for Result<T, ReplicaError> {
+    fn filter_refusal(self) -> Result<Option<T>, ReplicaError> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_owner_conflict() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// One replica of one database.
@@ -109,6 +137,8 @@ pub struct Replica {
     db_label: String,
     /// Set for a replica writing the v0.5 (LTX) layout.
     ltx: Option<ltx::LtxWriter>,
+    /// Whether this process may write the replica path ([`owner`]).
+    owner: Mutex<owner::OwnerGate>,
 }
 
 impl Replica {
@@ -135,6 +165,7 @@ impl Replica {
             status: watch::channel(status).0,
             cfg,
             ltx: None,
+            owner: Mutex::new(owner::OwnerGate::default()),
         }
     }
 

@@ -90,6 +90,7 @@ impl Replica {
         if retention.is_zero() {
             return Ok(());
         }
+        self.ensure_owner(false).await?;
         let live = self.db_state.borrow().generation.clone();
         if lock(&self.retention_quiet)
             .as_ref()

@@ -17,7 +17,7 @@ use tracing::{debug, error, info};
 
 use super::rate::RateLimiter;
 use super::snapshot::first_snapshot_delay;
-use super::{Replica, ValidationOutcome};
+use super::{FilterRefusal, Replica, ValidationOutcome};
 use crate::rt::Backoff;
 
 /// First retry after a failed round; doubles up to [`BACKOFF_MAX`].
@@ -71,8 +71,9 @@ impl Replica {
                 Err(e) => {
                     let (wait, first_failure) = backoff.fail();
                     retry_at = Some(Instant::now() + wait);
-                    // Litestream's wording for a failed replica round.
-                    if first_failure {
+                    // Litestream's wording for a failed replica round; an owner refusal was
+                    // logged where it was decided.
+                    if first_failure && !e.is_owner_conflict() {
                         error!(db = %self.db_label, replica = %self.name(), error = %e, "monitor error");
                     } else {
                         debug!(db = %self.db_label, replica = %self.name(), error = %e, "monitor error");
@@ -158,7 +159,7 @@ impl Replica {
                 _ = cancel.cancelled() => return,
                 r = self.snapshot() => r,
             };
-            if let Err(e) = result {
+            if let Err(e) = result.filter_refusal() {
                 error!(db = %self.db_label, replica = %self.name(), error = %e, "snapshotter error");
             }
         }
@@ -175,7 +176,7 @@ impl Replica {
             .min(retention)
             .max(Duration::from_millis(1));
         self.every_tick(&cancel, every, || async move {
-            if let Err(e) = self.enforce_retention().await {
+            if let Err(e) = self.enforce_retention().await.filter_refusal() {
                 error!(db = %self.db_label, replica = %self.name(), error = %e, "retainer error");
             }
         })
@@ -190,6 +191,9 @@ impl Replica {
             return;
         }
         self.every_tick(&cancel, every, || async move {
+            if self.owner_refused() {
+                return; // the replica holds another database's data
+            }
             let result = self.validate().await;
             if let Some(e) = result
                 .message

@@ -21,6 +21,7 @@ impl Replica {
     /// An LTX replica takes an L9 snapshot and returns `("ltx", 0)`: it has no generation or
     /// index (its TXID is in [`Replica::ltx_cursor`]).
     pub async fn snapshot(&self) -> Result<(String, u32), ReplicaError> {
+        self.ensure_owner(false).await?;
         if self.ltx.is_some() {
             self.ltx_snapshot().await?;
             return Ok(("ltx".to_string(), 0));

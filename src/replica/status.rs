@@ -49,6 +49,9 @@ pub struct ReplicaStatus {
     /// Successful retention delete calls (a generation, a batch of snapshots or of segments)
     /// since start: tells readers of the storage listing that objects went away.
     pub retention_deletions: u64,
+    /// Set while another database owns the replica path (the refusal message of
+    /// [`super::owner`]); this replica writes nothing meanwhile.
+    pub owner_conflict: Option<String>,
 }
 
 /// How a validation ended.

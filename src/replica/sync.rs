@@ -25,6 +25,11 @@ impl Replica {
     /// of a generation when storage has none. An LTX replica stores one L0 file instead. Returns the position reached (`None`: the db has no
     /// generation yet).
     pub async fn sync(&self) -> Result<Option<Pos>, ReplicaError> {
+        if self.db_state.borrow().pos.is_none() {
+            return Ok(None);
+        }
+        // Something to write: this process must own the replica path (a refused one asks again).
+        self.ensure_owner(true).await?;
         if self.ltx.is_some() {
             return self.ltx_sync().await;
         }

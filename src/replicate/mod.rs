@@ -357,8 +357,12 @@ async fn final_sync(handles: &[Arc<DbHandle>]) {
             error!(db = %label, error = %e, "final sync error");
         }
         let replicas = h.replicas.iter().map(|r| async {
-            if let Err(e) = r.sync().await {
-                error!(db = %label, replica = %r.name(), error = %e, "final replica sync error");
+            match r.sync().await {
+                // A replica refused by its path's owner record was logged when refused.
+                Err(e) if !e.is_owner_conflict() => {
+                    error!(db = %label, replica = %r.name(), error = %e, "final replica sync error");
+                }
+                _ => {}
             }
         });
         futures::future::join_all(replicas).await;

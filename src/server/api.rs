@@ -168,6 +168,9 @@ pub struct ReplicaStatusDoc {
     /// The last validation (`validation-interval`); `null` before the first one.
     #[serde(default)]
     pub validation: Option<ValidationDoc>,
+    /// Set while another database owns the replica path: the refusal (nothing is written).
+    #[serde(default)]
+    pub owner_conflict: Option<String>,
 }
 
 /// Result of a replica's last validation (spec §4.6).
@@ -261,6 +264,7 @@ fn replica_status(r: &ReplicaObservation) -> ReplicaStatusDoc {
         oldest_restore_point: opt_time(r.points.oldest_restore_point()),
         restore_points_refreshed_at: opt_time(r.points.refreshed_at),
         validation: validation_doc(st),
+        owner_conflict: st.owner_conflict.clone(),
     }
 }
 
@@ -411,8 +415,8 @@ pub struct Problem {
     pub reason: String,
 }
 
-/// Readiness: every database attached and syncing, every replica synced at least once and
-/// lagging at most `max_lag`.
+/// Readiness: every database attached and syncing, every replica synced at least once,
+/// lagging at most `max_lag` and not refused by another database's owner record.
 pub fn readiness(obs: &Observation, max_lag: Duration) -> ReadyDoc {
     let mut problems = Vec::new();
     let age = |t: SystemTime| obs.at.duration_since(t).unwrap_or(Duration::ZERO);
@@ -439,7 +443,9 @@ pub fn readiness(obs: &Observation, max_lag: Duration) -> ReadyDoc {
         }
         for r in &db.replicas {
             let name = Some(r.status.name.as_str());
-            if r.status.last_sync.is_none() {
+            if let Some(conflict) = &r.status.owner_conflict {
+                problem(name, format!("replica refused: {conflict}"));
+            } else if r.status.last_sync.is_none() {
                 problem(name, "replica has not completed a sync yet".into());
             } else if r.lag > max_lag {
                 let lag = r.lag.as_secs_f64();

@@ -187,6 +187,22 @@ fn ready_when_attached_synced_and_within_lag() {
 }
 
 #[test]
+fn a_replica_refused_by_its_owner_record_is_not_ready_and_shows_why() {
+    let max = Duration::from_secs(5);
+    let mut obs = observation(vec![replica("s3", 0, true), replica("file", 0, true)], true);
+    let why = "replica s3://b/app belongs to another database: /data/other.db on host h";
+    obs.dbs[0].replicas[0].status.owner_conflict = Some(why.into());
+    let doc = readiness(&obs, max);
+    assert!(!doc.ready);
+    assert_eq!(doc.problems.len(), 1, "{doc:?}");
+    assert_eq!(doc.problems[0].replica.as_deref(), Some("s3"));
+    assert_eq!(doc.problems[0].reason, format!("replica refused: {why}"));
+    let status = serde_json::to_value(StatusDoc::from_observation(&obs)).expect("json");
+    assert_eq!(status["databases"][0]["replicas"][0]["owner_conflict"], why);
+    assert!(status["databases"][0]["replicas"][1]["owner_conflict"].is_null());
+}
+
+#[test]
 fn db_failing_longer_than_max_lag_is_not_ready() {
     let max = Duration::from_secs(5);
     let mut obs = observation(vec![replica("s3", 0, true)], true);

@@ -216,12 +216,18 @@ impl ReplicaClient {
         .await?;
         self.stats().record_op(Op::Put);
         self.stats().record_bytes(Op::Put, size);
+        self.apply_local_modes(&key);
+        Ok(size)
+    }
+
+    /// File backend with [`Self::with_modes_from`]: gives the object at `key` (and its new
+    /// directories) the database's modes; a failure is logged, not returned.
+    pub(super) fn apply_local_modes(&self, key: &str) {
         if let (Some(root), Some(db)) = (&self.inner.local_root, &self.modes_from)
-            && let Err(e) = super::local_modes::apply(root, &key, db)
+            && let Err(e) = super::local_modes::apply(root, key, db)
         {
             tracing::warn!(key = %key, error = %e, "cannot give the object the database's mode");
         }
-        Ok(size)
     }
 
     pub(super) async fn open(

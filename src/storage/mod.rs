@@ -25,6 +25,9 @@
 //!   or in errors produced here.
 //! - [`ReplicaClient::database_roots`] (`databases.rs`) finds the per-database replica roots of a
 //!   directory entry with one delimiter listing per directory above them.
+//! - [`ReplicaClient::get_root_object`] / [`ReplicaClient::put_root_object`] (`root_object.rs`)
+//!   read and write one small, never encrypted object at the replica root (the owner record);
+//!   no listing parses its name.
 //! - No SQLite knowledge and no reading of configuration environment variables here (cloud SDK
 //!   default credential chains are used through the builders' `from_env`).
 
@@ -42,6 +45,7 @@ mod local_read;
 mod ltx_list;
 mod ltx_write;
 pub mod retry;
+mod root_object;
 mod stats;
 mod upload;
 
@@ -57,6 +61,7 @@ pub use azure_list::{ListFormatError, ListStatusError};
 pub use ltx_list::{HEAD_CONCURRENCY, LtxFileInfo, SNAPSHOT_LEVEL, Timestamps};
 pub use ltx_write::{go_rfc3339_nano, time_of};
 pub use retry::RetryPolicy;
+pub use root_object::{MAX_ROOT_OBJECT_BYTES, RootPut};
 pub use stats::{ErrorClass, StorageStats};
 pub use upload::PART_SIZE;
 

@@ -27,6 +27,7 @@ impl Replica {
     /// stored file, `None` when there was nothing to compact.
     pub async fn ltx_compact(&self, level: u8) -> Result<Option<LtxFileInfo>, ReplicaError> {
         let ltx = self.ltx()?;
+        self.ensure_owner(false).await?;
         let _one = ltx.jobs.lock().await;
         if crate::rt::lock(&ltx.known).compacted(level) {
             return Ok(None);
@@ -108,6 +109,7 @@ impl Replica {
     /// current TXID.
     pub async fn ltx_snapshot(&self) -> Result<Option<LtxFileInfo>, ReplicaError> {
         let ltx = self.ltx()?;
+        self.ensure_owner(false).await?;
         let _one = self.snapshot_lock.lock().await;
         let _permit = match &self.snapshot_permits {
             Some(p) => Some(p.acquire().await.map_err(|_| {
@@ -181,6 +183,7 @@ impl Replica {
         if !ltx.settings.retention_enabled {
             return Ok(0);
         }
+        self.ensure_owner(false).await?;
         let _one = ltx.jobs.lock().await;
         {
             let known = crate::rt::lock(&ltx.known);
@@ -231,6 +234,7 @@ impl Replica {
         {
             return Ok(0);
         }
+        self.ensure_owner(false).await?;
         let _one = ltx.jobs.lock().await;
         {
             let known = crate::rt::lock(&ltx.known);

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::error;
 
 use super::plan::next_boundary;
-use crate::replica::Replica;
+use crate::replica::{FilterRefusal, Replica};
 
 impl Replica {
     /// Compaction, snapshot and L0 retention loops until `cancel` fires.
@@ -33,9 +33,9 @@ impl Replica {
 
     async fn ltx_compaction_loop(&self, level: u8, every: Duration, cancel: CancellationToken) {
         self.on_boundaries(every, &cancel, || async move {
-            match self.ltx_compact(level).await {
-                Ok(Some(_)) if level == 1 => {
-                    if let Err(e) = self.ltx_retain_l0().await {
+            match self.ltx_compact(level).await.filter_refusal() {
+                Ok(Some(Some(_))) if level == 1 => {
+                    if let Err(e) = self.ltx_retain_l0().await.filter_refusal() {
                         error!(db = %self.db_label, replica = %self.name(), error = %e, "l0 retention error");
                     }
                 }
@@ -55,10 +55,10 @@ impl Replica {
             return;
         }
         self.on_boundaries(every, &cancel, || async move {
-            if let Err(e) = self.ltx_snapshot().await {
+            if let Err(e) = self.ltx_snapshot().await.filter_refusal() {
                 error!(db = %self.db_label, replica = %self.name(), error = %e, "snapshotter error");
             }
-            if let Err(e) = self.ltx_retain_snapshots().await {
+            if let Err(e) = self.ltx_retain_snapshots().await.filter_refusal() {
                 error!(db = %self.db_label, replica = %self.name(), error = %e, "retainer error");
             }
         })
@@ -79,7 +79,7 @@ impl Replica {
             if self.db_state.borrow().generation.is_none() {
                 continue;
             }
-            if let Err(e) = self.ltx_retain_l0().await {
+            if let Err(e) = self.ltx_retain_l0().await.filter_refusal() {
                 error!(db = %self.db_label, replica = %self.name(), error = %e, "l0 retention error");
             }
         }

@@ -56,14 +56,17 @@ fn layout_chooses_what_replicate_writes() {
         "    replicas:\n      - path: \"{}\"\n        sync-interval: 100ms\n        layout: ltx\n",
         replica.display()
     );
-    assert_eq!(replicate(&dir, &list_ltx), ["ltx"]);
+    assert_eq!(replicate(&dir, &list_ltx), ["ltx", "walstream-owner.json"]);
 
     let (_keep2, dir2) = tempdir();
     let single_v3 = format!(
         "    replica:\n      path: \"{}\"\n      sync-interval: 100ms\n      layout: v0.3\n",
         dir2.join("replica").display()
     );
-    assert_eq!(replicate(&dir2, &single_v3), ["generations"]);
+    assert_eq!(
+        replicate(&dir2, &single_v3),
+        ["generations", "walstream-owner.json"]
+    );
 }
 
 #[test]

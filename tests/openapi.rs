@@ -245,6 +245,11 @@ fn every_endpoint_answers_as_the_openapi_document_says() {
     assert_eq!(filtered.json()["backups"][0]["created_by"], "api");
     let r = api.call(Method::GET, backups, ("", "?limit=0"), None, Auth::None);
     assert_eq!(r.status, 400, "{}", r.body);
+    let range = ("", "?since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z");
+    let r = api.call(Method::GET, backups, range, None, Auth::None);
+    assert_eq!(r.json()["backups"][0]["id"], id.as_str(), "{}", r.body);
+    let r = api.call(Method::GET, backups, ("", "?since=soon"), None, Auth::None);
+    assert_eq!(r.status, 400, "{}", r.body);
     // Upload: the backup's own file comes back as an `uploaded` backup; a text file is a 400,
     // another content type 415, no token 401.
     let upload = "/api/v1/databases/{db}/backups/upload";

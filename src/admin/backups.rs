@@ -26,7 +26,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -132,6 +132,10 @@ pub struct BackupFilter {
     /// Every pair must be a label of the backup with exactly this value.
     pub labels: BTreeMap<String, String>,
     pub limit: Option<usize>,
+    /// Only backups created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only backups created at or before this time.
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// Largest `limit` of a listing.
@@ -152,13 +156,48 @@ impl BackupFilter {
             kind,
             labels,
             limit,
+            ..BackupFilter::default()
         })
     }
 
-    /// Whether `r` passes the kind and label conditions.
+    /// Adds the time range from the raw texts of `since` and `until` (RFC 3339, both inclusive;
+    /// errors name the parameter).
+    pub fn with_range(
+        mut self,
+        since: Option<&str>,
+        until: Option<&str>,
+    ) -> Result<BackupFilter, AdminError> {
+        let parse = |what: &'static str, text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| {
+                    AdminError::invalid(
+                        what,
+                        format!("{:?} is not an RFC 3339 time: {e}", truncated(text)),
+                    )
+                })
+        };
+        self.since = since.map(|t| parse("since", t)).transpose()?;
+        self.until = until.map(|t| parse("until", t)).transpose()?;
+        Ok(self)
+    }
+
+    /// Whether `r` passes the kind, label and time conditions (a record whose time does not
+    /// parse fails a time condition).
     pub fn matches(&self, r: &BackupRecord) -> bool {
+        let created = || {
+            DateTime::parse_from_rfc3339(&r.created)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        };
         self.kind.is_none_or(|k| k == r.kind)
             && self.labels.iter().all(|(k, v)| r.labels.get(k) == Some(v))
+            && self
+                .since
+                .is_none_or(|since| created().is_some_and(|t| t >= since))
+            && self
+                .until
+                .is_none_or(|until| created().is_some_and(|t| t <= until))
     }
 
     /// The matching records of a newest-first listing, at most `limit` of them.

@@ -376,3 +376,57 @@ fn the_tally_follows_this_stores_changes_at_once_and_another_processs_on_refresh
     s.delete(&first.id).expect("delete");
     assert_eq!(s.tally().summary().expect("loaded").kinds[0].count, 1);
 }
+
+#[test]
+fn time_range_keeps_backups_created_inside_it_both_ends_included() {
+    let record = |created: &str| BackupRecord {
+        id: created.into(),
+        name: created.into(),
+        description: String::new(),
+        kind: BackupKind::Manual,
+        created: created.into(),
+        size: 1,
+        sha256: String::new(),
+        source: None,
+        labels: Default::default(),
+        user_version: None,
+        schema_sha256: None,
+        page_count: None,
+        page_size: None,
+        created_by: None,
+        pinned: false,
+    };
+    let records = vec![
+        record("2026-12-03T00:00:00.000Z"),
+        record("2026-12-02T00:00:00.000Z"),
+        record("2026-12-01T00:00:00.000Z"),
+    ];
+    let range = |since: Option<&str>, until: Option<&str>| -> Vec<String> {
+        BackupFilter::default()
+            .with_range(since, until)
+            .expect("range")
+            .apply(records.clone())
+            .into_iter()
+            .map(|r| r.created)
+            .collect()
+    };
+    assert_eq!(
+        range(Some("2026-12-02T00:00:00Z"), None),
+        ["2026-12-03T00:00:00.000Z", "2026-12-02T00:00:00.000Z"]
+    );
+    assert_eq!(
+        range(None, Some("2026-12-01T12:00:00+00:00")),
+        ["2026-12-01T00:00:00.000Z"]
+    );
+    assert_eq!(
+        range(Some("2026-12-02T00:00:00Z"), Some("2026-12-02T00:00:00Z")),
+        ["2026-12-02T00:00:00.000Z"]
+    );
+    let e = BackupFilter::default()
+        .with_range(Some("yesterday"), None)
+        .expect_err("bad time");
+    assert!(
+        e.to_string().starts_with("invalid since: \"yesterday\""),
+        "{e}"
+    );
+}

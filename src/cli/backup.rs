@@ -112,6 +112,8 @@ fn list(args: &[String]) -> anyhow::Result<()> {
         fs.string("kind", "")
             .strings("label")
             .string("limit", "")
+            .string("since", "")
+            .string("until", "")
             .bool("json", false);
     });
     let p = parse_flags(&fs, args, "backup")?;
@@ -119,7 +121,8 @@ fn list(args: &[String]) -> anyhow::Result<()> {
         bail!("usage: walstream backup list [arguments] DB_PATH");
     };
     let given = |name: &str| p.is_set(name).then(|| p.str(name));
-    let filter = BackupFilter::parse(given("kind"), p.strings("label"), given("limit"))?;
+    let filter = BackupFilter::parse(given("kind"), p.strings("label"), given("limit"))?
+        .with_range(given("since"), given("until"))?;
     let store = source::backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
     let records = store.list_filtered(&filter)?;
     if p.bool("json") {

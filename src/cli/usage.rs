@@ -222,6 +222,10 @@ Arguments:
 	-o PATH
 	    export: write the CSV to PATH instead of stdout.
 
+	-since TIME, -until TIME
+	    list: show only backups created at or after / at or before TIME
+	    (RFC 3339, e.g. 2026-12-01T00:00:00Z).
+
 	-limit N
 	    list: show at most the newest N (1-1000) backups.
 	    compare: show at most N (1-1000, default 100) changed rows.

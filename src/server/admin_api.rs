@@ -287,9 +287,10 @@ fn parse_timestamp(t: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     }
 }
 
-/// The filter of `GET …/backups?kind=&label=key=value&limit=` (`label` repeatable).
+/// The filter of `GET …/backups?kind=&label=key=value&limit=&since=&until=` (`label`
+/// repeatable).
 fn list_filter(query: Pairs) -> Result<BackupFilter, ApiError> {
-    let params = data::query_params(query, &["kind", "limit"], &["label"])?;
+    let params = data::query_params(query, &["kind", "limit", "since", "until"], &["label"])?;
     let one = |name| {
         params
             .get(name)
@@ -297,7 +298,8 @@ fn list_filter(query: Pairs) -> Result<BackupFilter, ApiError> {
             .map(String::as_str)
     };
     let labels = params.get("label").map(Vec::as_slice).unwrap_or_default();
-    Ok(BackupFilter::parse(one("kind"), labels, one("limit"))?)
+    Ok(BackupFilter::parse(one("kind"), labels, one("limit"))?
+        .with_range(one("since"), one("until"))?)
 }
 
 async fn list_backups(

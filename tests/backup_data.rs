@@ -292,6 +292,31 @@ fn api_compares_and_streams_exports_behind_the_token() {
         (Some(40000), Some(0))
     );
     assert_known_differences(&doc);
+
+    // The same against the replica at a point in time that holds the changes (the newest
+    // replica file's time, once a sync stored them): the point is restored, then compared.
+    let synced = ws.post(
+        "/api/v1/databases/app.db/sync",
+        Some(&format!("Bearer {TOKEN}")),
+    );
+    assert_eq!(synced.status, 200, "{}", synced.body);
+    let at = chrono::DateTime::<chrono::Utc>::from(newest_mtime(&dir.join("replica")))
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let r = ws.get_auth(&format!("{base}/compare?a={id}&b={at}"), TOKEN);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut doc = r.json();
+    let big = doc["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .position(|t| t["name"] == "big")
+        .expect("big");
+    doc["tables"].as_array_mut().expect("tables").remove(big);
+    assert_known_differences(&doc);
+    let r = ws.get_auth(&format!("{base}/{at}/export?table=t"), TOKEN);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, String::from_utf8_lossy(&shell_csv(&db, "t")));
+
     for bad in [
         "?a=x.db&b=live",
         "?a=live",

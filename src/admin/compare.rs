@@ -1,4 +1,5 @@
-//! Compares two SQLite databases (two backups, or a backup and the live database): schema
+//! Compares two SQLite databases (two backups, a backup and the live database, or either and the
+//! replica restored to a point in time — [`resolve`]): schema
 //! objects added, removed or changed, per-table row counts, and rows added, removed or changed
 //! by primary key, with a page of the changed rows themselves.
 //!
@@ -21,12 +22,15 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{AdminError, BackupStore};
+use super::live_restore::{WorkDir, restore_replica};
+use super::{AdminError, BackupStore, blocking};
+use crate::storage::ReplicaClient;
 
 /// Rows shown per page unless asked otherwise.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -193,50 +197,112 @@ impl Side<'_> {
     }
 }
 
-/// What a caller names as one side of a comparison or the source of an export: `live` or a
-/// backup id.
+/// What a caller names as one side of a comparison or the source of an export: `live`, a
+/// backup id, or an RFC 3339 time (the first replica at that point in time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Live,
     Backup(String),
+    /// The replica restored to this time.
+    At(DateTime<Utc>),
 }
 
 impl Source {
-    /// `live`, or a backup id (checked before any path is built).
+    /// `live`, an RFC 3339 time, or a backup id (checked before any path is built).
     pub fn parse(text: &str) -> Result<Source, AdminError> {
         if text == "live" {
             return Ok(Source::Live);
         }
+        if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+            return Ok(Source::At(t.with_timezone(&Utc)));
+        }
         super::names::check_id(text)?;
         Ok(Source::Backup(text.to_string()))
     }
+}
 
-    /// The file this source reads (404 for a backup not in `store`).
-    pub fn path(&self, store: &BackupStore) -> Result<PathBuf, AdminError> {
-        match self {
-            Source::Live => Ok(store.db_path().to_path_buf()),
-            Source::Backup(id) => Ok(store.get(id)?.1),
+/// A [`Source`] as a readable file; a point in time is restored into a work folder of the
+/// backups folder, removed when this is dropped.
+pub struct Resolved {
+    path: PathBuf,
+    kind: SideKind,
+    _work: Option<WorkDir>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SideKind {
+    Backup,
+    Live,
+}
+
+impl Resolved {
+    pub fn side(&self) -> Side<'_> {
+        match self.kind {
+            SideKind::Backup => Side::Backup(&self.path),
+            SideKind::Live => Side::Live(&self.path),
         }
     }
 }
 
-/// [`Side`] of a resolved [`Source`] path.
-pub fn side<'p>(source: &Source, path: &'p Path) -> Side<'p> {
-    match source {
-        Source::Live => Side::Live(path),
-        Source::Backup(_) => Side::Backup(path),
-    }
+/// The replica a point-in-time source restores from.
+pub struct PointReplica<'a> {
+    pub name: &'a str,
+    pub client: &'a ReplicaClient,
 }
 
-/// Compares two sources of `store`'s database.
-pub fn compare_sources(
+/// Resolves `source` of `store`'s database: the live file, a backup's file (404 when absent),
+/// or the replica restored (and integrity-checked) at the time.
+pub async fn resolve(
     store: &BackupStore,
-    a: &Source,
-    b: &Source,
-    page: &Page,
+    source: &Source,
+    replica: Option<PointReplica<'_>>,
+) -> Result<Resolved, AdminError> {
+    let (path, kind, work) = match source {
+        Source::Live => (store.db_path().to_path_buf(), SideKind::Live, None),
+        Source::Backup(id) => {
+            let (s, id) = (store.clone(), id.clone());
+            let path = blocking(move || Ok(s.get(&id)?.1)).await?;
+            (path, SideKind::Backup, None)
+        }
+        Source::At(t) => {
+            let Some(r) = replica else {
+                return Err(AdminError::NoReplica {
+                    path: store.db_path().to_path_buf(),
+                });
+            };
+            let s = store.clone();
+            let work = blocking(move || WorkDir::create(&s)).await?;
+            let out = work.path().join("point.db");
+            restore_replica(r.name, r.client, Some(*t), &out).await?;
+            (out, SideKind::Backup, Some(work))
+        }
+    };
+    Ok(Resolved {
+        path,
+        kind,
+        _work: work,
+    })
+}
+
+/// Compares two sources of `store`'s database (restoring a point in time from `replica`).
+pub async fn compare_sources(
+    store: &BackupStore,
+    (a, b): (&Source, &Source),
+    page: Page,
+    replica: Option<PointReplica<'_>>,
 ) -> Result<Comparison, AdminError> {
-    let (pa, pb) = (a.path(store)?, b.path(store)?);
-    compare(side(a, &pa), side(b, &pb), page)
+    let ra = resolve(store, a, replica.as_ref().map(PointReplica::again)).await?;
+    let rb = resolve(store, b, replica).await?;
+    blocking(move || compare(ra.side(), rb.side(), &page)).await
+}
+
+impl PointReplica<'_> {
+    fn again(&self) -> PointReplica<'_> {
+        PointReplica {
+            name: self.name,
+            client: self.client,
+        }
+    }
 }
 
 /// A table name a caller may give: 1..=256 bytes without control characters.

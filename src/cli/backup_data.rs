@@ -1,10 +1,11 @@
 //! `walstream backup compare` and `walstream backup export`: what is inside backups, without a
 //! running server, on the same backups folder as `walstream backup create`.
 //!
-//! - `compare [-table T] [-offset N] [-limit N] [-json] DB_PATH A B` (A and B: backup ids or
-//!   `live`) prints the schema differences, per-table row counts and the rows added, removed or
-//!   changed from A to B (one page; `-json` prints the HTTP API's object);
-//! - `export -table T [-o FILE] DB_PATH ID|live` writes the table as CSV (SQLite's own `-csv
+//! - `compare [-table T] [-offset N] [-limit N] [-json] DB_PATH A B` (A and B: backup ids, RFC
+//!   3339 times — the first replica restored to that point — or `live`) prints the schema
+//!   differences, per-table row counts and the rows added, removed or changed from A to B (one
+//!   page; `-json` prints the HTTP API's object);
+//! - `export -table T [-o FILE] DB_PATH ID|live|TIME` writes the table as CSV (SQLite's own `-csv
 //!   -header` output) to stdout or FILE.
 //!
 //! What must stay true: both only read (backups immutable, the live database read-only); an
@@ -19,7 +20,7 @@ use anyhow::{Context, bail};
 use super::parse_flags;
 use super::source::{backup_store, config_flag_set};
 use super::stdout::{print_json, write_stdout};
-use crate::admin::compare::{Comparison, Page, Source, compare_sources, side};
+use crate::admin::compare::{Comparison, Page, PointReplica, Source, compare_sources, resolve};
 use crate::admin::export::export_csv;
 
 pub(super) fn compare(args: &[String]) -> anyhow::Result<()> {
@@ -41,7 +42,12 @@ pub(super) fn compare(args: &[String]) -> anyhow::Result<()> {
     )?;
     let (a, b) = (Source::parse(a)?, Source::parse(b)?);
     let store = backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
-    let c = compare_sources(&store, &a, &b, &page)?;
+    let replica = point_replica(&p, db, [&a, &b])?;
+    let point = replica.as_ref().map(|r| PointReplica {
+        name: &r.name,
+        client: &r.client,
+    });
+    let c = super::block_on(compare_sources(&store, (&a, &b), page, point))??;
     if p.bool("json") {
         return print_json(&c);
     }
@@ -110,15 +116,20 @@ pub(super) fn export(args: &[String]) -> anyhow::Result<()> {
     });
     let p = parse_flags(&fs, args, "backup")?;
     let [db, source] = p.args.as_slice() else {
-        bail!("usage: walstream backup export -table TABLE [arguments] DB_PATH ID|live");
+        bail!("usage: walstream backup export -table TABLE [arguments] DB_PATH ID|live|TIME");
     };
     if p.str("table").is_empty() {
         bail!("walstream backup export: -table is required");
     }
     let source = Source::parse(source)?;
     let store = backup_store(p.str("config"), p.bool("no-expand-env"), db)?;
-    let path = source.path(&store)?;
-    let from = side(&source, &path);
+    let replica = point_replica(&p, db, [&source])?;
+    let point = replica.as_ref().map(|r| PointReplica {
+        name: &r.name,
+        client: &r.client,
+    });
+    let resolved = super::block_on(resolve(&store, &source, point))??;
+    let from = resolved.side();
     if p.str("o").is_empty() {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         export_csv(from, p.str("table"), &mut out)?;
@@ -140,4 +151,26 @@ pub(super) fn export(args: &[String]) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// The database's first replica, when one of `sources` is a point in time (it is restored from
+/// it); a database without replicas is then an error.
+fn point_replica<const N: usize>(
+    p: &super::flags::Parsed,
+    db: &str,
+    sources: [&Source; N],
+) -> anyhow::Result<Option<super::source::SourceReplica>> {
+    if !sources.iter().any(|s| matches!(s, Source::At(_))) {
+        return Ok(None);
+    }
+    let src = super::source::resolve(super::source::SourceArgs {
+        config: p.str("config"),
+        no_expand_env: p.bool("no-expand-env"),
+        replica: "",
+        target: db,
+    })?;
+    match src.replicas.into_iter().next() {
+        Some(r) => Ok(Some(r)),
+        None => bail!("database {db} has no replica to restore a point in time from"),
+    }
 }

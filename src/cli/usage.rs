@@ -192,7 +192,7 @@ Usage:
 
 	walstream backup compare [arguments] DB_PATH A B
 
-	walstream backup export -table TABLE [arguments] DB_PATH ID|live
+	walstream backup export -table TABLE [arguments] DB_PATH ID|live|TIME
 
 Arguments:
 
@@ -240,8 +240,9 @@ Arguments:
 	-dry-run
 	    expire: print what would expire; delete nothing.
 
-A and B of compare are backup ids or "live" (the database as it is now, read
-as one consistent snapshot). Rows "added" are in B and not in A, "removed" in A
+A and B of compare (and the source of export) are backup ids, "live" (the
+database as it is now, read as one consistent snapshot), or an RFC 3339 time
+(the first replica restored to that point). Rows "added" are in B and not in A, "removed" in A
 and not in B, "changed" in both with different values, matched by rowid or by
 the primary key of a WITHOUT ROWID table.
 

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -21,8 +22,9 @@ use tokio::sync::mpsc;
 
 use super::{ApiError, Ctx, Pairs, pairs};
 use crate::admin::blocking;
-use crate::admin::compare::{Comparison, Page, Source, compare_sources, side};
+use crate::admin::compare::{Comparison, Page, PointReplica, Source, compare_sources, resolve};
 use crate::admin::export::export_csv;
+use crate::replica::Replica;
 
 /// Bytes per streamed CSV chunk.
 const CHUNK: usize = 64 * 1024;
@@ -82,9 +84,24 @@ pub(super) async fn compare(
         one(&params, "offset"),
         one(&params, "limit"),
     )?;
-    let store = d.store.clone();
-    let work = blocking(move || compare_sources(&store, &from, &to, &page));
+    let (store, replica) = (d.store.clone(), first_replica(&d));
+    let work = async move {
+        let point = replica.as_deref().map(point_replica);
+        compare_sources(&store, (&from, &to), page, point).await
+    };
     Ok(Json(super::run_work(a.life(), work).await??))
+}
+
+/// The replica a point-in-time side restores from (the first configured one).
+fn first_replica(d: &super::AdminDb) -> Option<Arc<Replica>> {
+    d.entry.replicas.first().map(|r| Arc::clone(&r.replica))
+}
+
+fn point_replica(r: &Replica) -> PointReplica<'_> {
+    PointReplica {
+        name: r.name(),
+        client: r.client(),
+    }
 }
 
 pub(super) async fn export(
@@ -99,12 +116,17 @@ pub(super) async fn export(
         .to_string();
     crate::admin::compare::check_table_name(&table)?;
     let source = Source::parse(&id)?;
-    let (store, name) = (d.store.clone(), table.clone());
+    let (store, replica) = (d.store.clone(), first_replica(&d));
+    let resolving = async move {
+        let point = replica.as_deref().map(point_replica);
+        resolve(&store, &source, point).await
+    };
+    let resolved = super::run_work(a.life(), resolving).await??;
+    let name = table.clone();
     let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(IN_FLIGHT);
     let task = blocking(move || {
-        let path = source.path(&store)?;
         let mut out = std::io::BufWriter::with_capacity(CHUNK, Sender(tx.clone()));
-        let result = export_csv(side(&source, &path), &name, &mut out);
+        let result = export_csv(resolved.side(), &name, &mut out);
         if let Err(e) = &result {
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
         }

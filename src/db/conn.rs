@@ -134,6 +134,13 @@ impl Conns {
             .map_err(DbError::sqlite(&self.path, "open main connection"))?
     }
 
+    /// The database identity if the database has one (nothing is written).
+    pub fn read_database_id(&self) -> Result<Option<u64>, DbError> {
+        self.main
+            .with(self.at(), |c| Ok(super::identity::read(c, &self.path)))
+            .map_err(DbError::sqlite(&self.path, "open main connection"))?
+    }
+
     /// The database path and busy timeout, for opening `main`.
     fn at(&self) -> (&Path, Duration) {
         (&self.path, self.busy)

@@ -5,8 +5,9 @@
 //! database (another application, a fresh empty file) has another one. Replicas compare it with
 //! the owner record of their replica path (`replica::owner`).
 //!
-//! What must stay true: the row is written once, only when missing (a database that has one
-//! keeps it forever, and an attach of such a database writes nothing); the id is never 0 (0
+//! What must stay true: the row is written once, only when missing and only when a replica is
+//! about to write (attach only reads it, so a database without replicas never gets the row);
+//! a database that has one keeps it forever; the id is never 0 (0
 //! means "unknown" to readers of [`super::Db::database_id`]).
 
 use std::path::Path;
@@ -18,6 +19,19 @@ use super::error::DbError;
 /// The `_litestream_seq.id` of walstream's identity row (`seq` holds the id as a signed
 /// 64-bit integer).
 pub const IDENTITY_ROW: i64 = 2;
+
+/// The database's identity if it has one (a 0 row counts as none); reads only.
+pub(super) fn read(conn: &Connection, path: &Path) -> Result<Option<u64>, DbError> {
+    let id = conn
+        .query_row(
+            "SELECT seq FROM _litestream_seq WHERE id = ?1",
+            [IDENTITY_ROW],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .map_err(DbError::sqlite(path, "read database identity"))?;
+    Ok(id.filter(|&id| id != 0).map(|id| id as u64))
+}
 
 /// The database's identity, created (one `INSERT`, its own transaction) when the row is missing.
 /// The `_litestream_seq` table must exist.

@@ -321,10 +321,29 @@ impl Db {
         self.shared.page_size.load(Ordering::Acquire)
     }
 
-    /// The database identity (`identity.rs`) read at the last attach; `None` before the first
-    /// attach. A replica compares it with its replica path's owner record.
+    /// The database identity (`identity.rs`) read at the last attach or stored since; `None`
+    /// before the first attach or while the database has none.
     pub fn database_id(&self) -> Option<u64> {
         Some(self.shared.database_id.load(Ordering::Acquire)).filter(|&id| id != 0)
+    }
+
+    /// The database identity, stored first (one small commit) when the database has none yet —
+    /// what a replica calls before its first write. `None` while not attached.
+    pub async fn ensure_database_id(&self) -> Result<Option<u64>, DbError> {
+        if let Some(id) = self.database_id() {
+            return Ok(Some(id));
+        }
+        let shared = Arc::clone(&self.shared);
+        self.blocking(move |s| {
+            let slot = lock(&s.attached);
+            let Some(attached) = slot.as_ref() else {
+                return Ok(None);
+            };
+            let id = attached.conns.database_id()?;
+            shared.database_id.store(id, Ordering::Release);
+            Ok(Some(id))
+        })
+        .await
     }
 
     /// True while attached.

@@ -80,7 +80,7 @@ impl Shared {
         let perms = Perms::of(&self.path)?;
         let conns = Conns::attach(&self.path, self.busy_timeout)?;
         let page_size = conns.page_size()?;
-        let database_id = conns.database_id()?;
+        let database_id = conns.read_database_id()?.unwrap_or(0);
         perms.mkdir_all(self.meta.root())?;
         self.meta.remove_tmp_files()?;
         if let Err(error) = self.headers_match() {

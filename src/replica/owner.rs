@@ -196,8 +196,16 @@ impl Replica {
     /// generation and identity; a refused replica reads the record again only with `recheck`.
     pub(super) async fn ensure_owner(&self, recheck: bool) -> Result<(), ReplicaError> {
         let generation = self.db_state.borrow().generation.clone();
-        let (Some(generation), Some(identity)) = (generation, self.db.database_id()) else {
+        let Some(generation) = generation else {
             return Ok(()); // nothing to write yet
+        };
+        let identity = match self.db.database_id() {
+            Some(id) => id,
+            None => match self.db.ensure_database_id().await {
+                Ok(Some(id)) => id,
+                Ok(None) => return Ok(()), // not attached: nothing to write yet
+                Err(e) => return Err(ReplicaError::from(e)),
+            },
         };
         let mut gate = self.owner.lock().await;
         if gate.confirmed.as_ref() == Some(&(generation.clone(), identity)) {

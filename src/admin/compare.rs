@@ -1,5 +1,5 @@
 //! Compares two SQLite databases (two backups, a backup and the live database, or either and the
-//! replica restored to a point in time — [`resolve`]): schema
+//! replica restored to a point in time — `admin::sources`): schema
 //! objects added, removed or changed, per-table row counts, and rows added, removed or changed
 //! by primary key, with a page of the changed rows themselves.
 //!
@@ -20,7 +20,7 @@
 //! - a page never holds more than [`MAX_LIMIT`] rows, and shown values are cut to
 //!   [`MAX_TEXT`] characters / [`MAX_BLOB`] bytes (their full length is given).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
@@ -28,9 +28,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::live_restore::{WorkDir, restore_replica};
-use super::{AdminError, BackupStore, blocking};
-use crate::storage::ReplicaClient;
+use super::AdminError;
 
 /// Rows shown per page unless asked otherwise.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -218,90 +216,6 @@ impl Source {
         }
         super::names::check_id(text)?;
         Ok(Source::Backup(text.to_string()))
-    }
-}
-
-/// A [`Source`] as a readable file; a point in time is restored into a work folder of the
-/// backups folder, removed when this is dropped.
-pub struct Resolved {
-    path: PathBuf,
-    kind: SideKind,
-    _work: Option<WorkDir>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum SideKind {
-    Backup,
-    Live,
-}
-
-impl Resolved {
-    pub fn side(&self) -> Side<'_> {
-        match self.kind {
-            SideKind::Backup => Side::Backup(&self.path),
-            SideKind::Live => Side::Live(&self.path),
-        }
-    }
-}
-
-/// The replica a point-in-time source restores from.
-pub struct PointReplica<'a> {
-    pub name: &'a str,
-    pub client: &'a ReplicaClient,
-}
-
-/// Resolves `source` of `store`'s database: the live file, a backup's file (404 when absent),
-/// or the replica restored (and integrity-checked) at the time.
-pub async fn resolve(
-    store: &BackupStore,
-    source: &Source,
-    replica: Option<PointReplica<'_>>,
-) -> Result<Resolved, AdminError> {
-    let (path, kind, work) = match source {
-        Source::Live => (store.db_path().to_path_buf(), SideKind::Live, None),
-        Source::Backup(id) => {
-            let (s, id) = (store.clone(), id.clone());
-            let path = blocking(move || Ok(s.get(&id)?.1)).await?;
-            (path, SideKind::Backup, None)
-        }
-        Source::At(t) => {
-            let Some(r) = replica else {
-                return Err(AdminError::NoReplica {
-                    path: store.db_path().to_path_buf(),
-                });
-            };
-            let s = store.clone();
-            let work = blocking(move || WorkDir::create(&s)).await?;
-            let out = work.path().join("point.db");
-            restore_replica(r.name, r.client, Some(*t), &out).await?;
-            (out, SideKind::Backup, Some(work))
-        }
-    };
-    Ok(Resolved {
-        path,
-        kind,
-        _work: work,
-    })
-}
-
-/// Compares two sources of `store`'s database (restoring a point in time from `replica`).
-pub async fn compare_sources(
-    store: &BackupStore,
-    (a, b): (&Source, &Source),
-    page: Page,
-    replica: Option<PointReplica<'_>>,
-) -> Result<Comparison, AdminError> {
-    let ra = resolve(store, a, replica.as_ref().map(PointReplica::again)).await?;
-    let rb = resolve(store, b, replica).await?;
-    blocking(move || compare(ra.side(), rb.side(), &page)).await
-}
-
-impl PointReplica<'_> {
-    fn again(&self) -> PointReplica<'_> {
-        PointReplica {
-            name: self.name,
-            client: self.client,
-        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! paging, and identical files.
 
 use super::*;
+use std::path::PathBuf;
 use tempfile::TempDir;
 
 fn db(dir: &TempDir, name: &str, sql: &str) -> PathBuf {

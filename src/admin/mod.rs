@@ -29,6 +29,7 @@ pub mod lock;
 pub mod names;
 pub mod retention;
 pub mod schedule;
+pub mod sources;
 mod sqlite;
 pub mod tally;
 pub mod upload;

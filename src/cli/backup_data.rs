@@ -20,8 +20,9 @@ use anyhow::{Context, bail};
 use super::parse_flags;
 use super::source::{backup_store, config_flag_set};
 use super::stdout::{print_json, write_stdout};
-use crate::admin::compare::{Comparison, Page, PointReplica, Source, compare_sources, resolve};
+use crate::admin::compare::{Comparison, Page, Source};
 use crate::admin::export::export_csv;
+use crate::admin::sources::{PointReplica, compare_sources, resolve};
 
 pub(super) fn compare(args: &[String]) -> anyhow::Result<()> {
     let fs = config_flag_set(|fs| {

@@ -22,8 +22,9 @@ use tokio::sync::mpsc;
 
 use super::{ApiError, Ctx, Pairs, pairs};
 use crate::admin::blocking;
-use crate::admin::compare::{Comparison, Page, PointReplica, Source, compare_sources, resolve};
+use crate::admin::compare::{Comparison, Page, Source};
 use crate::admin::export::export_csv;
+use crate::admin::sources::{PointReplica, compare_sources, resolve};
 use crate::replica::Replica;
 
 /// Bytes per streamed CSV chunk.

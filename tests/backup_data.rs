@@ -107,6 +107,16 @@ fn serve_and_back_up(dir: &Path, db: &Path) -> (Instance, Value) {
     (ws, record)
 }
 
+/// Removes table `name` from a comparison's `tables` and returns it.
+fn take_table(doc: &mut Value, name: &str) -> Value {
+    let tables = doc["tables"].as_array_mut().expect("tables");
+    let at = tables
+        .iter()
+        .position(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no table {name}"));
+    tables.remove(at)
+}
+
 /// Checks the comparison JSON of [`SEED`] → [`SEED`] + [`CHANGES`].
 fn assert_known_differences(doc: &Value) {
     assert_eq!(doc["identical"], false, "{doc}");
@@ -280,13 +290,7 @@ fn api_compares_and_streams_exports_behind_the_token() {
     assert_eq!(r.status, 200, "{}", r.body);
     let mut doc = r.json();
     // `big` is unchanged: same counts, nothing added, removed or changed.
-    let big = doc["tables"]
-        .as_array_mut()
-        .expect("tables")
-        .iter()
-        .position(|t| t["name"] == "big")
-        .expect("big");
-    let big = doc["tables"].as_array_mut().expect("tables").remove(big);
+    let big = take_table(&mut doc, "big");
     assert_eq!(
         (big["rows_a"].as_u64(), big["changed"].as_u64()),
         (Some(40000), Some(0))
@@ -305,13 +309,7 @@ fn api_compares_and_streams_exports_behind_the_token() {
     let r = ws.get_auth(&format!("{base}/compare?a={id}&b={at}"), TOKEN);
     assert_eq!(r.status, 200, "{}", r.body);
     let mut doc = r.json();
-    let big = doc["tables"]
-        .as_array()
-        .expect("tables")
-        .iter()
-        .position(|t| t["name"] == "big")
-        .expect("big");
-    doc["tables"].as_array_mut().expect("tables").remove(big);
+    take_table(&mut doc, "big");
     assert_known_differences(&doc);
     let r = ws.get_auth(&format!("{base}/{at}/export?table=t"), TOKEN);
     assert_eq!(r.status, 200, "{}", r.body);

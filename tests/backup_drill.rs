@@ -31,15 +31,6 @@ fn start(dir: &std::path::Path, backups_yaml: &str) -> Instance {
     Instance::start(dir, &cfg, &[])
 }
 
-fn folder(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn a_drill_restores_replica_and_backup_and_reports_both() {
     let (_keep, dir) = tempdir();
@@ -120,7 +111,7 @@ fn a_drill_restores_replica_and_backup_and_reports_both() {
     );
     // Only the backups and the lock: the drills' work folders are gone.
     assert_eq!(
-        folder(&backups),
+        common::dir_names(&backups),
         [
             ".lock".to_string(),
             format!("{id}.db"),

@@ -35,19 +35,6 @@ const DB: &str = "/api/v1/databases/app.db";
 /// `max-upload-size` of the tests: the good files are a few pages, the oversized one more.
 const LIMIT: u64 = 64 * 1024;
 
-/// The file names in the backups folder, sorted (dot-files included).
-fn folder(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 /// A database at `path` with the application's table `t` holding `ids` (and, with `pad`, a
 /// blob table making it larger than [`LIMIT`]).
 fn database(path: &Path, ids: std::ops::RangeInclusive<i64>, pad: bool) -> Vec<u8> {
@@ -167,7 +154,7 @@ fn uploads_are_checked_kept_restorable_and_failures_leave_nothing() {
     );
 
     // The folder now: the upload and its record. Every refused upload must leave exactly this.
-    let before = folder(&s.backups);
+    let before = common::dir_names(&s.backups);
     // (`.lock` is the database's operation lock, kept by design.)
     assert_eq!(
         before,
@@ -221,7 +208,11 @@ fn uploads_are_checked_kept_restorable_and_failures_leave_nothing() {
             "{what}: {}",
             r.body
         );
-        assert_eq!(folder(&s.backups), before, "{what} left something behind");
+        assert_eq!(
+            common::dir_names(&s.backups),
+            before,
+            "{what} left something behind"
+        );
     }
 
     // A live restore from the upload: the live database holds exactly its rows.
@@ -281,7 +272,7 @@ fn backup_upload_command_keeps_a_good_file_and_refuses_a_bad_one() {
         )
     );
     assert!(std::fs::read(backups.join(format!("{id}.db"))).expect("copy") == bytes);
-    let before = folder(&backups);
+    let before = common::dir_names(&backups);
     let bad = dir.join("notes.txt");
     std::fs::write(&bad, "not a database, just notes\n".repeat(10)).expect("write");
     let bad_arg = bad.display().to_string();
@@ -291,7 +282,7 @@ fn backup_upload_command_keeps_a_good_file_and_refuses_a_bad_one() {
         said.contains("invalid upload: not a SQLite database"),
         "{said}"
     );
-    assert_eq!(folder(&backups), before);
+    assert_eq!(common::dir_names(&backups), before);
     assert!(
         common::run_expect_fail(&mut cli_upload(&cfg, &[&db_arg]))
             .status

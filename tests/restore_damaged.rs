@@ -45,15 +45,6 @@ fn init_restore(cfg: &Path, db: &Path) -> Command {
     cmd
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 fn output(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
 }
@@ -98,7 +89,7 @@ fn a_damaged_database_is_replaced_from_the_replica_and_kept_aside() {
     assert_eq!(integrity(&c), "ok");
     assert_eq!(rows(&c), replicated);
     drop(c);
-    let aside: Vec<String> = names(&dir)
+    let aside: Vec<String> = common::dir_names(&dir)
         .into_iter()
         .filter(|n| n.starts_with("app.db.damaged-"))
         .collect();
@@ -117,9 +108,11 @@ fn a_damaged_database_is_replaced_from_the_replica_and_kept_aside() {
         b"stale wal of the damaged file"
     );
     assert!(
-        names(&dir).iter().all(|n| !n.contains(".restore-")),
+        common::dir_names(&dir)
+            .iter()
+            .all(|n| !n.contains(".restore-")),
         "temporary restore target left: {:?}",
-        names(&dir)
+        common::dir_names(&dir)
     );
 }
 
@@ -141,7 +134,7 @@ fn a_damaged_database_without_a_backup_stays_in_place_and_fails() {
         config(&db, "", &file_replica(&dir.join("empty-replica"), "1s")),
     )
     .expect("config");
-    let before_names = names(&dir);
+    let before_names = common::dir_names(&dir);
     let before = std::fs::read(&db).expect("read");
     let out = run_expect_fail(&mut init_restore(&cfg, &db));
     let text = output(&out);
@@ -149,7 +142,7 @@ fn a_damaged_database_without_a_backup_stays_in_place_and_fails() {
     assert!(text.contains("no replica holds a backup"), "{text}");
     assert_eq!(std::fs::read(&db).expect("read"), before);
     // Nothing of ours left; SQLite's own -wal/-shm of the checked file may exist.
-    let now: Vec<String> = names(&dir)
+    let now: Vec<String> = common::dir_names(&dir)
         .into_iter()
         .filter(|n| n != "app.db-wal" && n != "app.db-shm")
         .collect();

@@ -36,17 +36,8 @@ pub(super) fn read(conn: &Connection, path: &Path) -> Result<Option<u64>, DbErro
 /// The database's identity, created (one `INSERT`, its own transaction) when the row is missing.
 /// The `_litestream_seq` table must exist.
 pub(super) fn ensure(conn: &Connection, path: &Path) -> Result<u64, DbError> {
-    let read = |c: &Connection| {
-        c.query_row(
-            "SELECT seq FROM _litestream_seq WHERE id = ?1",
-            [IDENTITY_ROW],
-            |r| r.get::<_, i64>(0),
-        )
-        .optional()
-    };
-    let found = read(conn).map_err(DbError::sqlite(path, "read database identity"))?;
-    if let Some(id) = found.filter(|&id| id != 0) {
-        return Ok(id as u64);
+    if let Some(id) = read(conn, path)? {
+        return Ok(id);
     }
     let id = new_id();
     // Conditional: another process (a second walstream on the same file) may have stored one
@@ -57,8 +48,7 @@ pub(super) fn ensure(conn: &Connection, path: &Path) -> Result<u64, DbError> {
         rusqlite::params![IDENTITY_ROW, id as i64],
     )
     .map_err(DbError::sqlite(path, "store database identity"))?;
-    let stored = read(conn).map_err(DbError::sqlite(path, "read database identity"))?;
-    Ok(stored.map_or(id, |s| s as u64))
+    Ok(read(conn, path)?.unwrap_or(id))
 }
 
 /// A random non-zero id.

@@ -316,6 +316,20 @@ pub fn describe(cmd: &Command, out: &Output) -> String {
     )
 }
 
+/// Every name in `dir`, sorted (hidden and temporary files included: tests that check what a
+/// failure left behind need them).
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 /// stdout as text.
 pub fn stdout_text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

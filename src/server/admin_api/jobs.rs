@@ -274,10 +274,9 @@ where
         Ok(Some((StatusCode::NO_CONTENT, _))) => Ok(StatusCode::NO_CONTENT.into_response()),
         Ok(Some((status, body))) => Ok((status, Json(body)).into_response()),
         Ok(None) => {
-            let e = ApiError::shutting_down();
             let (status, body) = ApiError::shutting_down().status_and_body();
             job.finish(status, body);
-            Err(e)
+            Err(ApiError::shutting_down())
         }
         Err(join) => {
             let (status, body) = ApiError::Internal(join.to_string()).status_and_body();

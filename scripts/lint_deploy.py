@@ -644,7 +644,7 @@ def context_files(root: Path) -> list[str]:
 
 def check_context(root: Path, rep: Report) -> None:
     files = context_files(root)
-    for must in ("Cargo.toml", "Cargo.lock", "src/main.rs", "src/lib.rs"):
+    for must in ("Cargo.toml", "Cargo.lock", ".cargo/config.toml", "src/main.rs", "src/lib.rs"):
         if must not in files:
             rep.add(".dockerignore", f"{must} is not in the build context")
     for bad in ("target/", ".testenv/", ".git/", "node_modules/", "deploy/"):

@@ -6,7 +6,8 @@
 //!        → schema guard (unless force: same user schema and user_version as live, else 409)
 //!        → prepare (walstream tables, page size, PRAGMA integrity_check)
 //!        → pre-restore safety backup of the live database (online backup API)
-//!        → online backup API: WORK/target.db ──▶ live database (one write transaction)
+//!        → WORK/target.db ──▶ live database, one write transaction: the pages that differ
+//!          (admin::page_copy), or every page with the backup API where that is not possible
 //!        → PRAGMA integrity_check on the live database
 //! ```
 //!
@@ -32,6 +33,7 @@ use tracing::info;
 use super::backups::{
     BackupKind, BackupRecord, BackupStore, CreatedBy, NewBackup, SourcePos, hash_reader,
 };
+use super::page_copy::{self, PageCopy};
 use super::{AdminError, blocking, sqlite};
 use crate::restore::{ExecOptions, IntegrityCheck, ReplicaRef, RestoreRequest};
 use crate::storage::ReplicaClient;
@@ -117,8 +119,12 @@ pub async fn restore_live(
     .await?;
     let live = store.db_path().to_path_buf();
     phase("copying");
-    blocking(move || copy_into_live(&target, &live)).await?;
-    info!(db = %store.db_path().display(), from = %what, safety = %safety.id, "live restore finished");
+    let pages = blocking(move || copy_into_live(&target, &live)).await?;
+    let copied = match pages {
+        Some(p) => p.to_string(),
+        None => "whole file (backup API)".to_string(),
+    };
+    info!(db = %store.db_path().display(), from = %what, safety = %safety.id, %copied, "live restore finished");
     drop(work);
     Ok(safety)
 }
@@ -228,17 +234,23 @@ pub fn prepare_target(target: &Path, live: &Path) -> Result<(), AdminError> {
         .map_err(|(_, e)| AdminError::sqlite("close", target)(e))
 }
 
-/// The copy into the live database (one write transaction, retried while busy), then its
-/// integrity check.
-pub fn copy_into_live(target: &Path, live: &Path) -> Result<(), AdminError> {
+/// The copy into the live database (one write transaction), then its integrity check: only the
+/// pages that differ ([`page_copy`]), or every page through the backup API (retried while busy)
+/// where that copy is not possible. Returns what the page copy did (`None`: whole file).
+pub fn copy_into_live(target: &Path, live: &Path) -> Result<Option<PageCopy>, AdminError> {
     let src = sqlite::open_read_only(target)?;
     let mut dst = sqlite::open_existing(live)?;
     // Our connection must never checkpoint: walstream decides when the WAL is checkpointed.
     dst.execute_batch("PRAGMA wal_autocheckpoint = 0")
         .map_err(AdminError::sqlite("disable autocheckpoint", live))?;
-    sqlite::copy_database(&src, &mut dst, live)?;
-    sqlite::integrity_check(&dst, live)?;
+    let pages = page_copy::copy_changed_pages(&src, &dst, live)?;
+    if pages.is_none() {
+        sqlite::copy_database(&src, &mut dst, live)?;
+    }
     drop(src);
     drop(dst);
-    Ok(())
+    // A fresh connection: the page copy changed the schema under the one that wrote it.
+    let check = sqlite::open_read_only(live)?;
+    sqlite::integrity_check(&check, live)?;
+    Ok(pages)
 }

@@ -27,6 +27,7 @@ pub mod kind;
 pub mod live_restore;
 pub mod lock;
 pub mod names;
+pub mod page_copy;
 pub mod retention;
 pub mod schedule;
 pub mod sources;

@@ -245,6 +245,13 @@ pub const OWNER_CONFLICT: Family = gauge(
     "1 while another database owns the replica path (its owner record names another identity) and this replica writes nothing, else 0",
 );
 
+pub const SOURCE_DAMAGED: Family = gauge(
+    "walstream_replica_source_damaged",
+    REPLICA,
+    Fold::Sum,
+    "1 while the database fails PRAGMA quick_check before this replica's snapshots (they are refused, so the latest restore point stays the last good one), else 0",
+);
+
 const DB_KIND: &[&str] = &["db", "kind"];
 pub const BACKUP_COUNT: Family = gauge(
     "walstream_backup_count",
@@ -339,6 +346,7 @@ pub const FAMILIES: &[Family] = &[
     LATEST_SNAPSHOT,
     OLDEST_RESTORE_POINT,
     OWNER_CONFLICT,
+    SOURCE_DAMAGED,
     BACKUP_COUNT,
     BACKUP_BYTES,
     BACKUP_NEWEST,
@@ -704,6 +712,8 @@ fn replica_samples(s: &mut Samples, db: &str, r: &ReplicaObservation) {
     }
     let refused = st.owner_conflict.is_some();
     s.add(OWNER_CONFLICT, &l, if refused { 1.0 } else { 0.0 });
+    let damaged = st.source_damaged.is_some();
+    s.add(SOURCE_DAMAGED, &l, if damaged { 1.0 } else { 0.0 });
 }
 
 #[cfg(test)]
@@ -986,6 +996,7 @@ mod tests {
         );
         assert_eq!(one(&f, "walstream_replica_uploaded_bytes_total", &r), 500.0);
         assert_eq!(one(&f, "walstream_replica_owner_conflict", &r), 0.0);
+        assert_eq!(one(&f, "walstream_replica_source_damaged", &r), 0.0);
         // Unknown until a snapshot / a listing exists.
         assert!(samples(&f, "walstream_replica_latest_snapshot_timestamp_seconds").is_empty());
         assert!(
@@ -1054,6 +1065,7 @@ mod tests {
         let mut obs = fleet(3);
         obs.dbs[0].replicas[1].status.owner_conflict = Some("other database".into());
         obs.dbs[2].replicas[0].status.owner_conflict = Some("other database".into());
+        obs.dbs[1].replicas[2].status.source_damaged = Some("/data/db-1.db: page 6".into());
         obs.dbs[1].replicas[0].lag = Duration::from_secs(9);
         obs.dbs[2].attached = false;
         let f = families_with(&obs, false);
@@ -1091,6 +1103,7 @@ mod tests {
         assert_eq!(one(&f, "walstream_db_attached", &[]), 2.0);
         assert_eq!(one(&f, "walstream_replica_lag_seconds", &[]), 9.0);
         assert_eq!(one(&f, "walstream_replica_owner_conflict", &[]), 2.0);
+        assert_eq!(one(&f, "walstream_replica_source_damaged", &[]), 1.0);
         // Per replica type already: the same as with labels.
         assert_eq!(
             one(&f, "litestream_replica_operation_total", &["s3", "PUT"]),

@@ -4,7 +4,8 @@
 //! What must stay true: the db's snapshot guard (which blocks walstream's checkpoints and holds
 //! the read transaction) lives until the upload finished, so the bytes read stay consistent; the
 //! file is streamed in chunks (memory a few MiB whatever the DB size); only one snapshot of a
-//! replica runs at a time.
+//! replica runs at a time; a database failing `PRAGMA quick_check` is never snapshotted
+//! (`check_source`, v0.3 here and LTX in `ltx::jobs`/`ltx::sync`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -26,6 +27,7 @@ impl Replica {
             self.ltx_snapshot().await?;
             return Ok(("ltx".to_string(), 0));
         }
+        self.check_source().await?;
         let _one_at_a_time = self.snapshot_lock.lock().await;
         let _permit = match &self.snapshot_permits {
             Some(p) => Some(p.acquire().await.map_err(|_| {

@@ -52,6 +52,10 @@ pub struct ReplicaStatus {
     /// Set while another database owns the replica path (the refusal message of
     /// [`super::owner`]); this replica writes nothing meanwhile.
     pub owner_conflict: Option<String>,
+    /// Set while the database fails `PRAGMA quick_check` before a snapshot (the finding):
+    /// snapshots are refused, so the replica's latest restore point stays the last good one.
+    /// Cleared by the next check that passes.
+    pub source_damaged: Option<String>,
 }
 
 /// How a validation ended.

@@ -13,8 +13,8 @@ use super::body::{Source, range_stream};
 use super::plan::{IndexOffset, Step, StepError, next_step};
 use crate::db::check::{SourceCheck, quick_check};
 
-/// Longest `PRAGMA quick_check` before a new generation's first snapshot (about 1 GiB of a
-/// healthy database takes a few seconds).
+/// Longest `PRAGMA quick_check` before a snapshot or full image (about 1 GiB of a healthy
+/// database takes a few seconds; README "Damage at the source").
 pub const SOURCE_CHECK_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 use super::{Replica, ReplicaError, SnapshotMark};
 use crate::db::Pos;
@@ -183,21 +183,28 @@ impl Replica {
     async fn ensure_snapshot(&self, generation: &str) -> Result<(), ReplicaError> {
         if self.client.snapshots(generation).await?.is_empty() {
             debug!(db = %self.db_label, replica = %self.name(), generation, "no snapshot in generation");
-            self.check_source().await?;
             self.snapshot().await?;
         }
         Ok(())
     }
 
-    /// A new generation never starts from a damaged file: `PRAGMA quick_check` of the source
-    /// (bounded by [`SOURCE_CHECK_LIMIT`]) before its first snapshot. A check that runs out of
-    /// time lets the snapshot go ahead (with a warning): nothing is known against it.
-    async fn check_source(&self) -> Result<(), ReplicaError> {
+    /// A snapshot never stores a damaged file: `PRAGMA quick_check` of the source (bounded by
+    /// [`SOURCE_CHECK_LIMIT`]) before every snapshot and full image, so damage never becomes
+    /// the replica's latest restore point. The finding is kept in the status
+    /// (`source_damaged`) until a check passes. A check that runs out of time lets the
+    /// snapshot go ahead (with a warning): nothing is known against it.
+    pub(super) async fn check_source(&self) -> Result<(), ReplicaError> {
         let path = self.db.path().to_path_buf();
         let probe = path.clone();
         let found = crate::rt::spawn_blocking(move || quick_check(&probe, SOURCE_CHECK_LIMIT))
             .await
             .map_err(|e| ReplicaError::SnapshotFile(std::io::Error::other(e)))?;
+        if let SourceCheck::Damaged(detail) = &found {
+            let text = format!("{}: {detail}", path.display());
+            self.update_status(|s| s.source_damaged = Some(text));
+        } else {
+            self.update_status(|s| s.source_damaged = None);
+        }
         match found {
             SourceCheck::Ok => Ok(()),
             SourceCheck::OutOfTime => {

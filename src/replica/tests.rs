@@ -275,3 +275,76 @@ async fn damaged_source_is_not_snapshotted() {
         assert!(client.snapshots(g).await.expect("snapshots").is_empty());
     }
 }
+
+/// Damage found after the generation started: the periodic (or requested) snapshot is refused,
+/// the status says so until a check passes, and the replica's latest point stays the last good
+/// one.
+#[tokio::test]
+async fn a_database_damaged_later_is_not_snapshotted_and_latest_stays_good() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = crate::db::check::testkit::filled_database(dir.path());
+    let db = crate::db::Db::new(&crate::config::DbConfig::with_defaults(&path));
+    db.open().await.expect("open db");
+    db.sync().await.expect("db sync");
+    let target = crate::config::ReplicaTarget::File {
+        path: dir.path().join("replica"),
+    };
+    let client = ReplicaClient::new(&target).expect("client");
+    let cfg = crate::config::ReplicaConfig::with_defaults("file".into(), target);
+    let replica = Replica::new(Arc::clone(&db), cfg, client.clone());
+    let start = replica.sync().await.expect("first round").expect("pos");
+    let good = std::fs::read(&path).expect("read good bytes");
+    assert_eq!(replica.status().source_damaged, None);
+
+    crate::db::check::testkit::damage(&path);
+    let err = replica
+        .snapshot()
+        .await
+        .expect_err("a damaged database must not be snapshotted");
+    assert!(
+        matches!(err, crate::replica::ReplicaError::Damaged { .. }),
+        "{err}"
+    );
+    let finding = replica
+        .status()
+        .source_damaged
+        .expect("status names the damage");
+    assert!(finding.contains("app.db"), "{finding}");
+    let snapshots = client.snapshots(&start.generation).await.expect("list");
+    assert_eq!(
+        snapshots.len(),
+        1,
+        "only the good first snapshot: {snapshots:?}"
+    );
+
+    // Latest restores the good content.
+    let out = dir.path().join("restored.db");
+    let source = crate::restore::ReplicaRef {
+        name: "file",
+        client: &client,
+    };
+    let req = crate::restore::RestoreRequest {
+        output: out.clone(),
+        generation: None,
+        index: None,
+        timestamp: None,
+        exec: crate::restore::ExecOptions::default(),
+        if_replica_exists: false,
+    };
+    crate::restore::restore(&[source], &req)
+        .await
+        .expect("restore of latest");
+    let restored = Connection::open(&out).expect("open restored");
+    let n: i64 = restored
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 500);
+
+    // Repaired: the next snapshot goes ahead and the status clears.
+    std::fs::write(&path, good).expect("repair");
+    replica
+        .snapshot()
+        .await
+        .expect("snapshot of the repaired database");
+    assert_eq!(replica.status().source_damaged, None);
+}

@@ -171,6 +171,10 @@ pub struct ReplicaStatusDoc {
     /// Set while another database owns the replica path: the refusal (nothing is written).
     #[serde(default)]
     pub owner_conflict: Option<String>,
+    /// Set while the database fails `PRAGMA quick_check` before this replica's snapshots:
+    /// the finding (snapshots are refused; the latest restore point stays the last good one).
+    #[serde(default)]
+    pub source_damaged: Option<String>,
 }
 
 /// Result of a replica's last validation (spec §4.6).
@@ -265,6 +269,7 @@ fn replica_status(r: &ReplicaObservation) -> ReplicaStatusDoc {
         restore_points_refreshed_at: opt_time(r.points.refreshed_at),
         validation: validation_doc(st),
         owner_conflict: st.owner_conflict.clone(),
+        source_damaged: st.source_damaged.clone(),
     }
 }
 
@@ -445,6 +450,11 @@ pub fn readiness(obs: &Observation, max_lag: Duration) -> ReadyDoc {
             let name = Some(r.status.name.as_str());
             if let Some(conflict) = &r.status.owner_conflict {
                 problem(name, format!("replica refused: {conflict}"));
+            } else if let Some(damage) = &r.status.source_damaged {
+                problem(
+                    name,
+                    format!("database fails quick_check, not snapshotted: {damage}"),
+                );
             } else if r.status.last_sync.is_none() {
                 problem(name, "replica has not completed a sync yet".into());
             } else if r.lag > max_lag {

@@ -203,6 +203,28 @@ fn a_replica_refused_by_its_owner_record_is_not_ready_and_shows_why() {
 }
 
 #[test]
+fn a_replica_refusing_a_damaged_database_is_not_ready_and_shows_the_finding() {
+    let max = Duration::from_secs(5);
+    let mut obs = observation(vec![replica("s3", 0, true), replica("file", 0, true)], true);
+    let finding = "/data/app.db: *** in database main *** Tree 2 page 6: btreeInitPage() returns error code 11";
+    obs.dbs[0].replicas[1].status.source_damaged = Some(finding.into());
+    let doc = readiness(&obs, max);
+    assert!(!doc.ready);
+    assert_eq!(doc.problems.len(), 1, "{doc:?}");
+    assert_eq!(doc.problems[0].replica.as_deref(), Some("file"));
+    assert_eq!(
+        doc.problems[0].reason,
+        format!("database fails quick_check, not snapshotted: {finding}")
+    );
+    let status = serde_json::to_value(StatusDoc::from_observation(&obs)).expect("json");
+    assert_eq!(
+        status["databases"][0]["replicas"][1]["source_damaged"],
+        finding
+    );
+    assert!(status["databases"][0]["replicas"][0]["source_damaged"].is_null());
+}
+
+#[test]
 fn db_failing_longer_than_max_lag_is_not_ready() {
     let max = Duration::from_secs(5);
     let mut obs = observation(vec![replica("s3", 0, true)], true);

@@ -117,7 +117,7 @@ impl Replica {
             })?),
             None => None,
         };
-        let mut cursor = ltx.cursor.lock().await;
+        let cursor = ltx.cursor.lock().await;
         // Nothing committed since the newest snapshot: skip without taking the snapshot guard
         // (its checkpoint would itself add a TXID, so an idle database would never be skipped).
         let known = crate::rt::lock(&ltx.known).level_max[usize::from(SNAPSHOT_LEVEL)];
@@ -143,6 +143,10 @@ impl Replica {
         {
             return Ok(None);
         }
+        // The check reads the whole database: syncs go on meanwhile (the cursor is free).
+        drop(cursor);
+        self.check_source().await?;
+        let mut cursor = ltx.cursor.lock().await;
         let guard = self.db.begin_snapshot().await?;
         let mut cur = match cursor.take() {
             Some(c) => c,

@@ -133,6 +133,7 @@ impl Replica {
                         ),
                         None => None,
                     };
+                    self.check_source().await?;
                     let g = self.db.begin_snapshot().await?;
                     self.ltx_full_image(cur, &g).await
                 }

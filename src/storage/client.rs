@@ -14,6 +14,7 @@
 //!   1 MiB chunks by [`local_read`], remote bodies as the store delivers them.
 
 use std::io;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream};
@@ -24,7 +25,7 @@ use object_store::{Attributes, GetOptions, GetResultPayload, ObjectMeta};
 use super::azure_list::AzureLister;
 use super::listing::{self, DirListing, ListedFile};
 use super::local_read;
-use super::retry::{AttemptError, classify, retry};
+use super::retry::{ANSWER_TIMEOUT, LISTING_TIMEOUT, bounded, classify, retry};
 use super::{
     Lister, Op, ReplicaClient, SegmentInfo, SnapshotInfo, StorageError, age, layout, upload,
 };
@@ -237,8 +238,12 @@ impl ReplicaClient {
         let path = parse_path(&key)?;
         let shown = key.clone();
         let store = self.inner.store.as_ref();
-        let result = retry(&self.policy, self.stats(), Op::Get, &key, || async {
-            Ok(store.get_opts(&path, GetOptions::default()).await?)
+        let result = retry(&self.policy, self.stats(), Op::Get, &key, || {
+            bounded(
+                "GET",
+                ANSWER_TIMEOUT,
+                store.get_opts(&path, GetOptions::default()),
+            )
         })
         .await?;
         self.stats().record_op(Op::Get);
@@ -271,8 +276,12 @@ impl ReplicaClient {
     async fn list_dir_store(&self, dir_key: &str) -> Result<DirListing, StorageError> {
         let path = parse_path(dir_key)?;
         let store = self.inner.store.as_ref();
-        let listing = retry(&self.policy, self.stats(), Op::List, dir_key, || async {
-            Ok(store.list_with_delimiter(Some(&path)).await?)
+        let listing = retry(&self.policy, self.stats(), Op::List, dir_key, || {
+            bounded(
+                "LIST",
+                LISTING_TIMEOUT,
+                store.list_with_delimiter(Some(&path)),
+            )
         })
         .await?;
         self.stats().record_op(Op::List);
@@ -314,10 +323,9 @@ impl ReplicaClient {
         let mut listing = DirListing::default();
         let mut marker: Option<String> = None;
         loop {
-            let page = retry(&self.policy, self.stats(), Op::List, dir_key, || async {
-                Ok(azure
-                    .list_page(dir_key, marker.as_deref(), self.list_page_size)
-                    .await?)
+            let page = retry(&self.policy, self.stats(), Op::List, dir_key, || {
+                let page = azure.list_page(dir_key, marker.as_deref(), self.list_page_size);
+                bounded("LIST page", ANSWER_TIMEOUT, page)
             })
             .await?;
             self.stats().record_op(Op::List);
@@ -333,11 +341,14 @@ impl ReplicaClient {
     async fn list_all(&self, dir_key: &str) -> Result<Vec<Path>, StorageError> {
         let path = parse_path(dir_key)?;
         let store = self.inner.store.as_ref();
-        let metas: Vec<ObjectMeta> =
-            retry(&self.policy, self.stats(), Op::List, dir_key, || async {
-                Ok(store.list(Some(&path)).try_collect().await?)
-            })
-            .await?;
+        let metas: Vec<ObjectMeta> = retry(&self.policy, self.stats(), Op::List, dir_key, || {
+            bounded(
+                "LIST",
+                LISTING_TIMEOUT,
+                store.list(Some(&path)).try_collect(),
+            )
+        })
+        .await?;
         self.stats().record_op(Op::List);
         Ok(metas.into_iter().map(|m| m.location).collect())
     }
@@ -365,16 +376,20 @@ impl ReplicaClient {
             n => format!("{first} (+{} more)", n - 1),
         };
         let store = self.inner.store.as_ref();
-        retry(&self.policy, self.stats(), Op::Delete, &label, || async {
+        // A batch is one request on S3 and up to one per key elsewhere: 10 ms per key on top.
+        let limit = ANSWER_TIMEOUT + Duration::from_millis(10) * batch.len() as u32;
+        retry(&self.policy, self.stats(), Op::Delete, &label, || {
             let input = stream::iter(batch.iter().cloned().map(Ok).collect::<Vec<_>>()).boxed();
-            let mut results = store.delete_stream(input);
-            while let Some(res) = results.next().await {
-                match res {
-                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(AttemptError::Store(e)),
+            bounded("DELETE", limit, async move {
+                let mut results = store.delete_stream(input);
+                while let Some(res) = results.next().await {
+                    match res {
+                        Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         })
         .await?;
         self.stats().record_op(Op::Delete);

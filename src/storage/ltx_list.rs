@@ -23,7 +23,7 @@ use futures::stream::BoxStream;
 use object_store::{Attribute, GetOptions};
 
 use super::client::parse_path;
-use super::retry::retry;
+use super::retry::{ANSWER_TIMEOUT, bounded, retry};
 use super::{Op, ReplicaClient, StorageError, layout};
 use crate::ltx;
 
@@ -169,12 +169,12 @@ impl ReplicaClient {
     ) -> Result<Option<DateTime<Utc>>, StorageError> {
         let path = parse_path(&key)?;
         let store = self.inner.store.as_ref();
-        let result = retry(&self.policy, self.stats(), Op::Get, &key, || async {
+        let result = retry(&self.policy, self.stats(), Op::Get, &key, || {
             let opts = GetOptions {
                 head: true,
                 ..GetOptions::default()
             };
-            Ok(store.get_opts(&path, opts).await?)
+            bounded("HEAD", ANSWER_TIMEOUT, store.get_opts(&path, opts))
         })
         .await?;
         self.stats().record_op(Op::Get);

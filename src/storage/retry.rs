@@ -7,6 +7,10 @@
 //!   408, 429, connection/timeout errors, unknown generic errors) is retried up to
 //!   [`RetryPolicy::max_attempts`].
 //! - Each retry is counted once in [`StorageStats`].
+//! - Every attempt of a request is bounded ([`bounded`]: uploads by their size in
+//!   `storage::upload`, a GET's headers and an Azure listing page by [`ANSWER_TIMEOUT`], a
+//!   listing by [`LISTING_TIMEOUT`], a DELETE batch by its size), so a hung request is
+//!   abandoned and retried instead of waiting for the HTTP client's read timeout.
 //! - `object_store`'s own request retries are kept small ([`inner_retry_config`]) so the two
 //!   layers together stay within tens of seconds, not minutes.
 
@@ -20,6 +24,13 @@ use object_store::{BackoffConfig, RetryConfig};
 use super::azure_list::ListStatusError;
 use super::stats::StorageStats;
 use super::{Op, StorageError};
+
+/// Longest wait for the answer to one small request: a GET's headers (the body then streams
+/// under the HTTP client's read timeout), one page of an Azure listing, a DELETE batch's base.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for one delimiter or recursive listing, which `object_store` pages through
+/// internally (one request per 1,000 keys).
+pub const LISTING_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Default number of attempts of one logical operation (1 try + 3 retries).
 const DEFAULT_MAX_ATTEMPTS: u32 = 4;
@@ -129,6 +140,31 @@ where
         tracing::debug!(%op, key, attempts, error = %source, "retrying storage operation");
         tokio::time::sleep(policy.backoff(attempts)).await;
     }
+}
+
+/// `step` bounded by `limit`; running out of time is a transient error, so [`retry`] tries
+/// again: a hung request costs `limit`, not the HTTP client's 60 s read timeout.
+pub async fn bounded<T, E: Into<AttemptError>>(
+    what: &'static str,
+    limit: Duration,
+    step: impl Future<Output = Result<T, E>>,
+) -> Result<T, AttemptError> {
+    match tokio::time::timeout(limit, step).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(timed_out(what, limit)),
+    }
+}
+
+/// The transient error of a request abandoned after `limit`.
+fn timed_out(what: &'static str, limit: Duration) -> AttemptError {
+    AttemptError::Store(object_store::Error::Generic {
+        store: "walstream",
+        source: format!(
+            "{what} not answered within {:.1}s (abandoned, retried)",
+            limit.as_secs_f64()
+        )
+        .into(),
+    })
 }
 
 /// Turns a store error into the matching [`StorageError`] (no retry decision involved).

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload};
 
 use super::client::parse_path;
-use super::retry::{AttemptError, retry};
+use super::retry::{ANSWER_TIMEOUT, AttemptError, bounded, retry};
 use super::{Op, ReplicaClient, StorageError, layout};
 
 /// The largest root object a GET accepts.
@@ -38,13 +38,15 @@ impl ReplicaClient {
         let key = self.root_key(name)?;
         let path = parse_path(&key)?;
         let store = self.object_store();
-        let result = retry(self.retry_policy(), self.stats(), Op::Get, &key, || async {
-            let got = store.get_opts(&path, GetOptions::default()).await?;
-            if got.meta.size > MAX_ROOT_OBJECT_BYTES {
-                let size = got.meta.size;
-                return Err(AttemptError::Fatal(too_large(&key, size)));
-            }
-            Ok(got.bytes().await?)
+        let result = retry(self.retry_policy(), self.stats(), Op::Get, &key, || {
+            bounded("GET", ANSWER_TIMEOUT, async {
+                let got = store.get_opts(&path, GetOptions::default()).await?;
+                if got.meta.size > MAX_ROOT_OBJECT_BYTES {
+                    let size = got.meta.size;
+                    return Err(AttemptError::Fatal(too_large(&key, size)));
+                }
+                Ok(got.bytes().await?)
+            })
         })
         .await;
         match result {
@@ -68,33 +70,14 @@ impl ReplicaClient {
     ) -> Result<RootPut, StorageError> {
         let key = self.root_key(name)?;
         let path = parse_path(&key)?;
-        let store = self.object_store();
         let size = body.len() as u64;
-        let outcome = retry(self.retry_policy(), self.stats(), Op::Put, &key, || async {
-            let payload = PutPayload::from(body.clone());
-            if !create_only {
-                store
-                    .put_opts(&path, payload, PutOptions::default())
-                    .await?;
-                return Ok(RootPut::Stored);
-            }
-            let opts = PutOptions::from(PutMode::Create);
-            match store.put_opts(&path, payload, opts).await {
-                Ok(_) => Ok(RootPut::Stored),
-                Err(object_store::Error::AlreadyExists { .. })
-                | Err(object_store::Error::Precondition { .. }) => Ok(RootPut::Exists),
-                Err(
-                    object_store::Error::NotImplemented { .. }
-                    | object_store::Error::NotSupported { .. },
-                ) => {
-                    let payload = PutPayload::from(body.clone());
-                    store
-                        .put_opts(&path, payload, PutOptions::default())
-                        .await?;
-                    Ok(RootPut::Stored)
-                }
-                Err(e) => Err(AttemptError::Store(e)),
-            }
+        let limit = super::upload::step_timeout(body.len());
+        let outcome = retry(self.retry_policy(), self.stats(), Op::Put, &key, || {
+            bounded(
+                "PUT",
+                limit,
+                self.put_root_attempt(&path, &body, create_only),
+            )
         })
         .await?;
         if outcome == RootPut::Stored {
@@ -103,6 +86,40 @@ impl ReplicaClient {
             self.apply_local_modes(&key);
         }
         Ok(outcome)
+    }
+
+    /// One attempt of [`Self::put_root_object`]'s PUT.
+    async fn put_root_attempt(
+        &self,
+        path: &object_store::path::Path,
+        body: &Bytes,
+        create_only: bool,
+    ) -> Result<RootPut, AttemptError> {
+        let store = self.object_store();
+        let payload = PutPayload::from(body.clone());
+        if !create_only {
+            store
+                .put_opts(path, payload, PutOptions::default())
+                .await?;
+            return Ok(RootPut::Stored);
+        }
+        let opts = PutOptions::from(PutMode::Create);
+        match store.put_opts(path, payload, opts).await {
+            Ok(_) => Ok(RootPut::Stored),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(RootPut::Exists),
+            Err(
+                object_store::Error::NotImplemented { .. }
+                | object_store::Error::NotSupported { .. },
+            ) => {
+                let payload = PutPayload::from(body.clone());
+                store
+                    .put_opts(path, payload, PutOptions::default())
+                    .await?;
+                Ok(RootPut::Stored)
+            }
+            Err(e) => Err(AttemptError::Store(e)),
+        }
     }
 
     /// `<root>/<name>` for a plain object name that no listing parses.

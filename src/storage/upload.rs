@@ -37,22 +37,11 @@ pub fn step_timeout(bytes: usize) -> Duration {
     STEP_BASE + Duration::from_secs_f64(bytes as f64 / MIN_RATE)
 }
 
-/// `step` bounded by `limit`; running out of time is a transient error (retried).
 async fn bounded<T>(
     limit: Duration,
     step: impl std::future::Future<Output = object_store::Result<T>>,
 ) -> Result<T, AttemptError> {
-    match tokio::time::timeout(limit, step).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(AttemptError::Store(object_store::Error::Generic {
-            store: "walstream",
-            source: format!(
-                "upload step not answered within {:.1}s (abandoned, retried)",
-                limit.as_secs_f64()
-            )
-            .into(),
-        })),
-    }
+    super::retry::bounded("upload step", limit, step).await
 }
 
 /// Part size on object stores (the largest body sent there as one PUT).

@@ -18,6 +18,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use rusqlite::Connection;
 use serde_json::Value;
@@ -351,6 +352,107 @@ fn api_compares_and_streams_exports_behind_the_token() {
     assert!(r.body.contains("nope"), "{}", r.body);
     let r = ws.get_auth(&format!("{base}/{id}/export"), TOKEN);
     assert_eq!(r.status, 400, "{}", r.body);
+    ws.proc.stop();
+}
+
+/// `?async=true` makes compare and export data jobs: 202 with a job whose record shows only
+/// where the answer is; the answer itself (database content) needs the token at
+/// `GET /api/v1/jobs/{id}/result`, and equals the synchronous answer.
+#[test]
+fn compare_and_export_run_as_data_jobs_whose_results_need_the_token() {
+    let (_keep, dir) = tempdir();
+    let (db, app) = seeded(&dir);
+    let (ws, created) = serve_and_back_up(&dir, &db);
+    let base = "/api/v1/databases/app.db/backups";
+    let id = created["id"].as_str().expect("id").to_string();
+    app.execute_batch(CHANGES).expect("changes");
+    let bearer = format!("Bearer {TOKEN}");
+
+    let start = |url: &str| -> Value {
+        let r = ws.get_auth(url, TOKEN);
+        assert_eq!(r.status, 202, "{url}: {}", r.body);
+        let job = r.json();
+        let location = r.headers.get("location").expect("location");
+        assert_eq!(
+            location.to_str().expect("ascii"),
+            job["url"].as_str().expect("url")
+        );
+        job
+    };
+    let finished = |job: &Value| -> Value {
+        let url = job["url"].as_str().expect("url").to_string();
+        let mut doc = Value::Null;
+        common::poll_until(Duration::from_secs(60), "the data job to end", || {
+            doc = ws.get(&url).json();
+            doc["state"] != "running"
+        });
+        doc
+    };
+
+    // Compare: the job ends with the result's URL, type and size, never the rows.
+    let job = start(&format!("{base}/compare?a={id}&b=live&async=true"));
+    assert_eq!(job["operation"], "compare");
+    let done = finished(&job);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    let result = &done["result"];
+    assert_eq!(result["content_type"], "application/json");
+    let url = result["url"].as_str().expect("result url").to_string();
+    let shown = done.to_string();
+    assert!(
+        !shown.contains("nine") && !shown.contains("TWO"),
+        "the job shows content: {done:#}"
+    );
+    assert_eq!(ws.get(&url).status, 401, "the result needs the token");
+    assert_eq!(ws.get_auth(&url, "wrong").status, 403);
+    let r = ws.get_auth(&url, TOKEN);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body.len() as u64,
+        result["bytes"].as_u64().expect("bytes")
+    );
+    assert_known_differences(&r.json());
+    let sync = ws.get_auth(&format!("{base}/compare?a={id}&b=live"), TOKEN);
+    assert_eq!(
+        r.json(),
+        sync.json(),
+        "the job's answer differs from the synchronous one"
+    );
+    // The jobs list shows it, without content.
+    let list = ws.get("/api/v1/jobs");
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains(job["id"].as_str().expect("id")));
+
+    // Export: the CSV, byte for byte the shell's, with the download name.
+    let job = start(&format!("{base}/live/export?table=t&async=true"));
+    let done = finished(&job);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    let url = done["result"]["url"].as_str().expect("url").to_string();
+    let r = ws.get_auth(&url, TOKEN);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.headers.get("content-type").expect("type"),
+        "text/csv; charset=utf-8"
+    );
+    assert!(r.headers.get("content-disposition").is_some());
+    assert_eq!(r.body, String::from_utf8_lossy(&shell_csv(&db, "t")));
+
+    // A failing export is a failed job with the synchronous error, and no result.
+    let job = start(&format!("{base}/{id}/export?table=nope&async=true"));
+    let done = finished(&job);
+    assert_eq!(done["state"], "failed", "{done:#}");
+    assert_eq!(done["status"], 400);
+    let r = ws.get_auth(
+        &format!("{}/result", job["url"].as_str().expect("url")),
+        TOKEN,
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    // Unknown jobs and bad flags.
+    assert_eq!(ws.get_auth("/api/v1/jobs/nope/result", TOKEN).status, 404);
+    let r = ws.get_auth(&format!("{base}/compare?a={id}&b=live&async=maybe"), TOKEN);
+    assert_eq!(r.status, 400, "{}", r.body);
+    // Data jobs take no operation lock: a backup runs meanwhile.
+    let r = ws.post(&format!("{base}?async=true"), Some(&bearer));
+    assert_eq!(r.status, 202, "{}", r.body);
     ws.proc.stop();
 }
 

@@ -341,6 +341,32 @@ fn every_endpoint_answers_as_the_openapi_document_says() {
     assert_eq!(r.status, 200, "{}", r.body);
     let r = api.call(Method::GET, export, (&id, "?table=nope"), None, Auth::Token);
     assert_eq!(r.status, 400, "{}", r.body);
+    // The same compare as a data job: 202, then its answer at …/result (the token again).
+    let async_query = format!("{query}&async=true");
+    let r = api.call(Method::GET, compare, ("", &async_query), None, Auth::Token);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let data_job = r.json()["id"].as_str().expect("job id").to_string();
+    common::poll_until(support::DEADLINE, "the compare job to end", || {
+        let doc = api
+            .call(Method::GET, job, (&data_job, ""), None, Auth::None)
+            .json();
+        doc["state"] == "succeeded"
+    });
+    let result = "/api/v1/jobs/{id}/result";
+    let r = api.call(Method::GET, result, (&data_job, ""), None, Auth::Token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api.call(Method::GET, result, (&data_job, ""), None, Auth::None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = api.call(Method::GET, result, ("nope", ""), None, Auth::Token);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = api.call(
+        Method::GET,
+        export,
+        (&id, "?table=t&async=true"),
+        None,
+        Auth::Token,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
     let missing = "20200101T000000Z-abcdef";
     let r = api.call(
         Method::GET,

@@ -66,7 +66,7 @@ struct Admin {
     /// Built on first use per database (databases join and leave the fleet while it runs).
     dbs: std::sync::Mutex<HashMap<String, Arc<AdminDb>>>,
     /// Every mutating operation's job.
-    jobs: jobs::Jobs,
+    jobs: Arc<jobs::Jobs>,
 }
 
 struct AdminDb {
@@ -89,7 +89,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> 
     let admin = Arc::new(Admin {
         shared: Arc::clone(shared),
         dbs: std::sync::Mutex::new(HashMap::new()),
-        jobs: jobs::Jobs::default(),
+        jobs: Arc::default(),
     });
     let read = || axum::middleware::from_fn_with_state(Arc::clone(shared), require_read);
     let mutate = || axum::middleware::from_fn_with_state(Arc::clone(shared), require_mutate);
@@ -130,6 +130,10 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(shared: &Arc<Shared>) -> 
             post(drill::drill).route_layer(mutate()),
         )
         .route("/api/v1/jobs/{id}", get(jobs::get_job).route_layer(read()))
+        .route(
+            "/api/v1/jobs/{id}/result",
+            get(jobs::job_result).route_layer(data()),
+        )
         .route(
             &format!("{base}/backups/compare"),
             get(data::compare).route_layer(data()),

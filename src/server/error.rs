@@ -40,6 +40,10 @@ pub enum ApiError {
     NotFound(String),
     /// 409: another admin operation runs on the database.
     Busy(Busy),
+    /// 409 with this text (a job's result asked for while it runs).
+    Conflict(String),
+    /// 410 with this text (a job result that has been deleted).
+    Gone(String),
     /// 413: the declared body is larger than the limit (bytes).
     TooLarge(u64),
     /// 415 with this text (an upload whose `Content-Type` is not a database file's).
@@ -102,7 +106,8 @@ impl ApiError {
             ApiError::Denied(Denied::Missing) => StatusCode::UNAUTHORIZED,
             ApiError::Denied(Denied::Disabled(_) | Denied::Wrong) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Busy(_) => StatusCode::CONFLICT,
+            ApiError::Busy(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Action { error, .. } => action_status(error),
@@ -203,6 +208,8 @@ impl ApiError {
             ApiError::Denied(d) => doc(d.to_string(), None, None),
             ApiError::BadRequest(text)
             | ApiError::NotFound(text)
+            | ApiError::Conflict(text)
+            | ApiError::Gone(text)
             | ApiError::Unavailable(text)
             | ApiError::UnsupportedMediaType(text)
             | ApiError::Internal(text) => doc(text, None, None),

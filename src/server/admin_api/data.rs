@@ -2,6 +2,10 @@
 //! page of changed rows between two backups or a backup and `live`) and
 //! `GET …/backups/{id}/export?table=T` (one table as CSV, streamed; `{id}` may be `live`).
 //!
+//! With `async=true` either runs as a data job instead (`jobs::run_data_job`): `202` with the
+//! job at once, the answer written to the job's result file and served by
+//! `GET /api/v1/jobs/{id}/result` (also behind the `data` layer).
+//!
 //! What must stay true: both answer database content, so both sit behind the `data` layer (the
 //! token always); both only read; every parameter is checked before anything is opened (400
 //! naming it), an unknown backup is a 404; an export streams through a bounded channel from a
@@ -76,9 +80,10 @@ pub(super) async fn compare(
     State(a): Ctx,
     Path(db): Path<String>,
     query: Pairs,
-) -> Result<Json<Comparison>, ApiError> {
+) -> Result<Response, ApiError> {
     let d = a.db(&db)?;
-    let params = query_params(query, &["a", "b", "table", "offset", "limit"], &[])?;
+    let params = query_params(query, &["a", "b", "table", "offset", "limit", "async"], &[])?;
+    let asynchronous = super::jobs::async_flag(one(&params, "async"))?;
     let (from, to) = (source(&params, "a")?, source(&params, "b")?);
     let page = Page::new(
         one(&params, "table").map(String::from),
@@ -90,7 +95,27 @@ pub(super) async fn compare(
         let point = replica.as_deref().map(point_replica);
         compare_sources(&store, (&from, &to), page, point).await
     };
-    Ok(Json(super::run_work(a.life(), work).await??))
+    if asynchronous {
+        let kind = ("application/json", "json", None);
+        return super::jobs::run_data_job(&a, &d, "compare", kind, |job, out| async move {
+            job.set_phase("comparing");
+            let comparison = work.await?;
+            blocking(move || write_json(&out, &comparison)).await?;
+            Ok(())
+        })
+        .await;
+    }
+    Ok(Json(super::run_work(a.life(), work).await??).into_response())
+}
+
+/// The comparison as the synchronous answer's JSON, into the job's result file.
+fn write_json(out: &std::path::Path, c: &Comparison) -> Result<(), crate::admin::AdminError> {
+    let file = std::fs::File::create(out).map_err(crate::admin::AdminError::io("create", out))?;
+    let mut w = std::io::BufWriter::new(file);
+    serde_json::to_writer(&mut w, c)
+        .map_err(|e| crate::admin::AdminError::io("write", out)(std::io::Error::other(e)))?;
+    w.flush()
+        .map_err(crate::admin::AdminError::io("write", out))
 }
 
 /// The replica a point-in-time side restores from (the first configured one).
@@ -111,7 +136,8 @@ pub(super) async fn export(
     query: Pairs,
 ) -> Result<Response, ApiError> {
     let d = a.db(&db)?;
-    let params = query_params(query, &["table"], &[])?;
+    let params = query_params(query, &["table", "async"], &[])?;
+    let asynchronous = super::jobs::async_flag(one(&params, "async"))?;
     let table = one(&params, "table")
         .ok_or_else(|| ApiError::BadRequest("parameter \"table\" is required".into()))?
         .to_string();
@@ -122,6 +148,26 @@ pub(super) async fn export(
         let point = replica.as_deref().map(point_replica);
         resolve(&store, &source, point).await
     };
+    if asynchronous {
+        let disposition = super::attachment(&d.entry, &format!("{id}-{table}"), "csv");
+        let kind = ("text/csv; charset=utf-8", "csv", Some(disposition));
+        return super::jobs::run_data_job(&a, &d, "export", kind, |job, out| async move {
+            job.set_phase("resolving");
+            let resolved = resolving.await?;
+            job.set_phase("exporting");
+            blocking(move || {
+                let file = std::fs::File::create(&out)
+                    .map_err(crate::admin::AdminError::io("create", &out))?;
+                let mut w = std::io::BufWriter::with_capacity(CHUNK, file);
+                export_csv(resolved.side(), &table, &mut w)?;
+                w.flush()
+                    .map_err(crate::admin::AdminError::io("write", &out))
+            })
+            .await?;
+            Ok(())
+        })
+        .await;
+    }
     let resolved = super::run_work(a.life(), resolving).await??;
     let name = table.clone();
     let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(IN_FLIGHT);

@@ -10,9 +10,17 @@
 //! - a job's recorded outcome is exactly the status and body the synchronous request answers;
 //! - only the newest [`KEEP`] jobs are remembered, and a job never holds database content (its
 //!   result is the operation's JSON answer: records, ids, positions), so listing jobs needs only
-//!   the read permission.
+//!   the read permission;
+//! - the read-only data operations (`compare`, `export`) run as *data jobs* with `?async=true`:
+//!   no operation lock (they change nothing), and their answer — database content — goes to a
+//!   file in `<backups>/.results/` that only `GET /api/v1/jobs/{id}/result` serves, behind the
+//!   token like the synchronous endpoints; the job itself shows the result's URL, type and
+//!   size. Only the newest [`KEEP_RESULTS`] result files are kept (older ones are deleted and
+//!   answer 410), a forgotten job's file is deleted with it, and a database's results folder
+//!   is emptied when this process first uses it (results of an earlier run are unreachable).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -27,6 +35,8 @@ use super::{Admin, AdminDb, ApiError, Ctx, Pairs};
 
 /// Jobs remembered (running ones are never dropped).
 const KEEP: usize = 200;
+/// Result files of data jobs kept at once (the newest).
+const KEEP_RESULTS: usize = 20;
 
 /// The jobs of this process.
 #[derive(Debug, Default)]
@@ -38,6 +48,8 @@ pub(super) struct Jobs {
 struct Inner {
     seq: u64,
     recent: VecDeque<Arc<Job>>,
+    /// Results folders emptied by this process.
+    cleaned: BTreeSet<PathBuf>,
 }
 
 /// One operation.
@@ -48,6 +60,17 @@ pub(super) struct Job {
     operation: &'static str,
     started: String,
     state: Mutex<JobState>,
+    /// A data job's answer file (`None` for other jobs, and once deleted).
+    result: Mutex<Option<ResultFile>>,
+}
+
+/// Where a data job writes its answer and how it is served.
+#[derive(Debug, Clone)]
+pub(super) struct ResultFile {
+    pub path: PathBuf,
+    pub content_type: &'static str,
+    /// `Content-Disposition` of a download (CSV), `None` for JSON.
+    pub disposition: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -113,15 +136,50 @@ impl Jobs {
             operation,
             started: now(),
             state: Mutex::new(JobState::Running { phase: None }),
+            result: Mutex::new(None),
         });
         inner.recent.push_back(Arc::clone(&job));
         while inner.recent.len() > KEEP {
             let Some(pos) = inner.recent.iter().position(|j| !j.is_running()) else {
                 break;
             };
-            inner.recent.remove(pos);
+            if let Some(gone) = inner.recent.remove(pos) {
+                gone.delete_result();
+            }
         }
         job
+    }
+
+    /// Deletes the result files of finished data jobs beyond the newest [`KEEP_RESULTS`].
+    fn trim_results(&self) {
+        let inner = crate::rt::lock(&self.inner);
+        let finished_with_file = inner
+            .recent
+            .iter()
+            .rev()
+            .filter(|j| !j.is_running() && crate::rt::lock(&j.result).is_some());
+        for old in finished_with_file.skip(KEEP_RESULTS) {
+            old.delete_result();
+        }
+    }
+
+    /// `<backups>/.results`, emptied the first time this process uses it.
+    fn results_dir(&self, backups: &FsPath) -> Result<PathBuf, ApiError> {
+        let dir = backups.join(".results");
+        let mut inner = crate::rt::lock(&self.inner);
+        if inner.cleaned.insert(dir.clone()) {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    inner.cleaned.remove(&dir);
+                    return Err(ApiError::Internal(format!("empty {}: {e}", dir.display())));
+                }
+            }
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ApiError::Internal(format!("create {}: {e}", dir.display())))?;
+        Ok(dir)
     }
 
     /// Forgets a job that never started (its lock was busy).
@@ -136,6 +194,14 @@ impl Jobs {
 }
 
 impl Job {
+    /// Deletes this job's result file, if any (best effort: a file that cannot be deleted is
+    /// left for the next process to empty the folder).
+    fn delete_result(&self) {
+        if let Some(r) = crate::rt::lock(&self.result).take() {
+            let _ = std::fs::remove_file(&r.path);
+        }
+    }
+
     fn is_running(&self) -> bool {
         matches!(*crate::rt::lock(&self.state), JobState::Running { .. })
     }
@@ -290,17 +356,177 @@ pub(super) async fn get_job(
     State(a): Ctx,
     Path(id): Path<String>,
 ) -> Result<Json<JobDoc>, ApiError> {
-    let job = a.jobs.get(&id).ok_or_else(|| {
-        let shown: String = id.chars().take(64).collect();
-        ApiError::NotFound(format!(
-            "unknown job {shown:?} (jobs are kept in memory, the newest {KEEP})"
-        ))
-    })?;
+    let job = a.jobs.get(&id).ok_or_else(|| unknown_job(&id))?;
     Ok(Json(job.doc()))
+}
+
+/// Runs the read-only `work` as data job `op` of database `d` and answers `202` with the job at
+/// once. `work` writes its answer to the path it is given (with the `ResultFile`'s type); the
+/// job then records the result's URL, type and size, never the content.
+pub(super) async fn run_data_job<F, W>(
+    a: &Admin,
+    d: &AdminDb,
+    op: &'static str,
+    (content_type, ext, disposition): (&'static str, &'static str, Option<String>),
+    work: W,
+) -> Result<Response, ApiError>
+where
+    W: FnOnce(Arc<Job>, PathBuf) -> F,
+    F: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
+{
+    if a.life().is_stopping() {
+        return Err(ApiError::shutting_down());
+    }
+    let dir = a.jobs.results_dir(d.store.dir())?;
+    let job = a.jobs.start(&d.entry.id, op);
+    let path = dir.join(format!("{}.{ext}", job.id));
+    *crate::rt::lock(&job.result) = Some(ResultFile {
+        path: path.clone(),
+        content_type,
+        disposition,
+    });
+    let fut = work(Arc::clone(&job), path.clone());
+    let (recorder, jobs) = (Arc::clone(&job), Arc::clone(&a.jobs));
+    a.life().spawn_work(async move {
+        let (status, body) = match fut.await {
+            Ok(()) => {
+                let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                let url = format!("/api/v1/jobs/{}/result", recorder.id);
+                let doc =
+                    serde_json::json!({ "url": url, "content_type": content_type, "bytes": bytes });
+                (StatusCode::OK, doc)
+            }
+            Err(e) => {
+                recorder.delete_result();
+                e.status_and_body()
+            }
+        };
+        recorder.finish(status, body);
+        jobs.trim_results();
+    });
+    let doc = job.doc();
+    let location = doc.url.clone();
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(doc),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/jobs/{id}/result`: a data job's answer (JSON or CSV), streamed from its file.
+pub(super) async fn job_result(
+    State(a): Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = a.jobs.get(&id).ok_or_else(|| unknown_job(&id))?;
+    let file = crate::rt::lock(&job.result).clone();
+    let state = crate::rt::lock(&job.state).clone();
+    match (state, file) {
+        (JobState::Running { .. }, _) => Err(ApiError::Conflict(format!(
+            "job {} is still running: poll {} until it ends",
+            job.id,
+            job.doc().url
+        ))),
+        (JobState::Done { status, .. }, _) if !status.is_success() => Err(ApiError::Conflict(
+            format!("job {} failed: its error is in {}", job.id, job.doc().url),
+        )),
+        (JobState::Done { .. }, None) => Err(ApiError::NotFound(format!(
+            "job {} ({}) has no result to download",
+            job.id, job.operation
+        ))),
+        (JobState::Done { .. }, Some(r)) => {
+            let file = match tokio::fs::File::open(&r.path).await {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(ApiError::Gone(format!(
+                        "the result of job {} was deleted (the newest {KEEP_RESULTS} are kept)",
+                        job.id
+                    )));
+                }
+                Err(e) => {
+                    return Err(ApiError::Internal(format!(
+                        "open {}: {e}",
+                        r.path.display()
+                    )));
+                }
+            };
+            let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+            let mut resp = ([(header::CONTENT_TYPE, r.content_type)], body).into_response();
+            if let Some(d) = r.disposition
+                && let Ok(v) = header::HeaderValue::from_str(&d)
+            {
+                resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            }
+            Ok(resp)
+        }
+    }
+}
+
+fn unknown_job(id: &str) -> ApiError {
+    let shown: String = id.chars().take(64).collect();
+    ApiError::NotFound(format!(
+        "unknown job {shown:?} (jobs are kept in memory, the newest {KEEP})"
+    ))
 }
 
 pub(super) async fn list_jobs(State(a): Ctx) -> Json<JobList> {
     let inner = crate::rt::lock(&a.jobs.inner);
     let jobs = inner.recent.iter().rev().map(|j| j.doc()).collect();
     Json(JobList { jobs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A finished data job of `jobs` whose result file exists in `dir`.
+    fn finished_data_job(jobs: &Jobs, dir: &FsPath) -> Arc<Job> {
+        let job = jobs.start("app.db", "export");
+        let path = dir.join(format!("{}.csv", job.id));
+        std::fs::write(&path, "a,b\n").expect("result");
+        *crate::rt::lock(&job.result) = Some(ResultFile {
+            path,
+            content_type: "text/csv",
+            disposition: None,
+        });
+        job.finish(StatusCode::OK, serde_json::json!({}));
+        job
+    }
+
+    #[test]
+    fn results_folder_is_emptied_once_and_only_the_newest_results_are_kept() {
+        let backups = tempfile::tempdir().expect("tempdir");
+        let stale = backups.path().join(".results/old-run.csv");
+        std::fs::create_dir_all(stale.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&stale, "x").expect("stale");
+        let jobs = Jobs::default();
+        let dir = jobs.results_dir(backups.path()).expect("dir");
+        assert!(!stale.exists(), "an earlier run's result must go");
+        let made: Vec<Arc<Job>> = (0..KEEP_RESULTS + 5)
+            .map(|_| finished_data_job(&jobs, &dir))
+            .collect();
+        // The second use does not empty it again.
+        assert_eq!(jobs.results_dir(backups.path()).expect("dir"), dir);
+        assert_eq!(
+            std::fs::read_dir(&dir).expect("list").count(),
+            KEEP_RESULTS + 5
+        );
+        jobs.trim_results();
+        let left: Vec<bool> = made.iter().map(|j| j.result_path_exists()).collect();
+        assert_eq!(left.iter().filter(|x| **x).count(), KEEP_RESULTS);
+        assert!(
+            left[5..].iter().all(|x| *x),
+            "the newest are kept: {left:?}"
+        );
+        assert_eq!(std::fs::read_dir(&dir).expect("list").count(), KEEP_RESULTS);
+    }
+
+    impl Job {
+        fn result_path_exists(&self) -> bool {
+            crate::rt::lock(&self.result)
+                .as_ref()
+                .is_some_and(|r| r.path.exists())
+        }
+    }
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# benches/replicate.sh — replication benchmark, walstream vs Litestream v0.3.13 (run by hand).
+# benches/replicate.sh — replication benchmark, walstream vs Litestream v0.3.13, or with
+# BENCH_FORMAT=ltx walstream's LTX writer vs Litestream v0.5.17 (run by hand).
 #
 # Measures, on a file:// replica, in the same run and on the same machine:
 #   * commit-to-replica lag p50/p99 at 50 and 500 commits/s, with sync-interval 1s and 10ms;
@@ -9,15 +10,18 @@
 # Lag of a commit = time its WAL segment file appeared in the replica − time the commit returned.
 # A watcher polls the replica's wal/ directory every 1 ms and records when each
 # `<index>_<offset>.wal.lz4` appears; the segment starting at offset o_k holds the commits whose
-# WAL end lies in (o_k, o_{k+1}]. Checkpoints are disabled during lag runs so the whole run stays
+# WAL end lies in (o_k, o_{k+1}]. With BENCH_FORMAT=ltx (both tools get the same v0.5 config:
+# singular `replica:`) it watches `ltx/0/` instead and reads each new L0 file's header: the WAL
+# salts, offset and size it covers; a commit is replicated when an L0 of its WAL cycle covers
+# its end. Checkpoints are disabled during lag runs so the whole run stays
 # in WAL index 0 (offsets in the real WAL = offsets in the replica). monitor-interval is set equal
 # to sync-interval for both tools (Litestream only notices changes on its monitor tick).
 #
 # Usage:  benches/replicate.sh [SECONDS_PER_RUN] [SNAPSHOT_DB_MIB]
 #         (defaults 20 and 1024; SNAPSHOT_DB_MIB=0 skips the snapshot runs). BENCH_RATES="50 500"
 #         and BENCH_INTERVALS="1s 10ms" select the lag runs. Needs: cargo, python3.
-#         Binaries: WALSTREAM, LITESTREAM3 (see benches/lib.sh; default: this checkout's release
-#         build and .testenv's v0.3.13 venv).
+#         Binaries: WALSTREAM, LITESTREAM3 or (ltx) LITESTREAM5 (see benches/lib.sh; default:
+#         this checkout's release build and .testenv's v0.3.13 / v0.5.17 installs).
 #         Whatever stops a run (a replicator that exits, a time-out, a bad setting) is one
 #         `bench: …` line on stderr and exit 1; a run too short to measure says so in its row.
 # Output: a Markdown table on stdout; work files under $BENCH_DIR (default a fresh temp dir).
@@ -32,7 +36,13 @@ BENCH_DIR="${BENCH_DIR:-$(mktemp -d /tmp/walstream-bench.XXXXXX)}"
 [[ $SECONDS_PER_RUN =~ ^[0-9]+([.][0-9]+)?$ ]] && [[ $SECONDS_PER_RUN != 0 && $SECONDS_PER_RUN != 0.0 ]] ||
     bench_die "SECONDS_PER_RUN must be a positive number of seconds, got '$SECONDS_PER_RUN'"
 bench_int SNAPSHOT_DB_MIB "$SNAPSHOT_MIB" 0
-LITESTREAM=$(bench_litestream3)
+BENCH_FORMAT="${BENCH_FORMAT:-v0.3}"
+case $BENCH_FORMAT in
+    v0.3) LITESTREAM=$(bench_litestream3) ;;
+    ltx) LITESTREAM=$(bench_litestream5) ;;
+    *) bench_die "BENCH_FORMAT must be v0.3 or ltx, got '$BENCH_FORMAT'" ;;
+esac
+export BENCH_FORMAT
 WALSTREAM=$(bench_walstream)
 
 echo "bench dir: $BENCH_DIR" >&2
@@ -43,6 +53,8 @@ import os, re, signal, sqlite3, subprocess, sys, threading, time
 WALSTREAM, LITESTREAM, BENCH_DIR, SECS, SNAP_MIB = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
 MIN_SAMPLES = 100  # fewer matched commits than this make p99 a guess: the table says so
 SEG = re.compile(r"^([0-9a-f]{8})_([0-9a-f]{8})\.wal\.lz4$")
+LTX = os.environ["BENCH_FORMAT"] == "ltx"
+L0 = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.ltx$")
 DEADLINE = 120.0
 
 class BenchError(Exception):
@@ -66,14 +78,40 @@ def proc_stats(pid):
     return cpu, hwm
 
 def write_config(work, db, replica, interval, checkpoints=False):
-    ckpt = "" if checkpoints else (
-        "    checkpoint-interval: 0s\n    min-checkpoint-page-count: 100000000\n"
-        "    max-checkpoint-page-count: 0\n")
+    if LTX:
+        # v0.5.17's keys only: no max-checkpoint-page-count; truncate-page-n 0 turns off its
+        # forced TRUNCATE.
+        ckpt = "" if checkpoints else (
+            "    checkpoint-interval: 0s\n    min-checkpoint-page-count: 100000000\n"
+            "    truncate-page-n: 0\n")
+    else:
+        ckpt = "" if checkpoints else (
+            "    checkpoint-interval: 0s\n    min-checkpoint-page-count: 100000000\n"
+            "    max-checkpoint-page-count: 0\n")
     cfg = os.path.join(work, "config.yml")
     with open(cfg, "w") as f:
-        f.write(f"dbs:\n  - path: {db}\n    monitor-interval: {interval}\n{ckpt}"
-                f"    replicas:\n      - url: file://{replica}\n        sync-interval: {interval}\n")
+        f.write(f"dbs:\n  - path: {db}\n    monitor-interval: {interval}\n{ckpt}")
+        if LTX:
+            f.write(f"    replica:\n      url: file://{replica}\n      sync-interval: {interval}\n")
+        else:
+            f.write(f"    replicas:\n      - url: file://{replica}\n        sync-interval: {interval}\n")
     return cfg
+
+def ltx_header(path):
+    """(salts, WAL offset, WAL size) of an LTX file, or None while it is incomplete."""
+    try:
+        with open(path, "rb") as f:
+            h = f.read(72)
+    except OSError:
+        return None
+    if len(h) < 72 or h[:4] != b"LTX1":
+        return None
+    off, size = int.from_bytes(h[48:56], "big"), int.from_bytes(h[56:64], "big")
+    return (h[64:72], off, size)
+
+def wal_salts(db):
+    with open(db + "-wal", "rb") as f:
+        return f.read(24)[16:24]
 
 def start(tool, cfg, work):
     bin_ = WALSTREAM if tool == "walstream" else LITESTREAM
@@ -106,18 +144,34 @@ def lag_run(tool, rate, interval):
     conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
     p = start(tool, write_config(work, db, replica, interval), work)
-    wait_for("first snapshot", lambda: generation_dir(replica) and
-             os.path.isdir(os.path.join(generation_dir(replica), "snapshots")) and
-             os.listdir(os.path.join(generation_dir(replica), "snapshots")),
-             lambda: alive(p, tool, work))
-    wal_dir = os.path.join(generation_dir(replica), "wal")
+    l0_dir = os.path.join(replica, "ltx", "0")
+    if LTX:
+        wait_for("first L0 file", lambda: os.path.isdir(l0_dir) and os.listdir(l0_dir),
+                 lambda: alive(p, tool, work))
+        wal_dir = l0_dir
+    else:
+        wait_for("first snapshot", lambda: generation_dir(replica) and
+                 os.path.isdir(os.path.join(generation_dir(replica), "snapshots")) and
+                 os.listdir(os.path.join(generation_dir(replica), "snapshots")),
+                 lambda: alive(p, tool, work))
+        wal_dir = os.path.join(generation_dir(replica), "wal")
     seen, stop_flag = {}, threading.Event()
     def watch():
         while not stop_flag.is_set():
             now = time.monotonic()
             for n in os.listdir(wal_dir) if os.path.isdir(wal_dir) else []:
+                if n in seen:
+                    continue
+                if LTX:
+                    if L0.match(n):
+                        h = ltx_header(os.path.join(wal_dir, n))
+                        if h is not None:  # else incomplete: read again next time
+                            # (cycle salts, covered WAL end, seen); an L0 with no WAL range
+                            # (a full image) covers nothing measurable.
+                            seen[n] = (h[0], h[1] + h[2] if h[1] else 0, now)
+                    continue
                 m = SEG.match(n)
-                if m and n not in seen:
+                if m:
                     seen[n] = (int(m.group(1), 16), int(m.group(2), 16), now)
             time.sleep(0.001)
     w = threading.Thread(target=watch); w.start()
@@ -137,10 +191,15 @@ def lag_run(tool, rate, interval):
         return dict(tool=tool, rate=rate, interval=interval, commits=0, segments=0,
                     p50=None, p99=None, cpu=0.0, rss=0.0)
     final_end = commits[-1][0]
-    # The last measured commit is known to be uploaded once a segment starts at or after its
-    # end; uncounted marker commits keep upload rounds coming until then.
+    cycle = wal_salts(db) if LTX else None
+    # LTX: the last commit is uploaded once an L0 of this WAL cycle covers its end. v0.3: once a
+    # segment starts at or after its end. Uncounted marker commits keep rounds coming until then.
+    def caught_up():
+        if LTX:
+            return any(c == cycle and e >= final_end for c, e, _ in list(seen.values()))
+        return any(o >= final_end for _, o, _ in list(seen.values()))
     t_wait = time.monotonic()
-    while not any(o >= final_end for _, o, _ in list(seen.values())):
+    while not caught_up():
         if time.monotonic() - t_wait > DEADLINE:
             raise BenchError(f"timed out after {DEADLINE:g} s waiting for {tool} to catch up")
         alive(p, tool, work)
@@ -148,6 +207,19 @@ def lag_run(tool, rate, interval):
         time.sleep(0.05)
     cpu1, hwm = proc_stats(p.pid)
     stop(p); stop_flag.set(); w.join()
+    if LTX:
+        files = sorted((t, e) for c, e, t in seen.values() if c == cycle and e > 0)
+        lags = []
+        for end, t_commit in commits:
+            # The first L0 (in the order they appeared) whose range reaches this commit's end.
+            owner = next((t for t, e in files if e >= end), None)
+            if owner is not None:
+                lags.append(max(0.0, owner - t_commit))
+        lags.sort()
+        pct = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] * 1000 if lags else None
+        return dict(tool=tool, rate=rate, interval=interval, commits=len(commits),
+                    segments=len(files), matched=len(lags), p50=pct(0.50), p99=pct(0.99),
+                    cpu=cpu1 - cpu0, rss=hwm)
     segs = sorted(seen.values())
     # Offsets are those of the WAL cycle the commits went to: the newest index (walstream's first
     # snapshot restarts the WAL, so its measured cycle is index 1; Litestream's stays at 0).
@@ -189,6 +261,9 @@ def snapshot_run(tool):
     p = start(tool, write_config(work, db, replica, "1s", checkpoints=True), work)
     t0 = time.monotonic()
     def done():
+        if LTX:
+            d = os.path.join(replica, "ltx", "9")
+            return os.path.isdir(d) and any(n.endswith(".ltx") for n in os.listdir(d))
         g = generation_dir(replica)
         d = g and os.path.join(g, "snapshots")
         return d and os.path.isdir(d) and any(n.endswith(".snapshot.lz4") for n in os.listdir(d))
@@ -206,8 +281,10 @@ def main():
                 r = lag_run(tool, rate, interval)
                 print(f"  {r}", file=sys.stderr)
                 rows.append(r)
-    print(f"\n### Commit-to-replica lag ({SECS:g} s per run, file:// replica)\n")
-    print("| tool | commits/s | sync-interval | commits | segments | lag p50 (ms) | lag p99 (ms) | CPU s | peak RSS (MiB) |")
+    layout = "LTX, walstream vs Litestream v0.5.17" if LTX else "v0.3, walstream vs Litestream v0.3.13"
+    print(f"\n### Commit-to-replica lag ({SECS:g} s per run, file:// replica, {layout})\n")
+    unit = "L0 files" if LTX else "segments"
+    print(f"| tool | commits/s | sync-interval | commits | {unit} | lag p50 (ms) | lag p99 (ms) | CPU s | peak RSS (MiB) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["p50"] is None:

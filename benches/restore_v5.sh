@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# benches/restore_v5.sh — restore speed and memory of walstream vs Litestream v0.5.17 on a replica
-# that v0.5.17 wrote (LTX layout).
+# benches/restore_v5.sh — restore speed and memory of walstream vs Litestream v0.5.17 on an LTX
+# replica written by v0.5.17 (default) or by walstream (`--writer walstream`).
 #
 # Run by hand (not in CI). Builds a WAL-mode database of --db-mb MiB, lets the real Litestream
-# v0.5.17 replicate it to one replica (--backend file or s3; v0.5 allows one replica per
-# database) with short compaction levels (L1 10 s, L2 30 s) and a snapshot at start, then writes
-# about --wal-mb MiB of updates paced by --pace-ms so the replica gets many L0 files and
-# compacted L1/L2 files on top of the L9 snapshot. It stops Litestream and restores the latest
+# v0.5.17 (or `walstream replicate` with `layout: ltx`, same config file) replicate it to one
+# replica (--backend file or s3; v0.5 allows one replica per database) with short compaction
+# levels (L1 10 s, L2 30 s) and a snapshot at start, then writes about --wal-mb MiB of updates
+# paced by --pace-ms so the replica gets many L0 files and compacted L1/L2 files on top of the
+# L9 snapshot (a day of traffic compressed into minutes). It stops the writer and restores the latest
 # point with both tools, in alternation, --runs times each: wall-clock seconds, MB/s, peak RSS
 # (`/usr/bin/time -v`) and user+system CPU seconds. Every run starts after a `sync`. walstream
 # runs with its default `-integrity-check full`; Litestream with its default (none). Restored
@@ -21,6 +22,7 @@
 #     --runs N     restores per tool (default 3)
 #     --backend s3 replicate to moto instead of a directory (run as
 #                  `scripts/test.sh -- benches/restore_v5.sh --backend s3`)
+#     --writer W   litestream (default) or walstream: which tool writes the replica
 #   Environment: WALSTREAM and LITESTREAM5 (see benches/lib.sh).
 #
 # Must stay true: both tools restore the same replica to the same point in the same run; nothing
@@ -30,14 +32,28 @@ set -euo pipefail
 runs=3  # default restores per tool
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$root/benches/lib.sh"
-bench_restore_setup "$0" litestream5 walstream-bench5 "$@"
+writer=litestream
+rest=()
+while (($#)); do
+    case "$1" in
+        --writer)
+            case "${2:-}" in
+                litestream | walstream) writer=$2 ;;
+                *) echo "--writer must be litestream or walstream" >&2; exit 2 ;;
+            esac
+            shift ;;
+        *) rest+=("$1") ;;
+    esac
+    shift
+done
+bench_restore_setup "$0" litestream5 walstream-bench5 "${rest[@]}"
 unset AWS_CA_BUNDLE  # v0.5.17 refuses to build its S3 client with it set
 
 # --- 1. the database ---------------------------------------------------------------------------
 log "writing a ${db_mb} MiB database"
 rows=$(bench_source_db "$db" "$db_mb")
 
-# --- 2. the replica written by Litestream v0.5.17 ----------------------------------------------
+# --- 2. the replica, written by Litestream v0.5.17 or walstream ---------------------------------
 if [[ $backend == s3 ]]; then
     : "${WALSTREAM_TEST_S3_ENDPOINT:?--backend s3 needs WALSTREAM_TEST_S3_ENDPOINT (run under scripts/test.sh --)}"
     bucket=${WALSTREAM_TEST_BUCKET:-walstream-test}
@@ -65,8 +81,16 @@ dbs:
 $replica
 EOF2
 
-log "replicating with Litestream v0.5.17 (snapshot, then ~${wal_mb} MiB of updates)"
-bench_replicate "$litestream" "$work/litestream.yml" 900 "snapshot" snapshot_ready
+if [[ $writer == walstream ]]; then
+    # The same file; `layout: ltx` makes walstream write LTX for a `replicas:` item (v0.5.17
+    # ignores the key).
+    sed -i 's/^      - type: \(.*\)$/      - type: \1\n        layout: ltx/' "$work/litestream.yml"
+    writer_bin=$walstream
+else
+    writer_bin=$litestream
+fi
+log "replicating with $writer (snapshot, then ~${wal_mb} MiB of updates)"
+bench_replicate "$writer_bin" "$work/litestream.yml" 900 "snapshot" snapshot_ready
 bench_updates "$db" "$wal_mb" "$rows" "$pace_ms"
 bench_stop_replicator
 
@@ -94,7 +118,7 @@ for ((i = 1; i <= runs; i++)); do
 done
 
 echo
-echo "database $((db_bytes >> 20)) MiB; replica $per_level restore plan $plan_files files; restored files identical"
+echo "replica written by $writer; database $((db_bytes >> 20)) MiB; replica $per_level restore plan $plan_files files; restored files identical"
 for how in best median; do
     echo "$how of $runs:"
     bench_pick "$how" "$results"

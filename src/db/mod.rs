@@ -278,6 +278,13 @@ impl Db {
         self.blocking(|s| s.sync_and_publish()).await
     }
 
+    /// A sync tick only if the database is attached (never attaches; `None`: not attached).
+    /// A replica runs it right before an upload round, so the round uploads the WAL as of that
+    /// moment rather than as of the monitor's last tick.
+    pub async fn sync_attached(&self) -> Result<Option<SyncOutcome>, DbError> {
+        self.blocking(|s| s.sync_if_attached()).await
+    }
+
     /// The state channel (current value + change notifications).
     pub fn subscribe(&self) -> tokio_watch::Receiver<DbState> {
         self.shared.state.subscribe()
@@ -437,10 +444,18 @@ impl Shared {
     /// (or the error).
     fn sync_and_publish(&self) -> Result<SyncOutcome, DbError> {
         self.attach()?;
-        let mut slot = self.lock_attached();
-        let att = slot.as_mut().ok_or_else(|| DbError::NotOpen {
+        self.sync_if_attached()?.ok_or_else(|| DbError::NotOpen {
             path: self.path.clone(),
-        })?;
+        })
+    }
+
+    /// A sync tick of the attached database; `None` (nothing done) when it is not attached.
+    /// Checked and run under one hold of the attachment, so it never attaches.
+    fn sync_if_attached(&self) -> Result<Option<SyncOutcome>, DbError> {
+        let mut slot = self.lock_attached();
+        let Some(att) = slot.as_mut() else {
+            return Ok(None);
+        };
         let result = match self.still_attached_file(att) {
             Ok(()) => self.timed_tick(att),
             Err(e) => {
@@ -449,7 +464,7 @@ impl Shared {
             }
         };
         drop(slot);
-        self.publish(result)
+        self.publish(result).map(Some)
     }
 
     /// The database path still names the attached file. [`DbError::NotFound`] when it is gone,

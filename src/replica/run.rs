@@ -51,11 +51,23 @@ impl Replica {
             if !first && !self.wait_for_work(&mut changes, retry_at, &cancel).await {
                 return;
             }
-            first = false;
+            let woke = Instant::now();
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = rate.acquire() => {}
             }
+            // The database's own syncs are paced by the same interval; when they fall just
+            // after this loop's rounds, the rate limit holds each round back until what the db
+            // published is nearly an interval old (measured: lag p50 1.5 s at sync-interval 1s
+            // instead of 0.5 s). Then bring the shadow WAL up to this moment first. Errors are
+            // the monitor's to report.
+            if !first
+                && woke.elapsed() >= self.cfg.sync_interval / 2
+                && let Err(e) = self.db.sync_attached().await
+            {
+                debug!(db = %self.db_label, replica = %self.name(), error = %e, "db sync before round");
+            }
+            first = false;
             changes.borrow_and_update();
             // A round in flight is finished, not abandoned: abandoning it after the object was
             // stored but before the position moved would make the final sync rewrite it.

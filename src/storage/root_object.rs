@@ -98,9 +98,7 @@ impl ReplicaClient {
         let store = self.object_store();
         let payload = PutPayload::from(body.clone());
         if !create_only {
-            store
-                .put_opts(path, payload, PutOptions::default())
-                .await?;
+            store.put_opts(path, payload, PutOptions::default()).await?;
             return Ok(RootPut::Stored);
         }
         let opts = PutOptions::from(PutMode::Create);
@@ -113,9 +111,7 @@ impl ReplicaClient {
                 | object_store::Error::NotSupported { .. },
             ) => {
                 let payload = PutPayload::from(body.clone());
-                store
-                    .put_opts(path, payload, PutOptions::default())
-                    .await?;
+                store.put_opts(path, payload, PutOptions::default()).await?;
                 Ok(RootPut::Stored)
             }
             Err(e) => Err(AttemptError::Store(e)),

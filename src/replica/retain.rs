@@ -123,6 +123,7 @@ impl Replica {
                 SystemTime::now(),
                 retention,
                 f,
+                self.cfg.snapshot_tiers.as_ref(),
             );
             match plan {
                 RetentionPlan::NeedSnapshot => forced = Some(self.snapshot().await?),

@@ -325,18 +325,23 @@ mod tests {
         assert_eq!(d.snapshots, vec![Snap(G1, 0, 10)]);
     }
 
+    /// A deterministic pseudo-random source (an LCG from `seed`): `next(n)` is in `0..n`.
+    pub(super) fn pseudo_random(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut state = seed;
+        move |n| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        }
+    }
+
     /// Property: for pseudo-random inputs, nothing at or above the bound of a surviving
     /// generation is deleted, and everything below it is.
     #[test]
     fn never_deletes_what_oldest_retained_snapshot_needs() {
         let gens = [G1, G2];
-        let mut state = 1u64;
-        let mut next = |n: u64| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) % n
-        };
+        let mut next = pseudo_random(1);
         for _ in 0..500 {
             let snaps: Vec<Snap> = (0..next(6))
                 .map(|_| Snap(gens[next(2) as usize], next(8) as u32, next(300)))

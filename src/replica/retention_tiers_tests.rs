@@ -108,28 +108,28 @@ fn index_of(date: &str) -> u32 {
         .unwrap_or_else(|| panic!("{date} not in the calendar"))
 }
 
+/// The days kept with retention 3 days and keep-daily 7, keep-weekly 4, keep-monthly 2, checked
+/// on 2026-12-07 12:00 (a Monday): the window (≥ 2026-12-04 12:00) 12-05 .. 12-07; keep-daily
+/// 12-01 .. 12-07; keep-weekly (ISO) W50 12-07, W49 12-06, W48 11-29, W47 11-22; keep-monthly
+/// 2026-12 12-07, 2026-11 11-30.
+const KEPT_7_4_2: [&str; 10] = [
+    "2026-11-22",
+    "2026-11-29",
+    "2026-11-30",
+    "2026-12-01",
+    "2026-12-02",
+    "2026-12-03",
+    "2026-12-04",
+    "2026-12-05",
+    "2026-12-06",
+    "2026-12-07",
+];
+
 #[test]
 fn daily_weekly_monthly_tiers_keep_exactly_the_expected_snapshots() {
     let cal = calendar(0);
     let d = deletions(&cal, Some(&tiers(7, 4, 2)));
-    // Window (≥ 2026-12-04 12:00): 12-05, 12-06, 12-07. keep-daily 7: 12-01 .. 12-07.
-    // keep-weekly 4 (ISO): W50 12-07, W49 12-06, W48 11-29, W47 11-22.
-    // keep-monthly 2: 2026-12 12-07, 2026-11 11-30.
-    assert_eq!(
-        kept_days(&cal.1, &d),
-        [
-            "2026-11-22",
-            "2026-11-29",
-            "2026-11-30",
-            "2026-12-01",
-            "2026-12-02",
-            "2026-12-03",
-            "2026-12-04",
-            "2026-12-05",
-            "2026-12-06",
-            "2026-12-07"
-        ]
-    );
+    assert_eq!(kept_days(&cal.1, &d), KEPT_7_4_2);
     let m = index_of("2026-12-05");
     assert_eq!(d.bounds, vec![(NEW.to_string(), m)]);
     assert!(d.generations.is_empty() && d.tier_only.is_empty(), "{d:?}");
@@ -182,22 +182,9 @@ fn an_old_generation_kept_by_a_tier_loses_its_wal_and_other_snapshots() {
     let split = index_of("2026-11-16");
     let cal = calendar(split);
     let d = deletions(&cal, Some(&tiers(7, 4, 3)));
-    assert_eq!(
-        kept_days(&cal.1, &d),
-        [
-            "2026-10-31",
-            "2026-11-22",
-            "2026-11-29",
-            "2026-11-30",
-            "2026-12-01",
-            "2026-12-02",
-            "2026-12-03",
-            "2026-12-04",
-            "2026-12-05",
-            "2026-12-06",
-            "2026-12-07"
-        ]
-    );
+    let mut expected = vec!["2026-10-31"];
+    expected.extend(KEPT_7_4_2);
+    assert_eq!(kept_days(&cal.1, &d), expected);
     assert!(d.generations.is_empty(), "{d:?}");
     assert_eq!(d.tier_only, vec![OLD.to_string()]);
     assert_eq!(d.bounds, vec![(NEW.to_string(), index_of("2026-12-05"))]);
@@ -248,13 +235,7 @@ fn need_snapshot_looks_at_the_window_only() {
 #[test]
 fn tiers_only_ever_keep_more_and_never_change_wal() {
     let gens = [OLD, NEW];
-    let mut state = 7u64;
-    let mut next = |n: u64| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) % n
-    };
+    let mut next = super::tests::pseudo_random(7);
     let hour = 3600u64;
     let base = at(first_day(), 0);
     let now = base + Duration::from_secs(40 * 24 * hour);

@@ -586,6 +586,7 @@ fn replica(name: &str, dir: &Path) -> ReplicaConfig {
         validation_interval: Duration::ZERO,
         age: AgeConfig::default(),
         layout: None,
+        snapshot_tiers: None,
     }
 }
 

@@ -12,8 +12,11 @@
 //! - a backup whose `created` cannot be read is kept ("created time unreadable"): a damaged
 //!   record must never make retention delete something;
 //! - everything else expires. A verdict lists every reason that keeps a backup.
+//!
+//! The keep-last and tier reasons come from [`KeepPolicy::reasons`](crate::config::KeepPolicy::reasons),
+//! which a v0.3 replica's `snapshot-tiers` shares.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::info;
 
@@ -34,56 +37,28 @@ pub struct Verdict {
     pub reasons: Vec<String>,
 }
 
-/// The tiers after keep-last, with their names and period keys.
-/// The period a time falls in, as text (`2026-12-05`, `2026-W49`, …).
-type PeriodKey = fn(&DateTime<Utc>) -> String;
-
-const TIERS: [(&str, PeriodKey); 5] = [
-    ("keep-hourly", |t| t.format("%Y-%m-%dT%H").to_string()),
-    ("keep-daily", |t| t.format("%Y-%m-%d").to_string()),
-    ("keep-weekly", |t| {
-        let w = t.iso_week();
-        format!("{}-W{:02}", w.year(), w.week())
-    }),
-    ("keep-monthly", |t| t.format("%Y-%m").to_string()),
-    ("keep-yearly", |t| t.format("%Y").to_string()),
-];
-
 /// The verdict of every record, newest first (by `created`, then id, like a listing).
 pub fn plan(records: &[BackupRecord], policies: &Policies) -> Vec<Verdict> {
     let mut sorted: Vec<&BackupRecord> = records.iter().collect();
     sorted.sort_by(|a, b| (&b.created, &b.id).cmp(&(&a.created, &a.id)));
     let mut verdicts: Vec<Verdict> = sorted.iter().map(|r| verdict(r)).collect();
     for kind in BackupKind::ALL {
-        let counts = policies.of(kind).counts();
-        let mut last_rank = 0u32;
-        // Per tier: the periods seen so far (newest first) and the last one.
-        let mut periods: [(u32, Option<String>); 5] = Default::default();
-        for (v, r) in verdicts.iter_mut().zip(&sorted) {
-            if r.kind != kind || r.pinned {
-                continue;
+        // The backups the kind's rules judge, newest first: not pinned, with a readable time.
+        let (slots, times): (Vec<usize>, Vec<DateTime<Utc>>) = sorted
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.kind == kind && !r.pinned)
+            .filter_map(|(i, r)| {
+                let time = DateTime::parse_from_rfc3339(&r.created).ok()?;
+                Some((i, time.with_timezone(&Utc)))
+            })
+            .unzip();
+        let reasons = policies.of(kind).reasons(&times);
+        for (i, reasons) in slots.into_iter().zip(reasons) {
+            if let Some(v) = verdicts.get_mut(i) {
+                v.reasons.extend(reasons);
+                v.keep = !v.reasons.is_empty();
             }
-            let Ok(time) = DateTime::parse_from_rfc3339(&r.created) else {
-                continue;
-            };
-            let time = time.with_timezone(&Utc);
-            last_rank += 1;
-            if last_rank <= counts[0] {
-                v.reasons.push(format!("keep-last {last_rank}"));
-            }
-            for (i, (name, key_of)) in TIERS.iter().enumerate() {
-                let (seen, last) = &mut periods[i];
-                let key = key_of(&time);
-                if last.as_ref() == Some(&key) {
-                    continue;
-                }
-                *seen += 1;
-                if *seen <= counts[i + 1] {
-                    v.reasons.push(format!("{name} {key}"));
-                }
-                *last = Some(key);
-            }
-            v.keep = !v.reasons.is_empty();
         }
     }
     verdicts

@@ -12,12 +12,16 @@
 //!   kind is what `backup delete` is for;
 //! - `max-upload-size` is at least 1 KiB (a SQLite file is at least one page);
 //! - a schedule has an `interval` (≥ 1 s) or at least one `at` time (`HH:MM`, UTC) or both;
-//!   its labels are checked by the admin layer's label rules when `replicate` starts it.
+//!   its labels are checked by the admin layer's label rules when `replicate` starts it;
+//! - [`KeepPolicy::reasons`] is the one tier verdict (keep-last, then the newest item of each of
+//!   the newest N UTC hours/days/ISO weeks/months/years): backups and a replica's
+//!   `snapshot-tiers` both use it, and it depends only on the items' times, never on the clock.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, Datelike, Utc};
 use serde_yaml::Value;
 
 use super::ConfigError;
@@ -97,7 +101,54 @@ impl KeepPolicy {
             self.yearly,
         ]
     }
+
+    /// Why each item is kept, for items given newest first by their times: the newest `last`
+    /// get "keep-last N" (N = rank), and for each tier the newest item of each of the newest
+    /// `keep-<tier>` UTC periods that have one gets "keep-daily 2026-12-05" (weeks are ISO
+    /// weeks). An empty list: no rule keeps the item. Backups (`admin::retention`) and a v0.3
+    /// replica's `snapshot-tiers` (`replica::retention`) share this one verdict.
+    pub fn reasons(&self, newest_first: &[DateTime<Utc>]) -> Vec<Vec<String>> {
+        let counts = self.counts();
+        // Per tier: the periods seen so far (newest first) and the last one.
+        let mut periods: [(u32, Option<String>); 5] = Default::default();
+        let mut out = Vec::with_capacity(newest_first.len());
+        for (rank, time) in (1u32..).zip(newest_first) {
+            let mut reasons = Vec::new();
+            if rank <= counts[0] {
+                reasons.push(format!("keep-last {rank}"));
+            }
+            for (i, (name, key_of)) in TIERS.iter().enumerate() {
+                let (seen, last) = &mut periods[i];
+                let key = key_of(time);
+                if last.as_ref() == Some(&key) {
+                    continue;
+                }
+                *seen += 1;
+                if *seen <= counts[i + 1] {
+                    reasons.push(format!("{name} {key}"));
+                }
+                *last = Some(key);
+            }
+            out.push(reasons);
+        }
+        out
+    }
 }
+
+/// The period a time falls in, as text (`2026-12-05`, `2026-W49`, …).
+type PeriodKey = fn(&DateTime<Utc>) -> String;
+
+/// The tiers after keep-last, with their names and period keys.
+const TIERS: [(&str, PeriodKey); 5] = [
+    ("keep-hourly", |t| t.format("%Y-%m-%dT%H").to_string()),
+    ("keep-daily", |t| t.format("%Y-%m-%d").to_string()),
+    ("keep-weekly", |t| {
+        let w = t.iso_week();
+        format!("{}-W{:02}", w.year(), w.week())
+    }),
+    ("keep-monthly", |t| t.format("%Y-%m").to_string()),
+    ("keep-yearly", |t| t.format("%Y").to_string()),
+];
 
 /// `retention:` per kind; `None` where the file gives no policy for that kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -294,8 +345,8 @@ fn parse_byte_size(text: &str) -> Option<u64> {
     n.checked_mul(factor)
 }
 
-/// One `retention.<kind>` mapping; `None` when absent.
-fn keep_policy(
+/// One keep-* mapping (`retention.<kind>`, a replica's `snapshot-tiers`); `None` when absent.
+pub(super) fn keep_policy(
     s: &Section<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<KeepPolicy>, ConfigError> {
@@ -396,6 +447,52 @@ mod tests {
         for bad in ["", "GiB", "1.5GiB", "-1", "1gb", "99999999999TiB"] {
             assert_eq!(parse_byte_size(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn reasons_rank_and_periods_newest_first() {
+        let t = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_else(|e| panic!("{s}: {e}"))
+        };
+        let times = [
+            t("2026-12-07T10:00:00Z"), // a Monday: ISO week 50
+            t("2026-12-07T09:00:00Z"),
+            t("2026-12-06T23:00:00Z"),
+            t("2026-11-30T12:00:00Z"),
+            t("2025-12-31T12:00:00Z"),
+        ];
+        let policy = KeepPolicy {
+            last: 1,
+            daily: 2,
+            weekly: 2,
+            yearly: 2,
+            ..KeepPolicy::default()
+        };
+        let reasons = policy.reasons(&times);
+        let expected: [&[&str]; 5] = [
+            &[
+                "keep-last 1",
+                "keep-daily 2026-12-07",
+                "keep-weekly 2026-W50",
+                "keep-yearly 2026",
+            ],
+            &[],
+            &["keep-daily 2026-12-06", "keep-weekly 2026-W49"],
+            &[],
+            &["keep-yearly 2025"],
+        ];
+        assert_eq!(
+            reasons,
+            expected.map(|r| r.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        );
+        assert!(
+            KeepPolicy::default()
+                .reasons(&times)
+                .iter()
+                .all(Vec::is_empty)
+        );
     }
 
     #[test]

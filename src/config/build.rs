@@ -507,6 +507,24 @@ fn read_replicas(
         let msg = "all replicas of one database must write the same layout (set the same \"layout\" on each)";
         return Err(s.err("replicas", msg));
     }
+    let ltx = layouts.first() == Some(&super::ReplicaLayout::Ltx);
+    if let Some(r) = db
+        .replicas
+        .iter()
+        .find(|r| r.snapshot_tiers.is_some())
+        .filter(|_| ltx)
+    {
+        let slot = if db.v05_replica {
+            "replica"
+        } else {
+            "replicas"
+        };
+        let msg = format!(
+            "snapshot-tiers of replica {:?} applies to the v0.3 layout (generations/) only; this replica writes LTX",
+            r.name
+        );
+        return Err(s.err(slot, msg));
+    }
     if !shared.retention_enabled {
         for r in &mut db.replicas {
             r.retention = std::time::Duration::ZERO;

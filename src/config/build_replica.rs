@@ -3,19 +3,25 @@
 //!
 //! Invariants: the type comes from the URL scheme, else `type`, else `file`; `url` excludes
 //! `path`/`bucket`; config `region`/`endpoint` beat URL-derived values; an explicit duration (even
-//! 0) replaces its default; sftp is refused; age keys are parsed (X25519) but never echoed.
+//! 0) replaces its default; sftp is refused; age keys are parsed (X25519) but never echoed;
+//! `snapshot-tiers` (walstream) is the backups' keep-* mapping and needs `retention` > 0 (its
+//! v0.3-layout condition is checked in `build.rs`, where the layout is decided).
 
 use std::path::PathBuf;
 
 use serde_yaml::Value;
 
+use super::backups::keep_policy;
 use super::credentials::{EnvLookup, GlobalKeys, resolve_target};
 use super::defaults::*;
 use super::node::Section;
 use super::paths::normalize_db_path;
 use super::url::{is_url, parse_replica_url, redact_password};
 use super::v05::{self, Refusal};
-use super::{AbsTarget, AgeConfig, ConfigError, GcsTarget, ReplicaConfig, ReplicaTarget, S3Target};
+use super::{
+    AbsTarget, AgeConfig, ConfigError, GcsTarget, KeepPolicy, ReplicaConfig, ReplicaTarget,
+    S3Target,
+};
 use crate::gofmt::non_negative;
 
 pub(crate) const REPLICA_KEYS: &[&str] = &[
@@ -29,6 +35,7 @@ pub(crate) const REPLICA_KEYS: &[&str] = &[
     "snapshot-interval",
     "validation-interval",
     "layout",
+    "snapshot-tiers",
     "access-key-id",
     "secret-access-key",
     "region",
@@ -181,6 +188,7 @@ pub(crate) fn build_replica(
 
     let mut replica = ReplicaConfig::with_defaults(label, target);
     apply_durations(&s, &mut replica)?;
+    replica.snapshot_tiers = snapshot_tiers(&s, &replica, warnings)?;
     replica.age = read_age(
         &s.child("age")?,
         &format!("in {place}.age (db {})", scope.db_path),
@@ -430,6 +438,22 @@ fn apply_durations(s: &Section<'_>, r: &mut ReplicaConfig) -> Result<(), ConfigE
     Ok(())
 }
 
+/// `snapshot-tiers`: a keep-* mapping like `backups.retention.<kind>`, only with `retention` on
+/// (it keeps snapshots beyond the window; without a window nothing is deleted anyway). The v0.3
+/// layout is checked where the layout is decided (`build.rs`).
+fn snapshot_tiers(
+    s: &Section<'_>,
+    r: &ReplicaConfig,
+    warnings: &mut Vec<String>,
+) -> Result<Option<KeepPolicy>, ConfigError> {
+    let policy = keep_policy(&s.child("snapshot-tiers")?, warnings)?;
+    if policy.is_some() && r.retention.is_zero() {
+        let msg = "needs retention greater than 0 (it keeps snapshots beyond the retention window)";
+        return Err(s.err("snapshot-tiers", msg));
+    }
+    Ok(policy)
+}
+
 fn read_age(
     s: &Section<'_>,
     place: &str,
@@ -463,6 +487,69 @@ impl ReplicaConfig {
             validation_interval: DEFAULT_VALIDATION_INTERVAL,
             age: AgeConfig::default(),
             layout: None,
+            snapshot_tiers: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::{KeepPolicy, parse_with_env};
+
+    fn parse(replica: &str) -> Result<super::super::LoadedConfig, String> {
+        let text = format!("dbs:\n  - path: /d/a.db\n    {replica}");
+        parse_with_env(&text, true, Some(Path::new("/c.yml")), &|_| None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn snapshot_tiers_take_the_backups_keep_mapping() {
+        let loaded = parse(
+            "replicas:\n      - path: /r\n        retention: 72h\n        snapshot-tiers: {keep-daily: 7, keep-weekly: 4, keep-monthly: 2}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let tiers = KeepPolicy {
+            daily: 7,
+            weekly: 4,
+            monthly: 2,
+            ..KeepPolicy::default()
+        };
+        assert_eq!(loaded.config.dbs[0].replicas[0].snapshot_tiers, Some(tiers));
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let plain = parse("replicas:\n      - path: /r\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plain.config.dbs[0].replicas[0].snapshot_tiers, None);
+    }
+
+    #[test]
+    fn snapshot_tiers_need_retention_and_the_v03_layout() {
+        for (replica, said) in [
+            (
+                "replicas:\n      - path: /r\n        retention: 0s\n        snapshot-tiers: {keep-daily: 7}\n",
+                "config /c.yml: dbs[0] (/d/a.db): replicas[0] \"file\": snapshot-tiers: needs retention greater than 0 (it keeps snapshots beyond the retention window)",
+            ),
+            (
+                "replicas:\n      - path: /r\n        snapshot-tiers: {keep-daily: 0}\n",
+                "config /c.yml: dbs[0] (/d/a.db): replicas[0] \"file\": snapshot-tiers: keeps nothing: give at least one of keep-last, keep-hourly, keep-daily, keep-weekly, keep-monthly, keep-yearly (≥ 1)",
+            ),
+            (
+                "replica:\n      path: /r\n      snapshot-tiers: {keep-daily: 7}\n",
+                "config /c.yml: dbs[0] (/d/a.db): replica: snapshot-tiers of replica \"file\" applies to the v0.3 layout (generations/) only; this replica writes LTX",
+            ),
+            (
+                "replicas:\n      - path: /r\n        layout: ltx\n        snapshot-tiers: {keep-last: 3}\n",
+                "config /c.yml: dbs[0] (/d/a.db): replicas: snapshot-tiers of replica \"file\" applies to the v0.3 layout (generations/) only; this replica writes LTX",
+            ),
+        ] {
+            match parse(replica) {
+                Ok(c) => panic!("{replica}: accepted: {:?}", c.config.dbs[0].replicas),
+                Err(e) => assert_eq!(e, said, "{replica}"),
+            }
+        }
+        // A singular `replica:` with `layout: v0.3` writes generations/: accepted.
+        let v3 = parse(
+            "replica:\n      path: /r\n      layout: v0.3\n      snapshot-tiers: {keep-daily: 7}\n",
+        );
+        assert!(v3.is_ok(), "{v3:?}");
     }
 }

@@ -197,6 +197,10 @@ pub struct ReplicaConfig {
     /// `layout` (walstream): the layout `replicate` writes, overriding the rule that a singular
     /// `replica:` writes LTX and a `replicas:` item the v0.3 layout (`None`: that rule).
     pub layout: Option<ReplicaLayout>,
+    /// `snapshot-tiers` (walstream): snapshots of a v0.3 replica kept beyond `retention` by
+    /// keep-last/hourly/daily/weekly/monthly/yearly, as snapshot-only restore points (`None`:
+    /// only `retention` decides). Needs `retention` > 0 and the v0.3 layout.
+    pub snapshot_tiers: Option<KeepPolicy>,
 }
 
 /// The replica layout `replicate` writes.

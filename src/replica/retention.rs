@@ -8,10 +8,21 @@
 //!   index among its retained snapshots, exactly the snapshots and WAL segments with index `< m` are
 //!   deleted — so nothing the oldest retained snapshot needs (its own index onward) is ever planned
 //!   for deletion;
+//! - with `snapshot-tiers` (a [`KeepPolicy`]), the snapshots of all generations, newest first by
+//!   `created_at`, get [`KeepPolicy::reasons`]; a snapshot a tier keeps is never deleted, even
+//!   below `m` or in a generation without a retained snapshot. Such a generation is not deleted
+//!   whole: its other snapshots and all its WAL go ([`Deletions::tier_only`]). WAL is deleted
+//!   exactly as without tiers (a v0.3 snapshot is a whole database image: a tier-kept snapshot
+//!   is a snapshot-only restore point and needs no WAL). `NeedSnapshot` looks at the window
+//!   only. Without tiers the plan is exactly Litestream v0.3.13's;
 //! - the plan never mentions an object that was not in its input.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+
+use crate::config::KeepPolicy;
 
 /// What the planner needs to know about a stored snapshot.
 pub trait SnapshotEntry: Clone {
@@ -42,10 +53,18 @@ pub struct Deletions<S, W> {
     pub generations: Vec<String>,
     /// Per surviving generation, the bound `m` (smallest retained snapshot index).
     pub bounds: Vec<(String, u32)>,
-    /// Snapshots with index `< m` in surviving generations.
+    /// Generations without a retained snapshot that a tier keeps a snapshot of: not deleted
+    /// whole; their other snapshots and all their segments are listed below.
+    pub tier_only: Vec<String>,
+    /// Snapshots with index `< m` in surviving generations, and the snapshots a tier does not
+    /// keep in `tier_only` generations.
     pub snapshots: Vec<S>,
-    /// Segments with index `< m` in surviving generations.
+    /// Segments with index `< m` in surviving generations, and every segment of `tier_only`
+    /// generations.
     pub segments: Vec<W>,
+    /// Snapshots kept only because a tier keeps them (the window would delete them), with the
+    /// tier reasons (`keep-daily 2026-12-05`). Not a deletion.
+    pub tier_kept: Vec<(S, Vec<String>)>,
 }
 
 impl<S, W> Deletions<S, W> {
@@ -59,7 +78,7 @@ impl<S, W> Deletions<S, W> {
 /// `generations` lists every generation on the replica (including ones holding no snapshot), the
 /// slices list every snapshot and segment of every generation. `force_retained` names a snapshot
 /// `(generation, index)` that counts as retained whatever its timestamp (the one just taken after
-/// [`RetentionPlan::NeedSnapshot`]).
+/// [`RetentionPlan::NeedSnapshot`]). `tiers` is the replica's `snapshot-tiers`.
 pub fn plan_retention<S: SnapshotEntry, W: SegmentEntry>(
     generations: &[String],
     snapshots: &[S],
@@ -67,6 +86,7 @@ pub fn plan_retention<S: SnapshotEntry, W: SegmentEntry>(
     now: SystemTime,
     retention: Duration,
     force_retained: Option<(&str, u32)>,
+    tiers: Option<&KeepPolicy>,
 ) -> RetentionPlan<S, W> {
     let cutoff = now.checked_sub(retention).unwrap_or(SystemTime::UNIX_EPOCH);
     let mut min_retained: BTreeMap<&str, u32> = BTreeMap::new();
@@ -84,20 +104,30 @@ pub fn plan_retention<S: SnapshotEntry, W: SegmentEntry>(
     if min_retained.is_empty() {
         return RetentionPlan::NeedSnapshot;
     }
+    let tier_reasons = tiers.map_or_else(Vec::new, |t| tier_reasons(snapshots, t));
+    let tier_kept = |i: usize| tier_reasons.get(i).is_some_and(|r| !r.is_empty());
     let all: BTreeSet<&str> = generations
         .iter()
         .map(String::as_str)
         .chain(snapshots.iter().map(|s| s.generation()))
         .chain(segments.iter().map(|s| s.generation()))
         .collect();
-    let keep = |generation: &str, index: u32| match min_retained.get(generation) {
-        Some(&m) => index >= m,
-        None => true, // whole generation goes; listed under `generations`
+    let tier_only: BTreeSet<&str> = (0..snapshots.len())
+        .filter(|&i| tier_kept(i))
+        .filter_map(|i| snapshots.get(i).map(SnapshotEntry::generation))
+        .filter(|g| !min_retained.contains_key(g))
+        .collect();
+    // The window's verdict: `None` for a generation that goes whole (listed under `generations`).
+    let in_window = |generation: &str, index: u32| match min_retained.get(generation) {
+        Some(&m) => Some(index >= m),
+        None if tier_only.contains(generation) => Some(false),
+        None => None,
     };
+    let indexed = snapshots.iter().enumerate();
     RetentionPlan::Delete(Deletions {
         generations: all
             .iter()
-            .filter(|g| !min_retained.contains_key(*g))
+            .filter(|g| !min_retained.contains_key(*g) && !tier_only.contains(*g))
             .map(|g| g.to_string())
             .collect(),
         bounds: min_retained
@@ -105,18 +135,55 @@ pub fn plan_retention<S: SnapshotEntry, W: SegmentEntry>(
             .filter(|(g, _)| all.contains(*g))
             .map(|(g, m)| (g.to_string(), *m))
             .collect(),
-        snapshots: snapshots
-            .iter()
-            .filter(|s| !keep(s.generation(), s.index()))
-            .cloned()
+        tier_only: tier_only.iter().map(|g| g.to_string()).collect(),
+        snapshots: indexed
+            .clone()
+            .filter(|(i, s)| in_window(s.generation(), s.index()) == Some(false) && !tier_kept(*i))
+            .map(|(_, s)| s.clone())
             .collect(),
         segments: segments
             .iter()
-            .filter(|s| !keep(s.generation(), s.index()))
+            .filter(|s| in_window(s.generation(), s.index()) == Some(false))
             .cloned()
+            .collect(),
+        tier_kept: indexed
+            .filter(|(i, s)| tier_kept(*i) && in_window(s.generation(), s.index()) == Some(false))
+            .filter_map(|(i, s)| Some((s.clone(), tier_reasons.get(i)?.clone())))
             .collect(),
     })
 }
+
+/// The tier reasons of every snapshot, in input order: the snapshots of all generations are
+/// judged together, newest first by `created_at` (ties: the later generation, then the higher
+/// index first).
+fn tier_reasons<S: SnapshotEntry>(snapshots: &[S], tiers: &KeepPolicy) -> Vec<Vec<String>> {
+    let mut order: Vec<usize> = (0..snapshots.len()).collect();
+    let key = |i: &usize| {
+        snapshots
+            .get(*i)
+            .map(|s| (s.created_at(), s.generation().to_string(), s.index()))
+    };
+    order.sort_by_key(|i| std::cmp::Reverse(key(i)));
+    let times: Vec<DateTime<Utc>> = order
+        .iter()
+        .filter_map(|&i| {
+            snapshots
+                .get(i)
+                .map(|s| DateTime::<Utc>::from(s.created_at()))
+        })
+        .collect();
+    let mut out = vec![Vec::new(); snapshots.len()];
+    for (i, reasons) in order.into_iter().zip(tiers.reasons(&times)) {
+        if let Some(slot) = out.get_mut(i) {
+            *slot = reasons;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "retention_tiers_tests.rs"]
+mod tiers_tests;
 
 #[cfg(test)]
 mod tests {
@@ -163,7 +230,11 @@ mod tests {
         forced: Option<(&str, u32)>,
     ) -> RetentionPlan<Snap, Seg> {
         let gens: Vec<String> = gens.iter().map(|g| g.to_string()).collect();
-        plan_retention(&gens, snaps, segs, at(now), RET, forced)
+        let p = plan_retention(&gens, snaps, segs, at(now), RET, forced, None);
+        if let RetentionPlan::Delete(d) = &p {
+            assert!(d.tier_only.is_empty() && d.tier_kept.is_empty(), "{d:?}");
+        }
+        p
     }
 
     fn deletions(p: RetentionPlan<Snap, Seg>) -> Deletions<Snap, Seg> {
@@ -254,18 +325,23 @@ mod tests {
         assert_eq!(d.snapshots, vec![Snap(G1, 0, 10)]);
     }
 
+    /// A deterministic pseudo-random source (an LCG from `seed`): `next(n)` is in `0..n`.
+    pub(super) fn pseudo_random(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut state = seed;
+        move |n| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        }
+    }
+
     /// Property: for pseudo-random inputs, nothing at or above the bound of a surviving
     /// generation is deleted, and everything below it is.
     #[test]
     fn never_deletes_what_oldest_retained_snapshot_needs() {
         let gens = [G1, G2];
-        let mut state = 1u64;
-        let mut next = |n: u64| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) % n
-        };
+        let mut next = pseudo_random(1);
         for _ in 0..500 {
             let snaps: Vec<Snap> = (0..next(6))
                 .map(|_| Snap(gens[next(2) as usize], next(8) as u32, next(300)))

@@ -187,6 +187,34 @@ async fn retention_lists_storage_only_when_something_can_have_expired() {
     );
 }
 
+/// With `snapshot-tiers`, a snapshot this replica writes can change the tiers' verdicts: the
+/// next check lists again although nothing left the window. Without tiers it does not.
+#[tokio::test]
+async fn with_tiers_a_new_snapshot_ends_the_quiet_period() {
+    for tiers in [None, Some(crate::config::KeepPolicy::keep_last(1))] {
+        let mut f = Fixture::new().await;
+        f.cfg.retention = std::time::Duration::from_secs(3600);
+        f.cfg.snapshot_tiers = tiers;
+        let replica = f.replica(f.client.clone());
+        f.write(3).await;
+        replica.sync().await.expect("first round");
+        let client = f.client.clone();
+        let lists = || client.stats().operations(crate::storage::Op::List);
+        replica.enforce_retention().await.expect("first check");
+        let before = lists();
+        replica.enforce_retention().await.expect("quiet check");
+        assert_eq!(lists(), before, "{tiers:?}: nothing new, not listed");
+        f.write(2).await;
+        replica.snapshot().await.expect("snapshot");
+        let before = lists();
+        replica
+            .enforce_retention()
+            .await
+            .expect("check after a snapshot");
+        assert_eq!(lists() > before, tiers.is_some(), "{tiers:?}");
+    }
+}
+
 /// The shadow WAL a replica still needs is gone (another writer — the LTX one after a switch of
 /// layouts — consumed it): the next round takes a snapshot at the current index, continues the
 /// generation from there, and a restore gives every row.

@@ -18,6 +18,9 @@
 //!   nothing is left beside it after a failure.
 //! - The order of checks (and so which message wins) follows Litestream: choose the target
 //!   (`no matching backups found`), then `-index` + `-timestamp`, then the output-exists check.
+//! - A `-timestamp` restore that lands in a gap without WAL (a snapshot kept by
+//!   `snapshot-tiers`: [`plan::wal_gap`]) restores the same point as Litestream and says so in
+//!   one warning naming the snapshot's time.
 
 pub mod apply;
 pub mod error;
@@ -41,7 +44,7 @@ mod verify_vfs;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use tracing::{Instrument, info};
+use tracing::{Instrument, info, warn};
 
 pub use error::RestoreError;
 pub use execute::{DEFAULT_PARALLELISM, ExecOptions, RestoreSummary, execute};
@@ -182,6 +185,17 @@ async fn restore_listing(
         return Err(RestoreError::OutputExists(req.output.clone()));
     }
     let plan = plan::plan(listing, target)?;
+    if let Some((at, next)) = plan::wal_gap(listing, &plan, target) {
+        let (at, next) = (
+            crate::gofmt::rfc3339_seconds(at),
+            crate::gofmt::rfc3339_seconds(next),
+        );
+        warn!(
+            generation = %plan.generation,
+            index = plan.snapshot.index,
+            "the replica keeps no WAL between {at} and {next}: this is the state at {at}"
+        );
+    }
     let span = tracing::info_span!("restore", replica = %replica.name);
     let summary = execute(replica.client, &plan, &req.output, &req.exec)
         .instrument(span)

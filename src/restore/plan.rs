@@ -236,6 +236,40 @@ pub fn plan(listing: &GenerationListing, target: &Target) -> Result<RestorePlan,
     })
 }
 
+/// The gap a `-timestamp T` restore falls into when the replica keeps no WAL after the chosen
+/// snapshot: the plan is snapshot-only, the snapshot is older than `T`, the generation holds no
+/// WAL of the snapshot's own index (so none continues from it: a snapshot kept by
+/// `snapshot-tiers`, whose WAL retention deleted) and something later (WAL or a snapshot).
+/// Returns the snapshot's time and the time of the generation's next object: the restore gives
+/// the state at the first, which is earlier than `T`. It only describes the plan; the choice
+/// stays Litestream's.
+pub fn wal_gap(
+    listing: &GenerationListing,
+    plan: &RestorePlan,
+    target: &Target,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let t = target.timestamp()?;
+    let at = plan.snapshot.created_at;
+    if !plan.snapshot_only || at >= t {
+        return None;
+    }
+    if listing
+        .segments
+        .iter()
+        .any(|s| s.index == plan.snapshot.index)
+    {
+        return None;
+    }
+    let next = listing
+        .snapshots
+        .iter()
+        .map(|s| s.created_at)
+        .chain(listing.segments.iter().map(|s| s.created_at))
+        .filter(|&c| c > at)
+        .min()?;
+    Some((at, next))
+}
+
 /// Snapshot selection (spec §5.2). Snapshots are considered in index order, which is the listing
 /// order of every backend (fixed-width hex names).
 pub fn choose_snapshot<'a>(

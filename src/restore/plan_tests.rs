@@ -352,3 +352,43 @@ fn download_size_counts_snapshot_and_selected_segments() {
     let p = plan(&sample(), &Target::Latest).expect("plan");
     assert_eq!(p.download_size(), 100 + 3 * 10);
 }
+
+/// A snapshot kept by `snapshot-tiers` (index 1, no WAL of its own) between a restore point at
+/// `-timestamp` and the window (snapshot 5 and its WAL): the plan is Litestream's (snapshot 1
+/// only) and `wal_gap` names the snapshot's time and the next object's.
+#[test]
+fn timestamp_between_tier_snapshots_is_a_snapshot_only_gap() {
+    let l = listing(
+        G1,
+        &[(1, 0), (3, 100), (5, 200)],
+        &[(5, 0, 200), (5, 4152, 210)],
+    );
+    let target = Target::Timestamp(t(50));
+    let p = plan(&l, &target).expect("plan");
+    assert_eq!((p.snapshot.index, p.snapshot_only), (1, true));
+    assert_eq!(wal_gap(&l, &p, &target), Some((t(0), t(100))));
+    let target = Target::Timestamp(t(150));
+    let p = plan(&l, &target).expect("plan");
+    assert_eq!(p.snapshot.index, 3);
+    assert_eq!(wal_gap(&l, &p, &target), Some((t(100), t(200))));
+    // At the snapshot's own time, after the window's WAL starts, or without a timestamp: no gap.
+    for target in [
+        Target::Timestamp(t(100)),
+        Target::Timestamp(t(205)),
+        Target::Latest,
+    ] {
+        let p = plan(&l, &target).expect("plan");
+        assert_eq!(wal_gap(&l, &p, &target), None, "{target:?}");
+    }
+}
+
+/// The usual v0.3 case: a timestamp between a snapshot and the first upload of its own index's
+/// WAL is snapshot-only too, but that WAL continues from the snapshot: no gap to report.
+#[test]
+fn timestamp_before_the_snapshots_own_wal_is_no_gap() {
+    let l = listing(G1, &[(0, 0)], &[(0, 0, 10), (0, 4152, 20)]);
+    let target = Target::Timestamp(t(5));
+    let p = plan(&l, &target).expect("plan");
+    assert!(p.snapshot_only);
+    assert_eq!(wal_gap(&l, &p, &target), None);
+}

@@ -4,11 +4,13 @@
 //! `/readyz` and the lag follow an outage, the application's `-wal` stays bounded, replication
 //! resumes in the same generation, and after a `POST …/sync` both `walstream restore` and the
 //! real Litestream v0.3.13 restore exactly the source (nothing lost), from a replica whose WAL
-//! segments neither overlap nor repeat.
+//! segments neither overlap nor repeat. The mixed-fault and hang scenarios also run on an LTX
+//! replica (`ltx_*`): every compaction level stays gap- and overlap-free and Litestream v0.5.17
+//! restores it.
 //!
-//! Pacing: nothing sleeps for readiness; every wait polls with a deadline. The hang test lasts
-//! about a minute because walstream's storage client gives up on a silent server after its 60 s
-//! read timeout (`src/storage/backend.rs`), which is the behaviour under test.
+//! Pacing: nothing sleeps for readiness; every wait polls with a deadline. A hang costs about
+//! 10 s per hung request (walstream's per-request limits, `src/storage/retry.rs`), longer for a
+//! hung listing (30 s), which is the behaviour under test.
 
 mod common;
 #[path = "faults_support/mod.rs"]
@@ -41,6 +43,8 @@ struct World {
     proxy: Proxy,
     cfg: String,
     ws: Option<Instance>,
+    /// The replica writes LTX.
+    ltx: bool,
 }
 
 impl World {
@@ -64,6 +68,7 @@ impl World {
             proxy,
             cfg,
             ws: None,
+            ltx: settings.ltx,
         };
         if matches!(mode, Mode::Outage) {
             w.launch_walstream();
@@ -145,9 +150,16 @@ impl World {
             app,
             prefix,
             proxy,
+            ltx,
             ..
         } = w;
-        let segments = faults_support::assert_one_clean_generation(&prefix, generation);
+        let segments = if ltx {
+            let files = faults_support::assert_clean_ltx_levels(&dir, &db, &prefix);
+            eprintln!("ltx files per level: {files:?}");
+            files.values().sum()
+        } else {
+            faults_support::assert_one_clean_generation(&prefix, generation)
+        };
         let source = rows(&app);
         if through_proxy {
             let cfg = dir.join("walstream.yml");
@@ -160,7 +172,7 @@ impl World {
             );
             assert_eq!(restored, source, "restore through the proxy differs");
         }
-        let [ours, theirs] = faults_support::restore_both(&dir, &db, &prefix);
+        let [ours, theirs] = faults_support::restore_both(&dir, &db, &prefix, ltx);
         assert_eq!(ours.len(), source.len(), "walstream restore lost rows");
         assert_eq!(ours, source, "walstream restore differs from the source");
         assert_eq!(theirs, source, "litestream restore differs from the source");
@@ -177,6 +189,21 @@ fn generation_of(db_status: &Value) -> String {
 
 #[test]
 fn mixed_5xx_resets_and_slow_answers_are_retried_without_loss() {
+    mixed_faults("faults-mixed", &Settings::default());
+}
+
+/// The same on an LTX replica: L0 uploads, L1 compactions (every 2 s) and L0 retention run
+/// under the faults; every level stays gap- and overlap-free and Litestream v0.5.17 restores it.
+#[test]
+fn ltx_mixed_faults_are_retried_without_loss_or_gap() {
+    let settings = Settings {
+        ltx: true,
+        ..Settings::default()
+    };
+    mixed_faults("faults-ltx-mixed", &settings);
+}
+
+fn mixed_faults(tag: &str, settings: &Settings) {
     let plan = FaultPlan {
         burst_rate: 0.1,
         burst_max: 4,
@@ -191,7 +218,7 @@ fn mixed_5xx_resets_and_slow_answers_are_retried_without_loss() {
     };
     // Faults from the start: the first listing, the generation's snapshot and first segment
     // go through them too.
-    let w = World::start("faults-mixed", &Settings::default(), Mode::Faults(plan));
+    let w = World::start(tag, settings, Mode::Faults(plan));
     let generation = generation_of(&w.db_status());
     let start_pos = w.db_status()["replicas"][0]["position"].clone();
     let writer = Writer::paced(&w.db, 2, WRITE_SPACING);
@@ -212,6 +239,13 @@ fn mixed_5xx_resets_and_slow_answers_are_retried_without_loss() {
                 && w.metric("walstream_replica_storage_retries_total") >= 1.0
         },
     );
+    if settings.ltx {
+        common::poll_until(
+            Duration::from_secs(60),
+            "an L1 compaction under the faults",
+            || faults_support::has_ltx_level(&w.prefix, 1),
+        );
+    }
     // Replication went on under the faults.
     let moved = w.db_status()["replicas"][0]["position"].clone();
     assert_ne!(moved, start_pos, "the replica did not advance under faults");
@@ -232,7 +266,7 @@ fn mixed_5xx_resets_and_slow_answers_are_retried_without_loss() {
     let gets = counts.faulted_methods.get("GET").copied().unwrap_or(0);
     assert!(gets >= 1, "the restore met no fault: {counts:?}");
     eprintln!("mixed faults: {counts:?}; walstream retries {retries}");
-    eprintln!("mixed faults: {last} rows, {segments} segments, one generation");
+    eprintln!("mixed faults: {last} rows, {segments} segments or LTX files");
 }
 
 #[test]
@@ -327,7 +361,21 @@ fn full_outage_grows_lag_fails_readiness_bounds_the_wal_and_catches_up() {
 
 #[test]
 fn a_hung_upload_times_out_and_is_retried() {
-    let w = World::start("faults-hang", &Settings::default(), Mode::Pass);
+    hung_upload("faults-hang", &Settings::default());
+}
+
+/// The same on an LTX replica: a hung L0 upload is abandoned and retried, no TXID skipped.
+#[test]
+fn ltx_a_hung_upload_times_out_and_is_retried() {
+    let settings = Settings {
+        ltx: true,
+        ..Settings::default()
+    };
+    hung_upload("faults-ltx-hang", &settings);
+}
+
+fn hung_upload(tag: &str, settings: &Settings) {
+    let w = World::start(tag, settings, Mode::Pass);
     let generation = generation_of(&w.db_status());
     let writer = Writer::paced(&w.db, 2, WRITE_SPACING);
     let retries_before = w.metric("walstream_replica_storage_retries_total");

@@ -30,6 +30,9 @@ pub struct Settings {
     pub readiness_max_lag: &'static str,
     pub min_checkpoint_pages: u64,
     pub max_checkpoint_pages: u64,
+    /// The replica writes the LTX layout (`layout: ltx`), compacting into L1 every 2 s and
+    /// dropping compacted L0 files after 3 s, so compaction and retention run under the faults.
+    pub ltx: bool,
 }
 
 impl Default for Settings {
@@ -39,6 +42,7 @@ impl Default for Settings {
             readiness_max_lag: "2s",
             min_checkpoint_pages: 16,
             max_checkpoint_pages: 64,
+            ltx: false,
         }
     }
 }
@@ -47,12 +51,20 @@ impl Default for Settings {
 /// with fast ticks, one S3 replica named `s3` at `endpoint` (the proxy or moto) under `prefix`.
 /// Credentials come from the environment ([`env`]).
 pub fn config(db: &Path, endpoint: &str, prefix: &str, s: &Settings) -> String {
+    let (levels, layout) = if s.ltx {
+        (
+            "levels:\n  - interval: 2s\nl0-retention: 3s\nl0-retention-check-interval: 1s\n",
+            "        layout: ltx\n",
+        )
+    } else {
+        ("", "")
+    };
     format!(
-        "addr: \"127.0.0.1:0\"\nhttp-token: \"{TOKEN}\"\nreadiness-max-lag: {lag}\ndbs:\n  \
+        "{levels}addr: \"127.0.0.1:0\"\nhttp-token: \"{TOKEN}\"\nreadiness-max-lag: {lag}\ndbs:\n  \
          - path: \"{db}\"\n    monitor-interval: 50ms\n    min-checkpoint-page-count: {min}\n    \
          max-checkpoint-page-count: {max}\n    replicas:\n      - name: s3\n        type: s3\n        \
          bucket: \"{bucket}\"\n        path: \"{prefix}\"\n        endpoint: \"{endpoint}\"\n        \
-         region: us-east-1\n        force-path-style: true\n        sync-interval: {sync}\n",
+         region: us-east-1\n        force-path-style: true\n        sync-interval: {sync}\n{layout}",
         lag = s.readiness_max_lag,
         db = db.display(),
         min = s.min_checkpoint_pages,
@@ -68,19 +80,107 @@ pub fn env() -> Vec<(String, String)> {
 }
 
 /// Restores `db`'s replica under `prefix` from moto directly, with walstream and with the real
-/// Litestream v0.3.13; returns both restored row sets (each already integrity-checked).
-pub fn restore_both(dir: &Path, db: &Path, prefix: &str) -> [Vec<(i64, String)>; 2] {
-    let cfg = dir.join("direct.yml");
-    let direct = config(db, &common::s3_endpoint(), prefix, &Settings::default());
-    std::fs::write(&cfg, direct).expect("write direct config");
+/// Litestream (v0.3.13, or v0.5.17 for an LTX replica); returns both restored row sets (each
+/// already integrity-checked).
+pub fn restore_both(dir: &Path, db: &Path, prefix: &str, ltx: bool) -> [Vec<(i64, String)>; 2] {
+    let cfg = direct_config(dir, db, prefix, ltx);
     let args = [
         "-config",
         cfg.to_str().expect("utf-8"),
         db.to_str().expect("utf-8"),
     ];
+    let peer = if ltx {
+        common::litestream5_bin()
+    } else {
+        common::litestream_bin()
+    };
     let ours = restore_with(&common::walstream_bin(), &env(), &args, &dir.join("ws.db"));
-    let theirs = restore_with(&common::litestream_bin(), &env(), &args, &dir.join("ls.db"));
+    let theirs = restore_with(&peer, &env(), &args, &dir.join("ls.db"));
     [ours, theirs]
+}
+
+/// `dir/direct.yml`: the suite's config pointing at moto directly instead of the proxy.
+pub fn direct_config(dir: &Path, db: &Path, prefix: &str, ltx: bool) -> PathBuf {
+    let cfg = dir.join("direct.yml");
+    let settings = Settings {
+        ltx,
+        ..Settings::default()
+    };
+    let direct = config(db, &common::s3_endpoint(), prefix, &settings);
+    std::fs::write(&cfg, direct).expect("write direct config");
+    cfg
+}
+
+/// Asserts that every compaction level of the LTX replica (L0..L8, as `walstream ltx -level all
+/// -json` lists them) is a gap-free, overlap-free run of TXID ranges, and that L0 reaches the
+/// highest TXID; returns the number of files per level.
+pub fn assert_clean_ltx_levels(dir: &Path, db: &Path, prefix: &str) -> BTreeMap<u64, usize> {
+    let cfg = direct_config(dir, db, prefix, true);
+    let out = std::process::Command::new(common::walstream_bin())
+        .args(["ltx", "-level", "all", "-json", "-config"])
+        .arg(&cfg)
+        .arg(db)
+        .envs(env())
+        .output()
+        .expect("run walstream ltx");
+    assert!(out.status.success(), "walstream ltx failed: {out:?}");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("ltx -json");
+    let mut levels: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+    for r in &rows {
+        let txid = |k: &str| {
+            let text = r[k].as_str().unwrap_or_else(|| panic!("{k} in {r}"));
+            u64::from_str_radix(text, 16).unwrap_or_else(|e| panic!("{k} {text}: {e}"))
+        };
+        let level = r["level"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("level in {r}"));
+        levels
+            .entry(level)
+            .or_default()
+            .push((txid("min_txid"), txid("max_txid")));
+    }
+    assert!(!rows.is_empty(), "no LTX file in the replica");
+    let mut counts = BTreeMap::new();
+    for (level, files) in &mut levels {
+        files.sort();
+        counts.insert(*level, files.len());
+        if *level == 9 {
+            continue; // snapshots all start at TXID 1
+        }
+        for pair in files.windows(2) {
+            assert_eq!(
+                pair[1].0,
+                pair[0].1 + 1,
+                "L{level}: {:?} then {:?}: a gap or an overlap",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+    let highest = levels.values().flatten().map(|f| f.1).max();
+    let l0_top = levels.get(&0).and_then(|f| f.last()).map(|f| f.1);
+    assert_eq!(
+        l0_top, highest,
+        "L0 does not reach the highest TXID: {levels:?}"
+    );
+    counts
+}
+
+/// Whether moto holds an LTX file of `level` under `prefix` (S3 layout: `<prefix>/<LLLL>/`).
+pub fn has_ltx_level(prefix: &str, level: u8) -> bool {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let root = object_store::path::Path::from(format!("{prefix}/{level:04x}"));
+    rt.block_on(async {
+        let listed: Vec<_> = common::moto_store()
+            .list(Some(&root))
+            .try_collect()
+            .await
+            .expect("list level");
+        listed.iter().any(|m| m.location.as_ref().ends_with(".ltx"))
+    })
 }
 
 /// The size of the application's `-wal` file (0 when absent).

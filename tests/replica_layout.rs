@@ -32,6 +32,7 @@ fn replicate(dir: &Path, replica_yaml: &str) -> Vec<String> {
     );
     let ws = Instance::start(dir, &cfg, &[]);
     ws.wait_caught_up();
+    check_restore_points(&ws, replica_yaml.contains("layout: ltx"));
     ws.proc.stop();
     let out = dir.join("restored.db");
     let restored = walstream_restore(
@@ -46,6 +47,45 @@ fn replicate(dir: &Path, replica_yaml: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// `GET …/restore-points`: an LTX replica shows its levels (L0 from TXID 1, the L9 snapshot
+/// taken at start) and a restorable window; a v0.3 replica its generation and `ltx: null`.
+fn check_restore_points(ws: &Instance, ltx: bool) {
+    let url = "/api/v1/databases/app.db/restore-points?refresh=true";
+    let mut doc = serde_json::Value::Null;
+    common::poll_until(std::time::Duration::from_secs(30), "restore points", || {
+        doc = ws.get(url).json();
+        let r = &doc["replicas"][0];
+        if ltx {
+            r["ltx"]["levels"].as_array().is_some_and(|l| l.len() >= 2)
+        } else {
+            r["generations"].as_array().is_some_and(|g| !g.is_empty())
+        }
+    });
+    let r = &doc["replicas"][0];
+    if !ltx {
+        assert!(r["ltx"].is_null(), "{r:#}");
+        return;
+    }
+    let levels = r["ltx"]["levels"].as_array().expect("levels");
+    let l0 = &levels[0];
+    assert_eq!(
+        (l0["level"].as_u64(), l0["min_txid"].as_str()),
+        (Some(0), Some("0000000000000001")),
+        "{r:#}"
+    );
+    let l9 = levels.last().expect("a level");
+    assert_eq!(l9["level"], 9, "{r:#}");
+    assert_eq!(
+        r["ltx"]["snapshots"].as_array().map(Vec::len),
+        Some(1),
+        "{r:#}"
+    );
+    let from = r["ltx"]["restorable_from"].as_str().expect("from");
+    let to = r["ltx"]["restorable_to"].as_str().expect("to");
+    assert!(from <= to, "{r:#}");
+    assert_eq!(r["oldest_restore_point"].as_str(), Some(from), "{r:#}");
 }
 
 #[test]

@@ -309,6 +309,39 @@ pub struct ReplicaRestorePoints {
     pub error: Option<TimedError>,
     pub oldest_restore_point: Option<String>,
     pub generations: Vec<GenerationDoc>,
+    /// The LTX layout, for a replica that writes it (`null` otherwise).
+    #[serde(default)]
+    pub ltx: Option<LtxPointsDoc>,
+}
+
+/// The levels and L9 snapshots of an LTX replica (times from the storage listing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LtxPointsDoc {
+    /// Any `-timestamp` from here on restores (the oldest snapshot, or the oldest file of a
+    /// level still starting at TXID 1); a later time than `restorable_to` restores the latest.
+    pub restorable_from: Option<String>,
+    pub restorable_to: Option<String>,
+    pub levels: Vec<LtxLevelDoc>,
+    pub snapshots: Vec<LtxSnapshotDoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LtxLevelDoc {
+    pub level: u8,
+    pub files: usize,
+    pub size: u64,
+    /// 16 hex digits, as `walstream ltx` and Litestream print TXIDs.
+    pub min_txid: String,
+    pub max_txid: String,
+    pub oldest: String,
+    pub newest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LtxSnapshotDoc {
+    pub max_txid: String,
+    pub size: u64,
+    pub created_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -368,6 +401,37 @@ fn replica_points(r: &ReplicaObservation, p: &ReplicaPoints) -> ReplicaRestorePo
         }),
         oldest_restore_point: opt_time(p.oldest_restore_point()),
         generations: p.generations.iter().map(generation_doc).collect(),
+        ltx: p.ltx.as_ref().map(ltx_doc),
+    }
+}
+
+fn ltx_doc(l: &crate::state::restore_points::LtxPoints) -> LtxPointsDoc {
+    let txid = crate::ltx::format_txid;
+    LtxPointsDoc {
+        restorable_from: opt_time(l.restorable_from()),
+        restorable_to: opt_time(l.restorable_to()),
+        levels: l
+            .levels
+            .iter()
+            .map(|v| LtxLevelDoc {
+                level: v.level,
+                files: v.files,
+                size: v.size,
+                min_txid: txid(v.min_txid),
+                max_txid: txid(v.max_txid),
+                oldest: rfc3339(v.oldest),
+                newest: rfc3339(v.newest),
+            })
+            .collect(),
+        snapshots: l
+            .snapshots
+            .iter()
+            .map(|s| LtxSnapshotDoc {
+                max_txid: txid(s.max_txid),
+                size: s.size,
+                created_at: rfc3339(s.created_at),
+            })
+            .collect(),
     }
 }
 

@@ -43,6 +43,7 @@ fn replica(name: &str, lag_s: u64, synced: bool) -> ReplicaObservation {
         lag: Duration::from_secs(lag_s),
         storage: StorageCounters::default(),
         points: Arc::new(ReplicaPoints {
+            ltx: None,
             refreshed_at: Some(at(95)),
             generations: vec![GenerationPoints {
                 generation: "0123456789abcdef".into(),

@@ -1,6 +1,8 @@
 //! Restore points of every replica, listed from storage by a background refresher and kept in
 //! memory, so HTTP handlers never wait for storage: generations with their time range, their
-//! snapshots, and the span (offsets, times, stored bytes) each WAL index covers.
+//! snapshots, and the span (offsets, times, stored bytes) each WAL index covers; for a replica
+//! writing the LTX layout also its levels (files, bytes, TXID range, times) and L9 snapshots
+//! ([`LtxPoints`], by listing times: file mtimes, object-store `LastModified`).
 //!
 //! What must stay true:
 //! - times are the storage `CreatedAt` of the objects (spec §1.6), the same values `restore
@@ -29,7 +31,9 @@ use tokio::time::Instant;
 
 use crate::db::Pos;
 use crate::replica::{Replica, ReplicaStatus, SnapshotMark};
-use crate::storage::{ReplicaClient, SegmentInfo, SnapshotInfo, StorageError};
+use crate::storage::{
+    LtxFileInfo, ReplicaClient, SegmentInfo, SnapshotInfo, StorageError, Timestamps,
+};
 
 /// Least time between two refreshes triggered by replica activity. Each refresh costs
 /// `1 + 2 × generations` listings per replica.
@@ -147,6 +151,101 @@ pub fn summarize(
     }
 }
 
+/// One LTX level of a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LtxLevelPoints {
+    pub level: u8,
+    pub files: usize,
+    /// Stored bytes of all its files.
+    pub size: u64,
+    pub min_txid: u64,
+    pub max_txid: u64,
+    pub oldest: SystemTime,
+    pub newest: SystemTime,
+}
+
+/// One L9 snapshot: the database at `max_txid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LtxSnapshotPoint {
+    pub max_txid: u64,
+    pub size: u64,
+    pub created_at: SystemTime,
+}
+
+/// The LTX layout of a replica.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LtxPoints {
+    /// Levels holding files, lowest first.
+    pub levels: Vec<LtxLevelPoints>,
+    /// L9 snapshots, oldest first.
+    pub snapshots: Vec<LtxSnapshotPoint>,
+}
+
+impl LtxPoints {
+    /// Summarises the files of every level.
+    pub fn of(files: &[LtxFileInfo]) -> LtxPoints {
+        let mut points = LtxPoints::default();
+        for f in files {
+            let t: SystemTime = f.created_at.into();
+            match points.levels.iter_mut().find(|l| l.level == f.level) {
+                Some(l) => {
+                    l.files += 1;
+                    l.size += f.size;
+                    l.min_txid = l.min_txid.min(f.min_txid);
+                    l.max_txid = l.max_txid.max(f.max_txid);
+                    l.oldest = l.oldest.min(t);
+                    l.newest = l.newest.max(t);
+                }
+                None => points.levels.push(LtxLevelPoints {
+                    level: f.level,
+                    files: 1,
+                    size: f.size,
+                    min_txid: f.min_txid,
+                    max_txid: f.max_txid,
+                    oldest: t,
+                    newest: t,
+                }),
+            }
+            if f.level == crate::storage::SNAPSHOT_LEVEL {
+                points.snapshots.push(LtxSnapshotPoint {
+                    max_txid: f.max_txid,
+                    size: f.size,
+                    created_at: t,
+                });
+            }
+        }
+        points.levels.sort_by_key(|l| l.level);
+        points.snapshots.sort_by_key(|s| (s.created_at, s.max_txid));
+        points
+    }
+
+    /// The earliest time a `-timestamp` restore can use: the oldest snapshot, or the oldest
+    /// file of a level whose files still start at TXID 1 (nothing compacted away yet).
+    pub fn restorable_from(&self) -> Option<SystemTime> {
+        let from_start = self
+            .levels
+            .iter()
+            .filter(|l| l.min_txid == 1)
+            .map(|l| l.oldest);
+        let snapshots = self.snapshots.iter().map(|s| s.created_at);
+        from_start.chain(snapshots).min()
+    }
+
+    /// The newest time any file was stored: a later `-timestamp` restores the latest state.
+    pub fn restorable_to(&self) -> Option<SystemTime> {
+        self.levels.iter().map(|l| l.newest).max()
+    }
+}
+
+/// Lists every level of an LTX replica.
+pub async fn list_ltx(client: &ReplicaClient) -> Result<LtxPoints, StorageError> {
+    let mut files = Vec::new();
+    for level in 0..=crate::storage::SNAPSHOT_LEVEL {
+        files.extend(client.ltx_files(level, Timestamps::Listing).await?);
+    }
+    Ok(LtxPoints::of(&files))
+}
+
 /// What the cache holds for one replica.
 #[derive(Debug, Clone, Default)]
 pub struct ReplicaPoints {
@@ -154,6 +253,8 @@ pub struct ReplicaPoints {
     /// this instant is in [`ReplicaPoints::generations`].
     pub refreshed_at: Option<SystemTime>,
     pub generations: Vec<GenerationPoints>,
+    /// The LTX layout of a replica that writes it (`None` for v0.3-layout replicas).
+    pub ltx: Option<LtxPoints>,
     /// The last listing error and when it happened (cleared by a successful listing).
     pub error: Option<(SystemTime, String)>,
     /// The replica's [`Inputs`] when the last successful listing started.
@@ -163,9 +264,11 @@ pub struct ReplicaPoints {
 impl ReplicaPoints {
     /// The oldest time any generation can be restored to.
     pub fn oldest_restore_point(&self) -> Option<SystemTime> {
+        let ltx = self.ltx.as_ref().and_then(LtxPoints::restorable_from);
         self.generations
             .iter()
             .filter_map(|g| g.restorable_from())
+            .chain(ltx)
             .min()
     }
 
@@ -240,12 +343,21 @@ async fn refresh_one(replica: &Replica, slot: &PointsSlot, limit: &Semaphore) {
     let _permit = limit.acquire().await.ok();
     let inputs = Inputs::of(&replica.status());
     let started = SystemTime::now();
-    let result = list(replica.client()).await;
+    let result = async {
+        let generations = list(replica.client()).await?;
+        let ltx = match replica.is_ltx() {
+            true => Some(list_ltx(replica.client()).await?),
+            false => None,
+        };
+        Ok::<_, StorageError>((generations, ltx))
+    }
+    .await;
     let previous = read(slot);
     let next = match result {
-        Ok(generations) => ReplicaPoints {
+        Ok((generations, ltx)) => ReplicaPoints {
             refreshed_at: Some(started),
             generations,
+            ltx,
             error: None,
             inputs: Some(inputs),
         },
@@ -473,6 +585,53 @@ mod tests {
         assert_eq!((empty.created_at, empty.updated_at), (None, None));
     }
 
+    fn ltx_file(level: u8, (min, max): (u64, u64), s: i64) -> LtxFileInfo {
+        LtxFileInfo {
+            level,
+            min_txid: min,
+            max_txid: max,
+            size: 100 * max,
+            created_at: t(s),
+        }
+    }
+
+    #[test]
+    fn ltx_points_summarise_levels_snapshots_and_the_restorable_window() {
+        // L0 after retention (3..=6), one L1 (1..=4, still from TXID 1), two snapshots.
+        let files = [
+            ltx_file(0, (5, 5), 50),
+            ltx_file(0, (6, 6), 60),
+            ltx_file(0, (3, 3), 30),
+            ltx_file(0, (4, 4), 40),
+            ltx_file(1, (1, 4), 41),
+            ltx_file(9, (1, 2), 25),
+            ltx_file(9, (1, 6), 61),
+        ];
+        let p = LtxPoints::of(&files);
+        let levels: Vec<(u8, usize, u64, u64)> = p
+            .levels
+            .iter()
+            .map(|l| (l.level, l.files, l.min_txid, l.max_txid))
+            .collect();
+        assert_eq!(levels, [(0, 4, 3, 6), (1, 1, 1, 4), (9, 2, 1, 6)]);
+        assert_eq!(p.levels[0].size, 100 * (5 + 6 + 3 + 4));
+        assert_eq!(
+            (p.levels[0].oldest, p.levels[0].newest),
+            (t(30).into(), t(60).into())
+        );
+        let snaps: Vec<u64> = p.snapshots.iter().map(|s| s.max_txid).collect();
+        assert_eq!(snaps, [2, 6]);
+        // The oldest snapshot (25) is older than L1's first file (41), which starts at 1.
+        assert_eq!(p.restorable_from(), Some(t(25).into()));
+        assert_eq!(p.restorable_to(), Some(t(61).into()));
+        let r = ReplicaPoints {
+            ltx: Some(p),
+            ..ReplicaPoints::default()
+        };
+        assert_eq!(r.oldest_restore_point(), Some(t(25).into()));
+        assert_eq!(LtxPoints::default().restorable_from(), None);
+    }
+
     #[test]
     fn replica_points_pick_oldest_restore_point_and_newest_snapshot() {
         let a = summarize("a", &[snap(0, 10)], &[seg(0, 0, 12)]);
@@ -481,6 +640,7 @@ mod tests {
         let p = ReplicaPoints {
             refreshed_at: None,
             generations: vec![a, b],
+            ltx: None,
             error: None,
             inputs: None,
         };

@@ -238,6 +238,29 @@ fn damaged_v5_replicas_are_refused_naming_the_object() {
         .and_then(|h| h.set_len(len - 9))
         .expect("truncate");
     silent("truncated", expect_failure(&c, &[], &[&last.name]));
+    // The error names the newest TXID that restores intact, and that TXID does restore.
+    let out = c.dir.join("named-out.db");
+    let failed = ws_restore(&c, &out, &[]);
+    let err = format!("{}{}", text(&failed.stdout), text(&failed.stderr));
+    let named = err
+        .split("restore it with -txid ")
+        .nth(1)
+        .and_then(|rest| rest.get(..16))
+        .unwrap_or_else(|| panic!("no intact TXID named:\n{err}"));
+    assert!(
+        hex(named) < hex(&last.max_txid),
+        "{named} is not before {}",
+        last.max_txid
+    );
+    assert_nothing_at(&out);
+    let ok = ws_restore(&c, &out, &["-txid", named]);
+    assert!(
+        ok.status.success(),
+        "restore of the named TXID failed: {ok:?}"
+    );
+    let rows = count_rows(&out);
+    assert!(rows > 0 && rows <= r.rows, "{rows} rows at TXID {named}");
+    remove_db(&out);
 
     // A wrong magic in the middle file.
     let c = copy_of(&r, "magic");

@@ -135,24 +135,35 @@ pub const MAX_TRIES: usize = 6;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoodPoint {
     pub replica: String,
-    pub generation: String,
-    pub index: u32,
-    /// The newest object time of that point (its last segment, or its snapshot).
+    pub at: GoodAt,
+    /// The newest object time of that point (its last segment or file, or its snapshot).
     pub time: DateTime<Utc>,
+}
+
+/// Where a [`GoodPoint`] is: a v0.3 generation's index, or an LTX replica's TXID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GoodAt {
+    Index { generation: String, index: u32 },
+    Txid(u64),
 }
 
 impl std::fmt::Display for GoodPoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the newest point that restores intact is replica {} generation {} index {:08x} \
-             (written up to {}): restore it with -generation {} -index {:x}",
-            self.replica,
-            self.generation,
-            self.index,
-            self.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            self.generation,
-            self.index
-        )
+        let time = self.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        match &self.at {
+            GoodAt::Index { generation, index } => write!(
+                f,
+                "the newest point that restores intact is replica {} generation {generation} \
+                 index {index:08x} (written up to {time}): restore it with -generation \
+                 {generation} -index {index:x}",
+                self.replica
+            ),
+            GoodAt::Txid(txid) => write!(
+                f,
+                "the newest point that restores intact is replica {} TXID {txid:016x} \
+                 (written up to {time}): restore it with -txid {txid:016x}",
+                self.replica
+            ),
+        }
     }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use super::error::{GoodPoint, MAX_TRIES};
+use super::error::{GoodAt, GoodPoint, MAX_TRIES};
 use super::plan::{self, GenerationListing, Target};
 use super::select::{self, ReplicaRef};
 use super::{ExecOptions, RestoreError, RestoreRequest, execute};
@@ -39,6 +39,8 @@ impl RestoreError {
                 | RestoreError::SnapshotNotSqlite { .. }
                 | RestoreError::SnapshotTruncated { .. }
                 | RestoreError::Integrity { .. }
+                | RestoreError::Ltx(_)
+                | RestoreError::LtxFile { .. }
         )
     }
 }
@@ -93,7 +95,7 @@ fn time_of(listing: &GenerationListing, index: u32) -> Option<DateTime<Utc>> {
 }
 
 /// A probe path beside `output` (same folder, hidden).
-fn probe_path(output: &Path, n: usize) -> PathBuf {
+pub(super) fn probe_path(output: &Path, n: usize) -> PathBuf {
     let name = output
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -132,8 +134,10 @@ pub async fn newest_good_point(
                 info!(generation = %listing.generation, index, "found the newest intact point");
                 return Some(GoodPoint {
                     replica: replica.name.to_string(),
-                    generation: listing.generation,
-                    index,
+                    at: GoodAt::Index {
+                        generation: listing.generation,
+                        index,
+                    },
                     time,
                 });
             }

@@ -166,9 +166,24 @@ pub async fn restore_auto(
         return Err(RestoreError::OutputExists(req.output.clone()));
     }
     let span = tracing::info_span!("restore", replica = %replica.name);
-    let summary = execute_ltx(replica.client, &files, &req.output, &req.exec)
+    let executed = execute_ltx(replica.client, &files, &req.output, &req.exec)
         .instrument(span)
-        .await?;
+        .await;
+    let summary = match executed {
+        Err(e)
+            if e.is_damage()
+                && target.txid.is_none_or(|t| t == 0)
+                && target.timestamp.is_none() =>
+        {
+            let top = files.iter().map(|f| f.max_txid).max().unwrap_or(0);
+            let good = super::ltx_fallback::newest_good_txid(replica, &levels, top, req).await;
+            return Err(RestoreError::LatestDamaged {
+                source: Box::new(e),
+                good,
+            });
+        }
+        other => other?,
+    };
     Ok(AutoOutcome::Ltx {
         replica_type: replica.client.replica_type(),
         summary,

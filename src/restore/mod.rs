@@ -29,6 +29,7 @@ pub mod fallback;
 pub mod fetch;
 pub mod flush;
 pub mod ltx_apply;
+pub mod ltx_fallback;
 pub mod ltx_plan;
 pub mod ltx_select;
 pub mod output;

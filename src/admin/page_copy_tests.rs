@@ -153,14 +153,20 @@ fn shrinks_and_grows_the_live_database_to_the_target() {
     assert_equal(&live, &target);
 }
 
-#[test]
-fn a_commit_during_the_first_comparison_is_caught_under_the_lock() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (live, target) = pair(dir.path(), 2000, |c| {
+/// 2,000 rows, row 5 changed since the target was taken, and an application connection.
+fn one_row_changed(dir: &Path) -> (Connection, Connection, Connection) {
+    let (live, target) = pair(dir, 2000, |c| {
         c.execute("UPDATE t SET v = randomblob(500) WHERE id = 5", [])
             .expect("update");
     });
-    let app = Connection::open(dir.path().join("live.db")).expect("app connection");
+    let app = Connection::open(dir.join("live.db")).expect("app connection");
+    (live, target, app)
+}
+
+#[test]
+fn a_commit_during_the_first_comparison_is_caught_under_the_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (live, target, app) = one_row_changed(dir.path());
     let done = copy_between(dir.path(), &target, || {
         // Pages the first comparison found equal change now.
         app.execute(
@@ -180,11 +186,7 @@ fn a_commit_during_the_first_comparison_is_caught_under_the_lock() {
 #[test]
 fn a_wal_restarted_during_the_first_comparison_means_comparing_everything_again() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (live, target) = pair(dir.path(), 2000, |c| {
-        c.execute("UPDATE t SET v = randomblob(500) WHERE id = 5", [])
-            .expect("update");
-    });
-    let app = Connection::open(dir.path().join("live.db")).expect("app connection");
+    let (live, target, app) = one_row_changed(dir.path());
     let done = copy_between(dir.path(), &target, || {
         app.execute("UPDATE t SET v = randomblob(500) WHERE id = 1500", [])
             .expect("app commit");

@@ -87,3 +87,56 @@ macro_rules! fixture_wrapper {
     };
 }
 pub(crate) use fixture_wrapper;
+
+/// Restores the latest state of the file replica behind `client` (either layout) to `out` and
+/// returns how many rows its table `t` holds.
+pub(crate) async fn restored_rows(client: &ReplicaClient, out: &std::path::Path) -> i64 {
+    let source = crate::restore::ReplicaRef {
+        name: "file",
+        client,
+    };
+    let req = crate::restore::RestoreRequest {
+        output: out.to_path_buf(),
+        generation: None,
+        index: None,
+        timestamp: None,
+        exec: crate::restore::ExecOptions::default(),
+        if_replica_exists: false,
+    };
+    let ltx = crate::restore::ltx_select::LtxRequest {
+        txid: None,
+        dry_run: false,
+    };
+    crate::restore::ltx_select::restore_auto(&[source], &req, &ltx)
+        .await
+        .expect("restore of latest");
+    Connection::open(out)
+        .expect("open restored")
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .expect("count")
+}
+
+/// A file replica in `dir/replica` of the database at `path` (`db::check::testkit`'s), the
+/// database opened and synced once; LTX layout with v0.5's defaults when `ltx`.
+pub(crate) async fn replica_of(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    ltx: bool,
+) -> (Arc<Db>, ReplicaClient, Arc<crate::replica::Replica>) {
+    let db = Db::new(&DbConfig::with_defaults(path));
+    db.open().await.expect("open db");
+    db.sync().await.expect("db sync");
+    let target = ReplicaTarget::File {
+        path: dir.join("replica"),
+    };
+    let client = ReplicaClient::new(&target).expect("client");
+    let cfg = ReplicaConfig::with_defaults("file".into(), target);
+    let replica = match ltx {
+        true => {
+            let settings = Arc::new(crate::config::V05Settings::default());
+            crate::replica::Replica::with_ltx(Arc::clone(&db), cfg, client.clone(), None, settings)
+        }
+        false => crate::replica::Replica::new(Arc::clone(&db), cfg, client.clone()),
+    };
+    (db, client, replica)
+}

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use futures::TryStreamExt;
-use rusqlite::Connection;
 
 use super::Replica;
 use crate::db::Pos;
@@ -249,27 +248,12 @@ async fn lost_shadow_wal_is_covered_by_a_new_snapshot() {
     assert_eq!(again.resume(&end.generation).await.expect("resume"), end);
 
     let out = f.dir.path().join("restored.db");
-    let source = crate::restore::ReplicaRef {
-        name: "file",
-        client: &f.client,
-    };
-    let req = crate::restore::RestoreRequest {
-        output: out.clone(),
-        generation: None,
-        index: None,
-        timestamp: None,
-        exec: crate::restore::ExecOptions::default(),
-        if_replica_exists: false,
-    };
-    crate::restore::restore(&[source], &req)
-        .await
-        .expect("restore");
-    let count = |c: &Connection| -> i64 {
-        c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-            .expect("count")
-    };
-    let restored = Connection::open(&out).expect("open restored");
-    assert_eq!(count(&restored), count(&f.app));
+    let restored = crate::replica::test_fixture::restored_rows(&f.client, &out).await;
+    let app: i64 = f
+        .app
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(restored, app);
 }
 
 /// A damaged database file never becomes a new generation's first snapshot: the round fails
@@ -280,15 +264,8 @@ async fn damaged_source_is_not_snapshotted() {
     let path = crate::db::check::testkit::filled_database(dir.path());
     crate::db::check::testkit::damage(&path);
 
-    let db = crate::db::Db::new(&crate::config::DbConfig::with_defaults(&path));
-    db.open().await.expect("open db");
-    db.sync().await.expect("db sync");
-    let target = crate::config::ReplicaTarget::File {
-        path: dir.path().join("replica"),
-    };
-    let client = ReplicaClient::new(&target).expect("client");
-    let cfg = crate::config::ReplicaConfig::with_defaults("file".into(), target);
-    let replica = Replica::new(Arc::clone(&db), cfg, client.clone());
+    let (_db, client, replica) =
+        crate::replica::test_fixture::replica_of(dir.path(), &path, false).await;
     let err = replica
         .sync()
         .await
@@ -311,15 +288,8 @@ async fn damaged_source_is_not_snapshotted() {
 async fn a_database_damaged_later_is_not_snapshotted_and_latest_stays_good() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = crate::db::check::testkit::filled_database(dir.path());
-    let db = crate::db::Db::new(&crate::config::DbConfig::with_defaults(&path));
-    db.open().await.expect("open db");
-    db.sync().await.expect("db sync");
-    let target = crate::config::ReplicaTarget::File {
-        path: dir.path().join("replica"),
-    };
-    let client = ReplicaClient::new(&target).expect("client");
-    let cfg = crate::config::ReplicaConfig::with_defaults("file".into(), target);
-    let replica = Replica::new(Arc::clone(&db), cfg, client.clone());
+    let (_db, client, replica) =
+        crate::replica::test_fixture::replica_of(dir.path(), &path, false).await;
     let start = replica.sync().await.expect("first round").expect("pos");
     let good = std::fs::read(&path).expect("read good bytes");
     assert_eq!(replica.status().source_damaged, None);
@@ -346,26 +316,8 @@ async fn a_database_damaged_later_is_not_snapshotted_and_latest_stays_good() {
     );
 
     // Latest restores the good content.
-    let out = dir.path().join("restored.db");
-    let source = crate::restore::ReplicaRef {
-        name: "file",
-        client: &client,
-    };
-    let req = crate::restore::RestoreRequest {
-        output: out.clone(),
-        generation: None,
-        index: None,
-        timestamp: None,
-        exec: crate::restore::ExecOptions::default(),
-        if_replica_exists: false,
-    };
-    crate::restore::restore(&[source], &req)
-        .await
-        .expect("restore of latest");
-    let restored = Connection::open(&out).expect("open restored");
-    let n: i64 = restored
-        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .expect("count");
+    let n =
+        crate::replica::test_fixture::restored_rows(&client, &dir.path().join("restored.db")).await;
     assert_eq!(n, 500);
 
     // Repaired: the next snapshot goes ahead and the status clears.

@@ -293,24 +293,6 @@ async fn idle_database_makes_no_storage_requests() {
     assert_eq!(f.rebuild(&f.files(9).await[..]).await, f.rows());
 }
 
-/// An LTX replica of `path` (a database of `db::check::testkit`), opened and synced once locally.
-async fn checked_replica(
-    dir: &std::path::Path,
-    path: &std::path::Path,
-) -> (Arc<crate::db::Db>, ReplicaClient, Arc<Replica>) {
-    let db = crate::db::Db::new(&crate::config::DbConfig::with_defaults(path));
-    db.open().await.expect("open db");
-    db.sync().await.expect("db sync");
-    let target = crate::config::ReplicaTarget::File {
-        path: dir.join("replica"),
-    };
-    let client = ReplicaClient::new(&target).expect("client");
-    let cfg = crate::config::ReplicaConfig::with_defaults("file".into(), target);
-    let settings = Arc::new(V05Settings::default());
-    let replica = Replica::with_ltx(Arc::clone(&db), cfg, client.clone(), None, settings);
-    (db, client, replica)
-}
-
 /// A damaged database never becomes an LTX replica's full image or L9 snapshot: the first
 /// round of a damaged file stores nothing, and damage found later refuses the snapshot while
 /// the replica keeps restoring the good content.
@@ -320,7 +302,8 @@ async fn a_damaged_database_is_never_imaged_or_snapshotted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = filled_database(dir.path());
     damage(&path);
-    let (_db, client, replica) = checked_replica(dir.path(), &path).await;
+    let (_db, client, replica) =
+        crate::replica::test_fixture::replica_of(dir.path(), &path, true).await;
     let err = replica.sync().await.expect_err("no full image of damage");
     assert!(
         matches!(err, crate::replica::ReplicaError::Damaged { .. }),
@@ -337,7 +320,8 @@ async fn a_damaged_database_is_never_imaged_or_snapshotted() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let path = filled_database(dir.path());
-    let (_db, client, replica) = checked_replica(dir.path(), &path).await;
+    let (_db, client, replica) =
+        crate::replica::test_fixture::replica_of(dir.path(), &path, true).await;
     replica.sync().await.expect("first round").expect("pos");
     damage(&path);
     let err = replica
@@ -354,29 +338,7 @@ async fn a_damaged_database_is_never_imaged_or_snapshotted() {
         .await
         .expect("list");
     assert!(snapshots.is_empty(), "{snapshots:?}");
-    let out = dir.path().join("restored.db");
-    let source = crate::restore::ReplicaRef {
-        name: "file",
-        client: &client,
-    };
-    let req = crate::restore::RestoreRequest {
-        output: out.clone(),
-        generation: None,
-        index: None,
-        timestamp: None,
-        exec: crate::restore::ExecOptions::default(),
-        if_replica_exists: false,
-    };
-    let ltx = crate::restore::ltx_select::LtxRequest {
-        txid: None,
-        dry_run: false,
-    };
-    crate::restore::ltx_select::restore_auto(&[source], &req, &ltx)
-        .await
-        .expect("restore of latest");
-    let n: i64 = Connection::open(&out)
-        .expect("open restored")
-        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .expect("count");
+    let n =
+        crate::replica::test_fixture::restored_rows(&client, &dir.path().join("restored.db")).await;
     assert_eq!(n, 500);
 }

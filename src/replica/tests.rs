@@ -275,3 +275,33 @@ async fn damaged_source_is_not_snapshotted() {
         assert!(client.snapshots(g).await.expect("snapshots").is_empty());
     }
 }
+
+/// A validation that falls on a running snapshot waits for it to end instead of being reported
+/// as failed (with `snapshot-interval` and `validation-interval` both set they meet regularly).
+#[tokio::test]
+async fn validation_waits_for_a_running_snapshot() {
+    let mut f = Fixture::new().await;
+    let replica = f.replica(f.client.clone());
+    f.write(3).await;
+    replica.sync().await.expect("round");
+    let guard = f.db.begin_snapshot().await.expect("snapshot guard");
+    let validation = {
+        let r = Arc::clone(&replica);
+        tokio::spawn(async move { r.validate().await })
+    };
+    // The validation finds the snapshot running (its first attempt is immediate) …
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    drop(guard);
+    // … and, once it is done, needs the replica to reach the restarted index: keep syncing.
+    while !validation.is_finished() {
+        replica.sync().await.expect("round");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let result = validation.await.expect("validation task");
+    assert_eq!(
+        result.outcome,
+        super::ValidationOutcome::Ok,
+        "{:?}",
+        result.message
+    );
+}

@@ -36,6 +36,8 @@ const STREAM: u64 = 2;
 const PICK_STREAM: u64 = 3;
 /// Stream id of the workload seeds of databases after the first.
 const DB_SEED_STREAM: u64 = 4;
+/// Generations an S3 run keeps per database after the checks (see [`Checker::prune`]).
+const KEEP_GENERATIONS: usize = 4;
 /// How long to wait for the writer's next large transaction.
 const BIG_WAIT: Duration = Duration::from_secs(5);
 /// How long to wait for walstream to start the upload a fault aims at.
@@ -54,6 +56,9 @@ struct Lane {
     writer: Option<Writer>,
     writer_log: PathBuf,
     durable: Vec<Durable>,
+    /// Walstream's current generation at the last checks (distinct, newest last): what S3
+    /// pruning keeps.
+    generations: Vec<String>,
 }
 
 impl Lane {
@@ -87,6 +92,7 @@ impl Lane {
             writer: None,
             writer_log: dir.join(format!("writer{suffix}.log")),
             durable: Vec::new(),
+            generations: Vec::new(),
         }
     }
 
@@ -265,12 +271,33 @@ impl Driver {
         all
     }
 
-    /// Restores and checks every database; returns `(database index, problem)` pairs.
+    /// Restores and checks every database; returns `(database index, problem)` pairs. On S3,
+    /// then deletes all but the last [`KEEP_GENERATIONS`] generations walstream wrote (see
+    /// [`Checker::prune`]): the test server keeps every object in memory, and most rounds start
+    /// a generation, so an unpruned 400-round run holds gigabytes.
     fn check_all(&mut self, rng: &mut Rng) -> Vec<(usize, String)> {
         let mut problems = Vec::new();
         for lane in &mut self.lanes {
             let found = lane.checker.check_round(rng, &lane.durable);
             problems.extend(found.into_iter().map(|p| (lane.index, p)));
+        }
+        if self.opts.s3 {
+            for lane in &mut self.lanes {
+                let meta = lane.db.with_file_name(format!(".{}-litestream", lane.name));
+                let Ok(current) = std::fs::read_to_string(meta.join("generation")) else {
+                    continue;
+                };
+                let current = current.trim().to_string();
+                if lane.generations.last() != Some(&current) {
+                    lane.generations.push(current);
+                }
+                let excess = lane.generations.len().saturating_sub(KEEP_GENERATIONS);
+                lane.generations.drain(..excess);
+                match lane.checker.prune(&lane.generations) {
+                    Ok(n) => self.stats.generations_pruned += n,
+                    Err(e) => problems.push((lane.index, format!("pruning the replica: {e}"))),
+                }
+            }
         }
         problems
     }

@@ -63,6 +63,8 @@ pub struct Stats {
     /// Restores checked (latest + `-timestamp`) per database.
     pub restores_per_db: Vec<u64>,
     pub model_rebuilds: u64,
+    /// Generations deleted after the checks (S3 runs: only walstream's current one is kept).
+    pub generations_pruned: u64,
     pub timestamps_unavailable: u64,
     pub restore_time: Duration,
     pub compare_time: Duration,
@@ -88,7 +90,7 @@ impl Stats {
             "crash suite: seed {} backend {} databases {} rounds {}/{} in {:.1}s\n\
              faults: walstream SIGKILL {} (mid-snapshot {}, mid-upload {}, right after a snapshot {}, new generation without WAL {}), clean SIGTERM {}, writer SIGKILL {} (inside a large transaction {})\n\
              activity: walstream starts {}, syncs {}, forced snapshots {}, application checkpoints {} ({}), last seq {}, last durable seq {}\n\
-             checks: restores checked {} (latest {}, -timestamp {}; per database {}; rounds with no consistent -timestamp target {}), replays from 0 {}, {:.1}s restoring, {:.1}s comparing\n\
+             checks: restores checked {} (latest {}, -timestamp {}; per database {}; rounds with no consistent -timestamp target {}), replays from 0 {}, {:.1}s restoring, {:.1}s comparing, old generations deleted after the checks {}\n\
              losses {}, errors {}\n",
             opts.seed,
             if opts.s3 { "s3" } else { "file" },
@@ -119,6 +121,7 @@ impl Stats {
             self.model_rebuilds,
             self.restore_time.as_secs_f64(),
             self.compare_time.as_secs_f64(),
+            self.generations_pruned,
             self.losses.len(),
             self.errors.len(),
         );

@@ -32,13 +32,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 keep=0 work=""
 while (($#)); do
-    case "$1" in
-        --keep) keep=1 ;;
-        --dir) work=$2; shift ;;
-        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-    shift
+    bench_common_arg "$0" "$@"
+    shift "$shift_by"
 done
 soak_seconds=${SOAK_SECONDS:-3600} rate=${SOAK_RATE:-200} sample=${SOAK_SAMPLE_SECONDS:-60}
 bench_int SOAK_SECONDS "$soak_seconds" 10

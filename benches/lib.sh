@@ -1,8 +1,9 @@
 # benches/lib.sh — sourced by every bench script: the ONE way benches find the binaries they
 # compare, plus the steps the restore benches share.
 #
-# Owns: locating walstream and the Litestream peers; the restore benches' work directory, log
-# line, source database, update workload, Litestream start/stop, timed runs and summaries.
+# Owns: locating walstream and the Litestream peers; the options every bench with a work
+# directory takes; the restore benches' work directory, log line, source database, update
+# workload, Litestream start/stop, timed runs and summaries.
 # Must stay true: every bench honours the same environment overrides with the same defaults as
 # the test command (the peers' paths come from scripts/services.sh, the install layout's one
 # source), and whatever is wrong (a missing or wrong binary, a bad argument, too few samples, a
@@ -187,6 +188,21 @@ bench_restore_setup() {
     export LITESTREAM_ACCESS_KEY_ID=bench-key LITESTREAM_SECRET_ACCESS_KEY=bench-secret
 }
 
+# bench_common_arg SCRIPT ARGS...: the options every bench with a work directory takes, at the
+# head of ARGS: --keep (sets keep=1), --dir DIR (sets work), -h/--help (SCRIPT's header comment);
+# anything else is an error. Sets shift_by to the number of words used.
+bench_common_arg() {
+    local script=$1
+    shift
+    shift_by=1
+    case "$1" in
+        --keep) keep=1 ;;
+        --dir) work=$2; shift_by=2 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$script" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+}
+
 # bench_restore_args SCRIPT ARGS...: the restore benches' options (see their --help) into db_mb
 # (default 1024), wal_mb (256), runs (the caller's default, else 2), pace_ms (100), backend
 # (file|s3; --s3 = --backend s3), keep and work. Every number is checked.
@@ -207,10 +223,7 @@ bench_restore_args() {
                     *) echo "--backend must be file or s3" >&2; exit 2 ;;
                 esac
                 shift ;;
-            --keep) keep=1 ;;
-            --dir) work=$2; shift ;;
-            -h | --help) sed -n '2,/^set -euo/p' "$script" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
-            *) echo "unknown argument: $1" >&2; exit 2 ;;
+            *) bench_common_arg "$script" "$@"; shift $((shift_by - 1)) ;;
         esac
         shift
     done

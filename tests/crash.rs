@@ -9,6 +9,7 @@
 //! cargo test --test crash                                        # CI: 20 rounds, seed 1, file replica
 //! cargo test --release --test crash -- --rounds 300 --seed 7     # a long run by hand
 //! bash scripts/test.sh -- cargo test --test crash -- --s3        # replica on the test S3 server
+//! cargo test --release --test crash -- --dbs 4 --rounds 300      # one walstream, four databases
 //! ```
 //!
 //! `--keep` keeps the working directory. libtest's own flags (`--nocapture`, `--test-threads`,
@@ -31,6 +32,8 @@ use crash_support::{Options, writer};
 const NAME: &str = "crash_suite";
 const DEFAULT_ROUNDS: u64 = 20;
 const DEFAULT_SEED: u64 = 1;
+/// Upper bound of `--dbs` (each database has its own writer process).
+const MAX_DBS: usize = 16;
 /// libtest flags that take a value (ignored with it).
 const VALUE_FLAGS: &[&str] = &[
     "--test-threads",
@@ -84,9 +87,10 @@ fn run(opts: Options) -> ExitCode {
         .expect("temp dir");
     let dir = std::fs::canonicalize(keep.path()).expect("canonical temp dir");
     println!(
-        "test {NAME} (seed {}, {} rounds) in {}",
+        "test {NAME} (seed {}, {} rounds, {} database(s)) in {}",
         opts.seed,
         opts.rounds,
+        opts.dbs,
         dir.display()
     );
     let start = Instant::now();
@@ -115,6 +119,7 @@ fn parse(args: &[String]) -> Result<Mode, String> {
         seed: DEFAULT_SEED,
         s3: false,
         keep: false,
+        dbs: 1,
     };
     let (mut list, mut ignored_only, mut exact) = (false, false, false);
     let mut filters = Vec::new();
@@ -131,6 +136,13 @@ fn parse(args: &[String]) -> Result<Mode, String> {
             "--rounds" => opts.rounds = number(&value(a)?)?,
             "--seed" => opts.seed = number(&value(a)?)?,
             "--s3" => opts.s3 = true,
+            "--dbs" => {
+                let n = number(&value(a)?)?;
+                if n == 0 || n > MAX_DBS as u64 {
+                    return Err(format!("--dbs must be 1..={MAX_DBS}, got {n}"));
+                }
+                opts.dbs = n as usize;
+            }
             "--keep" => opts.keep = true,
             "--list" => list = true,
             "--ignored" => ignored_only = true,

@@ -17,6 +17,8 @@ pub enum RestartSnapshot {
     /// `guard.pos` is `(generation, index, 0)`: the file holds every index `< index`, none of
     /// `index`.
     Taken(SnapshotGuard),
+    /// A snapshot holds the database; trying again once it is done may succeed.
+    SnapshotRunning,
     /// The checkpoint could not run or did not complete; why, for the error message.
     Skipped(&'static str),
 }
@@ -30,7 +32,7 @@ impl Shared {
         let mut slot = self.lock_attached();
         let (att, before) = self.tick_attached(&mut slot)?;
         if self.snapshot_running() {
-            return Ok(RestartSnapshot::Skipped("a snapshot is running"));
+            return Ok(RestartSnapshot::SnapshotRunning);
         }
         let Some(after) = self.restarting_checkpoint(att, &before, CheckpointMode::Restart)? else {
             return Ok(RestartSnapshot::Skipped(

@@ -139,7 +139,20 @@ pub struct Replica {
     ltx: Option<ltx::LtxWriter>,
     /// Whether this process may write the replica path ([`owner`]).
     owner: Mutex<owner::OwnerGate>,
+    /// When this replica last finished a storage write (attempted or not) and of which
+    /// generation, or when it was created: a snapshot of another generation waits until
+    /// [`GENERATION_GAP`] after it.
+    last_write: std::sync::Mutex<(std::time::Instant, Option<String>)>,
 }
+
+/// Storage stamps objects in whole seconds (S3's `LastModified`), and a latest restore takes the
+/// generation updated last, the first listed on a tie (as Litestream). A new generation's first
+/// object must therefore land in a later second than the previous generation's last one, or a
+/// restart within the same second makes restore pick the older generation and lose what the new
+/// one made durable (found by the crash suite on S3). A new generation's first snapshot waits
+/// until this long after the replica's last write, or its creation (a process killed just before
+/// this one started may have written up to then). A second plus a margin for request latency.
+pub const GENERATION_GAP: std::time::Duration = std::time::Duration::from_millis(1100);
 
 impl Replica {
     /// A replica of `db` writing through `client`. Starts nothing.
@@ -166,7 +179,14 @@ impl Replica {
             cfg,
             ltx: None,
             owner: Mutex::new(owner::OwnerGate::default()),
+            last_write: std::sync::Mutex::new((std::time::Instant::now(), None)),
         }
+    }
+
+    /// Records that a storage write just ended (successfully or not: a failed request may still
+    /// have been stored).
+    fn mark_written(&self, generation: &str) {
+        *crate::rt::lock(&self.last_write) = (std::time::Instant::now(), Some(generation.into()));
     }
 
     /// A replica writing Litestream v0.5's LTX layout with `settings` (levels, snapshots,

@@ -5,19 +5,44 @@
 //! the read transaction) lives until the upload finished, so the bytes read stay consistent; the
 //! file is streamed in chunks (memory a few MiB whatever the DB size); only one snapshot of a
 //! replica runs at a time; a database failing `PRAGMA quick_check` is never snapshotted
-//! (`check_source`, v0.3 here and LTX in `ltx::jobs`/`ltx::sync`).
+//! (`check_source`, v0.3 here and LTX in `ltx::jobs`/`ltx::sync`); a new generation's first
+//! snapshot is written at least [`super::GENERATION_GAP`] after this replica's last write (or
+//! creation) when storage holds another generation.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::body::{Source, range_stream};
 use super::{Replica, ReplicaError, SnapshotMark};
 use crate::storage::layout::format_position;
 
 impl Replica {
+    /// Before the first write of `generation` by this replica: waits until
+    /// [`super::GENERATION_GAP`] after its last write (or creation) when storage holds other
+    /// generations and none of `generation`, so the new one's objects are stamped a later second
+    /// than the previous one's.
+    async fn separate_generation(&self, generation: &str) -> Result<(), ReplicaError> {
+        let (since, last) = crate::rt::lock(&self.last_write).clone();
+        if last.as_deref() == Some(generation) {
+            return Ok(());
+        }
+        let wait = (since + super::GENERATION_GAP).saturating_duration_since(Instant::now());
+        if wait.is_zero() {
+            return Ok(());
+        }
+        let generations = self.client.generations().await?;
+        let stored = generations.iter().any(|g| g == generation);
+        if stored || generations.is_empty() {
+            return Ok(()); // a resumed generation, or the first one
+        }
+        debug!(db = %self.db_label, replica = %self.name(), generation, wait = ?wait, "new generation waits for a later storage second");
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
     /// Takes a snapshot now; returns its `(generation, index)`.
     /// An LTX replica takes an L9 snapshot and returns `("ltx", 0)`: it has no generation or
     /// index (its TXID is in [`Replica::ltx_cursor`]).
@@ -35,6 +60,15 @@ impl Replica {
             })?),
             None => None,
         };
+        let generation = self
+            .db_state
+            .borrow()
+            .pos
+            .as_ref()
+            .map(|p| p.generation.clone());
+        if let Some(generation) = generation {
+            self.separate_generation(&generation).await?;
+        }
         let guard = self.db.begin_snapshot().await?;
         let pos = guard.pos.clone();
         let size = guard.size;
@@ -49,6 +83,7 @@ impl Replica {
             .client
             .put_snapshot(&pos.generation, pos.index, make_body)
             .await;
+        self.mark_written(&pos.generation);
         drop(guard);
         let stored = stored?;
         info!(

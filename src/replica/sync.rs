@@ -163,9 +163,12 @@ impl Replica {
             crate::lz4::compress_stream(range_stream(Source::Path(path.clone()), start, end))
                 .boxed()
         };
-        self.client
+        let put = self
+            .client
             .put_segment(&pos.generation, pos.index, pos.offset, make_body)
-            .await?;
+            .await;
+        self.mark_written(&pos.generation);
+        put?;
         let size = end - pos.offset;
         self.update_status(|s| s.wal_bytes += size);
         info!(

@@ -2,7 +2,7 @@
 //! live database file, like Litestream v0.3.13's `Replica.Validate`.
 //!
 //! Steps: under the database's state mutex, a RESTART checkpoint and a snapshot guard (see
-//! `db::validate`) give a position `P = (gen, index, 0)` whose database file holds exactly the
+//! `db::validate`; while a snapshot is running, retried every 500 ms for up to 10 s) give a position `P = (gen, index, 0)` whose database file holds exactly the
 //! shadow indices `< P.index`; its CRC-64/ISO is streamed from the shared file handle while the
 //! guard blocks walstream's checkpoints; then wait (≤ 10 s, polling every 500 ms) for the replica
 //! to reach `P`; restore generation `P.gen` up to index `P.index − 1` into a private temporary
@@ -23,7 +23,7 @@ use tracing::info;
 
 use super::{Replica, ValidationOutcome, ValidationResult};
 use crate::crc64;
-use crate::db::{DbError, Pos, RestartSnapshot};
+use crate::db::{DbError, Pos, RestartSnapshot, SnapshotGuard};
 use crate::restore::{self, ExecOptions, IntegrityCheck, ReplicaRef, RestoreError, RestoreRequest};
 use crate::storage::layout::format_position;
 
@@ -117,10 +117,7 @@ impl Replica {
 
     async fn validate_steps(&self, p: &mut Progress) -> Result<(), ValidateError> {
         let tmp = TempDir::create()?;
-        let guard = match self.db.begin_restart_snapshot().await? {
-            RestartSnapshot::Taken(guard) => guard,
-            RestartSnapshot::Skipped(why) => return Err(ValidateError::CheckpointSkipped(why)),
-        };
+        let guard = self.restart_snapshot().await?;
         let pos = guard.pos.clone();
         p.pos = Some(pos.clone());
         let db_path = self.db.path().to_path_buf();
@@ -149,6 +146,27 @@ impl Replica {
             return Err(ValidateError::Mismatch);
         }
         Ok(())
+    }
+
+    /// The restart checkpoint and guard; while a snapshot (periodic or forced) holds the
+    /// database, tries again every [`WAIT_POLL`] for at most [`WAIT_TIMEOUT`], so a validation
+    /// that happens to fall on a snapshot is not reported as failed.
+    async fn restart_snapshot(&self) -> Result<SnapshotGuard, ValidateError> {
+        let deadline = Instant::now() + WAIT_TIMEOUT;
+        loop {
+            match self.db.begin_restart_snapshot().await? {
+                RestartSnapshot::Taken(guard) => return Ok(guard),
+                RestartSnapshot::SnapshotRunning if Instant::now() + WAIT_POLL <= deadline => {
+                    tokio::time::sleep(WAIT_POLL).await;
+                }
+                RestartSnapshot::SnapshotRunning => {
+                    return Err(ValidateError::CheckpointSkipped(
+                        "a snapshot was still running after 10 s",
+                    ));
+                }
+                RestartSnapshot::Skipped(why) => return Err(ValidateError::CheckpointSkipped(why)),
+            }
+        }
     }
 
     /// Polls the stored position until it reaches `want` (same generation), for at most

@@ -278,6 +278,32 @@ impl Checker {
     }
 }
 
+impl Checker {
+    /// Deletes every generation of the replica except those in `keep` (the ones walstream wrote
+    /// at the last few checks, current last: the next round resumes it, and `-timestamp`
+    /// targets still reach back across generation changes), so a long object-store run's
+    /// storage stays bounded; does nothing when the current one is not in the replica. Returns
+    /// how many were deleted.
+    pub fn prune(&self, keep: &[String]) -> Result<u64, String> {
+        let client = ReplicaClient::new(&self.target).map_err(|e| e.to_string())?;
+        self.rt.block_on(async {
+            let ids = client.generations().await.map_err(|e| e.to_string())?;
+            if !keep.last().is_some_and(|k| ids.contains(k)) {
+                return Ok(0);
+            }
+            let mut deleted = 0;
+            for id in ids.iter().filter(|g| !keep.contains(g)) {
+                client
+                    .delete_generation(id)
+                    .await
+                    .map_err(|e| format!("delete generation {id}: {e}"))?;
+                deleted += 1;
+            }
+            Ok(deleted)
+        })
+    }
+}
+
 /// The committed `meta.seq` of the live database (a short-lived connection that never
 /// checkpoints on close).
 pub fn read_seq(db: &Path) -> Result<Option<u64>, String> {

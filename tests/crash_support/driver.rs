@@ -1,17 +1,23 @@
-//! The crash driver: rounds of (start walstream, let the writer run while syncing and snapshotting
-//! at random, inject a fault, maybe kill the writer, restore and check), all decided by a seeded
-//! generator so a failing `(seed, round)` can be replayed.
+//! The crash driver: rounds of (start walstream, let the writers run while syncing and
+//! snapshotting at random, inject a fault, maybe kill writers, restore and check), all decided by
+//! a seeded generator so a failing `(seed, round)` can be replayed.
 //!
-//! Faults per round: SIGKILL at a random moment, SIGKILL while a forced snapshot
-//! (`POST …/snapshot`) is in flight, SIGKILL while a large transaction is not yet shipped, or a
-//! clean SIGTERM stop; the writer is SIGKILLed in some rounds (sometimes inside a large
-//! transaction) and keeps committing (and checkpointing) while walstream is down in others.
+//! A run has one or more databases (`--dbs`), all replicated by the one walstream process, each
+//! with its own writer process, workload seed, replica and checker; a one-database run is the
+//! same code with one database. Faults per round: SIGKILL at a random moment, SIGKILL while a
+//! forced snapshot (`POST …/snapshot` of one database) is in flight, SIGKILL while a large
+//! transaction of one database is not yet shipped, or a clean SIGTERM stop — the fault hits the
+//! one process, so every database is cut wherever it was; the writers of one or more databases
+//! are SIGKILLed in some rounds (sometimes inside a large transaction) and keep committing (and
+//! checkpointing) while walstream is down in others. After the fault every database is restored
+//! and checked.
 //!
 //! Must stay true: a problem never aborts the run silently: losses (a restore that is not a
 //! correct prefix holding everything durable) and errors (walstream stuck after a restart, a sync
-//! or snapshot that fails, the writer dying on its own) are collected with the seed and round.
+//! or snapshot that fails, a writer dying on its own) are collected with the seed, round and
+//! database.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -25,21 +31,82 @@ use super::{Options, Stats};
 
 /// Stream id of the driver's decisions (see [`Rng::derive`]).
 const STREAM: u64 = 2;
+/// Stream id of the choice of databases a round's actions hit (separate from [`STREAM`], so a
+/// one-database run makes exactly the decisions it made before `--dbs` existed).
+const PICK_STREAM: u64 = 3;
+/// Stream id of the workload seeds of databases after the first.
+const DB_SEED_STREAM: u64 = 4;
+/// Generations an S3 run keeps per database after the checks (see [`Checker::prune`]).
+const KEEP_GENERATIONS: usize = 4;
 /// How long to wait for the writer's next large transaction.
 const BIG_WAIT: Duration = Duration::from_secs(5);
 /// How long to wait for walstream to start the upload a fault aims at.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
 
-pub struct Driver {
-    opts: Options,
+/// One database of the run: its file, replica, application writer, what `POST …/sync` made
+/// durable, and its checker (own workload seed, own replay).
+struct Lane {
+    index: usize,
+    /// File name, also the database's id in the HTTP API.
+    name: String,
     db: PathBuf,
-    dir: PathBuf,
-    config: PathBuf,
+    seed: u64,
     backend: Backend,
     checker: Checker,
     writer: Option<Writer>,
-    writers_started: u64,
+    writer_log: PathBuf,
     durable: Vec<Durable>,
+    /// Walstream's current generation at the last checks (distinct, newest last): what S3
+    /// pruning keeps.
+    generations: Vec<String>,
+}
+
+impl Lane {
+    fn new(opts: &Options, dir: &Path, index: usize) -> Lane {
+        let name = ws::db_name(index);
+        let db = dir.join(&name);
+        // Database 0 keeps the run's seed (a one-database run is what it always was); the others
+        // get their own workload, derived from (seed, index).
+        let seed = if index == 0 {
+            opts.seed
+        } else {
+            Rng::derive(opts.seed, DB_SEED_STREAM, index as u64).next_u64()
+        };
+        let suffix = if index == 0 {
+            String::new()
+        } else {
+            format!("-{index}")
+        };
+        let (backend, target) = backend(opts, dir, &suffix);
+        let out_dir = dir.join(format!("restored{suffix}"));
+        std::fs::create_dir_all(&out_dir).expect("create restore dir");
+        let config = dir.join("walstream.yml");
+        let checker = Checker::new(config, db.clone(), out_dir, target, seed);
+        Lane {
+            index,
+            name,
+            db,
+            seed,
+            backend,
+            checker,
+            writer: None,
+            writer_log: dir.join(format!("writer{suffix}.log")),
+            durable: Vec::new(),
+            generations: Vec::new(),
+        }
+    }
+
+    fn durable_max(&self) -> Option<u64> {
+        self.durable.iter().map(|d| d.seq).max()
+    }
+}
+
+pub struct Driver {
+    opts: Options,
+    dir: PathBuf,
+    config: PathBuf,
+    lanes: Vec<Lane>,
+    writers_started: u64,
     pub stats: Stats,
 }
 
@@ -55,21 +122,15 @@ enum Fault {
 
 impl Driver {
     pub fn new(opts: Options, dir: PathBuf) -> Driver {
-        let db = dir.join(ws::DB_ID);
         let config = dir.join("walstream.yml");
-        let (backend, target) = backend(&opts, &dir);
-        let out_dir = dir.join("restored");
-        std::fs::create_dir_all(&out_dir).expect("create restore dir");
-        let checker = Checker::new(config.clone(), db.clone(), out_dir, target, opts.seed);
+        let lanes = (0..opts.dbs.max(1))
+            .map(|i| Lane::new(&opts, &dir, i))
+            .collect();
         Driver {
-            db,
             dir,
             config,
-            backend,
-            checker,
-            writer: None,
+            lanes,
             writers_started: 0,
-            durable: Vec::new(),
             stats: Stats::default(),
             opts,
         }
@@ -77,7 +138,7 @@ impl Driver {
 
     /// Runs every round; problems end up in `self.stats`.
     pub fn run(&mut self) {
-        if let Err(e) = self.start_writer_and_wait() {
+        if let Err(e) = self.start_writers_and_wait() {
             self.stats
                 .errors
                 .push(format!("seed {} before round 1: {e}", self.opts.seed));
@@ -92,23 +153,38 @@ impl Driver {
                 break; // walstream stuck or gone: later rounds would only repeat it
             }
         }
-        if let Some(w) = self.writer.take() {
-            self.retire_writer(w);
+        for i in 0..self.lanes.len() {
+            if let Some(w) = self.lanes[i].writer.take() {
+                self.retire_writer(w);
+            }
         }
-        self.stats.model_rebuilds = self.checker.model.rebuilds;
-        self.stats.restores_latest = self.checker.restores_latest;
-        self.stats.restores_timestamp = self.checker.restores_timestamp;
-        self.stats.timestamps_unavailable = self.checker.timestamps_unavailable;
-        self.stats.restore_time = self.checker.restore_time;
-        self.stats.compare_time = self.checker.compare_time;
-        self.stats.last_seq = read_seq(&self.db).ok().flatten().unwrap_or(0);
-        self.stats.last_durable = self.durable.iter().map(|d| d.seq).max().unwrap_or(0);
+        let s = &mut self.stats;
+        for lane in &self.lanes {
+            let c = &lane.checker;
+            s.model_rebuilds += c.model.rebuilds;
+            s.restores_latest += c.restores_latest;
+            s.restores_timestamp += c.restores_timestamp;
+            s.restores_per_db
+                .push(c.restores_latest + c.restores_timestamp);
+            s.timestamps_unavailable += c.timestamps_unavailable;
+            s.restore_time += c.restore_time;
+            s.compare_time += c.compare_time;
+            s.last_seq
+                .push(read_seq(&lane.db).ok().flatten().unwrap_or(0));
+            s.last_durable.push(lane.durable_max().unwrap_or(0));
+        }
     }
 
     fn round(&mut self, round: u64) -> Result<(), String> {
         let mut rng = Rng::derive(self.opts.seed, STREAM, round);
-        self.ensure_writer();
-        let text = ws::config(&self.db, &self.backend, &mut rng);
+        let mut pick = Rng::derive(self.opts.seed, PICK_STREAM, round);
+        self.ensure_writers();
+        let dbs: Vec<(&Path, &Backend)> = self
+            .lanes
+            .iter()
+            .map(|l| (l.db.as_path(), &l.backend))
+            .collect();
+        let text = ws::config(&dbs, &mut rng);
         std::fs::write(&self.config, text).map_err(|e| format!("write config: {e}"))?;
         let log = self.dir.join(format!("walstream-{round}.log"));
         let t0 = Instant::now();
@@ -129,14 +205,15 @@ impl Driver {
         let writer_kill_at = rng
             .chance(1, 4)
             .then(|| rng.range(0, steps as u64 + 1) as usize);
+        let victims = self.pick_some(&mut pick);
         for step in 0..steps {
             if writer_kill_at == Some(step) {
-                self.kill_writer(&mut rng);
+                self.kill_writers(&victims, &mut rng);
             }
             sleep(Duration::from_millis(rng.range(20, 400)));
             match rng.range(0, 100) {
-                0..50 => self.sync(&proc)?,
-                50..65 => self.snapshot(&proc)?,
+                0..50 => self.sync(&proc, self.pick_one(&mut pick))?,
+                50..65 => self.snapshot(&proc, self.pick_one(&mut pick))?,
                 _ => {}
             }
         }
@@ -149,18 +226,24 @@ impl Driver {
             Fault::Graceful,
         ]);
         let t1 = Instant::now();
-        let note = self.inject(fault, proc, &mut rng)?;
+        let target = self.pick_one(&mut pick);
+        let note = self.inject(fault, proc, target, &mut rng)?;
         if writer_kill_at == Some(steps) {
-            self.kill_writer(&mut rng);
+            self.kill_writers(&victims, &mut rng);
         }
         if rng.chance(1, 2) {
-            sleep(Duration::from_millis(rng.range(0, 300))); // the writer goes on unreplicated
+            sleep(Duration::from_millis(rng.range(0, 300))); // the writers go on unreplicated
         }
         let t2 = Instant::now();
-        let problems = self.checker.check_round(&mut rng, &self.durable);
-        let durable = self.durable.iter().map(|d| d.seq).max();
+        let problems = self.check_all(&mut rng);
+        let durable: Vec<String> = self
+            .lanes
+            .iter()
+            .map(|l| format!("{:?}", l.durable_max()))
+            .collect();
         let what = format!(
-            "{note}; durable seq {durable:?}; {:.1}s+{:.1}s+{:.1}s",
+            "{note}; durable seq {}; {:.1}s+{:.1}s+{:.1}s",
+            durable.join("/"),
             (t1 - t0).as_secs_f64(),
             (t2 - t1).as_secs_f64(),
             t2.elapsed().as_secs_f64(),
@@ -169,9 +252,59 @@ impl Driver {
         Ok(())
     }
 
+    /// One database, uniformly (always database 0 in a one-database run).
+    fn pick_one(&self, pick: &mut Rng) -> usize {
+        pick.range(0, self.lanes.len() as u64) as usize
+    }
+
+    /// One or more distinct databases (whose writers a round kills).
+    fn pick_some(&self, pick: &mut Rng) -> Vec<usize> {
+        let n = self.lanes.len();
+        let count = pick.range(1, n as u64 + 1) as usize;
+        let mut all: Vec<usize> = (0..n).collect();
+        for i in 0..count {
+            let j = pick.range(i as u64, n as u64) as usize;
+            all.swap(i, j);
+        }
+        all.truncate(count);
+        all.sort_unstable();
+        all
+    }
+
+    /// Restores and checks every database; returns `(database index, problem)` pairs. On S3,
+    /// then deletes all but the last [`KEEP_GENERATIONS`] generations walstream wrote (see
+    /// [`Checker::prune`]): the test server keeps every object in memory, and most rounds start
+    /// a generation, so an unpruned 400-round run holds gigabytes.
+    fn check_all(&mut self, rng: &mut Rng) -> Vec<(usize, String)> {
+        let mut problems = Vec::new();
+        for lane in &mut self.lanes {
+            let found = lane.checker.check_round(rng, &lane.durable);
+            problems.extend(found.into_iter().map(|p| (lane.index, p)));
+        }
+        if self.opts.s3 {
+            for lane in &mut self.lanes {
+                let meta = lane.db.with_file_name(format!(".{}-litestream", lane.name));
+                let Ok(current) = std::fs::read_to_string(meta.join("generation")) else {
+                    continue;
+                };
+                let current = current.trim().to_string();
+                if lane.generations.last() != Some(&current) {
+                    lane.generations.push(current);
+                }
+                let excess = lane.generations.len().saturating_sub(KEEP_GENERATIONS);
+                lane.generations.drain(..excess);
+                match lane.checker.prune(&lane.generations) {
+                    Ok(n) => self.stats.generations_pruned += n,
+                    Err(e) => problems.push((lane.index, format!("pruning the replica: {e}"))),
+                }
+            }
+        }
+        problems
+    }
+
     /// Prints the round's line (`what`, then the restores' outcome) and records its problems
     /// as losses.
-    fn report(&mut self, round: u64, what: &str, problems: Vec<String>) {
+    fn report(&mut self, round: u64, what: &str, problems: Vec<(usize, String)>) {
         let outcome = if problems.is_empty() {
             "restores ok".to_string()
         } else {
@@ -182,7 +315,7 @@ impl Driver {
         self.stats.losses.extend(
             problems
                 .into_iter()
-                .map(|p| format!("seed {seed} round {round}: {p}")),
+                .map(|(db, p)| format!("seed {seed} round {round} db {db}: {p}")),
         );
     }
 
@@ -199,7 +332,7 @@ impl Driver {
         self.stats.walstream_kills += 1;
         let cut = InFlight::from_log(&std::fs::read_to_string(log).unwrap_or_default());
         self.stats.new_generation_kills += u64::from(cut.bare_snapshot);
-        let problems = self.checker.check_round(rng, &self.durable);
+        let problems = self.check_all(rng);
         let what = format!(
             "SIGKILL after a new generation's snapshot (no segment after it: {})",
             cut.bare_snapshot
@@ -208,29 +341,38 @@ impl Driver {
         Ok(())
     }
 
-    /// Applies `fault` to walstream (which is gone afterwards); returns a note for the log line.
-    fn inject(&mut self, fault: Fault, proc: Walstream, rng: &mut Rng) -> Result<String, String> {
+    /// Applies `fault` to walstream (which is gone afterwards); a forced snapshot or a large
+    /// commit it aims at is database `target`'s. Returns a note for the log line.
+    fn inject(
+        &mut self,
+        fault: Fault,
+        proc: Walstream,
+        target: usize,
+        rng: &mut Rng,
+    ) -> Result<String, String> {
+        let on = self.on(target);
         let note = match fault {
             Fault::Kill => "SIGKILL".to_string(),
             Fault::MidSnapshot => {
                 let (client, base) = proc.poster();
-                let _req = std::thread::spawn(move || ws::post(&client, &base, "snapshot"));
+                let name = self.lanes[target].name.clone();
+                let _req = std::thread::spawn(move || ws::post(&client, &base, &name, "snapshot"));
                 self.stats.forced_snapshots += 1;
                 proc.wait_in_flight(IN_FLIGHT_WAIT, |f| f.snapshot);
                 sleep(Duration::from_millis(rng.range(0, 20)));
-                "SIGKILL after POST snapshot".to_string()
+                format!("SIGKILL after POST snapshot{on}")
             }
             Fault::MidUpload => {
-                if self.wait_big_commit() {
+                if self.wait_big_commit(target) {
                     proc.wait_in_flight(IN_FLIGHT_WAIT, |f| f.segment);
                     sleep(Duration::from_millis(rng.range(0, 20)));
                 }
-                "SIGKILL after a large commit".to_string()
+                format!("SIGKILL after a large commit{on}")
             }
             Fault::AfterSnapshot => {
-                self.snapshot(&proc)?;
+                self.snapshot(&proc, target)?;
                 self.stats.after_snapshot_kills += 1;
-                "SIGKILL right after POST snapshot answered".to_string()
+                format!("SIGKILL right after POST snapshot answered{on}")
             }
             Fault::Graceful => return self.stop(proc),
         };
@@ -246,27 +388,42 @@ impl Driver {
         ))
     }
 
-    /// SIGTERM: walstream must exit 0 after its final sync, which makes every transaction
-    /// committed before the signal durable.
+    /// " on db N" for a log line, nothing in a one-database run.
+    fn on(&self, index: usize) -> String {
+        if self.lanes.len() == 1 {
+            String::new()
+        } else {
+            format!(" on db {index}")
+        }
+    }
+
+    /// SIGTERM: walstream must exit 0 after its final sync, which makes every transaction of
+    /// every database committed before the signal durable.
     fn stop(&mut self, proc: Walstream) -> Result<String, String> {
-        let seq = read_seq(&self.db)?;
+        let seqs = self
+            .lanes
+            .iter()
+            .map(|l| read_seq(&l.db))
+            .collect::<Result<Vec<_>, _>>()?;
         let status = proc.terminate()?;
         if !status.success() {
             return Err(format!("walstream exited {status} after SIGTERM"));
         }
-        if let Some(seq) = seq {
-            self.durable.push(Durable {
-                at: SystemTime::now(),
-                seq,
-            });
+        let at = SystemTime::now();
+        for (lane, seq) in self.lanes.iter_mut().zip(&seqs) {
+            if let Some(seq) = *seq {
+                lane.durable.push(Durable { at, seq });
+            }
         }
         self.stats.graceful_stops += 1;
-        Ok(format!("SIGTERM (seq {seq:?} must be durable)"))
+        let seqs: Vec<String> = seqs.iter().map(|s| format!("{s:?}")).collect();
+        Ok(format!("SIGTERM (seq {} must be durable)", seqs.join("/")))
     }
 
-    /// Waits (bounded) for the writer's next large commit; false when none came.
-    fn wait_big_commit(&mut self) -> bool {
-        let Some(w) = self.writer.as_ref() else {
+    /// Waits (bounded) for the next large commit of database `index`'s writer; false when none
+    /// came.
+    fn wait_big_commit(&mut self, index: usize) -> bool {
+        let Some(w) = self.lanes[index].writer.as_ref() else {
             return false;
         };
         let seen = w.events.lock().expect("events").big_commits.len();
@@ -280,13 +437,14 @@ impl Driver {
         true
     }
 
-    fn sync(&mut self, proc: &Walstream) -> Result<(), String> {
-        let seq = read_seq(&self.db)?.unwrap_or(0);
-        let (code, body) = proc.post("sync")?;
+    fn sync(&mut self, proc: &Walstream, index: usize) -> Result<(), String> {
+        let lane = &mut self.lanes[index];
+        let seq = read_seq(&lane.db)?.unwrap_or(0);
+        let (code, body) = proc.post(&lane.name, "sync")?;
         if code != 200 {
-            return Err(format!("POST sync answered {code}: {body}"));
+            return Err(format!("POST {} sync answered {code}: {body}", lane.name));
         }
-        self.durable.push(Durable {
+        lane.durable.push(Durable {
             at: SystemTime::now(),
             seq,
         });
@@ -294,17 +452,27 @@ impl Driver {
         Ok(())
     }
 
-    fn snapshot(&mut self, proc: &Walstream) -> Result<(), String> {
-        let (code, body) = proc.post("snapshot")?;
+    fn snapshot(&mut self, proc: &Walstream, index: usize) -> Result<(), String> {
+        let name = &self.lanes[index].name;
+        let (code, body) = proc.post(name, "snapshot")?;
         if code != 200 {
-            return Err(format!("POST snapshot answered {code}: {body}"));
+            return Err(format!("POST {name} snapshot answered {code}: {body}"));
         }
         self.stats.forced_snapshots += 1;
         Ok(())
     }
 
-    fn kill_writer(&mut self, rng: &mut Rng) {
-        let Some(w) = self.writer.take() else { return };
+    /// SIGKILLs the writers of the databases in `victims`.
+    fn kill_writers(&mut self, victims: &[usize], rng: &mut Rng) {
+        for &i in victims {
+            self.kill_writer(i, rng);
+        }
+    }
+
+    fn kill_writer(&mut self, index: usize, rng: &mut Rng) {
+        let Some(w) = self.lanes[index].writer.take() else {
+            return;
+        };
         if rng.chance(1, 2) {
             // Inside a large transaction, when one comes soon.
             let end = Instant::now() + BIG_WAIT;
@@ -328,45 +496,55 @@ impl Driver {
         w.kill();
     }
 
-    /// Restarts the writer when it was killed (and reports it when it died on its own).
-    fn ensure_writer(&mut self) {
-        if let Some(w) = self.writer.as_mut()
-            && let Some(how) = w.exited()
-        {
-            self.stats.errors.push(format!(
-                "seed {} round {}: {how}",
-                self.opts.seed, self.stats.rounds
-            ));
-            let w = self.writer.take().expect("checked");
-            self.retire_writer(w);
-        }
-        if self.writer.is_none() {
-            let log = self.dir.join("writer.log");
-            self.writer = Some(Writer::start(&self.db, self.opts.seed, &log));
-            self.writers_started += 1;
+    /// Restarts every writer that was killed (and reports one that died on its own).
+    fn ensure_writers(&mut self) {
+        for i in 0..self.lanes.len() {
+            let lane = &mut self.lanes[i];
+            if let Some(w) = lane.writer.as_mut()
+                && let Some(how) = w.exited()
+            {
+                self.stats.errors.push(format!(
+                    "seed {} round {} db {i}: {how}",
+                    self.opts.seed, self.stats.rounds
+                ));
+                let w = lane.writer.take().expect("checked");
+                self.retire_writer(w);
+            }
+            let lane = &mut self.lanes[i];
+            if lane.writer.is_none() {
+                lane.writer = Some(Writer::start(&lane.db, lane.seed, &lane.writer_log));
+                self.writers_started += 1;
+            }
         }
     }
 
-    fn start_writer_and_wait(&mut self) -> Result<(), String> {
-        self.ensure_writer();
+    fn start_writers_and_wait(&mut self) -> Result<(), String> {
+        self.ensure_writers();
         let end = Instant::now() + ws::DEADLINE;
-        while !matches!(read_seq(&self.db), Ok(Some(s)) if s >= 1) {
-            if let Some(how) = self.writer.as_mut().and_then(|w| w.exited()) {
-                return Err(how);
+        for lane in &mut self.lanes {
+            while !matches!(read_seq(&lane.db), Ok(Some(s)) if s >= 1) {
+                if let Some(how) = lane.writer.as_mut().and_then(|w| w.exited()) {
+                    return Err(format!("db {}: {how}", lane.index));
+                }
+                if Instant::now() > end {
+                    return Err(format!(
+                        "db {}: the writer never committed transaction 1",
+                        lane.index
+                    ));
+                }
+                sleep(Duration::from_millis(20));
             }
-            if Instant::now() > end {
-                return Err("the writer never committed transaction 1".into());
-            }
-            sleep(Duration::from_millis(20));
         }
         Ok(())
     }
 }
 
 /// The replica location for walstream's config and for listing it.
-fn backend(opts: &Options, dir: &std::path::Path) -> (Backend, ReplicaTarget) {
+/// `suffix` tells the databases of a run apart (empty for the first): each has its own replica
+/// directory, or its own prefix in the test bucket.
+fn backend(opts: &Options, dir: &Path, suffix: &str) -> (Backend, ReplicaTarget) {
     if !opts.s3 {
-        let path = dir.join("replica");
+        let path = dir.join(format!("replica{suffix}"));
         return (
             Backend::File { dir: path.clone() },
             ReplicaTarget::File { path },
@@ -374,7 +552,7 @@ fn backend(opts: &Options, dir: &std::path::Path) -> (Backend, ReplicaTarget) {
     }
     let endpoint = crate::common::s3_endpoint();
     let bucket = crate::common::bucket();
-    let prefix = crate::common::unique_name("crash");
+    let prefix = crate::common::unique_name(&format!("crash{suffix}"));
     let target = ReplicaTarget::S3(S3Target {
         bucket: bucket.clone(),
         path: prefix.clone(),

@@ -1,6 +1,6 @@
 //! The crash suite (`tests/crash.rs`): a seeded driver runs an application writer (its own
-//! process) against a database while the real `walstream replicate` ships it to a file (or S3)
-//! replica, kills walstream (and sometimes the writer) at random moments, restarts them and checks
+//! process) against each of one or more databases while one real `walstream replicate` ships them
+//! to file (or S3) replicas, kills walstream (and sometimes the writer) at random moments, restarts them and checks
 //! every restore against a deterministic replay of the workload.
 //!
 //! Must stay true: a run is a pure function of its seed except for timing; every loss and error
@@ -30,6 +30,8 @@ pub struct Options {
     pub s3: bool,
     /// Keep the working directory (database, replica, logs) after the run.
     pub keep: bool,
+    /// Databases replicated by the one walstream process (each with its own writer and replica).
+    pub dbs: usize,
 }
 
 /// Figures of a run.
@@ -58,12 +60,17 @@ pub struct Stats {
     pub checkpoints: [u64; 4],
     pub restores_latest: u64,
     pub restores_timestamp: u64,
+    /// Restores checked (latest + `-timestamp`) per database.
+    pub restores_per_db: Vec<u64>,
     pub model_rebuilds: u64,
+    /// Generations deleted after the checks (S3 runs: only walstream's current one is kept).
+    pub generations_pruned: u64,
     pub timestamps_unavailable: u64,
     pub restore_time: Duration,
     pub compare_time: Duration,
-    pub last_seq: u64,
-    pub last_durable: u64,
+    /// Per database.
+    pub last_seq: Vec<u64>,
+    pub last_durable: Vec<u64>,
     pub losses: Vec<String>,
     pub errors: Vec<String>,
 }
@@ -75,14 +82,19 @@ impl Stats {
             .zip(self.checkpoints)
             .map(|(m, n)| format!("{m} {n}"))
             .collect();
+        let per_db = |v: &[u64]| {
+            let v: Vec<String> = v.iter().map(u64::to_string).collect();
+            v.join("/")
+        };
         let mut s = format!(
-            "crash suite: seed {} backend {} rounds {}/{} in {:.1}s\n\
+            "crash suite: seed {} backend {} databases {} rounds {}/{} in {:.1}s\n\
              faults: walstream SIGKILL {} (mid-snapshot {}, mid-upload {}, right after a snapshot {}, new generation without WAL {}), clean SIGTERM {}, writer SIGKILL {} (inside a large transaction {})\n\
              activity: walstream starts {}, syncs {}, forced snapshots {}, application checkpoints {} ({}), last seq {}, last durable seq {}\n\
-             checks: restores checked {} (latest {}, -timestamp {}; rounds with no consistent -timestamp target {}), replays from 0 {}, {:.1}s restoring, {:.1}s comparing\n\
+             checks: restores checked {} (latest {}, -timestamp {}; per database {}; rounds with no consistent -timestamp target {}), replays from 0 {}, {:.1}s restoring, {:.1}s comparing, old generations deleted after the checks {}\n\
              losses {}, errors {}\n",
             opts.seed,
             if opts.s3 { "s3" } else { "file" },
+            opts.dbs,
             self.rounds,
             opts.rounds,
             elapsed.as_secs_f64(),
@@ -99,15 +111,17 @@ impl Stats {
             self.forced_snapshots,
             self.checkpoints.iter().sum::<u64>(),
             ckpt.join(", "),
-            self.last_seq,
-            self.last_durable,
+            per_db(&self.last_seq),
+            per_db(&self.last_durable),
             self.restores_latest + self.restores_timestamp,
             self.restores_latest,
             self.restores_timestamp,
+            per_db(&self.restores_per_db),
             self.timestamps_unavailable,
             self.model_rebuilds,
             self.restore_time.as_secs_f64(),
             self.compare_time.as_secs_f64(),
+            self.generations_pruned,
             self.losses.len(),
             self.errors.len(),
         );

@@ -1,5 +1,6 @@
-//! The `walstream replicate` process under test: its config (varied per round), start-up and
-//! readiness, the HTTP calls the driver makes (`sync`, `snapshot`, `status`), SIGKILL and SIGTERM.
+//! The `walstream replicate` process under test: its config (one or more databases, each with its
+//! own replica; varied per round), start-up and readiness, the HTTP calls the driver makes
+//! (`sync`, `snapshot` of one database, `status`), SIGKILL and SIGTERM.
 //!
 //! Must stay true: every wait polls with a deadline; the process (the shared `common::Proc`) is
 //! killed when its handle is dropped and dies with the driver (`PR_SET_PDEATHSIG`), so a failing
@@ -19,8 +20,17 @@ use crate::common::process::metrics_base;
 
 /// Bearer token of the mutating endpoints.
 pub const TOKEN: &str = "crash-suite-token";
-/// The database's id in the HTTP API (its file name).
+/// The first database's file name (its id in the HTTP API).
 pub const DB_ID: &str = "crash.db";
+
+/// The file name (and HTTP API id) of database `index`: `crash.db`, then `crash-1.db`, ….
+pub fn db_name(index: usize) -> String {
+    if index == 0 {
+        DB_ID.to_string()
+    } else {
+        format!("crash-{index}.db")
+    }
+}
 /// Upper bound for start-up, readiness, a sync and a graceful stop.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -54,9 +64,19 @@ impl Backend {
     }
 }
 
-/// The config of one round: the database's tick, checkpoint thresholds and the replica's
-/// intervals are drawn from `rng`, so rounds exercise different pacing.
-pub fn config(db: &Path, backend: &Backend, rng: &mut Rng) -> String {
+/// The config of one round for every `(database, replica)`: each database's tick, checkpoint
+/// thresholds and replica intervals are drawn from `rng` (in list order), so rounds exercise
+/// different pacing.
+pub fn config(dbs: &[(&Path, &Backend)], rng: &mut Rng) -> String {
+    let mut text = format!("addr: \"127.0.0.1:0\"\nhttp-token: \"{TOKEN}\"\ndbs:\n");
+    for (db, backend) in dbs {
+        text.push_str(&db_config(db, backend, rng));
+    }
+    text
+}
+
+/// One entry of the `dbs:` list.
+fn db_config(db: &Path, backend: &Backend, rng: &mut Rng) -> String {
     let monitor = rng.pick(&["50ms", "200ms", "1s"]);
     let ckpt_interval = rng.pick(&["1s", "10s", "1m"]);
     let min_pages = rng.pick(&[16, 100, 1000]);
@@ -68,7 +88,7 @@ pub fn config(db: &Path, backend: &Backend, rng: &mut Rng) -> String {
         "        snapshot-interval: 30s\n",
     ]);
     format!(
-        "addr: \"127.0.0.1:0\"\nhttp-token: \"{TOKEN}\"\ndbs:\n  - path: \"{}\"\n    monitor-interval: {monitor}\n    checkpoint-interval: {ckpt_interval}\n    min-checkpoint-page-count: {min_pages}\n    max-checkpoint-page-count: {max_pages}\n    replicas:\n      - name: r\n{}        sync-interval: {sync}\n{snapshot}",
+        "  - path: \"{}\"\n    monitor-interval: {monitor}\n    checkpoint-interval: {ckpt_interval}\n    min-checkpoint-page-count: {min_pages}\n    max-checkpoint-page-count: {max_pages}\n    replicas:\n      - name: r\n{}        sync-interval: {sync}\n{snapshot}",
         db.display(),
         backend.replica_yaml()
     )
@@ -127,8 +147,8 @@ impl Walstream {
     }
 
     /// `POST /api/v1/databases/{db}/{action}`: status code and body.
-    pub fn post(&self, action: &str) -> Result<(u16, String), String> {
-        post(&self.client, &self.base, action)
+    pub fn post(&self, db: &str, action: &str) -> Result<(u16, String), String> {
+        post(&self.client, &self.base, db, action)
     }
 
     /// A cheap handle for a `POST` from another thread.
@@ -214,9 +234,9 @@ impl InFlight {
     }
 }
 
-/// `POST {base}/api/v1/databases/{DB_ID}/{action}` with the token.
-pub fn post(client: &Client, base: &str, action: &str) -> Result<(u16, String), String> {
-    let url = format!("{base}/api/v1/databases/{DB_ID}/{action}");
+/// `POST {base}/api/v1/databases/{db}/{action}` with the token.
+pub fn post(client: &Client, base: &str, db: &str, action: &str) -> Result<(u16, String), String> {
+    let url = format!("{base}/api/v1/databases/{db}/{action}");
     let r = client
         .post(&url)
         .bearer_auth(TOKEN)

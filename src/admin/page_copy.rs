@@ -111,7 +111,7 @@ fn copy_with(
     {
         return Ok(None);
     }
-    let wal = wal_path(dst_path);
+    let wal = crate::restore::output::with_suffix(dst_path, "-wal");
 
     // Pass 1 compares under a read transaction only; the application keeps writing. Its
     // snapshot starts while another connection holds the write lock for a moment, so no
@@ -170,12 +170,6 @@ fn copy_with(
             Err(e)
         }
     }
-}
-
-fn wal_path(db: &Path) -> std::path::PathBuf {
-    let mut p = db.as_os_str().to_owned();
-    p.push("-wal");
-    p.into()
 }
 
 /// Where the WAL's committed frames end, at a moment no commit is under way.

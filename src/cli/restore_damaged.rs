@@ -16,6 +16,7 @@ use anyhow::Context;
 use tracing::{error, info, warn};
 
 use crate::db::check::{SourceCheck, quick_check};
+use crate::restore::output::with_suffix;
 
 /// Longest `quick_check` of an existing database.
 const CHECK_LIMIT: Duration = Duration::from_secs(600);
@@ -56,13 +57,6 @@ pub(super) fn check(output: &Path) -> Existing {
             Existing::Replace { temp, reason }
         }
     }
-}
-
-/// `path` + `suffix`.
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 /// Moves the damaged `output` (and its side files) aside and the verified `restored` file into

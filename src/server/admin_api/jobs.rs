@@ -327,14 +327,7 @@ where
         (status, body)
     });
     if asynchronous {
-        let doc = job.doc();
-        let location = doc.url.clone();
-        return Ok((
-            StatusCode::ACCEPTED,
-            [(header::LOCATION, location)],
-            Json(doc),
-        )
-            .into_response());
+        return Ok(accepted(&job));
     }
     match task.await {
         Ok(Some((StatusCode::NO_CONTENT, _))) => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -404,14 +397,19 @@ where
         recorder.finish(status, body);
         jobs.trim_results();
     });
+    Ok(accepted(&job))
+}
+
+/// `202 Accepted` with the job and `Location: /api/v1/jobs/{id}`.
+fn accepted(job: &Job) -> Response {
     let doc = job.doc();
     let location = doc.url.clone();
-    Ok((
+    (
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
         Json(doc),
     )
-        .into_response())
+        .into_response()
 }
 
 /// `GET /api/v1/jobs/{id}/result`: a data job's answer (JSON or CSV), streamed from its file.

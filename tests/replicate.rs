@@ -319,6 +319,48 @@ fn empty_config_keeps_running_until_signal() {
     assert!(log.contains("walstream shut down"), "{log}");
 }
 
+/// A database another connection keeps locked while walstream attaches (an application
+/// creating it) is tried again, not given up: once the lock goes, it is replicated.
+#[test]
+fn a_database_locked_at_attach_is_tried_again() {
+    let s = Setup::new();
+    let db = s.path().join("busy.db");
+    let replica = s.path().join("busy-replica");
+    let holder = rusqlite::Connection::open(&db).expect("open");
+    holder
+        .execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); BEGIN EXCLUSIVE;")
+        .expect("exclusive lock");
+    let text = format!(
+        "dbs:\n  - path: {db}\n    monitor-interval: 50ms\n    replicas:\n      - url: file://{r}\n        sync-interval: 100ms\n",
+        db = db.display(),
+        r = replica.display(),
+    );
+    let cfg = s.path().join("busy.yml");
+    std::fs::write(&cfg, text).expect("write config");
+    let ws = walstream(&s.path(), &["-config", &cfg.display().to_string()]);
+    poll_until(DEADLINE, "walstream to find the database busy", || {
+        ws.log_text().contains("database busy, trying again")
+    });
+    holder.execute_batch("COMMIT").expect("release");
+    drop(holder);
+    let app = open_app(&db);
+    insert(&app, 1);
+    poll_until(DEADLINE, "the database's first segment", || {
+        let g = list(&replica.join("generations"));
+        g.first()
+            .is_some_and(|g| !list(&replica.join("generations").join(g).join("wal")).is_empty())
+    });
+    assert!(
+        !ws.log_text().contains("cannot open database"),
+        "{}",
+        ws.log_text()
+    );
+    ws.stop();
+    let url = format!("file://{}", replica.display());
+    let restored = litestream_restore(&[&url], &s.path().join("busy-out.db"));
+    assert_eq!(restored, rows(&app));
+}
+
 #[test]
 fn non_sqlite_database_fails_alone_and_missing_database_is_awaited() {
     let s = Setup::new();

@@ -67,8 +67,9 @@ pub(super) async fn db_task(
 
 /// Opens the database and runs its first sync (under an attach permit), waiting while its file
 /// does not exist: woken by the file watcher, or polled every [`Options::db_poll_interval`] when
-/// the directory is not watched (every [`IDLE_RECHECK`] when it is). False when cancelled or when
-/// the database cannot be used (logged).
+/// the directory is not watched (every [`IDLE_RECHECK`] when it is). A database another
+/// connection keeps locked (an application creating it) is tried again the same way. False when
+/// cancelled or when the database cannot be used (logged).
 async fn attach_when_present(
     h: &DbHandle,
     cancel: &CancellationToken,
@@ -76,6 +77,7 @@ async fn attach_when_present(
     changes: &mut WalWatcher,
 ) -> bool {
     let mut waiting_logged = false;
+    let mut busy_logged = false;
     let wait = if changes.is_active() {
         ctx.poll.max(IDLE_RECHECK)
     } else {
@@ -100,6 +102,12 @@ async fn attach_when_present(
                 if !waiting_logged {
                     info!(db = %h.db.path().display(), "waiting for database file");
                     waiting_logged = true;
+                }
+            }
+            Err(e) if e.is_busy() => {
+                if !busy_logged {
+                    info!(db = %h.db.path().display(), error = %e, "database busy, trying again");
+                    busy_logged = true;
                 }
             }
             Err(e) => {

@@ -171,6 +171,7 @@ fn restore_both(r: &V5Replica, states: &[State], label: &str, extra: &[&str]) ->
         text(&ws)
     );
     if !ls.status.success() {
+        eprintln!("{label}: neither tool restores: {}", text(&ws).trim());
         return None;
     }
     let (a, b) = (digest(&ls_out), digest(&ws_out));
@@ -341,39 +342,53 @@ fn run(backend: Backend) {
     hand_over(&r, &mut src, spacing);
 }
 
-/// Litestream v0.5.17 continues the replica walstream wrote (same config file), then walstream
-/// continues after it: no commit is lost either way (each tool takes the full image its own
-/// rules ask for when it finds no local state it can prove).
+/// Hand-over on one replica, walstream → v0.5.17 → walstream → v0.5.17, with the same config
+/// file: no commit is lost and neither tool writes a full image, as neither does when it restarts
+/// on its own state (v0.5.17 runs with debug logging: its `sync` lines say `snap=true` for one).
 fn hand_over(r: &V5Replica, src: &mut Source, spacing: Duration) {
-    let log = r.dir.join("litestream5.log");
-    let mut ls = Proc::litestream_config(&litestream5_bin(), &r.ls_config, &r.ls_env, &log);
-    src.inserts(15, spacing);
-    let want = src.states.len() - 1;
-    let probe = r.dir.join("probe.db");
-    poll_until(DEADLINE, "v0.5.17 to replicate the new rows", || {
-        ls.assert_running();
-        remove_db(&probe);
-        let out = ls_restore(r, &probe, &[]);
-        (out.status.success() && digest(&probe) == src.states[want].digest).then_some(())
-    });
-    ls.stop_litestream();
-    assert_eq!(
-        restore_both(r, &src.states, "after v0.5.17", &[]),
-        Some(want)
-    );
+    let debug_cfg = r.dir.join("litestream-debug.yml");
+    let text = std::fs::read_to_string(&r.ls_config).expect("config");
+    std::fs::write(&debug_cfg, format!("{text}logging:\n  level: debug\n")).expect("write");
+    for leg in 0..2 {
+        let log = r.dir.join(format!("litestream5-{leg}.log"));
+        let mut ls = Proc::litestream_config(&litestream5_bin(), &debug_cfg, &r.ls_env, &log);
+        src.inserts(15, spacing);
+        let want = src.states.len() - 1;
+        let probe = r.dir.join("probe.db");
+        poll_until(DEADLINE, "v0.5.17 to replicate the new rows", || {
+            ls.assert_running();
+            remove_db(&probe);
+            let out = ls_restore(r, &probe, &[]);
+            (out.status.success() && digest(&probe) == src.states[want].digest).then_some(())
+        });
+        let ls_log = ls.stop_litestream();
+        assert!(
+            ls_log.contains("msg=sync ") && !ls_log.contains("snap=true"),
+            "v0.5.17 continues walstream's newest L0 without a full image:\n{ls_log}"
+        );
+        assert_eq!(
+            restore_both(r, &src.states, "after v0.5.17", &[]),
+            Some(want)
+        );
+        if leg == 1 {
+            break;
+        }
 
-    let ws = start(r);
-    src.inserts(15, spacing);
-    let ws_log = ws.stop();
-    assert!(
-        ws_log.contains("ltx replica position recovered"),
-        "{ws_log}"
-    );
-    let last = src.states.len() - 1;
-    assert_eq!(
-        restore_both(r, &src.states, "walstream after v0.5.17", &[]),
-        Some(last)
-    );
+        let ws = start(r);
+        src.inserts(15, spacing);
+        let ws_log = ws.stop();
+        assert!(
+            ws_log.contains("ltx replica position recovered")
+                && ws_log.contains("continuous=true")
+                && !ws_log.contains("write full-image l0"),
+            "walstream continues v0.5.17's newest L0 without a full image:\n{ws_log}"
+        );
+        let last = src.states.len() - 1;
+        assert_eq!(
+            restore_both(r, &src.states, "walstream after v0.5.17", &[]),
+            Some(last)
+        );
+    }
 }
 
 #[test]
@@ -394,4 +409,106 @@ fn gcs_replica_restores_with_litestream_v0_5_17() {
 #[test]
 fn azure_replica_restores_with_litestream_v0_5_17() {
     run(Backend::Abs);
+}
+
+/// Litestream v0.5.17 stopped after writing L0 files into its meta directory but before
+/// uploading them (here: the replica's newest two L0 files are removed, as if never uploaded).
+/// walstream uploads them, continues after them without a full image, and removes the stale
+/// local directory; v0.5.17 then continues after walstream, again without a full image.
+#[test]
+fn litestream_local_l0_files_are_taken_over() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = std::fs::canonicalize(tmp.path()).expect("canonical");
+    let r = setup(Backend::File, &dir);
+    // Long level intervals: no compaction covers the files taken away below.
+    let text = format!(
+        "levels:\n  - interval: 1h\nsnapshot:\n  interval: 24h\n  retention: 24h\n\
+         dbs:\n  - path: {}\n    monitor-interval: 50ms\n    replica:\n      type: file\n      \
+         path: {}\n      sync-interval: 50ms\n",
+        r.db_path.display(),
+        dir.join("replica").display()
+    );
+    std::fs::write(&r.ls_config, &text).expect("config");
+    let debug_cfg = dir.join("litestream-debug.yml");
+    std::fs::write(&debug_cfg, format!("{text}logging:\n  level: debug\n")).expect("config");
+    let spacing = Duration::from_millis(40);
+    let mut src = Source::open(&r.db_path);
+
+    let ls_run = |src: &mut Source, name: &str| {
+        let log = dir.join(name);
+        let ls = Proc::litestream_config(&litestream5_bin(), &debug_cfg, &r.ls_env, &log);
+        src.inserts(20, spacing);
+        let want = src.states.len() - 1;
+        let probe = dir.join("probe.db");
+        let mut ls = ls;
+        poll_until(DEADLINE, "v0.5.17 to replicate the new rows", || {
+            ls.assert_running();
+            remove_db(&probe);
+            let out = ls_restore(&r, &probe, &[]);
+            (out.status.success() && digest(&probe) == src.states[want].digest).then_some(())
+        });
+        (ls.stop_litestream(), want)
+    };
+    let (first_log, stopped_at) = ls_run(&mut src, "litestream-0.log");
+    assert!(
+        first_log.contains("snap=true"),
+        "v0.5.17 starts with a full image"
+    );
+
+    let l0 = dir.join("replica/ltx/0");
+    let local = dir.join(".app.db-litestream/ltx/0");
+    let mut names: Vec<String> = std::fs::read_dir(&l0)
+        .expect("replica l0")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let taken: Vec<String> = names.split_off(names.len() - 2);
+    for name in &taken {
+        assert!(local.join(name).exists(), "v0.5.17 keeps {name} locally");
+        std::fs::remove_file(l0.join(name)).expect("remove");
+    }
+    let newest_txid = taken[1].split('-').next().expect("name").to_string();
+
+    let ws = start(&r);
+    src.inserts(20, spacing);
+    let ws_log = ws.stop();
+    assert!(
+        ws_log.contains("litestream v0.5 local state taken over")
+            && ws_log.contains("uploaded=2")
+            && ws_log.contains("continuous=true")
+            && !ws_log.contains("write full-image l0"),
+        "walstream uploads v0.5.17's two local files and continues after them:\n{ws_log}"
+    );
+    for name in &taken {
+        assert!(l0.join(name).exists(), "{name} uploaded");
+    }
+    assert!(
+        !dir.join(".app.db-litestream/ltx").exists(),
+        "the stale local directory is removed"
+    );
+    assert_eq!(
+        restore_both(
+            &r,
+            &src.states,
+            "-txid of the taken-over file",
+            &["-txid", &newest_txid]
+        ),
+        Some(stopped_at),
+        "the newest taken-over file ends where v0.5.17 stopped"
+    );
+    let last = src.states.len() - 1;
+    assert_eq!(
+        restore_both(&r, &src.states, "walstream after v0.5.17", &[]),
+        Some(last)
+    );
+
+    let (ls_log, want) = ls_run(&mut src, "litestream-1.log");
+    assert!(
+        ls_log.contains("fetched latest L0 file from replica") && !ls_log.contains("snap=true"),
+        "v0.5.17 continues walstream's newest L0 without a full image:\n{ls_log}"
+    );
+    assert_eq!(
+        restore_both(&r, &src.states, "v0.5.17 after walstream", &[]),
+        Some(want)
+    );
 }

@@ -4,7 +4,8 @@
 //!
 //! Pieces: [`plan`] (pure: page plans, shadow ranges, compaction inputs, retention, schedule),
 //! [`stage`] (blocking: frames → staging files, full images, merges), `sync` (L0 files and
-//! recovery), `jobs` (compaction, snapshots, retention), `run` (the loops).
+//! recovery), `adopt` (Litestream v0.5's local L0 files at hand-over), `jobs` (compaction,
+//! snapshots, retention), `run` (the loops).
 //!
 //! What must stay true:
 //! - TXIDs only grow: N = previous + 1, one per stored L0; the first L0 of a replica is TXID 1
@@ -16,7 +17,8 @@
 //! - Where the counter lives across restarts: in the replica itself (max TXID over all levels).
 //!   The shadow position is proven from the newest L0's WAL salts, offset and size matching a
 //!   shadow WAL file of the current generation. Litestream v0.5 keeps its counter in its meta
-//!   directory (`<meta>/ltx/0/`); handing over with that directory is not done yet.
+//!   directory (`<meta>/ltx/0/`): L0 files it left there past the replica are uploaded before
+//!   the cursor is chosen and the directory is then removed (`adopt`).
 //! - Header timestamps never go backwards in TXID order and are never before the capture of the
 //!   newest transaction they hold; storage timestamps equal them (`put_ltx`).
 //! - Staging files live in `<meta>/walstream-ltx/` and are removed after upload or failure;
@@ -25,6 +27,7 @@
 //!   when what this process knows of each level ([`Known`], from its own listings and uploads;
 //!   it is the replica's only writer) says there is nothing to do.
 
+mod adopt;
 mod jobs;
 pub mod plan;
 #[cfg(test)]

@@ -325,7 +325,8 @@ impl Replica {
 
     /// The cursor from the replica's files: the highest TXID over every level, and the shadow
     /// position it covers when the newest L0's WAL fields match a shadow file of `local`'s
-    /// generation (else `None`: the next L0 is a full image).
+    /// generation (else `None`: the next L0 is a full image). L0 files Litestream v0.5 left
+    /// locally past the replica are uploaded first (`adopt`).
     pub(super) async fn ltx_recover(&self, local: &Pos) -> Result<Cursor, ReplicaError> {
         self.ltx_clear_staging().await?;
         let mut newest: Option<LtxFileInfo> = None;
@@ -340,6 +341,11 @@ impl Replica {
                     newest_l0 = Some(f);
                 }
             }
+        }
+        let replica_max = newest.as_ref().map_or(0, |n| n.max_txid);
+        if let Some(last) = self.ltx_adopt_litestream_local(replica_max).await?.pop() {
+            newest = Some(last.clone());
+            newest_l0 = Some(last);
         }
         let Some(newest) = newest else {
             return Ok(Cursor {

@@ -171,7 +171,11 @@ fn restore_both(r: &V5Replica, states: &[State], label: &str, extra: &[&str]) ->
         text(&ws)
     );
     if !ls.status.success() {
-        eprintln!("{label}: neither tool restores: {}", text(&ws).trim());
+        eprintln!(
+            "{label}: neither tool restores: litestream {} / walstream {}",
+            text(&ls).trim(),
+            text(&ws).trim()
+        );
         return None;
     }
     let (a, b) = (digest(&ls_out), digest(&ws_out));

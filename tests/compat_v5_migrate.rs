@@ -7,7 +7,9 @@
 //! - a `-timestamp` between the two runs restores, with both tools, exactly the rows the v0.3
 //!   generation held (it is still there and still chosen for times before the first LTX file);
 //! - moving back to the v0.3 config continues the v0.3 layout, and both tools restore every row;
-//! - the v0.3 generation is still listed by `walstream generations`.
+//! - the v0.3 generation is still listed by `walstream generations`;
+//! - back on LTX with a short `snapshot.retention`, LTX retention deletes the v0.3 generation
+//!   once its newest object is older than that, and both tools still restore every row.
 //!
 //! File and S3 only: the backends on which v0.5.17 reads the v0.3 layout at all.
 //! Needs the test servers and `WALSTREAM_TEST_LITESTREAM5`:
@@ -145,17 +147,67 @@ fn run(backend: Backend) {
     let back_rows = replicate_rows(&s.v3, &app, 1 + 2 * ROWS);
     assert_both_restore(&s.v3, &[], &back_rows, "after moving back");
 
-    let mut cmd = Command::new(walstream_bin());
-    cmd.arg("generations")
-        .args(["-config", &s.v3.ws_config.display().to_string()])
-        .arg(&s.v3.db_path)
-        .envs(s.v3.ws_env.iter().map(|(k, v)| (k, v)));
-    let out = common::run(&mut cmd);
+    let out = common::run(&mut cmd_generations(&s.v3));
     let listing = common::stdout_text(&out);
     assert!(
         listing.lines().count() >= 2,
         "the v0.3 generation is still listed:\n{listing}"
     );
+
+    // Back on LTX with a short snapshot retention: once the v0.3 generation's newest object is
+    // older than it, LTX retention deletes the generation (Litestream v0.5 would keep it).
+    let short = dir.join("ltx-short.yml");
+    let text = std::fs::read_to_string(&s.ltx.ws_config).expect("config");
+    let text = text.replace(
+        "  interval: 1h\n  retention: 2h\n",
+        "  interval: 1s\n  retention: 2s\n",
+    );
+    assert!(text.contains("retention: 2s"), "{text}");
+    std::fs::write(&short, text).expect("write config");
+    std::thread::sleep(Duration::from_millis(2100));
+    let cfg = short.display().to_string();
+    let mut proc = common::process::walstream_env(&dir, &["-config", &cfg], &s.ltx.ws_env);
+    for id in 1 + 3 * ROWS..1 + 3 * ROWS + 10 {
+        insert(&app, id);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proc.poll(
+        DEADLINE,
+        "ltx retention to delete the v0.3 generation",
+        |p| {
+            p.log_text()
+                .contains("v0.3 generation deleted by ltx retention")
+                .then_some(())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let log = proc.stop();
+    let out = cmd_generations(&s.v3).output().expect("run generations");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success() && text.contains("no v0.3 generations"),
+        "no v0.3 generation is left:\n{text}\n{log}"
+    );
+    let final_rows = rows(&app);
+    assert_both_restore(
+        &s.ltx,
+        &[],
+        &final_rows,
+        "after the v0.3 generation is gone",
+    );
+}
+
+fn cmd_generations(r: &V5Replica) -> Command {
+    let mut cmd = Command::new(walstream_bin());
+    cmd.arg("generations")
+        .args(["-config", &r.ws_config.display().to_string()])
+        .arg(&r.db_path)
+        .envs(r.ws_env.iter().map(|(k, v)| (k, v)));
+    cmd
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! a higher level or snapshot holds them); a snapshot holds the database exactly at the TXID it
 //! is named after (an L0 up to the snapshot guard's position is stored first); retention follows
 //! [`plan::snapshot_retention`] and [`plan::l0_retention`] and does nothing when
-//! `retention.enabled` is false.
+//! `retention.enabled` is false; v0.3 generations left from a move to LTX go only by
+//! [`plan::retired_v3_generations`] (older than `snapshot.retention`, an L9 snapshot kept).
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -213,7 +214,9 @@ impl Replica {
             ltx.settings.snapshot_retention,
             SystemTime::now(),
         );
-        let deleted = self.ltx_delete(&doomed).await?;
+        let mut deleted = self.ltx_delete(&doomed).await?;
+        let has_snapshot = snaps.iter().any(|s| !doomed.contains(s));
+        deleted += self.ltx_retire_v3(has_snapshot).await?;
         // Until another snapshot is written, nothing can go before the oldest kept snapshot
         // other than the newest ages out (the floor only moves when a snapshot goes).
         let newest = snaps.iter().map(|f| f.max_txid).max();
@@ -226,6 +229,41 @@ impl Replica {
         known.saw(SNAPSHOT_LEVEL, newest.unwrap_or(0));
         known.snapshots_quiet = newest.map(|n| (n, until));
         Ok(deleted)
+    }
+
+    /// After a move from the v0.3 layout: deletes the v0.3 generations whose newest object is
+    /// older than `snapshot.retention` ([`plan::retired_v3_generations`]); Litestream v0.5 leaves
+    /// them forever. Lists `generations/` only until it is found empty.
+    async fn ltx_retire_v3(&self, has_snapshot: bool) -> Result<usize, ReplicaError> {
+        let ltx = self.ltx()?;
+        if crate::rt::lock(&ltx.known).v3_gone {
+            return Ok(0);
+        }
+        let generations = self.client.generations().await?;
+        let mut newest = Vec::with_capacity(generations.len());
+        for g in generations {
+            let snaps = self.client.snapshots(&g).await?;
+            let segments = self.client.wal_segments(&g).await?;
+            let at = snaps
+                .iter()
+                .map(|s| s.created_at)
+                .chain(segments.iter().map(|s| s.created_at))
+                .max();
+            newest.push((g, at));
+        }
+        let doomed = plan::retired_v3_generations(
+            &newest,
+            has_snapshot,
+            ltx.settings.snapshot_retention,
+            SystemTime::now(),
+        );
+        for g in &doomed {
+            self.client.delete_generation(g).await?;
+            self.update_status(|s| s.retention_deletions += 1);
+            info!(db = %self.db_label, replica = %self.name(), generation = %g, "v0.3 generation deleted by ltx retention");
+        }
+        crate::rt::lock(&ltx.known).v3_gone = doomed.len() == newest.len();
+        Ok(doomed.len())
     }
 
     /// L0 retention (§4.4): L0 files already in L1 and older than `l0-retention`.

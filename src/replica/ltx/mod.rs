@@ -81,6 +81,9 @@ pub(super) struct Known {
     /// After snapshot retention: the newest snapshot's TXID then, and when the next kept
     /// snapshot ages out (`None`: only the newest is left). Nothing to do before that.
     pub snapshots_quiet: Option<(u64, Option<std::time::SystemTime>)>,
+    /// The replica holds no v0.3 generation any more (after a move to LTX): retention need not
+    /// list `generations/` again.
+    pub v3_gone: bool,
 }
 
 impl Known {

@@ -207,6 +207,27 @@ pub fn snapshot_retention(
     out
 }
 
+/// The v0.3 generations (each with the time of its newest snapshot or WAL segment, `None` when it
+/// holds neither) that LTX snapshot retention removes after a move from the v0.3 layout: those
+/// whose newest object is older than `retention`, and only while the LTX levels keep a snapshot
+/// (`has_snapshot`), so the latest restore never depends on them.
+pub fn retired_v3_generations(
+    generations: &[(String, Option<DateTime<Utc>>)],
+    has_snapshot: bool,
+    retention: Duration,
+    now: SystemTime,
+) -> Vec<String> {
+    if !has_snapshot {
+        return Vec::new();
+    }
+    let cutoff = DateTime::<Utc>::from(now.checked_sub(retention).unwrap_or(now));
+    generations
+        .iter()
+        .filter(|(_, newest)| newest.is_none_or(|t| t < cutoff))
+        .map(|(g, _)| g.clone())
+        .collect()
+}
+
 /// What L0 retention deletes (§4.4): oldest first, files already in L1 (`max ≤ l1_max`) and
 /// older than `retention`, stopping at the first that must stay; never the newest L0.
 pub fn l0_retention(

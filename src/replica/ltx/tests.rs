@@ -368,3 +368,19 @@ fn merge_keeps_the_newest_page_and_the_last_commit() {
     let err = stage::stage_merge(&d.join("out/x.ltx"), (1, 5), 0, &[a2, odd]).expect_err("sizes");
     assert!(matches!(err, StageError::PageSizes(_)), "{err}");
 }
+
+#[test]
+fn v3_generations_retire_only_past_retention_and_with_a_snapshot() {
+    let t = |s: i64| Some(DateTime::<Utc>::from_timestamp(s, 0).expect("time"));
+    let gens = vec![
+        ("old".to_string(), t(100)),
+        ("young".to_string(), t(900)),
+        ("empty".to_string(), None),
+    ];
+    assert_eq!(
+        retired_v3_generations(&gens, true, secs(500), at(1000)),
+        vec!["old".to_string(), "empty".to_string()]
+    );
+    assert!(retired_v3_generations(&gens, false, secs(500), at(1000)).is_empty());
+    assert!(retired_v3_generations(&gens[..2], true, secs(5000), at(1000)).is_empty());
+}

@@ -237,22 +237,30 @@ fn altered_wal_segment_content_is_an_error() {
     reencode(&segment, |plain| plain[32 + 24 + 100] ^= 0x01);
     insert(&app, 21);
 
-    let v = wait_validation(&ws, "error");
+    assert_restore_error(&ws, &db, "file", &name);
+    // The failed restore left nothing behind either.
+    poll_until(DEADLINE, "an empty TMPDIR", || list(&tmp).is_empty());
+}
+
+/// Waits for a validation `error` whose restore failed on the object `object`: in the status,
+/// the counter of replica `name` and the ERROR line.
+fn assert_restore_error(ws: &Instance, db: &Path, name: &str, object: &str) {
+    let v = wait_validation(ws, "error");
     let message = v["message"].as_str().unwrap_or_default();
     assert!(
-        message.starts_with("cannot restore: ") && message.contains(&name),
+        message.starts_with("cannot restore: ") && message.contains(object),
         "{v}"
     );
     assert!(v["replica_checksum"].is_null(), "{v}");
-    let (_, error) = counters(&ws, &db, "file");
+    let (_, error) = counters(ws, db, name);
     assert!(error >= 1.0, "error={error}");
     let log = ws.proc.log_text();
     assert!(
-        log.contains(r#"msg="validation error""#) && log.contains("cannot restore: "),
+        log.contains(r#"msg="validation error""#)
+            && log.contains("cannot restore: ")
+            && log.contains(object),
         "{log}"
     );
-    // The failed restore left nothing behind either.
-    poll_until(DEADLINE, "an empty TMPDIR", || list(&tmp).is_empty());
 }
 
 #[test]
@@ -511,20 +519,7 @@ fn damaged_stored_ltx_l0_is_an_error_naming_the_file() {
     std::fs::write(&path, bytes).expect("damage l0");
     insert(&app, next_id);
 
-    let v = wait_validation(&ws, "error");
-    let message = v["message"].as_str().unwrap_or_default();
-    assert!(
-        message.starts_with("cannot restore: ") && message.contains(&name),
-        "{v}"
-    );
-    assert!(v["replica_checksum"].is_null(), "{v}");
-    let (_, error) = counters(&ws, &db, &replica_name(&ws));
-    assert!(error >= 1.0, "error={error}");
-    let log = ws.proc.log_text();
-    assert!(
-        log.contains(r#"msg="validation error""#) && log.contains(&name),
-        "{log}"
-    );
+    assert_restore_error(&ws, &db, &replica_name(&ws), &name);
     poll_until(DEADLINE, "an empty TMPDIR", || list(&tmp).is_empty());
 }
 
@@ -601,12 +596,5 @@ fn s3_ltx_replica_validates_ok_while_writing_and_reports_a_damaged_l0() {
     .expect("put damaged l0");
     insert(&app, next_id);
 
-    let v = wait_validation(&ws, "error");
-    let message = v["message"].as_str().unwrap_or_default();
-    assert!(
-        message.starts_with("cannot restore: ") && message.contains(&file),
-        "{v}"
-    );
-    let (_, error) = counters(&ws, &db, &name);
-    assert!(error >= 1.0, "error={error}");
+    assert_restore_error(&ws, &db, &name, &file);
 }

@@ -102,28 +102,18 @@ impl Replica {
             let status = if db == replica { "ok" } else { "mismatch" };
             let position = format_position(&pos.generation, pos.index, pos.offset);
             // Litestream's line repeats `db` and `replica` (scope, then the checksums); an LTX
-            // replica's adds the TXID restored.
-            match p.txid {
-                None => info!(
-                    db = %self.db_label,
-                    replica = %self.name(),
-                    status,
-                    db = %format!("{db:016x}"),
-                    replica = %format!("{replica:016x}"),
-                    position = %position,
-                    "validator"
-                ),
-                Some(txid) => info!(
-                    db = %self.db_label,
-                    replica = %self.name(),
-                    status,
-                    db = %format!("{db:016x}"),
-                    replica = %format!("{replica:016x}"),
-                    position = %position,
-                    txid = %crate::ltx::format_txid(txid),
-                    "validator"
-                ),
-            }
+            // replica's adds the TXID restored (a `None` field is left out).
+            let txid = p.txid.map(crate::ltx::format_txid);
+            info!(
+                db = %self.db_label,
+                replica = %self.name(),
+                status,
+                db = %format!("{db:016x}"),
+                replica = %format!("{replica:016x}"),
+                position = %position,
+                txid = txid.as_deref(),
+                "validator"
+            );
         }
         let outcome = match &result {
             Ok(()) => ValidationOutcome::Ok,

@@ -142,7 +142,7 @@ mod tests {
 
     use crate::config::V05Settings;
     use crate::replica::test_fixture::{DbFixture, fixture_wrapper};
-    use crate::replica::{Replica, ValidationOutcome};
+    use crate::replica::{Replica, ValidationOutcome, ValidationResult};
     use crate::storage::Timestamps;
 
     fixture_wrapper!(Fixture);
@@ -169,6 +169,16 @@ mod tests {
         }
     }
 
+    fn assert_ok(result: ValidationResult) -> ValidationResult {
+        assert_eq!(
+            result.outcome,
+            ValidationOutcome::Ok,
+            "{:?}",
+            result.message
+        );
+        result
+    }
+
     /// Commits the upload loop has not stored yet when the validation starts: the validation
     /// stores the L0 that ends exactly at its restart checkpoint, restores that TXID and finds
     /// the database file's checksum; commits after it go to the next TXID.
@@ -183,13 +193,7 @@ mod tests {
         // In the shadow WAL, not in the replica.
         f.insert(7).await;
 
-        let result = replica.validate().await;
-        assert_eq!(
-            result.outcome,
-            ValidationOutcome::Ok,
-            "{:?}",
-            result.message
-        );
+        let result = assert_ok(replica.validate().await);
         let txid = result.txid.expect("an ltx validation names its txid");
         assert_eq!(txid, before + 1, "one L0 up to the checkpoint");
         assert_eq!(f.l0_max().await, txid);
@@ -203,8 +207,7 @@ mod tests {
         // The writer goes on from the validated position; the next validation matches too.
         f.insert(4).await;
         replica.sync().await.expect("round");
-        let next = replica.validate().await;
-        assert_eq!(next.outcome, ValidationOutcome::Ok, "{:?}", next.message);
+        let next = assert_ok(replica.validate().await);
         assert!(next.txid > Some(txid), "{:?}", next.txid);
         let rows = crate::replica::test_fixture::restored_rows(
             &f.client,
@@ -221,13 +224,7 @@ mod tests {
         let mut f = Fixture::new().await;
         let replica = f.replica();
         f.insert(3).await;
-        let result = replica.validate().await;
-        assert_eq!(
-            result.outcome,
-            ValidationOutcome::Ok,
-            "{:?}",
-            result.message
-        );
+        let result = assert_ok(replica.validate().await);
         assert!(result.txid >= Some(1), "{:?}", result.txid);
     }
 

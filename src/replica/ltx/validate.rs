@@ -9,6 +9,11 @@
 //! restored with the LTX restore (`restore::ltx_plan` + `restore::ltx_apply`) into the private
 //! temporary directory, its CRC-64 streamed and compared.
 //!
+//! While a snapshot guard of another holder keeps the checkpoint from running, the retries of
+//! `restart_snapshot` (every 500 ms, at most 10 s) happen with the cursor held, so uploads wait
+//! that long at most; the writer's own snapshots and full images release their guard before the
+//! cursor, so they never cause it.
+//!
 //! Why not wait for the upload loop as v0.3 does: an L0 holds whatever the shadow gained since
 //! the previous one, so the one after `P` may also hold frames of index `P.index` written after
 //! the checkpoint, and then no TXID holds exactly `P`. Storing up to `P` under the cursor makes
@@ -16,9 +21,10 @@
 //!
 //! What must stay true: the cursor is held from before the checkpoint until the L0 ending at `P`
 //! is stored (so `T` maps to `P` exactly) and moves only after that L0 is stored (on an error it
-//! is forgotten and recovered from storage, as after a failed sync); a full image is never read
-//! here (a cursor without a position is first brought up by a regular sync, with its source
-//! check); the jobs lock is held while `T` is listed and restored, so retention cannot delete a
+//! is forgotten and recovered from storage, as after a failed sync); a cursor without a position
+//! or of another generation is left to the upload path (its full image comes with its source
+//! check), so a full image is read here only if the shadow files since the cursor were gone,
+//! which the replica floor prevents; the jobs lock is held while `T` is listed and restored, so retention cannot delete a
 //! planned file under the restore; a mismatch names `T` and both checksums.
 
 use std::path::Path;

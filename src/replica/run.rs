@@ -27,10 +27,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 impl Replica {
     /// Runs the upload, snapshot, retention and validation loops until `cancel` fires (an LTX
-    /// replica: the upload loop and its compaction, snapshot and retention loops).
+    /// replica: the upload loop, its compaction, snapshot and retention loops, and the same
+    /// validation loop).
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         if self.ltx.is_some() {
-            tokio::join!(self.sync_loop(cancel.clone()), self.ltx_jobs(cancel));
+            tokio::join!(
+                self.sync_loop(cancel.clone()),
+                self.ltx_jobs(cancel.clone()),
+                self.validation_loop(cancel),
+            );
             return;
         }
         tokio::join!(

@@ -88,6 +88,9 @@ pub struct ValidationResult {
     pub message: Option<String>,
     /// Position `P` validated against (`None` when the checkpoint failed).
     pub position: Option<Pos>,
+    /// LTX replicas: the TXID restored, which holds exactly `P` (`None` for v0.3 replicas and
+    /// when no TXID was fixed).
+    pub txid: Option<u64>,
     /// CRC-64/ISO of the database file and of the restored replica, when computed.
     pub db_checksum: Option<u64>,
     pub replica_checksum: Option<u64>,

@@ -8,6 +8,9 @@
 //! to reach `P`; restore generation `P.gen` up to index `P.index − 1` into a private temporary
 //! directory; stream the CRC-64 of the result and compare.
 //!
+//! An LTX replica takes the same steps with its own middle part (`ltx::validate`): the TXID that
+//! holds exactly `P` instead of the index, restored with the LTX restore.
+//!
 //! What must stay true: memory stays bounded whatever the database size (both checksums are
 //! streamed in fixed chunks, the restore is the bounded library restore); the temporary
 //! directory is removed on every path, including cancellation; every validation, whatever its
@@ -60,16 +63,30 @@ pub enum ValidateError {
     /// Litestream's `ErrChecksumMismatch` wording.
     #[error("invalid replica, checksum mismatch")]
     Mismatch,
+    /// An LTX replica's mismatch: the TXID restored and both checksums.
+    #[error(
+        "invalid replica, checksum mismatch at txid {}: db {db:016x}, replica {replica:016x}",
+        crate::ltx::format_txid(*.txid)
+    )]
+    LtxMismatch { txid: u64, db: u64, replica: u64 },
+    /// The LTX writer could not store the L0 that ends at the validated position.
+    #[error("cannot store the validated position: {0}")]
+    Writer(#[source] super::ReplicaError),
+    /// The LTX writer has no stored position to build on (its next sync stores a full image).
+    #[error("cannot store the validated position: the ltx replica has no position yet")]
+    NoLtxPosition,
     #[error("validation task: {0}")]
     Task(String),
 }
 
 /// What one validation computed before it ended.
 #[derive(Default)]
-struct Progress {
-    pos: Option<Pos>,
-    db_crc: Option<u64>,
-    replica_crc: Option<u64>,
+pub(super) struct Progress {
+    pub pos: Option<Pos>,
+    /// LTX replicas: the TXID that holds exactly `pos`.
+    pub txid: Option<u64>,
+    pub db_crc: Option<u64>,
+    pub replica_crc: Option<u64>,
 }
 
 impl Replica {
@@ -77,23 +94,32 @@ impl Replica {
     /// HTTP API) and returns it. The caller logs ERROR `validation error` unless it is `Ok`.
     pub async fn validate(&self) -> ValidationResult {
         let mut p = Progress::default();
-        let result = self.validate_steps(&mut p).await;
+        let result = match self.ltx {
+            Some(_) => self.ltx_validate_steps(&mut p).await,
+            None => self.validate_steps(&mut p).await,
+        };
         if let (Some(pos), Some(db), Some(replica)) = (&p.pos, p.db_crc, p.replica_crc) {
             let status = if db == replica { "ok" } else { "mismatch" };
-            // Litestream's line repeats `db` and `replica` (scope, then the checksums).
+            let position = format_position(&pos.generation, pos.index, pos.offset);
+            // Litestream's line repeats `db` and `replica` (scope, then the checksums); an LTX
+            // replica's adds the TXID restored (a `None` field is left out).
+            let txid = p.txid.map(crate::ltx::format_txid);
             info!(
                 db = %self.db_label,
                 replica = %self.name(),
                 status,
                 db = %format!("{db:016x}"),
                 replica = %format!("{replica:016x}"),
-                position = %format_position(&pos.generation, pos.index, pos.offset),
+                position = %position,
+                txid = txid.as_deref(),
                 "validator"
             );
         }
         let outcome = match &result {
             Ok(()) => ValidationOutcome::Ok,
-            Err(ValidateError::Mismatch) => ValidationOutcome::Mismatch,
+            Err(ValidateError::Mismatch | ValidateError::LtxMismatch { .. }) => {
+                ValidationOutcome::Mismatch
+            }
             Err(_) => ValidationOutcome::Error,
         };
         let record = ValidationResult {
@@ -101,6 +127,7 @@ impl Replica {
             outcome,
             message: result.err().map(|e| e.to_string()),
             position: p.pos,
+            txid: p.txid,
             db_checksum: p.db_crc,
             replica_checksum: p.replica_crc,
         };
@@ -120,27 +147,13 @@ impl Replica {
         let guard = self.restart_snapshot().await?;
         let pos = guard.pos.clone();
         p.pos = Some(pos.clone());
-        let db_path = self.db.path().to_path_buf();
-        let db_crc = blocking(move || {
-            let crc = crc64::checksum_file_range(&guard.file, guard.size);
-            drop(guard);
-            crc.map_err(|source| ValidateError::Checksum {
-                path: db_path,
-                source,
-            })
-        })
-        .await?;
+        let db_crc = self.db_checksum(guard).await?;
         p.db_crc = Some(db_crc);
 
         self.wait_for_replica(&pos).await?;
         let out = tmp.path().join("replica");
         self.restore_before(&pos, &out).await?;
-        let replica_crc = blocking(move || {
-            std::fs::File::open(&out)
-                .and_then(crc64::checksum_reader)
-                .map_err(|source| ValidateError::Checksum { path: out, source })
-        })
-        .await?;
+        let replica_crc = file_checksum(out).await?;
         p.replica_crc = Some(replica_crc);
         if db_crc != replica_crc {
             return Err(ValidateError::Mismatch);
@@ -148,10 +161,25 @@ impl Replica {
         Ok(())
     }
 
+    /// CRC-64/ISO of the database file as `guard` holds it, streamed from its handle; the guard
+    /// (and so the hold on walstream's checkpoints) ends with it.
+    pub(super) async fn db_checksum(&self, guard: SnapshotGuard) -> Result<u64, ValidateError> {
+        let db_path = self.db.path().to_path_buf();
+        blocking(move || {
+            let crc = crc64::checksum_file_range(&guard.file, guard.size);
+            drop(guard);
+            crc.map_err(|source| ValidateError::Checksum {
+                path: db_path,
+                source,
+            })
+        })
+        .await
+    }
+
     /// The restart checkpoint and guard; while a snapshot (periodic or forced) holds the
     /// database, tries again every [`WAIT_POLL`] for at most [`WAIT_TIMEOUT`], so a validation
     /// that happens to fall on a snapshot is not reported as failed.
-    async fn restart_snapshot(&self) -> Result<SnapshotGuard, ValidateError> {
+    pub(super) async fn restart_snapshot(&self) -> Result<SnapshotGuard, ValidateError> {
         let deadline = Instant::now() + WAIT_TIMEOUT;
         loop {
             match self.db.begin_restart_snapshot().await? {
@@ -221,6 +249,16 @@ impl Replica {
     }
 }
 
+/// CRC-64/ISO of the restored file at `out`, streamed.
+pub(super) async fn file_checksum(out: PathBuf) -> Result<u64, ValidateError> {
+    blocking(move || {
+        std::fs::File::open(&out)
+            .and_then(crc64::checksum_reader)
+            .map_err(|source| ValidateError::Checksum { path: out, source })
+    })
+    .await
+}
+
 /// Runs blocking file work off the async threads ([`crate::rt::spawn_blocking`]).
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ValidateError> + Send + 'static,
@@ -232,12 +270,12 @@ async fn blocking<T: Send + 'static>(
 
 /// A private directory under the system temporary directory (`TMPDIR`, as Litestream's
 /// `os.TempDir`), removed with its contents when dropped.
-struct TempDir {
+pub(super) struct TempDir {
     path: PathBuf,
 }
 
 impl TempDir {
-    fn create() -> Result<TempDir, ValidateError> {
+    pub(super) fn create() -> Result<TempDir, ValidateError> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -259,7 +297,7 @@ impl TempDir {
         Ok(TempDir { path })
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 }

@@ -187,6 +187,10 @@ pub struct ValidationDoc {
     pub message: Option<String>,
     /// The position validated against.
     pub position: Option<Position>,
+    /// LTX (v0.5) replicas: the TXID restored and compared, 16 hex digits (absent for v0.3
+    /// replicas and when no TXID was fixed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txid: Option<String>,
     /// CRC-64/ISO as 16 hex digits, like the `validator` log line.
     pub db_checksum: Option<String>,
     pub replica_checksum: Option<String>,
@@ -280,6 +284,7 @@ fn validation_doc(st: &crate::replica::ReplicaStatus) -> Option<ValidationDoc> {
         status: v.outcome.as_str().to_string(),
         message: v.message.clone(),
         position: v.position.as_ref().map(Position::from),
+        txid: v.txid.map(crate::ltx::format_txid),
         db_checksum: v.db_checksum.map(|c| format!("{c:016x}")),
         replica_checksum: v.replica_checksum.map(|c| format!("{c:016x}")),
         ok_count: st.validations_ok,

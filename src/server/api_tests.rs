@@ -251,6 +251,7 @@ fn validation_is_null_until_the_first_one_then_its_last_result() {
         outcome: ValidationOutcome::Mismatch,
         message: Some("invalid replica, checksum mismatch".into()),
         position: Some(pos(0)),
+        txid: None,
         db_checksum: Some(0xb909_56c7_75a4_1001),
         replica_checksum: Some(0x1f),
     });
@@ -265,10 +266,32 @@ fn validation_is_null_until_the_first_one_then_its_last_result() {
     assert_eq!(val["db_checksum"], "b90956c775a41001");
     assert_eq!(val["replica_checksum"], "000000000000001f");
     assert_eq!(val["position"]["index"], 1);
+    assert!(
+        val.get("txid").is_none(),
+        "a v0.3 validation has no txid: {val}"
+    );
     assert_eq!(
         (val["ok_count"].clone(), val["error_count"].clone()),
         (2.into(), 1.into())
     );
+    let back: StatusDoc = serde_json::from_value(v).expect("round trip");
+    assert_eq!(back, doc);
+
+    // An LTX replica's validation names the TXID it restored.
+    let mut r = replica("s3", 0, true);
+    r.status.validation = Some(ValidationResult {
+        at: at(80),
+        outcome: ValidationOutcome::Ok,
+        message: None,
+        position: Some(pos(0)),
+        txid: Some(0x2a),
+        db_checksum: Some(7),
+        replica_checksum: Some(7),
+    });
+    let doc = StatusDoc::from_observation(&observation(vec![r], true));
+    let v = serde_json::to_value(&doc).expect("json");
+    let val = &v["databases"][0]["replicas"][0]["validation"];
+    assert_eq!(val["txid"], "000000000000002a");
     let back: StatusDoc = serde_json::from_value(v).expect("round trip");
     assert_eq!(back, doc);
 }

@@ -5,7 +5,8 @@
 //! Pieces: [`plan`] (pure: page plans, shadow ranges, compaction inputs, retention, schedule),
 //! [`stage`] (blocking: frames → staging files, full images, merges), `sync` (L0 files and
 //! recovery), `adopt` (Litestream v0.5's local L0 files at hand-over), `jobs` (compaction,
-//! snapshots, retention), `run` (the loops).
+//! snapshots, retention), `run` (the loops), `validate` (`validation-interval`: the L0 ending at
+//! the validated position, then restore and compare).
 //!
 //! What must stay true:
 //! - TXIDs only grow: N = previous + 1, one per stored L0; the first L0 of a replica is TXID 1
@@ -37,6 +38,7 @@ pub mod stage;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod validate;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -69,7 +69,7 @@ impl Replica {
     }
 
     /// Status and shadow floor after a successful round.
-    fn ltx_synced(&self, cur: Option<&Cursor>, started: SystemTime) {
+    pub(super) fn ltx_synced(&self, cur: Option<&Cursor>, started: SystemTime) {
         let pos = cur.and_then(|c| c.pos.clone());
         if let Some(p) = &pos {
             self.db.set_replica_floor(self.name(), p.index);

@@ -52,7 +52,7 @@ use meta::{Meta, Perms};
 pub use shadow::COPY_BUFFER_BYTES;
 pub use sync::{MAX_INDEX, reason};
 pub use validate::RestartSnapshot;
-pub use watch::{DirBatch, DirEvents, DirWatcher, WalWatcher, WatchHub};
+pub use watch::{Delivering, DirBatch, DirEvents, DirWatcher, WalWatcher, WatchHub};
 
 /// A position in the shadow WAL: `offset` = bytes in the shadow file of `index`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -15,6 +15,11 @@
 //!   WAL would otherwise wake it forever; events for other files of the directory cost one hash
 //!   look-up on the event thread and wake nobody;
 //! - a dropped-events notice (inotify queue overflow) wakes every registration;
+//! - while no database waits in [`WalWatcher::changed`] (each is syncing or held back by its
+//!   sync pace) and no directory listener exists, the event thread pauses after an event for
+//!   at most [`HOLD_MAX`]: the kernel queues the events meanwhile and merges repeated writes of
+//!   one file into one, so a busy database costs one wake-up per sync instead of one per
+//!   commit. A database that starts waiting ends the pause at once;
 //! - the route table's lock is never held while calling into the `notify` watcher (its
 //!   `watch`/`unwatch` wait for the event thread, which takes the route lock to dispatch);
 //! - when the watch cannot be set up, [`WalWatcher::is_active`] is false and
@@ -53,6 +58,61 @@ type PathFilter = Box<dyn Fn(&Path) -> bool + Send + Sync>;
 
 /// Most paths a [`DirEvents`] queues before it asks for a full rescan instead.
 const MAX_QUEUED_PATHS: usize = 10_000;
+
+/// Longest pause of the event thread while no database waits for a change (it also delays a
+/// new watch, which the event thread sets up).
+pub const HOLD_MAX: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How many databases wait for a change; the event thread pauses while there are none.
+#[derive(Default)]
+struct Gate {
+    /// (databases waiting, the event thread is paused).
+    state: Mutex<(usize, bool)>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Counts a waiter until the guard is dropped, ending any pause of the event thread.
+    fn arm(self: &Arc<Self>) -> Armed {
+        let mut state = lock(&self.state);
+        state.0 += 1;
+        if state.1 {
+            self.opened.notify_all();
+        }
+        Armed(Arc::clone(self))
+    }
+
+    /// On the event thread after an event: waits (at most [`HOLD_MAX`]) while nobody waits.
+    fn hold(&self) {
+        let mut state = lock(&self.state);
+        if state.0 == 0 {
+            state.1 = true;
+            state = match self
+                .opened
+                .wait_timeout_while(state, HOLD_MAX, |s| s.0 == 0)
+            {
+                Ok((s, _)) => s,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+            state.1 = false;
+        }
+    }
+}
+
+/// A database waiting for a change (see [`Gate`]).
+struct Armed(Arc<Gate>);
+
+/// Keeps a watcher's events flowing while alive (see [`WalWatcher::deliver_events`]).
+pub struct Delivering {
+    _armed: Option<Armed>,
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        let mut state = lock(&self.0.state);
+        state.0 = state.0.saturating_sub(1);
+    }
+}
 
 /// Where a directory listener's events go: the paths seen since the last batch, or a request
 /// to rescan everything (inotify overflow, or too many paths queued).
@@ -112,6 +172,8 @@ impl DirRoutes {
 struct Routes {
     dirs: HashMap<PathBuf, DirRoutes>,
     next_id: u64,
+    /// Directory listeners registered (the event thread never pauses while there are any).
+    listeners: usize,
 }
 
 struct HubShared {
@@ -119,6 +181,7 @@ struct HubShared {
     /// Also serializes every watch/unwatch with the route changes that go with it.
     watcher: Mutex<Option<RecommendedWatcher>>,
     routes: Arc<Mutex<Routes>>,
+    gate: Arc<Gate>,
 }
 
 /// The process-wide file watcher. See the module docs.
@@ -137,10 +200,18 @@ impl WatchHub {
     /// Starts the watcher thread. Never fails: without inotify every registration is inactive.
     pub fn new() -> WatchHub {
         let routes = Arc::new(Mutex::new(Routes::default()));
-        let for_events = Arc::clone(&routes);
+        let gate = Arc::new(Gate::default());
+        let (for_events, gate_events) = (Arc::clone(&routes), Arc::clone(&gate));
         let watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
             if let Ok(event) = res {
-                dispatch(&lock(&for_events), &event);
+                let listeners = {
+                    let routes = lock(&for_events);
+                    dispatch(&routes, &event);
+                    routes.listeners
+                };
+                if listeners == 0 {
+                    gate_events.hold();
+                }
             }
         });
         let watcher = match watcher {
@@ -154,6 +225,7 @@ impl WatchHub {
             shared: Arc::new(HubShared {
                 watcher: Mutex::new(watcher),
                 routes,
+                gate,
             }),
         }
     }
@@ -191,6 +263,7 @@ impl WatchHub {
         }
         if let Some((filter, sink)) = listener {
             entry.listeners.push(Listener { id, filter, sink });
+            routes.listeners += 1;
         }
         Ok(id)
     }
@@ -206,11 +279,14 @@ impl WatchHub {
                 regs.retain(|(i, _)| *i != id);
                 !regs.is_empty()
             });
+            let before = entry.listeners.len();
             entry.listeners.retain(|l| l.id != id);
+            let removed = before - entry.listeners.len();
             let emptied = entry.is_empty();
             if emptied {
                 routes.dirs.remove(dir);
             }
+            routes.listeners -= removed;
             emptied
         };
         if emptied && let Some(w) = watcher.as_mut() {
@@ -313,10 +389,23 @@ impl WalWatcher {
     /// Resolves once the database or its WAL changed since the previous call (immediately if a
     /// change is already pending). Cancel-safe.
     pub async fn changed(&mut self) {
-        if self.registration.is_some() {
-            self.slot.notify.notified().await;
-        } else {
-            std::future::pending::<()>().await;
+        match &self.registration {
+            Some((hub, _, _)) => {
+                let _waiting = hub.shared.gate.arm();
+                self.slot.notify.notified().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+
+    /// Keeps events flowing to [`Self::events`] while the guard lives, for a caller that polls
+    /// the count instead of waiting in [`Self::changed`] (see the module docs on pauses).
+    pub fn deliver_events(&self) -> Delivering {
+        Delivering {
+            _armed: self
+                .registration
+                .as_ref()
+                .map(|(hub, _, _)| hub.shared.gate.arm()),
         }
     }
 }

@@ -59,8 +59,8 @@ type PathFilter = Box<dyn Fn(&Path) -> bool + Send + Sync>;
 /// Most paths a [`DirEvents`] queues before it asks for a full rescan instead.
 const MAX_QUEUED_PATHS: usize = 10_000;
 
-/// Longest pause of the event thread while no database waits for a change (it also delays a
-/// new watch, which the event thread sets up).
+/// Longest pause of the event thread while no database waits for a change (setting a watch
+/// up or down ends a pause, as the event thread does that work).
 pub const HOLD_MAX: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How many databases wait for a change; the event thread pauses while there are none.
@@ -84,13 +84,14 @@ impl Gate {
 
     /// On the event thread after an event: waits (at most [`HOLD_MAX`]) while nobody waits.
     fn hold(&self) {
+        self.hold_for(HOLD_MAX);
+    }
+
+    fn hold_for(&self, max: std::time::Duration) {
         let mut state = lock(&self.state);
         if state.0 == 0 {
             state.1 = true;
-            state = match self
-                .opened
-                .wait_timeout_while(state, HOLD_MAX, |s| s.0 == 0)
-            {
+            state = match self.opened.wait_timeout_while(state, max, |s| s.0 == 0) {
                 Ok((s, _)) => s,
                 Err(poisoned) => poisoned.into_inner().0,
             };
@@ -250,6 +251,8 @@ impl WatchHub {
         };
         let known = lock(&self.shared.routes).dirs.contains_key(dir);
         if !known {
+            // The event thread sets the watch up: end any pause first.
+            let _resume = self.shared.gate.arm();
             w.watch(dir, RecursiveMode::NonRecursive)
                 .map_err(|e| e.to_string())?;
         }
@@ -290,6 +293,7 @@ impl WatchHub {
             emptied
         };
         if emptied && let Some(w) = watcher.as_mut() {
+            let _resume = self.shared.gate.arm();
             // The directory may be gone already (then inotify dropped the watch itself).
             let _ = w.unwatch(dir);
         }
@@ -576,6 +580,63 @@ mod tests {
         let overflow = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
         dispatch(&routes, &overflow);
         assert_eq!(events.next().await, DirBatch::Rescan);
+    }
+
+    #[test]
+    fn a_paused_event_thread_resumes_when_a_database_starts_waiting() {
+        let gate = Arc::new(Gate::default());
+        // Someone waits: no pause at all.
+        let waiting = gate.arm();
+        gate.hold_for(Duration::from_secs(3600));
+        drop(waiting);
+        assert_eq!(*lock(&gate.state), (0, false));
+        // Nobody waits: the pause lasts until a database arms (not the hour).
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let paused = Arc::clone(&gate);
+        let thread = std::thread::spawn(move || {
+            paused.hold_for(Duration::from_secs(3600));
+            let _ = done_tx.send(());
+        });
+        while !lock(&gate.state).1 {
+            std::thread::yield_now();
+        }
+        let armed = gate.arm();
+        done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the pause ended when a database started waiting");
+        thread.join().expect("join");
+        assert_eq!(*lock(&gate.state), (1, false));
+        drop(armed);
+        assert_eq!(lock(&gate.state).0, 0);
+    }
+
+    #[tokio::test]
+    async fn a_change_made_while_nobody_waits_reaches_the_next_waiter() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hub = WatchHub::new();
+        let mut a = WalWatcher::new(&hub, &dir.path().join("a.db"));
+        assert!(a.is_active());
+        // Nobody waits: the event thread may pause on the first event; the rest queue up.
+        for i in 0..50u8 {
+            std::fs::write(dir.path().join("a.db-wal"), [i]).expect("write");
+        }
+        tokio::time::timeout(Duration::from_secs(10), a.changed())
+            .await
+            .expect("woken within 10 s");
+        assert!(a.events() >= 1);
+        // Counting events while polling keeps them flowing too.
+        let before = a.events();
+        let delivering = a.deliver_events();
+        std::fs::write(dir.path().join("a.db"), b"x").expect("write");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while a.events() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no event counted within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(delivering);
     }
 
     #[tokio::test]

@@ -259,6 +259,19 @@ impl<S> Layer<S> for GoLogLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    /// Only walstream's events are rendered (see `on_event`), so other crates' events are
+    /// turned away before a record is built: the answer is cached per callsite, and crates
+    /// logging through `log` (notify logs every inotify event at TRACE) are cut at the macro by
+    /// the max level below. Spans all stay enabled (their fields go into events).
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        metadata.is_span() || metadata.target().starts_with("walstream")
+    }
+
+    /// walstream logs nothing below DEBUG (TRACE would print as DEBUG).
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::DEBUG)
+    }
+
     fn on_new_span(
         &self,
         attrs: &tracing::span::Attributes<'_>,

@@ -228,11 +228,16 @@ impl Meta {
     pub fn remove_shadow_below(&self, generation: &str, min: u32) -> Result<(), DbError> {
         for (index, _) in self.shadow_files(generation)? {
             if index < min {
-                let path = self.shadow_path(generation, index);
-                remove_file_if_exists(&path).map_err(DbError::io(&path, "remove shadow wal"))?;
+                self.remove_shadow(generation, index)?;
             }
         }
         Ok(())
+    }
+
+    /// Deletes shadow file `index` of `generation` (missing is fine).
+    pub fn remove_shadow(&self, generation: &str, index: u32) -> Result<(), DbError> {
+        let path = self.shadow_path(generation, index);
+        remove_file_if_exists(&path).map_err(DbError::io(&path, "remove shadow wal"))
     }
 
     /// Deletes every `*.tmp` file under the meta directory (leftovers of a crash).

@@ -52,7 +52,7 @@ use meta::{Meta, Perms};
 pub use shadow::COPY_BUFFER_BYTES;
 pub use sync::{MAX_INDEX, reason};
 pub use validate::RestartSnapshot;
-pub use watch::{DirBatch, DirEvents, DirWatcher, WalWatcher, WatchHub};
+pub use watch::{Delivering, DirBatch, DirEvents, DirWatcher, WalWatcher, WatchHub};
 
 /// A position in the shadow WAL: `offset` = bytes in the shadow file of `index`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -214,6 +214,12 @@ pub(crate) struct Shared {
     database_id: AtomicU64,
     /// Mirrors `attached.is_some()` without taking the mutex (a tick may hold it for seconds).
     open: AtomicBool,
+    /// (generation, index, total bytes) of the shadow files, left by the tick that knew them
+    /// for [`Shared::publish`] (which otherwise lists the directory).
+    shadow_total: Mutex<Option<(String, u32, u64)>>,
+    /// The generation kept and the generations directory's mtime right after the last removal
+    /// of other generations.
+    generations_clean: Mutex<Option<(String, Option<SystemTime>)>>,
 }
 
 /// Connections and facts of an attached database.
@@ -262,6 +268,8 @@ impl Db {
             page_size: AtomicU32::new(0),
             database_id: AtomicU64::new(0),
             open: AtomicBool::new(false),
+            shadow_total: Mutex::new(None),
+            generations_clean: Mutex::new(None),
         };
         Arc::new(Db {
             shared: Arc::new(shared),
@@ -604,8 +612,14 @@ impl Shared {
             }
             before != (st.pos.clone(), st.page_size, st.last_error.clone())
         });
+        let known = lock(&self.shadow_total).take();
         let shadow = match &result {
-            Ok(o) => Some((o.pos.index, self.meta.current_index(&o.pos.generation))),
+            Ok(o) => match known {
+                Some((g, i, total)) if g == o.pos.generation && i == o.pos.index => {
+                    Some((i, Ok((i, total))))
+                }
+                _ => Some((o.pos.index, self.meta.current_index(&o.pos.generation))),
+            },
             Err(_) => None,
         };
         self.with_stats(|s| {

@@ -36,6 +36,9 @@ pub(crate) struct Copied {
     pub appended: u64,
     /// Bytes of copy buffers allocated (read buffer + write buffer + one frame).
     pub buffer_bytes: usize,
+    /// The real WAL's header, read after the copy, equals the shadow's (false: the WAL
+    /// restarted, the next shadow index begins).
+    pub same_header: bool,
 }
 
 /// Appends the committed frames of the real WAL that follow the shadow's aligned end.
@@ -51,7 +54,7 @@ pub(crate) fn copy_to_shadow(wal: &Path, shadow: &Path, page_size: u32) -> Resul
         .metadata()
         .map_err(DbError::io(shadow, "stat shadow wal"))?
         .len();
-    let header = read_shadow_header(&mut out, shadow, page_size)?;
+    let (header, shadow_bytes) = read_shadow_header(&mut out, shadow, page_size)?;
     let seed = read_seed_checksum(&mut out, &header, shadow_len).map_err(DbError::wal(shadow))?;
     let start = align(shadow_len, page_size);
     let mut copied = Copied {
@@ -59,12 +62,14 @@ pub(crate) fn copy_to_shadow(wal: &Path, shadow: &Path, page_size: u32) -> Resul
         shadow_size: start,
         appended: 0,
         buffer_bytes: 2 * COPY_BUFFER_BYTES + header.frame_size() as usize,
+        same_header: false,
     };
 
     let found = FrameScanner::new(&header, seed, start)
         .scan(&mut reader_at(&real, wal, start, u64::MAX)?, |_, _| Ok(()))
         .map_err(DbError::wal(wal))?;
     if found.commit_end == start {
+        copied.same_header = real_header_is(&real, wal, &shadow_bytes)?;
         return Ok(copied);
     }
     if shadow_len > start {
@@ -75,7 +80,16 @@ pub(crate) fn copy_to_shadow(wal: &Path, shadow: &Path, page_size: u32) -> Resul
     append_frames(&real, wal, &mut out, shadow, &header, seed, &found)?;
     copied.appended = found.commit_end - start;
     copied.shadow_size = found.commit_end;
+    copied.same_header = real_header_is(&real, wal, &shadow_bytes)?;
     Ok(copied)
+}
+
+/// The real WAL's header (read now, through the copy's descriptor) equals `shadow_header`.
+fn real_header_is(real: &File, wal: &Path, shadow_header: &[u8]) -> Result<bool, DbError> {
+    let bytes = prefix_of(real, WAL_HEADER_SIZE)
+        .and_then(whole_header)
+        .map_err(DbError::io(wal, "read wal header"))?;
+    Ok(bytes == shadow_header)
 }
 
 /// Second pass: copies `[found.start, found.commit_end)` while re-validating it.
@@ -159,11 +173,36 @@ pub(crate) fn read_prefix(path: &Path, len: usize) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Exactly `len` bytes of `path` at `offset` (an `UnexpectedEof` error if the file is shorter).
-pub(crate) fn read_at(path: &Path, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+/// Up to `len` bytes from the start of an open file (fewer at EOF), whatever its position.
+pub(crate) fn prefix_of(file: &File, len: usize) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
-    File::open(path)?.read_exact_at(&mut buf, offset)?;
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut buf[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
     Ok(buf)
+}
+
+/// A WAL header read by [`read_prefix`]/[`prefix_of`]: a shorter one is an `UnexpectedEof`
+/// error worded like Go's (`EOF` when empty, else `unexpected EOF`).
+pub(crate) fn whole_header(bytes: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    match bytes.len() {
+        WAL_HEADER_SIZE => Ok(bytes),
+        0 => Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "EOF",
+        )),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "unexpected EOF",
+        )),
+    }
 }
 
 /// A buffered reader over `len` bytes of `file` starting at `offset`.
@@ -179,13 +218,17 @@ fn reader_at<'a>(
     Ok(BufReader::with_capacity(COPY_BUFFER_BYTES, f.take(len)))
 }
 
-fn read_shadow_header(f: &mut File, path: &Path, page_size: u32) -> Result<WalHeader, DbError> {
+fn read_shadow_header(
+    f: &mut File,
+    path: &Path,
+    page_size: u32,
+) -> Result<(WalHeader, [u8; WAL_HEADER_SIZE]), DbError> {
     let mut buf = [0u8; WAL_HEADER_SIZE];
     f.read_exact_at(&mut buf, 0)
         .map_err(DbError::io(path, "read shadow wal header"))?;
     let header = WalHeader::parse(&buf).map_err(DbError::wal(path))?;
     check_page_size(&header, path, page_size)?;
-    Ok(header)
+    Ok((header, buf))
 }
 
 fn check_page_size(header: &WalHeader, path: &Path, page_size: u32) -> Result<(), DbError> {

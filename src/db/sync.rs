@@ -22,8 +22,9 @@ use super::conn::Conns;
 use super::error::DbError;
 use super::file::DbFile;
 use super::meta::{Perms, new_generation_id};
-use super::shadow::{Copied, copy_to_shadow, init_shadow, read_at, read_prefix};
+use super::shadow::{Copied, copy_to_shadow, init_shadow, prefix_of, read_prefix, whole_header};
 use super::{Attached, Pos, Shared, SyncOutcome};
+use crate::rt::lock;
 use crate::wal::{WAL_HEADER_SIZE, align, frame_size};
 
 /// Litestream's `MaxIndex`: reaching it starts a new generation.
@@ -42,7 +43,12 @@ pub mod reason {
 
 /// Outcome of the continuity check.
 enum Verdict {
-    Continue { generation: String },
+    /// `shadows`: `(index, size)` of every shadow file of the generation, as listed by the
+    /// check (the rest of the tick works from it instead of listing again).
+    Continue {
+        generation: String,
+        shadows: Vec<(u32, u64)>,
+    },
     NewGeneration(&'static str),
 }
 
@@ -54,6 +60,8 @@ pub(crate) struct Advanced {
     pub shadow_size: u64,
     /// Aligned size of the real WAL before the copy.
     pub wal_size: u64,
+    /// Bytes appended to shadow `index` by this copy.
+    pub appended: u64,
 }
 
 impl Shared {
@@ -164,17 +172,23 @@ impl Shared {
         att.conns.acquire_read()?;
         self.ensure_wal_exists(att)?;
         let mut new_generation = None;
-        let generation = match self.verify(att.page_size)? {
-            Verdict::Continue { generation } => generation,
+        let (generation, mut shadows) = match self.verify(att.page_size)? {
+            Verdict::Continue {
+                generation,
+                shadows,
+            } => (generation, Some(shadows)),
             Verdict::NewGeneration(why) => {
                 let generation = self.create_generation(att)?;
                 info!(db = %self.path.display(), generation = %generation, reason = why,
                     "sync: new generation");
                 new_generation = Some(why);
-                generation
+                (generation, None)
             }
         };
-        let mut adv = self.advance(att, &generation)?;
+        let mut adv = match &shadows {
+            Some(files) => self.advance_from(att, &generation, max_index(files))?,
+            None => self.advance(att, &generation)?,
+        };
         // Like Litestream, the time rule does not apply on the tick that starts a generation.
         let db_age = new_generation
             .is_none()
@@ -189,8 +203,19 @@ impl Shared {
         {
             adv = after;
             checkpoint = Some(mode);
+            shadows = None; // the checkpoint may have started another shadow file
         }
-        self.clean(&generation, adv.index)?;
+        if let Some(files) = shadows.as_mut() {
+            // Listed before the copy: shadow `adv.index` grew by what was appended (a copy that
+            // appends first cuts a torn tail, so the file then ends exactly at the shadow end).
+            let copied = adv.index == max_index(files);
+            match files.iter_mut().find(|(i, _)| *i == adv.index) {
+                Some((_, size)) if copied && adv.appended > 0 => *size = adv.shadow_size,
+                Some(_) if copied => {}
+                _ => shadows = None, // a WAL restart started the next file
+            }
+        }
+        self.clean(&generation, adv.index, shadows.as_deref())?;
         Ok(SyncOutcome {
             pos: Pos {
                 generation,
@@ -220,7 +245,8 @@ impl Shared {
             .map_err(DbError::io(&self.wal_path, "stat wal"))?
             .len();
         let wal_size = align(wal_len, page_size);
-        let (index, _) = self.meta.current_index(&generation)?;
+        let shadows = self.meta.shadow_files(&generation)?;
+        let index = max_index(&shadows);
         if index >= MAX_INDEX {
             return Ok(Verdict::NewGeneration(reason::MAX_INDEX));
         }
@@ -240,32 +266,31 @@ impl Shared {
         if shadow_size > wal_size {
             return Ok(Verdict::NewGeneration(reason::WAL_TRUNCATED));
         }
-        let real =
-            read_header(&self.wal_path).map_err(DbError::io(&self.wal_path, "read wal header"))?;
-        let copy = read_header(&shadow).map_err(DbError::io(&shadow, "read shadow wal header"))?;
+        // Each file is opened once for its header and its last synced frame.
+        let real_file =
+            File::open(&self.wal_path).map_err(DbError::io(&self.wal_path, "read wal header"))?;
+        let real = header_of(&real_file).map_err(DbError::io(&self.wal_path, "read wal header"))?;
+        let copy_file =
+            File::open(&shadow).map_err(DbError::io(&shadow, "read shadow wal header"))?;
+        let copy = header_of(&copy_file).map_err(DbError::io(&shadow, "read shadow wal header"))?;
         if shadow_size == header && real != copy {
             return Ok(Verdict::NewGeneration(reason::HEADER_ONLY_MISMATCH));
         }
-        if shadow_size > header && !self.last_frame_matches(&shadow, shadow_size, page_size)? {
-            return Ok(Verdict::NewGeneration(reason::WAL_OVERWRITTEN));
+        if shadow_size > header {
+            let fs = frame_size(page_size);
+            let offset = shadow_size - fs;
+            let real = read_exact_at(&real_file, offset, fs as usize)
+                .map_err(DbError::io(&self.wal_path, "read last synced wal page"))?;
+            let copy = read_exact_at(&copy_file, offset, fs as usize)
+                .map_err(DbError::io(&shadow, "read last synced shadow wal page"))?;
+            if real != copy {
+                return Ok(Verdict::NewGeneration(reason::WAL_OVERWRITTEN));
+            }
         }
-        Ok(Verdict::Continue { generation })
-    }
-
-    /// The last frame of the shadow equals the real WAL's bytes at the same offset.
-    fn last_frame_matches(
-        &self,
-        shadow: &Path,
-        size: u64,
-        page_size: u32,
-    ) -> Result<bool, DbError> {
-        let fs = frame_size(page_size);
-        let offset = size - fs;
-        let real = read_at(&self.wal_path, offset, fs as usize)
-            .map_err(DbError::io(&self.wal_path, "read last synced wal page"))?;
-        let copy = read_at(shadow, offset, fs as usize)
-            .map_err(DbError::io(shadow, "read last synced shadow wal page"))?;
-        Ok(real == copy)
+        Ok(Verdict::Continue {
+            generation,
+            shadows,
+        })
     }
 
     /// A new generation: shadow `00000000.wal` first, then the generation file, then cleanup.
@@ -286,17 +311,25 @@ impl Shared {
     /// finishes the old shadow and starts `index+1` from the new header.
     pub(crate) fn advance(&self, att: &Attached, generation: &str) -> Result<Advanced, DbError> {
         let (index, _) = self.meta.current_index(generation)?;
+        self.advance_from(att, generation, index)
+    }
+
+    /// [`Self::advance`] from shadow `index`, the generation's highest.
+    fn advance_from(
+        &self,
+        att: &Attached,
+        generation: &str,
+        index: u32,
+    ) -> Result<Advanced, DbError> {
         let shadow = self.meta.shadow_path(generation, index);
         let first = copy_to_shadow(&self.wal_path, &shadow, att.page_size)?;
         self.note_copy(&first);
-        let real =
-            read_header(&self.wal_path).map_err(DbError::io(&self.wal_path, "read wal header"))?;
-        let copy = read_header(&shadow).map_err(DbError::io(&shadow, "read shadow wal header"))?;
-        if real == copy {
+        if first.same_header {
             return Ok(Advanced {
                 index,
                 shadow_size: first.shadow_size,
                 wal_size: first.wal_size,
+                appended: first.appended,
             });
         }
         let next = self.meta.shadow_path(generation, index + 1);
@@ -306,15 +339,54 @@ impl Shared {
             index: index + 1,
             shadow_size: started.shadow_size,
             wal_size: first.wal_size,
+            appended: started.appended,
         })
     }
 
-    /// Removes other generations and shadow files every replica has moved past.
-    fn clean(&self, generation: &str, current: u32) -> Result<(), DbError> {
-        self.meta.remove_other_generations(Some(generation))?;
-        if let Some(bound) = self.shadow_cleanup_bound(current) {
-            self.meta.remove_shadow_below(generation, bound)?;
+    /// Removes other generations and shadow files every replica has moved past. `shadows`: the
+    /// generation's shadow files as they are now, when the tick knows them (else listed here);
+    /// with them, also records the shadow total for [`Shared::publish`].
+    fn clean(
+        &self,
+        generation: &str,
+        current: u32,
+        shadows: Option<&[(u32, u64)]>,
+    ) -> Result<(), DbError> {
+        self.remove_other_generations(generation)?;
+        let bound = self.shadow_cleanup_bound(current);
+        let Some(files) = shadows else {
+            if let Some(bound) = bound {
+                self.meta.remove_shadow_below(generation, bound)?;
+            }
+            return Ok(());
+        };
+        let mut total = 0;
+        for &(index, size) in files {
+            if bound.is_some_and(|b| index < b) {
+                self.meta.remove_shadow(generation, index)?;
+            } else {
+                total += size;
+            }
         }
+        *lock(&self.shadow_total) = Some((generation.to_string(), current, total));
+        Ok(())
+    }
+
+    /// Deletes every entry of `generations/` except `generation`; skipped while the directory's
+    /// modification time is the one seen right after the last such cleanup (nothing was added
+    /// since), so a quiet tick costs one `stat` instead of a listing.
+    fn remove_other_generations(&self, generation: &str) -> Result<(), DbError> {
+        let dir = self.meta.generations_dir();
+        let mtime = || fs::metadata(&dir).and_then(|m| m.modified()).ok();
+        let seen = mtime();
+        {
+            let last = lock(&self.generations_clean);
+            if seen.is_some() && last.as_ref() == Some(&(generation.to_string(), seen)) {
+                return Ok(());
+            }
+        }
+        self.meta.remove_other_generations(Some(generation))?;
+        *lock(&self.generations_clean) = Some((generation.to_string(), mtime()));
         Ok(())
     }
 
@@ -347,20 +419,27 @@ impl Shared {
     }
 }
 
+/// The highest index of `(index, size)` shadow files (0 when there is none).
+fn max_index(files: &[(u32, u64)]) -> u32 {
+    files.iter().map(|&(i, _)| i).max().unwrap_or(0)
+}
+
+/// Exactly `len` bytes of `file` at `offset`.
+fn read_exact_at(file: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(buf)
+}
+
+/// The first 32 bytes of an open WAL file; a shorter file is an `UnexpectedEof` error.
+fn header_of(file: &File) -> std::io::Result<Vec<u8>> {
+    whole_header(prefix_of(file, WAL_HEADER_SIZE)?)
+}
+
 /// The first 32 bytes of a WAL file; a shorter file is an `UnexpectedEof` error.
 fn read_header(path: &Path) -> std::io::Result<Vec<u8>> {
-    let bytes = read_prefix(path, WAL_HEADER_SIZE)?;
-    match bytes.len() {
-        WAL_HEADER_SIZE => Ok(bytes),
-        0 => Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "EOF",
-        )),
-        _ => Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "unexpected EOF",
-        )),
-    }
+    whole_header(read_prefix(path, WAL_HEADER_SIZE)?)
 }
 
 /// Go's wording for short reads (`EOF` / `unexpected EOF`), as Litestream logs them.

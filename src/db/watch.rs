@@ -15,6 +15,11 @@
 //!   WAL would otherwise wake it forever; events for other files of the directory cost one hash
 //!   look-up on the event thread and wake nobody;
 //! - a dropped-events notice (inotify queue overflow) wakes every registration;
+//! - while no database waits in [`WalWatcher::changed`] (each is syncing or held back by its
+//!   sync pace) and no directory listener exists, the event thread pauses after an event for
+//!   at most [`HOLD_MAX`]: the kernel queues the events meanwhile and merges repeated writes of
+//!   one file into one, so a busy database costs one wake-up per sync instead of one per
+//!   commit. A database that starts waiting ends the pause at once;
 //! - the route table's lock is never held while calling into the `notify` watcher (its
 //!   `watch`/`unwatch` wait for the event thread, which takes the route lock to dispatch);
 //! - when the watch cannot be set up, [`WalWatcher::is_active`] is false and
@@ -53,6 +58,62 @@ type PathFilter = Box<dyn Fn(&Path) -> bool + Send + Sync>;
 
 /// Most paths a [`DirEvents`] queues before it asks for a full rescan instead.
 const MAX_QUEUED_PATHS: usize = 10_000;
+
+/// Longest pause of the event thread while no database waits for a change (setting a watch
+/// up or down ends a pause, as the event thread does that work).
+pub const HOLD_MAX: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How many databases wait for a change; the event thread pauses while there are none.
+#[derive(Default)]
+struct Gate {
+    /// (databases waiting, the event thread is paused).
+    state: Mutex<(usize, bool)>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Counts a waiter until the guard is dropped, ending any pause of the event thread.
+    fn arm(self: &Arc<Self>) -> Armed {
+        let mut state = lock(&self.state);
+        state.0 += 1;
+        if state.1 {
+            self.opened.notify_all();
+        }
+        Armed(Arc::clone(self))
+    }
+
+    /// On the event thread after an event: waits (at most [`HOLD_MAX`]) while nobody waits.
+    fn hold(&self) {
+        self.hold_for(HOLD_MAX);
+    }
+
+    fn hold_for(&self, max: std::time::Duration) {
+        let mut state = lock(&self.state);
+        if state.0 == 0 {
+            state.1 = true;
+            state = match self.opened.wait_timeout_while(state, max, |s| s.0 == 0) {
+                Ok((s, _)) => s,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+            state.1 = false;
+        }
+    }
+}
+
+/// A database waiting for a change (see [`Gate`]).
+struct Armed(Arc<Gate>);
+
+/// Keeps a watcher's events flowing while alive (see [`WalWatcher::deliver_events`]).
+pub struct Delivering {
+    _armed: Option<Armed>,
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        let mut state = lock(&self.0.state);
+        state.0 = state.0.saturating_sub(1);
+    }
+}
 
 /// Where a directory listener's events go: the paths seen since the last batch, or a request
 /// to rescan everything (inotify overflow, or too many paths queued).
@@ -112,6 +173,8 @@ impl DirRoutes {
 struct Routes {
     dirs: HashMap<PathBuf, DirRoutes>,
     next_id: u64,
+    /// Directory listeners registered (the event thread never pauses while there are any).
+    listeners: usize,
 }
 
 struct HubShared {
@@ -119,6 +182,7 @@ struct HubShared {
     /// Also serializes every watch/unwatch with the route changes that go with it.
     watcher: Mutex<Option<RecommendedWatcher>>,
     routes: Arc<Mutex<Routes>>,
+    gate: Arc<Gate>,
 }
 
 /// The process-wide file watcher. See the module docs.
@@ -137,10 +201,18 @@ impl WatchHub {
     /// Starts the watcher thread. Never fails: without inotify every registration is inactive.
     pub fn new() -> WatchHub {
         let routes = Arc::new(Mutex::new(Routes::default()));
-        let for_events = Arc::clone(&routes);
+        let gate = Arc::new(Gate::default());
+        let (for_events, gate_events) = (Arc::clone(&routes), Arc::clone(&gate));
         let watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
             if let Ok(event) = res {
-                dispatch(&lock(&for_events), &event);
+                let listeners = {
+                    let routes = lock(&for_events);
+                    dispatch(&routes, &event);
+                    routes.listeners
+                };
+                if listeners == 0 {
+                    gate_events.hold();
+                }
             }
         });
         let watcher = match watcher {
@@ -154,6 +226,7 @@ impl WatchHub {
             shared: Arc::new(HubShared {
                 watcher: Mutex::new(watcher),
                 routes,
+                gate,
             }),
         }
     }
@@ -178,6 +251,8 @@ impl WatchHub {
         };
         let known = lock(&self.shared.routes).dirs.contains_key(dir);
         if !known {
+            // The event thread sets the watch up: end any pause first.
+            let _resume = self.shared.gate.arm();
             w.watch(dir, RecursiveMode::NonRecursive)
                 .map_err(|e| e.to_string())?;
         }
@@ -191,6 +266,7 @@ impl WatchHub {
         }
         if let Some((filter, sink)) = listener {
             entry.listeners.push(Listener { id, filter, sink });
+            routes.listeners += 1;
         }
         Ok(id)
     }
@@ -206,14 +282,18 @@ impl WatchHub {
                 regs.retain(|(i, _)| *i != id);
                 !regs.is_empty()
             });
+            let before = entry.listeners.len();
             entry.listeners.retain(|l| l.id != id);
+            let removed = before - entry.listeners.len();
             let emptied = entry.is_empty();
             if emptied {
                 routes.dirs.remove(dir);
             }
+            routes.listeners -= removed;
             emptied
         };
         if emptied && let Some(w) = watcher.as_mut() {
+            let _resume = self.shared.gate.arm();
             // The directory may be gone already (then inotify dropped the watch itself).
             let _ = w.unwatch(dir);
         }
@@ -313,10 +393,23 @@ impl WalWatcher {
     /// Resolves once the database or its WAL changed since the previous call (immediately if a
     /// change is already pending). Cancel-safe.
     pub async fn changed(&mut self) {
-        if self.registration.is_some() {
-            self.slot.notify.notified().await;
-        } else {
-            std::future::pending::<()>().await;
+        match &self.registration {
+            Some((hub, _, _)) => {
+                let _waiting = hub.shared.gate.arm();
+                self.slot.notify.notified().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+
+    /// Keeps events flowing to [`Self::events`] while the guard lives, for a caller that polls
+    /// the count instead of waiting in [`Self::changed`] (see the module docs on pauses).
+    pub fn deliver_events(&self) -> Delivering {
+        Delivering {
+            _armed: self
+                .registration
+                .as_ref()
+                .map(|(hub, _, _)| hub.shared.gate.arm()),
         }
     }
 }
@@ -487,6 +580,63 @@ mod tests {
         let overflow = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
         dispatch(&routes, &overflow);
         assert_eq!(events.next().await, DirBatch::Rescan);
+    }
+
+    #[test]
+    fn a_paused_event_thread_resumes_when_a_database_starts_waiting() {
+        let gate = Arc::new(Gate::default());
+        // Someone waits: no pause at all.
+        let waiting = gate.arm();
+        gate.hold_for(Duration::from_secs(3600));
+        drop(waiting);
+        assert_eq!(*lock(&gate.state), (0, false));
+        // Nobody waits: the pause lasts until a database arms (not the hour).
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let paused = Arc::clone(&gate);
+        let thread = std::thread::spawn(move || {
+            paused.hold_for(Duration::from_secs(3600));
+            let _ = done_tx.send(());
+        });
+        while !lock(&gate.state).1 {
+            std::thread::yield_now();
+        }
+        let armed = gate.arm();
+        done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the pause ended when a database started waiting");
+        thread.join().expect("join");
+        assert_eq!(*lock(&gate.state), (1, false));
+        drop(armed);
+        assert_eq!(lock(&gate.state).0, 0);
+    }
+
+    #[tokio::test]
+    async fn a_change_made_while_nobody_waits_reaches_the_next_waiter() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hub = WatchHub::new();
+        let mut a = WalWatcher::new(&hub, &dir.path().join("a.db"));
+        assert!(a.is_active());
+        // Nobody waits: the event thread may pause on the first event; the rest queue up.
+        for i in 0..50u8 {
+            std::fs::write(dir.path().join("a.db-wal"), [i]).expect("write");
+        }
+        tokio::time::timeout(Duration::from_secs(10), a.changed())
+            .await
+            .expect("woken within 10 s");
+        assert!(a.events() >= 1);
+        // Counting events while polling keeps them flowing too.
+        let before = a.events();
+        let delivering = a.deliver_events();
+        std::fs::write(dir.path().join("a.db"), b"x").expect("write");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while a.events() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no event counted within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(delivering);
     }
 
     #[tokio::test]

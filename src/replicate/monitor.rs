@@ -244,6 +244,7 @@ fn checkpoint_due(h: &DbHandle, fp: &crate::db::Fingerprint) -> bool {
 /// True when an event arrived since `before`, waiting briefly for one still on its way from the
 /// watcher thread (a change seen by `stat` can be a moment ahead of its event).
 async fn event_arrives(changes: &WalWatcher, before: u64) -> bool {
+    let _delivering = changes.deliver_events();
     for _ in 0..10 {
         if changes.events() != before {
             return true;

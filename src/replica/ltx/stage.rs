@@ -3,9 +3,11 @@
 //!
 //! What must stay true:
 //! - Memory: one page buffer per open input plus the page plan (one entry per distinct page of
-//!   the WAL range); a full image of any size streams page by page from the database file.
+//!   the WAL range), plus at most about [`IN_MEMORY_MAX`] for an L0 encoded in memory; a full
+//!   image of any size streams page by page from the database file.
 //! - A staged file is complete (fsynced, checksummed) before it is uploaded, and a failed
-//!   staging removes its partial file.
+//!   staging removes its partial file. An L0 whose pages total at most [`IN_MEMORY_MAX`] is
+//!   encoded in memory instead (complete and checksummed the same way), never staged.
 //! - A full image holds every page 1..=commit except the lock page; a page found neither in the
 //!   WAL frames nor in the database file is an error, never a zero page.
 
@@ -51,19 +53,27 @@ pub fn scan_frames(
     page_size: u32,
     shadow: &dyn Fn(u32) -> PathBuf,
 ) -> Result<(), StageError> {
+    scan_frames_in(plan, ranges, page_size, &mut ShadowFiles::new(shadow))
+}
+
+/// [`scan_frames`] reading through `files` (which keeps each shadow file open for later reads).
+pub fn scan_frames_in(
+    plan: &mut PagePlan,
+    ranges: &[ShadowRange],
+    page_size: u32,
+    files: &mut ShadowFiles<'_>,
+) -> Result<(), StageError> {
     let fs = frame_size(page_size);
     for r in ranges {
-        let path = shadow(r.index);
-        let file = File::open(&path).map_err(io_err(&path))?;
         let mut head = [0u8; FRAME_HEADER_SIZE];
         let mut at = r.start;
         while at + fs <= r.end {
-            file.read_exact_at(&mut head, at).map_err(io_err(&path))?;
+            files.read_at(r.index, &mut head, at)?;
             let pgno = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
             let commit = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
             if pgno == 0 {
                 return Err(StageError::Shadow {
-                    path,
+                    path: (files.shadow)(r.index),
                     detail: format!("frame at {at} has page number 0"),
                 });
             }
@@ -81,6 +91,10 @@ pub fn scan_frames(
 /// The salts of a shadow WAL file's header.
 pub fn shadow_salts(path: &Path) -> Result<(u32, u32), StageError> {
     let file = File::open(path).map_err(io_err(path))?;
+    salts_of(&file, path)
+}
+
+fn salts_of(file: &File, path: &Path) -> Result<(u32, u32), StageError> {
     let mut buf = [0u8; WAL_HEADER_SIZE];
     file.read_exact_at(&mut buf, 0).map_err(io_err(path))?;
     let header = WalHeader::decode(&buf).map_err(|e| StageError::Shadow {
@@ -90,31 +104,52 @@ pub fn shadow_salts(path: &Path) -> Result<(u32, u32), StageError> {
     Ok(header.salts())
 }
 
-/// Opened shadow files, one per index, read positionally.
-struct Frames<'a> {
+/// Shadow WAL files of one generation, each opened once (on first use) and read positionally:
+/// one sync scans, reads the salts and encodes pages through the same descriptors.
+pub struct ShadowFiles<'a> {
     shadow: &'a dyn Fn(u32) -> PathBuf,
     open: Vec<(u32, File)>,
 }
 
-impl Frames<'_> {
-    fn read_page(&mut self, loc: FrameLoc, buf: &mut [u8]) -> Result<(), StageError> {
-        let slot = match self.open.iter().position(|(i, _)| *i == loc.index) {
+impl<'a> ShadowFiles<'a> {
+    /// `shadow(index)` names each index's file.
+    pub fn new(shadow: &'a dyn Fn(u32) -> PathBuf) -> ShadowFiles<'a> {
+        ShadowFiles {
+            shadow,
+            open: Vec::new(),
+        }
+    }
+
+    fn file(&mut self, index: u32) -> Result<&File, StageError> {
+        let slot = match self.open.iter().position(|(i, _)| *i == index) {
             Some(slot) => slot,
             None => {
-                let path = (self.shadow)(loc.index);
+                let path = (self.shadow)(index);
                 let f = File::open(&path).map_err(io_err(&path))?;
-                self.open.push((loc.index, f));
+                self.open.push((index, f));
                 self.open.len() - 1
             }
         };
-        let at = loc.offset + FRAME_HEADER_SIZE as u64;
-        self.open[slot]
-            .1
-            .read_exact_at(buf, at)
+        Ok(&self.open[slot].1)
+    }
+
+    fn read_at(&mut self, index: u32, buf: &mut [u8], at: u64) -> Result<(), StageError> {
+        let file = self.file(index)?;
+        file.read_exact_at(buf, at)
             .map_err(|source| StageError::Io {
-                path: (self.shadow)(loc.index),
+                path: (self.shadow)(index),
                 source,
             })
+    }
+
+    /// The salts of shadow `index`'s header.
+    pub fn salts(&mut self, index: u32) -> Result<(u32, u32), StageError> {
+        let path = (self.shadow)(index);
+        salts_of(self.file(index)?, &path)
+    }
+
+    fn read_page(&mut self, loc: FrameLoc, buf: &mut [u8]) -> Result<(), StageError> {
+        self.read_at(loc.index, buf, loc.offset + FRAME_HEADER_SIZE as u64)
     }
 }
 
@@ -164,17 +199,55 @@ pub fn stage_delta(
     plan: &PagePlan,
     shadow: &dyn Fn(u32) -> PathBuf,
 ) -> Result<u64, StageError> {
-    let (mut w, staged) = create(out, header)?;
-    let mut frames = Frames {
-        shadow,
-        open: Vec::new(),
-    };
-    let mut page = vec![0u8; header.page_size as usize];
+    let (w, staged) = create(out, header)?;
+    let w = write_delta_pages(w, plan, &mut ShadowFiles::new(shadow))?;
+    finish(w, staged)
+}
+
+/// Largest page payload (pages × page size) of an L0 encoded in memory instead of a staging
+/// file: the usual L0 of a sync holds a few pages, and skipping the file saves its create,
+/// fsync, re-open and removal on every sync.
+pub const IN_MEMORY_MAX: u64 = 1 << 20;
+
+/// An encoded L0: in memory, or staged in a file of the given size.
+#[derive(Debug)]
+pub enum Encoded {
+    Memory(Vec<u8>),
+    File(u64),
+}
+
+/// The L0 of the pages in `plan` (read through `files`): in memory when their payload is at
+/// most [`IN_MEMORY_MAX`], else staged in `out` like [`stage_delta`].
+pub fn encode_delta(
+    out: &Path,
+    header: Header,
+    plan: &PagePlan,
+    files: &mut ShadowFiles<'_>,
+) -> Result<Encoded, StageError> {
+    let payload = plan.pages.len() as u64 * u64::from(header.page_size);
+    if payload > IN_MEMORY_MAX {
+        let (w, staged) = create(out, header)?;
+        let w = write_delta_pages(w, plan, files)?;
+        return finish(w, staged).map(Encoded::File);
+    }
+    // LZ4 output can exceed its input a little; the index and trailer are small.
+    let capacity = crate::ltx::HEADER_SIZE + payload as usize + payload as usize / 16 + 256;
+    let w = Writer::new(Vec::with_capacity(capacity), header)?;
+    let w = write_delta_pages(w, plan, files)?;
+    Ok(Encoded::Memory(w.finish()?.0))
+}
+
+fn write_delta_pages<W: io::Write>(
+    mut w: Writer<W>,
+    plan: &PagePlan,
+    files: &mut ShadowFiles<'_>,
+) -> Result<Writer<W>, StageError> {
+    let mut page = vec![0u8; w.header().page_size as usize];
     for (&pgno, &loc) in &plan.pages {
-        frames.read_page(loc, &mut page)?;
+        files.read_page(loc, &mut page)?;
         w.write_page(pgno, &page)?;
     }
-    finish(w, staged)
+    Ok(w)
 }
 
 /// Writes a full image: every page 1..=commit (except the lock page), from `frames` when there,
@@ -187,10 +260,7 @@ pub fn stage_image(
     db_file: &File,
 ) -> Result<u64, StageError> {
     let (mut w, staged) = create(out, header)?;
-    let mut frames = Frames {
-        shadow,
-        open: Vec::new(),
-    };
+    let mut frames = ShadowFiles::new(shadow);
     let ps = header.page_size as usize;
     let mut page = vec![0u8; ps];
     let lock = lock_page(header.page_size);

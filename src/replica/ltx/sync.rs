@@ -96,109 +96,88 @@ impl Replica {
         if cur.pos.as_ref() == Some(to) {
             return Ok(());
         }
-        let ranges = match &cur.pos {
-            Some(from) => {
-                let db = Arc::clone(&self.db);
-                let (from, to2) = (from.clone(), to.clone());
-                crate::rt::spawn_blocking(move || {
-                    shadow_ranges(&from, &to2, |i| {
-                        std::fs::metadata(db.shadow_wal_path(&to2.generation, i))
-                            .ok()
-                            .map(|m| m.len())
-                    })
-                })
-                .await
-                .map_err(join_error)?
+        if let Some(from) = cur.pos.clone()
+            && self.ltx_delta(cur, &from, to).await?
+        {
+            return Ok(());
+        }
+        match guard {
+            Some(g) => self.ltx_full_image(cur, g).await,
+            None => {
+                // A full image reads the whole database: bounded like snapshots.
+                let _permit = match &self.snapshot_permits {
+                    Some(p) => Some(
+                        p.acquire()
+                            .await
+                            .map_err(|_| plan_error("snapshot limiter closed"))?,
+                    ),
+                    None => None,
+                };
+                self.check_source().await?;
+                let g = self.db.begin_snapshot().await?;
+                self.ltx_full_image(cur, &g).await
             }
-            None => None,
-        };
-        match ranges {
-            // Only WAL headers, or `to` is behind the cursor: nothing to store.
-            Some(ranges) if ranges.is_empty() => {
-                if cur.pos.as_ref().is_some_and(|p| pos_key(to) > pos_key(p)) {
-                    cur.pos = Some(to.clone());
-                }
-                Ok(())
-            }
-            Some(ranges) => self.ltx_delta(cur, to, ranges).await,
-            None => match guard {
-                Some(g) => self.ltx_full_image(cur, g).await,
-                None => {
-                    // A full image reads the whole database: bounded like snapshots.
-                    let _permit = match &self.snapshot_permits {
-                        Some(p) => Some(
-                            p.acquire()
-                                .await
-                                .map_err(|_| plan_error("snapshot limiter closed"))?,
-                        ),
-                        None => None,
-                    };
-                    self.check_source().await?;
-                    let g = self.db.begin_snapshot().await?;
-                    self.ltx_full_image(cur, &g).await
-                }
-            },
         }
     }
 
-    /// An L0 of the frames in `ranges` (no file when they hold no frame).
+    /// The L0 of the shadow frames from `from` to `to`, prepared in one blocking call (ranges,
+    /// frame scan, salts and encoding through one open of each shadow file) and stored. False
+    /// when continuity is lost (a shadow file gone, another generation): a full image is needed.
     async fn ltx_delta(
         &self,
         cur: &mut Cursor,
+        from: &Pos,
         to: &Pos,
-        ranges: Vec<ShadowRange>,
-    ) -> Result<(), ReplicaError> {
+    ) -> Result<bool, ReplicaError> {
         let page_size = self.db.page_size();
         let shadow = self.shadow_namer(&to.generation);
-        let salts_path = shadow(to.index);
-        let (plan, salts) = {
-            let (ranges, shadow) = (ranges.clone(), shadow.clone());
+        let (txid, prev_ts) = (cur.txid + 1, cur.ts_ms);
+        let out = self.staging_path(0, (txid, txid));
+        let prepared = {
+            let (from, to, out) = (from.clone(), to.clone(), out.clone());
             crate::rt::spawn_blocking(move || {
-                let mut plan = PagePlan::default();
-                stage::scan_frames(&mut plan, &ranges, page_size, &*shadow)?;
-                let salts = stage::shadow_salts(&salts_path)?;
-                Ok::<_, StageError>((plan.finish(page_size), salts))
+                prepare_delta(&from, &to, page_size, (txid, prev_ts), &out, &*shadow)
             })
             .await
             .map_err(join_error)??
         };
-        if plan.pages.is_empty() && plan.commit == 0 {
-            cur.pos = Some(to.clone());
-            return Ok(());
-        }
-        if plan.commit == 0 {
-            return Err(plan_error("shadow WAL range without a commit frame"));
-        }
-        let (wal_offset, wal_size) = wal_fields(&ranges, to);
-        let header = Header {
-            flags: FLAG_NO_CHECKSUM,
-            page_size,
-            commit: plan.commit,
-            min_txid: cur.txid + 1,
-            max_txid: cur.txid + 1,
-            timestamp_ms: next_timestamp(cur.ts_ms),
-            wal_offset,
-            wal_size,
-            wal_salt1: salts.0,
-            wal_salt2: salts.1,
-            ..Header::default()
+        let (header, body, consumed) = match prepared {
+            Delta::Lost => return Ok(false),
+            Delta::Empty => {
+                // Only WAL headers, or `to` is behind the cursor: nothing to store.
+                if cur.pos.as_ref().is_some_and(|p| pos_key(to) > pos_key(p)) {
+                    cur.pos = Some(to.clone());
+                }
+                return Ok(true);
+            }
+            Delta::NoFrames => {
+                cur.pos = Some(to.clone());
+                return Ok(true);
+            }
+            Delta::Ready {
+                header,
+                body,
+                consumed,
+            } => (header, body, consumed),
         };
-        let out = self.staging_path(0, (header.min_txid, header.max_txid));
-        let staged = {
-            let (out, shadow) = (out.clone(), shadow.clone());
-            crate::rt::spawn_blocking(move || stage::stage_delta(&out, header, &plan, &*shadow))
-                .await
-                .map_err(join_error)??
-        };
-        self.ltx_upload(0, &header, &out, staged).await?;
-        let consumed: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+        match body {
+            stage::Encoded::Memory(bytes) => {
+                let bytes = bytes::Bytes::from(bytes);
+                let size = bytes.len() as u64;
+                let make_body = move || futures::stream::iter([Ok(bytes.clone())]).boxed();
+                self.ltx_put(0, &header, make_body, size).await?;
+            }
+            stage::Encoded::File(size) => {
+                self.ltx_upload(0, &header, &out, size).await?;
+            }
+        }
         self.update_status(|s| s.wal_bytes += consumed);
         *cur = Cursor {
             txid: header.max_txid,
             pos: Some(to.clone()),
             ts_ms: header.timestamp_ms,
         };
-        Ok(())
+        Ok(true)
     }
 
     /// A full-image L0 at the guard's position.
@@ -285,10 +264,26 @@ impl Replica {
         staged: &std::path::Path,
         size: u64,
     ) -> Result<LtxFileInfo, ReplicaError> {
-        let path = staged.to_path_buf();
-        let body = path.clone();
+        let body = staged.to_path_buf();
         let make_body = move || range_stream(Source::Path(body.clone()), 0, size).boxed();
-        let result = self
+        let result = self.ltx_put(level, header, make_body, size).await;
+        let _ = tokio::fs::remove_file(staged).await;
+        result
+    }
+
+    /// Stores the LTX file `make_body` yields (`size` bytes) in `level`, timestamp = the
+    /// header's.
+    async fn ltx_put<F>(
+        &self,
+        level: u8,
+        header: &Header,
+        make_body: F,
+        size: u64,
+    ) -> Result<LtxFileInfo, ReplicaError>
+    where
+        F: Fn() -> futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
+    {
+        let info = self
             .client
             .put_ltx(
                 level,
@@ -297,9 +292,7 @@ impl Replica {
                 header.timestamp_ms,
                 make_body,
             )
-            .await;
-        let _ = tokio::fs::remove_file(&path).await;
-        let info = result?;
+            .await?;
         if let Ok(ltx) = self.ltx() {
             crate::rt::lock(&ltx.known).saw(level, info.max_txid);
         }
@@ -457,4 +450,71 @@ pub(super) fn plan_error(msg: &str) -> ReplicaError {
 
 pub(super) fn join_error(e: crate::rt::BlockingCancelled) -> ReplicaError {
     ReplicaError::SnapshotFile(std::io::Error::other(e))
+}
+
+/// What one sync's shadow frames make: nothing (no range past the cursor, or ranges without
+/// frames), an L0 ready to store, or lost continuity.
+enum Delta {
+    Lost,
+    Empty,
+    NoFrames,
+    Ready {
+        header: Header,
+        body: stage::Encoded,
+        /// Shadow bytes the L0 covers.
+        consumed: u64,
+    },
+}
+
+/// The L0 `txid` (timestamp not before `prev_ts`) of the shadow frames from `from` to `to`,
+/// encoded in memory or staged at `out` (blocking).
+fn prepare_delta(
+    from: &Pos,
+    to: &Pos,
+    page_size: u32,
+    (txid, prev_ts): (u64, i64),
+    out: &std::path::Path,
+    shadow: &dyn Fn(u32) -> PathBuf,
+) -> Result<Delta, ReplicaError> {
+    let ranges = shadow_ranges(from, to, |i| {
+        std::fs::metadata(shadow(i)).ok().map(|m| m.len())
+    });
+    let Some(ranges) = ranges else {
+        return Ok(Delta::Lost);
+    };
+    if ranges.is_empty() {
+        return Ok(Delta::Empty);
+    }
+    let mut files = stage::ShadowFiles::new(shadow);
+    let mut plan = PagePlan::default();
+    stage::scan_frames_in(&mut plan, &ranges, page_size, &mut files)?;
+    let plan = plan.finish(page_size);
+    if plan.pages.is_empty() && plan.commit == 0 {
+        return Ok(Delta::NoFrames);
+    }
+    if plan.commit == 0 {
+        return Err(plan_error("shadow WAL range without a commit frame"));
+    }
+    let salts = files.salts(to.index)?;
+    let (wal_offset, wal_size) = wal_fields(&ranges, to);
+    let header = Header {
+        flags: FLAG_NO_CHECKSUM,
+        page_size,
+        commit: plan.commit,
+        min_txid: txid,
+        max_txid: txid,
+        timestamp_ms: next_timestamp(prev_ts),
+        wal_offset,
+        wal_size,
+        wal_salt1: salts.0,
+        wal_salt2: salts.1,
+        ..Header::default()
+    };
+    let body = stage::encode_delta(out, header, &plan, &mut files)?;
+    let consumed = ranges.iter().map(|r| r.end - r.start).sum();
+    Ok(Delta::Ready {
+        header,
+        body,
+        consumed,
+    })
 }

@@ -291,6 +291,62 @@ fn frames_become_an_l0_with_the_newest_page_versions() {
 }
 
 #[test]
+fn small_l0s_are_built_in_memory_as_staged_and_large_ones_are_staged() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().to_path_buf();
+    let shadow = move |i: u32| dir.join(format!("{i:08x}.wal"));
+    let fs = frame_size(PS);
+    let start = WAL_HEADER_SIZE as u64;
+    let scan = |frames: usize| {
+        let ranges = [ShadowRange {
+            index: 0,
+            start,
+            end: start + frames as u64 * fs,
+        }];
+        let mut files = stage::ShadowFiles::new(&shadow);
+        let mut plan = PagePlan::default();
+        stage::scan_frames_in(&mut plan, &ranges, PS, &mut files).expect("scan");
+        assert_eq!(files.salts(0).expect("salts"), (7, 9));
+        (plan.finish(PS), files)
+    };
+
+    write_shadow(&shadow(0), (7, 9), &[(1, 0, 10), (2, 2, 20), (1, 2, 11)]);
+    let (plan, mut files) = scan(3);
+    let out = tmp.path().join("stage/0-small.ltx");
+    let built = stage::encode_delta(&out, header(2, 2, 2), &plan, &mut files).expect("encode");
+    let stage::Encoded::Memory(bytes) = built else {
+        panic!("a two-page L0 is staged: {built:?}");
+    };
+    assert!(!out.exists(), "nothing staged for an L0 built in memory");
+    stage::stage_delta(&out, header(2, 2, 2), &plan, &shadow).expect("stage");
+    assert_eq!(
+        std::fs::read(&out).expect("staged"),
+        bytes,
+        "same bytes either way"
+    );
+    let (_, pages) = decode(&out);
+    assert_eq!(pages[&1], page(11));
+    assert_eq!(pages[&2], page(20));
+
+    // Past IN_MEMORY_MAX of pages: staged in the file, like before.
+    let n = u32::try_from(stage::IN_MEMORY_MAX / u64::from(PS)).expect("pages") + 1;
+    let frames: Vec<(u32, u32, u32)> = (1..=n)
+        .map(|p| (p, if p == n { n } else { 0 }, p))
+        .collect();
+    write_shadow(&shadow(0), (7, 9), &frames);
+    let (plan, mut files) = scan(frames.len());
+    let out = tmp.path().join("stage/0-large.ltx");
+    let built = stage::encode_delta(&out, header(3, 3, n), &plan, &mut files).expect("encode");
+    let stage::Encoded::File(size) = built else {
+        panic!("a {n}-page L0 is built in memory");
+    };
+    assert_eq!(size, std::fs::metadata(&out).expect("staged").len());
+    let (h, pages) = decode(&out);
+    assert_eq!((h.commit, pages.len()), (n, n as usize));
+    assert_eq!(pages[&n], page(n));
+}
+
+#[test]
 fn full_image_overlays_frames_on_the_database_file() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().to_path_buf();

@@ -1,10 +1,12 @@
 //! Taking over Litestream v0.5's local state (spec §7 hand-over): `litestream replicate` v0.5
 //! writes every L0 file into `<meta>/ltx/0/` first and uploads it afterwards, so a Litestream
-//! that was stopped between the two leaves L0 files the replica lacks. Its own restart uploads
-//! them; walstream does the same when it recovers its cursor, then removes `<meta>/ltx/`.
+//! that was stopped between the two leaves L0 files the replica lacks (an L9 snapshot, which
+//! Litestream reads from the database, may even be past them). Its own restart uploads them after
+//! the replica's newest L0; walstream does the same when it recovers its cursor, then removes
+//! `<meta>/ltx/`.
 //!
 //! What must stay true:
-//! - only a chain continuing the replica is uploaded: the first file starts at the replica's
+//! - only a chain continuing the replica's L0 level is uploaded: the first file starts at its
 //!   newest TXID + 1 and each next one at the previous one's end + 1, every file names the TXIDs
 //!   its header holds and reads back whole (page checksums, trailer); the chain stops at the
 //!   first file that is not so (what it held is still in the WAL or the database file, and the
@@ -95,11 +97,12 @@ fn check_local(f: &LocalL0) -> Result<(Header, u64), String> {
 }
 
 impl Replica {
-    /// Uploads the L0 files Litestream v0.5 left in `<meta>/ltx/0/` past `replica_max` (see the
-    /// module header), then removes `<meta>/ltx/`. Returns the uploaded files in TXID order.
+    /// Uploads the L0 files Litestream v0.5 left in `<meta>/ltx/0/` past `l0_max`, the replica's
+    /// newest L0 (see the module header), then removes `<meta>/ltx/`. Returns the uploaded files
+    /// in TXID order.
     pub(super) async fn ltx_adopt_litestream_local(
         &self,
-        replica_max: u64,
+        l0_max: u64,
     ) -> Result<Vec<LtxFileInfo>, ReplicaError> {
         let root = self.db.meta_path().join(LITESTREAM_LTX_DIR);
         let l0 = root.join("0");
@@ -115,7 +118,7 @@ impl Replica {
         }
         let total = found.len();
         let mut uploaded = Vec::new();
-        for f in continuing_chain(found, replica_max) {
+        for f in continuing_chain(found, l0_max) {
             let checked = {
                 let f = f.clone();
                 crate::rt::spawn_blocking(move || check_local(&f))

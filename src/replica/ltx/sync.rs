@@ -335,9 +335,13 @@ impl Replica {
                 }
             }
         }
-        let replica_max = newest.as_ref().map_or(0, |n| n.max_txid);
-        if let Some(last) = self.ltx_adopt_litestream_local(replica_max).await?.pop() {
-            newest = Some(last.clone());
+        // Litestream uploads missing L0 files from its local ones after the replica's newest L0
+        // (an L9 snapshot, read from the database, may already be past it).
+        let l0_max = newest_l0.as_ref().map_or(0, |f| f.max_txid);
+        if let Some(last) = self.ltx_adopt_litestream_local(l0_max).await?.pop() {
+            if newest.as_ref().is_none_or(|n| last.max_txid >= n.max_txid) {
+                newest = Some(last.clone());
+            }
             newest_l0 = Some(last);
         }
         let Some(newest) = newest else {

@@ -6,7 +6,7 @@
 //! `-timestamp` targets drawn from the consistent windows of [`super::points`]. LTX layout:
 //! `-txid` targets drawn from the file ends the listing can reach ([`ltx::reachable_ends`]),
 //! whose restores must be in TXID order and hold every sync whose TXID they reach; every level
-//! must be gap- and overlap-free ([`ltx::level_problems`]); and [`Checker::compare_litestream`]
+//! must be gap- and overlap-free ([`ltx::check_levels`]); and [`Checker::compare_litestream`]
 //! restores with the real Litestream v0.5.17 and compares.
 //!
 //! Must stay true: every violation is reported as a loss (never retried or ignored); times for
@@ -96,6 +96,8 @@ pub struct Checker {
     pub level_checks: u64,
     pub levels_seen: [u64; ltx::LEVELS],
     pub litestream_restores: u64,
+    /// LTX: gaps below the oldest snapshot seen (retention's, [`ltx::check_levels`]).
+    pub retention_gaps: u64,
     /// Time spent in `walstream restore` and in comparing with the replay.
     pub restore_time: Duration,
     pub compare_time: Duration,
@@ -133,6 +135,7 @@ impl Checker {
             timestamps_unavailable: 0,
             ltx,
             level_checks: 0,
+            retention_gaps: 0,
             levels_seen: [0; ltx::LEVELS],
             litestream_restores: 0,
             restore_time: Duration::ZERO,
@@ -159,7 +162,16 @@ impl Checker {
         }
         let n = rng.range(1, 3) as usize;
         let points = if self.ltx {
-            self.pick_txids(rng, n, &mut problems)
+            match self.listing() {
+                Ok(listing) => {
+                    problems.extend(self.check_levels(&listing));
+                    self.pick_txids(rng, n, &listing)
+                }
+                Err(e) => {
+                    problems.push(format!("listing the replica: {e}"));
+                    Vec::new()
+                }
+            }
         } else {
             match self.pick_times(rng, n) {
                 Ok(times) => times.into_iter().map(Point::Timestamp).collect(),
@@ -190,22 +202,20 @@ impl Checker {
         problems
     }
 
-    /// LTX: lists every level, records the layout rules' violations in `problems`, and draws
-    /// `n` distinct `-txid` targets among the reachable file ends, ascending.
-    fn pick_txids(&mut self, rng: &mut Rng, n: usize, problems: &mut Vec<String>) -> Vec<Point> {
-        let listing = match self.listing() {
-            Ok(l) => l,
-            Err(e) => {
-                problems.push(format!("listing the replica: {e}"));
-                return Vec::new();
-            }
-        };
+    /// LTX: the layout rules' violations in `listing` ([`ltx::check_levels`]), counted.
+    fn check_levels(&mut self, listing: &ltx::Listing) -> Vec<String> {
         self.level_checks += 1;
-        for (seen, count) in self.levels_seen.iter_mut().zip(ltx::counts(&listing)) {
+        for (seen, count) in self.levels_seen.iter_mut().zip(ltx::counts(listing)) {
             *seen += u64::from(count > 0);
         }
-        problems.extend(ltx::level_problems(&listing));
-        let mut ends = ltx::reachable_ends(&listing);
+        let c = ltx::check_levels(listing);
+        self.retention_gaps += c.retention_gaps as u64;
+        c.problems
+    }
+
+    /// LTX: `n` distinct `-txid` targets among the file ends `listing` can reach, ascending.
+    fn pick_txids(&mut self, rng: &mut Rng, n: usize, listing: &ltx::Listing) -> Vec<Point> {
+        let mut ends = ltx::reachable_ends(listing);
         if ends.is_empty() {
             self.timestamps_unavailable += 1;
             return Vec::new();
@@ -236,7 +246,10 @@ impl Checker {
     pub fn compare_litestream(&mut self, rng: &mut Rng) -> Vec<String> {
         let mut problems = Vec::new();
         let mut points = vec![Point::Latest];
-        points.extend(self.pick_txids(rng, 2, &mut problems));
+        match self.listing() {
+            Ok(listing) => points.extend(self.pick_txids(rng, 2, &listing)),
+            Err(e) => problems.push(format!("listing the replica: {e}")),
+        }
         for point in points {
             let label = point.label();
             let ours = self.restore(point);

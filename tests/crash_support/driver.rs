@@ -176,6 +176,9 @@ impl Driver {
                     .push(format!("seed {} round {round}: {e}", self.opts.seed));
                 break; // walstream stuck or gone: later rounds would only repeat it
             }
+            if self.opts.ltx && round.is_multiple_of(LITESTREAM_EVERY) && round < self.opts.rounds {
+                self.compare_litestream(round);
+            }
         }
         if self.opts.ltx && self.stats.errors.is_empty() {
             self.compare_litestream(0);
@@ -197,6 +200,7 @@ impl Driver {
             s.restore_time += c.restore_time;
             s.compare_time += c.compare_time;
             s.level_checks += c.level_checks;
+            s.retention_gaps += c.retention_gaps;
             s.litestream_restores += c.litestream_restores;
             for (total, n) in s.levels_seen.iter_mut().zip(c.levels_seen) {
                 *total += n;
@@ -300,9 +304,6 @@ impl Driver {
             t2.elapsed().as_secs_f64(),
         );
         self.report(round, &what, problems);
-        if self.opts.ltx && round.is_multiple_of(LITESTREAM_EVERY) && round < self.opts.rounds {
-            self.compare_litestream(round);
-        }
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The LTX (Litestream v0.5) side of the crash suite (`--ltx`, `tests/crash_ltx.rs`): the
 //! v0.5-shaped config a round runs with, what the writer had staged when it was killed, the
-//! replica's listing per level, its gap/overlap rules (spec `litestream-v0.5-format.md` §4) and
+//! replica's listing per level, its gap/overlap rules ([`check_levels`], spec
+//! `litestream-v0.5-format.md` §4) and
 //! the `-txid` targets a correct restore must be able to reach.
 //!
 //! Must stay true: everything here reads the replica and the staging directory only (no
@@ -144,45 +145,73 @@ pub fn top(listing: &Listing) -> u64 {
     listing.iter().flatten().map(|f| f.1).max().unwrap_or(0)
 }
 
-/// Violations of the layout's rules: in each level 0..=8 every file starts one past the previous
-/// one's end (retention only removes a level's oldest files, compaction only appends); every L9
-/// snapshot starts at TXID 1; L0 holds the highest TXID (every TXID is an L0 first); no file
-/// ends before it starts.
-pub fn level_problems(listing: &Listing) -> Vec<String> {
-    let mut problems = Vec::new();
+/// What [`check_levels`] found.
+#[derive(Debug, Default)]
+pub struct LevelCheck {
+    /// Violations of the layout's rules.
+    pub problems: Vec<String>,
+    /// Gaps in L2..L8 that lie below the oldest L9 snapshot (left by snapshot retention, below).
+    pub retention_gaps: usize,
+}
+
+/// The layout's rules (spec §4): in each level 0..=8 every file starts one past the previous
+/// one's end, except that in L2..L8 a gap may lie below the oldest snapshot; every L9 snapshot
+/// starts at TXID 1; L0 holds the highest TXID (every TXID is an L0 first); no file ends before
+/// it starts.
+///
+/// The exception is v0.5.17's retention: it deletes the files of L1..Ln below the floor (the
+/// newest deleted snapshot's TXID) but a level's newest, so level k-1's files between level k's
+/// newest and the floor can go before level k compacts them, and level k's next file starts past
+/// them. Those TXIDs are all below the floor, hence below every snapshot kept (each is newer).
+/// L0 and L1 have no such gap: L0 retention stops at the first file not yet in L1, and L1
+/// compacts L0 only.
+pub fn check_levels(listing: &Listing) -> LevelCheck {
+    let mut out = LevelCheck::default();
+    let oldest_snapshot = listing[usize::from(SNAPSHOT_LEVEL)]
+        .iter()
+        .map(|f| f.1)
+        .min();
     for (level, files) in listing.iter().enumerate() {
         for f in files.iter().filter(|f| f.0 == 0 || f.0 > f.1) {
-            problems.push(format!("L{level}: bad range {}", range(*f)));
+            out.problems
+                .push(format!("L{level}: bad range {}", range(*f)));
         }
         if level == usize::from(SNAPSHOT_LEVEL) {
             for f in files.iter().filter(|f| f.0 != 1) {
-                problems.push(format!("L9: snapshot {} does not start at 1", range(*f)));
+                out.problems
+                    .push(format!("L9: snapshot {} does not start at 1", range(*f)));
             }
             continue;
         }
         for pair in files.windows(2) {
-            if pair[1].0 != pair[0].1 + 1 {
-                let what = if pair[1].0 <= pair[0].1 {
-                    "an overlap"
-                } else {
-                    "a gap"
-                };
-                problems.push(format!(
-                    "L{level}: {} then {}: {what}",
-                    range(pair[0]),
-                    range(pair[1])
-                ));
+            let (prev, next) = (pair[0], pair[1]);
+            if next.0 == prev.1 + 1 {
+                continue;
             }
+            if next.0 > prev.1 + 1 && level >= 2 && oldest_snapshot.is_some_and(|s| next.0 <= s) {
+                out.retention_gaps += 1;
+                continue;
+            }
+            let what = if next.0 <= prev.1 {
+                "an overlap"
+            } else {
+                "a gap"
+            };
+            out.problems.push(format!(
+                "L{level}: {} then {}: {what} (oldest snapshot ends at {oldest_snapshot:?})",
+                range(prev),
+                range(next)
+            ));
         }
     }
     let l0_top = listing[0].last().map(|f| f.1);
     let highest = top(listing);
     if highest > 0 && l0_top != Some(highest) {
-        problems.push(format!(
+        out.problems.push(format!(
             "L0 ends at {l0_top:?} but TXID {highest} is stored (in another level)"
         ));
     }
-    problems
+    out
 }
 
 /// The TXIDs a restore can reach exactly from these files, ascending: starting from the empty
@@ -230,7 +259,7 @@ pub fn self_test() -> Result<(), String> {
         l[9] = vec![(1, 4)];
         l
     };
-    let p = level_problems(&clean);
+    let p = check_levels(&clean).problems;
     if !p.is_empty() {
         return Err(format!("clean listing reported: {p:?}"));
     }
@@ -242,22 +271,33 @@ pub fn self_test() -> Result<(), String> {
     }
     let mut gap = clean.clone();
     gap[1] = vec![(1, 3), (5, 6)];
-    if level_problems(&gap).len() != 1 {
+    if check_levels(&gap).problems.len() != 1 {
         return Err("a gap in L1 not reported".into());
+    }
+    // In L2 a gap below the oldest snapshot (4) is retention's; above it, a finding.
+    let mut l2 = clean.clone();
+    l2[2] = vec![(1, 2), (4, 6)];
+    let c = check_levels(&l2);
+    if !c.problems.is_empty() || c.retention_gaps != 1 {
+        return Err(format!("a retention gap in L2 misjudged: {c:?}"));
+    }
+    l2[2] = vec![(1, 2), (6, 6)];
+    if check_levels(&l2).problems.len() != 1 {
+        return Err("a gap in L2 above the oldest snapshot not reported".into());
     }
     let mut overlap = clean.clone();
     overlap[0] = vec![(5, 5), (5, 6), (7, 7)];
-    if level_problems(&overlap).is_empty() {
+    if check_levels(&overlap).problems.is_empty() {
         return Err("an overlap in L0 not reported".into());
     }
     let mut snap = clean.clone();
     snap[9] = vec![(2, 4)];
-    if level_problems(&snap).is_empty() {
+    if check_levels(&snap).problems.is_empty() {
         return Err("an L9 snapshot not starting at 1 not reported".into());
     }
     let mut short_l0 = clean.clone();
     short_l0[0] = vec![(5, 5)];
-    if level_problems(&short_l0).is_empty() {
+    if check_levels(&short_l0).problems.is_empty() {
         return Err("L0 below the highest TXID not reported".into());
     }
     // Without the snapshot and L1's first file, nothing before 4 is reachable and 4..6 only

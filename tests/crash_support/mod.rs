@@ -73,6 +73,8 @@ pub struct Stats {
     /// level (index = level).
     pub level_checks: u64,
     pub levels_seen: [u64; ltx::LEVELS],
+    /// LTX: gaps in L2..L8 below the oldest snapshot (snapshot retention's), per listing.
+    pub retention_gaps: u64,
     /// LTX: restores by the real Litestream v0.5.17 compared with walstream's.
     pub litestream_restores: u64,
     /// Restores checked (latest + `-timestamp`) per database.
@@ -170,9 +172,10 @@ impl Stats {
                 .map(|(l, n)| format!("L{l} {n}"))
                 .collect();
             s.push_str(&format!(
-                "ltx: level listings checked for gaps and overlaps {} (checks that found files per level: {}), restores by litestream v0.5.17 compared {}\n",
+                "ltx: level listings checked for gaps and overlaps {} (checks that found files per level: {}; gaps below the oldest snapshot, left by retention: {}), restores by litestream v0.5.17 compared {}\n",
                 self.level_checks,
                 seen.join(", "),
+                self.retention_gaps,
                 self.litestream_restores,
             ));
         }

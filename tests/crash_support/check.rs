@@ -305,15 +305,7 @@ impl Checker {
             .env_remove("LITESTREAM_CONFIG")
             .output()
             .map_err(|e| format!("run litestream restore: {e}"))?;
-        if !o.status.success() {
-            return Err(format!(
-                "litestream restore failed ({}): {}{}",
-                o.status,
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ));
-        }
-        open_checked(&out).map(|seq| (out, seq))
+        restored("litestream", &o, out)
     }
 
     /// Compares every restore (in boundary order, so the replay mostly moves forward) and checks
@@ -409,15 +401,7 @@ impl Checker {
             .output()
             .map_err(|e| format!("run walstream restore: {e}"))?;
         self.restore_time += started.elapsed();
-        if !o.status.success() {
-            return Err(format!(
-                "walstream restore failed ({}): {}{}",
-                o.status,
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ));
-        }
-        open_checked(&out).map(|seq| (out, seq))
+        restored("walstream", &o, out)
     }
 
     /// `n` restore times, each inside a consistent window (see [`points`]); mostly the newest
@@ -489,6 +473,24 @@ impl Checker {
             Ok(deleted)
         })
     }
+}
+
+/// The outcome of `<tool> restore -o out …`: `out` and its `meta.seq` when the tool exited 0
+/// and the result passes [`open_checked`].
+fn restored(
+    tool: &str,
+    o: &std::process::Output,
+    out: PathBuf,
+) -> Result<(PathBuf, Option<u64>), String> {
+    if !o.status.success() {
+        return Err(format!(
+            "{tool} restore failed ({}): {}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    open_checked(&out).map(|seq| (out, seq))
 }
 
 /// A restored database's `meta.seq`, after `PRAGMA integrity_check` returned `ok`.

@@ -1,8 +1,9 @@
 //! The LTX (Litestream v0.5) side of the crash suite (`--ltx`, `tests/crash_ltx.rs`): the
 //! v0.5-shaped config a round runs with, what the writer had staged when it was killed, the
 //! replica's listing per level, its gap/overlap rules ([`check_levels`], spec
-//! `litestream-v0.5-format.md` §4) and
-//! the `-txid` targets a correct restore must be able to reach.
+//! `litestream-v0.5-format.md` §4) and the `-txid` targets a correct restore must be able to
+//! reach. The levels drawn per round change between restarts too (levels a round does not
+//! configure are neither compacted nor pruned by it), as an operator editing `levels` would.
 //!
 //! Must stay true: everything here reads the replica and the staging directory only (no
 //! walstream code decides what is reachable or clean): reachability is computed from the listed

@@ -201,6 +201,7 @@ impl Driver {
             s.compare_time += c.compare_time;
             s.level_checks += c.level_checks;
             s.retention_gaps += c.retention_gaps;
+            s.empty_replicas += c.empty_replicas;
             s.litestream_restores += c.litestream_restores;
             for (total, n) in s.levels_seen.iter_mut().zip(c.levels_seen) {
                 *total += n;

@@ -75,6 +75,8 @@ pub struct Stats {
     pub levels_seen: [u64; ltx::LEVELS],
     /// LTX: gaps in L2..L8 below the oldest snapshot (snapshot retention's), per listing.
     pub retention_gaps: u64,
+    /// LTX: checks of an empty replica with nothing durable yet (latest restore not expected).
+    pub empty_replicas: u64,
     /// LTX: restores by the real Litestream v0.5.17 compared with walstream's.
     pub litestream_restores: u64,
     /// Restores checked (latest + `-timestamp`) per database.
@@ -172,10 +174,11 @@ impl Stats {
                 .map(|(l, n)| format!("L{l} {n}"))
                 .collect();
             s.push_str(&format!(
-                "ltx: level listings checked for gaps and overlaps {} (checks that found files per level: {}; gaps below the oldest snapshot, left by retention: {}), restores by litestream v0.5.17 compared {}\n",
+                "ltx: level listings checked for gaps and overlaps {} (checks that found files per level: {}; gaps below the oldest snapshot, left by retention: {}; empty replica with nothing durable yet: {}), restores by litestream v0.5.17 compared {}\n",
                 self.level_checks,
                 seen.join(", "),
                 self.retention_gaps,
+                self.empty_replicas,
                 self.litestream_restores,
             ));
         }

@@ -2,8 +2,12 @@
 //! the real `walstream restore`, and check each result: `PRAGMA integrity_check` is `ok`, the
 //! content equals the workload replayed to the boundary its `meta.seq` names, the latest restore
 //! holds every transaction a `POST …/sync` (or a clean stop) made durable, and a point-in-time
-//! restore lies between what was durable by then and the latest restore. `-timestamp` targets
-//! are drawn from the consistent windows of [`super::points`].
+//! restore lies between what was durable by then and the latest restore. v0.3 layout:
+//! `-timestamp` targets drawn from the consistent windows of [`super::points`]. LTX layout:
+//! `-txid` targets drawn from the file ends the listing can reach ([`ltx::reachable_ends`]),
+//! whose restores must be in TXID order and hold every sync whose TXID they reach; every level
+//! must be gap- and overlap-free ([`ltx::check_levels`]); and [`Checker::compare_litestream`]
+//! restores with the real Litestream v0.5.17 and compares.
 //!
 //! Must stay true: every violation is reported as a loss (never retried or ignored); times for
 //! `-timestamp` come from the replica's own listing (storage timestamps, as restore uses them).
@@ -17,22 +21,52 @@ use rusqlite::Connection;
 use walstream::config::ReplicaTarget;
 use walstream::storage::ReplicaClient;
 
+use super::ltx;
 use super::model::Model;
 use super::points::{self, Window};
 use super::rng::Rng;
 use super::workload;
 
 /// A `POST …/sync` that answered 200 (or a clean SIGTERM stop): every transaction up to `seq`
-/// was in the replica at `at`.
+/// was in the replica at `at` (LTX: in a file up to TXID `txid`, the highest one listed right
+/// after).
 #[derive(Clone, Copy, Debug)]
 pub struct Durable {
     pub at: SystemTime,
     pub seq: u64,
+    pub txid: Option<u64>,
+}
+
+/// What a restore aims at.
+#[derive(Clone, Copy, Debug)]
+enum Point {
+    Latest,
+    Timestamp(DateTime<Utc>),
+    Txid(u64),
+}
+
+impl Point {
+    fn args(&self) -> Vec<String> {
+        match self {
+            Point::Latest => Vec::new(),
+            Point::Timestamp(t) => vec!["-timestamp".into(), rfc3339(*t)],
+            Point::Txid(t) => vec!["-txid".into(), ltx::txid_hex(*t)],
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Point::Latest => "latest".into(),
+            other => other.args().join(" "),
+        }
+    }
 }
 
 /// One restore result waiting to be compared.
 struct Restored {
     what: String,
+    /// LTX `-txid` target (restores must be in TXID order).
+    txid: Option<u64>,
     path: PathBuf,
     /// The restored `meta.seq`; `None` for the empty database from before transaction 0 (a
     /// snapshot of a database file no checkpoint had reached yet).
@@ -51,8 +85,22 @@ pub struct Checker {
     pub model: Model,
     pub restores_latest: u64,
     pub restores_timestamp: u64,
-    /// Rounds in which no `-timestamp` target was consistent (see [`points`]).
+    /// Rounds in which no `-timestamp` target was consistent (see [`points`]), or (LTX) no
+    /// `-txid` target was reachable.
     pub timestamps_unavailable: u64,
+    /// The replica is in the LTX layout.
+    pub ltx: bool,
+    /// LTX: Litestream v0.5.17's config for this database's replica.
+    pub litestream_config: PathBuf,
+    /// LTX: listings checked, rounds with files per level, Litestream restores compared.
+    pub level_checks: u64,
+    pub levels_seen: [u64; ltx::LEVELS],
+    pub litestream_restores: u64,
+    /// LTX: gaps below the oldest snapshot seen (retention's, [`ltx::check_levels`]).
+    pub retention_gaps: u64,
+    /// LTX: checks that found the replica empty with nothing durable (a kill before the first
+    /// L0 was stored), where the latest restore has nothing to restore.
+    pub empty_replicas: u64,
     /// Time spent in `walstream restore` and in comparing with the replay.
     pub restore_time: Duration,
     pub compare_time: Duration,
@@ -67,6 +115,7 @@ impl Checker {
         out_dir: PathBuf,
         target: ReplicaTarget,
         seed: u64,
+        ltx: bool,
     ) -> Checker {
         let margin = match target {
             ReplicaTarget::File { .. } => Duration::ZERO,
@@ -77,6 +126,7 @@ impl Checker {
             .build()
             .expect("tokio runtime");
         Checker {
+            litestream_config: out_dir.join("litestream5.yml"),
             config,
             db,
             out_dir,
@@ -86,6 +136,12 @@ impl Checker {
             restores_latest: 0,
             restores_timestamp: 0,
             timestamps_unavailable: 0,
+            ltx,
+            level_checks: 0,
+            retention_gaps: 0,
+            empty_replicas: 0,
+            levels_seen: [0; ltx::LEVELS],
+            litestream_restores: 0,
             restore_time: Duration::ZERO,
             compare_time: Duration::ZERO,
             rt,
@@ -98,35 +154,167 @@ impl Checker {
         let mut problems = Vec::new();
         let mut restored = Vec::new();
         let durable_max = durable.iter().map(|d| d.seq).max();
-        match self.restore(None) {
+        let listing = self.ltx.then(|| self.listing());
+        // LTX: a kill before the first L0 was stored leaves nothing to restore; that is no loss
+        // while nothing was durable (v0.3 rounds kill only after the first snapshot is stored).
+        let nothing_yet = durable.is_empty() && matches!(&listing, Some(Ok(l)) if ltx::top(l) == 0);
+        match self.restore(Point::Latest) {
             Ok((path, seq)) => restored.push(Restored {
                 what: "latest".into(),
+                txid: None,
                 path,
                 seq,
                 min: durable_max,
             }),
+            Err(_) if nothing_yet => self.empty_replicas += 1,
             Err(e) => problems.push(format!("latest restore: {e}")),
         }
         let n = rng.range(1, 3) as usize;
-        match self.pick_times(rng, n) {
-            Ok(times) => {
-                for t in times {
-                    let min = self.durable_by(durable, t);
-                    match self.restore(Some(t)) {
-                        Ok((path, seq)) => restored.push(Restored {
-                            what: format!("-timestamp {}", rfc3339(t)),
-                            path,
-                            seq,
-                            min,
-                        }),
-                        Err(e) => problems.push(format!("restore -timestamp {}: {e}", rfc3339(t))),
-                    }
+        let points = if let Some(listing) = listing {
+            match listing {
+                Ok(listing) => {
+                    problems.extend(self.check_levels(&listing));
+                    self.pick_txids(rng, n, &listing)
+                }
+                Err(e) => {
+                    problems.push(format!("listing the replica: {e}"));
+                    Vec::new()
                 }
             }
-            Err(e) => problems.push(format!("listing the replica: {e}")),
+        } else {
+            match self.pick_times(rng, n) {
+                Ok(times) => times.into_iter().map(Point::Timestamp).collect(),
+                Err(e) => {
+                    problems.push(format!("listing the replica: {e}"));
+                    Vec::new()
+                }
+            }
+        };
+        for point in points {
+            let (min, txid) = match point {
+                Point::Timestamp(t) => (self.durable_by(durable, t), None),
+                Point::Txid(t) => (durable_by_txid(durable, t), Some(t)),
+                Point::Latest => (durable_max, None),
+            };
+            match self.restore(point) {
+                Ok((path, seq)) => restored.push(Restored {
+                    what: point.label(),
+                    txid,
+                    path,
+                    seq,
+                    min,
+                }),
+                Err(e) => problems.push(format!("restore {}: {e}", point.label())),
+            }
         }
         problems.extend(self.judge(restored));
         problems
+    }
+
+    /// LTX: the layout rules' violations in `listing` ([`ltx::check_levels`]), counted.
+    fn check_levels(&mut self, listing: &ltx::Listing) -> Vec<String> {
+        self.level_checks += 1;
+        for (seen, count) in self.levels_seen.iter_mut().zip(ltx::counts(listing)) {
+            *seen += u64::from(count > 0);
+        }
+        let c = ltx::check_levels(listing);
+        self.retention_gaps += c.retention_gaps as u64;
+        c.problems
+    }
+
+    /// LTX: `n` distinct `-txid` targets among the file ends `listing` can reach, ascending.
+    fn pick_txids(&mut self, rng: &mut Rng, n: usize, listing: &ltx::Listing) -> Vec<Point> {
+        let mut ends = ltx::reachable_ends(listing);
+        if ends.is_empty() {
+            self.timestamps_unavailable += 1;
+            return Vec::new();
+        }
+        let mut picked = Vec::new();
+        while picked.len() < n && !ends.is_empty() {
+            let i = rng.range(0, ends.len() as u64) as usize;
+            picked.push(ends.remove(i));
+        }
+        picked.sort_unstable();
+        picked.into_iter().map(Point::Txid).collect()
+    }
+
+    /// LTX: every level's files.
+    pub fn listing(&self) -> Result<ltx::Listing, String> {
+        let client = ReplicaClient::new(&self.target).map_err(|e| e.to_string())?;
+        self.rt.block_on(ltx::list(&client))
+    }
+
+    /// LTX: the highest TXID stored (0: nothing yet).
+    pub fn top_txid(&self) -> Result<u64, String> {
+        self.listing().map(|l| ltx::top(&l))
+    }
+
+    /// LTX: restores the latest state and up to two reachable `-txid` targets with both the real
+    /// `litestream restore` v0.5.17 and `walstream restore`; each pair must pass the integrity
+    /// check, hold the same `meta.seq` and equal the replay there.
+    pub fn compare_litestream(&mut self, rng: &mut Rng) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut points = vec![Point::Latest];
+        match self.listing() {
+            Ok(listing) => points.extend(self.pick_txids(rng, 2, &listing)),
+            Err(e) => problems.push(format!("listing the replica: {e}")),
+        }
+        for point in points {
+            let label = point.label();
+            let ours = self.restore(point);
+            let theirs = self.litestream_restore(point);
+            match (ours, theirs) {
+                (Ok((a, seq_a)), Ok((b, seq_b))) => {
+                    self.litestream_restores += 1;
+                    if seq_a != seq_b {
+                        problems.push(format!(
+                            "{label}: litestream v0.5.17 restored seq {seq_b:?}, walstream {seq_a:?}"
+                        ));
+                    }
+                    for (who, path, seq) in [("walstream", &a, seq_a), ("litestream", &b, seq_b)] {
+                        if let Err(e) = self.compare(path, seq) {
+                            problems.push(format!("{label} by {who}: {e}"));
+                        }
+                    }
+                    remove_db(&a);
+                    remove_db(&b);
+                }
+                (ours, theirs) => {
+                    for r in [&ours, &theirs].into_iter().flatten() {
+                        remove_db(&r.0);
+                    }
+                    let say = |r: &Result<(PathBuf, Option<u64>), String>| match r {
+                        Ok((_, seq)) => format!("seq {seq:?}"),
+                        Err(e) => e.clone(),
+                    };
+                    problems.push(format!(
+                        "{label}: walstream {}; litestream v0.5.17 {}",
+                        say(&ours),
+                        say(&theirs)
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    /// `litestream restore` v0.5.17 of `point` (its own config naming the same replica).
+    fn litestream_restore(&mut self, point: Point) -> Result<(PathBuf, Option<u64>), String> {
+        self.n += 1;
+        let out = self.out_dir.join(format!("litestream-{}.db", self.n));
+        let o = Command::new(crate::common::litestream5_bin())
+            .arg("restore")
+            .arg("-config")
+            .arg(&self.litestream_config)
+            .arg("-o")
+            .arg(&out)
+            .args(point.args())
+            .arg(&self.db)
+            .env_remove("AWS_CA_BUNDLE")
+            .env_remove("LITESTREAM_CONFIG")
+            .output()
+            .map_err(|e| format!("run litestream restore: {e}"))?;
+        restored("litestream", &o, out)
     }
 
     /// Compares every restore (in boundary order, so the replay mostly moves forward) and checks
@@ -138,6 +326,17 @@ impl Checker {
             .filter(|r| r.what == "latest")
             .map(|r| r.seq);
         let source = read_seq(&self.db);
+        // LTX: a later `-txid` never restores an earlier state.
+        let mut by_txid: Vec<&Restored> = restored.iter().filter(|r| r.txid.is_some()).collect();
+        by_txid.sort_by_key(|r| r.txid);
+        for pair in by_txid.windows(2) {
+            if pair[1].seq < pair[0].seq {
+                problems.push(format!(
+                    "{} restored seq {:?} but {} restored seq {:?}",
+                    pair[1].what, pair[1].seq, pair[0].what, pair[0].seq
+                ));
+            }
+        }
         restored.sort_by_key(|r| r.seq);
         for r in &restored {
             if r.seq < r.min {
@@ -189,9 +388,9 @@ impl Checker {
             .max()
     }
 
-    /// Runs `walstream restore` (latest, or `-timestamp t`), checks integrity and reads the
-    /// restored `meta.seq`.
-    fn restore(&mut self, t: Option<DateTime<Utc>>) -> Result<(PathBuf, Option<u64>), String> {
+    /// Runs `walstream restore` (latest, `-timestamp t` or `-txid t`), checks integrity and
+    /// reads the restored `meta.seq`.
+    fn restore(&mut self, point: Point) -> Result<(PathBuf, Option<u64>), String> {
         self.n += 1;
         let out = self.out_dir.join(format!("restored-{}.db", self.n));
         let mut cmd = Command::new(crate::common::walstream_bin());
@@ -199,12 +398,11 @@ impl Checker {
             .arg("-config")
             .arg(&self.config)
             .arg("-o")
-            .arg(&out);
-        if let Some(t) = t {
-            cmd.arg("-timestamp").arg(rfc3339(t));
-            self.restores_timestamp += 1;
-        } else {
-            self.restores_latest += 1;
+            .arg(&out)
+            .args(point.args());
+        match point {
+            Point::Latest => self.restores_latest += 1,
+            Point::Timestamp(_) | Point::Txid(_) => self.restores_timestamp += 1,
         }
         let started = Instant::now();
         let o = cmd
@@ -212,25 +410,7 @@ impl Checker {
             .output()
             .map_err(|e| format!("run walstream restore: {e}"))?;
         self.restore_time += started.elapsed();
-        if !o.status.success() {
-            return Err(format!(
-                "walstream restore failed ({}): {}{}",
-                o.status,
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ));
-        }
-        let conn = Connection::open(&out).map_err(|e| format!("open restored db: {e}"))?;
-        let ok: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .map_err(|e| format!("integrity_check: {e}"))?;
-        if ok != "ok" {
-            return Err(format!("integrity_check of {}: {ok}", out.display()));
-        }
-        match workload::committed_seq(&conn) {
-            Ok(seq) => Ok((out, seq)),
-            Err(e) => Err(format!("read restored meta.seq: {e}")),
-        }
+        restored("walstream", &o, out)
     }
 
     /// `n` restore times, each inside a consistent window (see [`points`]); mostly the newest
@@ -302,6 +482,45 @@ impl Checker {
             Ok(deleted)
         })
     }
+}
+
+/// The outcome of `<tool> restore -o out …`: `out` and its `meta.seq` when the tool exited 0
+/// and the result passes [`open_checked`].
+fn restored(
+    tool: &str,
+    o: &std::process::Output,
+    out: PathBuf,
+) -> Result<(PathBuf, Option<u64>), String> {
+    if !o.status.success() {
+        return Err(format!(
+            "{tool} restore failed ({}): {}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    open_checked(&out).map(|seq| (out, seq))
+}
+
+/// A restored database's `meta.seq`, after `PRAGMA integrity_check` returned `ok`.
+fn open_checked(out: &Path) -> Result<Option<u64>, String> {
+    let conn = Connection::open(out).map_err(|e| format!("open restored db: {e}"))?;
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| format!("integrity_check: {e}"))?;
+    if ok != "ok" {
+        return Err(format!("integrity_check of {}: {ok}", out.display()));
+    }
+    workload::committed_seq(&conn).map_err(|e| format!("read restored meta.seq: {e}"))
+}
+
+/// LTX: the greatest durable seq whose sync was stored at or below TXID `t`.
+fn durable_by_txid(durable: &[Durable], t: u64) -> Option<u64> {
+    durable
+        .iter()
+        .filter(|d| d.txid.is_some_and(|x| x <= t))
+        .map(|d| d.seq)
+        .max()
 }
 
 /// The committed `meta.seq` of the live database (a short-lived connection that never

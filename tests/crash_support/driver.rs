@@ -12,6 +12,13 @@
 //! checkpointing) while walstream is down in others. After the fault every database is restored
 //! and checked.
 //!
+//! LTX layout (`--ltx`): the faults aim at the LTX writer's work instead, told by its staging
+//! directory ([`ltx::Staged`]): a forced L9 snapshot, an L0 of a large commit, a compaction (a
+//! fault of its own) or a full-image L0 at start-up in flight; each sync also records the
+//! replica's top TXID (what `-txid` restores must hold it from); and every
+//! [`LITESTREAM_EVERY`] rounds and at the end, each database is restored by the real Litestream
+//! v0.5.17 too ([`Checker::compare_litestream`]).
+//!
 //! Must stay true: a problem never aborts the run silently: losses (a restore that is not a
 //! correct prefix holding everything durable) and errors (walstream stuck after a restart, a sync
 //! or snapshot that fails, a writer dying on its own) are collected with the seed, round and
@@ -24,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use walstream::config::{ReplicaTarget, S3Target};
 
 use super::check::{Checker, Durable, read_seq};
+use super::ltx::{self, Staged};
 use super::rng::Rng;
 use super::walstream::{self as ws, Backend, InFlight, Walstream};
 use super::writer::Writer;
@@ -42,6 +50,10 @@ const KEEP_GENERATIONS: usize = 4;
 const BIG_WAIT: Duration = Duration::from_secs(5);
 /// How long to wait for walstream to start the upload a fault aims at.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
+/// LTX: rounds between restores by the real Litestream v0.5.17 (and once after the last round).
+pub const LITESTREAM_EVERY: u64 = 25;
+/// LTX: stream id of the choices made for the Litestream comparison.
+const LITESTREAM_STREAM: u64 = 5;
 
 /// One database of the run: its file, replica, application writer, what `POST …/sync` made
 /// durable, and its checker (own workload seed, own replay).
@@ -59,6 +71,8 @@ struct Lane {
     /// Walstream's current generation at the last checks (distinct, newest last): what S3
     /// pruning keeps.
     generations: Vec<String>,
+    /// LTX: what the staging directory held when walstream started (left by an earlier kill).
+    staged_before: std::collections::BTreeSet<String>,
 }
 
 impl Lane {
@@ -81,7 +95,14 @@ impl Lane {
         let out_dir = dir.join(format!("restored{suffix}"));
         std::fs::create_dir_all(&out_dir).expect("create restore dir");
         let config = dir.join("walstream.yml");
-        let checker = Checker::new(config, db.clone(), out_dir, target, seed);
+        let checker = Checker::new(config, db.clone(), out_dir, target, seed, opts.ltx);
+        if opts.ltx {
+            std::fs::write(
+                &checker.litestream_config,
+                ltx::litestream_config(&db, &backend),
+            )
+            .expect("write litestream config");
+        }
         Lane {
             index,
             name,
@@ -93,6 +114,7 @@ impl Lane {
             writer_log: dir.join(format!("writer{suffix}.log")),
             durable: Vec::new(),
             generations: Vec::new(),
+            staged_before: Default::default(),
         }
     }
 
@@ -117,6 +139,8 @@ enum Fault {
     MidUpload,
     /// SIGKILL as soon as a forced snapshot answered 200.
     AfterSnapshot,
+    /// LTX: SIGKILL while a compaction is staged (downloading, merging or uploading).
+    MidCompaction,
     Graceful,
 }
 
@@ -152,6 +176,12 @@ impl Driver {
                     .push(format!("seed {} round {round}: {e}", self.opts.seed));
                 break; // walstream stuck or gone: later rounds would only repeat it
             }
+            if self.opts.ltx && round.is_multiple_of(LITESTREAM_EVERY) && round < self.opts.rounds {
+                self.compare_litestream(round);
+            }
+        }
+        if self.opts.ltx && self.stats.errors.is_empty() {
+            self.compare_litestream(0);
         }
         for i in 0..self.lanes.len() {
             if let Some(w) = self.lanes[i].writer.take() {
@@ -169,6 +199,13 @@ impl Driver {
             s.timestamps_unavailable += c.timestamps_unavailable;
             s.restore_time += c.restore_time;
             s.compare_time += c.compare_time;
+            s.level_checks += c.level_checks;
+            s.retention_gaps += c.retention_gaps;
+            s.empty_replicas += c.empty_replicas;
+            s.litestream_restores += c.litestream_restores;
+            for (total, n) in s.levels_seen.iter_mut().zip(c.levels_seen) {
+                *total += n;
+            }
             s.last_seq
                 .push(read_seq(&lane.db).ok().flatten().unwrap_or(0));
             s.last_durable.push(lane.durable_max().unwrap_or(0));
@@ -184,15 +221,23 @@ impl Driver {
             .iter()
             .map(|l| (l.db.as_path(), &l.backend))
             .collect();
-        let text = ws::config(&dbs, &mut rng);
+        let text = ws::config(&dbs, self.opts.ltx, &mut rng);
         std::fs::write(&self.config, text).map_err(|e| format!("write config: {e}"))?;
         let log = self.dir.join(format!("walstream-{round}.log"));
+        for lane in &mut self.lanes {
+            lane.staged_before = ltx::staged_names(&lane.db);
+        }
         let t0 = Instant::now();
         let mut proc = Walstream::start(&self.config, &log)?;
         self.stats.walstream_starts += 1;
         if rng.chance(1, 8) {
+            let first = if self.opts.ltx {
+                "write full-image l0"
+            } else {
+                "snapshot written"
+            };
             let snapshot_first = proc
-                .wait_ready_or_snapshot()
+                .wait_ready_or_log(first)
                 .map_err(|e| format!("walstream not ready after restart: {e}"))?;
             if snapshot_first {
                 return self.after_new_generation(round, proc, &mut rng);
@@ -217,14 +262,25 @@ impl Driver {
                 _ => {}
             }
         }
-        let fault = *rng.pick(&[
-            Fault::Kill,
-            Fault::Kill,
-            Fault::MidSnapshot,
-            Fault::MidUpload,
-            Fault::AfterSnapshot,
-            Fault::Graceful,
-        ]);
+        let fault = if self.opts.ltx {
+            *rng.pick(&[
+                Fault::Kill,
+                Fault::MidSnapshot,
+                Fault::MidUpload,
+                Fault::MidCompaction,
+                Fault::AfterSnapshot,
+                Fault::Graceful,
+            ])
+        } else {
+            *rng.pick(&[
+                Fault::Kill,
+                Fault::Kill,
+                Fault::MidSnapshot,
+                Fault::MidUpload,
+                Fault::AfterSnapshot,
+                Fault::Graceful,
+            ])
+        };
         let t1 = Instant::now();
         let target = self.pick_one(&mut pick);
         let note = self.inject(fault, proc, target, &mut rng)?;
@@ -250,6 +306,36 @@ impl Driver {
         );
         self.report(round, &what, problems);
         Ok(())
+    }
+
+    /// LTX: every database restored by the real Litestream v0.5.17 and by walstream (walstream
+    /// is stopped); differences are losses of `round` (0: after the last round).
+    fn compare_litestream(&mut self, round: u64) {
+        let mut rng = Rng::derive(self.opts.seed, LITESTREAM_STREAM, round);
+        let seed = self.opts.seed;
+        let when = if round == 0 {
+            "final".to_string()
+        } else {
+            format!("round {round}")
+        };
+        let mut found = Vec::new();
+        for lane in &mut self.lanes {
+            for p in lane.checker.compare_litestream(&mut rng) {
+                found.push(format!(
+                    "seed {seed} {when} db {}: compared with litestream v0.5.17: {p}",
+                    lane.index
+                ));
+            }
+        }
+        println!(
+            "{when}: litestream v0.5.17 restores compared: {}",
+            if found.is_empty() {
+                "same results".to_string()
+            } else {
+                format!("{} problem(s)", found.len())
+            }
+        );
+        self.stats.losses.extend(found);
     }
 
     /// One database, uniformly (always database 0 in a one-database run).
@@ -281,7 +367,8 @@ impl Driver {
             let found = lane.checker.check_round(rng, &lane.durable);
             problems.extend(found.into_iter().map(|p| (lane.index, p)));
         }
-        if self.opts.s3 {
+        // LTX replicas have no generations: retention (seconds here) keeps them small.
+        if self.opts.s3 && !self.opts.ltx {
             for lane in &mut self.lanes {
                 let meta = lane.db.with_file_name(format!(".{}-litestream", lane.name));
                 let Ok(current) = std::fs::read_to_string(meta.join("generation")) else {
@@ -320,25 +407,58 @@ impl Driver {
     }
 
     /// SIGKILL right after a new generation's first snapshot (before its WAL is stored, when
-    /// quick enough), then the usual checks.
+    /// quick enough; LTX: within a few milliseconds of the full-image L0 being logged), then the
+    /// usual checks.
     fn after_new_generation(
         &mut self,
         round: u64,
         proc: Walstream,
         rng: &mut Rng,
     ) -> Result<(), String> {
+        if self.opts.ltx {
+            sleep(Duration::from_millis(rng.range(0, 30)));
+        }
         let log = proc.log_path();
         proc.kill();
         self.stats.walstream_kills += 1;
-        let cut = InFlight::from_log(&std::fs::read_to_string(log).unwrap_or_default());
-        self.stats.new_generation_kills += u64::from(cut.bare_snapshot);
+        let what = if self.opts.ltx {
+            let cut = self.staged_now();
+            self.stats.new_generation_kills += 1;
+            format!(
+                "SIGKILL soon after a full-image L0 was logged (cut: {})",
+                cut_note(cut)
+            )
+        } else {
+            let cut = InFlight::from_log(&std::fs::read_to_string(log).unwrap_or_default());
+            self.stats.new_generation_kills += u64::from(cut.bare_snapshot);
+            format!(
+                "SIGKILL after a new generation's snapshot (no segment after it: {})",
+                cut.bare_snapshot
+            )
+        };
         let problems = self.check_all(rng);
-        let what = format!(
-            "SIGKILL after a new generation's snapshot (no segment after it: {})",
-            cut.bare_snapshot
-        );
         self.report(round, &what, problems);
         Ok(())
+    }
+
+    /// LTX: what walstream has staged (started and not stored), over every database.
+    fn staged_now(&self) -> Staged {
+        self.lanes.iter().fold(Staged::default(), |acc, l| {
+            acc.or(Staged::scan(&l.db, &l.staged_before))
+        })
+    }
+
+    /// LTX: polls (at most `limit`) until database `index` stages what `want` asks for.
+    fn wait_staged(&self, index: usize, limit: Duration, want: impl Fn(Staged) -> bool) -> bool {
+        let lane = &self.lanes[index];
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if want(Staged::scan(&lane.db, &lane.staged_before)) {
+                return true;
+            }
+            sleep(Duration::from_millis(2));
+        }
+        false
     }
 
     /// Applies `fault` to walstream (which is gone afterwards); a forced snapshot or a large
@@ -351,6 +471,7 @@ impl Driver {
         rng: &mut Rng,
     ) -> Result<String, String> {
         let on = self.on(target);
+        let ltx = self.opts.ltx;
         let note = match fault {
             Fault::Kill => "SIGKILL".to_string(),
             Fault::MidSnapshot => {
@@ -358,16 +479,29 @@ impl Driver {
                 let name = self.lanes[target].name.clone();
                 let _req = std::thread::spawn(move || ws::post(&client, &base, &name, "snapshot"));
                 self.stats.forced_snapshots += 1;
-                proc.wait_in_flight(IN_FLIGHT_WAIT, |f| f.snapshot);
+                if ltx {
+                    self.wait_staged(target, IN_FLIGHT_WAIT, |s| s.snapshot);
+                } else {
+                    proc.wait_in_flight(IN_FLIGHT_WAIT, |f| f.snapshot);
+                }
                 sleep(Duration::from_millis(rng.range(0, 20)));
                 format!("SIGKILL after POST snapshot{on}")
             }
             Fault::MidUpload => {
                 if self.wait_big_commit(target) {
-                    proc.wait_in_flight(IN_FLIGHT_WAIT, |f| f.segment);
+                    if ltx {
+                        self.wait_staged(target, IN_FLIGHT_WAIT, |s| s.l0);
+                    } else {
+                        proc.wait_in_flight(IN_FLIGHT_WAIT, |f| f.segment);
+                    }
                     sleep(Duration::from_millis(rng.range(0, 20)));
                 }
                 format!("SIGKILL after a large commit{on}")
+            }
+            Fault::MidCompaction => {
+                self.wait_staged(target, IN_FLIGHT_WAIT, |s| s.compaction);
+                sleep(Duration::from_millis(rng.range(0, 5)));
+                format!("SIGKILL during a compaction{on}")
             }
             Fault::AfterSnapshot => {
                 self.snapshot(&proc, target)?;
@@ -379,6 +513,13 @@ impl Driver {
         let log = proc.log_path();
         proc.kill();
         self.stats.walstream_kills += 1;
+        if ltx {
+            let cut = self.staged_now();
+            self.stats.mid_snapshot_kills += u64::from(cut.snapshot);
+            self.stats.mid_upload_kills += u64::from(cut.l0);
+            self.stats.mid_compaction_kills += u64::from(cut.compaction);
+            return Ok(format!("{note} (cut: {})", cut_note(cut)));
+        }
         let cut = InFlight::from_log(&std::fs::read_to_string(log).unwrap_or_default());
         self.stats.mid_snapshot_kills += u64::from(cut.snapshot);
         self.stats.mid_upload_kills += u64::from(cut.segment);
@@ -412,7 +553,8 @@ impl Driver {
         let at = SystemTime::now();
         for (lane, seq) in self.lanes.iter_mut().zip(&seqs) {
             if let Some(seq) = *seq {
-                lane.durable.push(Durable { at, seq });
+                let txid = self.opts.ltx.then(|| lane.checker.top_txid()).transpose()?;
+                lane.durable.push(Durable { at, seq, txid });
             }
         }
         self.stats.graceful_stops += 1;
@@ -444,10 +586,10 @@ impl Driver {
         if code != 200 {
             return Err(format!("POST {} sync answered {code}: {body}", lane.name));
         }
-        lane.durable.push(Durable {
-            at: SystemTime::now(),
-            seq,
-        });
+        let at = SystemTime::now();
+        // LTX: the L0 holding `seq` ends at or below the top TXID listed now.
+        let txid = self.opts.ltx.then(|| lane.checker.top_txid()).transpose()?;
+        lane.durable.push(Durable { at, seq, txid });
         self.stats.syncs += 1;
         Ok(())
     }
@@ -537,6 +679,14 @@ impl Driver {
         }
         Ok(())
     }
+}
+
+/// " l0 true, compaction false, snapshot false" for a round's log line.
+fn cut_note(cut: Staged) -> String {
+    format!(
+        "L0 {}, compaction {}, snapshot {}",
+        cut.l0, cut.compaction, cut.snapshot
+    )
 }
 
 /// The replica location for walstream's config and for listing it.

@@ -48,26 +48,40 @@ pub enum Backend {
 }
 
 impl Backend {
-    fn replica_yaml(&self) -> String {
-        match self {
-            Backend::File { dir } => format!("        url: \"file://{}\"\n", dir.display()),
+    /// The replica's keys, one per line, each indented by `indent` spaces.
+    pub fn replica_yaml(&self, indent: usize) -> String {
+        let lines = match self {
+            Backend::File { dir } => vec![format!("url: \"file://{}\"", dir.display())],
             Backend::S3 {
                 endpoint,
                 bucket,
                 prefix,
-            } => format!(
-                "        type: s3\n        bucket: \"{bucket}\"\n        path: \"{prefix}\"\n        endpoint: \"{endpoint}\"\n        region: us-east-1\n        force-path-style: true\n        access-key-id: \"{}\"\n        secret-access-key: \"{}\"\n",
-                crate::common::S3_ACCESS_KEY_ID,
-                crate::common::S3_SECRET_ACCESS_KEY
-            ),
-        }
+            } => vec![
+                "type: s3".to_string(),
+                format!("bucket: \"{bucket}\""),
+                format!("path: \"{prefix}\""),
+                format!("endpoint: \"{endpoint}\""),
+                "region: us-east-1".to_string(),
+                "force-path-style: true".to_string(),
+                format!("access-key-id: \"{}\"", crate::common::S3_ACCESS_KEY_ID),
+                format!(
+                    "secret-access-key: \"{}\"",
+                    crate::common::S3_SECRET_ACCESS_KEY
+                ),
+            ],
+        };
+        let pad = " ".repeat(indent);
+        lines.iter().map(|l| format!("{pad}{l}\n")).collect()
     }
 }
 
 /// The config of one round for every `(database, replica)`: each database's tick, checkpoint
 /// thresholds and replica intervals are drawn from `rng` (in list order), so rounds exercise
-/// different pacing.
-pub fn config(dbs: &[(&Path, &Backend)], rng: &mut Rng) -> String {
+/// different pacing. LTX rounds use the v0.5 shape of [`super::ltx::config`].
+pub fn config(dbs: &[(&Path, &Backend)], ltx: bool, rng: &mut Rng) -> String {
+    if ltx {
+        return super::ltx::config(dbs, rng);
+    }
     let mut text = format!("addr: \"127.0.0.1:0\"\nhttp-token: \"{TOKEN}\"\ndbs:\n");
     for (db, backend) in dbs {
         text.push_str(&db_config(db, backend, rng));
@@ -77,20 +91,32 @@ pub fn config(dbs: &[(&Path, &Backend)], rng: &mut Rng) -> String {
 
 /// One entry of the `dbs:` list.
 fn db_config(db: &Path, backend: &Backend, rng: &mut Rng) -> String {
-    let monitor = rng.pick(&["50ms", "200ms", "1s"]);
-    let ckpt_interval = rng.pick(&["1s", "10s", "1m"]);
-    let min_pages = rng.pick(&[16, 100, 1000]);
-    let max_pages = rng.pick(&[2000, 10000]);
-    let sync = rng.pick(&["10ms", "100ms", "1s"]);
+    let (pacing, sync) = db_pacing(rng);
     let snapshot = rng.pick(&[
         "",
         "        snapshot-interval: 2s\n",
         "        snapshot-interval: 30s\n",
     ]);
     format!(
-        "  - path: \"{}\"\n    monitor-interval: {monitor}\n    checkpoint-interval: {ckpt_interval}\n    min-checkpoint-page-count: {min_pages}\n    max-checkpoint-page-count: {max_pages}\n    replicas:\n      - name: r\n{}        sync-interval: {sync}\n{snapshot}",
+        "  - path: \"{}\"\n{pacing}    replicas:\n      - name: r\n{}        sync-interval: {sync}\n{snapshot}",
         db.display(),
-        backend.replica_yaml()
+        backend.replica_yaml(8)
+    )
+}
+
+/// A database's pacing drawn for one round: its keys after `path` (tick and application
+/// checkpoint thresholds, 4-space indent) and its replica's `sync-interval`.
+pub fn db_pacing(rng: &mut Rng) -> (String, &'static str) {
+    let monitor = rng.pick(&["50ms", "200ms", "1s"]);
+    let ckpt_interval = rng.pick(&["1s", "10s", "1m"]);
+    let min_pages = rng.pick(&[16, 100, 1000]);
+    let max_pages = rng.pick(&[2000, 10000]);
+    let sync = rng.pick(&["10ms", "100ms", "1s"]);
+    (
+        format!(
+            "    monitor-interval: {monitor}\n    checkpoint-interval: {ckpt_interval}\n    min-checkpoint-page-count: {min_pages}\n    max-checkpoint-page-count: {max_pages}\n"
+        ),
+        sync,
     )
 }
 
@@ -133,17 +159,20 @@ impl Walstream {
         })
     }
 
-    /// Waits for readiness, or until the log shows a snapshot written (a new generation's first
-    /// snapshot at start-up): `Ok(true)` when the snapshot came first.
-    pub fn wait_ready_or_snapshot(&mut self) -> Result<bool, String> {
+    /// Waits for readiness, or until the log shows `line` (`snapshot written`: a new
+    /// generation's first snapshot at start-up; `write full-image l0`: the LTX writer's full
+    /// image): `Ok(true)` when the line came first.
+    pub fn wait_ready_or_log(&mut self, line: &str) -> Result<bool, String> {
         let (client, url) = (self.client.clone(), format!("{}/readyz", self.base));
-        self.proc.poll(DEADLINE, "/readyz or a snapshot", |p| {
-            if p.log_text().contains("msg=\"snapshot written\"") {
-                return Some(true);
-            }
-            let r = client.get(&url).send().ok()?;
-            r.status().is_success().then_some(false)
-        })
+        let needle = format!("msg=\"{line}\"");
+        self.proc
+            .poll(DEADLINE, &format!("/readyz or {line:?}"), |p| {
+                if p.log_text().contains(&needle) {
+                    return Some(true);
+                }
+                let r = client.get(&url).send().ok()?;
+                r.status().is_success().then_some(false)
+            })
     }
 
     /// `POST /api/v1/databases/{db}/{action}`: status code and body.

@@ -22,7 +22,8 @@ ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
-# .dockerignore lets in only what the build needs (Cargo.toml, Cargo.lock, src/, tests/crash.rs).
+# .dockerignore lets in only what the build needs (Cargo.toml, Cargo.lock, src/, tests/crash.rs,
+# tests/crash_ltx.rs).
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \

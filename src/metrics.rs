@@ -183,6 +183,11 @@ pub const TXID: Family = gauge(
     Fold::Drop,
     "Highest TXID stored in the database's LTX replica (Litestream v0.5's family)",
 );
+pub const COMPACTION_VERIFY_ERRORS: Family = counter(
+    "litestream_compaction_verify_error_count",
+    DB,
+    "Number of post-compaction verification failures",
+);
 pub const DB_ATTACHED: Family = gauge(
     "walstream_db_attached",
     DB,
@@ -335,6 +340,7 @@ pub const FAMILIES: &[Family] = &[
     REPLICA_OPERATION_TOTAL,
     REPLICA_OPERATION_BYTES,
     TXID,
+    COMPACTION_VERIFY_ERRORS,
     DB_ATTACHED,
     LAST_SYNC,
     LAG,
@@ -677,6 +683,11 @@ fn replica_samples(s: &mut Samples, db: &str, r: &ReplicaObservation) {
     s.add(REPLICA_WAL_BYTES, &l, st.wal_bytes as f64);
     if let Some(txid) = st.ltx_txid {
         s.add(TXID, &[db], txid as f64);
+        s.add(
+            COMPACTION_VERIFY_ERRORS,
+            &[db],
+            st.compaction_verify_errors as f64,
+        );
     }
     if let Some(p) = &st.position {
         s.add(REPLICA_WAL_INDEX, &l, f64::from(p.index));
@@ -1068,6 +1079,9 @@ mod tests {
         obs.dbs[1].replicas[2].status.source_damaged = Some("/data/db-1.db: page 6".into());
         obs.dbs[1].replicas[0].lag = Duration::from_secs(9);
         obs.dbs[2].attached = false;
+        // One LTX replica (the only ones with a compaction verification count).
+        obs.dbs[0].replicas[0].status.ltx_txid = Some(7);
+        obs.dbs[0].replicas[0].status.compaction_verify_errors = 2;
         let f = families_with(&obs, false);
         for fam in &f {
             for m in fam.get_metric() {
@@ -1104,6 +1118,10 @@ mod tests {
         assert_eq!(one(&f, "walstream_replica_lag_seconds", &[]), 9.0);
         assert_eq!(one(&f, "walstream_replica_owner_conflict", &[]), 2.0);
         assert_eq!(one(&f, "walstream_replica_source_damaged", &[]), 1.0);
+        assert_eq!(
+            one(&f, "litestream_compaction_verify_error_count", &[]),
+            2.0
+        );
         // Per replica type already: the same as with labels.
         assert_eq!(
             one(&f, "litestream_replica_operation_total", &["s3", "PUT"]),
@@ -1162,8 +1180,17 @@ mod tests {
         let mut obs = observation();
         assert!(samples(&families(&obs), "litestream_txid").is_empty());
         obs.dbs[0].replicas[0].status.ltx_txid = Some(0x2a);
+        obs.dbs[0].replicas[0].status.compaction_verify_errors = 3;
         let f = families(&obs);
         assert_eq!(one(&f, "litestream_txid", &["/data/app.db"]), 42.0);
+        assert_eq!(
+            one(
+                &f,
+                "litestream_compaction_verify_error_count",
+                &["/data/app.db"]
+            ),
+            3.0
+        );
     }
 
     #[test]

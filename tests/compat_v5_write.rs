@@ -128,7 +128,7 @@ fn setup(backend: Backend, dir: &Path) -> V5Replica {
     let cfg = dir.join("litestream.yml");
     let text = format!(
         "levels:\n  - interval: 1s\n  - interval: 3s\nsnapshot:\n  interval: 4s\n  retention: 6s\n\
-         l0-retention: 1s\nl0-retention-check-interval: 500ms\n\
+         l0-retention: 1s\nl0-retention-check-interval: 500ms\nverify-compaction: true\n\
          dbs:\n  - path: {db}\n    monitor-interval: 50ms\n    replica:\n{item}      sync-interval: 50ms\n",
         db = db_path.display()
     );
@@ -293,6 +293,11 @@ fn run(backend: Backend) {
         "retention ran:\n{all_logs}"
     );
     assert!(all_logs.contains("ltx compaction"), "compaction ran");
+    // verify-compaction re-listed every compacted level: no gap or overlap a restore needs.
+    assert!(
+        !all_logs.contains("post-compaction verification failed"),
+        "{all_logs}"
+    );
 
     // -txid at every listed file end: a real state, in TXID order (ends inside a compacted
     // range whose L0 files are gone cannot be reached; both tools must then refuse).

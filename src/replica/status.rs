@@ -49,6 +49,9 @@ pub struct ReplicaStatus {
     /// Successful retention delete calls (a generation, a batch of snapshots or of segments)
     /// since start: tells readers of the storage listing that objects went away.
     pub retention_deletions: u64,
+    /// LTX replicas with `verify-compaction`: compactions after which the level's files did not
+    /// follow each other (Litestream v0.5's `litestream_compaction_verify_error_count`).
+    pub compaction_verify_errors: u64,
     /// Set while another database owns the replica path (the refusal message of
     /// [`super::owner`]); this replica writes nothing meanwhile.
     pub owner_conflict: Option<String>,

@@ -6,7 +6,8 @@
 //! a higher level or snapshot holds them); a snapshot holds the database exactly at the TXID it
 //! is named after (an L0 up to the snapshot guard's position is stored first); retention follows
 //! [`plan::snapshot_retention`] and [`plan::l0_retention`] and does nothing when
-//! `retention.enabled` is false; v0.3 generations left from a move to LTX go only by
+//! `retention.enabled` is false; `verify-compaction` re-lists the level after each compaction and
+//! only warns and counts; v0.3 generations left from a move to LTX go only by
 //! [`plan::retired_v3_generations`] (older than `snapshot.retention`, an L9 snapshot kept).
 
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use std::time::SystemTime;
 
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::LtxWriteError;
 use super::plan::{self, compaction_inputs, merged_timestamp};
@@ -64,7 +65,26 @@ impl Replica {
         let (header, size) = merged??;
         let info = self.ltx_upload(level, &header, &out, size).await?;
         info!(db = %self.db_label, replica = %self.name(), level, file = %info.file_name(), inputs = inputs.len(), "ltx compaction");
+        if ltx.settings.verify_compaction {
+            self.ltx_verify_level(level).await?;
+        }
         Ok(Some(info))
+    }
+
+    /// `verify-compaction`: lists `level` again and checks its files follow each other
+    /// ([`plan::verify_level`]); a finding is a warning and a count, as in v0.5.17, not an error.
+    async fn ltx_verify_level(&self, level: u8) -> Result<(), ReplicaError> {
+        let files = self.client.ltx_files(level, Timestamps::Listing).await?;
+        let snaps = self
+            .client
+            .ltx_files(SNAPSHOT_LEVEL, Timestamps::Listing)
+            .await?;
+        let floor = snaps.iter().map(|s| s.max_txid).min();
+        if let Err(finding) = plan::verify_level(&files, floor) {
+            warn!(db = %self.db_label, replica = %self.name(), level, error = %finding, "post-compaction verification failed");
+            self.update_status(|s| s.compaction_verify_errors += 1);
+        }
+        Ok(())
     }
 
     /// Downloads `files` into staging files (in order).

@@ -440,3 +440,24 @@ fn v3_generations_retire_only_past_retention_and_with_a_snapshot() {
     assert!(retired_v3_generations(&gens, false, secs(500), at(1000)).is_empty());
     assert!(retired_v3_generations(&gens[..2], true, secs(5000), at(1000)).is_empty());
 }
+
+#[test]
+fn verify_level_reports_overlaps_and_gaps_a_restore_would_need() {
+    let l = |ranges: &[(u64, u64)]| -> Vec<LtxFileInfo> {
+        ranges.iter().map(|&(a, b)| file(2, a, b, 0)).collect()
+    };
+    assert_eq!(
+        verify_level(&l(&[(1, 10), (11, 20), (21, 21)]), None),
+        Ok(())
+    );
+    let overlap = verify_level(&l(&[(1, 10), (10, 20)]), None).expect_err("overlap");
+    assert!(overlap.contains("overlap"), "{overlap}");
+    // A gap (11..=14 missing): reported without a snapshot past it, or with one below it.
+    let gap = l(&[(1, 10), (15, 20)]);
+    assert!(verify_level(&gap, None).expect_err("gap").contains("gap"));
+    assert!(verify_level(&gap, Some(13)).is_err());
+    // The oldest kept snapshot holds TXID 14: no restore needs 11..=14.
+    assert_eq!(verify_level(&gap, Some(14)), Ok(()));
+    assert_eq!(verify_level(&gap, Some(30)), Ok(()));
+    assert_eq!(verify_level(&l(&[]), None), Ok(()));
+}

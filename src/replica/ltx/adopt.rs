@@ -106,14 +106,14 @@ impl Replica {
     ) -> Result<Vec<LtxFileInfo>, ReplicaError> {
         let root = self.db.meta_path().join(LITESTREAM_LTX_DIR);
         let l0 = root.join("0");
-        let found = {
-            let l0 = l0.clone();
-            crate::rt::spawn_blocking(move || local_l0_files(&l0))
+        let (found, root_exists) = {
+            let root = root.clone();
+            crate::rt::spawn_blocking(move || Ok((local_l0_files(&l0)?, root.exists())))
                 .await
                 .map_err(join_error)?
                 .map_err(ReplicaError::SnapshotFile)?
         };
-        if found.is_empty() && !root.exists() {
+        if !root_exists {
             return Ok(Vec::new());
         }
         let total = found.len();

@@ -550,6 +550,74 @@ async fn concurrent_writer_loses_no_transaction_across_checkpoints() {
     );
 }
 
+/// Syncs racing each other (the monitor's tick, a replica's pre-upload tick, `POST …/sync`)
+/// publish their positions in the order they computed them: the state never steps back, and
+/// once they are done it holds the newest position any of them returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_syncs_never_publish_an_older_position() {
+    let (f, _, db, _) = started(|c| c.min_checkpoint_page_count = 8).await;
+    let key = |p: &Pos| (p.index, p.offset);
+    let mut states = db.subscribe();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = tokio::spawn(async move {
+        let mut seen: Vec<(u32, u64)> = Vec::new();
+        loop {
+            tokio::select! {
+                changed = states.changed() => changed.expect("state channel open"),
+                _ = &mut stopped => return seen,
+            }
+            if let Some(p) = states.borrow_and_update().pos.as_ref() {
+                seen.push((p.index, p.offset));
+            }
+        }
+    });
+    let path = f.path.clone();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer_done = Arc::clone(&done);
+    let writer = std::thread::spawn(move || {
+        let app = App::open(&path);
+        for _ in 0..300 {
+            app.insert(1, 500);
+            // Paced, so the syncs interleave with the commits.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        writer_done.store(true, std::sync::atomic::Ordering::Release);
+    });
+    let mut syncers = Vec::new();
+    for _ in 0..4 {
+        let (db, done) = (Arc::clone(&db), Arc::clone(&done));
+        syncers.push(tokio::spawn(async move {
+            let mut newest = (0, 0);
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                let out = db.sync().await.expect("concurrent sync");
+                newest = newest.max((out.pos.index, out.pos.offset));
+            }
+            let out = db.sync().await.expect("sync after the writer");
+            newest.max((out.pos.index, out.pos.offset))
+        }));
+    }
+    let mut newest = (0, 0);
+    for s in syncers {
+        newest = newest.max(s.await.expect("syncer"));
+    }
+    writer.join().expect("writer thread");
+    let state = db.state().pos.expect("published position");
+    assert_eq!(
+        key(&state),
+        newest,
+        "the state holds the newest position returned"
+    );
+    stop.send(()).expect("watcher running");
+    let seen = watcher.await.expect("watcher");
+    assert!(
+        seen.len() > 1,
+        "the watcher saw the state change: {seen:?} newest {newest:?}"
+    );
+    for pair in seen.windows(2) {
+        assert!(pair[0] <= pair[1], "state stepped back: {pair:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // snapshots and cleanup
 

@@ -471,8 +471,12 @@ impl Shared {
                 Err(e)
             }
         };
+        // Published under the attachment: a tick that computed its position earlier must not
+        // publish it after a later tick's (the state would step back, and a `POST …/sync`
+        // waiting for the later position would see its replicas stop short of it).
+        let published = self.publish(result).map(Some);
         drop(slot);
-        self.publish(result).map(Some)
+        published
     }
 
     /// The database path still names the attached file. [`DbError::NotFound`] when it is gone,

@@ -58,13 +58,24 @@ impl ReplicaClient {
         })
     }
 
-    /// Deletes LTX files (missing ones are fine).
+    /// Deletes LTX files (missing ones are fine), oldest TXIDs first and one at a time where
+    /// the backend has no batch request: a deletion cut short (a crash, an outage) leaves each
+    /// level's newest files, never a hole between kept files.
     pub async fn delete_ltx(&self, files: &[LtxFileInfo]) -> Result<(), StorageError> {
+        let mut files = files.to_vec();
+        files.sort_by_key(|f| (f.max_txid, f.min_txid, f.level));
         let keys: Vec<String> = files
             .iter()
             .map(|f| self.ltx_key(f.level, f.min_txid, f.max_txid))
             .collect();
-        self.delete_keys(keys).await
+        if self.replica_type() == "s3" {
+            // One DeleteObjects request per batch.
+            return self.delete_keys(keys).await;
+        }
+        for key in keys {
+            self.delete_keys(vec![key]).await?;
+        }
+        Ok(())
     }
 
     /// The metadata carrying the timestamp on this backend (none on the file backend).

@@ -81,6 +81,47 @@ mod file_paths {
             assert!(text.contains(&generations.display().to_string()), "{text}");
         }
     }
+
+    /// LTX retention deletes oldest first, one file after the other: when a deletion stops
+    /// (here a file that cannot be removed, in the crash suite a SIGKILL), what is left of the
+    /// level is its newest files, never a hole between kept files.
+    #[tokio::test]
+    async fn ltx_deletion_stops_without_leaving_a_hole() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let c = client_at(tmp.path());
+        let mut files = Vec::new();
+        for txid in 1..=12u64 {
+            let f = c
+                .put_ltx(0, txid, txid, 1_763_782_062_869, || {
+                    chunked(small(txid as u8, 100), 100)
+                })
+                .await
+                .expect("put L0");
+            files.push(f);
+        }
+        // TXID 6's name becomes a non-empty directory: removing it fails.
+        let blocker = tmp.path().join("ltx/0").join(files[5].file_name());
+        std::fs::remove_file(&blocker).expect("remove L0 6");
+        std::fs::create_dir(&blocker).expect("directory in its place");
+        std::fs::write(blocker.join("x"), b"x").expect("fill it");
+        let mut doomed = files[..10].to_vec();
+        doomed.reverse(); // the order given does not matter
+        c.delete_ltx(&doomed).await.expect_err("TXID 6 cannot go");
+        let left: Vec<u64> = c
+            .ltx_files(0, walstream::storage::Timestamps::Listing)
+            .await
+            .expect("list")
+            .iter()
+            .map(|f| f.min_txid)
+            .collect();
+        // 1..=5 deleted, 6 is the directory (not listed), 7..=10 kept although doomed.
+        assert_eq!(
+            left,
+            (7..=12).collect::<Vec<_>>(),
+            "older gone, newer all kept"
+        );
+        assert!(blocker.is_dir());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ mod file;
 mod identity;
 mod meta;
 pub mod shadow;
+#[cfg(test)]
+mod snapshot_tests;
 mod sync;
 mod validate;
 pub mod watch;
@@ -188,6 +190,13 @@ impl Drop for GuardToken {
     fn drop(&mut self) {
         self.0.guards.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// What [`Shared::restarting_checkpoint`] did, with the position it published.
+enum Checkpointed {
+    Restarted(Pos),
+    Ran(Pos),
+    Skipped,
 }
 
 /// One live database. See the module docs.
@@ -522,10 +531,19 @@ impl Shared {
         // ends, no process can copy WAL frames into the database file, so the snapshot is the
         // exact database at the end of every index below `pos.index` — consistent on its own,
         // even before any segment of `pos.index` is uploaded. Otherwise fall back to a plain
-        // PASSIVE checkpoint: the file may then hold part of `pos.index` (restore replays it).
+        // PASSIVE checkpoint: the file may then hold part of `pos.index` (restore replays it),
+        // up to our read mark. A checkpoint that ran without restarting re-took that mark where
+        // its final copy ended, past `before` when the application committed meanwhile, and
+        // may have copied frames up to it into the file: the snapshot then stands where that
+        // checkpoint left the shadow, never at `before` (pages past `before` in the file would
+        // be missing from the frames laid over it, and the image would mix two states).
         let pos = match self.restarting_checkpoint(att, &before, CheckpointMode::Passive)? {
-            Some(after) => after,
-            None => {
+            Checkpointed::Restarted(after) => after,
+            Checkpointed::Ran(after) => {
+                att.conns.checkpoint_passive()?;
+                after
+            }
+            Checkpointed::Skipped => {
                 att.conns.checkpoint_passive()?;
                 before
             }
@@ -565,17 +583,20 @@ impl Shared {
     }
 
     /// Runs `mode` through walstream's checkpoint procedure and publishes where the shadow
-    /// stands. `Some(pos)` only when the checkpoint completed and restarted the WAL (the shadow
-    /// index advanced): the database file then holds exactly the indices below `pos.index`.
-    /// `None` when it was skipped or incomplete.
+    /// stands: [`Checkpointed::Restarted`] when the checkpoint completed and restarted the WAL
+    /// (the shadow index advanced; the database file then holds exactly the indices below
+    /// `pos.index`), [`Checkpointed::Ran`] when it ran without restarting (our read mark is now
+    /// where its final copy ended), [`Checkpointed::Skipped`] when it could not run.
     fn restarting_checkpoint(
         &self,
         att: &mut Attached,
         before: &Pos,
         mode: CheckpointMode,
-    ) -> Result<Option<Pos>, DbError> {
+    ) -> Result<Checkpointed, DbError> {
+        #[cfg(test)]
+        snapshot_tests::before_checkpoint();
         let Some(adv) = self.checkpoint(att, &before.generation, mode)? else {
-            return Ok(None);
+            return Ok(Checkpointed::Skipped);
         };
         let after = Pos {
             generation: before.generation.clone(),
@@ -588,7 +609,11 @@ impl Shared {
             new_generation: None,
             checkpoint: Some(mode),
         }))?;
-        Ok((adv.index != before.index).then_some(after))
+        Ok(if adv.index != before.index {
+            Checkpointed::Restarted(after)
+        } else {
+            Checkpointed::Ran(after)
+        })
     }
 
     /// Publishes the tick's result on the state channel and refreshes the gauges.

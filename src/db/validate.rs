@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::{CheckpointMode, DbError, Pos, Shared, SnapshotGuard};
+use super::{CheckpointMode, Checkpointed, DbError, Pos, Shared, SnapshotGuard};
 
 /// Outcome of [`super::Db::begin_restart_snapshot`].
 pub enum RestartSnapshot {
@@ -34,7 +34,9 @@ impl Shared {
         if self.snapshot_running() {
             return Ok(RestartSnapshot::SnapshotRunning);
         }
-        let Some(after) = self.restarting_checkpoint(att, &before, CheckpointMode::Restart)? else {
+        let Checkpointed::Restarted(after) =
+            self.restarting_checkpoint(att, &before, CheckpointMode::Restart)?
+        else {
             return Ok(RestartSnapshot::Skipped(
                 "the checkpoint did not complete (the write lock stayed busy or a reader holds the wal)",
             ));

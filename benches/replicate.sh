@@ -22,6 +22,8 @@
 #         and BENCH_INTERVALS="1s 10ms" select the lag runs. Needs: cargo, python3.
 #         Binaries: WALSTREAM, LITESTREAM3 or (ltx) LITESTREAM5 (see benches/lib.sh; default:
 #         this checkout's release build and .testenv's v0.3.13 / v0.5.17 installs).
+#         BENCH_CPU_ONLY=1 measures CPU and peak RSS only, over exactly the writing window (no
+#         lag, no wait for the last upload), so runs can be long enough to count many clock ticks.
 #         Whatever stops a run (a replicator that exits, a time-out, a bad setting) is one
 #         `bench: …` line on stderr and exit 1; a run too short to measure says so in its row.
 # Output: a Markdown table on stdout; work files under $BENCH_DIR (default a fresh temp dir).
@@ -54,6 +56,7 @@ WALSTREAM, LITESTREAM, BENCH_DIR, SECS, SNAP_MIB = sys.argv[1], sys.argv[2], sys
 MIN_SAMPLES = 100  # fewer matched commits than this make p99 a guess: the table says so
 SEG = re.compile(r"^([0-9a-f]{8})_([0-9a-f]{8})\.wal\.lz4$")
 LTX = os.environ["BENCH_FORMAT"] == "ltx"
+CPU_ONLY = os.environ.get("BENCH_CPU_ONLY") == "1"
 L0 = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.ltx$")
 DEADLINE = 120.0
 
@@ -186,6 +189,12 @@ def lag_run(tool, rate, interval):
         conn.execute("INSERT INTO t(v) VALUES (randomblob(200))")
         commits.append((os.path.getsize(db + "-wal"), time.monotonic()))
         i += 1
+    if CPU_ONLY:
+        # CPU over exactly the writing window; no lag, so no wait for the last upload.
+        cpu1, hwm = proc_stats(p.pid)
+        stop(p); stop_flag.set(); w.join()
+        return dict(tool=tool, rate=rate, interval=interval, commits=len(commits), segments=0,
+                    matched=0, p50=None, p99=None, cpu=cpu1 - cpu0, rss=hwm)
     if not commits:
         stop(p); stop_flag.set(); w.join()
         return dict(tool=tool, rate=rate, interval=interval, commits=0, segments=0,
@@ -287,6 +296,10 @@ def main():
     print(f"| tool | commits/s | sync-interval | commits | {unit} | lag p50 (ms) | lag p99 (ms) | CPU s | peak RSS (MiB) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if CPU_ONLY:
+            print(f"| {r['tool']} | {r['rate']} | {r['interval']} | {r['commits']} | - | - | - | "
+                  f"{r['cpu']:.2f} | {r['rss']:.1f} |")
+            continue
         if r["p50"] is None:
             print(f"| {r['tool']} | {r['rate']} | {r['interval']} | {r['commits']} | {r['segments']} | "
                   f"run too short: no commit matched to an uploaded segment, raise SECONDS_PER_RUN | | | |")

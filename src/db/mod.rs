@@ -538,16 +538,11 @@ impl Shared {
         // checkpoint left the shadow, never at `before` (pages past `before` in the file would
         // be missing from the frames laid over it, and the image would mix two states).
         let pos = match self.restarting_checkpoint(att, &before, CheckpointMode::Passive)? {
-            Checkpointed::Restarted(after) => after,
-            Checkpointed::Ran(after) => {
-                att.conns.checkpoint_passive()?;
-                after
-            }
-            Checkpointed::Skipped => {
-                att.conns.checkpoint_passive()?;
-                before
-            }
+            Checkpointed::Restarted(after) => return self.guard(me, att, after),
+            Checkpointed::Ran(after) => after,
+            Checkpointed::Skipped => before,
         };
+        att.conns.checkpoint_passive()?;
         self.guard(me, att, pos)
     }
 

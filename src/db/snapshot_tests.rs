@@ -25,20 +25,12 @@ pub(super) fn before_checkpoint() {
     }
 }
 
+/// Defaults, without the size and time rules: only the snapshot's own checkpoint runs.
 fn config(db: &Path) -> DbConfig {
-    DbConfig {
-        path: db.to_path_buf(),
-        meta_path: db.with_file_name(".app.db-litestream"),
-        monitor_interval: Duration::from_secs(1),
-        checkpoint_interval: Duration::ZERO,
-        min_checkpoint_page_count: 1_000_000,
-        max_checkpoint_page_count: 0,
-        replicas: Vec::new(),
-        backups: crate::config::BackupsConfig::for_db(db),
-        truncate_page_count: crate::config::TRUNCATE_PAGE_COUNT,
-        busy_timeout: Duration::from_secs(1),
-        v05_replica: false,
-    }
+    let mut cfg = DbConfig::with_defaults(db);
+    cfg.min_checkpoint_page_count = 1_000_000;
+    cfg.checkpoint_interval = Duration::ZERO;
+    cfg
 }
 
 fn app(path: &Path) -> Connection {

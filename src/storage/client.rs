@@ -367,6 +367,23 @@ impl ReplicaClient {
         Ok(())
     }
 
+    /// Like [`Self::delete_keys`], but a key is deleted only after every key before it: on S3
+    /// one batch request per [`DELETE_BATCH`] keys, elsewhere (where a batch is deleted several
+    /// keys at a time) one key after the other. A deletion cut short leaves a suffix of `keys`.
+    pub(super) async fn delete_keys_in_order(
+        &self,
+        keys: Vec<impl Into<KeyOrPath>>,
+    ) -> Result<(), StorageError> {
+        if self.replica_type() == "s3" {
+            return self.delete_keys(keys).await;
+        }
+        for key in keys {
+            let path = key.into().into_path()?;
+            self.delete_batch(std::slice::from_ref(&path)).await?;
+        }
+        Ok(())
+    }
+
     async fn delete_batch(&self, batch: &[Path]) -> Result<(), StorageError> {
         let Some(first) = batch.first() else {
             return Ok(());

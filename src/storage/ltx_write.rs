@@ -68,14 +68,7 @@ impl ReplicaClient {
             .iter()
             .map(|f| self.ltx_key(f.level, f.min_txid, f.max_txid))
             .collect();
-        if self.replica_type() == "s3" {
-            // One DeleteObjects request per batch.
-            return self.delete_keys(keys).await;
-        }
-        for key in keys {
-            self.delete_keys(vec![key]).await?;
-        }
-        Ok(())
+        self.delete_keys_in_order(keys).await
     }
 
     /// The metadata carrying the timestamp on this backend (none on the file backend).
